@@ -1,0 +1,141 @@
+// Command edgeagent runs on a device and joins it to an edgefabric fabric:
+//
+//	edgeagent [run] --hub HOST:PORT --hub-ca ca.crt --token TOKEN [flags]
+//	edgeagent version
+//
+// Flags override the values of a --config file (YAML or JSON, with the field
+// names of agent.Config).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/edgefabric/edgefabric/pkg/agent"
+	"github.com/edgefabric/edgefabric/pkg/version"
+)
+
+func main() {
+	args := os.Args[1:]
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		switch args[0] {
+		case "run":
+			args = args[1:]
+		case "version":
+			fmt.Println(version.Version)
+			return
+		default:
+			fmt.Fprintf(os.Stderr, "edgeagent: unknown command %q (commands: run, version)\n", args[0])
+			os.Exit(2)
+		}
+	}
+	cfg, level, err := parse(args)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "edgeagent: %v\n", err)
+		os.Exit(2)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := agent.Run(ctx, cfg, log); err != nil && !errors.Is(err, context.Canceled) {
+		log.Error("agent stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+func parse(args []string) (agent.Config, slog.Level, error) {
+	var cfg, fromFlags agent.Config
+	var configFile, labels, insecure, level string
+	fs := flag.NewFlagSet("edgeagent", flag.ContinueOnError)
+	fs.StringVar(&configFile, "config", "", "config file (YAML or JSON)")
+	fs.StringVar(&fromFlags.Hub, "hub", "", "the provider's hub, host:port")
+	fs.StringVar(&fromFlags.HubCA, "hub-ca", "", "PEM file of the CA that signed the hub's certificate")
+	fs.StringVar(&fromFlags.Token, "token", "", "account bootstrap token (needed to join the first time)")
+	fs.StringVar(&fromFlags.DataDir, "data-dir", "/var/lib/edgeagent", "directory for the agent's store, images and logs")
+	fs.StringVar(&fromFlags.DeviceID, "device-id", "", "device ID (default: the stored one, or the host name with a random suffix)")
+	fs.StringVar(&labels, "labels", "", "device labels, k=v,k=v")
+	fs.StringVar(&insecure, "insecure-registry", "", "comma-separated registries (host:port) that may be pulled from over plain HTTP")
+	fs.StringVar(&fromFlags.AdvertiseAddress, "advertise-address", "", "the device's address for pods (default: the one that routes to the hub)")
+	fs.Int64Var(&fromFlags.CPUMillis, "cpu-millis", 0, "CPU offered to the fabric in millicores (default: all CPUs)")
+	fs.Int64Var(&fromFlags.MemoryBytes, "memory-bytes", 0, "memory offered to the fabric (default: all memory)")
+	fs.Int64Var(&fromFlags.Pods, "pods", 0, "pods offered to the fabric (default 110)")
+	fs.DurationVar(&fromFlags.RestartBackoff, "restart-backoff", 0, "first crash-loop back-off (default 10s)")
+	fs.DurationVar(&fromFlags.HeartbeatInterval, "heartbeat-interval", 0, "how often to tell the hub the device is alive (default 10s)")
+	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return cfg, 0, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, 0, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if labels != "" {
+		fromFlags.Labels = map[string]string{}
+		for _, kv := range strings.Split(labels, ",") {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				return cfg, 0, fmt.Errorf("--labels: %q is not k=v", kv)
+			}
+			fromFlags.Labels[k] = v
+		}
+	}
+	if insecure != "" {
+		fromFlags.InsecureRegistries = strings.Split(insecure, ",")
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return cfg, 0, fmt.Errorf("--log-level: %w", err)
+	}
+
+	cfg = fromFlags
+	if configFile != "" {
+		data, err := os.ReadFile(configFile)
+		if err != nil {
+			return cfg, 0, err
+		}
+		cfg = agent.Config{DataDir: fromFlags.DataDir}
+		if err := yaml.Unmarshal(data, &cfg); err != nil {
+			return cfg, 0, fmt.Errorf("config %s: %w", configFile, err)
+		}
+		// Flags given on the command line win over the file.
+		fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "hub":
+				cfg.Hub = fromFlags.Hub
+			case "hub-ca":
+				cfg.HubCA = fromFlags.HubCA
+			case "token":
+				cfg.Token = fromFlags.Token
+			case "data-dir":
+				cfg.DataDir = fromFlags.DataDir
+			case "device-id":
+				cfg.DeviceID = fromFlags.DeviceID
+			case "labels":
+				cfg.Labels = fromFlags.Labels
+			case "insecure-registry":
+				cfg.InsecureRegistries = fromFlags.InsecureRegistries
+			case "advertise-address":
+				cfg.AdvertiseAddress = fromFlags.AdvertiseAddress
+			case "cpu-millis":
+				cfg.CPUMillis = fromFlags.CPUMillis
+			case "memory-bytes":
+				cfg.MemoryBytes = fromFlags.MemoryBytes
+			case "pods":
+				cfg.Pods = fromFlags.Pods
+			case "restart-backoff":
+				cfg.RestartBackoff = fromFlags.RestartBackoff
+			case "heartbeat-interval":
+				cfg.HeartbeatInterval = fromFlags.HeartbeatInterval
+			}
+		})
+	}
+	return cfg, lv, nil
+}

@@ -1,0 +1,97 @@
+// Command provider is edgefabric's cloud side: it publishes edge clusters as
+// virtual-kubelet nodes of a Kubernetes cluster and runs their pods on devices.
+// See pkg/provider for what it does; this file only reads flags.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	vklog "github.com/virtual-kubelet/virtual-kubelet/log"
+	vkslog "github.com/virtual-kubelet/virtual-kubelet/log/slog"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+
+	"github.com/edgefabric/edgefabric/pkg/provider"
+	"github.com/edgefabric/edgefabric/pkg/version"
+)
+
+func main() {
+	var cfg provider.Config
+	var kubeconfig, hubSANs, level string
+	var qps float64
+	var burst int
+	fs := flag.NewFlagSet("provider", flag.ExitOnError)
+	fs.StringVar(&kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig file; empty means in-cluster configuration")
+	fs.StringVar(&cfg.Namespace, "namespace", "edgefabric-system", "namespace of the CA and bootstrap-token Secrets")
+	fs.StringVar(&cfg.StateDir, "state-dir", "", "keep the CA in this directory (ca.crt, ca.key) instead of a Secret")
+	fs.StringVar(&cfg.HubListen, "hub-listen", ":7443", "address the hub listens on for agents")
+	fs.StringVar(&hubSANs, "hub-san", "", "comma-separated names and IPs agents dial the hub by (default localhost,127.0.0.1)")
+	fs.StringVar(&cfg.KubeletListen, "kubelet-listen", ":10250", "address the kubelet API listens on")
+	fs.StringVar(&cfg.NodeIP, "node-ip", os.Getenv("POD_IP"), "address the API server reaches the kubelet API on (published as the nodes' InternalIP)")
+	fs.DurationVar(&cfg.CertTTL, "cert-ttl", 24*time.Hour, "lifetime of device certificates")
+	fs.IntVar(&cfg.Workers, "workers", 8, "pod sync workers per virtual node")
+	fs.Float64Var(&qps, "kube-api-qps", 200, "queries per second to the API server")
+	fs.IntVar(&burst, "kube-api-burst", 400, "burst of queries to the API server")
+	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	_ = fs.Parse(os.Args[1:])
+	if *showVersion {
+		fmt.Println(version.Version)
+		return
+	}
+	if hubSANs != "" {
+		cfg.HubHosts = strings.Split(hubSANs, ",")
+	}
+	cfg.Version = version.Version
+
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		fmt.Fprintf(os.Stderr, "provider: --log-level: %v\n", err)
+		os.Exit(2)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+	klog.SetSlogLogger(log.With("source", "client-go"))
+	vklog.L = vkslog.FromSlog(log.With("source", "virtual-kubelet"))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, kubeconfig, qps, burst, log); err != nil {
+		log.Error("provider stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, cfg provider.Config, kubeconfig string, qps float64, burst int, log *slog.Logger) error {
+	var rc *rest.Config
+	var err error
+	if kubeconfig != "" {
+		rc, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
+	} else {
+		rc, err = rest.InClusterConfig()
+	}
+	if err != nil {
+		return fmt.Errorf("kubernetes client config: %w", err)
+	}
+	rc.QPS, rc.Burst = float32(qps), burst
+	rc.UserAgent = "edgefabric-provider/" + version.Version
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return err
+	}
+	err = provider.Run(ctx, cfg, client, log)
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}

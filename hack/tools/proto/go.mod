@@ -1,0 +1,14 @@
+// Module proto pins the protoc plugins that generate pkg/apis (make generate).
+module github.com/edgefabric/edgefabric/hack/tools/proto
+
+go 1.26.0
+
+tool (
+	google.golang.org/grpc/cmd/protoc-gen-go-grpc
+	google.golang.org/protobuf/cmd/protoc-gen-go
+)
+
+require (
+	google.golang.org/grpc/cmd/protoc-gen-go-grpc v1.6.2 // indirect
+	google.golang.org/protobuf v1.36.12 // indirect
+)

@@ -1,0 +1,296 @@
+// Package agent is edgefabric's device side. Run opens the agent's store,
+// starts the image store and the WASM runtime, resumes the workloads it was
+// running, and keeps the device joined to the hub. cmd/edgeagent builds the
+// Config from flags or a config file.
+//
+// Nothing here may import Kubernetes, controller-runtime or virtual-kubelet:
+// the agent stays one small binary (a test enforces it).
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/edgefabric/edgefabric/pkg/agent/client"
+	"github.com/edgefabric/edgefabric/pkg/agent/image"
+	"github.com/edgefabric/edgefabric/pkg/agent/logs"
+	"github.com/edgefabric/edgefabric/pkg/agent/runtime/wasm"
+	"github.com/edgefabric/edgefabric/pkg/agent/store"
+	"github.com/edgefabric/edgefabric/pkg/agent/supervisor"
+	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+	"github.com/edgefabric/edgefabric/pkg/identity"
+	"github.com/edgefabric/edgefabric/pkg/version"
+)
+
+// Config configures the agent. The zero value of each field is documented.
+type Config struct {
+	// Hub is the provider's hub address, host:port. Required.
+	Hub string `json:"hub" yaml:"hub"`
+	// HubCA is the PEM file of the CA that signed the hub's certificate. Required.
+	HubCA string `json:"hubCA" yaml:"hubCA"`
+	// Token is the account bootstrap token; needed to join the first time.
+	Token string `json:"token" yaml:"token"`
+	// DataDir holds the agent's store, image cache and logs. Empty means
+	// /var/lib/edgeagent.
+	DataDir string `json:"dataDir" yaml:"dataDir"`
+	// DeviceID names the device; empty means the one in the store, or on first
+	// start the host name with a random suffix.
+	DeviceID string `json:"deviceID" yaml:"deviceID"`
+	// Labels are the device's labels, seen by placement.
+	Labels map[string]string `json:"labels" yaml:"labels"`
+	// InsecureRegistries may be pulled from over plain HTTP (loopback always may).
+	InsecureRegistries []string `json:"insecureRegistries" yaml:"insecureRegistries"`
+	// AdvertiseAddress is the device's address for pods (the pod IP); empty
+	// means the address of the interface that routes to the hub.
+	AdvertiseAddress string `json:"advertiseAddress" yaml:"advertiseAddress"`
+	// CPUMillis, MemoryBytes and Pods offered to the fabric; zero means the
+	// machine's CPUs, its memory, and 110 pods.
+	CPUMillis   int64 `json:"cpuMillis" yaml:"cpuMillis"`
+	MemoryBytes int64 `json:"memoryBytes" yaml:"memoryBytes"`
+	Pods        int64 `json:"pods" yaml:"pods"`
+	// RestartBackoff is the first crash-loop back-off; zero means 10 s.
+	RestartBackoff time.Duration `json:"restartBackoff" yaml:"restartBackoff"`
+	// HeartbeatInterval is how often the agent tells the hub it is alive; zero means 10 s.
+	HeartbeatInterval time.Duration `json:"heartbeatInterval" yaml:"heartbeatInterval"`
+}
+
+// Default fills in defaults that need no I/O.
+func (c *Config) Default() {
+	if c.DataDir == "" {
+		c.DataDir = "/var/lib/edgeagent"
+	}
+	if c.CPUMillis == 0 {
+		c.CPUMillis = int64(goruntime.NumCPU()) * 1000
+	}
+	if c.MemoryBytes == 0 {
+		c.MemoryBytes = totalMemory()
+	}
+	if c.Pods == 0 {
+		c.Pods = 110
+	}
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Hub == "" {
+		errs = append(errs, errors.New("hub address is required (--hub host:port)"))
+	} else if _, _, err := net.SplitHostPort(c.Hub); err != nil {
+		errs = append(errs, fmt.Errorf("hub address %q: %w", c.Hub, err))
+	}
+	if c.HubCA == "" {
+		errs = append(errs, errors.New("the hub's CA certificate is required (--hub-ca FILE)"))
+	}
+	if c.DeviceID != "" {
+		if err := identity.ValidName(c.DeviceID); err != nil {
+			errs = append(errs, fmt.Errorf("device id: %w", err))
+		}
+	}
+	if c.AdvertiseAddress != "" && net.ParseIP(c.AdvertiseAddress) == nil {
+		errs = append(errs, fmt.Errorf("advertise address %q is not an IP address", c.AdvertiseAddress))
+	}
+	return errors.Join(errs...)
+}
+
+// Run runs the agent until ctx ends. A cancelled context is a clean stop.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	cfg.Default()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	caPEM, err := os.ReadFile(cfg.HubCA)
+	if err != nil {
+		return fmt.Errorf("hub CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return fmt.Errorf("hub CA %s holds no PEM certificate", cfg.HubCA)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return err
+	}
+	st, err := store.Open(filepath.Join(cfg.DataDir, "agent.db"))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if cfg.DeviceID, err = deviceID(st, cfg.DeviceID); err != nil {
+		return err
+	}
+	log = log.With("device", cfg.DeviceID)
+	if cfg.AdvertiseAddress == "" {
+		cfg.AdvertiseAddress = routeAddress(cfg.Hub)
+	}
+
+	images, err := image.New(image.Config{Dir: filepath.Join(cfg.DataDir, "images"), InsecureRegistries: cfg.InsecureRegistries}, log.With("component", "images"))
+	if err != nil {
+		return err
+	}
+	rt, err := wasm.New(ctx, wasm.Config{CacheDir: filepath.Join(cfg.DataDir, "wasm-cache")}, log.With("component", "wasm"))
+	if err != nil {
+		return err
+	}
+	defer rt.Close(context.WithoutCancel(ctx))
+
+	sup := supervisor.New(supervisor.Config{
+		LogDir: filepath.Join(cfg.DataDir, "logs"), PodIP: cfg.AdvertiseAddress, BackoffBase: cfg.RestartBackoff,
+	}, images, rt, st, log.With("component", "supervisor"))
+
+	hello := func() *hubv1.Hello {
+		return &hubv1.Hello{
+			AgentVersion: version.Version,
+			Os:           goruntime.GOOS,
+			Arch:         goruntime.GOARCH,
+			Hostname:     hostname(),
+			Capacity:     &hubv1.Resources{CpuMillis: cfg.CPUMillis, MemoryBytes: cfg.MemoryBytes, Pods: cfg.Pods},
+			Labels:       deviceLabels(cfg),
+			Addresses:    []string{cfg.AdvertiseAddress},
+			Runtimes:     []string{"wasm"},
+		}
+	}
+	cl, err := client.New(client.Config{
+		Hub: cfg.Hub, HubCA: pool, Token: cfg.Token, DeviceID: cfg.DeviceID, Hello: hello,
+		HeartbeatInterval: cfg.HeartbeatInterval,
+	}, st, sup, streamHandler(sup), log.With("component", "hub-client"))
+	if err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = sup.Run(ctx)
+	}()
+	log.Info("agent started", "hub", cfg.Hub, "dataDir", cfg.DataDir, "address", cfg.AdvertiseAddress, "version", version.Version)
+	err = cl.Run(ctx)
+	cancel()
+	wg.Wait()
+	return err
+}
+
+// streamHandler serves the hub's log requests from the container log files.
+func streamHandler(sup *supervisor.Supervisor) client.StreamHandler {
+	return func(ctx context.Context, req *hubv1.StreamRequest, send func(*hubv1.StreamFrame) error) error {
+		lo := req.GetLogs()
+		if lo == nil {
+			return errors.New("unsupported stream kind")
+		}
+		opts := logs.Options{
+			Follow: lo.GetFollow(), TailLines: lo.GetTailLines(), Timestamps: lo.GetTimestamps(),
+			Previous: lo.GetPrevious(), LimitBytes: lo.GetLimitBytes(),
+		}
+		if s := lo.GetSinceSeconds(); s > 0 {
+			opts.Since = time.Now().Add(-time.Duration(s) * time.Second)
+		}
+		if t := lo.GetSinceTime(); t != nil {
+			opts.Since = t.AsTime()
+		}
+		return logs.Read(ctx, sup.LogDir(req.GetWorkloadUid(), req.GetContainer()), opts, frameWriter{send})
+	}
+}
+
+type frameWriter struct {
+	send func(*hubv1.StreamFrame) error
+}
+
+func (w frameWriter) Write(p []byte) (int, error) {
+	const chunk = 32 << 10
+	n := 0
+	for len(p) > 0 {
+		k := min(len(p), chunk)
+		if err := w.send(&hubv1.StreamFrame{Data: append([]byte(nil), p[:k]...)}); err != nil {
+			return n, err
+		}
+		n += k
+		p = p[k:]
+	}
+	return n, nil
+}
+
+func deviceID(st *store.Store, configured string) (string, error) {
+	id, err := st.Identity()
+	if err != nil {
+		return "", err
+	}
+	if configured != "" {
+		return configured, nil
+	}
+	if id.DeviceID != "" {
+		return id.DeviceID, nil
+	}
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	base := strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-':
+			return r
+		case r >= 'A' && r <= 'Z':
+			return r + 'a' - 'A'
+		}
+		return '-'
+	}, hostname())
+	base = strings.Trim(base, "-")
+	if len(base) > 50 {
+		base = base[:50]
+	}
+	if base == "" {
+		base = "device"
+	}
+	return base + "-" + hex.EncodeToString(b), nil
+}
+
+func deviceLabels(cfg Config) map[string]string {
+	l := map[string]string{
+		"kubernetes.io/os":       goruntime.GOOS,
+		"kubernetes.io/arch":     goruntime.GOARCH,
+		"kubernetes.io/hostname": hostname(),
+	}
+	for k, v := range cfg.Labels {
+		l[k] = v
+	}
+	return l
+}
+
+func hostname() string {
+	h, _ := os.Hostname()
+	return h
+}
+
+// routeAddress is the local address the OS would use to reach the hub.
+func routeAddress(hub string) string {
+	c, err := net.Dial("udp", hub)
+	if err != nil {
+		return "127.0.0.1"
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).IP.String()
+}
+
+// totalMemory reads the machine's memory, or 1 GiB where it cannot.
+func totalMemory() int64 {
+	data, err := os.ReadFile("/proc/meminfo")
+	if err == nil {
+		var kb int64
+		for _, line := range strings.Split(string(data), "\n") {
+			if _, err := fmt.Sscanf(line, "MemTotal: %d kB", &kb); err == nil {
+				return kb << 10
+			}
+		}
+	}
+	return 1 << 30
+}

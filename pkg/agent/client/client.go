@@ -1,0 +1,320 @@
+// Package client is the agent's side of the hub protocol. It joins the fabric
+// with a bootstrap token, keeps and renews the device certificate, and holds
+// the control stream open: desired state down to the workloads, status and
+// events up, reconnecting with jittered back-off whenever the link drops. Data
+// streams (logs) are opened on the hub's request on their own RPC.
+package client
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/edgefabric/edgefabric/pkg/agent/store"
+	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+)
+
+// Workloads is what the client drives: the supervisor. Its methods must be safe
+// for concurrent use; SetDesired and Apply may block briefly.
+type Workloads interface {
+	SetDesired(gen uint64, ws []*hubv1.Workload) error
+	Apply(d *hubv1.WorkloadDelta) error
+	Generation() uint64
+	Statuses() []*hubv1.WorkloadStatus
+	Updates() <-chan struct{}
+	TakeReport() *hubv1.StatusReport
+}
+
+// StreamHandler serves one data stream the hub asked for, writing with send
+// until done or ctx ends.
+type StreamHandler func(ctx context.Context, req *hubv1.StreamRequest, send func(*hubv1.StreamFrame) error) error
+
+// Config configures a Client.
+type Config struct {
+	// Hub is the hub's host:port. Required.
+	Hub string
+	// HubCA verifies the hub's serving certificate. Required.
+	HubCA *x509.CertPool
+	// Token is the bootstrap token; needed only until the device has a certificate
+	// (and again if its certificate expired while it was offline).
+	Token string
+	// DeviceID is the device's ID. Required.
+	DeviceID string
+	// Hello returns the hello to send on each connect (device_id and
+	// known_generation are filled in by the client).
+	Hello func() *hubv1.Hello
+	// HeartbeatInterval: zero means 10 s.
+	HeartbeatInterval time.Duration
+	// MinBackoff and MaxBackoff bound the reconnect back-off: zero means 500 ms and 30 s.
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// ErrRefused is wrapped by errors that retrying cannot fix: the hub refused
+// the bootstrap token or the device's identity.
+var ErrRefused = errors.New("refused by the hub")
+
+// Client is the hub connection.
+type Client struct {
+	cfg     Config
+	store   *store.Store
+	work    Workloads
+	streams StreamHandler
+	log     *slog.Logger
+
+	mu        sync.Mutex
+	id        store.Identity
+	key       *ecdsa.PrivateKey
+	cert      *tls.Certificate
+	connected bool
+	lastErr   error
+}
+
+// New returns a client; call Run.
+func New(cfg Config, st *store.Store, work Workloads, streams StreamHandler, log *slog.Logger) (*Client, error) {
+	if cfg.Hub == "" || cfg.HubCA == nil || cfg.DeviceID == "" {
+		return nil, errors.New("client: Hub, HubCA and DeviceID are required")
+	}
+	if cfg.HeartbeatInterval == 0 {
+		cfg.HeartbeatInterval = 10 * time.Second
+	}
+	if cfg.MinBackoff == 0 {
+		cfg.MinBackoff = 500 * time.Millisecond
+	}
+	if cfg.MaxBackoff == 0 {
+		cfg.MaxBackoff = 30 * time.Second
+	}
+	if cfg.Hello == nil {
+		cfg.Hello = func() *hubv1.Hello { return &hubv1.Hello{} }
+	}
+	return &Client{cfg: cfg, store: st, work: work, streams: streams, log: log}, nil
+}
+
+// Connected reports whether the control stream is up.
+func (c *Client) Connected() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.connected
+}
+
+// Run keeps the device joined until ctx ends. It returns early only with an
+// error wrapping ErrRefused, which no retry can fix.
+func (c *Client) Run(ctx context.Context) error {
+	if err := c.loadIdentity(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.RenewLoop(ctx)
+	}()
+	backoff := c.cfg.MinBackoff
+	for {
+		err := c.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, ErrRefused) {
+			return err
+		}
+		c.mu.Lock()
+		c.connected, c.lastErr = false, err
+		c.mu.Unlock()
+		if err != nil {
+			c.log.Warn("hub connection lost", "hub", c.cfg.Hub, "err", err, "retryIn", backoff)
+		}
+		// Full jitter keeps a fleet that lost the hub together from returning together.
+		wait := backoff/2 + rand.N(backoff/2+1)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		backoff = min(backoff*2, c.cfg.MaxBackoff)
+		if err == nil {
+			backoff = c.cfg.MinBackoff
+		}
+	}
+}
+
+// session joins if needed, then runs one control stream until it breaks.
+func (c *Client) session(ctx context.Context) error {
+	if err := c.ensureCertificate(ctx); err != nil {
+		return err
+	}
+	conn, err := c.dial(true)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	hub := hubv1.NewHubClient(conn)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := hub.Control(ctx)
+	if err != nil {
+		return err
+	}
+	hello := c.cfg.Hello()
+	hello.DeviceId = c.cfg.DeviceID
+	hello.KnownGeneration = c.work.Generation()
+	hello.Statuses = c.work.Statuses()
+	if err := stream.Send(&hubv1.AgentMessage{Msg: &hubv1.AgentMessage_Hello{Hello: hello}}); err != nil {
+		return err
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return refusal(err)
+	}
+	if first.GetWelcome() == nil {
+		return errors.New("hub did not welcome the device")
+	}
+	c.mu.Lock()
+	c.connected, c.lastErr = true, nil
+	c.mu.Unlock()
+	c.log.Info("connected to hub", "hub", c.cfg.Hub, "account", first.GetWelcome().GetAccount())
+	// Statuses in the hello are current; drop what they already cover.
+	c.work.TakeReport()
+
+	sendErr := make(chan error, 1)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		sendErr <- c.sendLoop(ctx, stream)
+	}()
+	recvErr := c.recvLoop(ctx, hub, stream)
+	cancel()
+	wg.Wait()
+	if recvErr != nil {
+		return recvErr
+	}
+	return <-sendErr
+}
+
+func (c *Client) sendLoop(ctx context.Context, stream grpc.BidiStreamingClient[hubv1.AgentMessage, hubv1.HubMessage]) error {
+	t := time.NewTicker(c.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if err := stream.Send(&hubv1.AgentMessage{Msg: &hubv1.AgentMessage_Heartbeat{Heartbeat: &hubv1.Heartbeat{Time: timestamppb.Now()}}}); err != nil {
+				return err
+			}
+		case <-c.work.Updates():
+			r := c.work.TakeReport()
+			if r == nil {
+				continue
+			}
+			if err := stream.Send(&hubv1.AgentMessage{Msg: &hubv1.AgentMessage_Status{Status: r}}); err != nil {
+				// What was taken is lost with the stream; the next hello
+				// carries every status again.
+				return err
+			}
+		}
+	}
+}
+
+func (c *Client) recvLoop(ctx context.Context, hub hubv1.HubClient, stream grpc.BidiStreamingClient[hubv1.AgentMessage, hubv1.HubMessage]) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		m, err := stream.Recv()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		switch m := m.GetMsg().(type) {
+		case *hubv1.HubMessage_Desired:
+			if err := c.work.SetDesired(m.Desired.GetGeneration(), m.Desired.GetWorkloads()); err != nil {
+				c.log.Error("apply desired state", "err", err)
+			}
+		case *hubv1.HubMessage_Delta:
+			if err := c.work.Apply(m.Delta); err != nil {
+				c.log.Error("apply workload change", "err", err)
+			}
+		case *hubv1.HubMessage_Stream:
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c.serveStream(ctx, hub, m.Stream)
+			}()
+		}
+	}
+}
+
+// serveStream opens the data stream the hub asked for and runs the handler on it.
+func (c *Client) serveStream(ctx context.Context, hub hubv1.HubClient, req *hubv1.StreamRequest) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s, err := hub.Stream(ctx)
+	if err != nil {
+		c.log.Warn("open stream", "id", req.GetId(), "err", err)
+		return
+	}
+	if err := s.Send(&hubv1.StreamFrame{Open: req.GetId()}); err != nil {
+		return
+	}
+	// The hub ends the RPC when its consumer is gone; stop the handler then.
+	go func() {
+		for {
+			if _, err := s.Recv(); err != nil {
+				cancel()
+				return
+			}
+		}
+	}()
+	err = c.streams(ctx, req, s.Send)
+	if err != nil && ctx.Err() == nil {
+		_ = s.Send(&hubv1.StreamFrame{Error: err.Error()})
+	} else if err == nil {
+		_ = s.Send(&hubv1.StreamFrame{Eof: true})
+	}
+	_ = s.CloseSend()
+	<-ctx.Done()
+}
+
+// refusal marks errors that mean the hub will never accept this device as is.
+func refusal(err error) error {
+	switch status.Code(err) {
+	case codes.Unauthenticated, codes.PermissionDenied:
+		return fmt.Errorf("%w: %v", ErrRefused, status.Convert(err).Message())
+	}
+	return err
+}
+
+func (c *Client) dial(withCert bool) (*grpc.ClientConn, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: c.cfg.HubCA}
+	if withCert {
+		tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return c.cert, nil
+		}
+	}
+	return grpc.NewClient(c.cfg.Hub,
+		grpc.WithTransportCredentials(credentials.NewTLS(tc)),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
+	)
+}

@@ -1,0 +1,333 @@
+// Package image pulls wasm modules packaged as OCI images or artifacts into a
+// content-addressed cache on the device, and finds them again without the
+// network.
+//
+// Three packagings are understood:
+//
+//   - "image": an ordinary OCI or Docker image, or an index with a wasip1/wasm
+//     (or wasi/wasm) platform, whose filesystem holds the module at the path
+//     named by the config's Entrypoint[0] (else Cmd[0], else the only *.wasm
+//     file);
+//   - "wasm-artifact": the CNCF wasm OCI artifact (config
+//     application/vnd.wasm.config.v0+json, one application/wasm layer);
+//   - "wasm-to-oci": one application/vnd.wasm.content.layer.v1+wasm layer.
+//
+// The agent creates one Store and calls Pull for each container's image with
+// the container's pull policy; the returned Artifact names the module file to
+// run. GC removes what no container uses any more. A Store is safe for
+// concurrent use; concurrent pulls of the same reference share one download.
+//
+// Cache layout under Config.Dir:
+//
+//	blobs/sha256/<hex>         manifests, indexes, configs and layers
+//	modules/sha256/<hex>.wasm  module bytes, named by their own digest
+//	images/sha256/<hex>.json   what was found in the image with that ID
+//	refs/<hex>.json            which image ID a reference resolved to
+//	tmp/                       downloads in progress
+package image
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+)
+
+// PullPolicy says when Pull contacts the registry, as a container's
+// imagePullPolicy does.
+type PullPolicy string
+
+const (
+	// PullAlways resolves the reference on the registry on every Pull and
+	// downloads what is not cached.
+	PullAlways PullPolicy = "Always"
+	// PullIfNotPresent uses the cached artifact when there is one. The empty
+	// PullPolicy means the same.
+	PullIfNotPresent PullPolicy = "IfNotPresent"
+	// PullNever only uses the cache.
+	PullNever PullPolicy = "Never"
+)
+
+// Packagings an Artifact can have.
+const (
+	PackagingImage        = "image"
+	PackagingWasmArtifact = "wasm-artifact"
+	PackagingWasmToOCI    = "wasm-to-oci"
+)
+
+var (
+	// ErrNotPresent means the image is not in the cache: Lookup missed, or
+	// Pull with PullNever found nothing.
+	ErrNotPresent = errors.New("image not present in the local cache")
+	// ErrNotFound means the registry does not know the image (manifest or
+	// repository unknown).
+	ErrNotFound = errors.New("image not found")
+)
+
+// Config configures a Store.
+type Config struct {
+	// Dir is the root of the cache; required. It is created if missing.
+	// Only one Store at a time may use a Dir.
+	Dir string
+	// InsecureRegistries lists registries ("host" or "host:port") that may
+	// be reached over plain HTTP; a bare host matches any port. Loopback
+	// registries (localhost, 127.0.0.0/8, ::1) always may. Every other
+	// registry is reached over HTTPS only. Empty allows only loopback.
+	InsecureRegistries []string
+}
+
+// Validate reports whether the configuration can be used.
+func (c Config) Validate() error {
+	if c.Dir == "" {
+		return errors.New("image cache dir is required")
+	}
+	for _, r := range c.InsecureRegistries {
+		if r == "" || strings.Contains(r, "/") {
+			return fmt.Errorf("insecure registry %q is not host or host:port", r)
+		}
+	}
+	return nil
+}
+
+// Artifact is a pulled module and what its image says about running it. It
+// is the caller's copy.
+type Artifact struct {
+	// Ref is the reference as given to Pull or Lookup.
+	Ref string
+	// ImageID is the digest ("sha256:<hex>") of the manifest the module came
+	// from; for an index, the manifest of the wasm platform.
+	ImageID string
+	// Packaging is one of the Packaging constants.
+	Packaging string
+	// ModulePath is the absolute path of the module's bytes. The file is
+	// named by its digest and never changes; GC may remove it.
+	ModulePath string
+	// Entrypoint, Cmd, Env ("KEY=VALUE") and WorkingDir come from the image
+	// config for the "image" packaging and are empty otherwise.
+	Entrypoint []string
+	Cmd        []string
+	Env        []string
+	WorkingDir string
+}
+
+// Store is the image cache. It is safe for concurrent use.
+type Store struct {
+	log      *slog.Logger
+	dir      string // absolute
+	insecure []string
+
+	// gc is held shared by pulls and lookups, exclusively by GC, so that GC
+	// never removes files a pull is about to record.
+	gc sync.RWMutex
+	// records serialises updates of images/*.json.
+	records sync.Mutex
+
+	flightMu sync.Mutex
+	flights  map[string]*flight // by normalized reference
+}
+
+// flight is one pull that callers of the same reference share.
+type flight struct {
+	done chan struct{}
+	a    *Artifact
+	err  error
+}
+
+// New opens (creating if needed) the cache in cfg.Dir.
+func New(cfg Config, log *slog.Logger) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("open image cache %s: %w", cfg.Dir, err)
+	}
+	s := &Store{
+		log:      log,
+		dir:      dir,
+		insecure: slices.Clone(cfg.InsecureRegistries),
+		flights:  make(map[string]*flight),
+	}
+	// Downloads interrupted by a crash are of no use.
+	if err := os.RemoveAll(s.path(tmpDir)); err != nil {
+		return nil, fmt.Errorf("open image cache %s: %w", dir, err)
+	}
+	for _, d := range []string{blobsDir, modulesDir, imagesDir, refsDir, tmpDir} {
+		if err := os.MkdirAll(s.path(d), 0o755); err != nil {
+			return nil, fmt.Errorf("open image cache %s: %w", dir, err)
+		}
+	}
+	return s, nil
+}
+
+// Pull returns the artifact for ref (for example "127.0.0.1:5000/hello:v1" or
+// "registry.example/hello@sha256:..."), downloading it as policy allows. The
+// empty policy means PullIfNotPresent. Errors say what went wrong in words fit
+// for a container's ErrImagePull message and wrap ErrNotFound or
+// ErrNotPresent where those apply.
+func (s *Store) Pull(ctx context.Context, ref string, policy PullPolicy) (*Artifact, error) {
+	r, err := s.parse(ref)
+	if err != nil {
+		return nil, fmt.Errorf("pull %s: %w", ref, err)
+	}
+	switch policy {
+	case PullNever:
+		a, err := s.lookup(r)
+		if err != nil {
+			return nil, fmt.Errorf("pull %s: pull policy is Never: %w", ref, err)
+		}
+		a.Ref = ref
+		return a, nil
+	case PullIfNotPresent, "":
+		if a, err := s.lookup(r); err == nil {
+			a.Ref = ref
+			return a, nil
+		} else if !errors.Is(err, ErrNotPresent) {
+			return nil, fmt.Errorf("pull %s: %w", ref, err)
+		}
+	case PullAlways:
+	default:
+		return nil, fmt.Errorf("pull %s: unknown pull policy %q", ref, policy)
+	}
+	a, err := s.pullShared(ctx, r)
+	if err != nil {
+		return nil, fmt.Errorf("pull %s: %w", ref, err)
+	}
+	a.Ref = ref
+	return a, nil
+}
+
+// pullShared pulls r, or waits for a pull of r already in progress.
+func (s *Store) pullShared(ctx context.Context, r name.Reference) (*Artifact, error) {
+	key := r.Name()
+	for {
+		s.flightMu.Lock()
+		f, ok := s.flights[key]
+		if !ok {
+			f = &flight{done: make(chan struct{})}
+			s.flights[key] = f
+			s.flightMu.Unlock()
+
+			f.a, f.err = s.pull(ctx, r)
+			s.flightMu.Lock()
+			delete(s.flights, key)
+			s.flightMu.Unlock()
+			close(f.done)
+			return f.a.clone(), f.err
+		}
+		s.flightMu.Unlock()
+
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		// The pull we waited for was cancelled by its own caller: try again
+		// with ours.
+		if f.err != nil && ctx.Err() == nil && (errors.Is(f.err, context.Canceled) || errors.Is(f.err, context.DeadlineExceeded)) {
+			continue
+		}
+		return f.a.clone(), f.err
+	}
+}
+
+// Lookup returns the cached artifact for ref without using the network, or
+// an error wrapping ErrNotPresent.
+func (s *Store) Lookup(ref string) (*Artifact, error) {
+	r, err := s.parse(ref)
+	if err != nil {
+		return nil, fmt.Errorf("lookup %s: %w", ref, err)
+	}
+	a, err := s.lookup(r)
+	if err != nil {
+		return nil, fmt.Errorf("lookup %s: %w", ref, err)
+	}
+	a.Ref = ref
+	return a, nil
+}
+
+func (s *Store) lookup(r name.Reference) (*Artifact, error) {
+	s.gc.RLock()
+	defer s.gc.RUnlock()
+	id, err := s.readRef(r)
+	if errors.Is(err, os.ErrNotExist) {
+		if d, ok := r.(name.Digest); ok {
+			id = d.DigestStr() // a reference to the platform manifest itself
+		} else {
+			return nil, ErrNotPresent
+		}
+	} else if err != nil {
+		return nil, err
+	}
+	rec, err := s.readRecord(id)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNotPresent
+	}
+	if err != nil {
+		return nil, err
+	}
+	a := rec.artifact(s)
+	if _, err := os.Stat(a.ModulePath); errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNotPresent
+	} else if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// parse parses ref, allowing plain HTTP for the registries that may use it.
+func (s *Store) parse(ref string) (name.Reference, error) {
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		return nil, err
+	}
+	if s.allowHTTP(r.Context().RegistryStr()) {
+		return name.ParseReference(ref, name.Insecure)
+	}
+	return r, nil
+}
+
+// allowHTTP reports whether the registry at hostport may be reached over
+// plain HTTP.
+func (s *Store) allowHTTP(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if host == "localhost" {
+		return true
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return true
+	}
+	for _, r := range s.insecure {
+		if strings.EqualFold(r, hostport) || strings.EqualFold(r, host) {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *Artifact) clone() *Artifact {
+	if a == nil {
+		return nil
+	}
+	c := *a
+	c.Entrypoint = slices.Clone(a.Entrypoint)
+	c.Cmd = slices.Clone(a.Cmd)
+	c.Env = slices.Clone(a.Env)
+	return &c
+}
+
+// since is for log durations.
+func since(t time.Time) time.Duration { return time.Since(t).Round(time.Millisecond) }

@@ -1,0 +1,393 @@
+package image
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// Media types of the wasm packagings.
+const (
+	mediaTypeWasmConfigV0   = "application/vnd.wasm.config.v0+json"
+	mediaTypeWasmLayer      = "application/wasm"
+	mediaTypeWasmToOCIConf  = "application/vnd.wasm.config.v1+json"
+	mediaTypeWasmToOCILayer = "application/vnd.wasm.content.layer.v1+wasm"
+)
+
+// wasmPlatforms are the index platforms that hold wasm modules, preferred
+// first.
+var wasmPlatforms = []v1.Platform{
+	{OS: "wasip1", Architecture: "wasm"},
+	{OS: "wasi", Architecture: "wasm"},
+}
+
+// wasmMagic starts every WebAssembly binary module.
+var wasmMagic = []byte("\x00asm")
+
+// puller fetches one reference's manifests and blobs.
+type puller struct {
+	s    *Store
+	ref  name.Reference
+	p    *remote.Puller
+	repo name.Repository
+}
+
+// pull resolves r on its registry and caches what is needed to run it.
+func (s *Store) pull(ctx context.Context, r name.Reference) (*Artifact, error) {
+	s.gc.RLock()
+	defer s.gc.RUnlock()
+
+	start := time.Now()
+	p, err := remote.NewPuller(
+		remote.WithContext(ctx),
+		remote.WithTransport(&schemePolicy{base: remote.DefaultTransport, allowHTTP: s.allowHTTP}),
+		remote.WithUserAgent("edgefabric-agent"),
+	)
+	if err != nil {
+		return nil, err
+	}
+	pl := &puller{s: s, ref: r, p: p, repo: r.Context()}
+	rec, err := pl.resolve(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.saveRecord(rec); err != nil {
+		return nil, fmt.Errorf("save cache record: %w", err)
+	}
+	if err := s.saveRef(r, rec.ImageID); err != nil {
+		return nil, fmt.Errorf("save cache entry: %w", err)
+	}
+	s.log.Info("image pulled", "ref", r.Name(), "imageID", rec.ImageID, "packaging", rec.Packaging, "duration", since(start))
+	return rec.artifact(s), nil
+}
+
+// resolve fetches the manifest (choosing the wasm platform of an index) and,
+// unless the image is cached already, its blobs and module.
+func (pl *puller) resolve(ctx context.Context) (*record, error) {
+	raw, digest, mediaType, err := pl.manifest(ctx, pl.ref)
+	if err != nil {
+		return nil, err
+	}
+	var indexes []string
+	if isIndex(mediaType, raw) {
+		if err := pl.s.storeBytes(digest, raw); err != nil {
+			return nil, fmt.Errorf("cache index: %w", err)
+		}
+		indexes = append(indexes, digest)
+		child, err := pickPlatform(raw)
+		if err != nil {
+			return nil, err
+		}
+		if raw, digest, mediaType, err = pl.manifest(ctx, pl.repo.Digest(child.Digest.String())); err != nil {
+			return nil, err
+		}
+		if isIndex(mediaType, raw) {
+			return nil, fmt.Errorf("wasm platform %s is itself an index: nested indexes are not supported", child.Digest)
+		}
+	}
+
+	if rec, err := pl.s.readRecord(digest); err == nil {
+		if _, err := os.Stat(pl.s.modulePath(rec.Module)); err == nil {
+			rec.Blobs = indexes // saveRecord adds the ones it has
+			return rec, nil
+		}
+	}
+	if err := pl.s.storeBytes(digest, raw); err != nil {
+		return nil, fmt.Errorf("cache manifest: %w", err)
+	}
+	m, err := v1.ParseManifest(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("parse manifest %s: %w", digest, err)
+	}
+	rec, err := pl.unpack(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	rec.ImageID = digest
+	rec.Blobs = append(rec.Blobs, digest)
+	rec.Blobs = append(rec.Blobs, indexes...)
+	return rec, nil
+}
+
+// manifest fetches and checks a manifest or index.
+func (pl *puller) manifest(ctx context.Context, r name.Reference) (raw []byte, digest string, mediaType types.MediaType, err error) {
+	desc, err := pl.p.Get(ctx, r)
+	if err != nil {
+		if isNotFound(err) {
+			return nil, "", "", fmt.Errorf("%w: %w", ErrNotFound, err)
+		}
+		return nil, "", "", err
+	}
+	sum := sha256.Sum256(desc.Manifest)
+	digest = "sha256:" + hex.EncodeToString(sum[:])
+	if d, ok := r.(name.Digest); ok && d.DigestStr() != digest {
+		return nil, "", "", fmt.Errorf("manifest %s has digest %s", d.DigestStr(), digest)
+	}
+	switch desc.MediaType {
+	case types.DockerManifestSchema1, types.DockerManifestSchema1Signed:
+		return nil, "", "", fmt.Errorf("docker schema 1 manifests are not supported")
+	}
+	return desc.Manifest, digest, desc.MediaType, nil
+}
+
+// isNotFound reports whether the registry said the image does not exist.
+func isNotFound(err error) bool {
+	var terr *transport.Error
+	if !errors.As(err, &terr) {
+		return false
+	}
+	if terr.StatusCode == http.StatusNotFound {
+		return true
+	}
+	for _, d := range terr.Errors {
+		if d.Code == transport.ManifestUnknownErrorCode || d.Code == transport.NameUnknownErrorCode {
+			return true
+		}
+	}
+	return false
+}
+
+// isIndex tells an index from a manifest by media type, or by content when
+// the registry sent a generic one.
+func isIndex(mediaType types.MediaType, raw []byte) bool {
+	if mediaType.IsIndex() {
+		return true
+	}
+	if mediaType.IsImage() {
+		return false
+	}
+	var probe struct {
+		MediaType string          `json:"mediaType"`
+		Manifests json.RawMessage `json:"manifests"`
+	}
+	if json.Unmarshal(raw, &probe) != nil {
+		return false
+	}
+	return types.MediaType(probe.MediaType).IsIndex() || (probe.MediaType == "" && probe.Manifests != nil)
+}
+
+// pickPlatform returns the index entry for the wasm platform.
+func pickPlatform(raw []byte) (v1.Descriptor, error) {
+	idx, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("parse index: %w", err)
+	}
+	for _, want := range wasmPlatforms {
+		for _, m := range idx.Manifests {
+			if m.Platform != nil && m.Platform.OS == want.OS && m.Platform.Architecture == want.Architecture {
+				return m, nil
+			}
+		}
+	}
+	var have []string
+	for _, m := range idx.Manifests {
+		if m.Platform != nil {
+			have = append(have, m.Platform.String())
+		} else {
+			have = append(have, "unknown")
+		}
+	}
+	if len(have) == 0 {
+		return v1.Descriptor{}, errors.New("image index has no wasip1/wasm or wasi/wasm platform: it is empty")
+	}
+	return v1.Descriptor{}, fmt.Errorf("image index has no wasip1/wasm or wasi/wasm platform, only %s", strings.Join(have, ", "))
+}
+
+// unpack classifies the manifest and fetches what its packaging needs.
+func (pl *puller) unpack(ctx context.Context, m *v1.Manifest) (*record, error) {
+	var wasmLayers, w2oLayers []v1.Descriptor
+	for _, l := range m.Layers {
+		switch l.MediaType {
+		case mediaTypeWasmLayer:
+			wasmLayers = append(wasmLayers, l)
+		case mediaTypeWasmToOCILayer:
+			w2oLayers = append(w2oLayers, l)
+		}
+	}
+	configType := string(m.Config.MediaType)
+	switch {
+	case len(wasmLayers) > 0 || configType == mediaTypeWasmConfigV0:
+		return pl.rawModule(ctx, m, PackagingWasmArtifact, wasmLayers, mediaTypeWasmLayer)
+	case len(w2oLayers) > 0 || configType == mediaTypeWasmToOCIConf:
+		return pl.rawModule(ctx, m, PackagingWasmToOCI, w2oLayers, mediaTypeWasmToOCILayer)
+	case configType == "" || m.Config.MediaType == types.OCIConfigJSON || m.Config.MediaType == types.DockerConfigJSON:
+		return pl.imageModule(ctx, m)
+	default:
+		return nil, fmt.Errorf("unsupported artifact: config media type %s", configType)
+	}
+}
+
+// rawModule handles the packagings whose one layer is the module itself.
+func (pl *puller) rawModule(ctx context.Context, m *v1.Manifest, packaging string, layers []v1.Descriptor, layerType string) (*record, error) {
+	if len(layers) != 1 {
+		return nil, fmt.Errorf("%s has %d layers of type %s, want 1", packaging, len(layers), layerType)
+	}
+	if err := pl.fetchBlob(ctx, m.Config); err != nil {
+		return nil, fmt.Errorf("fetch config: %w", err)
+	}
+	l := layers[0]
+	digest := l.Digest.String()
+	if _, err := hexOf(digest); err != nil {
+		return nil, err
+	}
+	path := pl.s.modulePath(digest)
+	if _, err := os.Stat(path); err != nil {
+		if err := pl.fetch(ctx, l, path); err != nil {
+			return nil, fmt.Errorf("fetch module layer: %w", err)
+		}
+	}
+	if err := checkMagic(path); err != nil {
+		os.Remove(path)
+		return nil, fmt.Errorf("%s layer %s: %w", packaging, digest, err)
+	}
+	return &record{
+		Packaging: packaging,
+		Module:    digest,
+		Blobs:     []string{m.Config.Digest.String()},
+	}, nil
+}
+
+// imageModule finds the module in the filesystem of an ordinary image.
+func (pl *puller) imageModule(ctx context.Context, m *v1.Manifest) (*record, error) {
+	if err := pl.fetchBlob(ctx, m.Config); err != nil {
+		return nil, fmt.Errorf("fetch config: %w", err)
+	}
+	b, err := os.ReadFile(pl.s.blobPath(m.Config.Digest.String()))
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := v1.ParseConfigFile(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("parse image config: %w", err)
+	}
+	rec := &record{
+		Packaging:  PackagingImage,
+		Entrypoint: cfg.Config.Entrypoint,
+		Cmd:        cfg.Config.Cmd,
+		Env:        cfg.Config.Env,
+		WorkingDir: cfg.Config.WorkingDir,
+		Blobs:      []string{m.Config.Digest.String()},
+	}
+	var layers []string
+	for _, l := range m.Layers {
+		if !isTarLayer(l.MediaType) {
+			return nil, fmt.Errorf("layer %s has unsupported media type %s", l.Digest, l.MediaType)
+		}
+		if err := pl.fetchBlob(ctx, l); err != nil {
+			return nil, fmt.Errorf("fetch layer: %w", err)
+		}
+		layers = append(layers, pl.s.blobPath(l.Digest.String()))
+		rec.Blobs = append(rec.Blobs, l.Digest.String())
+	}
+	platform := cfg.OS + "/" + cfg.Architecture
+	digest, err := pl.s.extractModule(layers, cfg.Config)
+	if err != nil {
+		return nil, fmt.Errorf("image for %s: %w", platform, err)
+	}
+	rec.Module = digest
+	return rec, nil
+}
+
+func isTarLayer(mt types.MediaType) bool {
+	switch mt {
+	case types.OCILayer, types.OCIUncompressedLayer, types.OCILayerZStd, types.DockerLayer, types.DockerUncompressedLayer,
+		types.OCIRestrictedLayer, types.OCIUncompressedRestrictedLayer, types.DockerForeignLayer:
+		return true
+	}
+	return false
+}
+
+// fetchBlob caches a blob under blobs/ unless it is there already.
+func (pl *puller) fetchBlob(ctx context.Context, d v1.Descriptor) error {
+	if _, err := hexOf(d.Digest.String()); err != nil {
+		return err
+	}
+	path := pl.s.blobPath(d.Digest.String())
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	return pl.fetch(ctx, d, path)
+}
+
+// fetch downloads a blob to path, checking its digest and size.
+func (pl *puller) fetch(ctx context.Context, d v1.Descriptor, path string) error {
+	start := time.Now()
+	l, err := pl.p.Layer(ctx, pl.repo.Digest(d.Digest.String()))
+	if err != nil {
+		return err
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if err := pl.s.storeVerified(path, d.Digest.String(), d.Size, rc); err != nil {
+		return err
+	}
+	pl.s.log.Debug("blob fetched", "digest", d.Digest.String(), "size", d.Size, "duration", since(start))
+	return nil
+}
+
+// storeBytes caches a manifest or index under blobs/.
+func (s *Store) storeBytes(digest string, b []byte) error {
+	if _, err := hexOf(digest); err != nil {
+		return err
+	}
+	path := s.blobPath(digest)
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	return s.storeVerified(path, digest, int64(len(b)), bytes.NewReader(b))
+}
+
+// checkMagic reports an error unless the file starts like a wasm module.
+func checkMagic(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	head := make([]byte, len(wasmMagic))
+	n, err := io.ReadFull(f, head)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return err
+	}
+	if !bytes.Equal(head[:n], wasmMagic) {
+		return fmt.Errorf("not a WebAssembly module: starts with %q, want %q", head[:n], wasmMagic)
+	}
+	return nil
+}
+
+// schemePolicy refuses plain HTTP to registries that may not use it, whatever
+// go-containerregistry would fall back to.
+type schemePolicy struct {
+	base      http.RoundTripper
+	allowHTTP func(hostport string) bool
+}
+
+func (p *schemePolicy) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme == "http" && !p.allowHTTP(req.URL.Host) {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, fmt.Errorf("plain HTTP to %s is not allowed: it is not an insecure registry", req.URL.Host)
+	}
+	return p.base.RoundTrip(req)
+}
+
+var _ http.RoundTripper = (*schemePolicy)(nil)

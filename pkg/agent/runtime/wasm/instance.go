@@ -1,0 +1,263 @@
+package wasm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/sys"
+)
+
+// Reasons a Result gives, with the meaning of a container's terminated state.
+const (
+	ReasonCompleted = "Completed" // exited with status 0
+	ReasonError     = "Error"     // exited with another status, or trapped
+	ReasonOOMKilled = "OOMKilled" // needed more memory than Spec.MemoryLimitBytes
+	ReasonKilled    = "Killed"    // ended by Stop
+)
+
+// exitKilled is the exit code of killed modules, as for SIGKILL (128+9).
+const exitKilled = 137
+
+// maxMessage bounds Result.Message, like a termination message.
+const maxMessage = 4096
+
+const pageSize = 64 * 1024
+
+// Result is how an instance ended.
+type Result struct {
+	// ExitCode is the status passed to proc_exit, 0 when _start returned,
+	// 1 after a trap and 137 when OOMKilled or Killed.
+	ExitCode int
+	// Reason is one of the Reason constants.
+	Reason string
+	// Message explains an OOMKilled, Killed or trapped instance; it is
+	// empty after a plain exit.
+	Message string
+}
+
+// Instance is one running module. Its methods are safe for concurrent use.
+type Instance struct {
+	runtime    *Runtime
+	modulePath string
+	stdin      io.Reader
+	mod        api.Module
+	memory     *limitedMemory // nil without a memory limit
+	cancel     context.CancelFunc
+
+	stopOnce sync.Once
+	stopped  atomic.Bool
+	stopCh   chan struct{} // closed by Stop, ends sleeps
+
+	done   chan struct{}
+	result Result // set before done is closed
+}
+
+// Done is closed when the instance has ended.
+func (i *Instance) Done() <-chan struct{} { return i.done }
+
+// Result returns how the instance ended. It is valid once Done is closed.
+func (i *Instance) Result() Result { return i.result }
+
+// Stop ends the instance and returns once its goroutine has ended; the
+// Result is then Killed with exit code 137, unless the module had already
+// exited. WASI preview 1 has no signals, so the module is cancelled at once:
+// it ends at its next function call or loop iteration, and a sleep is cut
+// short. Only a host call that blocks outside wazero's control can delay
+// that, such as a read of a blocking Spec.Stdin: after grace, Stop closes
+// Stdin if it is an io.Closer, then keeps waiting. Stop may be called more
+// than once and concurrently.
+func (i *Instance) Stop(grace time.Duration) {
+	i.stopOnce.Do(func() {
+		i.stopped.Store(true)
+		close(i.stopCh)
+		i.cancel()
+	})
+	if grace > 0 {
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-i.done:
+			return
+		case <-t.C:
+			i.runtime.log.Warn("module did not stop within its grace period", "module", i.modulePath, "grace", grace)
+		}
+	}
+	select {
+	case <-i.done:
+		return
+	default:
+	}
+	// Closing the module from here would race with its goroutine inside
+	// wazero; unblocking the call it is stuck in is what can be done.
+	if c, ok := i.stdin.(io.Closer); ok {
+		_ = c.Close()
+	}
+	<-i.done
+}
+
+// instantiate instantiates the module without running it.
+func (i *Instance) instantiate(ctx context.Context, rt wazero.Runtime, mod wazero.CompiledModule, cfg wazero.ModuleConfig) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("instantiate: panic: %v", p)
+		}
+	}()
+	m, err := rt.InstantiateModule(ctx, mod, cfg)
+	if err != nil {
+		return fmt.Errorf("instantiate: %w", err)
+	}
+	i.mod = m
+	return nil
+}
+
+// run calls _start and records the result; it is the instance's goroutine.
+func (i *Instance) run(ctx context.Context) {
+	err := i.call(ctx)
+	res := i.classify(err)
+	_ = i.mod.Close(context.Background())
+	i.runtime.mu.Lock()
+	delete(i.runtime.instances, i)
+	i.runtime.mu.Unlock()
+	i.finish(res)
+}
+
+func (i *Instance) call(ctx context.Context) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	_, err = i.mod.ExportedFunction("_start").Call(ctx)
+	return err
+}
+
+// finish publishes the result; the module must be closed already.
+func (i *Instance) finish(res Result) {
+	i.result = res
+	close(i.done)
+	i.cancel()
+}
+
+// classify turns the error _start returned into a Result.
+func (i *Instance) classify(err error) Result {
+	oom := i.memory != nil && i.memory.hit.Load()
+	oomResult := Result{
+		ExitCode: exitKilled,
+		Reason:   ReasonOOMKilled,
+	}
+	if i.memory != nil {
+		oomResult.Message = fmt.Sprintf("linear memory limit of %d bytes reached", i.memory.limit)
+	}
+	killed := Result{ExitCode: exitKilled, Reason: ReasonKilled, Message: "stopped"}
+	stopped := i.stopped.Load()
+
+	if err == nil {
+		return Result{ExitCode: 0, Reason: ReasonCompleted}
+	}
+	var exit *sys.ExitError
+	if errors.As(err, &exit) {
+		code := exit.ExitCode()
+		cancelled := code == sys.ExitCodeContextCanceled || code == sys.ExitCodeDeadlineExceeded
+		switch {
+		case code == 0:
+			return Result{ExitCode: 0, Reason: ReasonCompleted}
+		case stopped && (cancelled || code == exitKilled):
+			return killed
+		case oom:
+			return oomResult
+		case cancelled:
+			return killed
+		default:
+			return Result{ExitCode: int(code), Reason: ReasonError}
+		}
+	}
+	switch {
+	case stopped:
+		return killed
+	case oom:
+		return oomResult
+	}
+	msg := err.Error()
+	if len(msg) > maxMessage {
+		msg = msg[:maxMessage]
+	}
+	return Result{ExitCode: 1, Reason: ReasonError, Message: msg}
+}
+
+// sleep is the module's nanosleep: real time, but interrupted by Stop so that
+// a sleeping module can be cancelled.
+func (i *Instance) sleep(ns int64) {
+	if ns <= 0 {
+		return
+	}
+	t := time.NewTimer(time.Duration(ns))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-i.stopCh:
+	}
+}
+
+// limitedMemory allocates a module's linear memory up to a limit and notes
+// when a memory.grow was refused because of it.
+type limitedMemory struct {
+	limit uint64 // bytes, a multiple of the page size
+	hit   atomic.Bool
+
+	// Set during instantiation when the initial memory is over the limit;
+	// it is allocated anyway (wazero cannot refuse it) and the instance
+	// does not run.
+	startOver bool
+	startSize uint64
+}
+
+func (m *limitedMemory) allocate(capacity, maxSize uint64) experimental.LinearMemory {
+	return &linearMemory{owner: m, capacity: capacity, max: maxSize}
+}
+
+// linearMemory is a growable []byte; see experimental.LinearMemory.
+type linearMemory struct {
+	owner    *limitedMemory
+	capacity uint64 // suggested initial capacity
+	max      uint64
+	started  bool
+	buf      []byte
+}
+
+func (l *linearMemory) Reallocate(size uint64) []byte {
+	limit := l.owner.limit
+	if !l.started {
+		l.started = true
+		if size > limit {
+			l.owner.startOver, l.owner.startSize = true, size
+			l.buf = make([]byte, size)
+			return l.buf
+		}
+		l.buf = make([]byte, size, max(size, min(l.capacity, limit)))
+		return l.buf
+	}
+	if size > limit {
+		l.owner.hit.Store(true)
+		return nil
+	}
+	if size <= uint64(cap(l.buf)) {
+		l.buf = l.buf[:size]
+		return l.buf
+	}
+	// Grow geometrically, within the limit and the module's maximum.
+	newCap := max(size, min(2*uint64(cap(l.buf)), limit, l.max))
+	buf := make([]byte, size, newCap)
+	copy(buf, l.buf)
+	l.buf = buf
+	return buf
+}
+
+func (l *linearMemory) Free() { l.buf = nil }

@@ -1,0 +1,301 @@
+// Package wasm runs WebAssembly command modules (WASI preview 1) with wazero,
+// as the agent's default lite-container runtime.
+//
+// A Runtime is created once per agent and shared by all containers; it
+// compiles each module once (keyed by the digest of its bytes) and keeps the
+// compiled code in an optional on-disk cache so that an agent restart does not
+// recompile. Start runs one instance of a module in its own goroutine; the
+// caller waits on Instance.Done and reads Instance.Result, or ends it with
+// Instance.Stop. A module can never crash the agent: traps, panics in host
+// calls and exhausted memory all end as a Result.
+package wasm
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+)
+
+// Config configures a Runtime.
+type Config struct {
+	// CacheDir keeps compiled modules on disk across Runtimes and agent
+	// restarts (created if missing). Empty keeps them in memory only.
+	CacheDir string
+}
+
+// Runtime compiles and runs modules. It is safe for concurrent use.
+type Runtime struct {
+	log   *slog.Logger
+	cache wazero.CompilationCache
+	rt    wazero.Runtime
+
+	mu        sync.Mutex
+	closed    bool
+	compiled  map[string]*compiled // by sha256 hex of the module bytes
+	instances map[*Instance]struct{}
+}
+
+// compiled is a module compiled once; done is closed when mod or err is set.
+type compiled struct {
+	done chan struct{}
+	mod  wazero.CompiledModule
+	err  error
+}
+
+// New creates a Runtime with WASI preview 1 available to modules.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*Runtime, error) {
+	cache := wazero.NewCompilationCache()
+	if cfg.CacheDir != "" {
+		var err error
+		if cache, err = wazero.NewCompilationCacheWithDir(cfg.CacheDir); err != nil {
+			return nil, fmt.Errorf("open compilation cache %s: %w", cfg.CacheDir, err)
+		}
+	}
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().
+		WithCompilationCache(cache).
+		WithCloseOnContextDone(true))
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		return nil, errors.Join(fmt.Errorf("instantiate WASI: %w", err), rt.Close(ctx), cache.Close(ctx))
+	}
+	return &Runtime{
+		log:       log,
+		cache:     cache,
+		rt:        rt,
+		compiled:  make(map[string]*compiled),
+		instances: make(map[*Instance]struct{}),
+	}, nil
+}
+
+// Close stops every running instance (as Stop with no grace period) and
+// releases the runtime. Start fails afterwards.
+func (r *Runtime) Close(ctx context.Context) error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	running := slices.Collect(maps.Keys(r.instances))
+	compiled := slices.Collect(maps.Values(r.compiled))
+	r.mu.Unlock()
+
+	for _, inst := range running {
+		inst.Stop(0)
+	}
+	var errs []error
+	for _, c := range compiled {
+		<-c.done
+		if c.mod != nil {
+			errs = append(errs, c.mod.Close(ctx))
+		}
+	}
+	errs = append(errs, r.rt.Close(ctx), r.cache.Close(ctx))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close wasm runtime: %w", err)
+	}
+	return nil
+}
+
+// Spec describes one run of a module.
+type Spec struct {
+	// ModulePath is the file holding the module's bytes.
+	ModulePath string
+	// Args is the full argv; Args[0] is the program name. Empty means the
+	// base name of ModulePath alone.
+	Args []string
+	// Env holds "KEY=VALUE" entries; nil means an empty environment.
+	Env []string
+	// MemoryLimitBytes caps linear memory at floor(MemoryLimitBytes/64KiB)
+	// pages; a module that needs more ends OOMKilled. 0 leaves only the
+	// module's own maximum.
+	MemoryLimitBytes int64
+	// Stdin is the module's standard input; nil reads as empty. Stop cannot
+	// interrupt a module blocked reading it, so a blocking reader should be
+	// closed by the caller to end the read.
+	Stdin io.Reader
+	// Stdout and Stderr receive the module's output; nil discards it. They
+	// are written from the instance's goroutine.
+	Stdout, Stderr io.Writer
+	// Dirs maps guest paths to host directories preopened for the module;
+	// empty gives it no filesystem.
+	Dirs map[string]string
+}
+
+// Start compiles the module (once per module digest for the Runtime's
+// lifetime) and instantiates it, then runs its _start function in a new
+// goroutine and returns. It fails if the module cannot be read, compiled or
+// instantiated, or is not a WASI command. ctx bounds only that work: the
+// running instance lives until it exits or is stopped.
+func (r *Runtime) Start(ctx context.Context, spec Spec) (*Instance, error) {
+	inst, err := r.start(ctx, spec)
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", spec.ModulePath, err)
+	}
+	return inst, nil
+}
+
+func (r *Runtime) start(ctx context.Context, spec Spec) (*Instance, error) {
+	if spec.MemoryLimitBytes < 0 {
+		return nil, fmt.Errorf("negative memory limit %d", spec.MemoryLimitBytes)
+	}
+	mcfg, err := moduleConfig(spec)
+	if err != nil {
+		return nil, err
+	}
+	mod, err := r.compile(ctx, spec.ModulePath)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := mod.ExportedFunctions()["_start"]; !ok {
+		return nil, errors.New("module exports no _start function: not a WASI command")
+	}
+
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	inst := &Instance{
+		runtime:    r,
+		modulePath: spec.ModulePath,
+		stdin:      spec.Stdin,
+		cancel:     cancel,
+		stopCh:     make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+	if spec.MemoryLimitBytes > 0 {
+		pages := uint64(spec.MemoryLimitBytes) / pageSize
+		inst.memory = &limitedMemory{limit: pages * pageSize}
+		runCtx = experimental.WithMemoryAllocator(runCtx, experimental.MemoryAllocatorFunc(inst.memory.allocate))
+	}
+	mcfg = mcfg.WithNanosleep(inst.sleep)
+
+	if err := inst.instantiate(runCtx, r.rt, mod, mcfg); err != nil {
+		cancel()
+		return nil, err
+	}
+	if inst.memory != nil && inst.memory.startOver {
+		// The module's initial memory is over the limit: it cannot run.
+		_ = inst.mod.Close(ctx)
+		inst.finish(Result{
+			ExitCode: exitKilled,
+			Reason:   ReasonOOMKilled,
+			Message:  fmt.Sprintf("module needs %d bytes of linear memory at start, over the limit of %d", inst.memory.startSize, inst.memory.limit),
+		})
+		return inst, nil
+	}
+
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		_ = inst.mod.Close(ctx)
+		inst.finish(Result{ExitCode: exitKilled, Reason: ReasonKilled, Message: "runtime closed"})
+		return nil, errors.New("runtime is closed")
+	}
+	r.instances[inst] = struct{}{}
+	r.mu.Unlock()
+
+	go inst.run(runCtx)
+	return inst, nil
+}
+
+func moduleConfig(spec Spec) (wazero.ModuleConfig, error) {
+	args := spec.Args
+	if len(args) == 0 {
+		args = []string{filepath.Base(spec.ModulePath)}
+	}
+	cfg := wazero.NewModuleConfig().
+		WithName(""). // anonymous: a module may run many times at once
+		WithStartFunctions().
+		WithArgs(args...).
+		WithSysWalltime().
+		WithSysNanotime().
+		WithRandSource(rand.Reader)
+	for _, kv := range spec.Env {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("environment entry %q is not KEY=VALUE", kv)
+		}
+		cfg = cfg.WithEnv(k, v)
+	}
+	if spec.Stdin != nil {
+		cfg = cfg.WithStdin(spec.Stdin)
+	}
+	if spec.Stdout != nil {
+		cfg = cfg.WithStdout(spec.Stdout)
+	}
+	if spec.Stderr != nil {
+		cfg = cfg.WithStderr(spec.Stderr)
+	}
+	if len(spec.Dirs) > 0 {
+		fs := wazero.NewFSConfig()
+		for _, guest := range slices.Sorted(maps.Keys(spec.Dirs)) {
+			host := spec.Dirs[guest]
+			if info, err := os.Stat(host); err != nil {
+				return nil, fmt.Errorf("mount %s: %w", guest, err)
+			} else if !info.IsDir() {
+				return nil, fmt.Errorf("mount %s: %s is not a directory", guest, host)
+			}
+			fs = fs.WithDirMount(host, guest)
+		}
+		cfg = cfg.WithFSConfig(fs)
+	}
+	return cfg, nil
+}
+
+// compile returns the compiled module for the file at path, compiling it
+// unless a module with the same digest was compiled before.
+func (r *Runtime) compile(ctx context.Context, path string) (wazero.CompiledModule, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(b)
+	key := hex.EncodeToString(sum[:])
+
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil, errors.New("runtime is closed")
+	}
+	c, ok := r.compiled[key]
+	if !ok {
+		c = &compiled{done: make(chan struct{})}
+		r.compiled[key] = c
+	}
+	r.mu.Unlock()
+
+	if ok {
+		select {
+		case <-c.done:
+			return c.mod, c.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+
+	start := time.Now()
+	c.mod, c.err = r.rt.CompileModule(ctx, b)
+	if c.err != nil {
+		c.err = fmt.Errorf("compile: %w", c.err)
+		r.mu.Lock()
+		delete(r.compiled, key) // let a later Start try again
+		r.mu.Unlock()
+	} else {
+		r.log.Debug("module compiled", "digest", "sha256:"+key, "duration", time.Since(start))
+	}
+	close(c.done)
+	return c.mod, c.err
+}

@@ -1,0 +1,582 @@
+package wasm
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edgefabric/edgefabric/test/ocitest"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"go.uber.org/goleak"
+)
+
+// sharedCache is a compilation cache dir shared by the tests so that the Go
+// example is compiled once.
+var sharedCache string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "wasm-test-cache-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	sharedCache = dir
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) { os.RemoveAll(dir) }))
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+func newRuntime(t *testing.T, cacheDir string) *Runtime {
+	t.Helper()
+	r, err := New(t.Context(), Config{CacheDir: cacheDir}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := r.Close(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	return r
+}
+
+// writeModule writes module bytes to a file and returns its path.
+func writeModule(t *testing.T, module []byte) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "module.wasm")
+	if err := os.WriteFile(path, module, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+var (
+	helloOnce sync.Once
+	helloPath string
+)
+
+// hello returns the path of the examples/hello module, built once.
+func hello(t *testing.T) string {
+	t.Helper()
+	module := ocitest.BuildGo(t, "examples/hello")
+	helloOnce.Do(func() {
+		helloPath = filepath.Join(sharedCache, "hello.wasm")
+		if err := os.WriteFile(helloPath, module, 0o644); err != nil {
+			panic(err)
+		}
+	})
+	return helloPath
+}
+
+// wat compiles a .wat file from testdata, or from the repository root for
+// names starting with "examples/", and returns the module's path.
+func wat(t *testing.T, name string) string {
+	t.Helper()
+	file := filepath.Join("testdata", name)
+	if strings.HasPrefix(name, "examples/") {
+		file = filepath.Join(ocitest.RepoRoot(t), name)
+	}
+	return writeModule(t, ocitest.Wat2Wasm(t, file))
+}
+
+// syncBuffer is an io.Writer that tests can read and wait on.
+type syncBuffer struct {
+	mu      sync.Mutex
+	b       bytes.Buffer
+	changed chan struct{}
+}
+
+func newSyncBuffer() *syncBuffer { return &syncBuffer{changed: make(chan struct{}, 1)} }
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	defer func() {
+		select {
+		case s.changed <- struct{}{}:
+		default:
+		}
+	}()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (s *syncBuffer) waitFor(t *testing.T, substr string) {
+	t.Helper()
+	timeout := time.NewTimer(30 * time.Second)
+	defer timeout.Stop()
+	for !strings.Contains(s.String(), substr) {
+		select {
+		case <-s.changed:
+		case <-timeout.C:
+			t.Fatalf("waiting for %q in output %q", substr, s.String())
+		}
+	}
+}
+
+// wait waits for the instance to end and returns its result.
+func wait(t *testing.T, inst *Instance) Result {
+	t.Helper()
+	select {
+	case <-inst.Done():
+		return inst.Result()
+	case <-time.After(60 * time.Second):
+		inst.Stop(0)
+		t.Fatal("instance did not end")
+		return Result{}
+	}
+}
+
+func TestHello(t *testing.T) {
+	r := newRuntime(t, sharedCache)
+	module := hello(t)
+	tests := []struct {
+		name       string
+		args       []string
+		env        []string
+		limit      int64
+		want       Result
+		wantStdout []string // substrings
+		wantStderr string
+	}{
+		{
+			name:       "args and env reach the module",
+			args:       []string{"hello", "a b", "c"},
+			env:        []string{"HOSTNAME=device-1", "COUNT=2", "INTERVAL=1ms"},
+			want:       Result{ExitCode: 0, Reason: ReasonCompleted},
+			wantStdout: []string{"hello from device-1\n", "args: [\"a b\" \"c\"]\n", "\n1 ", "\n2 "},
+			wantStderr: "hello: starting\n",
+		},
+		{
+			name:       "default name and no args",
+			env:        []string{"COUNT=1", "INTERVAL=1ms"},
+			want:       Result{ExitCode: 0, Reason: ReasonCompleted},
+			wantStdout: []string{"hello from edgefabric\n", "args: []\n"},
+			wantStderr: "hello: starting\n",
+		},
+		{
+			name:       "exit code",
+			args:       []string{"hello"},
+			env:        []string{"COUNT=1", "INTERVAL=1ms", "EXIT_CODE=3"},
+			want:       Result{ExitCode: 3, Reason: ReasonError},
+			wantStdout: []string{"\n1 "},
+			wantStderr: "hello: starting\n",
+		},
+		{
+			name:       "allocation within the memory limit",
+			args:       []string{"hello"},
+			env:        []string{"COUNT=1", "INTERVAL=1ms", "ALLOC_MB=8"},
+			limit:      64 << 20,
+			want:       Result{ExitCode: 0, Reason: ReasonCompleted},
+			wantStdout: []string{"allocated 8 MiB\n"},
+			wantStderr: "hello: starting\n",
+		},
+		{
+			name:       "allocation over the memory limit",
+			args:       []string{"hello"},
+			env:        []string{"COUNT=1", "INTERVAL=1ms", "ALLOC_MB=64"},
+			limit:      32<<20 + 1000, // rounded down to pages
+			want:       Result{ExitCode: 137, Reason: ReasonOOMKilled, Message: "linear memory limit of 33554432 bytes reached"},
+			wantStdout: []string{"hello from edgefabric\n"},
+			wantStderr: "hello: starting\n",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			stdout, stderr := newSyncBuffer(), newSyncBuffer()
+			inst, err := r.Start(t.Context(), Spec{
+				ModulePath:       module,
+				Args:             tt.args,
+				Env:              tt.env,
+				MemoryLimitBytes: tt.limit,
+				Stdout:           stdout,
+				Stderr:           stderr,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := wait(t, inst)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("result mismatch (-want +got):\n%s\nstdout: %s\nstderr: %s", diff, stdout, stderr)
+			}
+			for _, want := range tt.wantStdout {
+				if !strings.Contains(stdout.String(), want) {
+					t.Errorf("stdout %q does not contain %q", stdout, want)
+				}
+			}
+			if !strings.HasPrefix(stderr.String(), tt.wantStderr) {
+				t.Errorf("stderr = %q, want it to start with %q", stderr, tt.wantStderr)
+			}
+		})
+	}
+}
+
+func TestClocksAndSleepAreReal(t *testing.T) {
+	r := newRuntime(t, sharedCache)
+	stdout := newSyncBuffer()
+	start := time.Now()
+	inst, err := r.Start(t.Context(), Spec{
+		ModulePath: hello(t),
+		Args:       []string{"hello"},
+		Env:        []string{"COUNT=3", "INTERVAL=100ms"},
+		Stdout:     stdout,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := wait(t, inst); got.Reason != ReasonCompleted {
+		t.Fatalf("result %+v", got)
+	}
+	end := time.Now()
+	if elapsed := end.Sub(start); elapsed < 300*time.Millisecond {
+		t.Errorf("3 lines 100ms apart took %v, want at least 300ms", elapsed)
+	}
+	var stamps []time.Time
+	for _, line := range strings.Split(stdout.String(), "\n") {
+		var n int
+		var ts string
+		if _, err := fmt.Sscanf(line, "%d %s", &n, &ts); err != nil {
+			continue
+		}
+		tm, err := time.Parse(time.RFC3339Nano, ts)
+		if err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		stamps = append(stamps, tm)
+	}
+	if len(stamps) != 3 {
+		t.Fatalf("got %d numbered lines in %q, want 3", len(stamps), stdout)
+	}
+	for i, ts := range stamps {
+		if ts.Before(start.Add(-time.Second)) || ts.After(end.Add(time.Second)) {
+			t.Errorf("line %d has time %v, want the wall clock (between %v and %v)", i+1, ts, start, end)
+		}
+		if i > 0 && ts.Sub(stamps[i-1]) < 90*time.Millisecond {
+			t.Errorf("lines %d and %d are %v apart, want about 100ms", i, i+1, ts.Sub(stamps[i-1]))
+		}
+	}
+}
+
+func TestStop(t *testing.T) {
+	r := newRuntime(t, sharedCache)
+	stdout := newSyncBuffer()
+	inst, err := r.Start(t.Context(), Spec{
+		ModulePath: hello(t),
+		Env:        []string{"INTERVAL=1h"},
+		Stdout:     stdout,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout.waitFor(t, "args:")
+	start := time.Now()
+	inst.Stop(10 * time.Second)
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("Stop took %v, want it prompt", took)
+	}
+	select {
+	case <-inst.Done():
+	default:
+		t.Fatal("Done not closed after Stop returned")
+	}
+	want := Result{ExitCode: 137, Reason: ReasonKilled, Message: "stopped"}
+	if diff := cmp.Diff(want, inst.Result()); diff != "" {
+		t.Errorf("result mismatch (-want +got):\n%s", diff)
+	}
+	inst.Stop(0) // again: no effect
+	if diff := cmp.Diff(want, inst.Result()); diff != "" {
+		t.Errorf("result after second Stop mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestStopBlockedInStdin(t *testing.T) {
+	r := newRuntime(t, "")
+	pr, pw := io.Pipe() // never written: reads block
+	defer pw.Close()
+	stdin := &blockingReader{PipeReader: pr, reading: make(chan struct{})}
+	inst, err := r.Start(t.Context(), Spec{ModulePath: wat(t, "read.wat"), Stdin: stdin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-stdin.reading
+	start := time.Now()
+	inst.Stop(50 * time.Millisecond)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("Stop took %v", took)
+	}
+	if diff := cmp.Diff(Result{ExitCode: 137, Reason: ReasonKilled, Message: "stopped"}, inst.Result()); diff != "" {
+		t.Errorf("result mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// blockingReader is a pipe reader that tells when it is first read.
+type blockingReader struct {
+	*io.PipeReader
+	once    sync.Once
+	reading chan struct{}
+}
+
+func (b *blockingReader) Read(p []byte) (int, error) {
+	b.once.Do(func() { close(b.reading) })
+	return b.PipeReader.Read(p)
+}
+
+func TestStopBusyLoop(t *testing.T) {
+	r := newRuntime(t, "")
+	inst, err := r.Start(t.Context(), Spec{ModulePath: wat(t, "read.wat")}) // empty stdin: straight to the loop
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst.Stop(0)
+	if got := inst.Result(); got.Reason != ReasonKilled {
+		t.Errorf("result %+v, want Killed", got)
+	}
+}
+
+func TestStopAfterExitKeepsResult(t *testing.T) {
+	r := newRuntime(t, "")
+	inst, err := r.Start(t.Context(), Spec{ModulePath: wat(t, "exit.wat")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait(t, inst)
+	inst.Stop(time.Second)
+	if diff := cmp.Diff(Result{ExitCode: 7, Reason: ReasonError}, inst.Result()); diff != "" {
+		t.Errorf("result mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestCloseStopsInstances(t *testing.T) {
+	r, err := New(t.Context(), Config{CacheDir: sharedCache}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout := newSyncBuffer()
+	inst, err := r.Start(t.Context(), Spec{ModulePath: hello(t), Env: []string{"INTERVAL=1h"}, Stdout: stdout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout.waitFor(t, "args:")
+	if err := r.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := wait(t, inst); got.Reason != ReasonKilled {
+		t.Errorf("result after Close = %+v, want Killed", got)
+	}
+	if _, err := r.Start(t.Context(), Spec{ModulePath: hello(t)}); err == nil || !strings.Contains(err.Error(), "closed") {
+		t.Errorf("Start after Close: got %v, want an error saying the runtime is closed", err)
+	}
+}
+
+func TestModules(t *testing.T) {
+	r := newRuntime(t, "")
+	data := t.TempDir()
+	if err := os.WriteFile(filepath.Join(data, "in.txt"), []byte("from the host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		file       string
+		spec       Spec
+		want       Result
+		wantStdout string
+		wantInMsg  string
+	}{
+		{
+			name:       "tiny example",
+			file:       "examples/tiny/tiny.wat",
+			want:       Result{ExitCode: 0, Reason: ReasonCompleted},
+			wantStdout: "tiny\n",
+		},
+		{
+			name: "proc_exit status",
+			file: "exit.wat",
+			want: Result{ExitCode: 7, Reason: ReasonError},
+		},
+		{
+			name:      "trap",
+			file:      "trap.wat",
+			want:      Result{ExitCode: 1, Reason: ReasonError},
+			wantInMsg: "unreachable",
+		},
+		{
+			name: "memory.grow refused at the limit",
+			file: "grow.wat",
+			spec: Spec{MemoryLimitBytes: 10 * pageSize},
+			want: Result{ExitCode: 137, Reason: ReasonOOMKilled},
+		},
+		{
+			name:      "initial memory over the limit",
+			file:      "bigmem.wat",
+			spec:      Spec{MemoryLimitBytes: 1 << 20},
+			want:      Result{ExitCode: 137, Reason: ReasonOOMKilled},
+			wantInMsg: "at start",
+		},
+		{
+			name: "initial memory within the limit",
+			file: "bigmem.wat",
+			spec: Spec{MemoryLimitBytes: 4 << 20},
+			want: Result{ExitCode: 0, Reason: ReasonCompleted},
+		},
+		{
+			name:       "preopened directory",
+			file:       "cat.wat",
+			spec:       Spec{Dirs: map[string]string{"/data": data}},
+			want:       Result{ExitCode: 0, Reason: ReasonCompleted},
+			wantStdout: "from the host\n",
+		},
+		{
+			name: "no preopened directory",
+			file: "cat.wat",
+			want: Result{ExitCode: 10, Reason: ReasonError},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec := tt.spec
+			spec.ModulePath = wat(t, tt.file)
+			stdout := newSyncBuffer()
+			spec.Stdout = stdout
+			inst, err := r.Start(t.Context(), spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := wait(t, inst)
+			if diff := cmp.Diff(tt.want, got, cmpopts.IgnoreFields(Result{}, "Message")); diff != "" {
+				t.Errorf("result mismatch (-want +got):\n%s", diff)
+			}
+			if !strings.Contains(got.Message, tt.wantInMsg) {
+				t.Errorf("message %q does not contain %q", got.Message, tt.wantInMsg)
+			}
+			if got := stdout.String(); got != tt.wantStdout {
+				t.Errorf("stdout = %q, want %q", got, tt.wantStdout)
+			}
+		})
+	}
+}
+
+func TestStartErrors(t *testing.T) {
+	r := newRuntime(t, "")
+	tiny := wat(t, "examples/tiny/tiny.wat")
+	tests := []struct {
+		name    string
+		spec    Spec
+		wantErr string
+	}{
+		{"missing file", Spec{ModulePath: filepath.Join(t.TempDir(), "nope.wasm")}, "no such file"},
+		{"not wasm", Spec{ModulePath: writeModule(t, []byte("#!/bin/sh\necho hi\n"))}, "compile"},
+		{"not a command", Spec{ModulePath: wat(t, "reactor.wat")}, "_start"},
+		{"bad env", Spec{ModulePath: tiny, Env: []string{"NOEQUALS"}}, "KEY=VALUE"},
+		{"missing dir", Spec{ModulePath: tiny, Dirs: map[string]string{"/data": filepath.Join(t.TempDir(), "nope")}}, "mount /data"},
+		{"negative limit", Spec{ModulePath: tiny, MemoryLimitBytes: -1}, "negative"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			inst, err := r.Start(t.Context(), tt.spec)
+			if err == nil {
+				inst.Stop(0)
+				t.Fatalf("Start succeeded, want an error containing %q", tt.wantErr)
+			}
+			if !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), tt.spec.ModulePath) {
+				t.Errorf("Start error %q, want it to name the module and contain %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestCompiledOncePerDigest(t *testing.T) {
+	r := newRuntime(t, "")
+	module := ocitest.Wat2Wasm(t, filepath.Join(ocitest.RepoRoot(t), "examples/tiny/tiny.wat"))
+	// Two files with the same bytes, started concurrently and in sequence.
+	paths := []string{writeModule(t, module), writeModule(t, module)}
+	var wg sync.WaitGroup
+	for range 3 {
+		for _, p := range paths {
+			wg.Go(func() {
+				inst, err := r.Start(t.Context(), Spec{ModulePath: p})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if got := wait(t, inst); got.Reason != ReasonCompleted {
+					t.Errorf("result %+v", got)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.compiled) != 1 {
+		t.Errorf("%d compiled modules, want 1", len(r.compiled))
+	}
+}
+
+// cacheFiles lists the files under dir with their size and modification time.
+func cacheFiles(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		files[path] = fmt.Sprintf("%d %v", info.Size(), info.ModTime().UnixNano())
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+func TestCompilationCacheDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cache")
+	path := wat(t, "examples/tiny/tiny.wat")
+	run := func() {
+		t.Helper()
+		r, err := New(t.Context(), Config{CacheDir: dir}, testLogger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close(context.Background())
+		stdout := newSyncBuffer()
+		inst, err := r.Start(t.Context(), Spec{ModulePath: path, Stdout: stdout})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := wait(t, inst); got.Reason != ReasonCompleted || stdout.String() != "tiny\n" {
+			t.Fatalf("result %+v, stdout %q", got, stdout)
+		}
+	}
+	run()
+	first := cacheFiles(t, dir)
+	if len(first) == 0 {
+		t.Fatal("compilation cache dir is empty after compiling")
+	}
+	run()
+	// A second Runtime found the compiled module: nothing was (re)written.
+	if diff := cmp.Diff(first, cacheFiles(t, dir)); diff != "" {
+		t.Errorf("cache dir changed on the second Runtime (-first +second):\n%s", diff)
+	}
+}

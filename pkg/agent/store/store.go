@@ -1,0 +1,216 @@
+// Package store persists what the agent must remember across restarts in one
+// bbolt file: its identity (device ID, key, certificate, the hub's CA), the
+// desired state last received from the hub, and each container's restart count.
+// Every method is a single transaction; a Store is safe for concurrent use.
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+	"google.golang.org/protobuf/proto"
+
+	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+)
+
+var (
+	bucketIdentity = []byte("identity")
+	bucketDesired  = []byte("desired")
+	bucketRestarts = []byte("restarts")
+	keyGeneration  = []byte("\x00generation")
+)
+
+// Store is the agent's persistent state.
+type Store struct {
+	db *bolt.DB
+}
+
+// Open opens (creating if needed) the store at path. Only one process may hold
+// it: a second agent on the same data directory fails here after a second.
+func Open(path string) (*Store, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketIdentity, bucketDesired, bucketRestarts} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("init store %s: %w", path, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes the file.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Identity is who the agent is to the hub.
+type Identity struct {
+	DeviceID string
+	Account  string
+	KeyDER   []byte // PKCS#8
+	CertDER  []byte // nil before bootstrap
+	CADER    []byte
+}
+
+// Identity returns the stored identity; a zero Identity if none.
+func (s *Store) Identity() (Identity, error) {
+	var id Identity
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketIdentity)
+		id.DeviceID = string(b.Get([]byte("device")))
+		id.Account = string(b.Get([]byte("account")))
+		id.KeyDER = clone(b.Get([]byte("key")))
+		id.CertDER = clone(b.Get([]byte("cert")))
+		id.CADER = clone(b.Get([]byte("ca")))
+		return nil
+	})
+	return id, err
+}
+
+// SetIdentity replaces the stored identity.
+func (s *Store) SetIdentity(id Identity) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketIdentity)
+		for k, v := range map[string][]byte{
+			"device": []byte(id.DeviceID), "account": []byte(id.Account),
+			"key": id.KeyDER, "cert": id.CertDER, "ca": id.CADER,
+		} {
+			if err := b.Put([]byte(k), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Desired returns the stored desired state (generation 0 and nothing if none).
+func (s *Store) Desired() (uint64, []*hubv1.Workload, error) {
+	var gen uint64
+	var ws []*hubv1.Workload
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketDesired)
+		if v := b.Get(keyGeneration); len(v) == 8 {
+			gen = binary.BigEndian.Uint64(v)
+		}
+		return b.ForEach(func(k, v []byte) error {
+			if string(k) == string(keyGeneration) {
+				return nil
+			}
+			w := &hubv1.Workload{}
+			if err := proto.Unmarshal(v, w); err != nil {
+				return fmt.Errorf("workload %s: %w", k, err)
+			}
+			ws = append(ws, w)
+			return nil
+		})
+	})
+	return gen, ws, err
+}
+
+// SetDesired replaces the desired state.
+func (s *Store) SetDesired(gen uint64, ws []*hubv1.Workload) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket(bucketDesired); err != nil {
+			return err
+		}
+		b, err := tx.CreateBucket(bucketDesired)
+		if err != nil {
+			return err
+		}
+		if err := putGen(b, gen); err != nil {
+			return err
+		}
+		for _, w := range ws {
+			if err := putWorkload(b, w); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Upsert stores one workload and the new generation.
+func (s *Store) Upsert(gen uint64, w *hubv1.Workload) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketDesired)
+		if err := putGen(b, gen); err != nil {
+			return err
+		}
+		return putWorkload(b, w)
+	})
+}
+
+// Delete removes one workload (and its restart counts) and stores the new generation.
+func (s *Store) Delete(gen uint64, uid string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketDesired)
+		if err := putGen(b, gen); err != nil {
+			return err
+		}
+		if err := b.Delete([]byte(uid)); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketRestarts).DeleteBucket([]byte(uid)); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
+			return err
+		}
+		return nil
+	})
+}
+
+// Restarts returns the stored restart count of a container.
+func (s *Store) Restarts(uid, container string) (int32, error) {
+	var n int32
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketRestarts).Bucket([]byte(uid)); b != nil {
+			if v := b.Get([]byte(container)); len(v) == 4 {
+				n = int32(binary.BigEndian.Uint32(v))
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
+// SetRestarts stores a container's restart count.
+func (s *Store) SetRestarts(uid, container string, n int32) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.Bucket(bucketRestarts).CreateBucketIfNotExists([]byte(uid))
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(container), binary.BigEndian.AppendUint32(nil, uint32(n)))
+	})
+}
+
+func putGen(b *bolt.Bucket, gen uint64) error {
+	return b.Put(keyGeneration, binary.BigEndian.AppendUint64(nil, gen))
+}
+
+func putWorkload(b *bolt.Bucket, w *hubv1.Workload) error {
+	if w.GetUid() == "" {
+		return errors.New("workload without uid")
+	}
+	v, err := proto.Marshal(w)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(w.GetUid()), v)
+}
+
+func clone(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append([]byte(nil), b...)
+}

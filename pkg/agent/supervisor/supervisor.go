@@ -1,0 +1,289 @@
+// Package supervisor is the agent's reconcile core: it keeps the workloads the
+// hub wants running on this device, pulls their images, runs their containers,
+// restarts them per the pod's restart policy with the kubelet's exponential
+// back-off, and keeps the newest status of each workload and the events it
+// raised for the hub client to send. It works the same with or without a hub
+// connection, which is what keeps a device autonomous when the cloud is away.
+package supervisor
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/edgefabric/edgefabric/pkg/agent/image"
+	"github.com/edgefabric/edgefabric/pkg/agent/runtime/wasm"
+	"github.com/edgefabric/edgefabric/pkg/agent/store"
+	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+)
+
+// Images pulls images; *image.Store implements it.
+type Images interface {
+	Pull(ctx context.Context, ref string, policy image.PullPolicy) (*image.Artifact, error)
+	Lookup(ref string) (*image.Artifact, error)
+}
+
+// Runtime starts WASM instances; *wasm.Runtime implements it.
+type Runtime interface {
+	Start(ctx context.Context, spec wasm.Spec) (*wasm.Instance, error)
+}
+
+// Config configures a Supervisor.
+type Config struct {
+	// LogDir holds container logs, one directory per workload and container. Required.
+	LogDir string
+	// PodIP is reported as the pod IP of every workload.
+	PodIP string
+	// BackoffBase is the first restart back-off; zero means 10 s (the kubelet's).
+	BackoffBase time.Duration
+	// BackoffMax caps the back-off; zero means 5 minutes (the kubelet's).
+	BackoffMax time.Duration
+	// LogMaxBytes is the size at which a container's log file is rotated; zero means 10 MiB.
+	LogMaxBytes int64
+	// LogMaxFiles is how many rotated files are kept per container; zero means 5.
+	LogMaxFiles int
+}
+
+func (c *Config) defaults() {
+	if c.BackoffBase == 0 {
+		c.BackoffBase = 10 * time.Second
+	}
+	if c.BackoffMax == 0 {
+		c.BackoffMax = 5 * time.Minute
+	}
+	if c.LogMaxBytes == 0 {
+		c.LogMaxBytes = 10 << 20
+	}
+	if c.LogMaxFiles == 0 {
+		c.LogMaxFiles = 5
+	}
+}
+
+const maxEvents = 512
+
+// Supervisor runs workloads. Create it with New, then call Run.
+type Supervisor struct {
+	cfg     Config
+	images  Images
+	runtime Runtime
+	store   *store.Store
+	log     *slog.Logger
+
+	mu         sync.Mutex
+	ctx        context.Context // Run's; nil before Run
+	generation uint64
+	workloads  map[string]*workload
+	dirty      map[string]*hubv1.WorkloadStatus // newest unsent status by uid
+	events     []*hubv1.Event
+	wake       chan struct{}
+	wg         sync.WaitGroup
+}
+
+// New returns a supervisor; workloads start once Run is called.
+func New(cfg Config, images Images, rt Runtime, st *store.Store, log *slog.Logger) *Supervisor {
+	cfg.defaults()
+	return &Supervisor{
+		cfg: cfg, images: images, runtime: rt, store: st, log: log,
+		workloads: map[string]*workload{},
+		dirty:     map[string]*hubv1.WorkloadStatus{},
+		wake:      make(chan struct{}, 1),
+	}
+}
+
+// Run starts the workloads of the stored desired state, then serves until ctx
+// ends; it stops every workload before it returns.
+func (s *Supervisor) Run(ctx context.Context) error {
+	gen, ws, err := s.store.Desired()
+	if err != nil {
+		return fmt.Errorf("load desired state: %w", err)
+	}
+	s.mu.Lock()
+	s.ctx = ctx
+	s.mu.Unlock()
+	if len(ws) > 0 {
+		s.log.Info("resuming workloads from store", "count", len(ws), "generation", gen)
+	}
+	s.reconcile(gen, ws, true)
+	<-ctx.Done()
+	s.wg.Wait()
+	return nil
+}
+
+// Generation is the generation of the desired state the supervisor holds.
+func (s *Supervisor) Generation() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.generation
+}
+
+// SetDesired makes ws everything that should run: workloads whose spec hash is
+// unchanged keep running untouched, changed ones restart, missing ones stop.
+func (s *Supervisor) SetDesired(gen uint64, ws []*hubv1.Workload) error {
+	if err := s.store.SetDesired(gen, ws); err != nil {
+		return fmt.Errorf("persist desired state: %w", err)
+	}
+	s.reconcile(gen, ws, false)
+	return nil
+}
+
+// Apply applies one change of the desired state.
+func (s *Supervisor) Apply(d *hubv1.WorkloadDelta) error {
+	if w := d.GetUpsert(); w != nil {
+		if err := s.store.Upsert(d.GetGeneration(), w); err != nil {
+			return fmt.Errorf("persist workload: %w", err)
+		}
+		s.mu.Lock()
+		s.generation = d.GetGeneration()
+		s.mu.Unlock()
+		s.upsert(w, false)
+		return nil
+	}
+	if err := s.store.Delete(d.GetGeneration(), d.GetDeleteUid()); err != nil {
+		return fmt.Errorf("persist delete: %w", err)
+	}
+	s.mu.Lock()
+	s.generation = d.GetGeneration()
+	old := s.workloads[d.GetDeleteUid()]
+	delete(s.workloads, d.GetDeleteUid())
+	s.mu.Unlock()
+	if old != nil {
+		old.stop(true)
+	}
+	return nil
+}
+
+func (s *Supervisor) reconcile(gen uint64, ws []*hubv1.Workload, resumed bool) {
+	want := map[string]bool{}
+	for _, w := range ws {
+		want[w.GetUid()] = true
+	}
+	s.mu.Lock()
+	s.generation = gen
+	var gone []*workload
+	for uid, w := range s.workloads {
+		if !want[uid] {
+			gone = append(gone, w)
+			delete(s.workloads, uid)
+		}
+	}
+	s.mu.Unlock()
+	for _, w := range gone {
+		w.stop(true)
+	}
+	for _, w := range ws {
+		s.upsert(w, resumed)
+	}
+}
+
+// upsert starts w, or restarts it if its spec changed.
+func (s *Supervisor) upsert(spec *hubv1.Workload, resumed bool) {
+	s.mu.Lock()
+	if s.ctx == nil {
+		s.mu.Unlock()
+		return // Run starts it from the store
+	}
+	old := s.workloads[spec.GetUid()]
+	if old != nil && old.spec.GetSpecHash() == spec.GetSpecHash() && spec.GetSpecHash() != "" {
+		old.spec = spec
+		s.mu.Unlock()
+		return
+	}
+	w := newWorkload(s, proto.Clone(spec).(*hubv1.Workload), resumed || old != nil)
+	s.workloads[spec.GetUid()] = w
+	ctx := s.ctx
+	s.mu.Unlock()
+	if old != nil {
+		old.stop(false)
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		w.run(ctx)
+	}()
+}
+
+// Statuses returns the current status of every workload.
+func (s *Supervisor) Statuses() []*hubv1.WorkloadStatus {
+	s.mu.Lock()
+	ws := make([]*workload, 0, len(s.workloads))
+	for _, w := range s.workloads {
+		ws = append(ws, w)
+	}
+	s.mu.Unlock()
+	out := make([]*hubv1.WorkloadStatus, 0, len(ws))
+	for _, w := range ws {
+		out = append(out, w.status())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].GetUid() < out[j].GetUid() })
+	return out
+}
+
+// Updates is signalled when TakeReport has something new.
+func (s *Supervisor) Updates() <-chan struct{} { return s.wake }
+
+// TakeReport returns the statuses changed and the events raised since the last
+// call; only the newest status of each workload is kept in between.
+func (s *Supervisor) TakeReport() *hubv1.StatusReport {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.dirty) == 0 && len(s.events) == 0 {
+		return nil
+	}
+	r := &hubv1.StatusReport{Events: s.events}
+	for _, st := range s.dirty {
+		r.Statuses = append(r.Statuses, st)
+	}
+	sort.Slice(r.Statuses, func(i, j int) bool { return r.Statuses[i].GetUid() < r.Statuses[j].GetUid() })
+	s.dirty = map[string]*hubv1.WorkloadStatus{}
+	s.events = nil
+	return r
+}
+
+// LogDir is where a container's logs are kept.
+func (s *Supervisor) LogDir(uid, container string) string {
+	return filepath.Join(s.cfg.LogDir, uid, container)
+}
+
+// Workload returns the spec of a workload the device runs.
+func (s *Supervisor) Workload(uid string) (*hubv1.Workload, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w, ok := s.workloads[uid]
+	if !ok {
+		return nil, false
+	}
+	return w.spec, true
+}
+
+func (s *Supervisor) publish(st *hubv1.WorkloadStatus) {
+	s.mu.Lock()
+	s.dirty[st.GetUid()] = st
+	s.mu.Unlock()
+	s.signal()
+}
+
+func (s *Supervisor) event(uid, container, typ, reason, msg string) {
+	s.mu.Lock()
+	if len(s.events) >= maxEvents {
+		s.events = s.events[1:]
+	}
+	s.events = append(s.events, &hubv1.Event{
+		WorkloadUid: uid, Container: container, Type: typ, Reason: reason, Message: msg, Time: timestamppb.Now(),
+	})
+	s.mu.Unlock()
+	s.signal()
+}
+
+func (s *Supervisor) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,451 @@
+// Package fabric is the provider's registry of devices and of what each device
+// should run. It knows which devices are connected, places workloads on them,
+// keeps each device's desired state with a generation number, and queues what a
+// connected device must hear next. It knows nothing of Kubernetes or gRPC: the
+// hub feeds it agent sessions and reports; the node manager feeds it workloads
+// and listens for changes through Listener.
+package fabric
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+	"github.com/edgefabric/edgefabric/pkg/identity"
+	"github.com/edgefabric/edgefabric/pkg/provider/placement"
+)
+
+// Listener hears what changes in the fabric. Calls are made without the
+// fabric's lock held, one at a time per fabric; they must not block for long.
+type Listener interface {
+	// DevicesChanged is called when a device of account connects, disconnects or
+	// changes its capacity.
+	DevicesChanged(account string)
+	// WorkloadStatus is called with the newest status a device reported.
+	WorkloadStatus(uid string, st *hubv1.WorkloadStatus)
+	// WorkloadEvent is called for each event a device raised about a workload.
+	WorkloadEvent(uid string, ev *hubv1.Event)
+}
+
+// Device is a snapshot of one device.
+type Device struct {
+	identity.Device
+	Online       bool
+	OS, Arch     string
+	Hostname     string
+	AgentVersion string
+	Capacity     placement.Resources
+	Allocated    placement.Resources
+	Labels       map[string]string
+	Addresses    []string
+	Runtimes     []string
+	LastSeen     time.Time
+	Workloads    int
+}
+
+// IP is the address pods on the device are served on.
+func (d Device) IP() string {
+	if len(d.Addresses) == 0 {
+		return ""
+	}
+	return d.Addresses[0]
+}
+
+type device struct {
+	Device
+	sess       *Session
+	generation uint64
+	workloads  map[string]*hubv1.Workload // by uid
+}
+
+// Fabric is safe for concurrent use.
+type Fabric struct {
+	log *slog.Logger
+	now func() time.Time
+
+	mu       sync.Mutex
+	devices  map[string]*device // by device key (account/id)
+	owner    map[string]string  // workload uid → device key
+	streams  map[string]*pendingStream
+	nextID   uint64
+	listener Listener
+	ready    chan struct{}
+
+	notifyMu sync.Mutex // serialises listener calls
+}
+
+// New returns an empty fabric. It is not ready until MarkReady is called:
+// devices may connect, but they are not sent their desired state before then,
+// so a restarted provider never tells a device to drop work it has not yet
+// rebuilt from Kubernetes.
+func New(log *slog.Logger) *Fabric {
+	return &Fabric{
+		log:     log,
+		now:     time.Now,
+		devices: map[string]*device{},
+		owner:   map[string]string{},
+		streams: map[string]*pendingStream{},
+		ready:   make(chan struct{}),
+	}
+}
+
+// SetListener sets who hears about changes. Call it before devices connect.
+func (f *Fabric) SetListener(l Listener) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.listener = l
+}
+
+// MarkReady says the fabric holds every workload it should; sessions waiting
+// for their desired state get it now.
+func (f *Fabric) MarkReady() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	select {
+	case <-f.ready:
+		return
+	default:
+	}
+	close(f.ready)
+	for _, d := range f.devices {
+		if d.sess != nil {
+			d.sess.queueFull(d.generation, d.workloads)
+		}
+	}
+}
+
+// Ready is closed once MarkReady was called.
+func (f *Fabric) Ready() <-chan struct{} { return f.ready }
+
+func key(d identity.Device) string { return d.Account + "/" + d.ID }
+
+func (f *Fabric) isReady() bool {
+	select {
+	case <-f.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+// Connect registers a device's new control session, replacing an older one.
+// The returned session yields what must be sent to the agent.
+func (f *Fabric) Connect(id identity.Device, hello *hubv1.Hello) *Session {
+	f.mu.Lock()
+	d := f.devices[key(id)]
+	if d == nil {
+		d = &device{workloads: map[string]*hubv1.Workload{}}
+		f.devices[key(id)] = d
+	}
+	if d.sess != nil {
+		d.sess.close()
+	}
+	d.Device.Device = id
+	d.Online = true
+	d.OS, d.Arch, d.Hostname, d.AgentVersion = hello.GetOs(), hello.GetArch(), hello.GetHostname(), hello.GetAgentVersion()
+	d.Capacity = resources(hello.GetCapacity())
+	d.Labels = hello.GetLabels()
+	d.Addresses = hello.GetAddresses()
+	d.Runtimes = hello.GetRuntimes()
+	d.LastSeen = f.now()
+	s := newSession(id)
+	d.sess = s
+	if f.isReady() {
+		s.queueFull(d.generation, d.workloads)
+	}
+	f.mu.Unlock()
+
+	f.log.Info("device connected", "device", id.ID, "account", id.Account, "os", d.OS, "arch", d.Arch)
+	f.notify(func(l Listener) { l.DevicesChanged(id.Account) })
+	f.Report(id, &hubv1.StatusReport{Statuses: hello.GetStatuses()})
+	return s
+}
+
+// Disconnect marks the device offline if s is still its current session.
+func (f *Fabric) Disconnect(s *Session) {
+	f.mu.Lock()
+	d := f.devices[key(s.device)]
+	if d == nil || d.sess != s {
+		f.mu.Unlock()
+		return
+	}
+	s.close()
+	d.sess = nil
+	d.Online = false
+	d.LastSeen = f.now()
+	for id, p := range f.streams {
+		if p.device == key(s.device) {
+			p.fail(errors.New("device disconnected"))
+			delete(f.streams, id)
+		}
+	}
+	f.mu.Unlock()
+	f.log.Info("device disconnected", "device", s.device.ID, "account", s.device.Account)
+	f.notify(func(l Listener) { l.DevicesChanged(s.device.Account) })
+}
+
+// Heartbeat records that the device is alive.
+func (f *Fabric) Heartbeat(id identity.Device) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if d := f.devices[key(id)]; d != nil {
+		d.LastSeen = f.now()
+	}
+}
+
+// Report passes a device's status report to the listener. Statuses of
+// workloads the device does not own (any more) are dropped.
+func (f *Fabric) Report(id identity.Device, r *hubv1.StatusReport) {
+	f.mu.Lock()
+	k := key(id)
+	var sts []*hubv1.WorkloadStatus
+	for _, st := range r.GetStatuses() {
+		if f.owner[st.GetUid()] == k {
+			sts = append(sts, st)
+		}
+	}
+	var evs []*hubv1.Event
+	for _, ev := range r.GetEvents() {
+		if f.owner[ev.GetWorkloadUid()] == k {
+			evs = append(evs, ev)
+		}
+	}
+	f.mu.Unlock()
+	if len(sts) == 0 && len(evs) == 0 {
+		return
+	}
+	f.notify(func(l Listener) {
+		for _, st := range sts {
+			l.WorkloadStatus(st.GetUid(), st)
+		}
+		for _, ev := range evs {
+			l.WorkloadEvent(ev.GetWorkloadUid(), ev)
+		}
+	})
+}
+
+func (f *Fabric) notify(fn func(Listener)) {
+	f.mu.Lock()
+	l := f.listener
+	f.mu.Unlock()
+	if l == nil {
+		return
+	}
+	f.notifyMu.Lock()
+	defer f.notifyMu.Unlock()
+	fn(l)
+}
+
+// Devices returns a snapshot of account's devices, sorted by ID.
+func (f *Fabric) Devices(account string) []Device {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []Device
+	for _, d := range f.devices {
+		if d.Account != account {
+			continue
+		}
+		c := d.Device
+		c.Allocated = allocated(d.workloads)
+		c.Workloads = len(d.workloads)
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Device returns one device by account and ID.
+func (f *Fabric) Device(account, id string) (Device, bool) {
+	for _, d := range f.Devices(account) {
+		if d.ID == id {
+			return d, true
+		}
+	}
+	return Device{}, false
+}
+
+// Place chooses a device of account for w, or returns "" and why none fits.
+func (f *Fabric) Place(account string, w *hubv1.Workload) (string, string) {
+	var cands []placement.Candidate
+	for _, d := range f.Devices(account) {
+		cands = append(cands, placement.Candidate{
+			ID: d.ID, Online: d.Online, Capacity: d.Capacity, Allocated: d.Allocated, Runtimes: d.Runtimes,
+		})
+	}
+	return placement.Choose(cands, placement.Request{Resources: requests(w), Runtime: w.GetRuntime()})
+}
+
+// Assign makes w part of the desired state of device id of account, moving it
+// from any other device, and queues the change for the device.
+func (f *Fabric) Assign(account, id string, w *hubv1.Workload) {
+	f.mu.Lock()
+	k := key(identity.Device{ID: id, Account: account})
+	if old, ok := f.owner[w.GetUid()]; ok && old != k {
+		f.removeLocked(w.GetUid())
+		delete(f.owner, w.GetUid())
+	}
+	d := f.devices[k]
+	if d == nil {
+		// A device known from a pod annotation but not connected since the
+		// provider started: remember the work for when it comes back.
+		d = &device{workloads: map[string]*hubv1.Workload{}}
+		d.Device.Device = identity.Device{ID: id, Account: account}
+		f.devices[k] = d
+	}
+	f.owner[w.GetUid()] = k
+	d.workloads[w.GetUid()] = w
+	d.generation++
+	if d.sess != nil && f.isReady() {
+		d.sess.queueDelta(&hubv1.WorkloadDelta{Generation: d.generation, Upsert: w})
+	}
+	f.mu.Unlock()
+	f.notify(func(l Listener) { l.DevicesChanged(account) })
+}
+
+// Remove drops workload uid from its device's desired state. It reports the
+// device that held it and whether that device is connected, so the caller knows
+// whether to wait for the device to confirm the stop. Until Forget, the device's
+// reports about uid still reach the listener.
+func (f *Fabric) Remove(uid string) (deviceID string, online bool) {
+	f.mu.Lock()
+	k, ok := f.owner[uid]
+	var account string
+	if ok {
+		d := f.devices[k]
+		deviceID, online, account = d.ID, d.sess != nil, d.Account
+		f.removeLocked(uid)
+	}
+	f.mu.Unlock()
+	if ok {
+		f.notify(func(l Listener) { l.DevicesChanged(account) })
+	}
+	return deviceID, online
+}
+
+// Forget drops what the fabric remembers of a removed workload.
+func (f *Fabric) Forget(uid string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k, ok := f.owner[uid]
+	if !ok {
+		return
+	}
+	if d := f.devices[k]; d != nil {
+		if _, running := d.workloads[uid]; running {
+			return // assigned again since
+		}
+	}
+	delete(f.owner, uid)
+}
+
+func (f *Fabric) removeLocked(uid string) {
+	k := f.owner[uid]
+	d := f.devices[k]
+	if d == nil {
+		return
+	}
+	if _, ok := d.workloads[uid]; !ok {
+		return
+	}
+	delete(d.workloads, uid)
+	d.generation++
+	if d.sess != nil && f.isReady() {
+		d.sess.queueDelta(&hubv1.WorkloadDelta{Generation: d.generation, DeleteUid: uid})
+	}
+}
+
+// OpenStream asks the device running workload uid to open a data stream for
+// req and waits until it does, or ctx ends. The returned stream carries the
+// data; closing it tells the device to stop.
+func (f *Fabric) OpenStream(ctx context.Context, uid string, req *hubv1.StreamRequest) (*Stream, error) {
+	f.mu.Lock()
+	k, ok := f.owner[uid]
+	if !ok {
+		f.mu.Unlock()
+		return nil, fmt.Errorf("workload %s is not placed on any device", uid)
+	}
+	d := f.devices[k]
+	if d.sess == nil {
+		f.mu.Unlock()
+		return nil, fmt.Errorf("device %s is not connected", d.ID)
+	}
+	f.nextID++
+	req.Id = fmt.Sprintf("s%d-%d", f.now().UnixNano(), f.nextID)
+	req.WorkloadUid = uid
+	p := &pendingStream{device: k, done: make(chan struct{})}
+	f.streams[req.Id] = p
+	d.sess.queueStream(req)
+	f.mu.Unlock()
+
+	select {
+	case <-p.done:
+		if p.err != nil {
+			return nil, p.err
+		}
+		return p.stream, nil
+	case <-ctx.Done():
+		f.mu.Lock()
+		delete(f.streams, req.Id)
+		f.mu.Unlock()
+		return nil, ctx.Err()
+	}
+}
+
+// AcceptStream hands a stream the device opened to the waiting OpenStream.
+// The stream must come from the device the request was sent to.
+func (f *Fabric) AcceptStream(id identity.Device, streamID string, s *Stream) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p, ok := f.streams[streamID]
+	if !ok {
+		return fmt.Errorf("no stream %q is awaited", streamID)
+	}
+	if p.device != key(id) {
+		return fmt.Errorf("stream %q was not asked of device %s", streamID, id.ID)
+	}
+	delete(f.streams, streamID)
+	p.stream = s
+	close(p.done)
+	return nil
+}
+
+type pendingStream struct {
+	device string
+	done   chan struct{}
+	stream *Stream
+	err    error
+}
+
+func (p *pendingStream) fail(err error) {
+	p.err = err
+	close(p.done)
+}
+
+func resources(r *hubv1.Resources) placement.Resources {
+	return placement.Resources{CPUMillis: r.GetCpuMillis(), MemoryBytes: r.GetMemoryBytes(), Pods: r.GetPods()}
+}
+
+func requests(w *hubv1.Workload) placement.Resources {
+	var r placement.Resources
+	for _, c := range w.GetContainers() {
+		r.CPUMillis += c.GetCpuRequestMillis()
+		r.MemoryBytes += c.GetMemoryRequestBytes()
+	}
+	return r
+}
+
+func allocated(ws map[string]*hubv1.Workload) placement.Resources {
+	var total placement.Resources
+	for _, w := range ws {
+		r := requests(w)
+		total.CPUMillis += r.CPUMillis
+		total.MemoryBytes += r.MemoryBytes
+		total.Pods++
+	}
+	return total
+}

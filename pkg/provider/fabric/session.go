@@ -1,0 +1,166 @@
+package fabric
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sort"
+	"sync"
+
+	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+	"github.com/edgefabric/edgefabric/pkg/identity"
+)
+
+// ErrSessionClosed is returned by Next once a newer session replaced this one or
+// the device was disconnected.
+var ErrSessionClosed = errors.New("session closed")
+
+// Session is what the fabric has to say to one connected agent. Its queue is
+// bounded by the device's workloads: a newer delta of a workload replaces an
+// unsent older one, and a full desired state replaces every unsent delta.
+type Session struct {
+	device identity.Device
+
+	mu      sync.Mutex
+	full    *hubv1.DesiredState
+	deltas  map[string]*hubv1.WorkloadDelta // by workload uid
+	streams []*hubv1.StreamRequest
+	wake    chan struct{}
+	closed  chan struct{}
+}
+
+func newSession(d identity.Device) *Session {
+	return &Session{
+		device: d,
+		deltas: map[string]*hubv1.WorkloadDelta{},
+		wake:   make(chan struct{}, 1),
+		closed: make(chan struct{}),
+	}
+}
+
+// Device is the device the session belongs to.
+func (s *Session) Device() identity.Device { return s.device }
+
+// Done is closed when the session was replaced or disconnected.
+func (s *Session) Done() <-chan struct{} { return s.closed }
+
+func (s *Session) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.closed:
+	default:
+		close(s.closed)
+	}
+}
+
+func (s *Session) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Session) queueFull(gen uint64, ws map[string]*hubv1.Workload) {
+	ds := &hubv1.DesiredState{Generation: gen}
+	for _, w := range ws {
+		ds.Workloads = append(ds.Workloads, w)
+	}
+	sort.Slice(ds.Workloads, func(i, j int) bool { return ds.Workloads[i].GetUid() < ds.Workloads[j].GetUid() })
+	s.mu.Lock()
+	s.full = ds
+	clear(s.deltas)
+	s.mu.Unlock()
+	s.signal()
+}
+
+func (s *Session) queueDelta(d *hubv1.WorkloadDelta) {
+	uid := d.GetDeleteUid()
+	if d.GetUpsert() != nil {
+		uid = d.GetUpsert().GetUid()
+	}
+	s.mu.Lock()
+	s.deltas[uid] = d
+	s.mu.Unlock()
+	s.signal()
+}
+
+func (s *Session) queueStream(r *hubv1.StreamRequest) {
+	s.mu.Lock()
+	s.streams = append(s.streams, r)
+	s.mu.Unlock()
+	s.signal()
+}
+
+// Next blocks until there is something to send, then returns all of it in the
+// order it must be sent: a full state first, then deltas by generation, then
+// stream requests.
+func (s *Session) Next(ctx context.Context) ([]*hubv1.HubMessage, error) {
+	for {
+		s.mu.Lock()
+		var out []*hubv1.HubMessage
+		if s.full != nil {
+			out = append(out, &hubv1.HubMessage{Msg: &hubv1.HubMessage_Desired{Desired: s.full}})
+			s.full = nil
+		}
+		ds := make([]*hubv1.WorkloadDelta, 0, len(s.deltas))
+		for _, d := range s.deltas {
+			ds = append(ds, d)
+		}
+		clear(s.deltas)
+		sort.Slice(ds, func(i, j int) bool { return ds[i].GetGeneration() < ds[j].GetGeneration() })
+		for _, d := range ds {
+			out = append(out, &hubv1.HubMessage{Msg: &hubv1.HubMessage_Delta{Delta: d}})
+		}
+		for _, r := range s.streams {
+			out = append(out, &hubv1.HubMessage{Msg: &hubv1.HubMessage_Stream{Stream: r}})
+		}
+		s.streams = nil
+		s.mu.Unlock()
+		if len(out) > 0 {
+			return out, nil
+		}
+		select {
+		case <-s.wake:
+		case <-s.closed:
+			return nil, ErrSessionClosed
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Stream is one data stream from a device to a consumer in the provider (a
+// kubectl logs request, say). The hub writes what the device sends; the
+// consumer reads it and closes the stream when it is done, which the hub sees
+// on Done and passes on to the device.
+type Stream struct {
+	r      *io.PipeReader
+	w      *io.PipeWriter
+	once   sync.Once
+	closed chan struct{}
+}
+
+// NewStream returns an open stream.
+func NewStream() *Stream {
+	r, w := io.Pipe()
+	return &Stream{r: r, w: w, closed: make(chan struct{})}
+}
+
+// Read reads what the device sent.
+func (s *Stream) Read(p []byte) (int, error) { return s.r.Read(p) }
+
+// Close is called by the consumer when it wants no more data.
+func (s *Stream) Close() error {
+	s.once.Do(func() { close(s.closed) })
+	return s.r.Close()
+}
+
+// Done is closed once the consumer closed the stream.
+func (s *Stream) Done() <-chan struct{} { return s.closed }
+
+// Write passes data from the device to the consumer; it blocks until read.
+func (s *Stream) Write(p []byte) (int, error) { return s.w.Write(p) }
+
+// Finish ends the data from the device: err nil means a clean end of stream.
+func (s *Stream) Finish(err error) { s.w.CloseWithError(err) }

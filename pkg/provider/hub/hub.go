@@ -1,0 +1,353 @@
+// Package hub is the provider's gRPC endpoint that agents dial. It signs device
+// certificates for bootstrap tokens, authorises every other call by the
+// caller's certificate, and pumps each agent's control and data streams into
+// the fabric. Run it with Serve; it returns once every stream has ended.
+package hub
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+	"github.com/edgefabric/edgefabric/pkg/identity"
+	"github.com/edgefabric/edgefabric/pkg/provider/fabric"
+)
+
+// Tokens checks bootstrap tokens. Implementations may block on I/O and must be
+// safe for concurrent use.
+type Tokens interface {
+	// Account returns the account token belongs to, or an error that says why
+	// the token is refused (unknown, expired); the error text reaches the agent.
+	Account(ctx context.Context, token string) (string, error)
+}
+
+// Config configures a Server.
+type Config struct {
+	// CA signs device certificates and verifies client certificates. Required.
+	CA *identity.CA
+	// Hosts are the DNS names and IPs agents dial the hub by; the serving
+	// certificate names them. Empty means "localhost" and 127.0.0.1.
+	Hosts []string
+	// Tokens checks bootstrap tokens. Required.
+	Tokens Tokens
+	// CertTTL is how long a device certificate is valid; zero means 24 hours.
+	CertTTL time.Duration
+	// KeepaliveTime is how often an idle connection is probed; zero means 10 s.
+	// A device that does not answer within the same time again is dropped.
+	KeepaliveTime time.Duration
+}
+
+func (c *Config) defaults() {
+	if c.CertTTL == 0 {
+		c.CertTTL = 24 * time.Hour
+	}
+	if c.KeepaliveTime == 0 {
+		c.KeepaliveTime = 10 * time.Second
+	}
+	if len(c.Hosts) == 0 {
+		c.Hosts = []string{"localhost", "127.0.0.1"}
+	}
+}
+
+// Server serves the hub protocol.
+type Server struct {
+	hubv1.UnimplementedHubServer
+	cfg Config
+	fab *fabric.Fabric
+	log *slog.Logger
+	now func() time.Time
+}
+
+var _ hubv1.HubServer = (*Server)(nil)
+
+// New returns a hub serving fab.
+func New(cfg Config, fab *fabric.Fabric, log *slog.Logger) (*Server, error) {
+	cfg.defaults()
+	if cfg.CA == nil || cfg.Tokens == nil {
+		return nil, errors.New("hub: CA and Tokens are required")
+	}
+	return &Server{cfg: cfg, fab: fab, log: log, now: time.Now}, nil
+}
+
+// TLSConfig returns the serving TLS configuration: TLS 1.3, a fresh serving
+// certificate from the CA, and client certificates verified when given (only
+// Bootstrap may be called without one).
+func (s *Server) TLSConfig() (*tls.Config, error) {
+	key, err := identity.NewKey()
+	if err != nil {
+		return nil, err
+	}
+	cert, err := s.cfg.CA.SignServer(key, "edgefabric-hub", s.cfg.Hosts, s.now(), 365*24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{{Certificate: [][]byte{cert.Raw, s.cfg.CA.Cert.Raw}, PrivateKey: key, Leaf: cert}},
+		ClientAuth:   tls.VerifyClientCertIfGiven,
+		ClientCAs:    s.cfg.CA.Pool(),
+	}, nil
+}
+
+// Serve serves on lis until ctx ends, then stops gracefully (data streams are
+// cut after five seconds) and returns once all handlers have returned.
+func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
+	tc, err := s.TLSConfig()
+	if err != nil {
+		return err
+	}
+	gs := grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(tc)),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: s.cfg.KeepaliveTime, Timeout: s.cfg.KeepaliveTime}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
+	)
+	hubv1.RegisterHubServer(gs, s)
+	errc := make(chan error, 1)
+	go func() { errc <- gs.Serve(lis) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	stopped := make(chan struct{})
+	go func() { gs.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		gs.Stop()
+		<-stopped
+	}
+	<-errc
+	return nil
+}
+
+// Bootstrap signs a certificate for a device that proves a bootstrap token.
+func (s *Server) Bootstrap(ctx context.Context, req *hubv1.BootstrapRequest) (*hubv1.BootstrapResponse, error) {
+	if err := identity.ValidName(req.GetDeviceId()); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "device id: %v", err)
+	}
+	account, err := s.cfg.Tokens.Account(ctx, req.GetToken())
+	if err != nil {
+		s.log.Warn("bootstrap refused", "device", req.GetDeviceId(), "peer", peerAddr(ctx), "err", err)
+		return nil, status.Errorf(codes.Unauthenticated, "bootstrap token refused: %v", err)
+	}
+	d := identity.Device{ID: req.GetDeviceId(), Account: account}
+	resp, err := s.sign(req.GetCsrDer(), d)
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("device bootstrapped", "device", d.ID, "account", d.Account)
+	return resp, nil
+}
+
+// Renew signs a fresh certificate for the caller's device.
+func (s *Server) Renew(ctx context.Context, req *hubv1.RenewRequest) (*hubv1.BootstrapResponse, error) {
+	d, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.sign(req.GetCsrDer(), d)
+}
+
+func (s *Server) sign(csr []byte, d identity.Device) (*hubv1.BootstrapResponse, error) {
+	cert, err := s.cfg.CA.SignDevice(csr, d, s.now(), s.cfg.CertTTL)
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "sign: %v", err)
+	}
+	return &hubv1.BootstrapResponse{
+		CertificateDer: cert.Raw,
+		CaDer:          s.cfg.CA.Cert.Raw,
+		Account:        d.Account,
+		DeviceId:       d.ID,
+		NotAfter:       timestamppb.New(cert.NotAfter),
+	}, nil
+}
+
+// Control runs one agent session: hello, then the fabric's messages down and
+// the agent's reports up, until either side ends it.
+func (s *Server) Control(stream grpc.BidiStreamingServer[hubv1.AgentMessage, hubv1.HubMessage]) error {
+	d, err := caller(stream.Context())
+	if err != nil {
+		return err
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	hello := first.GetHello()
+	if hello == nil {
+		return status.Error(codes.InvalidArgument, "the first message of a control stream must be a hello")
+	}
+	if hello.GetDeviceId() != d.ID {
+		return status.Errorf(codes.PermissionDenied, "hello names device %q but the certificate names %q", hello.GetDeviceId(), d.ID)
+	}
+	if err := stream.Send(&hubv1.HubMessage{Msg: &hubv1.HubMessage_Welcome{Welcome: &hubv1.Welcome{
+		Account: d.Account, ServerTime: timestamppb.New(s.now()),
+	}}}); err != nil {
+		return err
+	}
+
+	sess := s.fab.Connect(d, hello)
+	defer s.fab.Disconnect(sess)
+
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	sendErr := make(chan error, 1)
+	go func() {
+		defer cancel()
+		for {
+			msgs, err := sess.Next(ctx)
+			if err != nil {
+				sendErr <- err
+				return
+			}
+			for _, m := range msgs {
+				if err := stream.Send(m); err != nil {
+					sendErr <- err
+					return
+				}
+			}
+		}
+	}()
+
+	recvErr := make(chan error, 1)
+	go func() {
+		for {
+			m, err := stream.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			switch m := m.GetMsg().(type) {
+			case *hubv1.AgentMessage_Heartbeat:
+				s.fab.Heartbeat(d)
+			case *hubv1.AgentMessage_Status:
+				s.fab.Heartbeat(d)
+				s.fab.Report(d, m.Status)
+			}
+		}
+	}()
+
+	select {
+	case err = <-recvErr:
+		cancel()
+		<-sendErr
+	case err = <-sendErr:
+		// The sender ended: the session was replaced, or the stream broke.
+		// Returning ends the RPC, which ends the receiver.
+	}
+	if errors.Is(err, fabric.ErrSessionClosed) {
+		return status.Error(codes.Aborted, "replaced by a newer session of the same device")
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, context.Canceled) || status.Code(err) == codes.Canceled {
+		return nil
+	}
+	return err
+}
+
+// Stream carries one data stream the hub asked a device to open.
+func (s *Server) Stream(stream grpc.BidiStreamingServer[hubv1.StreamFrame, hubv1.StreamFrame]) error {
+	d, err := caller(stream.Context())
+	if err != nil {
+		return err
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	st := fabric.NewStream()
+	if err := s.fab.AcceptStream(d, first.GetOpen(), st); err != nil {
+		return status.Error(codes.NotFound, err.Error())
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			f, err := stream.Recv()
+			switch {
+			case err == io.EOF:
+				st.Finish(nil)
+				return
+			case err != nil:
+				st.Finish(err)
+				return
+			case f.GetError() != "":
+				st.Finish(errors.New(f.GetError()))
+				return
+			}
+			if len(f.GetData()) > 0 {
+				if _, err := st.Write(f.GetData()); err != nil {
+					return // the consumer closed
+				}
+			}
+			if f.GetEof() {
+				st.Finish(nil)
+				return
+			}
+		}
+	}()
+	select {
+	case <-done:
+		// Wait for the consumer so the device's last bytes are not cut.
+		select {
+		case <-st.Done():
+		case <-stream.Context().Done():
+		}
+	case <-st.Done():
+	case <-stream.Context().Done():
+		st.Finish(stream.Context().Err())
+	}
+	return nil
+}
+
+// caller is the device named by the verified client certificate of ctx's peer.
+func caller(ctx context.Context) (identity.Device, error) {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return identity.Device{}, status.Error(codes.Unauthenticated, "no peer")
+	}
+	ti, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(ti.State.VerifiedChains) == 0 || len(ti.State.VerifiedChains[0]) == 0 {
+		return identity.Device{}, status.Error(codes.Unauthenticated, "a device certificate is required; bootstrap first")
+	}
+	leaf := ti.State.VerifiedChains[0][0]
+	if !hasClientAuth(leaf) {
+		return identity.Device{}, status.Error(codes.PermissionDenied, "certificate is not a device certificate")
+	}
+	d, err := identity.FromCertificate(leaf)
+	if err != nil {
+		return identity.Device{}, status.Error(codes.PermissionDenied, fmt.Sprintf("certificate: %v", err))
+	}
+	return d, nil
+}
+
+func hasClientAuth(c *x509.Certificate) bool {
+	for _, u := range c.ExtKeyUsage {
+		if u == x509.ExtKeyUsageClientAuth {
+			return true
+		}
+	}
+	return false
+}
+
+func peerAddr(ctx context.Context) string {
+	if p, ok := peer.FromContext(ctx); ok {
+		return p.Addr.String()
+	}
+	return ""
+}

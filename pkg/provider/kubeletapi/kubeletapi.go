@@ -1,0 +1,76 @@
+// Package kubeletapi serves the kubelet HTTP API (logs, and later exec, attach,
+// port-forward and stats) for every virtual node of the provider. The API
+// server reaches it at the nodes' InternalIP and kubelet port; requests name
+// the pod, so one server answers for all nodes.
+package kubeletapi
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
+	"github.com/virtual-kubelet/virtual-kubelet/node/api"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Backend answers the requests. Its methods may block on the device and must
+// be safe for concurrent use.
+type Backend interface {
+	Logs(ctx context.Context, namespace, pod, container string, opts api.ContainerLogOpts) (io.ReadCloser, error)
+	Pods(ctx context.Context) ([]*corev1.Pod, error)
+}
+
+// Handler returns the kubelet API's HTTP handler over b.
+func Handler(b Backend) http.Handler {
+	unsupported := func(what string) error {
+		return errdefs.InvalidInput(what + " is not supported by edgefabric yet")
+	}
+	return api.PodHandler(api.PodHandlerConfig{
+		GetContainerLogs:      b.Logs,
+		GetPods:               b.Pods,
+		GetPodsFromKubernetes: b.Pods,
+		RunInContainer: func(context.Context, string, string, string, []string, api.AttachIO) error {
+			return unsupported("exec")
+		},
+		AttachToContainer: func(context.Context, string, string, string, api.AttachIO) error {
+			return unsupported("attach")
+		},
+		PortForward: func(context.Context, string, string, int32, io.ReadWriteCloser) error {
+			return unsupported("port-forward")
+		},
+		StreamIdleTimeout:     30 * time.Minute,
+		StreamCreationTimeout: 30 * time.Second,
+	}, false)
+}
+
+// Serve serves h on lis with tc until ctx ends.
+func Serve(ctx context.Context, lis net.Listener, tc *tls.Config, h http.Handler, log *slog.Logger) error {
+	srv := &http.Server{
+		Handler:           h,
+		TLSConfig:         tc,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ServeTLS(lis, "", "") }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,656 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
+	vknode "github.com/virtual-kubelet/virtual-kubelet/node"
+	"github.com/virtual-kubelet/virtual-kubelet/node/api"
+	"google.golang.org/protobuf/types/known/timestamppb"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
+
+	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+	"github.com/edgefabric/edgefabric/pkg/provider/fabric"
+	"github.com/edgefabric/edgefabric/pkg/provider/translate"
+)
+
+// podState is what the node knows of one of its pods.
+type podState struct {
+	pod      *corev1.Pod // as last seen, with the status last reported
+	device   string      // "" while not placed
+	deleting bool
+	// waiting is the reason the pod is not on a device yet ("" once placed):
+	// Unschedulable or CreateContainerConfigError; such pods are retried.
+	waiting string
+	failed  bool // can never run (unsupported); not retried
+	seq     uint64
+}
+
+// accountNode is the virtual node of one account.
+type accountNode struct {
+	m        *Manager
+	account  string
+	name     string
+	recorder record.EventRecorder
+	pc       *vknode.PodController
+	nc       *vknode.NodeController
+	pods     informersFactory
+
+	mu         sync.Mutex
+	byUID      map[string]*podState
+	byKey      map[string]string // namespace/name → uid
+	notifyPod  func(*corev1.Pod)
+	notifyNode func(*corev1.Node)
+}
+
+type informersFactory interface {
+	Start(stopCh <-chan struct{})
+	Shutdown()
+}
+
+var (
+	_ vknode.PodLifecycleHandler = (*accountNode)(nil)
+	_ vknode.PodNotifier         = (*accountNode)(nil)
+	_ vknode.NodeProvider        = (*accountNode)(nil)
+)
+
+func newAccountNode(m *Manager, account string) (*accountNode, error) {
+	n := &accountNode{
+		m:        m,
+		account:  account,
+		name:     NodeName(account),
+		recorder: m.recorderFor(NodeName(account)),
+		byUID:    map[string]*podState{},
+		byKey:    map[string]string{},
+	}
+	pods := m.podsInformer(n.name)
+	pc, err := m.newPodController(n, pods)
+	if err != nil {
+		return nil, fmt.Errorf("pod controller for %s: %w", n.name, err)
+	}
+	nc, err := m.newNodeController(n)
+	if err != nil {
+		return nil, fmt.Errorf("node controller for %s: %w", n.name, err)
+	}
+	n.pc, n.nc, n.pods = pc, nc, pods
+	return n, nil
+}
+
+func (n *accountNode) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	n.pods.Start(ctx.Done())
+	defer n.pods.Shutdown()
+	errc := make(chan error, 2)
+	go func() { errc <- n.nc.Run(ctx) }()
+	go func() { errc <- n.pc.Run(ctx, n.m.cfg.Workers) }()
+	err := <-errc
+	cancel()
+	<-errc
+	return err
+}
+
+// recover loads the pods Kubernetes has on this node and gives the fabric the
+// workloads of those already placed on a device.
+func (n *accountNode) recover(ctx context.Context) error {
+	pods, err := n.m.listPods(ctx, n.name)
+	if err != nil {
+		return err
+	}
+	for i := range pods {
+		p := &pods[i]
+		dev := p.Annotations[AnnotationDevice]
+		if dev == "" || p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+			continue
+		}
+		w, err := translate.Workload(p, envSource{n.m}, "")
+		if err != nil {
+			continue // CreatePod will report it
+		}
+		n.mu.Lock()
+		n.byUID[string(p.UID)] = &podState{pod: p.DeepCopy(), device: dev}
+		n.byKey[p.Namespace+"/"+p.Name] = string(p.UID)
+		n.mu.Unlock()
+		n.m.track(string(p.UID), n)
+		n.m.fab.Assign(n.account, dev, w)
+	}
+	return nil
+}
+
+// CreatePod places pod on a device and sends it there.
+func (n *accountNode) CreatePod(ctx context.Context, pod *corev1.Pod) error {
+	uid := string(pod.UID)
+	n.mu.Lock()
+	st, known := n.byUID[uid]
+	if !known {
+		st = &podState{pod: pod.DeepCopy(), device: pod.Annotations[AnnotationDevice]}
+		n.byUID[uid] = st
+		n.byKey[pod.Namespace+"/"+pod.Name] = uid
+	} else {
+		st.pod.Spec = pod.Spec
+		st.pod.ObjectMeta = pod.ObjectMeta
+	}
+	n.mu.Unlock()
+	n.m.track(uid, n)
+
+	if err := translate.Validate(pod); err != nil {
+		var ue *translate.UnsupportedError
+		reason := "Unsupported"
+		if errors.As(err, &ue) {
+			reason = ue.Reason
+		}
+		n.recorder.Event(pod, corev1.EventTypeWarning, reason, err.Error())
+		n.mu.Lock()
+		st.failed = true
+		n.mu.Unlock()
+		n.setStatus(uid, translate.FailedStatus(pod, reason, err.Error(), time.Now()))
+		return nil
+	}
+	n.place(ctx, uid)
+	return nil
+}
+
+// place tries to put the pod on a device, recording why not when it cannot.
+func (n *accountNode) place(ctx context.Context, uid string) {
+	n.mu.Lock()
+	st, ok := n.byUID[uid]
+	if !ok || st.deleting || st.failed {
+		n.mu.Unlock()
+		return
+	}
+	pod := st.pod.DeepCopy()
+	dev := st.device
+	n.mu.Unlock()
+
+	ip := ""
+	if dev != "" {
+		if d, ok := n.m.fab.Device(n.account, dev); ok {
+			ip = d.IP()
+		}
+	}
+	w, err := translate.Workload(pod, envSource{n.m}, ip)
+	if err != nil {
+		n.wait(uid, "CreateContainerConfigError", err.Error())
+		return
+	}
+	if dev == "" {
+		var why string
+		dev, why = n.m.fab.Place(n.account, w)
+		if dev == "" {
+			n.wait(uid, "Unschedulable", why)
+			return
+		}
+		if d, ok := n.m.fab.Device(n.account, dev); ok && d.IP() != "" {
+			if w, err = translate.Workload(pod, envSource{n.m}, d.IP()); err != nil {
+				n.wait(uid, "CreateContainerConfigError", err.Error())
+				return
+			}
+		}
+		if err := n.annotate(ctx, pod, dev); err != nil {
+			n.wait(uid, "AnnotateFailed", err.Error())
+			return
+		}
+		n.recorder.Eventf(pod, corev1.EventTypeNormal, "Scheduled", "Scheduled to device %s", dev)
+	}
+	n.mu.Lock()
+	st.device = dev
+	st.waiting = ""
+	n.mu.Unlock()
+	n.m.fab.Assign(n.account, dev, w)
+	n.mu.Lock()
+	hasReport := st.seq > 0
+	n.mu.Unlock()
+	if !hasReport {
+		n.setStatus(uid, translate.PendingStatus(pod, "ContainerCreating", "", time.Now()))
+	}
+}
+
+func (n *accountNode) wait(uid, reason, message string) {
+	n.mu.Lock()
+	st, ok := n.byUID[uid]
+	if !ok {
+		n.mu.Unlock()
+		return
+	}
+	first := st.waiting != reason
+	st.waiting = reason
+	pod := st.pod.DeepCopy()
+	n.mu.Unlock()
+	if first {
+		n.recorder.Event(pod, corev1.EventTypeWarning, eventReason(reason), message)
+	}
+	n.setStatus(uid, translate.PendingStatus(pod, reason, message, time.Now()))
+}
+
+func eventReason(waiting string) string {
+	switch waiting {
+	case "Unschedulable":
+		return "FailedScheduling"
+	case "CreateContainerConfigError":
+		return "Failed"
+	}
+	return waiting
+}
+
+func (n *accountNode) annotate(ctx context.Context, pod *corev1.Pod, dev string) error {
+	if pod.Annotations[AnnotationDevice] == dev {
+		return nil
+	}
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{AnnotationDevice: dev}}})
+	_, err := n.m.client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+	if err != nil {
+		return fmt.Errorf("record device on pod: %w", err)
+	}
+	return nil
+}
+
+// retry places the pods that are waiting for a device or for their config.
+func (n *accountNode) retry() {
+	n.mu.Lock()
+	var uids []string
+	for uid, st := range n.byUID {
+		if st.waiting != "" && !st.deleting && !st.failed {
+			uids = append(uids, uid)
+		}
+	}
+	n.mu.Unlock()
+	for _, uid := range uids {
+		n.place(context.Background(), uid)
+	}
+}
+
+func (n *accountNode) devicesChanged() {
+	if cb := n.nodeCallback(); cb != nil {
+		cb(n.nodeStatus())
+	}
+	go n.retry()
+}
+
+// UpdatePod sends a changed pod to its device.
+func (n *accountNode) UpdatePod(ctx context.Context, pod *corev1.Pod) error {
+	uid := string(pod.UID)
+	n.mu.Lock()
+	st, ok := n.byUID[uid]
+	if !ok {
+		n.mu.Unlock()
+		return n.CreatePod(ctx, pod)
+	}
+	st.pod.ObjectMeta = pod.ObjectMeta
+	st.pod.Spec = pod.Spec
+	placed := st.device != "" && st.waiting == "" && !st.failed && !st.deleting
+	n.mu.Unlock()
+	if placed {
+		n.place(ctx, uid)
+	}
+	return nil
+}
+
+// DeletePod stops the pod on its device. The pod is reported terminated once
+// the device confirms, or at once when the device is not connected.
+func (n *accountNode) DeletePod(ctx context.Context, pod *corev1.Pod) error {
+	uid := string(pod.UID)
+	n.mu.Lock()
+	st, ok := n.byUID[uid]
+	if !ok {
+		n.mu.Unlock()
+		return errdefs.NotFoundf("pod %s/%s is not known to node %s", pod.Namespace, pod.Name, n.name)
+	}
+	st.deleting = true
+	st.pod.ObjectMeta = pod.ObjectMeta
+	n.mu.Unlock()
+	_, online := n.m.fab.Remove(uid)
+	if !online {
+		n.finishDelete(uid, nil)
+	}
+	return nil
+}
+
+// finishDelete reports the pod terminated and forgets it.
+func (n *accountNode) finishDelete(uid string, last *hubv1.WorkloadStatus) {
+	n.mu.Lock()
+	st, ok := n.byUID[uid]
+	if !ok {
+		n.mu.Unlock()
+		return
+	}
+	pod := st.pod.DeepCopy()
+	n.mu.Unlock()
+	now := time.Now()
+	status := terminalStatus(pod, last, now)
+	n.setStatus(uid, status)
+	n.m.fab.Forget(uid)
+	n.m.track(uid, nil)
+	n.mu.Lock()
+	delete(n.byUID, uid)
+	if n.byKey[pod.Namespace+"/"+pod.Name] == uid {
+		delete(n.byKey, pod.Namespace+"/"+pod.Name)
+	}
+	n.mu.Unlock()
+}
+
+// terminalStatus is the last status of a deleted pod: every container
+// terminated (as the device reported, else with reason Killed) and a terminal
+// phase, so virtual-kubelet removes the pod at once.
+func terminalStatus(pod *corev1.Pod, last *hubv1.WorkloadStatus, now time.Time) corev1.PodStatus {
+	ws := &hubv1.WorkloadStatus{Uid: string(pod.UID)}
+	if last != nil {
+		ws = last
+	}
+	reported := map[string]*hubv1.ContainerStatus{}
+	for _, c := range ws.GetContainers() {
+		reported[c.GetName()] = c
+	}
+	phase := "Succeeded"
+	var cs []*hubv1.ContainerStatus
+	for _, c := range pod.Spec.Containers {
+		r := reported[c.Name]
+		if r == nil || r.GetState().GetTerminated() == nil {
+			r = &hubv1.ContainerStatus{Name: c.Name, RestartCount: r.GetRestartCount(), ImageId: r.GetImageId(), State: &hubv1.ContainerState{
+				State: &hubv1.ContainerState_Terminated_{Terminated: &hubv1.ContainerState_Terminated{
+					ExitCode: 137, Reason: "Killed", Message: "pod deleted", FinishedAt: timestamppb.New(now),
+				}},
+			}}
+		}
+		if r.GetState().GetTerminated().GetExitCode() != 0 {
+			phase = "Failed"
+		}
+		cs = append(cs, r)
+	}
+	out := &hubv1.WorkloadStatus{Uid: ws.GetUid(), Containers: cs, Phase: phase, PodIp: ws.GetPodIp(), StartTime: ws.GetStartTime()}
+	return translate.PodStatus(pod, out, pod.Status.HostIP, now)
+}
+
+func (n *accountNode) workloadStatus(uid string, ws *hubv1.WorkloadStatus) {
+	n.mu.Lock()
+	st, ok := n.byUID[uid]
+	if !ok || (ws.GetSeq() != 0 && ws.GetSeq() < st.seq) {
+		n.mu.Unlock()
+		return
+	}
+	st.seq = max(ws.GetSeq(), 1)
+	deleting := st.deleting
+	pod := st.pod.DeepCopy()
+	dev := st.device
+	n.mu.Unlock()
+
+	if deleting {
+		if allTerminated(pod, ws) {
+			n.finishDelete(uid, ws)
+		}
+		return
+	}
+	ip := ws.GetPodIp()
+	if d, ok := n.m.fab.Device(n.account, dev); ok && ip == "" {
+		ip = d.IP()
+	}
+	n.setStatus(uid, translate.PodStatus(pod, ws, ip, time.Now()))
+}
+
+func allTerminated(pod *corev1.Pod, ws *hubv1.WorkloadStatus) bool {
+	if ws.GetPhase() == "Succeeded" || ws.GetPhase() == "Failed" {
+		return true
+	}
+	term := 0
+	for _, c := range ws.GetContainers() {
+		if c.GetState().GetTerminated() != nil {
+			term++
+		}
+	}
+	return term >= len(pod.Spec.Containers)
+}
+
+func (n *accountNode) workloadEvent(uid string, ev *hubv1.Event) {
+	n.mu.Lock()
+	st, ok := n.byUID[uid]
+	var pod *corev1.Pod
+	if ok {
+		pod = st.pod.DeepCopy()
+	}
+	n.mu.Unlock()
+	if pod == nil {
+		return
+	}
+	typ := ev.GetType()
+	if typ != corev1.EventTypeWarning {
+		typ = corev1.EventTypeNormal
+	}
+	n.recorder.Event(pod, typ, ev.GetReason(), ev.GetMessage())
+}
+
+// setStatus records status for the pod and tells virtual-kubelet.
+func (n *accountNode) setStatus(uid string, status corev1.PodStatus) {
+	n.mu.Lock()
+	st, ok := n.byUID[uid]
+	if !ok {
+		n.mu.Unlock()
+		return
+	}
+	st.pod.Status = status
+	pod := st.pod.DeepCopy()
+	cb := n.notifyPod
+	n.mu.Unlock()
+	if cb != nil {
+		cb(pod)
+	}
+}
+
+// GetPod returns the pod as the provider sees it.
+func (n *accountNode) GetPod(_ context.Context, namespace, name string) (*corev1.Pod, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	uid, ok := n.byKey[namespace+"/"+name]
+	if !ok {
+		return nil, errdefs.NotFoundf("pod %s/%s not found on %s", namespace, name, n.name)
+	}
+	return n.byUID[uid].pod.DeepCopy(), nil
+}
+
+// GetPodStatus returns the pod's status as the provider sees it.
+func (n *accountNode) GetPodStatus(ctx context.Context, namespace, name string) (*corev1.PodStatus, error) {
+	p, err := n.GetPod(ctx, namespace, name)
+	if err != nil {
+		return nil, err
+	}
+	return &p.Status, nil
+}
+
+// GetPods returns every pod of the node.
+func (n *accountNode) GetPods(context.Context) ([]*corev1.Pod, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]*corev1.Pod, 0, len(n.byUID))
+	for _, st := range n.byUID {
+		out = append(out, st.pod.DeepCopy())
+	}
+	return out, nil
+}
+
+// NotifyPods implements vknode.PodNotifier.
+func (n *accountNode) NotifyPods(_ context.Context, cb func(*corev1.Pod)) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.notifyPod = cb
+}
+
+// Ping implements vknode.NodeProvider.
+func (n *accountNode) Ping(ctx context.Context) error { return ctx.Err() }
+
+// NotifyNodeStatus implements vknode.NodeProvider.
+func (n *accountNode) NotifyNodeStatus(_ context.Context, cb func(*corev1.Node)) {
+	n.mu.Lock()
+	n.notifyNode = cb
+	n.mu.Unlock()
+	cb(n.nodeStatus())
+}
+
+func (n *accountNode) nodeCallback() func(*corev1.Node) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.notifyNode
+}
+
+func (n *accountNode) initialNode() *corev1.Node {
+	return n.nodeStatus()
+}
+
+// nodeStatus is the node object for the account's current devices.
+func (n *accountNode) nodeStatus() *corev1.Node {
+	devs := n.m.fab.Devices(n.account)
+	var cpu, mem, pods int64
+	var online []fabric.Device
+	oses, arches := map[string]bool{}, map[string]bool{}
+	for _, d := range devs {
+		if !d.Online {
+			continue
+		}
+		online = append(online, d)
+		cpu += d.Capacity.CPUMillis
+		mem += d.Capacity.MemoryBytes
+		pods += d.Capacity.Pods
+		oses[d.OS], arches[d.Arch] = true, true
+	}
+	capacity := corev1.ResourceList{
+		corev1.ResourceCPU:    *resource.NewMilliQuantity(cpu, resource.DecimalSI),
+		corev1.ResourceMemory: *resource.NewQuantity(mem, resource.BinarySI),
+		corev1.ResourcePods:   *resource.NewQuantity(pods, resource.DecimalSI),
+	}
+	labels := map[string]string{
+		"type":                   "virtual-kubelet",
+		"kubernetes.io/role":     "edge",
+		"kubernetes.io/hostname": n.name,
+		LabelAccount:             n.account,
+		LabelScope:               "account",
+		LabelCluster:             n.name,
+	}
+	osName, arch := "", ""
+	if len(oses) == 1 {
+		for k := range oses {
+			osName = k
+		}
+		labels["kubernetes.io/os"] = osName
+	}
+	if len(arches) == 1 {
+		for k := range arches {
+			arch = k
+		}
+		labels["kubernetes.io/arch"] = arch
+	}
+	ready := corev1.ConditionFalse
+	reason, msg := "NoDeviceConnected", fmt.Sprintf("0/%d devices of account %s are connected", len(devs), n.account)
+	if len(online) > 0 {
+		ready = corev1.ConditionTrue
+		reason = "DevicesReady"
+		msg = fmt.Sprintf("%d/%d devices ready: %s", len(online), len(devs), deviceNames(online))
+	}
+	now := metav1.Now()
+	cond := func(t corev1.NodeConditionType, s corev1.ConditionStatus, reason, msg string) corev1.NodeCondition {
+		return corev1.NodeCondition{Type: t, Status: s, Reason: reason, Message: msg, LastHeartbeatTime: now, LastTransitionTime: now}
+	}
+	return &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: n.name, Labels: labels},
+		Spec: corev1.NodeSpec{
+			Taints: []corev1.Taint{{Key: TaintKey, Value: TaintValue, Effect: corev1.TaintEffectNoSchedule}},
+		},
+		Status: corev1.NodeStatus{
+			Phase:       corev1.NodeRunning,
+			Capacity:    capacity,
+			Allocatable: capacity.DeepCopy(),
+			Conditions: []corev1.NodeCondition{
+				cond(corev1.NodeReady, ready, reason, msg),
+				cond(corev1.NodeMemoryPressure, corev1.ConditionFalse, "NoPressure", ""),
+				cond(corev1.NodeDiskPressure, corev1.ConditionFalse, "NoPressure", ""),
+				cond(corev1.NodePIDPressure, corev1.ConditionFalse, "NoPressure", ""),
+				cond(corev1.NodeNetworkUnavailable, corev1.ConditionFalse, "RouteCreated", ""),
+			},
+			Addresses: []corev1.NodeAddress{
+				{Type: corev1.NodeInternalIP, Address: n.m.cfg.NodeIP},
+				{Type: corev1.NodeHostName, Address: n.name},
+			},
+			DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: n.m.cfg.KubeletPort}},
+			NodeInfo: corev1.NodeSystemInfo{
+				OperatingSystem: osName,
+				Architecture:    arch,
+				KubeletVersion:  n.m.cfg.Version,
+				OSImage:         "edgefabric",
+			},
+		},
+	}
+}
+
+func deviceNames(ds []fabric.Device) string {
+	names := make([]string, 0, len(ds))
+	for _, d := range ds {
+		names = append(names, d.ID)
+	}
+	sort.Strings(names)
+	if len(names) > 10 {
+		names = append(names[:10], "…")
+	}
+	return strings.Join(names, ", ")
+}
+
+// logs streams a container's logs if the pod is this node's.
+func (n *accountNode) logs(ctx context.Context, namespace, name, container string, opts api.ContainerLogOpts) (io.ReadCloser, bool, error) {
+	n.mu.Lock()
+	uid, ok := n.byKey[namespace+"/"+name]
+	var pod *corev1.Pod
+	if ok {
+		pod = n.byUID[uid].pod.DeepCopy()
+	}
+	n.mu.Unlock()
+	if !ok {
+		return nil, false, nil
+	}
+	if container == "" && len(pod.Spec.Containers) == 1 {
+		container = pod.Spec.Containers[0].Name
+	}
+	if !slices.ContainsFunc(pod.Spec.Containers, func(c corev1.Container) bool { return c.Name == container }) {
+		return nil, true, errdefs.InvalidInputf("container %q is not valid for pod %s/%s", container, namespace, name)
+	}
+	req := &hubv1.StreamRequest{Container: container, Kind: &hubv1.StreamRequest_Logs{Logs: &hubv1.LogOptions{
+		Follow:       opts.Follow,
+		TailLines:    tail(opts.Tail),
+		SinceSeconds: int64(opts.SinceSeconds),
+		Timestamps:   opts.Timestamps,
+		Previous:     opts.Previous,
+		LimitBytes:   int64(opts.LimitBytes),
+	}}}
+	if !opts.SinceTime.IsZero() {
+		req.GetLogs().SinceTime = timestamppb.New(opts.SinceTime)
+	}
+	openCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	s, err := n.m.fab.OpenStream(openCtx, uid, req)
+	if err != nil {
+		return nil, true, errdefs.AsNotFound(fmt.Errorf("logs of %s/%s: %w", namespace, name, err))
+	}
+	return s, true, nil
+}
+
+// tail maps virtual-kubelet's tail (0 = unset) to the wire's (-1 = all).
+func tail(t int) int64 {
+	if t <= 0 {
+		return -1
+	}
+	return int64(t)
+}
+
+func notFound(format string, args ...any) error {
+	return errdefs.NotFound(fmt.Sprintf(format, args...))
+}
+
+var _ = apierrors.IsNotFound

@@ -1,0 +1,113 @@
+// Package placement chooses the device of an edge cluster that runs a pod. It is
+// a pure function of the candidates and the request: filter the devices that can
+// run the pod, then prefer the least loaded. The fabric calls it with a snapshot
+// of its devices; nothing here does I/O or holds state.
+package placement
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// Resources is an amount of CPU, memory and pod slots.
+type Resources struct {
+	CPUMillis   int64
+	MemoryBytes int64
+	Pods        int64
+}
+
+// Candidate is one device as placement sees it.
+type Candidate struct {
+	ID        string
+	Online    bool
+	Capacity  Resources
+	Allocated Resources // sum of the requests of what already runs there
+	Runtimes  []string
+}
+
+// Request is what a pod needs from its device.
+type Request struct {
+	Resources Resources
+	Runtime   string
+}
+
+// Choose returns the ID of the device to run req, or "" and a message naming
+// why nothing fits, in the style of the scheduler's "0/3 devices are available:
+// 2 Insufficient memory, 1 offline.".
+func Choose(cands []Candidate, req Request) (string, string) {
+	reasons := map[string]int{}
+	type scored struct {
+		id    string
+		score float64
+		pods  int64
+	}
+	var fits []scored
+	for _, c := range cands {
+		if r := misfit(c, req); r != "" {
+			reasons[r]++
+			continue
+		}
+		fits = append(fits, scored{id: c.ID, score: load(c, req), pods: c.Allocated.Pods})
+	}
+	if len(fits) == 0 {
+		return "", noFit(len(cands), reasons)
+	}
+	sort.Slice(fits, func(i, j int) bool {
+		a, b := fits[i], fits[j]
+		if a.score != b.score {
+			return a.score < b.score
+		}
+		if a.pods != b.pods {
+			return a.pods < b.pods
+		}
+		return a.id < b.id
+	})
+	return fits[0].id, ""
+}
+
+func misfit(c Candidate, req Request) string {
+	switch {
+	case !c.Online:
+		return "offline"
+	case req.Runtime != "" && !slices.Contains(c.Runtimes, req.Runtime):
+		return "no " + req.Runtime + " runtime"
+	case c.Capacity.Pods > 0 && c.Allocated.Pods+1 > c.Capacity.Pods:
+		return "Too many pods"
+	case c.Allocated.CPUMillis+req.Resources.CPUMillis > c.Capacity.CPUMillis:
+		return "Insufficient cpu"
+	case c.Allocated.MemoryBytes+req.Resources.MemoryBytes > c.Capacity.MemoryBytes:
+		return "Insufficient memory"
+	}
+	return ""
+}
+
+// load is the device's utilisation after placing req: the mean of its CPU and
+// memory fractions, so a device busy in either dimension ranks lower.
+func load(c Candidate, req Request) float64 {
+	frac := func(used, cap int64) float64 {
+		if cap <= 0 {
+			return 1
+		}
+		return float64(used) / float64(cap)
+	}
+	return (frac(c.Allocated.CPUMillis+req.Resources.CPUMillis, c.Capacity.CPUMillis) +
+		frac(c.Allocated.MemoryBytes+req.Resources.MemoryBytes, c.Capacity.MemoryBytes)) / 2
+}
+
+func noFit(n int, reasons map[string]int) string {
+	if n == 0 {
+		return "0/0 devices are available: no device of this cluster is connected."
+	}
+	keys := make([]string, 0, len(reasons))
+	for k := range reasons {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%d %s", reasons[k], k))
+	}
+	return fmt.Sprintf("0/%d devices are available: %s.", n, strings.Join(parts, ", "))
+}

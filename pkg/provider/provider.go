@@ -1,0 +1,164 @@
+// Package provider is the cloud side of edgefabric: it runs the hub agents dial
+// into, the fabric of devices, one virtual-kubelet node per edge cluster and
+// the kubelet API. cmd/provider builds a Config and calls Run.
+package provider
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/edgefabric/edgefabric/pkg/identity"
+	"github.com/edgefabric/edgefabric/pkg/provider/fabric"
+	"github.com/edgefabric/edgefabric/pkg/provider/hub"
+	"github.com/edgefabric/edgefabric/pkg/provider/kubeletapi"
+	"github.com/edgefabric/edgefabric/pkg/provider/node"
+)
+
+// Config configures the provider. The zero value of each field is documented.
+type Config struct {
+	// Namespace holds the CA Secret and the bootstrap-token Secrets.
+	// Empty means "edgefabric-system".
+	Namespace string
+	// StateDir, when set, keeps the CA in ca.crt and ca.key there instead of
+	// in a Secret (useful out of cluster and for the local fabric).
+	StateDir string
+	// HubListen is the hub's listen address. Empty means ":7443".
+	HubListen string
+	// HubHosts are the names and IPs agents dial the hub by (the serving
+	// certificate's SANs). Empty means localhost and 127.0.0.1.
+	HubHosts []string
+	// KubeletListen is the kubelet API's listen address. Empty means ":10250".
+	KubeletListen string
+	// NodeIP is published as the nodes' InternalIP: the API server reaches the
+	// kubelet API there. Required.
+	NodeIP string
+	// Version is reported as the kubelet version of the nodes.
+	Version string
+	// CertTTL is the lifetime of device certificates. Zero means 24 hours.
+	CertTTL time.Duration
+	// Workers per node for pod sync. Zero means 8.
+	Workers int
+}
+
+// Default fills in the defaults of unset fields.
+func (c *Config) Default() {
+	if c.Namespace == "" {
+		c.Namespace = "edgefabric-system"
+	}
+	if c.HubListen == "" {
+		c.HubListen = ":7443"
+	}
+	if c.KubeletListen == "" {
+		c.KubeletListen = ":10250"
+	}
+	if c.Version == "" {
+		c.Version = "dev"
+	}
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	if c.NodeIP == "" {
+		return errors.New("node IP is required (the address the API server reaches the kubelet API on)")
+	}
+	if net.ParseIP(c.NodeIP) == nil {
+		return fmt.Errorf("node IP %q is not an IP address", c.NodeIP)
+	}
+	for _, a := range []string{c.HubListen, c.KubeletListen} {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("listen address %q: %w", a, err)
+		}
+	}
+	return nil
+}
+
+// Run serves until ctx ends and returns once everything has stopped. A
+// cancelled context is a clean stop and returns nil.
+func Run(ctx context.Context, cfg Config, client kubernetes.Interface, log *slog.Logger) error {
+	cfg.Default()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	ca, err := loadOrCreateCA(ctx, cfg, client)
+	if err != nil {
+		return fmt.Errorf("certificate authority: %w", err)
+	}
+	hubLis, err := net.Listen("tcp", cfg.HubListen)
+	if err != nil {
+		return fmt.Errorf("hub listen: %w", err)
+	}
+	defer hubLis.Close()
+	kLis, err := net.Listen("tcp", cfg.KubeletListen)
+	if err != nil {
+		return fmt.Errorf("kubelet API listen: %w", err)
+	}
+	defer kLis.Close()
+	_, kport, _ := net.SplitHostPort(kLis.Addr().String())
+	port, _ := strconv.Atoi(kport)
+
+	fab := fabric.New(log.With("component", "fabric"))
+	mgr, err := node.NewManager(node.Config{
+		NodeIP: cfg.NodeIP, KubeletPort: int32(port), Version: cfg.Version, Workers: cfg.Workers,
+	}, client, fab, log.With("component", "nodes"))
+	if err != nil {
+		return err
+	}
+	h, err := hub.New(hub.Config{
+		CA: ca, Hosts: cfg.HubHosts, Tokens: SecretTokens{Client: client, Namespace: cfg.Namespace}, CertTTL: cfg.CertTTL,
+	}, fab, log.With("component", "hub"))
+	if err != nil {
+		return err
+	}
+	ktls, err := kubeletTLS(ca, cfg.NodeIP)
+	if err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	start := func(name string, fn func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(); err != nil && ctx.Err() == nil {
+				errs <- fmt.Errorf("%s: %w", name, err)
+				cancel()
+			}
+		}()
+	}
+	start("nodes", func() error { return mgr.Run(ctx) })
+	start("hub", func() error { return h.Serve(ctx, hubLis) })
+	start("kubelet API", func() error {
+		return kubeletapi.Serve(ctx, kLis, ktls, kubeletapi.Handler(mgr), log.With("component", "kubelet-api"))
+	})
+	log.Info("provider started", "hub", hubLis.Addr().String(), "kubeletAPI", kLis.Addr().String(), "nodeIP", cfg.NodeIP)
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+func kubeletTLS(ca *identity.CA, nodeIP string) (*tls.Config, error) {
+	key, err := identity.NewKey()
+	if err != nil {
+		return nil, err
+	}
+	cert, err := ca.SignServer(key, "edgefabric-kubelet", []string{nodeIP, "localhost"}, time.Now(), 365*24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{{Certificate: [][]byte{cert.Raw, ca.Cert.Raw}, PrivateKey: key, Leaf: cert}},
+	}, nil
+}
