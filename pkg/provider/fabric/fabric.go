@@ -259,6 +259,22 @@ func (f *Fabric) Devices(account string) []Device {
 	return out
 }
 
+// Accounts returns the accounts that have devices, sorted.
+func (f *Fabric) Accounts() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	seen := map[string]bool{}
+	var out []string
+	for _, d := range f.devices {
+		if !seen[d.Account] {
+			seen[d.Account] = true
+			out = append(out, d.Account)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // Device returns one device by account and ID.
 func (f *Fabric) Device(account, id string) (Device, bool) {
 	for _, d := range f.Devices(account) {
@@ -296,6 +312,10 @@ func (f *Fabric) Assign(account, id string, w *hubv1.Workload) {
 		d = &device{workloads: map[string]*hubv1.Workload{}}
 		d.Device.Device = identity.Device{ID: id, Account: account}
 		f.devices[k] = d
+	}
+	if cur, ok := d.workloads[w.GetUid()]; ok && f.owner[w.GetUid()] == k && cur.GetSpecHash() != "" && cur.GetSpecHash() == w.GetSpecHash() {
+		f.mu.Unlock()
+		return // nothing the device runs would change
 	}
 	f.owner[w.GetUid()] = k
 	d.workloads[w.GetUid()] = w

@@ -143,7 +143,7 @@ func (s *Server) Bootstrap(ctx context.Context, req *hubv1.BootstrapRequest) (*h
 	}
 	account, err := s.cfg.Tokens.Account(ctx, req.GetToken())
 	if err != nil {
-		s.log.Warn("bootstrap refused", "device", req.GetDeviceId(), "peer", peerAddr(ctx), "err", err)
+		s.log.Warn("bootstrap refused", "device", req.GetDeviceId(), "token", identity.TokenHint(req.GetToken()), "peer", peerAddr(ctx), "err", err)
 		return nil, status.Errorf(codes.Unauthenticated, "bootstrap token refused: %v", err)
 	}
 	d := identity.Device{ID: req.GetDeviceId(), Account: account}

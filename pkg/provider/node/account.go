@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -17,7 +18,6 @@ import (
 	"github.com/virtual-kubelet/virtual-kubelet/node/api"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -111,6 +111,7 @@ func (n *accountNode) recover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	n.m.log.Info("recovering pods", "node", n.name, "count", len(pods))
 	for i := range pods {
 		p := &pods[i]
 		dev := p.Annotations[AnnotationDevice]
@@ -209,6 +210,15 @@ func (n *accountNode) place(ctx context.Context, uid string) {
 	n.mu.Lock()
 	st.device = dev
 	st.waiting = ""
+	// virtual-kubelet writes status with the pod as GetPod returns it, metadata
+	// included: without the annotation there, it would erase it again.
+	if st.pod.Annotations[AnnotationDevice] != dev {
+		st.pod.Annotations = maps.Clone(st.pod.Annotations)
+		if st.pod.Annotations == nil {
+			st.pod.Annotations = map[string]string{}
+		}
+		st.pod.Annotations[AnnotationDevice] = dev
+	}
 	n.mu.Unlock()
 	n.m.fab.Assign(n.account, dev, w)
 	n.mu.Lock()
@@ -332,6 +342,15 @@ func (n *accountNode) finishDelete(uid string, last *hubv1.WorkloadStatus) {
 	now := time.Now()
 	status := terminalStatus(pod, last, now)
 	n.setStatus(uid, status)
+	if pod.DeletionTimestamp != nil {
+		// As the kubelet does once a deleted pod's containers have stopped:
+		// remove the object now rather than at the end of its grace period.
+		n.m.wg.Add(1)
+		go func() {
+			defer n.m.wg.Done()
+			n.m.removePod(pod)
+		}()
+	}
 	n.m.fab.Forget(uid)
 	n.m.track(uid, nil)
 	n.mu.Lock()
@@ -514,6 +533,10 @@ func (n *accountNode) nodeStatus() *corev1.Node {
 	var online []fabric.Device
 	oses, arches := map[string]bool{}, map[string]bool{}
 	for _, d := range devs {
+		if d.OS != "" {
+			// Known devices, online or not, so the labels do not flap.
+			oses[d.OS], arches[d.Arch] = true, true
+		}
 		if !d.Online {
 			continue
 		}
@@ -521,7 +544,6 @@ func (n *accountNode) nodeStatus() *corev1.Node {
 		cpu += d.Capacity.CPUMillis
 		mem += d.Capacity.MemoryBytes
 		pods += d.Capacity.Pods
-		oses[d.OS], arches[d.Arch] = true, true
 	}
 	capacity := corev1.ResourceList{
 		corev1.ResourceCPU:    *resource.NewMilliQuantity(cpu, resource.DecimalSI),
@@ -652,5 +674,3 @@ func tail(t int) int64 {
 func notFound(format string, args ...any) error {
 	return errdefs.NotFound(fmt.Sprintf(format, args...))
 }
-
-var _ = apierrors.IsNotFound

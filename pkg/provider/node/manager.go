@@ -18,6 +18,7 @@ import (
 	"github.com/virtual-kubelet/virtual-kubelet/node/api"
 	"github.com/virtual-kubelet/virtual-kubelet/node/nodeutil"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -148,6 +149,10 @@ func (m *Manager) Run(ctx context.Context) error {
 
 	if err := m.recover(ctx); err != nil {
 		return err
+	}
+	// Devices that connected while the informers synced have no node yet.
+	for _, account := range m.fab.Accounts() {
+		m.DevicesChanged(account)
 	}
 	m.fab.MarkReady()
 	m.log.Info("virtual nodes ready")
@@ -332,6 +337,18 @@ func (m *Manager) listPods(ctx context.Context, nodeName string) ([]corev1.Pod, 
 		return nil, fmt.Errorf("list pods of %s: %w", nodeName, err)
 	}
 	return l.Items, nil
+}
+
+// removePod deletes a pod object whose containers have stopped, with no
+// further grace and only if it is still the same pod.
+func (m *Manager) removePod(pod *corev1.Pod) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	opts := metav1.DeleteOptions{GracePeriodSeconds: new(int64), Preconditions: metav1.NewUIDPreconditions(string(pod.UID))}
+	err := m.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, opts)
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		m.log.Warn("remove stopped pod", "pod", pod.Namespace+"/"+pod.Name, "err", err)
+	}
 }
 
 // envSource resolves env references through the shared informers.

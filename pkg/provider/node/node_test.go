@@ -1,0 +1,282 @@
+package node_test
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
+
+	vklog "github.com/virtual-kubelet/virtual-kubelet/log"
+	vkslog "github.com/virtual-kubelet/virtual-kubelet/log/slog"
+
+	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+	"github.com/edgefabric/edgefabric/pkg/identity"
+	"github.com/edgefabric/edgefabric/pkg/provider/fabric"
+	"github.com/edgefabric/edgefabric/pkg/provider/node"
+	"github.com/edgefabric/edgefabric/test/kubetest"
+)
+
+// TestManagerOnRealAPIServer drives the node manager against a real API server
+// with devices simulated at the fabric's edge (sessions, reports): no hub, no
+// agents, so every step's effect on Kubernetes objects is checked directly.
+func TestManagerOnRealAPIServer(t *testing.T) {
+	env := kubetest.Start(t, kubetest.Options{})
+	log := slog.New(slog.DiscardHandler)
+	if os.Getenv("EDGEFABRIC_TEST_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		vklog.L = vkslog.FromSlog(log)
+	}
+	fab := fabric.New(log)
+	startManager := func() context.CancelFunc {
+		m, err := node.NewManager(node.Config{NodeIP: "127.0.0.1", KubeletPort: 10250, RetryInterval: 200 * time.Millisecond}, env.Client, fab, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := m.Run(ctx); err != nil {
+				t.Errorf("manager: %v", err)
+			}
+		}()
+		return func() { cancel(); wg.Wait() }
+	}
+	stop := startManager()
+	defer func() { stop() }()
+
+	dev := identity.Device{ID: "pi-1", Account: "acme"}
+	sess := fab.Connect(dev, &hubv1.Hello{
+		DeviceId: "pi-1", Os: "linux", Arch: "arm64", Runtimes: []string{"wasm"}, Addresses: []string{"10.1.2.3"},
+		Capacity: &hubv1.Resources{CpuMillis: 4000, MemoryBytes: 2 << 30, Pods: 20},
+	})
+
+	n := waitNode(t, env, "edge-acme", func(n *corev1.Node) bool { return ready(n) })
+	for k, v := range map[string]string{"type": "virtual-kubelet", "edgefabric.io/account": "acme", "edgefabric.io/scope": "account", "kubernetes.io/arch": "arm64"} {
+		if n.Labels[k] != v {
+			t.Errorf("node label %s: got %q, want %q", k, n.Labels[k], v)
+		}
+	}
+	if !slices.ContainsFunc(n.Spec.Taints, func(t corev1.Taint) bool {
+		return t.Key == "virtual-kubelet.io/provider" && t.Value == "edgefabric" && t.Effect == corev1.TaintEffectNoSchedule
+	}) {
+		t.Errorf("taints: got %v", n.Spec.Taints)
+	}
+	if got := n.Status.Capacity.Cpu().MilliValue(); got != 4000 {
+		t.Errorf("cpu capacity: got %d", got)
+	}
+
+	t.Run("pod is placed, sent, and reported", func(t *testing.T) {
+		p := createPod(t, env, "web")
+		w := nextUpsert(t, sess)
+		if w.GetUid() != string(p.UID) || w.GetContainers()[0].GetImage() != "reg/x:1" {
+			t.Fatalf("workload: got %v", w)
+		}
+		got := waitPod(t, env, "web", func(p *corev1.Pod) bool { return p.Annotations["edgefabric.io/device"] == "pi-1" })
+		if got.Status.Phase != corev1.PodPending {
+			t.Errorf("before any report: phase %s", got.Status.Phase)
+		}
+		started := timestamppb.New(time.Now().Add(-time.Second))
+		fab.Report(dev, &hubv1.StatusReport{Statuses: []*hubv1.WorkloadStatus{{
+			Uid: w.GetUid(), Seq: 2, PodIp: "10.1.2.3",
+			Containers: []*hubv1.ContainerStatus{{Name: "app", Ready: true, ImageId: "sha256:abc", State: &hubv1.ContainerState{
+				State: &hubv1.ContainerState_Running_{Running: &hubv1.ContainerState_Running{StartedAt: started}},
+			}}},
+		}}, Events: []*hubv1.Event{{WorkloadUid: w.GetUid(), Type: "Normal", Reason: "Started", Message: "Started container app"}}})
+		got = waitPod(t, env, "web", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+		if got.Status.PodIP != "10.1.2.3" || got.Status.ContainerStatuses[0].ImageID != "sha256:abc" {
+			t.Errorf("status: got %+v", got.Status)
+		}
+		waitEvent(t, env, "web", "Scheduled")
+		waitEvent(t, env, "web", "Started")
+
+		// Delete: the device is told, and the pod goes once it confirms.
+		if err := env.Client.CoreV1().Pods("default").Delete(t.Context(), "web", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		d := nextDelta(t, sess)
+		if d.GetDeleteUid() != w.GetUid() {
+			t.Fatalf("delete delta: got %v", d)
+		}
+		fab.Report(dev, &hubv1.StatusReport{Statuses: []*hubv1.WorkloadStatus{{
+			Uid: w.GetUid(), Seq: 3, Phase: "Failed",
+			Containers: []*hubv1.ContainerStatus{{Name: "app", State: &hubv1.ContainerState{
+				State: &hubv1.ContainerState_Terminated_{Terminated: &hubv1.ContainerState_Terminated{ExitCode: 137, Reason: "Killed"}},
+			}}},
+		}}})
+		waitGone(t, env, "web")
+	})
+
+	t.Run("unsupported pod fails with a reason", func(t *testing.T) {
+		createPod(t, env, "hostnet", func(p *corev1.Pod) { p.Spec.HostNetwork = true })
+		got := waitPod(t, env, "hostnet", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
+		if got.Status.Reason != "HostNetworkUnsupported" {
+			t.Errorf("reason: got %q (%s)", got.Status.Reason, got.Status.Message)
+		}
+		waitEvent(t, env, "hostnet", "HostNetworkUnsupported")
+	})
+
+	t.Run("pod that fits nowhere waits and says why", func(t *testing.T) {
+		createPod(t, env, "huge", func(p *corev1.Pod) {
+			p.Spec.Containers[0].Resources.Requests = corev1.ResourceList{corev1.ResourceMemory: *resourceQuantity("64Gi")}
+		})
+		got := waitPod(t, env, "huge", func(p *corev1.Pod) bool {
+			for _, c := range p.Status.Conditions {
+				if c.Type == corev1.ContainersReady && c.Reason == "Unschedulable" {
+					return true
+				}
+			}
+			return false
+		})
+		t.Logf("status: %+v", got.Status.Conditions)
+		waitEvent(t, env, "huge", "FailedScheduling")
+	})
+
+	t.Run("provider restart keeps placed pods on their device", func(t *testing.T) {
+		p := createPod(t, env, "keep")
+		w := nextUpsert(t, sess)
+		waitPod(t, env, "keep", func(p *corev1.Pod) bool { return p.Annotations["edgefabric.io/device"] == "pi-1" })
+		stop()
+		fab2 := fabric.New(log)
+		fab = fab2
+		stop = startManager()
+		sess2 := fab2.Connect(dev, &hubv1.Hello{DeviceId: "pi-1", Runtimes: []string{"wasm"}, Capacity: &hubv1.Resources{CpuMillis: 4000, MemoryBytes: 2 << 30, Pods: 20}})
+		msgs, err := sess2.Next(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		full := msgs[0].GetDesired()
+		found := false
+		for _, x := range full.GetWorkloads() {
+			found = found || (x.GetUid() == string(p.UID) && x.GetSpecHash() == w.GetSpecHash())
+		}
+		if !found {
+			t.Errorf("full state after restart lacks the placed pod: %v", msgs)
+		}
+		sess = sess2
+	})
+}
+
+func resourceQuantity(s string) *resource.Quantity { q := resource.MustParse(s); return &q }
+
+func createPod(t *testing.T, env *kubetest.Env, name string, mutate ...func(*corev1.Pod)) *corev1.Pod {
+	t.Helper()
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		Spec: corev1.PodSpec{
+			NodeName:   "edge-acme",
+			Containers: []corev1.Container{{Name: "app", Image: "reg/x:1"}},
+		},
+	}
+	for _, m := range mutate {
+		m(p)
+	}
+	out, err := env.Client.CoreV1().Pods("default").Create(t.Context(), p, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func nextDelta(t *testing.T, s *fabric.Session) *hubv1.WorkloadDelta {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	for {
+		msgs, err := s.Next(ctx)
+		if err != nil {
+			t.Fatalf("waiting for a delta: %v", err)
+		}
+		for _, m := range msgs {
+			if d := m.GetDelta(); d != nil {
+				return d
+			}
+		}
+	}
+}
+
+func nextUpsert(t *testing.T, s *fabric.Session) *hubv1.Workload {
+	t.Helper()
+	for {
+		if w := nextDelta(t, s).GetUpsert(); w != nil {
+			return w
+		}
+	}
+}
+
+func until[T runtime.Object](t *testing.T, lw cache.ListerWatcher, obj T, cond func(T) bool) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	var last T
+	_, err := watchtools.UntilWithSync(ctx, lw, obj, nil, func(ev watch.Event) (bool, error) {
+		o, ok := ev.Object.(T)
+		if !ok {
+			return false, nil
+		}
+		last = o
+		return ev.Type != watch.Deleted && cond(o), nil
+	})
+	if err != nil {
+		t.Fatalf("waiting for %T: %v; last: %+v", obj, err, last)
+	}
+	return last
+}
+
+func waitNode(t *testing.T, env *kubetest.Env, name string, cond func(*corev1.Node) bool) *corev1.Node {
+	lw := cache.NewListWatchFromClient(env.Client.CoreV1().RESTClient(), "nodes", "", fields.OneTermEqualSelector("metadata.name", name))
+	return until(t, lw, &corev1.Node{}, cond)
+}
+
+func waitPod(t *testing.T, env *kubetest.Env, name string, cond func(*corev1.Pod) bool) *corev1.Pod {
+	lw := cache.NewListWatchFromClient(env.Client.CoreV1().RESTClient(), "pods", "default", fields.OneTermEqualSelector("metadata.name", name))
+	return until(t, lw, &corev1.Pod{}, cond)
+}
+
+func waitEvent(t *testing.T, env *kubetest.Env, pod, reason string) {
+	lw := cache.NewListWatchFromClient(env.Client.CoreV1().RESTClient(), "events", "default", fields.OneTermEqualSelector("involvedObject.name", pod))
+	until(t, lw, &corev1.Event{}, func(e *corev1.Event) bool { return e.Reason == reason })
+}
+
+func waitGone(t *testing.T, env *kubetest.Env, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	w, err := env.Client.CoreV1().Pods("default").Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	if _, err := env.Client.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{}); err != nil {
+		return
+	}
+	for ev := range w.ResultChan() {
+		if ev.Type == watch.Deleted {
+			return
+		}
+	}
+	t.Fatalf("pod %s not deleted within 30s", name)
+}
+
+func ready(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
