@@ -1,0 +1,273 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/edgefabric/edgefabric/pkg/agent/image"
+	"github.com/edgefabric/edgefabric/pkg/agent/logs"
+	"github.com/edgefabric/edgefabric/pkg/agent/runtime/wasm"
+	"github.com/edgefabric/edgefabric/pkg/agent/store"
+	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+	"github.com/edgefabric/edgefabric/test/ocitest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// images serves one module for every reference, or fails a chosen reference.
+type images struct {
+	module string
+	fail   map[string]error
+}
+
+func (i images) Pull(_ context.Context, ref string, _ image.PullPolicy) (*image.Artifact, error) {
+	if err := i.fail[ref]; err != nil {
+		return nil, err
+	}
+	return &image.Artifact{Ref: ref, ImageID: "sha256:feed", ModulePath: i.module, Entrypoint: []string{"hello"}}, nil
+}
+
+func (i images) Lookup(string) (*image.Artifact, error) { return nil, image.ErrNotPresent }
+
+type fixture struct {
+	sup    *Supervisor
+	store  *store.Store
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func start(t *testing.T, imgs images) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := store.Open(filepath.Join(dir, "agent.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := wasm.New(t.Context(), wasm.Config{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{store: st}
+	f.sup = New(Config{LogDir: filepath.Join(dir, "logs"), PodIP: "10.0.0.9", BackoffBase: 200 * time.Millisecond}, imgs, rt, st, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	f.cancel = cancel
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		_ = f.sup.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		f.stop()
+		rt.Close(context.Background())
+		st.Close()
+	})
+	// Run records its context before it returns to the caller's next step.
+	waitFor(t, func() bool { f.sup.mu.Lock(); defer f.sup.mu.Unlock(); return f.sup.ctx != nil })
+	return f
+}
+
+func (f *fixture) stop() {
+	f.cancel()
+	f.wg.Wait()
+}
+
+var (
+	helloOnce sync.Once
+	helloPath string
+)
+
+func hello(t *testing.T) string {
+	t.Helper()
+	helloOnce.Do(func() {
+		mod := ocitest.BuildGo(t, "examples/hello")
+		dir, err := os.MkdirTemp("", "hello-wasm")
+		if err != nil {
+			t.Fatal(err)
+		}
+		helloPath = filepath.Join(dir, "hello.wasm")
+		if err := os.WriteFile(helloPath, mod, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	})
+	return helloPath
+}
+
+func spec(uid, policy string, env ...string) *hubv1.Workload {
+	c := &hubv1.Container{Name: "app", Image: "reg/hello:1"}
+	for i := 0; i+1 < len(env); i += 2 {
+		c.Env = append(c.Env, &hubv1.EnvVar{Name: env[i], Value: env[i+1]})
+	}
+	return &hubv1.Workload{Uid: uid, Namespace: "default", Name: uid, RestartPolicy: policy, Containers: []*hubv1.Container{c}, SpecHash: uid + policy}
+}
+
+// waitStatus waits until a published status of uid satisfies cond.
+func waitStatus(t *testing.T, s *Supervisor, uid string, cond func(*hubv1.WorkloadStatus) bool) *hubv1.WorkloadStatus {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		for _, st := range s.Statuses() {
+			if st.GetUid() == uid && cond(st) {
+				return st
+			}
+		}
+		select {
+		case <-s.Updates():
+		case <-time.After(100 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("status of %s: condition not met; have %v", uid, s.Statuses())
+		}
+	}
+}
+
+func container(st *hubv1.WorkloadStatus) *hubv1.ContainerStatus { return st.GetContainers()[0] }
+
+func TestRunsToCompletionWithNever(t *testing.T) {
+	f := start(t, images{module: hello(t)})
+	if err := f.sup.SetDesired(1, []*hubv1.Workload{spec("a", "Never", "COUNT", "2", "INTERVAL", "10ms", "EXIT_CODE", "3")}); err != nil {
+		t.Fatal(err)
+	}
+	st := waitStatus(t, f.sup, "a", func(st *hubv1.WorkloadStatus) bool { return container(st).GetState().GetTerminated() != nil })
+	term := container(st).GetState().GetTerminated()
+	if term.GetExitCode() != 3 || term.GetReason() != "Error" || container(st).GetRestartCount() != 0 {
+		t.Errorf("got %v, want exit 3 reason Error and no restart", container(st))
+	}
+	if container(st).GetImageId() != "sha256:feed" || st.GetPodIp() != "10.0.0.9" {
+		t.Errorf("image id / pod ip: got %v", st)
+	}
+	var buf strings.Builder
+	if err := logs.Read(t.Context(), f.sup.LogDir("a", "app"), logs.Options{TailLines: -1}, &buf); err != nil {
+		t.Fatal(err)
+	}
+	if got := buf.String(); !strings.Contains(got, "hello from a") {
+		t.Errorf("logs: got %q, want the pod name as HOSTNAME", got)
+	}
+}
+
+func TestCrashLoopBacksOffAndCountsRestarts(t *testing.T) {
+	f := start(t, images{module: hello(t)})
+	if err := f.sup.SetDesired(1, []*hubv1.Workload{spec("b", "Always", "COUNT", "1", "INTERVAL", "1ms", "EXIT_CODE", "1")}); err != nil {
+		t.Fatal(err)
+	}
+	st := waitStatus(t, f.sup, "b", func(st *hubv1.WorkloadStatus) bool {
+		return container(st).GetState().GetWaiting().GetReason() == "CrashLoopBackOff" && container(st).GetRestartCount() >= 2
+	})
+	if last := container(st).GetLastState().GetTerminated(); last.GetExitCode() != 1 {
+		t.Errorf("last state: got %v", container(st).GetLastState())
+	}
+	if n, _ := f.store.Restarts("b", "app"); n < 2 {
+		t.Errorf("persisted restarts: got %d", n)
+	}
+	r := f.sup.TakeReport()
+	reasons := map[string]bool{}
+	for _, e := range r.GetEvents() {
+		reasons[e.GetReason()] = true
+	}
+	for _, want := range []string{"Pulling", "Pulled", "Started", "BackOff"} {
+		if !reasons[want] {
+			t.Errorf("no %s event in %v", want, r.GetEvents())
+		}
+	}
+}
+
+func TestPullFailureReportsErrImagePullThenBackOff(t *testing.T) {
+	f := start(t, images{module: hello(t), fail: map[string]error{"reg/hello:1": errors.New("image not found")}})
+	if err := f.sup.SetDesired(1, []*hubv1.Workload{spec("c", "Always")}); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, f.sup, "c", func(st *hubv1.WorkloadStatus) bool {
+		return container(st).GetState().GetWaiting().GetReason() == "ErrImagePull"
+	})
+	waitStatus(t, f.sup, "c", func(st *hubv1.WorkloadStatus) bool {
+		return container(st).GetState().GetWaiting().GetReason() == "ImagePullBackOff"
+	})
+}
+
+// TestReconcileKeepsUnchangedAndStopsRemoved is the reconnect contract: a full
+// state that names a running workload with the same spec hash leaves it alone.
+func TestReconcileKeepsUnchangedAndStopsRemoved(t *testing.T) {
+	f := start(t, images{module: hello(t)})
+	keep, drop := spec("k", "Always", "INTERVAL", "50ms"), spec("d", "Always", "INTERVAL", "50ms")
+	if err := f.sup.SetDesired(1, []*hubv1.Workload{keep, drop}); err != nil {
+		t.Fatal(err)
+	}
+	running := func(st *hubv1.WorkloadStatus) bool { return container(st).GetState().GetRunning() != nil }
+	before := waitStatus(t, f.sup, "k", running)
+	waitStatus(t, f.sup, "d", running)
+
+	if err := f.sup.SetDesired(2, []*hubv1.Workload{spec("k", "Always", "INTERVAL", "50ms")}); err != nil {
+		t.Fatal(err)
+	}
+	r := f.sup.TakeReport()
+	waitFor(t, func() bool { _, ok := f.sup.Workload("d"); return !ok })
+	after := waitStatus(t, f.sup, "k", running)
+	if !after.GetContainers()[0].GetState().GetRunning().GetStartedAt().AsTime().Equal(before.GetContainers()[0].GetState().GetRunning().GetStartedAt().AsTime()) {
+		t.Errorf("unchanged workload restarted: before %v after %v", before, after)
+	}
+	// The removed workload's last status says it stopped.
+	deadline := time.After(20 * time.Second)
+	for {
+		for _, st := range r.GetStatuses() {
+			if st.GetUid() == "d" && st.GetPhase() != "" {
+				if t := container(st).GetState().GetTerminated(); t == nil {
+					break
+				}
+				return
+			}
+		}
+		select {
+		case <-f.sup.Updates():
+			r = f.sup.TakeReport()
+		case <-deadline:
+			t.Fatalf("no final status for the removed workload; last report %v", r)
+		}
+	}
+}
+
+func TestResumesFromStoreAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(filepath.Join(dir, "agent.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetDesired(4, []*hubv1.Workload{spec("r", "Always", "INTERVAL", "50ms")}); err != nil {
+		t.Fatal(err)
+	}
+	rt, err := wasm.New(t.Context(), wasm.Config{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(context.Background())
+	defer st.Close()
+	sup := New(Config{LogDir: filepath.Join(dir, "logs")}, images{module: hello(t)}, rt, st, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = sup.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	got := waitStatus(t, sup, "r", func(st *hubv1.WorkloadStatus) bool { return container(st).GetState().GetRunning() != nil })
+	if sup.Generation() != 4 {
+		t.Errorf("generation: got %d, want 4", sup.Generation())
+	}
+	if container(got).GetRestartCount() != 1 {
+		t.Errorf("restart count after agent restart: got %d, want 1", container(got).GetRestartCount())
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 20s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
