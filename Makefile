@@ -83,8 +83,10 @@ cross: ## Build the agent for every supported OS/arch into _output/cross and pri
 		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch GOARM=$$arm \
 			go build -trimpath -ldflags "-s -w $(LDFLAGS)" -o $(OUT)/cross/$$name ./cmd/edgeagent; \
 	done
-	@echo; printf '%10s  %s\n' bytes binary
-	@for f in $(OUT)/cross/edgeagent-*; do printf '%10d  %s\n' $$(wc -c <$$f) $$f; done
+	@echo; printf '%10s  %8s  %s\n' bytes MiB binary
+	@for f in $(OUT)/cross/edgeagent-*; do \
+		b=$$(wc -c <$$f); printf '%10d  %8s  %s\n' $$b $$(awk "BEGIN{printf \"%.1f\", $$b/1048576}") $$f; \
+	done
 
 .PHONY: examples
 examples: ## Build the example workloads into _output/examples (Go ones for wasip1; .wat ones if wat2wasm is installed)

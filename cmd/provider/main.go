@@ -9,6 +9,9 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -28,7 +31,7 @@ import (
 
 func main() {
 	var cfg provider.Config
-	var kubeconfig, hubSANs, level string
+	var kubeconfig, hubSANs, level, debugListen string
 	var qps float64
 	var burst int
 	fs := flag.NewFlagSet("provider", flag.ExitOnError)
@@ -44,6 +47,7 @@ func main() {
 	fs.Float64Var(&qps, "kube-api-qps", 200, "queries per second to the API server")
 	fs.IntVar(&burst, "kube-api-burst", 400, "burst of queries to the API server")
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&debugListen, "debug-listen", "", "serve Go's profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; empty means off. Unauthenticated: bind it to loopback")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	_ = fs.Parse(os.Args[1:])
 	if *showVersion {
@@ -66,6 +70,12 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if debugListen != "" {
+		if err := serveDebug(ctx, debugListen, log); err != nil {
+			log.Error("debug listener", "err", err)
+			os.Exit(1)
+		}
+	}
 	if err := run(ctx, cfg, kubeconfig, qps, burst, log); err != nil {
 		log.Error("provider stopped", "err", err)
 		os.Exit(1)
@@ -94,4 +104,26 @@ func run(ctx context.Context, cfg provider.Config, kubeconfig string, qps float6
 		return nil
 	}
 	return err
+}
+
+// serveDebug serves net/http/pprof's handlers on addr until ctx ends.
+func serveDebug(ctx context.Context, addr string, log *slog.Logger) error {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("debug listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	go func() { _ = srv.Serve(lis) }()
+	log.Info("serving profiles", "address", lis.Addr().String())
+	return nil
 }

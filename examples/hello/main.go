@@ -9,6 +9,7 @@
 //	COUNT      lines to print before exiting (default 0: forever)
 //	EXIT_CODE  exit status after COUNT lines (default 0)
 //	ALLOC_MB   if set, allocate and touch that many MiB first (to test memory limits)
+//	PRINT_ENV  comma-separated names of variables to print as NAME=value after the greeting
 //
 // It also builds and runs natively, which keeps `go vet ./...` simple.
 package main
@@ -18,6 +19,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -32,6 +34,11 @@ func run() int {
 	}
 	fmt.Printf("hello from %s\n", name)
 	fmt.Printf("args: %q\n", os.Args[1:])
+	if names := os.Getenv("PRINT_ENV"); names != "" {
+		for _, k := range strings.Split(names, ",") {
+			fmt.Printf("%s=%s\n", k, os.Getenv(k))
+		}
+	}
 	fmt.Fprintln(os.Stderr, "hello: starting")
 
 	interval := time.Second

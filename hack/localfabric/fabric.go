@@ -66,6 +66,8 @@ type Info struct {
 	AgentBin   string // the agent binary
 	Account    string
 	EnvFile    string
+	Agents     int // how many agents run
+	LANs       int // how many LANs they are spread over
 }
 
 // fabric runs the local fabric's processes. It is driven by run, which returns only
@@ -106,6 +108,9 @@ func prepare(dir string) error {
 // ctx ends, and tears it all down. Start-up must finish within cfg.ReadyTimeout.
 // It returns nil when ctx ends after a successful start.
 func (f *fabric) run(ctx context.Context, ready func(Info)) error {
+	if f.cfg.LANs > 1 {
+		defer teardownLANs() // after the processes in them have stopped
+	}
 	defer f.stopAll()
 
 	startCtx, cancel := context.WithTimeout(ctx, f.cfg.ReadyTimeout)
@@ -140,13 +145,16 @@ func (f *fabric) run(ctx context.Context, ready func(Info)) error {
 
 func (f *fabric) start(ctx context.Context) (Info, *http.Server, error) {
 	cfg, d := f.cfg, f.dirs
-	info := Info{Account: cfg.Account, AgentBin: cfg.AgentBin, EnvFile: filepath.Join(d.root, "env")}
+	info := Info{Account: cfg.Account, AgentBin: cfg.AgentBin, EnvFile: filepath.Join(d.root, "env"), Agents: cfg.Agents, LANs: cfg.LANs}
+	if cfg.ControlPlaneOnly {
+		info.Agents = 0
+	}
 
 	pk, err := newPKI(d.pki)
 	if err != nil {
 		return info, nil, fmt.Errorf("create certificates: %w", err)
 	}
-	apiPort, err := pickPort(cfg.APIServerPort)
+	apiPort, err := pickPort("127.0.0.1", cfg.APIServerPort)
 	if err != nil {
 		return info, nil, err
 	}
@@ -156,11 +164,11 @@ func (f *fabric) start(ctx context.Context) (Info, *http.Server, error) {
 	}
 
 	// etcd
-	etcdPort, err := pickPort(0)
+	etcdPort, err := pickPort("127.0.0.1", 0)
 	if err != nil {
 		return info, nil, err
 	}
-	peerPort, err := pickPort(0)
+	peerPort, err := pickPort("127.0.0.1", 0)
 	if err != nil {
 		return info, nil, err
 	}
@@ -250,12 +258,21 @@ func (f *fabric) start(ctx context.Context) (Info, *http.Server, error) {
 		return info, nil, err
 	}
 
+	// With separate LANs, the agents reach the hub and the registry on the host's
+	// address in LAN 1; otherwise everything is on loopback.
+	if cfg.LANs > 1 {
+		f.log.Info("creating LANs", "lans", cfg.LANs, "subnet", lanSubnet)
+		if err := setupLANs(ctx, cfg.LANs, cfg.Agents); err != nil {
+			return info, nil, fmt.Errorf("create LANs: %w", err)
+		}
+	}
+
 	// The registry runs in this process.
-	regPort, err := pickPort(cfg.RegistryPort)
+	regPort, err := pickPort(f.edgeHost(), cfg.RegistryPort)
 	if err != nil {
 		return info, nil, err
 	}
-	info.Registry = "127.0.0.1:" + strconv.Itoa(regPort)
+	info.Registry = net.JoinHostPort(f.edgeHost(), strconv.Itoa(regPort))
 	l, err := net.Listen("tcp", info.Registry)
 	if err != nil {
 		return info, nil, fmt.Errorf("listen for the registry: %w", err)
@@ -315,7 +332,7 @@ func (f *fabric) startScheduler(pk *pki, server string) (*proc, string, error) {
 	if err := os.WriteFile(configPath, fmt.Appendf(nil, schedulerConfig, kubeconfig), 0o600); err != nil {
 		return nil, "", err
 	}
-	port, err := pickPort(0)
+	port, err := pickPort("127.0.0.1", 0)
 	if err != nil {
 		return nil, "", err
 	}
@@ -334,7 +351,7 @@ func (f *fabric) startControllerManager(pk *pki, server string) (*proc, string, 
 	if err := writeKubeconfig(kubeconfig, server, pk, "kube-controller-manager"); err != nil {
 		return nil, "", err
 	}
-	port, err := pickPort(0)
+	port, err := pickPort("127.0.0.1", 0)
 	if err != nil {
 		return nil, "", err
 	}
@@ -360,15 +377,19 @@ func (f *fabric) startControllerManager(pk *pki, server string) (*proc, string, 
 // the account's node to be Ready.
 func (f *fabric) startEdge(ctx context.Context, client kubernetes.Interface, info *Info) error {
 	cfg, d := f.cfg, f.dirs
-	hubPort, err := pickPort(cfg.HubPort)
+	hubPort, err := pickPort(f.edgeHost(), cfg.HubPort)
 	if err != nil {
 		return err
 	}
-	kubeletPort, err := pickPort(cfg.KubeletPort)
+	kubeletPort, err := pickPort("127.0.0.1", cfg.KubeletPort)
 	if err != nil {
 		return err
 	}
-	info.Hub = "127.0.0.1:" + strconv.Itoa(hubPort)
+	info.Hub = net.JoinHostPort(f.edgeHost(), strconv.Itoa(hubPort))
+	sans := "127.0.0.1,localhost"
+	if cfg.LANs > 1 {
+		sans += "," + f.edgeHost()
+	}
 	info.HubCA = filepath.Join(d.provider, "ca.crt")
 
 	f.log.Info("starting provider", "hub", info.Hub, "kubelet_port", kubeletPort)
@@ -377,7 +398,7 @@ func (f *fabric) startEdge(ctx context.Context, client kubernetes.Interface, inf
 		"--namespace", systemNamespace,
 		"--state-dir", d.provider,
 		"--hub-listen", info.Hub,
-		"--hub-san", "127.0.0.1,localhost",
+		"--hub-san", sans,
 		"--kubelet-listen", "127.0.0.1:"+strconv.Itoa(kubeletPort),
 		"--node-ip", "127.0.0.1",
 	)
@@ -390,15 +411,16 @@ func (f *fabric) startEdge(ctx context.Context, client kubernetes.Interface, inf
 
 	for i := 1; i <= cfg.Agents; i++ {
 		name := "agent-" + strconv.Itoa(i)
-		f.log.Info("starting agent", "name", name)
-		if _, err := f.startProc(name, cfg.AgentBin,
+		an := lanPlan(i, cfg.LANs)
+		f.log.Info("starting agent", "name", name, "lan", an.lan, "address", an.addr, "netns", an.netns)
+		if _, err := f.startProcIn(name, an.netns, cfg.AgentBin,
 			"--hub", info.Hub,
 			"--token", info.Token,
 			"--hub-ca", info.HubCA,
 			"--data-dir", filepath.Join(d.agents, name),
 			"--device-id", "demo-"+strconv.Itoa(i),
 			"--labels", "demo=true",
-			"--advertise-address", "127.0.0.1",
+			"--advertise-address", an.addr,
 			// The local registry serves plain HTTP.
 			"--insecure-registry", info.Registry,
 		); err != nil {
@@ -483,8 +505,21 @@ func bootstrap(ctx context.Context, client kubernetes.Interface, account string)
 	return token, nil
 }
 
+// edgeHost is the host address the agents reach the hub and the registry on.
+func (f *fabric) edgeHost() string {
+	if f.cfg.LANs > 1 {
+		return lanHost(1)
+	}
+	return "127.0.0.1"
+}
+
 func (f *fabric) startProc(name, path string, args ...string) (*proc, error) {
-	p, err := startProc(f.dirs, name, path, args, func(p *proc) {
+	return f.startProcIn(name, "", path, args...)
+}
+
+// startProcIn starts a child in network namespace netns ("" for the host's).
+func (f *fabric) startProcIn(name, netns, path string, args ...string) (*proc, error) {
+	p, err := startProc(f.dirs, name, netns, path, args, func(p *proc) {
 		select {
 		case f.exited <- p:
 		default:
@@ -553,6 +588,11 @@ func writeEnvFile(info Info) error {
 	line("TOKEN", info.Token)
 	line("ACCOUNT", info.Account)
 	line("EDGEAGENT", info.AgentBin)
+	for i := 1; i <= info.Agents; i++ {
+		if an := lanPlan(i, info.LANs); an.netns != "" {
+			fmt.Fprintf(&b, "# agent-%d: LAN %d, %s in network namespace %s (ip netns exec %s ...)\n", i, an.lan, an.addr, an.netns, an.netns)
+		}
+	}
 	fmt.Fprintf(&b, "export PATH=%s:\"$PATH\"\n", shellQuote(filepath.Dir(info.Kubectl)))
 	return os.WriteFile(info.EnvFile, []byte(b.String()), 0o600)
 }

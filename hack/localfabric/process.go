@@ -32,15 +32,20 @@ type proc struct {
 	stopping atomic.Bool // set before stop signals the process
 }
 
-// startProc starts path with args. onExit is called from another goroutine if the
-// process exits before stop is called.
-func startProc(dirs fabricDirs, name, path string, args []string, onExit func(*proc)) (*proc, error) {
+// startProc starts path with args, in network namespace netns unless that is "".
+// onExit is called from another goroutine if the process exits before stop is
+// called.
+func startProc(dirs fabricDirs, name, netns, path string, args []string, onExit func(*proc)) (*proc, error) {
 	logPath := filepath.Join(dirs.logs, name+".log")
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(path, args...)
+	if netns != "" {
+		// ip execs path inside the namespace, so the pid stays path's.
+		cmd = exec.Command("ip", append([]string{"netns", "exec", netns, path}, args...)...)
+	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = childSysProcAttr()
 	if err := cmd.Start(); err != nil {
@@ -198,15 +203,15 @@ func isDir(path string) bool {
 	return err == nil && fi.IsDir()
 }
 
-// pickPort returns preferred if it is free on 127.0.0.1, else a free random port.
-func pickPort(preferred int) (int, error) {
+// pickPort returns preferred if it is free on host, else a free random port.
+func pickPort(host string, preferred int) (int, error) {
 	if preferred > 0 {
-		if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(preferred))); err == nil {
+		if l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(preferred))); err == nil {
 			_ = l.Close()
 			return preferred, nil
 		}
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		return 0, err
 	}

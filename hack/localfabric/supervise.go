@@ -41,8 +41,12 @@ func preflight(ctx context.Context, cfg *Config) error {
 	if pid, ok := running(*cfg); ok {
 		return fmt.Errorf("a local fabric is already running (pid %d); stop it with `make down`", pid)
 	}
-	// Stray children of a supervisor that was killed hard.
+	if err := checkLANs(cfg.LANs, cfg.Agents); err != nil {
+		return err
+	}
+	// Stray children and LANs of a supervisor that was killed hard.
 	killRecorded(dirsOf(cfg.Dir).pids)
+	teardownLANs()
 	if cfg.AssetsDir == "" {
 		dir, err := buildControlPlane(ctx, cfg.Root)
 		if err != nil {
@@ -223,6 +227,7 @@ func stop(cfg Config) bool {
 		fmt.Fprintf(os.Stderr, "killed left-over processes: %s\n", strings.Join(killed, ", "))
 		stopped = true
 	}
+	teardownLANs()
 	_ = os.Remove(pidFile(cfg))
 	return stopped
 }

@@ -63,6 +63,19 @@ func FromCertificate(cert *x509.Certificate) (Device, error) {
 	return d, nil
 }
 
+// TokenHint names a bootstrap token in messages and logs without revealing it:
+// its first six characters followed by "…", or "(none)" for the empty token.
+func TokenHint(token string) string {
+	const shown = 6
+	switch {
+	case token == "":
+		return "(none)"
+	case len(token) <= shown:
+		return "…"
+	}
+	return token[:shown] + "…"
+}
+
 // NewKey creates a device or CA private key (ECDSA P-256).
 func NewKey() (*ecdsa.PrivateKey, error) {
 	return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

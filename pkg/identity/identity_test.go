@@ -74,3 +74,16 @@ func TestValidName(t *testing.T) {
 		})
 	}
 }
+
+func TestTokenHint(t *testing.T) {
+	for _, tc := range []struct{ token, want string }{
+		{"", "(none)"},
+		{"abc", "…"},
+		{"abcdef", "…"},
+		{"abcdef0123456789", "abcdef…"},
+	} {
+		if got := TokenHint(tc.token); got != tc.want {
+			t.Errorf("TokenHint(%q): got %q, want %q", tc.token, got, tc.want)
+		}
+	}
+}

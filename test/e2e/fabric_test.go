@@ -73,23 +73,45 @@ func TestMain(m *testing.M) {
 }
 
 // Fabric is a real control plane, a registry, the provider and agents, all on
-// this machine as separate processes.
+// this machine as separate processes. A Fabric reports failures to the test it
+// was made for; For gives a view of the same fabric for a subtest.
 type Fabric struct {
-	t           *testing.T
+	t *testing.T
+	*fabric
+}
+
+// fabric is what every view of a Fabric shares.
+type fabric struct {
 	Env         *kubetest.Env
 	Client      kubernetes.Interface
 	Registry    string
 	Token       string
-	HubAddr     string
+	HubAddr     string // where the provider's hub listens
+	AgentHub    string // what agents dial: HubAddr, or the proxy in front of it
+	Proxy       *Proxy // nil unless WithHubProxy
 	kubeletPort string
 	stateDir    string
 	logDir      string
+	dataDir     string // agents' data directories live below it
 	provBin     string
 	agentBin    string
 
 	mu       sync.Mutex
 	provider *Proc
 	agents   map[string]*Agent
+}
+
+// For returns the same fabric reporting to t, for subtests (which may run in
+// parallel; the processes still stop when the test that started them ends).
+func (f *Fabric) For(t *testing.T) *Fabric { return &Fabric{t: t, fabric: f.fabric} }
+
+// FabricOption changes how StartFabric sets up the fabric.
+type FabricOption func(*fabric)
+
+// WithHubProxy puts a TCP proxy between the agents and the hub, so that a test
+// can make the provider unreachable (Proxy.Cut) while it keeps running.
+func WithHubProxy() FabricOption {
+	return func(f *fabric) { f.Proxy = &Proxy{} }
 }
 
 // Proc is a child process with its output in a log file.
@@ -121,17 +143,30 @@ func freePort(t *testing.T) string {
 
 // StartFabric brings up the control plane, a registry, the provider and n agents
 // and waits until the account's node is Ready with all n devices.
-func StartFabric(t *testing.T, n int) *Fabric {
+func StartFabric(t *testing.T, n int, opts ...FabricOption) *Fabric {
 	t.Helper()
 	prov, agent := binaries(t)
 	env := kubetest.Start(t, kubetest.Options{})
 	tok := make([]byte, 16)
 	_, _ = rand.Read(tok)
-	f := &Fabric{
-		t: t, Env: env, Client: env.Client, Registry: ocitest.Serve(t),
+	f := &Fabric{t: t, fabric: &fabric{
+		Env: env, Client: env.Client, Registry: ocitest.Serve(t),
 		Token: hex.EncodeToString(tok), HubAddr: freePort(t),
-		stateDir: t.TempDir(), logDir: t.TempDir(), provBin: prov, agentBin: agent,
+		stateDir: t.TempDir(), logDir: t.TempDir(), dataDir: t.TempDir(), provBin: prov, agentBin: agent,
 		agents: map[string]*Agent{},
+	}}
+	for _, o := range opts {
+		o(f.fabric)
+	}
+	f.AgentHub = f.HubAddr
+	if f.Proxy != nil {
+		f.Proxy.target = f.HubAddr
+		f.Proxy.addr = freePort(t)
+		f.AgentHub = f.Proxy.addr
+		if err := f.Proxy.Restore(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(f.Proxy.Cut)
 	}
 	_, kp, _ := net.SplitHostPort(freePort(t))
 	f.kubeletPort = kp
@@ -139,13 +174,7 @@ func StartFabric(t *testing.T, n int) *Fabric {
 	if _, err := env.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "edgefabric-system"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := env.Client.CoreV1().Secrets("edgefabric-system").Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "bootstrap-token-" + account},
-		Type:       "edgefabric.io/bootstrap-token",
-		StringData: map[string]string{"token": f.Token, "account": account},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	f.CreateToken("bootstrap-token-"+account, f.Token, account, "")
 	t.Cleanup(f.stopAll)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -158,6 +187,23 @@ func StartFabric(t *testing.T, n int) *Fabric {
 	}
 	f.WaitNode(func(n *corev1.Node) bool { return nodeReady(n) && readyDevices(n) == len(f.agents) })
 	return f
+}
+
+// CreateToken creates a bootstrap-token Secret for account; expiration, if not
+// empty, is its RFC 3339 expiry.
+func (f *Fabric) CreateToken(name, token, account, expiration string) {
+	f.t.Helper()
+	data := map[string]string{"token": token, "account": account}
+	if expiration != "" {
+		data["expiration"] = expiration
+	}
+	if _, err := f.Client.CoreV1().Secrets("edgefabric-system").Create(f.t.Context(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Type:       "edgefabric.io/bootstrap-token",
+		StringData: data,
+	}, metav1.CreateOptions{}); err != nil {
+		f.t.Fatal(err)
+	}
 }
 
 func (f *Fabric) start(name string, bin string, args ...string) *Proc {
@@ -211,7 +257,7 @@ func (f *Fabric) StopProvider() {
 // AgentArgs are the flags every test agent gets.
 func (f *Fabric) AgentArgs(id, dataDir string) []string {
 	return []string{
-		"--hub", f.HubAddr,
+		"--hub", f.AgentHub,
 		"--hub-ca", filepath.Join(f.stateDir, "ca.crt"),
 		"--token", f.Token,
 		"--data-dir", dataDir,
@@ -228,8 +274,15 @@ func (f *Fabric) AgentArgs(id, dataDir string) []string {
 // StartAgent starts a new agent with its own data directory.
 func (f *Fabric) StartAgent(id string, extra ...string) *Agent {
 	f.t.Helper()
-	dir := filepath.Join(f.t.TempDir(), id)
-	a := &Agent{ID: id, DataDir: dir, args: append(f.AgentArgs(id, dir), extra...)}
+	dir := filepath.Join(f.dataDir, id)
+	return f.StartAgentArgs(id, dir, append(f.AgentArgs(id, dir), extra...)...)
+}
+
+// StartAgentArgs starts an agent with exactly args, for agents that are meant
+// to differ from the usual ones (another token, no token).
+func (f *Fabric) StartAgentArgs(id, dataDir string, args ...string) *Agent {
+	f.t.Helper()
+	a := &Agent{ID: id, DataDir: dataDir, args: args}
 	a.Proc = f.start("agent-"+id, f.agentBin, a.args...)
 	f.mu.Lock()
 	f.agents[id] = a
@@ -237,10 +290,17 @@ func (f *Fabric) StartAgent(id string, extra ...string) *Agent {
 	return a
 }
 
-// RestartAgent starts a stopped agent again on the same data directory.
-func (f *Fabric) RestartAgent(a *Agent) {
+// RestartAgent starts a stopped agent again on the same data directory, with
+// the same flags or, if args are given, with those.
+func (f *Fabric) RestartAgent(a *Agent, args ...string) {
 	f.t.Helper()
-	a.Proc = f.start("agent-"+a.ID, f.agentBin, a.args...)
+	if len(args) == 0 {
+		args = a.args
+	}
+	p := f.start("agent-"+a.ID, f.agentBin, args...)
+	f.mu.Lock()
+	a.Proc = p
+	f.mu.Unlock()
 }
 
 // Agent returns the agent with that device ID.
@@ -248,6 +308,25 @@ func (f *Fabric) Agent(id string) *Agent {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.agents[id]
+}
+
+// Forget drops an agent that stopped for good (a refused one) from the fabric.
+func (f *Fabric) Forget(a *Agent) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.agents, a.ID)
+}
+
+// Provider returns the current provider process.
+func (f *Fabric) Provider() *Proc {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.provider
+}
+
+// LogDir is where the agent keeps the logs of a pod's container.
+func (a *Agent) LogDir(p *corev1.Pod, container string) string {
+	return filepath.Join(a.DataDir, "logs", string(p.UID), container)
 }
 
 // Stop signals the process and waits for it to exit (SIGKILL after 15 s).
@@ -268,6 +347,24 @@ func (p *Proc) Stop(t *testing.T, sig syscall.Signal) {
 	}
 }
 
+// Running reports whether the process has not exited.
+func (p *Proc) Running() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// ExitCode is the process's exit status once it has exited, -1 before.
+func (p *Proc) ExitCode() int {
+	if p.Running() {
+		return -1
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
 // Done is closed when the process has exited.
 func (p *Proc) Done() <-chan struct{} { return p.done }
 
@@ -275,6 +372,23 @@ func (p *Proc) Done() <-chan struct{} { return p.done }
 func (p *Proc) Output() string {
 	b, _ := os.ReadFile(p.Log)
 	return string(b)
+}
+
+// CheckAlive fails the test if the provider or an agent of the fabric has
+// exited on its own: whatever a test did, nothing may crash.
+func (f *Fabric) CheckAlive() {
+	f.t.Helper()
+	f.mu.Lock()
+	procs := []*Proc{f.provider}
+	for _, a := range f.agents {
+		procs = append(procs, a.Proc)
+	}
+	f.mu.Unlock()
+	for _, p := range procs {
+		if !p.Running() {
+			f.t.Errorf("%s exited (%v); last lines:\n%s", p.Name, p.err, tail(p.Output(), 30))
+		}
+	}
 }
 
 func (f *Fabric) stopAll() {
@@ -296,12 +410,17 @@ func (f *Fabric) dumpLogs() {
 	entries, _ := os.ReadDir(f.logDir)
 	for _, e := range entries {
 		b, _ := os.ReadFile(filepath.Join(f.logDir, e.Name()))
-		lines := strings.Split(string(b), "\n")
-		if len(lines) > 60 {
-			lines = lines[len(lines)-60:]
-		}
-		f.t.Logf("---- last lines of %s ----\n%s", e.Name(), strings.Join(lines, "\n"))
+		f.t.Logf("---- last lines of %s ----\n%s", e.Name(), tail(string(b), 80))
 	}
+}
+
+// tail is the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 // waitFile waits for a file the provider writes at start.
@@ -381,12 +500,18 @@ func (f *Fabric) Kubectl(args ...string) (string, error) {
 	return out.String(), nil
 }
 
-// PushExample builds examples/<name> for wasip1 and pushes it; it returns the
-// image reference and the image ID the pod will report.
+// PushExample builds examples/<name> for wasip1 and pushes it as
+// <registry>/<name>:<tag>; it returns the image reference and the image ID the
+// pod will report.
 func (f *Fabric) PushExample(name, tag string, p ocitest.Packaging) (string, string) {
 	f.t.Helper()
+	return f.PushExampleAs(name, f.Registry+"/"+name+":"+tag, p)
+}
+
+// PushExampleAs builds examples/<name> for wasip1 and pushes it as ref.
+func (f *Fabric) PushExampleAs(name, ref string, p ocitest.Packaging) (string, string) {
+	f.t.Helper()
 	mod := ocitest.BuildGo(f.t, filepath.Join(ocitest.RepoRoot(f.t), "examples", name))
-	ref := f.Registry + "/" + name + ":" + tag
 	return ref, ocitest.Push(f.t, ref, mod, p)
 }
 
@@ -457,4 +582,147 @@ func lines(s string) []string {
 		out = append(out, sc.Text())
 	}
 	return out
+}
+
+// Events lists the events about the named pod.
+func (f *Fabric) Events(podName string) []corev1.Event {
+	f.t.Helper()
+	l, err := f.Client.CoreV1().Events(namespace).List(f.t.Context(), metav1.ListOptions{
+		FieldSelector: fields.OneTermEqualSelector("involvedObject.name", podName).String(),
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return l.Items
+}
+
+// WaitEvent waits for an event about the named pod with that reason and
+// returns it.
+func (f *Fabric) WaitEvent(podName, reason string, timeout time.Duration) *corev1.Event {
+	f.t.Helper()
+	sel := fields.AndSelectors(
+		fields.OneTermEqualSelector("involvedObject.name", podName),
+		fields.OneTermEqualSelector("reason", reason),
+	)
+	lw := cache.NewListWatchFromClient(f.Client.CoreV1().RESTClient(), "events", namespace, sel)
+	return until(f.t, timeout, lw, &corev1.Event{}, func(*corev1.Event) bool { return true })
+}
+
+// eventReasons is "reason: message" of each event, for failure messages.
+func eventReasons(evs []corev1.Event) []string {
+	var out []string
+	for _, e := range evs {
+		out = append(out, e.Reason+": "+e.Message)
+	}
+	return out
+}
+
+// LogsUntil runs `kubectl logs args...` until its output satisfies cond and
+// returns that output.
+func (f *Fabric) LogsUntil(timeout time.Duration, cond func(string) bool, args ...string) string {
+	f.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		out, err := f.Kubectl(append([]string{"logs"}, args...)...)
+		if err == nil && cond(out) {
+			return out
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("kubectl logs %s: no satisfying output within %s; last: %q, %v", strings.Join(args, " "), timeout, out, err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// WaitFileGrows waits until the file at path is larger than size and
+// returns its new size. A file that does not exist has size -1.
+func (f *Fabric) WaitFileGrows(path string, size int64, timeout time.Duration) int64 {
+	f.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if n := fileSize(path); n > size {
+			return n
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("%s did not grow beyond %d bytes within %s", path, size, timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return -1
+	}
+	return fi.Size()
+}
+
+// DeviceOf returns the agent the pod was placed on.
+func (f *Fabric) DeviceOf(p *corev1.Pod) *Agent {
+	f.t.Helper()
+	dev := p.Annotations["edgefabric.io/device"]
+	a := f.Agent(dev)
+	if a == nil {
+		f.t.Fatalf("pod %s is annotated with device %q, which is not an agent of the fabric", p.Name, dev)
+	}
+	return a
+}
+
+// container returns the status of the pod's container named name.
+func container(p *corev1.Pod, name string) *corev1.ContainerStatus {
+	for i := range p.Status.ContainerStatuses {
+		if p.Status.ContainerStatuses[i].Name == name {
+			return &p.Status.ContainerStatuses[i]
+		}
+	}
+	return nil
+}
+
+// app is the status of the pod's only container, "app", or a zero status.
+func app(p *corev1.Pod) corev1.ContainerStatus {
+	if cs := container(p, "app"); cs != nil {
+		return *cs
+	}
+	return corev1.ContainerStatus{}
+}
+
+func condition(p *corev1.Pod, t corev1.PodConditionType) *corev1.PodCondition {
+	for i := range p.Status.Conditions {
+		if p.Status.Conditions[i].Type == t {
+			return &p.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+// env sets the container's environment from name, value pairs.
+func env(kv ...string) func(*corev1.Pod) {
+	return func(p *corev1.Pod) {
+		for i := 0; i+1 < len(kv); i += 2 {
+			p.Spec.Containers[0].Env = append(p.Spec.Containers[0].Env, corev1.EnvVar{Name: kv[i], Value: kv[i+1]})
+		}
+	}
+}
+
+func restartPolicy(r corev1.RestartPolicy) func(*corev1.Pod) {
+	return func(p *corev1.Pod) { p.Spec.RestartPolicy = r }
+}
+
+// logLine returns the first line of a process's log with message msg that
+// holds every one of kvs ("key=value"), or "".
+func logLine(out, msg string, kvs ...string) string {
+	for _, l := range lines(out) {
+		if !strings.Contains(l, `msg="`+msg+`"`) {
+			continue
+		}
+		ok := true
+		for _, kv := range kvs {
+			ok = ok && strings.Contains(l, " "+kv)
+		}
+		if ok {
+			return l
+		}
+	}
+	return ""
 }

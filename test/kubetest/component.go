@@ -25,9 +25,10 @@ type component struct {
 	logPath   string
 	healthURL string
 
-	done     chan struct{} // closed once the process has exited and exitErr is set
-	exitErr  error
-	stopping atomic.Bool // set before stop signals the process
+	done      chan struct{} // closed once the process has exited and exitErr is set
+	exitErr   error
+	stopping  atomic.Bool   // set before stop signals the process
+	watchDone chan struct{} // closed when watch's goroutine has ended; nil without watch
 }
 
 func startComponent(name, path, logDir, healthURL string, args ...string) (*component, error) {
@@ -54,7 +55,9 @@ func startComponent(name, path, logDir, healthURL string, args ...string) (*comp
 
 // watch fails the test if the process exits before stop is called.
 func (c *component) watch(t testing.TB) {
+	c.watchDone = make(chan struct{})
 	go func() {
+		defer close(c.watchDone)
 		<-c.done
 		if !c.stopping.Load() {
 			t.Errorf("%s exited unexpectedly (%s)\nlast lines of its log:\n%s", c.name, exitStatus(c.exitErr), logTail(c.logPath, 30))
@@ -105,16 +108,21 @@ func (c *component) stop(t testing.TB) {
 	c.stopping.Store(true)
 	pgid := c.cmd.Process.Pid
 	_ = syscall.Kill(-pgid, syscall.SIGTERM)
-	if !ctxSleepOrDone(c.done, 20*time.Second) {
+	if !waitClosed(c.done, 20*time.Second) {
 		t.Logf("%s did not stop in 20s; killing it", c.name)
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		<-c.done
 	}
+	if c.watchDone != nil {
+		// It may still be reporting an exit that came before stop; the test must
+		// not end under it.
+		<-c.watchDone
+	}
 }
 
-// ctxSleepOrDone waits until done is closed or d passes, and reports whether done
+// waitClosed waits until done is closed or d passes, and reports whether done
 // was closed.
-func ctxSleepOrDone(done <-chan struct{}, d time.Duration) bool {
+func waitClosed(done <-chan struct{}, d time.Duration) bool {
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	select {

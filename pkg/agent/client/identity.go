@@ -113,7 +113,7 @@ func (c *Client) bootstrap(ctx context.Context) error {
 	defer cancel()
 	resp, err := hubv1.NewHubClient(conn).Bootstrap(ctx, &hubv1.BootstrapRequest{Token: c.cfg.Token, CsrDer: csr, DeviceId: c.cfg.DeviceID})
 	if err != nil {
-		return fmt.Errorf("bootstrap: %w", refusal(err))
+		return fmt.Errorf("bootstrap with token %q at hub %s: %w", identity.TokenHint(c.cfg.Token), c.cfg.Hub, refusal(err))
 	}
 	c.log.Info("joined the fabric", "device", resp.GetDeviceId(), "account", resp.GetAccount(), "certificateExpires", resp.GetNotAfter().AsTime())
 	return c.saveCert(resp)

@@ -18,6 +18,7 @@ import (
 	"github.com/virtual-kubelet/virtual-kubelet/node/api"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -50,11 +51,17 @@ type accountNode struct {
 	nc       *vknode.NodeController
 	pods     informersFactory
 
+	// Signals to run's goroutines, coalesced (capacity 1): the node's status
+	// may have changed; waiting pods may fit now.
+	nodeChanged chan struct{}
+	retryNow    chan struct{}
+
 	mu         sync.Mutex
 	byUID      map[string]*podState
 	byKey      map[string]string // namespace/name → uid
 	notifyPod  func(*corev1.Pod)
 	notifyNode func(*corev1.Node)
+	lastNode   *corev1.Node // the status last given to notifyNode
 }
 
 type informersFactory interface {
@@ -76,6 +83,9 @@ func newAccountNode(m *Manager, account string) (*accountNode, error) {
 		recorder: m.recorderFor(NodeName(account)),
 		byUID:    map[string]*podState{},
 		byKey:    map[string]string{},
+
+		nodeChanged: make(chan struct{}, 1),
+		retryNow:    make(chan struct{}, 1),
 	}
 	pods := m.podsInformer(n.name)
 	pc, err := m.newPodController(n, pods)
@@ -90,18 +100,98 @@ func newAccountNode(m *Manager, account string) (*accountNode, error) {
 	return n, nil
 }
 
+// run runs the node's controllers, and the goroutines that send its status
+// and place waiting pods again, until ctx ends or a controller fails.
 func (n *accountNode) run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	n.pods.Start(ctx.Done())
+	// The node controller's status callback blocks while the controller is
+	// not running its loop, so the controllers get a context of their own
+	// that ends only once the status sender has stopped.
+	vkCtx, stopVK := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopVK()
+	n.pods.Start(vkCtx.Done())
 	defer n.pods.Shutdown()
 	errc := make(chan error, 2)
-	go func() { errc <- n.nc.Run(ctx) }()
-	go func() { errc <- n.pc.Run(ctx, n.m.cfg.Workers) }()
-	err := <-errc
-	cancel()
-	<-errc
+	go func() { errc <- n.nc.Run(vkCtx) }()
+	go func() { errc <- n.pc.Run(vkCtx, n.m.cfg.Workers) }()
+
+	loopCtx, stopLoops := context.WithCancel(ctx)
+	var loops sync.WaitGroup
+	loops.Go(func() { n.sendNodeStatus(loopCtx) })
+	loops.Go(func() { n.retryLoop(loopCtx) })
+
+	var err error
+	running := 2
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		running--
+	}
+	stopLoops()
+	loops.Wait()
+	stopVK()
+	for ; running > 0; running-- {
+		<-errc
+	}
 	return err
+}
+
+// sendNodeStatus gives the node controller the node's status whenever
+// devicesChanged says it may have changed and it did, until ctx ends. The
+// controller writes each one to the API server (a GET and a PATCH), one at a
+// time: the status must not be sent on every change of the fabric, and never
+// from a caller that holds up others (the fabric's listener calls, a pod
+// sync worker).
+func (n *accountNode) sendNodeStatus(ctx context.Context) {
+	select {
+	case <-n.nc.Ready(): // its loop takes what the callback sends from now on
+	case <-ctx.Done():
+		return
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.nodeChanged:
+		}
+		node := n.nodeStatus()
+		n.mu.Lock()
+		cb, last := n.notifyNode, n.lastNode
+		same := last != nil && sameNodeStatus(last, node)
+		if !same {
+			n.lastNode = node
+		}
+		n.mu.Unlock()
+		if cb != nil && !same {
+			cb(node)
+		}
+	}
+}
+
+// retryLoop places waiting pods again whenever devicesChanged asks, until ctx
+// ends.
+func (n *accountNode) retryLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.retryNow:
+		}
+		n.retry()
+	}
+}
+
+// sameNodeStatus reports whether two nodes from nodeStatus differ only in
+// their conditions' timestamps.
+func sameNodeStatus(a, b *corev1.Node) bool {
+	strip := func(n *corev1.Node) *corev1.Node {
+		n = n.DeepCopy()
+		for i := range n.Status.Conditions {
+			n.Status.Conditions[i].LastHeartbeatTime = metav1.Time{}
+			n.Status.Conditions[i].LastTransitionTime = metav1.Time{}
+		}
+		return n
+	}
+	return equality.Semantic.DeepEqual(strip(a), strip(b))
 }
 
 // recover loads the pods Kubernetes has on this node and gives the fabric the
@@ -283,11 +373,15 @@ func (n *accountNode) retry() {
 	}
 }
 
+// devicesChanged tells run's goroutines that the node's status may have
+// changed and waiting pods may fit now. It never blocks.
 func (n *accountNode) devicesChanged() {
-	if cb := n.nodeCallback(); cb != nil {
-		cb(n.nodeStatus())
+	for _, c := range []chan struct{}{n.nodeChanged, n.retryNow} {
+		select {
+		case c <- struct{}{}:
+		default:
+		}
 	}
-	go n.retry()
 }
 
 // UpdatePod sends a changed pod to its device.
@@ -508,18 +602,15 @@ func (n *accountNode) NotifyPods(_ context.Context, cb func(*corev1.Pod)) {
 // Ping implements vknode.NodeProvider.
 func (n *accountNode) Ping(ctx context.Context) error { return ctx.Err() }
 
-// NotifyNodeStatus implements vknode.NodeProvider.
+// NotifyNodeStatus implements vknode.NodeProvider. The node controller calls
+// it before it starts its loop; the status sent here fills the one slot its
+// callback has. Later statuses are sent by sendNodeStatus.
 func (n *accountNode) NotifyNodeStatus(_ context.Context, cb func(*corev1.Node)) {
+	node := n.nodeStatus()
 	n.mu.Lock()
-	n.notifyNode = cb
+	n.notifyNode, n.lastNode = cb, node
 	n.mu.Unlock()
-	cb(n.nodeStatus())
-}
-
-func (n *accountNode) nodeCallback() func(*corev1.Node) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.notifyNode
+	cb(node)
 }
 
 func (n *accountNode) initialNode() *corev1.Node {
