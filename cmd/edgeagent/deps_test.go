@@ -9,10 +9,11 @@ import (
 // TestAgentLinksNoKubernetes keeps the device binary small and free of the
 // control plane's libraries: DESIGN.md's rule, enforced rather than hoped for.
 func TestAgentLinksNoKubernetes(t *testing.T) {
-	for _, goos := range []string{"linux", "windows", "darwin", "android"} {
-		t.Run(goos, func(t *testing.T) {
+	for _, target := range []string{"linux/amd64", "linux/arm", "windows/amd64", "darwin/arm64", "android/arm64"} {
+		t.Run(target, func(t *testing.T) {
+			goos, goarch, _ := strings.Cut(target, "/")
 			cmd := exec.Command("go", "list", "-deps", ".")
-			cmd.Env = append(cmd.Environ(), "GOOS="+goos, "CGO_ENABLED=0")
+			cmd.Env = append(cmd.Environ(), "GOOS="+goos, "GOARCH="+goarch, "CGO_ENABLED=0")
 			out, err := cmd.CombinedOutput()
 			if err != nil {
 				t.Fatalf("go list: %v\n%s", err, out)

@@ -59,8 +59,8 @@ type Info struct {
 	Kubeconfig string // admin kubeconfig
 	Kubectl    string // kubectl of the control plane's version
 	APIServer  string // https://127.0.0.1:<port>
-	Registry   string // 127.0.0.1:<port>, plain HTTP
-	Hub        string // 127.0.0.1:<port>; "" with ControlPlaneOnly
+	Registry   string // <edge host>:<port>, plain HTTP; the edge host is 127.0.0.1, or 10.77.1.1 with LANs
+	Hub        string // <edge host>:<port>; "" with ControlPlaneOnly
 	HubCA      string // the provider's CA certificate; "" with ControlPlaneOnly
 	Token      string // the demo account's bootstrap token
 	AgentBin   string // the agent binary

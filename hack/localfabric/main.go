@@ -67,6 +67,9 @@ func main() {
 	}
 	mode := os.Args[1]
 	cfg, err := parseFlags(mode, os.Args[2:])
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "localfabric:", err)
 		os.Exit(2)
