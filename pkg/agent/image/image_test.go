@@ -13,9 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgefabric/edgefabric/pkg/agent/image"
-	"github.com/edgefabric/edgefabric/pkg/agent/runtime/wasm"
-	"github.com/edgefabric/edgefabric/test/ocitest"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -24,6 +21,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/edgefabric/edgefabric/pkg/agent/image"
+	"github.com/edgefabric/edgefabric/pkg/agent/runtime/wasm"
+	"github.com/edgefabric/edgefabric/test/ocitest"
 )
 
 func testLogger(t *testing.T) *slog.Logger {

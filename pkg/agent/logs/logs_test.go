@@ -286,8 +286,12 @@ func TestConcurrentStreams(t *testing.T) {
 		wg.Go(func() {
 			for i := range 200 {
 				// Split each line over two writes to exercise the buffers.
-				s.w.Write([]byte(fmt.Sprintf("%s %03d", s.name, i)))
-				s.w.Write([]byte(" end\n"))
+				if _, err := fmt.Fprintf(s.w, "%s %03d", s.name, i); err != nil {
+					t.Error(err)
+				}
+				if _, err := s.w.Write([]byte(" end\n")); err != nil {
+					t.Error(err)
+				}
 			}
 		})
 	}

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 	"google.golang.org/protobuf/testing/protocmp"
 
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
@@ -69,7 +69,7 @@ func TestSecondOpenFailsWhileHeld(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if _, err := Open(path); !errors.Is(err, bolt.ErrTimeout) {
+	if _, err := Open(path); !errors.Is(err, bolterrors.ErrTimeout) {
 		t.Errorf("second open: got %v, want timeout", err)
 	}
 }

@@ -132,7 +132,7 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 		gs.Stop()
 		<-stopped
 	}
-	<-errc
+	_ = <-errc // after a stop, Serve only reports that it stopped
 	return nil
 }
 
@@ -246,7 +246,7 @@ func (s *Server) Control(stream grpc.BidiStreamingServer[hubv1.AgentMessage, hub
 	select {
 	case err = <-recvErr:
 		cancel()
-		<-sendErr
+		_ = <-sendErr // the sender only saw the cancel
 	case err = <-sendErr:
 		// The sender ended: the session was replaced, or the stream broke.
 		// Returning ends the RPC, which ends the receiver.
@@ -280,7 +280,7 @@ func (s *Server) Stream(stream grpc.BidiStreamingServer[hubv1.StreamFrame, hubv1
 		for {
 			f, err := stream.Recv()
 			switch {
-			case err == io.EOF:
+			case errors.Is(err, io.EOF):
 				st.Finish(nil)
 				return
 			case err != nil:

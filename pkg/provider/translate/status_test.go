@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -577,7 +578,10 @@ func TestFailedStatus(t *testing.T) {
 	t.Run("pod that never ran", func(t *testing.T) {
 		pod := testPod()
 		pod.Spec.HostNetwork = true
-		err := Validate(pod).(*UnsupportedError)
+		var err *UnsupportedError
+		if !errors.As(Validate(pod), &err) {
+			t.Fatal("Validate: want an *UnsupportedError")
+		}
 		got := FailedStatus(pod, err.Reason, err.Message, now)
 		wantState := corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: ReasonHostNetworkUnsupported, Message: err.Message}}
 		if got.Phase != corev1.PodFailed || got.Reason != ReasonHostNetworkUnsupported || got.HostIP != "" || got.StartTime != nil {

@@ -13,10 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgefabric/edgefabric/test/ocitest"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"go.uber.org/goleak"
+
+	"github.com/edgefabric/edgefabric/test/ocitest"
 )
 
 // sharedCache is a compilation cache dir shared by the tests so that the Go
