@@ -132,8 +132,7 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 		gs.Stop()
 		<-stopped
 	}
-	_ = <-errc // after a stop, Serve only reports that it stopped
-	return nil
+	return <-errc // nil after a stop
 }
 
 // Bootstrap signs a certificate for a device that proves a bootstrap token.
@@ -246,7 +245,9 @@ func (s *Server) Control(stream grpc.BidiStreamingServer[hubv1.AgentMessage, hub
 	select {
 	case err = <-recvErr:
 		cancel()
-		_ = <-sendErr // the sender only saw the cancel
+		if serr := <-sendErr; err == nil {
+			err = serr
+		}
 	case err = <-sendErr:
 		// The sender ended: the session was replaced, or the stream broke.
 		// Returning ends the RPC, which ends the receiver.
