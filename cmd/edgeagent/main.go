@@ -13,10 +13,14 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -38,7 +42,7 @@ func main() {
 			os.Exit(2)
 		}
 	}
-	cfg, level, err := parse(args)
+	cfg, level, debugListen, err := parse(args)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "edgeagent: %v\n", err)
 		os.Exit(2)
@@ -46,15 +50,44 @@ func main() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := agent.Run(ctx, cfg, log); err != nil && !errors.Is(err, context.Canceled) {
+	if err := run(ctx, cfg, debugListen, log); err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("agent stopped", "err", err)
 		os.Exit(1)
 	}
 }
 
-func parse(args []string) (agent.Config, slog.Level, error) {
+// run runs the agent and, if debugListen is set, serves Go's profiles there
+// until the agent has stopped.
+func run(ctx context.Context, cfg agent.Config, debugListen string, log *slog.Logger) error {
+	if debugListen == "" {
+		return agent.Run(ctx, cfg, log)
+	}
+	lis, err := net.Listen("tcp", debugListen)
+	if err != nil {
+		return fmt.Errorf("debug listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = srv.Serve(lis)
+	}()
+	log.Info("serving profiles", "address", lis.Addr().String())
+	err = agent.Run(ctx, cfg, log)
+	_ = srv.Close()
+	<-served
+	return err
+}
+
+func parse(args []string) (agent.Config, slog.Level, string, error) {
 	var cfg, fromFlags agent.Config
-	var configFile, labels, insecure, level string
+	var configFile, labels, insecure, level, debugListen string
 	fs := flag.NewFlagSet("edgeagent", flag.ContinueOnError)
 	fs.StringVar(&configFile, "config", "", "config file (YAML or JSON)")
 	fs.StringVar(&fromFlags.Hub, "hub", "", "the provider's hub, host:port")
@@ -70,19 +103,22 @@ func parse(args []string) (agent.Config, slog.Level, error) {
 	fs.Int64Var(&fromFlags.Pods, "pods", 0, "pods offered to the fabric (default 110)")
 	fs.DurationVar(&fromFlags.RestartBackoff, "restart-backoff", 0, "first crash-loop back-off (default 10s)")
 	fs.DurationVar(&fromFlags.HeartbeatInterval, "heartbeat-interval", 0, "how often to tell the hub the device is alive (default 10s)")
+	fs.Int64Var(&fromFlags.LogMaxBytes, "log-max-bytes", 0, "size at which a container's log file is rotated (default 10 MiB)")
+	fs.IntVar(&fromFlags.LogMaxFiles, "log-max-files", 0, "log files kept per container, the current one included (default 5)")
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&debugListen, "debug-listen", "", "serve Go's profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6061; empty means off. Unauthenticated: bind it to loopback")
 	if err := fs.Parse(args); err != nil {
-		return cfg, 0, err
+		return cfg, 0, "", err
 	}
 	if fs.NArg() > 0 {
-		return cfg, 0, fmt.Errorf("unexpected arguments %q", fs.Args())
+		return cfg, 0, "", fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	if labels != "" {
 		fromFlags.Labels = map[string]string{}
 		for _, kv := range strings.Split(labels, ",") {
 			k, v, ok := strings.Cut(kv, "=")
 			if !ok || k == "" {
-				return cfg, 0, fmt.Errorf("--labels: %q is not k=v", kv)
+				return cfg, 0, "", fmt.Errorf("--labels: %q is not k=v", kv)
 			}
 			fromFlags.Labels[k] = v
 		}
@@ -92,18 +128,18 @@ func parse(args []string) (agent.Config, slog.Level, error) {
 	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return cfg, 0, fmt.Errorf("--log-level: %w", err)
+		return cfg, 0, "", fmt.Errorf("--log-level: %w", err)
 	}
 
 	cfg = fromFlags
 	if configFile != "" {
 		data, err := os.ReadFile(configFile)
 		if err != nil {
-			return cfg, 0, err
+			return cfg, 0, "", err
 		}
 		cfg = agent.Config{DataDir: fromFlags.DataDir}
 		if err := yaml.Unmarshal(data, &cfg); err != nil {
-			return cfg, 0, fmt.Errorf("config %s: %w", configFile, err)
+			return cfg, 0, "", fmt.Errorf("config %s: %w", configFile, err)
 		}
 		// Flags given on the command line win over the file.
 		fs.Visit(func(f *flag.Flag) {
@@ -134,8 +170,12 @@ func parse(args []string) (agent.Config, slog.Level, error) {
 				cfg.RestartBackoff = fromFlags.RestartBackoff
 			case "heartbeat-interval":
 				cfg.HeartbeatInterval = fromFlags.HeartbeatInterval
+			case "log-max-bytes":
+				cfg.LogMaxBytes = fromFlags.LogMaxBytes
+			case "log-max-files":
+				cfg.LogMaxFiles = fromFlags.LogMaxFiles
 			}
 		})
 	}
-	return cfg, lv, nil
+	return cfg, lv, debugListen, nil
 }

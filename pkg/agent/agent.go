@@ -64,6 +64,12 @@ type Config struct {
 	RestartBackoff time.Duration `json:"restartBackoff" yaml:"restartBackoff"`
 	// HeartbeatInterval is how often the agent tells the hub it is alive; zero means 10 s.
 	HeartbeatInterval time.Duration `json:"heartbeatInterval" yaml:"heartbeatInterval"`
+	// LogMaxBytes is the size at which a container's log file is rotated;
+	// zero means 10 MiB.
+	LogMaxBytes int64 `json:"logMaxBytes" yaml:"logMaxBytes"`
+	// LogMaxFiles is how many log files (the current one and rotated ones)
+	// are kept per container attempt; zero means 5.
+	LogMaxFiles int `json:"logMaxFiles" yaml:"logMaxFiles"`
 }
 
 // Default fills in defaults that need no I/O.
@@ -97,6 +103,9 @@ func (c Config) Validate() error {
 		if err := identity.ValidName(c.DeviceID); err != nil {
 			errs = append(errs, fmt.Errorf("device id: %w", err))
 		}
+	}
+	if c.LogMaxBytes < 0 || c.LogMaxFiles < 0 {
+		errs = append(errs, fmt.Errorf("log rotation: max bytes %d and max files %d must not be negative", c.LogMaxBytes, c.LogMaxFiles))
 	}
 	if c.AdvertiseAddress != "" && net.ParseIP(c.AdvertiseAddress) == nil {
 		errs = append(errs, fmt.Errorf("advertise address %q is not an IP address", c.AdvertiseAddress))
@@ -146,6 +155,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 	sup := supervisor.New(supervisor.Config{
 		LogDir: filepath.Join(cfg.DataDir, "logs"), PodIP: cfg.AdvertiseAddress, BackoffBase: cfg.RestartBackoff,
+		LogMaxBytes: cfg.LogMaxBytes, LogMaxFiles: cfg.LogMaxFiles,
 	}, images, rt, st, log.With("component", "supervisor"))
 
 	hello := func() *hubv1.Hello {
@@ -200,7 +210,20 @@ func streamHandler(sup *supervisor.Supervisor) client.StreamHandler {
 		if t := lo.GetSinceTime(); t != nil {
 			opts.Since = t.AsTime()
 		}
-		return logs.Read(ctx, sup.LogDir(req.GetWorkloadUid(), req.GetContainer()), opts, frameWriter{send})
+		err := logs.Read(ctx, sup.LogDir(req.GetWorkloadUid(), req.GetContainer()), opts, frameWriter{send})
+		// Say what kubectl users know, as the kubelet does: not where the
+		// device keeps its files.
+		pod := req.GetWorkloadUid()
+		if w, ok := sup.Workload(pod); ok {
+			pod = w.GetNamespace() + "/" + w.GetName()
+		}
+		switch {
+		case errors.Is(err, logs.ErrNoPrevious):
+			return fmt.Errorf("previous terminated container %q in pod %s not found", req.GetContainer(), pod)
+		case errors.Is(err, logs.ErrNoLogs):
+			return fmt.Errorf("container %q in pod %s has not started yet", req.GetContainer(), pod)
+		}
+		return err
 	}
 }
 

@@ -89,6 +89,7 @@ type fabric struct {
 	HubAddr     string // where the provider's hub listens
 	AgentHub    string // what agents dial: HubAddr, or the proxy in front of it
 	Proxy       *Proxy // nil unless WithHubProxy
+	agentFlags  []string
 	kubeletPort string
 	stateDir    string
 	logDir      string
@@ -108,19 +109,26 @@ func (f *Fabric) For(t *testing.T) *Fabric { return &Fabric{t: t, fabric: f.fabr
 // FabricOption changes how StartFabric sets up the fabric.
 type FabricOption func(*fabric)
 
+// WithAgentFlags adds flags to those every agent gets.
+func WithAgentFlags(flags ...string) FabricOption {
+	return func(f *fabric) { f.agentFlags = append(f.agentFlags, flags...) }
+}
+
 // WithHubProxy puts a TCP proxy between the agents and the hub, so that a test
 // can make the provider unreachable (Proxy.Cut) while it keeps running.
 func WithHubProxy() FabricOption {
 	return func(f *fabric) { f.Proxy = &Proxy{} }
 }
 
-// Proc is a child process with its output in a log file.
+// Proc is a child process with its output in a log file. The processes of
+// one name (a restarted agent, say) share the file, each appending to it.
 type Proc struct {
-	Name string
-	Log  string
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
+	Name   string
+	Log    string
+	offset int64 // where this process's output starts in Log
+	cmd    *exec.Cmd
+	done   chan struct{}
+	err    error
 }
 
 // Agent is an edgeagent process and its data directory.
@@ -213,13 +221,17 @@ func (f *Fabric) start(name string, bin string, args ...string) *Proc {
 	if err != nil {
 		f.t.Fatal(err)
 	}
+	fi, err := lf.Stat()
+	if err != nil {
+		f.t.Fatal(err)
+	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		f.t.Fatal(err)
 	}
-	p := &Proc{Name: name, Log: logPath, cmd: cmd, done: make(chan struct{})}
+	p := &Proc{Name: name, Log: logPath, offset: fi.Size(), cmd: cmd, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		lf.Close()
@@ -256,7 +268,7 @@ func (f *Fabric) StopProvider() {
 
 // AgentArgs are the flags every test agent gets.
 func (f *Fabric) AgentArgs(id, dataDir string) []string {
-	return []string{
+	return append([]string{
 		"--hub", f.AgentHub,
 		"--hub-ca", filepath.Join(f.stateDir, "ca.crt"),
 		"--token", f.Token,
@@ -268,7 +280,7 @@ func (f *Fabric) AgentArgs(id, dataDir string) []string {
 		"--cpu-millis", "2000",
 		"--memory-bytes", fmt.Sprint(2 << 30),
 		"--log-level", "debug",
-	}
+	}, f.agentFlags...)
 }
 
 // StartAgent starts a new agent with its own data directory.
@@ -347,6 +359,9 @@ func (p *Proc) Stop(t *testing.T, sig syscall.Signal) {
 	}
 }
 
+// Pid is the process ID.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
 // Running reports whether the process has not exited.
 func (p *Proc) Running() bool {
 	select {
@@ -368,10 +383,14 @@ func (p *Proc) ExitCode() int {
 // Done is closed when the process has exited.
 func (p *Proc) Done() <-chan struct{} { return p.done }
 
-// Output is everything the process logged so far.
+// Output is everything the process logged so far (not what processes of the
+// same name logged before it).
 func (p *Proc) Output() string {
 	b, _ := os.ReadFile(p.Log)
-	return string(b)
+	if int64(len(b)) < p.offset {
+		return ""
+	}
+	return string(b[p.offset:])
 }
 
 // CheckAlive fails the test if the provider or an agent of the fabric has
@@ -725,4 +744,16 @@ func logLine(out, msg string, kvs ...string) string {
 		}
 	}
 	return ""
+}
+
+// WaitLog waits until the process has logged msg n times in all.
+func (f *Fabric) WaitLog(p *Proc, msg string, n int, timeout time.Duration) {
+	f.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for strings.Count(p.Output(), `msg="`+msg+`"`) < n {
+		if time.Now().After(deadline) {
+			f.t.Fatalf("%s did not log %q %d times within %s:\n%s", p.Name, msg, n, timeout, tail(p.Output(), 20))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

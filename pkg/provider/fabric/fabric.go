@@ -61,6 +61,10 @@ type device struct {
 	sess       *Session
 	generation uint64
 	workloads  map[string]*hubv1.Workload // by uid
+	// early holds the newest status of each workload the device reported
+	// before the fabric was ready, when it could not tell which workloads are
+	// the device's; MarkReady passes on those it owns.
+	early map[string]*hubv1.WorkloadStatus
 }
 
 // Fabric is safe for concurrent use.
@@ -105,17 +109,29 @@ func (f *Fabric) SetListener(l Listener) {
 // for their desired state get it now.
 func (f *Fabric) MarkReady() {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	select {
 	case <-f.ready:
+		f.mu.Unlock()
 		return
 	default:
 	}
 	close(f.ready)
+	early := map[identity.Device][]*hubv1.WorkloadStatus{}
 	for _, d := range f.devices {
 		if d.sess != nil {
 			d.sess.queueFull(d.generation, d.workloads)
 		}
+		for _, st := range d.early {
+			early[d.Device.Device] = append(early[d.Device.Device], st)
+		}
+		d.early = nil
+	}
+	f.mu.Unlock()
+	// What changed on the devices while the provider was away (an agent
+	// restarted, a container restarted) is in these, and in nothing the
+	// devices send later unless something changes again.
+	for id, sts := range early {
+		f.Report(id, &hubv1.StatusReport{Statuses: sts})
 	}
 }
 
@@ -199,10 +215,20 @@ func (f *Fabric) Heartbeat(id identity.Device) {
 }
 
 // Report passes a device's status report to the listener. Statuses of
-// workloads the device does not own (any more) are dropped.
+// workloads the device does not own (any more) are dropped; before the fabric
+// is ready, statuses are also kept for MarkReady, which passes on those of
+// workloads the device turned out to own.
 func (f *Fabric) Report(id identity.Device, r *hubv1.StatusReport) {
 	f.mu.Lock()
 	k := key(id)
+	if d := f.devices[k]; d != nil && !f.isReady() {
+		if d.early == nil {
+			d.early = map[string]*hubv1.WorkloadStatus{}
+		}
+		for _, st := range r.GetStatuses() {
+			d.early[st.GetUid()] = st
+		}
+	}
 	var sts []*hubv1.WorkloadStatus
 	for _, st := range r.GetStatuses() {
 		if f.owner[st.GetUid()] == k {

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,7 +20,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
 
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
@@ -208,7 +206,9 @@ func (n *accountNode) recover(ctx context.Context) error {
 		if dev == "" || p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 			continue
 		}
-		w, err := translate.Workload(p, envSource{n.m}, "")
+		// The device's address as the pod was given it, so that a workload
+		// whose env refers to it translates as before and is not restarted.
+		w, err := translate.Workload(p, envSource{n.m}, p.Status.HostIP)
 		if err != nil {
 			continue // CreatePod will report it
 		}
@@ -272,6 +272,9 @@ func (n *accountNode) place(ctx context.Context, uid string) {
 		if d, ok := n.m.fab.Device(n.account, dev); ok {
 			ip = d.IP()
 		}
+		if ip == "" {
+			ip = pod.Status.HostIP // not connected since the provider started
+		}
 	}
 	w, err := translate.Workload(pod, envSource{n.m}, ip)
 	if err != nil {
@@ -291,10 +294,12 @@ func (n *accountNode) place(ctx context.Context, uid string) {
 				return
 			}
 		}
-		if err := n.annotate(ctx, pod, dev); err != nil {
-			n.wait(uid, "AnnotateFailed", err.Error())
-			return
-		}
+		// The device is recorded on the pod by the status write that
+		// follows (pods/status takes annotation changes, and
+		// virtual-kubelet writes the pod as GetPod returns it). A patch of
+		// its own would hold this pod sync worker for an API round trip
+		// per pod and cost the API server a write: under a burst of pods
+		// it was most of their start latency (docs/benchmarks.md).
 		n.recorder.Eventf(pod, corev1.EventTypeNormal, "Scheduled", "Scheduled to device %s", dev)
 	}
 	n.mu.Lock()
@@ -344,18 +349,6 @@ func eventReason(waiting string) string {
 		return "Failed"
 	}
 	return waiting
-}
-
-func (n *accountNode) annotate(ctx context.Context, pod *corev1.Pod, dev string) error {
-	if pod.Annotations[AnnotationDevice] == dev {
-		return nil
-	}
-	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{AnnotationDevice: dev}}})
-	_, err := n.m.client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{})
-	if err != nil {
-		return fmt.Errorf("record device on pod: %w", err)
-	}
-	return nil
 }
 
 // retry places the pods that are waiting for a device or for their config.

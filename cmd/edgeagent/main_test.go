@@ -1,0 +1,60 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseConfigFileAndFlags(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "agent.yaml")
+	if err := os.WriteFile(file, []byte(`
+hub: hub.example.com:7443
+hubCA: /etc/edgeagent/ca.crt
+token: from-file
+dataDir: /data
+labels: {room: kitchen}
+restartBackoff: 2s
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, _, err := parse([]string{"--config", file, "--token", "from-flag", "--labels", "zone=a,floor=1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Hub != "hub.example.com:7443" || cfg.HubCA != "/etc/edgeagent/ca.crt" || cfg.DataDir != "/data" {
+		t.Errorf("values from the file: got %+v", cfg)
+	}
+	if cfg.Token != "from-flag" {
+		t.Errorf("token: got %q, want the flag to win over the file", cfg.Token)
+	}
+	if cfg.Labels["zone"] != "a" || cfg.Labels["floor"] != "1" || cfg.Labels["room"] != "" {
+		t.Errorf("labels: got %v, want the flag's set only", cfg.Labels)
+	}
+	if cfg.RestartBackoff != 2*time.Second {
+		t.Errorf("restart back-off: got %s", cfg.RestartBackoff)
+	}
+}
+
+func TestParseRejectsBadInput(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"bad label", []string{"--labels", "novalue"}, `"novalue" is not k=v`},
+		{"stray argument", []string{"extra"}, "unexpected arguments"},
+		{"bad level", []string{"--log-level", "loud"}, "--log-level"},
+		{"missing file", []string{"--config", "/does/not/exist"}, "no such file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, _, err := parse(tc.args)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
