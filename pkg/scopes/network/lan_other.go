@@ -1,0 +1,5 @@
+//go:build !linux
+
+package network
+
+func discoverLAN() (LAN, error) { return lanFromSourceAddress() }
