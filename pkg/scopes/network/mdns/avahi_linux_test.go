@@ -88,7 +88,9 @@ publish-hinfo=no
 		"id=dev-z", "acct="+scopes.Fingerprint("acme"), "v=avahi", "net=lan-z")
 	pub.Env = env
 	daemon(t, "avahi-publish", pub, false, "Established")
-	ev := a.waitEvent("seen dev-z", seen("dev-z"))
+	// avahi may answer with SRV and TXT before the address record: wait for
+	// the sighting that carries the address.
+	ev := a.waitEvent("seen dev-z with its address", func(ev Event) bool { return seen("dev-z")(ev) && len(ev.Peer.Addrs) > 0 })
 	if got, want := fmt.Sprintf("%v %d %s %s", ev.Peer.Addrs, ev.Peer.Port, ev.Peer.Version, ev.Peer.NetworkHint), "["+sb.addr+"] 7009 avahi lan-z"; got != want {
 		t.Errorf("dev-z as the agent sees it: got %s, want %s", got, want)
 	}
