@@ -156,9 +156,11 @@ func testLogsExited(f *Fabric, img image) {
 	if len(ts) != len(lines(all)) || ts[len(ts)-1].text != lines(all)[len(lines(all))-1] {
 		t.Errorf("--timestamps gave other lines than without:\n%s\n%s", stamped, all)
 	}
-	// There is no previous attempt to show.
-	if s, err := f.Kubectl("logs", "logs-count", "--previous"); err == nil || !strings.Contains(err.Error(), `previous terminated container "app" in pod default/logs-count not found`) {
-		t.Errorf("kubectl logs --previous without a previous attempt: got %q, %v; want an error about it", s, err)
+	// There is no previous attempt to show: a bad request, as from a kubelet.
+	if s, err := f.Kubectl("logs", "logs-count", "--previous"); err == nil ||
+		!strings.Contains(err.Error(), "(BadRequest)") ||
+		!strings.Contains(err.Error(), `previous terminated container "app" in pod default/logs-count not found`) {
+		t.Errorf("kubectl logs --previous without a previous attempt: got %q, %v; want a BadRequest about it", s, err)
 	} else {
 		t.Logf("kubectl logs --previous without a previous attempt: %v", err)
 	}

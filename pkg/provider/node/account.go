@@ -128,7 +128,10 @@ func (n *accountNode) run(ctx context.Context) error {
 	loops.Wait()
 	stopVK()
 	for ; running > 0; running-- {
-		<-errc
+		// The first error ended run; if ctx did, what they stop with.
+		if e := <-errc; err == nil {
+			err = e
+		}
 	}
 	return err
 }
@@ -744,8 +747,70 @@ func (n *accountNode) logs(ctx context.Context, namespace, name, container strin
 	if err != nil {
 		return nil, true, errdefs.AsNotFound(fmt.Errorf("logs of %s/%s: %w", namespace, name, err))
 	}
-	return s, true, nil
+	return peek(s, firstFrameWait)
 }
+
+// firstFrameWait is how long a log request waits for the device's first
+// answer before the response starts, so that a refusal (no previous
+// container, say) can still become an error status instead of a broken body.
+const firstFrameWait = 2 * time.Second
+
+// peek waits up to firstFrameWait for the stream's first read. An error that
+// comes first is returned as a bad request, as the kubelet answers; otherwise
+// the stream is returned with what was read still to be read.
+func peek(s *fabric.Stream, wait time.Duration) (io.ReadCloser, bool, error) {
+	p := &peekedStream{s: s, first: make(chan firstRead, 1)}
+	go func() {
+		buf := make([]byte, 32<<10)
+		n, err := s.Read(buf)
+		p.first <- firstRead{data: buf[:n], err: err}
+	}()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case r := <-p.first:
+		if len(r.data) == 0 && r.err != nil && !errors.Is(r.err, io.EOF) {
+			s.Close()
+			return nil, true, errdefs.InvalidInput(r.err.Error())
+		}
+		p.got, p.pending, p.err = true, r.data, r.err
+	case <-t.C:
+		// A follow of a quiet container: answer now, data comes later.
+	}
+	return p, true, nil
+}
+
+type firstRead struct {
+	data []byte
+	err  error
+}
+
+// peekedStream yields the first read, then the rest of the stream.
+type peekedStream struct {
+	s       *fabric.Stream
+	first   chan firstRead
+	got     bool
+	pending []byte
+	err     error
+}
+
+func (p *peekedStream) Read(b []byte) (int, error) {
+	if !p.got {
+		r := <-p.first
+		p.got, p.pending, p.err = true, r.data, r.err
+	}
+	if len(p.pending) > 0 {
+		n := copy(b, p.pending)
+		p.pending = p.pending[n:]
+		return n, nil
+	}
+	if p.err != nil {
+		return 0, p.err
+	}
+	return p.s.Read(b)
+}
+
+func (p *peekedStream) Close() error { return p.s.Close() }
 
 // tail maps virtual-kubelet's tail (0 = unset) to the wire's (-1 = all).
 func tail(t int) int64 {
