@@ -108,8 +108,8 @@ controlplane: ## Build once (cached in ~/.cache/edgefabric) the Kubernetes contr
 	@bash hack/build-controlplane.sh
 
 .PHONY: image
-image: ## Container images (not yet implemented)
-	@echo "make image: not yet implemented" >&2; exit 1
+image: ## Provider OCI image for linux/amd64 and linux/arm64 into _output/image (OCI layout + tarball); PUSH=ref [INSECURE=1] pushes it
+	go run ./hack/image -out $(OUT)/image -version $(VERSION) $(if $(PUSH),-push $(PUSH)) $(if $(INSECURE),-insecure)
 
 ##@ Check
 
