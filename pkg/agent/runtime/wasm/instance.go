@@ -11,7 +11,6 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
-	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
 )
 
@@ -49,7 +48,7 @@ type Instance struct {
 	modulePath string
 	stdin      io.Reader
 	mod        api.Module
-	memory     *limitedMemory // nil without a memory limit
+	memory     *limitedMemory
 	cancel     context.CancelFunc
 
 	stopOnce sync.Once
@@ -148,12 +147,12 @@ func (i *Instance) finish(res Result) {
 
 // classify turns the error _start returned into a Result.
 func (i *Instance) classify(err error) Result {
-	oom := i.memory != nil && i.memory.hit.Load()
+	oom := i.memory.hit.Load()
 	oomResult := Result{
 		ExitCode: exitKilled,
 		Reason:   ReasonOOMKilled,
 	}
-	if i.memory != nil {
+	if i.memory.limit > 0 {
 		oomResult.Message = fmt.Sprintf("linear memory limit of %d bytes reached", i.memory.limit)
 	}
 	killed := Result{ExitCode: exitKilled, Reason: ReasonKilled, Message: "stopped"}
@@ -205,59 +204,3 @@ func (i *Instance) sleep(ns int64) {
 	case <-i.stopCh:
 	}
 }
-
-// limitedMemory allocates a module's linear memory up to a limit and notes
-// when a memory.grow was refused because of it.
-type limitedMemory struct {
-	limit uint64 // bytes, a multiple of the page size
-	hit   atomic.Bool
-
-	// Set during instantiation when the initial memory is over the limit;
-	// it is allocated anyway (wazero cannot refuse it) and the instance
-	// does not run.
-	startOver bool
-	startSize uint64
-}
-
-func (m *limitedMemory) allocate(capacity, maxSize uint64) experimental.LinearMemory {
-	return &linearMemory{owner: m, capacity: capacity, max: maxSize}
-}
-
-// linearMemory is a growable []byte; see experimental.LinearMemory.
-type linearMemory struct {
-	owner    *limitedMemory
-	capacity uint64 // suggested initial capacity
-	max      uint64
-	started  bool
-	buf      []byte
-}
-
-func (l *linearMemory) Reallocate(size uint64) []byte {
-	limit := l.owner.limit
-	if !l.started {
-		l.started = true
-		if size > limit {
-			l.owner.startOver, l.owner.startSize = true, size
-			l.buf = make([]byte, size)
-			return l.buf
-		}
-		l.buf = make([]byte, size, max(size, min(l.capacity, limit)))
-		return l.buf
-	}
-	if size > limit {
-		l.owner.hit.Store(true)
-		return nil
-	}
-	if size <= uint64(cap(l.buf)) {
-		l.buf = l.buf[:size]
-		return l.buf
-	}
-	// Grow geometrically, within the limit and the module's maximum.
-	newCap := max(size, min(2*uint64(cap(l.buf)), limit, l.max))
-	buf := make([]byte, size, newCap)
-	copy(buf, l.buf)
-	l.buf = buf
-	return buf
-}
-
-func (l *linearMemory) Free() { l.buf = nil }

@@ -22,6 +22,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -47,8 +48,17 @@ type Runtime struct {
 
 	mu        sync.Mutex
 	closed    bool
-	compiled  map[string]*compiled // by sha256 hex of the module bytes
+	compiled  map[string]*compiled  // by sha256 hex of the module bytes
+	digests   map[string]fileDigest // by module path
 	instances map[*Instance]struct{}
+}
+
+// fileDigest is the digest of a module file as it was when it was read: a
+// file whose size and modification time are unchanged is not read again.
+type fileDigest struct {
+	size    int64
+	modTime time.Time
+	key     string // sha256 hex
 }
 
 // compiled is a module compiled once; done is closed when mod or err is set.
@@ -78,6 +88,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Runtime, error) {
 		cache:     cache,
 		rt:        rt,
 		compiled:  make(map[string]*compiled),
+		digests:   make(map[string]fileDigest),
 		instances: make(map[*Instance]struct{}),
 	}, nil
 }
@@ -175,18 +186,19 @@ func (r *Runtime) start(ctx context.Context, spec Spec) (*Instance, error) {
 		stopCh:     make(chan struct{}),
 		done:       make(chan struct{}),
 	}
+	inst.memory = &limitedMemory{}
 	if spec.MemoryLimitBytes > 0 {
 		pages := uint64(spec.MemoryLimitBytes) / pageSize
-		inst.memory = &limitedMemory{limit: pages * pageSize}
-		runCtx = experimental.WithMemoryAllocator(runCtx, experimental.MemoryAllocatorFunc(inst.memory.allocate))
+		inst.memory.limit = pages * pageSize
 	}
+	runCtx = experimental.WithMemoryAllocator(runCtx, experimental.MemoryAllocatorFunc(inst.memory.allocate))
 	mcfg = mcfg.WithNanosleep(inst.sleep)
 
 	if err := inst.instantiate(runCtx, r.rt, mod, mcfg); err != nil {
 		cancel()
 		return nil, err
 	}
-	if inst.memory != nil && inst.memory.startOver {
+	if inst.memory.startOver {
 		// The module's initial memory is over the limit: it cannot run.
 		_ = inst.mod.Close(ctx)
 		inst.finish(Result{
@@ -256,8 +268,34 @@ func moduleConfig(spec Spec) (wazero.ModuleConfig, error) {
 }
 
 // compile returns the compiled module for the file at path, compiling it
-// unless a module with the same digest was compiled before.
+// unless a module with the same digest was compiled before. A file read
+// before is not read and hashed again while its size and modification time
+// stay the same (the image store's module files never change): a Go module
+// is megabytes, and reading it on every start costs more CPU than starting
+// it, and as much garbage as its linear memory.
 func (r *Runtime) compile(ctx context.Context, path string) (wazero.CompiledModule, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	d, ok := r.digests[path]
+	var c *compiled
+	if ok && d.size == fi.Size() && d.modTime.Equal(fi.ModTime()) {
+		c = r.compiled[d.key]
+	}
+	r.mu.Unlock()
+	if c != nil {
+		select {
+		case <-c.done:
+			if c.err == nil {
+				return c.mod, nil
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -266,11 +304,12 @@ func (r *Runtime) compile(ctx context.Context, path string) (wazero.CompiledModu
 	key := hex.EncodeToString(sum[:])
 
 	r.mu.Lock()
+	r.digests[path] = fileDigest{size: fi.Size(), modTime: fi.ModTime(), key: key}
 	if r.closed {
 		r.mu.Unlock()
 		return nil, errors.New("runtime is closed")
 	}
-	c, ok := r.compiled[key]
+	c, ok = r.compiled[key]
 	if !ok {
 		c = &compiled{done: make(chan struct{})}
 		r.compiled[key] = c
@@ -287,7 +326,7 @@ func (r *Runtime) compile(ctx context.Context, path string) (wazero.CompiledModu
 	}
 
 	start := time.Now()
-	c.mod, c.err = r.rt.CompileModule(ctx, b)
+	c.mod, c.err = r.rt.CompileModule(ctx, mergeDataSegments(b))
 	if c.err != nil {
 		c.err = fmt.Errorf("compile: %w", c.err)
 		r.mu.Lock()
@@ -297,5 +336,13 @@ func (r *Runtime) compile(ctx context.Context, path string) (wazero.CompiledModu
 		r.log.Debug("module compiled", "digest", "sha256:"+key, "duration", time.Since(start))
 	}
 	close(c.done)
+	if c.err == nil {
+		// Compiling allocates tens of megabytes that are garbage once it is
+		// done. An agent that then sits idle allocates too little to run
+		// the collector for minutes, and keeps that memory until it does:
+		// collect it now and give it back to the OS. Compiling is rare
+		// (once per module and agent, thanks to the cache on disk).
+		debug.FreeOSMemory()
+	}
 	return c.mod, c.err
 }

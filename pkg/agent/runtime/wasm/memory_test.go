@@ -1,0 +1,54 @@
+package wasm
+
+import (
+	"runtime"
+	"strconv"
+	"testing"
+	"unsafe"
+)
+
+func TestLinearMemory(t *testing.T) {
+	for _, limit := range []uint64{0, 4 * pageSize} {
+		m := &limitedMemory{limit: limit}
+		lm := m.allocate(pageSize, 1<<32).(*linearMemory)
+		wantReserved := (runtime.GOOS == "linux" || runtime.GOOS == "darwin" || runtime.GOOS == "android") && strconv.IntSize == 64
+		if (lm.reserved != nil) != wantReserved {
+			t.Errorf("limit %d: reserved outside the Go heap: %v, want %v", limit, lm.reserved != nil, wantReserved)
+		}
+		buf := lm.Reallocate(pageSize)
+		if len(buf) != pageSize {
+			t.Fatalf("limit %d: first Reallocate: len %d, want %d", limit, len(buf), pageSize)
+		}
+		buf[0], buf[pageSize-1] = 1, 2
+		grown := lm.Reallocate(3 * pageSize)
+		if len(grown) != 3*pageSize || grown[0] != 1 || grown[pageSize-1] != 2 || grown[2*pageSize] != 0 {
+			t.Fatalf("limit %d: grown memory lost its contents or has the wrong size %d", limit, len(grown))
+		}
+		grown[3*pageSize-1] = 3 // writable to the end
+		if lm.reserved != nil && unsafe.SliceData(grown) != unsafe.SliceData(buf) {
+			t.Errorf("limit %d: reserved memory moved when it grew", limit)
+		}
+		if limit > 0 {
+			if lm.Reallocate(limit+pageSize) != nil || !m.hit.Load() {
+				t.Errorf("limit %d: growing past the limit was not refused and noted", limit)
+			}
+		} else if m.hit.Load() {
+			t.Error("no limit, but a limit was hit")
+		}
+		lm.Free()
+	}
+}
+
+// TestLinearMemoryStartOver: a module whose initial memory is over the limit
+// gets it (wazero cannot be refused) and is marked not to run.
+func TestLinearMemoryStartOver(t *testing.T) {
+	m := &limitedMemory{limit: pageSize}
+	lm := m.allocate(2*pageSize, 1<<32)
+	if buf := lm.Reallocate(2 * pageSize); len(buf) != 2*pageSize {
+		t.Fatalf("initial memory: len %d, want %d", len(buf), 2*pageSize)
+	}
+	if !m.startOver || m.startSize != 2*pageSize {
+		t.Errorf("startOver %v, startSize %d; want true, %d", m.startOver, m.startSize, 2*pageSize)
+	}
+	lm.Free()
+}
