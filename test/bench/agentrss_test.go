@@ -1,0 +1,263 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/edgefabric/edgefabric/test/ocitest"
+)
+
+const (
+	// rssWorkloads is how many idle hello workloads the agent runs.
+	rssWorkloads = 10
+	// rssSettle is how long the agent is left alone after the last workload
+	// is Ready before its memory is read.
+	rssSettle = 60 * time.Second
+)
+
+// BenchmarkAgentIdleRSS measures the resident memory of one agent running 10
+// idle workloads: VmRSS from /proc/<pid>/status once they have run for a
+// minute. The target is under 40 MB (10^6 bytes, as all figures here) with
+// examples/hello (one line an hour).
+//
+// For hello it reads the agent with no workloads, with the ten right after
+// it first pulled and compiled the module ("fresh"), and after it was
+// restarted on the same data directory, so that it resumed them from its
+// store with the compiled module from its on-disk cache ("restarted"). For
+// testdata/idle.wat, a module with one page of memory, it reads the agent
+// with ten of those: that is the agent's own cost per workload, without a Go
+// runtime's in each (skipped if wat2wasm is not installed).
+func BenchmarkAgentIdleRSS(b *testing.B) {
+	b.Run("hello", func(b *testing.B) {
+		var empty, fresh, restarted procMemory
+		for range b.N {
+			f := startFabric(b, 1, fabricOptions{})
+			image := f.pushHello()
+			a := f.agents[0]
+			empty = settleAndRead(b, "no workloads", a.pid(), 30*time.Second)
+			r := f.runIdle(image, "hello")
+			fresh = settleAndRead(b, "fresh", a.pid(), rssSettle)
+
+			// Restart the agent: the workloads come back from its store.
+			f.restartAgent(a)
+			f.waitNode(func(n *corev1.Node) bool { return readyDevices(n) == 1 })
+			waitLog(b, a.proc, "resuming workloads from store", time.Minute)
+			waitPods(b, f.client, "bench-round=rss-idle", func(p *corev1.Pod) bool {
+				return podReady(p) && len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount >= 1
+			})
+			restarted = settleAndRead(b, "restarted", a.pid(), rssSettle)
+			r.cleanUp(b, f.client)
+		}
+		b.ReportMetric(0, "ns/op")
+		b.ReportMetric(float64(empty.rss)/1e6, "empty-RSS-MB")
+		b.ReportMetric(float64(fresh.rss)/1e6, "fresh-RSS-MB")
+		b.ReportMetric(float64(restarted.rss)/1e6, "restarted-RSS-MB")
+		report(b, "agent memory (target VmRSS < 40 MB with %d idle hello workloads):\n"+
+			"  no workloads            %s\n  %d workloads, fresh     %s\n  %d workloads, restarted %s\n"+
+			"  per workload (fresh − no workloads) / %d: %.1f MB",
+			rssWorkloads, empty, rssWorkloads, fresh, rssWorkloads, restarted,
+			rssWorkloads, float64(fresh.rss-empty.rss)/rssWorkloads/1e6)
+	})
+	b.Run("wat-idle", func(b *testing.B) {
+		module := ocitest.Wat2Wasm(b, "testdata/idle.wat")
+		var empty, loaded procMemory
+		for range b.N {
+			f := startFabric(b, 1, fabricOptions{})
+			ref := f.registry + "/idle:v1"
+			ocitest.Push(b, ref, module, ocitest.Image)
+			a := f.agents[0]
+			empty = settleAndRead(b, "no workloads", a.pid(), 30*time.Second)
+			r := f.runIdle(ref, "idle")
+			loaded = settleAndRead(b, "idle.wat", a.pid(), rssSettle)
+			r.cleanUp(b, f.client)
+		}
+		b.ReportMetric(0, "ns/op")
+		b.ReportMetric(float64(empty.rss)/1e6, "empty-RSS-MB")
+		b.ReportMetric(float64(loaded.rss)/1e6, "RSS-MB")
+		report(b, "agent memory with %d idle.wat workloads:\n  no workloads  %s\n  %d workloads  %s\n  per workload: %.2f MB",
+			rssWorkloads, empty, rssWorkloads, loaded, float64(loaded.rss-empty.rss)/rssWorkloads/1e6)
+	})
+}
+
+// runIdle creates rssWorkloads pods of image, idle (hello prints a line an
+// hour), on the account's node and waits until they are Ready.
+func (f *fabric) runIdle(image, container string) *podRound {
+	f.tb.Helper()
+	r := &podRound{name: "rss", node: nodeName, taint: "edgefabric", image: image}
+	label := "idle"
+	w := r.watch(f.tb, f.client, label)
+	defer w.stop()
+	for i := range rssWorkloads {
+		p := r.pod(label, i)
+		p.Spec.Containers[0].Name = container
+		if _, err := f.client.CoreV1().Pods(namespace).Create(context.Background(), p, metav1.CreateOptions{}); err != nil {
+			f.tb.Fatal(err)
+		}
+	}
+	for i := range rssWorkloads {
+		w.waitReady(f.tb, r.pod(label, i).Name, roundTimeout)
+	}
+	return r
+}
+
+// procMemory is what /proc/<pid>/status says of a process's memory.
+type procMemory struct {
+	rss, anon, file, hwm int64 // bytes
+}
+
+func (m procMemory) String() string {
+	mb := func(v int64) float64 { return float64(v) / 1e6 }
+	return fmt.Sprintf("VmRSS %5.1f MB (anon %5.1f, file %4.1f), VmHWM %5.1f MB", mb(m.rss), mb(m.anon), mb(m.file), mb(m.hwm))
+}
+
+func readProcMemory(pid int) (procMemory, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return procMemory{}, err
+	}
+	defer f.Close()
+	var m procMemory
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		fields := strings.Fields(v)
+		if len(fields) != 2 || fields[1] != "kB" {
+			continue
+		}
+		n, err := strconv.ParseInt(fields[0], 10, 64)
+		if err != nil {
+			continue
+		}
+		switch k {
+		case "VmRSS":
+			m.rss = n << 10
+		case "RssAnon":
+			m.anon = n << 10
+		case "RssFile":
+			m.file = n << 10
+		case "VmHWM":
+			m.hwm = n << 10
+		}
+	}
+	return m, sc.Err()
+}
+
+// settleAndRead waits settle, logging the agent's memory every 10 s, and
+// returns the last reading.
+func settleAndRead(tb testing.TB, what string, pid int, settle time.Duration) procMemory {
+	tb.Helper()
+	var m procMemory
+	var trace []string
+	for t := time.Duration(0); ; t += 10 * time.Second {
+		var err error
+		if m, err = readProcMemory(pid); err != nil {
+			tb.Fatal(err)
+		}
+		trace = append(trace, fmt.Sprintf("%.0fs %.1f", t.Seconds(), float64(m.rss)/1e6))
+		if t >= settle {
+			break
+		}
+		time.Sleep(10 * time.Second)
+	}
+	report(tb, "%s: VmRSS MB over time: %s\n    by mapping: %s", what, strings.Join(trace, ", "), smapsSummary(pid))
+	return m
+}
+
+// waitLog waits until the process's log holds s.
+func waitLog(tb testing.TB, p *proc, s string, timeout time.Duration) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		b, _ := os.ReadFile(p.log)
+		if strings.Contains(string(b), s) {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("%s did not log %q within %s", p.name, s, timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitPods polls the pods with label selector sel until cond holds for all.
+func waitPods(tb testing.TB, client kubernetes.Interface, sel string, cond func(*corev1.Pod) bool) {
+	tb.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		l, err := client.CoreV1().Pods(namespace).List(context.Background(), metav1.ListOptions{LabelSelector: sel})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		ok := len(l.Items) > 0
+		for i := range l.Items {
+			ok = ok && cond(&l.Items[i])
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			var states []string
+			for _, p := range l.Items {
+				for _, cs := range p.Status.ContainerStatuses {
+					states = append(states, fmt.Sprintf("%s: phase %s ready %v restarts %d state %+v", p.Name, p.Status.Phase, cs.Ready, cs.RestartCount, cs.State))
+				}
+			}
+			tb.Fatalf("pods %s: condition not met within 2 minutes:\n%s", sel, strings.Join(states, "\n"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// smapsSummary adds up a process's resident memory by kind of mapping, from
+// /proc/<pid>/smaps: anonymous read-write (the Go heap, linear memories,
+// stacks), anonymous executable (compiled WASM code), and file-backed (the
+// binary, the compilation cache).
+func smapsSummary(pid int) string {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		return err.Error()
+	}
+	sums := map[string]int64{}
+	kind := ""
+	for _, line := range strings.Split(string(raw), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if !strings.HasSuffix(f[0], ":") { // a mapping: addr perms offset dev inode [path]
+			path := ""
+			if len(f) >= 6 {
+				path = f[5]
+			}
+			switch {
+			case path != "" && !strings.HasPrefix(path, "["):
+				kind = "file"
+			case strings.Contains(f[1], "x"):
+				kind = "anon-exec"
+			default:
+				kind = "anon-rw"
+			}
+			continue
+		}
+		if f[0] == "Rss:" && len(f) >= 2 {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			sums[kind] += n << 10
+		}
+	}
+	mb := func(v int64) float64 { return float64(v) / 1e6 }
+	return fmt.Sprintf("anon-rw %.1f MB (Go heap, linear memories, stacks), anon-exec %.1f MB (compiled code), file %.1f MB (mostly the binary)",
+		mb(sums["anon-rw"]), mb(sums["anon-exec"]), mb(sums["file"]))
+}
