@@ -70,13 +70,17 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	stopDebug := func() {}
 	if debugListen != "" {
-		if err := serveDebug(ctx, debugListen, log); err != nil {
+		var err error
+		if stopDebug, err = serveDebug(debugListen, log); err != nil {
 			log.Error("debug listener", "err", err)
 			os.Exit(1)
 		}
 	}
-	if err := run(ctx, cfg, kubeconfig, qps, burst, log); err != nil {
+	err := run(ctx, cfg, kubeconfig, qps, burst, log)
+	stopDebug()
+	if err != nil {
 		log.Error("provider stopped", "err", err)
 		os.Exit(1)
 	}
@@ -106,11 +110,12 @@ func run(ctx context.Context, cfg provider.Config, kubeconfig string, qps float6
 	return err
 }
 
-// serveDebug serves net/http/pprof's handlers on addr until ctx ends.
-func serveDebug(ctx context.Context, addr string, log *slog.Logger) error {
+// serveDebug serves net/http/pprof's handlers on addr until stop is called;
+// stop returns once the server has stopped.
+func serveDebug(addr string, log *slog.Logger) (stop func(), err error) {
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("debug listen: %w", err)
+		return nil, fmt.Errorf("debug listen: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -119,11 +124,14 @@ func serveDebug(ctx context.Context, addr string, log *slog.Logger) error {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan struct{})
 	go func() {
-		<-ctx.Done()
-		_ = srv.Close()
+		defer close(served)
+		_ = srv.Serve(lis)
 	}()
-	go func() { _ = srv.Serve(lis) }()
 	log.Info("serving profiles", "address", lis.Addr().String())
-	return nil
+	return func() {
+		_ = srv.Close()
+		<-served
+	}, nil
 }

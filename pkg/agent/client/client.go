@@ -175,6 +175,11 @@ func (c *Client) session(ctx context.Context) error {
 	hello := c.cfg.Hello()
 	hello.DeviceId = c.cfg.DeviceID
 	hello.KnownGeneration = c.work.Generation()
+	// The hello carries every status as it is now: drop the changes waiting
+	// to be sent first, so that one made after the snapshot is sent after
+	// the welcome instead of dropped with them (a workload resumed at
+	// start-up could otherwise stay unready at the hub for good).
+	pending := c.work.TakeReport()
 	hello.Statuses = c.work.Statuses()
 	if err := stream.Send(&hubv1.AgentMessage{Msg: &hubv1.AgentMessage_Hello{Hello: hello}}); err != nil {
 		return err
@@ -190,8 +195,13 @@ func (c *Client) session(ctx context.Context) error {
 	c.connected, c.lastErr = true, nil
 	c.mu.Unlock()
 	c.log.Info("connected to hub", "hub", c.cfg.Hub, "account", first.GetWelcome().GetAccount())
-	// Statuses in the hello are current; drop what they already cover.
-	c.work.TakeReport()
+	// Events raised while the hub was away still go out; the statuses taken
+	// with them are superseded by the hello's.
+	if evs := pending.GetEvents(); len(evs) > 0 {
+		if err := stream.Send(&hubv1.AgentMessage{Msg: &hubv1.AgentMessage_Status{Status: &hubv1.StatusReport{Events: evs}}}); err != nil {
+			return err
+		}
+	}
 
 	sendErr := make(chan error, 1)
 	var wg sync.WaitGroup
