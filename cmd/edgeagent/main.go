@@ -13,18 +13,15 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
-	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/edgefabric/edgefabric/pkg/agent"
+	"github.com/edgefabric/edgefabric/pkg/debugserver"
 	"github.com/edgefabric/edgefabric/pkg/version"
 )
 
@@ -62,27 +59,12 @@ func run(ctx context.Context, cfg agent.Config, debugListen string, log *slog.Lo
 	if debugListen == "" {
 		return agent.Run(ctx, cfg, log)
 	}
-	lis, err := net.Listen("tcp", debugListen)
+	stop, err := debugserver.Start(debugListen, log)
 	if err != nil {
-		return fmt.Errorf("debug listen: %w", err)
+		return err
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = srv.Serve(lis)
-	}()
-	log.Info("serving profiles", "address", lis.Addr().String())
-	err = agent.Run(ctx, cfg, log)
-	_ = srv.Close()
-	<-served
-	return err
+	defer stop()
+	return agent.Run(ctx, cfg, log)
 }
 
 func parse(args []string) (agent.Config, slog.Level, string, error) {

@@ -9,9 +9,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
-	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -25,6 +22,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
+	"github.com/edgefabric/edgefabric/pkg/debugserver"
 	"github.com/edgefabric/edgefabric/pkg/provider"
 	"github.com/edgefabric/edgefabric/pkg/version"
 )
@@ -73,7 +71,7 @@ func main() {
 	stopDebug := func() {}
 	if debugListen != "" {
 		var err error
-		if stopDebug, err = serveDebug(debugListen, log); err != nil {
+		if stopDebug, err = debugserver.Start(debugListen, log); err != nil {
 			log.Error("debug listener", "err", err)
 			os.Exit(1)
 		}
@@ -108,30 +106,4 @@ func run(ctx context.Context, cfg provider.Config, kubeconfig string, qps float6
 		return nil
 	}
 	return err
-}
-
-// serveDebug serves net/http/pprof's handlers on addr until stop is called;
-// stop returns once the server has stopped.
-func serveDebug(addr string, log *slog.Logger) (stop func(), err error) {
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("debug listen: %w", err)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = srv.Serve(lis)
-	}()
-	log.Info("serving profiles", "address", lis.Addr().String())
-	return func() {
-		_ = srv.Close()
-		<-served
-	}, nil
 }
