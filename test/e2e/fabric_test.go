@@ -3,7 +3,6 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -20,11 +19,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
-	watchtools "k8s.io/client-go/tools/watch"
 
 	"github.com/edgefabric/edgefabric/test/kubetest"
 	"github.com/edgefabric/edgefabric/test/ocitest"
@@ -457,38 +453,18 @@ func (f *Fabric) waitFile(path string) {
 	}
 }
 
-// until watches obj kind through lw until cond holds or timeout.
-func until[T runtime.Object](t *testing.T, timeout time.Duration, lw cache.ListerWatcher, obj T, cond func(T) bool) T {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), timeout)
-	defer cancel()
-	var last T
-	_, err := watchtools.UntilWithSync(ctx, lw, obj, nil, func(ev watch.Event) (bool, error) {
-		o, ok := ev.Object.(T)
-		if !ok {
-			return false, nil
-		}
-		last = o
-		return ev.Type != watch.Deleted && cond(o), nil
-	})
-	if err != nil {
-		t.Fatalf("waiting for %T: %v; last seen: %+v", obj, err, last)
-	}
-	return last
-}
-
 // WaitNode waits until the account's node satisfies cond.
 func (f *Fabric) WaitNode(cond func(*corev1.Node) bool) *corev1.Node {
 	f.t.Helper()
 	lw := cache.NewListWatchFromClient(f.Client.CoreV1().RESTClient(), "nodes", "", fields.OneTermEqualSelector("metadata.name", nodeName))
-	return until(f.t, 90*time.Second, lw, &corev1.Node{}, cond)
+	return kubetest.Until(f.t, 90*time.Second, lw, &corev1.Node{}, cond)
 }
 
 // WaitPod waits until the pod satisfies cond.
 func (f *Fabric) WaitPod(name string, timeout time.Duration, cond func(*corev1.Pod) bool) *corev1.Pod {
 	f.t.Helper()
 	lw := cache.NewListWatchFromClient(f.Client.CoreV1().RESTClient(), "pods", namespace, fields.OneTermEqualSelector("metadata.name", name))
-	return until(f.t, timeout, lw, &corev1.Pod{}, cond)
+	return kubetest.Until(f.t, timeout, lw, &corev1.Pod{}, cond)
 }
 
 // WaitPodGone waits until the pod no longer exists.
@@ -624,7 +600,7 @@ func (f *Fabric) WaitEvent(podName, reason string, timeout time.Duration) *corev
 		fields.OneTermEqualSelector("reason", reason),
 	)
 	lw := cache.NewListWatchFromClient(f.Client.CoreV1().RESTClient(), "events", namespace, sel)
-	return until(f.t, timeout, lw, &corev1.Event{}, func(*corev1.Event) bool { return true })
+	return kubetest.Until(f.t, timeout, lw, &corev1.Event{}, func(*corev1.Event) bool { return true })
 }
 
 // eventReasons is "reason: message" of each event, for failure messages.

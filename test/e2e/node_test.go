@@ -14,6 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/edgefabric/edgefabric/test/kubetest"
 )
 
 // TestDevices covers the virtual node of an account and how devices join it:
@@ -114,7 +116,7 @@ func testLease(f *Fabric) {
 	}
 	first := l.Spec.RenewTime.Time
 	lw := cache.NewListWatchFromClient(f.Client.CoordinationV1().RESTClient(), "leases", "kube-node-lease", fields.OneTermEqualSelector("metadata.name", nodeName))
-	until(t, 45*time.Second, lw, &coordinationv1.Lease{}, func(l *coordinationv1.Lease) bool {
+	kubetest.Until(t, 45*time.Second, lw, &coordinationv1.Lease{}, func(l *coordinationv1.Lease) bool {
 		return l.Spec.RenewTime != nil && l.Spec.RenewTime.After(first)
 	})
 }
@@ -129,7 +131,7 @@ func testSecondAccount(f *Fabric) {
 	dir := t.TempDir()
 	a := f.StartAgentArgs("acme-0", dir, replaceFlag(f.AgentArgs("acme-0", dir), "--token", "acme-token-0123456789")...)
 	lw := cache.NewListWatchFromClient(f.Client.CoreV1().RESTClient(), "nodes", "", fields.OneTermEqualSelector("metadata.name", "edge-acme"))
-	n := until(t, 60*time.Second, lw, &corev1.Node{}, func(n *corev1.Node) bool { return nodeReady(n) && readyDevices(n) == 1 })
+	n := kubetest.Until(t, 60*time.Second, lw, &corev1.Node{}, func(n *corev1.Node) bool { return nodeReady(n) && readyDevices(n) == 1 })
 	if n.Labels["edgefabric.io/account"] != "acme" {
 		t.Errorf("edge-acme account label: got %q", n.Labels["edgefabric.io/account"])
 	}

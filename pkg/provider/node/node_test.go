@@ -14,10 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
-	watchtools "k8s.io/client-go/tools/watch"
 
 	vklog "github.com/virtual-kubelet/virtual-kubelet/log"
 	vkslog "github.com/virtual-kubelet/virtual-kubelet/log/slog"
@@ -218,38 +216,19 @@ func nextUpsert(t *testing.T, s *fabric.Session) *hubv1.Workload {
 	}
 }
 
-func until[T runtime.Object](t *testing.T, lw cache.ListerWatcher, obj T, cond func(T) bool) T {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	var last T
-	_, err := watchtools.UntilWithSync(ctx, lw, obj, nil, func(ev watch.Event) (bool, error) {
-		o, ok := ev.Object.(T)
-		if !ok {
-			return false, nil
-		}
-		last = o
-		return ev.Type != watch.Deleted && cond(o), nil
-	})
-	if err != nil {
-		t.Fatalf("waiting for %T: %v; last: %+v", obj, err, last)
-	}
-	return last
-}
-
 func waitNode(t *testing.T, env *kubetest.Env, name string, cond func(*corev1.Node) bool) *corev1.Node {
 	lw := cache.NewListWatchFromClient(env.Client.CoreV1().RESTClient(), "nodes", "", fields.OneTermEqualSelector("metadata.name", name))
-	return until(t, lw, &corev1.Node{}, cond)
+	return kubetest.Until(t, 60*time.Second, lw, &corev1.Node{}, cond)
 }
 
 func waitPod(t *testing.T, env *kubetest.Env, name string, cond func(*corev1.Pod) bool) *corev1.Pod {
 	lw := cache.NewListWatchFromClient(env.Client.CoreV1().RESTClient(), "pods", "default", fields.OneTermEqualSelector("metadata.name", name))
-	return until(t, lw, &corev1.Pod{}, cond)
+	return kubetest.Until(t, 60*time.Second, lw, &corev1.Pod{}, cond)
 }
 
 func waitEvent(t *testing.T, env *kubetest.Env, pod, reason string) {
 	lw := cache.NewListWatchFromClient(env.Client.CoreV1().RESTClient(), "events", "default", fields.OneTermEqualSelector("involvedObject.name", pod))
-	until(t, lw, &corev1.Event{}, func(e *corev1.Event) bool { return e.Reason == reason })
+	kubetest.Until(t, 60*time.Second, lw, &corev1.Event{}, func(e *corev1.Event) bool { return e.Reason == reason })
 }
 
 func waitGone(t *testing.T, env *kubetest.Env, name string) {
