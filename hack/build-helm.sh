@@ -34,9 +34,16 @@ fi
 
 mkdir -p "$(dirname "$out")"
 echo "build-helm: building helm $version" >&2
-p=helm.sh/helm/v3/internal/version
-(cd "$here/tools/helm" && CGO_ENABLED=0 go build -trimpath \
-	-ldflags "-s -w -X $p.version=$version -X $p.gitTreeState=clean -X $p.metadata=edgefabric" \
+# As helm's own Makefile does: the version, and the Kubernetes version that
+# `helm template` and `helm lint` assume, from the client-go helm is built with.
+p=helm.sh/helm/v3
+kube=$(cd "$here/tools/helm" && go list -m -f '{{.Version}}' k8s.io/client-go) # v0.MINOR.PATCH
+kminor=$(echo "$kube" | cut -d. -f2)
+ldflags="-s -w -X $p/internal/version.version=$version -X $p/internal/version.gitTreeState=clean -X $p/internal/version.metadata=edgefabric"
+for v in $p/pkg/lint/rules $p/pkg/chartutil; do
+	ldflags+=" -X $v.k8sVersionMajor=1 -X $v.k8sVersionMinor=$kminor"
+done
+(cd "$here/tools/helm" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" \
 	-o "$out.tmp" helm.sh/helm/v3/cmd/helm)
 mv "$out.tmp" "$out"
 echo "$out"

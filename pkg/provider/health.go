@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// health is what the provider's /healthz and /readyz report. /healthz answers
+// health is what the provider's /healthz, /readyz and /metrics report. /healthz answers
 // 200 while the process serves HTTP at all; /readyz answers 200 only while
 // this replica serves agents and nodes (it leads, and its nodes are up), so a
 // Service routes agents to the leader and never to a standby.
@@ -38,6 +38,16 @@ func (h *health) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
 		fmt.Fprintln(w, st)
+	case "/metrics":
+		// Prometheus text format, for the chart's ServiceMonitor.
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		serving := 0
+		if h.state.Load().(string) == "serving" {
+			serving = 1
+		}
+		fmt.Fprintln(w, "# HELP edgefabric_provider_serving 1 while this replica serves agents and nodes (it is the leader, or leader election is off).")
+		fmt.Fprintln(w, "# TYPE edgefabric_provider_serving gauge")
+		fmt.Fprintf(w, "edgefabric_provider_serving %d\n", serving)
 	default:
 		http.NotFound(w, r)
 	}
