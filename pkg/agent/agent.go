@@ -186,6 +186,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		defer wg.Done()
 		_ = sup.Run(ctx)
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		serveLocalAPI(ctx, cfg, st, cl, sup, log.With("component", "local-api"))
+	}()
 	log.Info("agent started", "hub", cfg.Hub, "dataDir", cfg.DataDir, "address", cfg.AdvertiseAddress, "version", version.Version)
 	err = cl.Run(ctx)
 	cancel()

@@ -366,6 +366,10 @@ func (f *Fabric) RestartAgent(a *Agent, args ...string) {
 	f.mu.Unlock()
 }
 
+// AgentBin is the edgeagent binary the fabric's agents run, for tests of its
+// other commands (join, status).
+func (f *Fabric) AgentBin() string { return f.agentBin }
+
 // Agent returns the agent with that device ID.
 func (f *Fabric) Agent(id string) *Agent {
 	f.mu.Lock()
