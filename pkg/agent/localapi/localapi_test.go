@@ -18,7 +18,9 @@ func serve(t *testing.T, path string, st Status) (stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, path, func() Status { return st }, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+	go func() {
+		done <- Serve(ctx, path, func() Status { return st }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if _, err := Get(t.Context(), path); err == nil {
