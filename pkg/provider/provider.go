@@ -114,7 +114,9 @@ func Run(ctx context.Context, cfg Config, client kubernetes.Interface, log *slog
 		go func() { served <- serveHealth(hctx, lis, h, log.With("component", "health")) }()
 		defer func() {
 			stop()
-			<-served
+			if err := <-served; err != nil {
+				log.Warn("health endpoint stopped", "err", err)
+			}
 		}()
 	}
 	if !cfg.LeaderElection.Enabled {

@@ -5,6 +5,7 @@ package agentcli
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,8 +33,8 @@ func edgeagent(t *testing.T, bin string, args ...string) (string, string, int) {
 	err := cmd.Run()
 	code := 0
 	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		if !ok {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
 			t.Fatalf("edgeagent %s: %v", strings.Join(args, " "), err)
 		}
 		code = ee.ExitCode()
