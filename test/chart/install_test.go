@@ -1,6 +1,7 @@
 package chart
 
 import (
+	"encoding/base64"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,6 +22,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/edgefabric/edgefabric/test/kubetest"
+	"github.com/edgefabric/edgefabric/test/ocitest"
 )
 
 // TestInstall installs the chart into a real API server, proves its RBAC is
@@ -28,7 +30,10 @@ import (
 // chart's ServiceAccount identity as leader and hot standby through a pod's
 // whole life and a failover, then upgrades and uninstalls the release.
 func TestInstall(t *testing.T) {
-	env := kubetest.Start(t, kubetest.Options{})
+	// The scheduler places the quickstart's pod by its RuntimeClass alone;
+	// the node lifecycle controller lifts the not-ready taint the API server
+	// puts on new nodes, as in any cluster.
+	env := kubetest.Start(t, kubetest.Options{Scheduler: true, ControllerManager: true})
 	ctx := t.Context()
 	kc := []string{"--kubeconfig", env.Kubeconfig, "--namespace", namespace}
 
@@ -270,12 +275,13 @@ func testProviderIdentity(t *testing.T, env *kubetest.Env, kubeconfig, token str
 		t.Errorf("standby %s /readyz: %d, want 503", standby.name, code)
 	}
 
-	ca, err := env.Client.CoreV1().Secrets(namespace).Get(ctx, "edgefabric-ca", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
+	// The CA and the token, as docs/quickstart.md takes them.
+	ca := kubectlBase64(t, env, "-n", namespace, "get", "secret", "edgefabric-ca", "-o", `jsonpath={.data.tls\.crt}`)
+	if got := kubectlBase64(t, env, "-n", namespace, "get", "secret", "edgefabric-token-default", "-o", "jsonpath={.data.token}"); string(got) != token {
+		t.Errorf("token from kubectl: %q, want %q", got, token)
 	}
 	caFile := filepath.Join(t.TempDir(), "ca.crt")
-	if err := os.WriteFile(caFile, ca.Data["tls.crt"], 0o644); err != nil {
+	if err := os.WriteFile(caFile, ca, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	agent := start(t, "agent", bin(t, "edgeagent"),
@@ -299,18 +305,6 @@ func testProviderIdentity(t *testing.T, env *kubetest.Env, kubeconfig, token str
 	waitNodeReady()
 
 	ref := pushHello(t)
-	pod := func(name string) *corev1.Pod {
-		return &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
-			Spec: corev1.PodSpec{
-				NodeName:                      nodeName,
-				RuntimeClassName:              new("edgefabric-wasm"),
-				TerminationGracePeriodSeconds: new(int64(2)),
-				Tolerations:                   []corev1.Toleration{{Key: "virtual-kubelet.io/provider", Operator: corev1.TolerationOpEqual, Value: "edgefabric", Effect: corev1.TaintEffectNoSchedule}},
-				Containers:                    []corev1.Container{{Name: "app", Image: ref, Env: []corev1.EnvVar{{Name: "INTERVAL", Value: "500ms"}}}},
-			},
-		}
-	}
 	waitPod := func(name string, cond func(*corev1.Pod) bool) *corev1.Pod {
 		t.Helper()
 		lw := cache.NewListWatchFromClient(env.Client.CoreV1().RESTClient(), "pods", "default", fields.OneTermEqualSelector("metadata.name", name))
@@ -333,10 +327,16 @@ func testProviderIdentity(t *testing.T, env *kubetest.Env, kubeconfig, token str
 			time.Sleep(500 * time.Millisecond)
 		}
 	}
-	if _, err := env.Client.CoreV1().Pods("default").Create(ctx, pod("hello"), metav1.CreateOptions{}); err != nil {
+	// The quickstart's manifest, with the example's image: the scheduler
+	// places it on the virtual node through the RuntimeClass's scheduling.
+	manifest := strings.ReplaceAll(quickstartPod(t), "registry.example.com/hello:v1", ref)
+	if _, err := env.KubectlStdin(t, manifest, "-n", "default", "apply", "-f", "-"); err != nil {
 		t.Fatal(err)
 	}
 	before := waitPod("hello", running)
+	if before.Spec.NodeName != nodeName {
+		t.Errorf("pod hello scheduled to %q, want %s", before.Spec.NodeName, nodeName)
+	}
 	logsSay("hello", "hello from")
 
 	// Kill the leader: the standby takes over within the lease duration,
@@ -422,4 +422,39 @@ func clientFor(t *testing.T, kubeconfig string) kubernetes.Interface {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// kubectlBase64 runs kubectl as the admin and base64-decodes what it prints,
+// as `... -o jsonpath=... | base64 -d` does.
+func kubectlBase64(t *testing.T, env *kubetest.Env, args ...string) []byte {
+	t.Helper()
+	out, err := env.Kubectl(t, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := base64.StdEncoding.DecodeString(out)
+	if err != nil {
+		t.Fatalf("kubectl %s printed %q: %v", strings.Join(args, " "), out, err)
+	}
+	return b
+}
+
+// quickstartPod is the pod manifest of docs/quickstart.md, the YAML block
+// after its quickstart-pod marker.
+func quickstartPod(t *testing.T) string {
+	t.Helper()
+	doc, err := os.ReadFile(filepath.Join(ocitest.RepoRoot(t), "docs", "quickstart.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "<!-- quickstart-pod")
+	if !ok {
+		t.Fatal("docs/quickstart.md has no quickstart-pod marker")
+	}
+	_, rest, ok = strings.Cut(rest, "```yaml\n")
+	block, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("docs/quickstart.md: no yaml block after the quickstart-pod marker")
+	}
+	return block
 }
