@@ -80,8 +80,9 @@ func (l LeaderElection) validate() error {
 var errLostLeadership = errors.New("lost leadership")
 
 // lead campaigns for the Lease and runs serve while this replica leads. It
-// returns nil when ctx ends, errLostLeadership (joined with serve's error, if
-// any) when leadership ends otherwise, and only after serve has returned.
+// returns nil when ctx ends, serve's error when serving fails (releasing the
+// Lease), errLostLeadership when the Lease is lost, and only after serve has
+// returned.
 func lead(ctx context.Context, cfg Config, client kubernetes.Interface, log *slog.Logger, serve func(context.Context) error) error {
 	le := cfg.LeaderElection
 	lock, err := resourcelock.New(resourcelock.LeasesResourceLock, cfg.Namespace, le.Name,
@@ -91,6 +92,10 @@ func lead(ctx context.Context, cfg Config, client kubernetes.Interface, log *slo
 	}
 	served := make(chan error, 1)
 	wrote := &writtenLock{Interface: lock}
+	// Ending the election releases the Lease: when serving fails, a standby
+	// takes over at once instead of after the lease runs out.
+	ectx, stopElection := context.WithCancel(ctx)
+	defer stopElection()
 	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock:            wrote,
 		Name:            le.Identity,
@@ -102,6 +107,7 @@ func lead(ctx context.Context, cfg Config, client kubernetes.Interface, log *slo
 			OnStartedLeading: func(lctx context.Context) {
 				log.Info("leading", "lease", cfg.Namespace+"/"+le.Name, "identity", le.Identity)
 				served <- serve(lctx)
+				stopElection()
 			},
 			OnStoppedLeading: func() {},
 			OnNewLeader: func(id string) {
@@ -115,20 +121,20 @@ func lead(ctx context.Context, cfg Config, client kubernetes.Interface, log *slo
 		return fmt.Errorf("leader election: %w", err)
 	}
 	log.Info("campaigning for leadership", "lease", cfg.Namespace+"/"+le.Name, "identity", le.Identity)
-	elector.Run(ctx) // returns when ctx ends or leadership is lost
+	elector.Run(ectx) // returns when ctx ends, leadership is lost or serving failed
 	// Run starts OnStartedLeading on a goroutine of its own, once it has
 	// written the Lease as its holder; it may not have run yet.
 	if !wrote.acquired.Load() {
 		return nil
 	}
 	err = <-served
-	if ctx.Err() != nil {
-		if errors.Is(err, context.Canceled) {
-			return nil
-		}
-		return err
+	switch {
+	case ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)):
+		return nil
+	case err != nil:
+		return fmt.Errorf("serving as the leader: %w", err)
 	}
-	return errors.Join(errLostLeadership, err)
+	return errLostLeadership
 }
 
 // writtenLock remembers whether this replica ever wrote the Lease, which it

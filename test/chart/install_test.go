@@ -2,6 +2,7 @@ package chart
 
 import (
 	"encoding/base64"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -221,6 +222,34 @@ func TestInstall(t *testing.T) {
 func testProviderIdentity(t *testing.T, env *kubetest.Env, kubeconfig, token string) {
 	ctx := t.Context()
 	hub, kubelet := freeAddr(t), freeAddr(t)
+
+	// A leader that cannot serve (its hub port is taken) exits with the
+	// reason and releases its Lease at once, for a standby to take over.
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := start(t, "provider-broken", bin(t, "provider"),
+		"--kubeconfig", kubeconfig, "--namespace", namespace,
+		"--hub-listen", taken.Addr().String(), "--kubelet-listen", freeAddr(t), "--node-ip", "127.0.0.1",
+		"--leader-elect", "--leader-elect-id", "broken", "--leader-elect-identity", "provider-broken")
+	select {
+	case <-broken.done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("a leader that cannot listen for agents did not exit within 60s")
+	}
+	taken.Close()
+	if code := broken.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(broken.output(), "hub listen") {
+		t.Errorf("leader that cannot serve: exit %d, want 1 with the reason (hub listen); output:\n%s", code, tail(broken.output(), 10))
+	}
+	lease, err := env.Client.CoordinationV1().Leases(namespace).Get(ctx, "broken", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := lease.Spec.HolderIdentity; h != nil && *h != "" {
+		t.Errorf("the failed leader left the Lease held by %q; want it released", *h)
+	}
+
 	type replica struct {
 		name, health string
 		p            *proc
