@@ -221,6 +221,7 @@ func TestInstall(t *testing.T) {
 // again and the pod keeps running.
 func testProviderIdentity(t *testing.T, env *kubetest.Env, kubeconfig, token string) {
 	ctx := t.Context()
+	providerBin, agentBin := binaries(t)
 	hub, kubelet := freeAddr(t), freeAddr(t)
 
 	// A leader that cannot serve (its hub port is taken) exits with the
@@ -229,7 +230,7 @@ func testProviderIdentity(t *testing.T, env *kubetest.Env, kubeconfig, token str
 	if err != nil {
 		t.Fatal(err)
 	}
-	broken := start(t, "provider-broken", bin(t, "provider"),
+	broken := start(t, "provider-broken", providerBin,
 		"--kubeconfig", kubeconfig, "--namespace", namespace,
 		"--hub-listen", taken.Addr().String(), "--kubelet-listen", freeAddr(t), "--node-ip", "127.0.0.1",
 		"--leader-elect", "--leader-elect-id", "broken", "--leader-elect-identity", "provider-broken")
@@ -259,7 +260,7 @@ func testProviderIdentity(t *testing.T, env *kubetest.Env, kubeconfig, token str
 	// chart's Service.
 	replicas := []*replica{{name: "provider-a", health: freeAddr(t)}, {name: "provider-b", health: freeAddr(t)}}
 	for _, r := range replicas {
-		r.p = start(t, r.name, bin(t, "provider"),
+		r.p = start(t, r.name, providerBin,
 			"--kubeconfig", kubeconfig,
 			"--namespace", namespace,
 			"--hub-listen", hub,
@@ -313,7 +314,7 @@ func testProviderIdentity(t *testing.T, env *kubetest.Env, kubeconfig, token str
 	if err := os.WriteFile(caFile, ca, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	agent := start(t, "agent", bin(t, "edgeagent"),
+	agent := start(t, "agent", agentBin,
 		"--hub", hub, "--hub-ca", caFile, "--token", token,
 		"--data-dir", t.TempDir(), "--device-id", "dev-0", "--advertise-address", "127.0.0.1",
 		"--heartbeat-interval", "1s", "--restart-backoff", "1s",
@@ -419,7 +420,7 @@ func testProviderIdentity(t *testing.T, env *kubetest.Env, kubeconfig, token str
 
 // serviceAccountKubeconfig writes a kubeconfig that authenticates as the
 // ServiceAccount ns/name with a token from the TokenRequest API.
-func serviceAccountKubeconfig(t *testing.T, env *kubetest.Env, ns, name string) string {
+func serviceAccountKubeconfig(t testing.TB, env *kubetest.Env, ns, name string) string {
 	t.Helper()
 	tr, err := env.Client.CoreV1().ServiceAccounts(ns).CreateToken(t.Context(), name, &authenticationv1.TokenRequest{
 		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: new(int64(3600))},

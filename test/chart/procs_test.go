@@ -1,61 +1,38 @@
 package chart
 
 import (
-	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/edgefabric/edgefabric/test/fabrictest"
 	"github.com/edgefabric/edgefabric/test/ocitest"
 )
 
-// binDir holds the binaries once built; TestMain removes it.
-var binDir string
-
-var binaries = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "edgefabric-chart-bin")
-	if err != nil {
-		return "", err
-	}
-	binDir = dir
-	root, err := repoRoot()
-	if err != nil {
-		return "", err
-	}
-	cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/provider", "./cmd/edgeagent")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build: %w\n%s", err, out)
-	}
-	return dir, nil
-})
-
-// bin returns the path of the provider or edgeagent binary, built once per
-// test binary.
-func bin(t *testing.T, name string) string {
+// binaries builds the provider and edgeagent into a directory of t's.
+func binaries(t *testing.T) (provider, agent string) {
 	t.Helper()
-	dir, err := binaries()
+	dir := t.TempDir()
+	root, err := repoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-trimpath", "-o", dir+"/", "./cmd/provider", "./cmd/edgeagent")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return filepath.Join(dir, "provider"), filepath.Join(dir, "edgeagent")
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { fabrictest.Main(m) }
 
 // proc is a child process logging to a file; it is killed when the test ends.
 type proc struct {
