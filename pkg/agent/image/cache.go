@@ -28,7 +28,7 @@ const (
 type record struct {
 	ImageID    string   `json:"imageID"`
 	Packaging  string   `json:"packaging"`
-	Module     string   `json:"module"` // digest of the module bytes; empty for native images
+	Module     string   `json:"module"`           // digest of the module bytes; empty for native images
 	RootFS     bool     `json:"rootfs,omitempty"` // a native image unpacked under rootfs/
 	Platform   string   `json:"platform,omitempty"`
 	Entrypoint []string `json:"entrypoint,omitempty"`
