@@ -26,6 +26,7 @@ import (
 	"github.com/edgefabric/edgefabric/pkg/agent/client"
 	"github.com/edgefabric/edgefabric/pkg/agent/image"
 	"github.com/edgefabric/edgefabric/pkg/agent/logs"
+	"github.com/edgefabric/edgefabric/pkg/agent/runtime/process"
 	"github.com/edgefabric/edgefabric/pkg/agent/runtime/wasm"
 	"github.com/edgefabric/edgefabric/pkg/agent/store"
 	"github.com/edgefabric/edgefabric/pkg/agent/supervisor"
@@ -143,7 +144,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		cfg.AdvertiseAddress = routeAddress(cfg.Hub)
 	}
 
-	images, err := image.New(image.Config{Dir: filepath.Join(cfg.DataDir, "images"), InsecureRegistries: cfg.InsecureRegistries}, log.With("component", "images"))
+	images, err := image.New(image.Config{
+		Dir: filepath.Join(cfg.DataDir, "images"), InsecureRegistries: cfg.InsecureRegistries,
+		Platform: goruntime.GOOS + "/" + goruntime.GOARCH,
+	}, log.With("component", "images"))
 	if err != nil {
 		return err
 	}
@@ -152,11 +156,20 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer rt.Close(context.WithoutCancel(ctx))
+	prt, err := process.New(process.Config{StateDir: filepath.Join(cfg.DataDir, "containers")}, log.With("component", "process"))
+	if err != nil {
+		return err
+	}
+	defer prt.Close()
 
 	sup := supervisor.New(supervisor.Config{
 		LogDir: filepath.Join(cfg.DataDir, "logs"), PodIP: cfg.AdvertiseAddress, BackoffBase: cfg.RestartBackoff,
 		LogMaxBytes: cfg.LogMaxBytes, LogMaxFiles: cfg.LogMaxFiles,
-	}, images, rt, st, log.With("component", "supervisor"))
+		VolumeDir: filepath.Join(cfg.DataDir, "volumes"), SharedMemoryDir: sharedMemoryDir(),
+	}, images, supervisor.Runtimes{
+		supervisor.RuntimeWASM:    supervisor.WASM(rt),
+		supervisor.RuntimeProcess: supervisor.Process(prt),
+	}, st, log.With("component", "supervisor"))
 
 	hello := func() *hubv1.Hello {
 		return &hubv1.Hello{
@@ -167,7 +180,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			Capacity:     &hubv1.Resources{CpuMillis: cfg.CPUMillis, MemoryBytes: cfg.MemoryBytes, Pods: cfg.Pods},
 			Labels:       deviceLabels(cfg),
 			Addresses:    []string{cfg.AdvertiseAddress},
-			Runtimes:     []string{"wasm"},
+			Runtimes:     []string{supervisor.RuntimeWASM, supervisor.RuntimeProcess},
 		}
 	}
 	cl, err := client.New(client.Config{
@@ -316,4 +329,14 @@ func totalMemory() int64 {
 		}
 	}
 	return 1 << 30
+}
+
+// sharedMemoryDir is a memory-backed directory for volumes that must not
+// touch the disk when the agent cannot mount a tmpfs: /dev/shm where the
+// device has one.
+func sharedMemoryDir() string {
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() && goruntime.GOOS == "linux" {
+		return "/dev/shm/edgefabric"
+	}
+	return ""
 }

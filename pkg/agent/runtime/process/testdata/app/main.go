@@ -4,6 +4,8 @@ package main
 
 import (
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
@@ -64,6 +66,39 @@ func main() {
 			}
 			keep = append(keep, b)
 			time.Sleep(5 * time.Millisecond)
+		}
+	case "http":
+		// Serves /healthz on 127.0.0.1:PORT: 200 unless the file SICK
+		// names exists; runs until SIGTERM.
+		ch := make(chan os.Signal, 1)
+		signal.Notify(ch, syscall.SIGTERM)
+		http.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+			if _, err := os.Stat(os.Getenv("SICK")); err == nil {
+				http.Error(w, "sick", http.StatusInternalServerError)
+				return
+			}
+			fmt.Fprintln(w, "ok")
+		})
+		ln, err := net.Listen("tcp", "127.0.0.1:"+os.Getenv("PORT"))
+		if err != nil {
+			fmt.Println(err)
+			os.Exit(1)
+		}
+		fmt.Println("listening")
+		go http.Serve(ln, nil)
+		<-ch
+	case "append":
+		// Appends its second argument and a newline to the file named first.
+		f, err := os.OpenFile(os.Args[2], os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			fmt.Println(err)
+			os.Exit(1)
+		}
+		fmt.Fprintln(f, os.Args[3])
+		f.Close()
+		if len(os.Args) > 4 {
+			code, _ := strconv.Atoi(os.Args[4])
+			os.Exit(code)
 		}
 	case "spin":
 		for {
