@@ -79,7 +79,7 @@ type Supervisor struct {
 	images   Images
 	runtimes Runtimes
 	store    *store.Store
-	log     *slog.Logger
+	log      *slog.Logger
 
 	mu         sync.Mutex
 	ctx        context.Context // Run's; nil before Run
