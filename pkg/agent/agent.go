@@ -10,6 +10,7 @@ package agent
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
@@ -140,6 +141,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	log = log.With("device", cfg.DeviceID)
+	if err := sealStore(st, cfg.DeviceID); err != nil {
+		return err
+	}
 	if cfg.AdvertiseAddress == "" {
 		cfg.AdvertiseAddress = routeAddress(cfg.Hub)
 	}
@@ -339,4 +343,31 @@ func sharedMemoryDir() string {
 		return "/dev/shm/edgefabric"
 	}
 	return ""
+}
+
+// sealStore has the store seal workloads (they carry secrets) with a key
+// derived from the device's private key, creating that key on first start
+// as the hub client would.
+func sealStore(st *store.Store, deviceID string) error {
+	id, err := st.Identity()
+	if err != nil {
+		return fmt.Errorf("read identity: %w", err)
+	}
+	if id.KeyDER == nil {
+		key, err := identity.NewKey()
+		if err != nil {
+			return err
+		}
+		if id.KeyDER, err = x509.MarshalPKCS8PrivateKey(key); err != nil {
+			return err
+		}
+		id.DeviceID = deviceID
+		if err := st.SetIdentity(id); err != nil {
+			return fmt.Errorf("save identity: %w", err)
+		}
+	}
+	h := sha256.New()
+	h.Write([]byte("edgefabric/store-seal/v1\x00"))
+	h.Write(id.KeyDER)
+	return st.SetSealKey(h.Sum(nil))
 }
