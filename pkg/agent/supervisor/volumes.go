@@ -103,6 +103,21 @@ func (w *workload) removeVolumes(vs *volumeSet) {
 	}
 }
 
+// releaseMemory unmounts the workload's tmpfs volumes when it stops without
+// being deleted (the agent stops, or the spec changed): their contents are
+// written again from the desired state when it runs next, and secrets do not
+// stay mounted on a device whose agent is gone.
+func (w *workload) releaseMemory(vs *volumeSet) {
+	if vs == nil {
+		return
+	}
+	for _, p := range vs.mem {
+		if err := unmountTmpfs(p); err != nil {
+			w.s.log.Warn("unmount memory volume", "pod", w.key(), "path", p, "err", err)
+		}
+	}
+}
+
 // updateVolumes writes the new contents of the data volumes of spec.
 func (w *workload) updateVolumes(spec *hubv1.Workload) {
 	w.mu.Lock()

@@ -92,6 +92,8 @@ func (w *workload) run(parent context.Context) {
 		w.mu.Unlock()
 		if deleted {
 			w.removeVolumes(vs)
+		} else {
+			w.releaseMemory(vs) // memory volumes never outlive the agent
 		}
 	}()
 	if err != nil {

@@ -768,7 +768,7 @@ func (n *accountNode) logs(ctx context.Context, namespace, name, container strin
 	if container == "" && len(pod.Spec.Containers) == 1 {
 		container = pod.Spec.Containers[0].Name
 	}
-	if !slices.ContainsFunc(pod.Spec.Containers, func(c corev1.Container) bool { return c.Name == container }) {
+	if !slices.ContainsFunc(slices.Concat(pod.Spec.InitContainers, pod.Spec.Containers), func(c corev1.Container) bool { return c.Name == container }) {
 		return nil, true, errdefs.InvalidInputf("container %q is not valid for pod %s/%s", container, namespace, name)
 	}
 	req := &hubv1.StreamRequest{Container: container, Kind: &hubv1.StreamRequest_Logs{Logs: &hubv1.LogOptions{
