@@ -223,7 +223,9 @@ func testProbes(f *fabrictest.Fabric, imgs podImages) {
 	}))
 
 	// Running but not ready until READY_AFTER has passed.
-	p := f.WaitPod("probe-ready", 90*time.Second, func(p *corev1.Pod) bool { return app(p).State.Running != nil && app(p).Started != nil && *app(p).Started })
+	p := f.WaitPod("probe-ready", 90*time.Second, func(p *corev1.Pod) bool {
+		return app(p).State.Running != nil && app(p).Started != nil && *app(p).Started
+	})
 	if fabrictest.PodReady(p) && time.Since(app(p).State.Running.StartedAt.Time) < 5*time.Second {
 		t.Errorf("probe-ready was Ready %s after it started, before its readiness probe could pass", time.Since(app(p).State.Running.StartedAt.Time))
 	}
