@@ -13,7 +13,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	nodev1 "k8s.io/api/node/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -41,12 +40,8 @@ func TestPodSemantics(t *testing.T) {
 	ocitest.PushNative(t, nativeRef, ocitest.BuildGoNative(t, "examples/health"))
 	imgs := podImages{wasm: wasmRef, native: nativeRef}
 	// The RuntimeClasses edgefabric ships.
-	for _, name := range []string{"edgefabric-wasm", "edgefabric-process"} {
-		if _, err := f.Client.NodeV1().RuntimeClasses().Create(t.Context(), &nodev1.RuntimeClass{
-			ObjectMeta: metav1.ObjectMeta{Name: name}, Handler: strings.TrimPrefix(name, "edgefabric-"),
-		}, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
+	if out, err := f.Kubectl("apply", "-f", filepath.Join(ocitest.RepoRoot(t), "examples", "runtimeclasses.yaml")); err != nil {
+		t.Fatalf("kubectl apply runtimeclasses: %v\n%s", err, out)
 	}
 	t.Run("pods", func(t *testing.T) {
 		for name, test := range map[string]func(*fabrictest.Fabric, podImages){
