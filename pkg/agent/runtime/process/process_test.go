@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -310,4 +311,56 @@ func TestStartErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCPULimit: an endless loop with a CPU limit of 100m gets about a tenth
+// of a core where the device has a cpu cgroup; the test reports the share.
+func TestCPULimit(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("cgroups need root")
+	}
+	r := newRuntime(t, process.Config{NoIsolation: true})
+	inst, err := r.Start(t.Context(), process.Spec{ID: "spin", RootFS: rootfs(t), Args: []string{"/bin/app", "spin"}, CPULimitMillis: 100})
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	defer inst.Stop(0)
+	cpu := func() time.Duration {
+		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(inst.Pid()), "stat"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := strings.Fields(string(b)[strings.LastIndexByte(string(b), ')')+2:])
+		utime, _ := strconv.ParseInt(f[11], 10, 64)
+		stime, _ := strconv.ParseInt(f[12], 10, 64)
+		return time.Duration(utime+stime) * 10 * time.Millisecond // USER_HZ is 100
+	}
+	time.Sleep(500 * time.Millisecond)
+	c0, t0 := cpu(), time.Now()
+	time.Sleep(3 * time.Second)
+	share := float64(cpu()-c0) / float64(time.Since(t0))
+	t.Logf("an endless loop limited to 100m used %.2f of a core", share)
+	if !strings.Contains(cgroupKind(t), "cpu") {
+		t.Skip("no cpu cgroup on this machine: the limit is not enforced")
+	}
+	if share > 0.3 {
+		t.Errorf("an endless loop limited to 100m used %.2f of a core, want about 0.1", share)
+	}
+}
+
+// cgroupKind says which cpu cgroup the machine offers the agent.
+func cgroupKind(t *testing.T) string {
+	t.Helper()
+	if b, err := os.ReadFile("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		if strings.Contains(string(b), "cpu") {
+			return "cpu v2"
+		}
+		return ""
+	}
+	for _, c := range []string{"cpu", "cpu,cpuacct"} {
+		if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", c, "cpu.cfs_quota_us")); err == nil {
+			return "cpu v1"
+		}
+	}
+	return ""
 }
