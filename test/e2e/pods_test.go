@@ -180,7 +180,7 @@ func testInitFailure(f *fabrictest.Fabric, imgs podImages) {
 		return len(cs) == 1 && cs[0].RestartCount >= 1 && p.Status.Phase == corev1.PodPending
 	})
 	out, err := f.Kubectl("get", "pod", "init-always", "--no-headers")
-	if err != nil || !(strings.Contains(out, "Init:CrashLoopBackOff") || strings.Contains(out, "Init:Error")) {
+	if err != nil || (!strings.Contains(out, "Init:CrashLoopBackOff") && !strings.Contains(out, "Init:Error")) {
 		t.Errorf("kubectl get pod init-always: got %q (%v), want Init:CrashLoopBackOff or Init:Error", out, err)
 	}
 }

@@ -28,7 +28,7 @@ func (s *Store) unpackRootFS(layers []string, dst string) error {
 	if err != nil {
 		return err
 	}
-	defer removeTree(tmp)
+	defer func() { _ = removeTree(tmp) }()
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return err
 	}

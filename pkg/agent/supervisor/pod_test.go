@@ -50,7 +50,7 @@ func nativeRoot(t *testing.T) string {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "bin", "app"), "../runtime/process/testdata/app")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			appErr = fmt.Errorf("%v: %s", err, out)
+			appErr = fmt.Errorf("%w: %s", err, out)
 		}
 	})
 	if appErr != nil {
@@ -176,7 +176,7 @@ func TestInitContainersInOrder(t *testing.T) {
 		}
 	}
 	// The sidecar stops once the app has completed.
-	st = waitStatus(t, f.sup, "init", func(st *hubv1.WorkloadStatus) bool {
+	waitStatus(t, f.sup, "init", func(st *hubv1.WorkloadStatus) bool {
 		return named(st.GetInitContainers(), "side").GetState().GetTerminated() != nil
 	})
 	b, err := os.ReadFile(filepath.Join(f.sup.cfg.VolumeDir, "init", "volumes", "shared", "order"))
@@ -349,7 +349,9 @@ func TestSecretVolumeInMemory(t *testing.T) {
 	} else if b, err := os.ReadFile(filepath.Join(f.sup.cfg.SharedMemoryDir, "sec", "creds", "password")); err != nil || string(b) != "hunter2" {
 		t.Errorf("secret in shared memory: got %q (%v)", b, err)
 	}
-	f.sup.SetDesired(2, nil)
+	if err := f.sup.SetDesired(2, nil); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, func() bool { _, err := os.Stat(filepath.Join(f.sup.cfg.VolumeDir, "sec")); return os.IsNotExist(err) })
 }
 

@@ -204,7 +204,7 @@ func probeHTTP(ctx context.Context, h *hubv1.Probe_HTTPGet) error {
 	}
 	resp, err := (&http.Client{Transport: probeTransport}).Do(req)
 	if err != nil {
-		return fmt.Errorf("Get %q: %w", url, errors.Unwrap(err))
+		return fmt.Errorf("get %q: %w", url, errors.Unwrap(err))
 	}
 	defer resp.Body.Close()
 	_, _ = io.CopyN(io.Discard, resp.Body, 10<<10)

@@ -63,7 +63,7 @@ func TestProbeOnce(t *testing.T) {
 	hs.SetServingStatus("up", healthpb.HealthCheckResponse_SERVING)
 	hs.SetServingStatus("down", healthpb.HealthCheckResponse_NOT_SERVING)
 	healthpb.RegisterHealthServer(srv, hs)
-	go srv.Serve(ln)
+	go func() { _ = srv.Serve(ln) }()
 	defer srv.Stop()
 	grpcPort := portOf(t, ln.Addr().String())
 
