@@ -263,6 +263,10 @@ func (w *workload) runContainer(ctx context.Context, c *hubv1.Container, kind co
 		crashes++
 		restarts++
 		w.saveRestarts(c.GetName(), restarts)
+		if delay > 0 {
+			// The event first: whoever sees the CrashLoopBackOff status finds it.
+			w.event(c.GetName(), "Warning", "BackOff", "Back-off restarting failed container %s in pod %s", c.GetName(), w.key())
+		}
 		w.update(c.GetName(), func(cs *hubv1.ContainerStatus) {
 			cs.LastState, cs.RestartCount, cs.Ready, cs.Started = term, restarts, false, false
 			cs.State = term
@@ -271,7 +275,6 @@ func (w *workload) runContainer(ctx context.Context, c *hubv1.Container, kind co
 			}
 		})
 		if delay > 0 {
-			w.event(c.GetName(), "Warning", "BackOff", "Back-off restarting failed container %s in pod %s", c.GetName(), w.key())
 			if !sleep(ctx, delay) {
 				w.update(c.GetName(), func(cs *hubv1.ContainerStatus) { cs.State = term })
 				return false
