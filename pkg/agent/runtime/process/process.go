@@ -18,6 +18,8 @@ package process
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -107,6 +109,8 @@ type Runtime struct {
 	log     *slog.Logger
 	isolate bool
 	cgroups cgroupDriver // nil: no cgroups
+	// cgroupPrefix keeps the cgroups of agents sharing a machine apart.
+	cgroupPrefix string
 
 	mu        sync.Mutex
 	closed    bool
@@ -125,7 +129,8 @@ func New(cfg Config, log *slog.Logger) (*Runtime, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("process runtime: %w", err)
 	}
-	r := &Runtime{cfg: cfg, log: log, instances: map[*Instance]struct{}{}}
+	sum := sha256.Sum256([]byte(cfg.StateDir))
+	r := &Runtime{cfg: cfg, log: log, instances: map[*Instance]struct{}{}, cgroupPrefix: hex.EncodeToString(sum[:4]) + "-"}
 	r.isolate = !cfg.NoIsolation && canIsolate()
 	if !cfg.NoCgroups {
 		r.cgroups = detectCgroups(log)

@@ -186,7 +186,7 @@ func (i *Instance) attachCgroup(cmd *exec.Cmd) error {
 		return nil
 	}
 	if i.cg == nil {
-		cg, err := i.r.cgroups.create(i.spec.ID, i.spec.MemoryLimitBytes, i.spec.CPULimitMillis)
+		cg, err := i.r.cgroups.create(i.r.cgroupPrefix+i.spec.ID, i.spec.MemoryLimitBytes, i.spec.CPULimitMillis)
 		if err != nil {
 			return fmt.Errorf("create cgroup: %w", err)
 		}

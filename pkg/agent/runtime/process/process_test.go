@@ -151,7 +151,7 @@ func TestRunInfo(t *testing.T) {
 			}
 			var out syncBuffer
 			inst, err := r.Start(t.Context(), process.Spec{
-				ID: "info", RootFS: root, Args: []string{"/bin/app", "info", "3"}, Env: env, WorkingDir: "/srv",
+				ID: uniqueID("info"), RootFS: root, Args: []string{"/bin/app", "info", "3"}, Env: env, WorkingDir: "/srv",
 				Mounts: []process.Mount{{Name: "data", Source: vol, Target: "/data", ReadOnly: true}},
 				Stdout: &out, Stderr: &out,
 			})
@@ -202,7 +202,7 @@ func TestStop(t *testing.T) {
 				r := newRuntime(t, cfg)
 				var out syncBuffer
 				// "app" is found in the image's PATH.
-				inst, err := r.Start(t.Context(), process.Spec{ID: "stop", RootFS: rootfs(t), Args: []string{"app", tt.mode}, Stdout: &out, Stderr: &out})
+				inst, err := r.Start(t.Context(), process.Spec{ID: uniqueID("stop"), RootFS: rootfs(t), Args: []string{"app", tt.mode}, Stdout: &out, Stderr: &out})
 				if err != nil {
 					t.Fatalf("Start: %v", err)
 				}
@@ -238,7 +238,7 @@ func TestMemoryLimit(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			r := newRuntime(t, cfg)
-			inst, err := r.Start(t.Context(), process.Spec{ID: "eat", RootFS: rootfs(t), Args: []string{"/bin/app", "eat"}, MemoryLimitBytes: 64 << 20})
+			inst, err := r.Start(t.Context(), process.Spec{ID: uniqueID("eat"), RootFS: rootfs(t), Args: []string{"/bin/app", "eat"}, MemoryLimitBytes: 64 << 20})
 			if err != nil {
 				t.Fatalf("Start: %v", err)
 			}
@@ -260,7 +260,7 @@ func TestExec(t *testing.T) {
 			}
 			var out syncBuffer
 			inst, err := r.Start(t.Context(), process.Spec{
-				ID: "exec", RootFS: rootfs(t), Args: []string{"/bin/app", "serve"}, Stdout: &out,
+				ID: uniqueID("exec"), RootFS: rootfs(t), Args: []string{"/bin/app", "serve"}, Stdout: &out,
 				Mounts: []process.Mount{{Name: "data", Source: vol, Target: "/data"}},
 			})
 			if err != nil {
@@ -320,7 +320,7 @@ func TestCPULimit(t *testing.T) {
 		t.Skip("cgroups need root")
 	}
 	r := newRuntime(t, process.Config{NoIsolation: true})
-	inst, err := r.Start(t.Context(), process.Spec{ID: "spin", RootFS: rootfs(t), Args: []string{"/bin/app", "spin"}, CPULimitMillis: 100})
+	inst, err := r.Start(t.Context(), process.Spec{ID: uniqueID("spin"), RootFS: rootfs(t), Args: []string{"/bin/app", "spin"}, CPULimitMillis: 100})
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -364,3 +364,7 @@ func cgroupKind(t *testing.T) string {
 	}
 	return ""
 }
+
+// uniqueID makes container IDs (and so cgroup names) unique across test
+// processes running at once.
+func uniqueID(name string) string { return name + "-" + strconv.Itoa(os.Getpid()) }
