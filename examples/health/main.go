@@ -11,6 +11,9 @@
 //	SICK_FILE                 /healthz and /readyz answer 500 while this file exists
 //	EXIT_AFTER                exit with status 0 after this Go duration
 //
+// Run as "health check" it exits at once: 1 if SICK_FILE exists, else 0 (an
+// exec probe, in both runtimes).
+//
 // Otherwise it runs until stopped.
 package main
 
@@ -24,6 +27,14 @@ import (
 
 func main() {
 	start := time.Now()
+	if len(os.Args) > 1 && os.Args[1] == "check" {
+		if _, err := os.Stat(os.Getenv("SICK_FILE")); os.Getenv("SICK_FILE") != "" && err == nil {
+			fmt.Println("sick")
+			os.Exit(1)
+		}
+		fmt.Println("healthy")
+		return
+	}
 	fmt.Println("health: starting")
 	if f := os.Getenv("APPEND_FILE"); f != "" {
 		file, err := os.OpenFile(f, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)

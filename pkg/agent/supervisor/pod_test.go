@@ -20,6 +20,7 @@ import (
 	"github.com/edgefabric/edgefabric/pkg/agent/runtime/wasm"
 	"github.com/edgefabric/edgefabric/pkg/agent/store"
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+	"github.com/edgefabric/edgefabric/test/ocitest"
 )
 
 var (
@@ -75,10 +76,15 @@ func (i podImages) Pull(_ context.Context, ref string, _ image.PullPolicy) (*ima
 
 func (i podImages) Lookup(string) (*image.Artifact, error) { return nil, image.ErrNotPresent }
 
-// startPods starts a supervisor with both runtimes.
-func startPods(t *testing.T) *fixture {
+// startPods starts a supervisor with both runtimes; wasm images are the
+// hello example, or the module file given.
+func startPods(t *testing.T, module ...string) *fixture {
 	t.Helper()
 	root := nativeRoot(t)
+	mod := hello(t)
+	if len(module) > 0 {
+		mod = module[0]
+	}
 	dir := t.TempDir()
 	st, err := store.Open(filepath.Join(dir, "agent.db"))
 	if err != nil {
@@ -94,7 +100,7 @@ func startPods(t *testing.T) *fixture {
 	}
 	f := &fixture{store: st}
 	f.sup = New(Config{LogDir: filepath.Join(dir, "logs"), PodIP: "10.0.0.9", BackoffBase: 200 * time.Millisecond, SharedMemoryDir: filepath.Join(dir, "shm")},
-		podImages{root: root, module: hello(t)}, Runtimes{RuntimeWASM: WASM(wrt), RuntimeProcess: Process(prt)}, st, slog.New(slog.DiscardHandler))
+		podImages{root: root, module: mod}, Runtimes{RuntimeWASM: WASM(wrt), RuntimeProcess: Process(prt)}, st, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	f.cancel = cancel
 	f.wg.Add(1)
@@ -409,4 +415,35 @@ func isTmpfs(t *testing.T, dir string) bool {
 	t.Helper()
 	out, err := exec.Command("stat", "-f", "-c", "%T", dir).Output()
 	return err == nil && strings.TrimSpace(string(out)) == "tmpfs"
+}
+
+// TestWasmExecProbe: an exec probe of a wasm container runs its module as a
+// WASI command with the container's env and volumes; once it fails, the
+// container is restarted.
+func TestWasmExecProbe(t *testing.T) {
+	module := filepath.Join(t.TempDir(), "health.wasm")
+	if err := os.WriteFile(module, ocitest.BuildGo(t, "examples/health"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f := startPods(t, module)
+	c := &hubv1.Container{Name: "app", Image: "reg/health:1", Env: []*hubv1.EnvVar{{Name: "SICK_FILE", Value: "/probe/sick"}}}
+	c.VolumeMounts = []*hubv1.VolumeMount{{Name: "probe", MountPath: "/probe"}}
+	c.LivenessProbe = &hubv1.Probe{
+		Handler:       &hubv1.Probe_Exec_{Exec: &hubv1.Probe_Exec{Command: []string{"health", "check"}}},
+		PeriodSeconds: 1, TimeoutSeconds: 10, SuccessThreshold: 1, FailureThreshold: 1,
+	}
+	w := pod("wexec", "Always", nil, c)
+	w.Volumes = []*hubv1.Volume{emptyDir("probe")}
+	if err := f.sup.SetDesired(1, []*hubv1.Workload{w}); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, f.sup, "wexec", func(st *hubv1.WorkloadStatus) bool { return container(st).GetReady() })
+	time.Sleep(3 * time.Second) // several passing probes
+	if st := f.sup.Statuses()[0]; container(st).GetRestartCount() != 0 {
+		t.Fatalf("restarted while its exec probe passes: %v", container(st))
+	}
+	if err := os.WriteFile(filepath.Join(f.sup.cfg.VolumeDir, "wexec", "volumes", "probe", "sick"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, f.sup, "wexec", func(st *hubv1.WorkloadStatus) bool { return container(st).GetRestartCount() >= 1 })
 }

@@ -248,7 +248,7 @@ func deadlineOf(ctx context.Context) time.Time {
 func probeExec(ctx context.Context, e *hubv1.Probe_Exec, inst Instance) error {
 	ex, ok := inst.(Execer)
 	if !ok {
-		return errors.New("exec probes are not supported by this container's runtime (wasm): use httpGet, tcpSocket or grpc")
+		return errors.New("exec probes are not supported by this container's runtime: use httpGet, tcpSocket or grpc")
 	}
 	var out limitedBuffer
 	code, err := ex.Exec(ctx, e.GetCommand(), nil, &out, &out)

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"io"
 	"time"
 
@@ -37,7 +38,8 @@ type Instance interface {
 
 // Execer is an Instance that can run another command in the container's
 // environment (its root, env, working dir and volumes): exec probes and
-// kubectl exec use it.
+// kubectl exec use it. A process container runs the executable argv[0] of
+// its image; a wasm container runs its own module again as a WASI command.
 type Execer interface {
 	Exec(ctx context.Context, argv []string, stdin io.Reader, stdout, stderr io.Writer) (exitCode int, err error)
 }
@@ -112,10 +114,40 @@ func (r wasmRuntime) Start(ctx context.Context, spec ContainerSpec) (Instance, e
 	if err != nil {
 		return nil, err
 	}
-	return wasmInstance{inst}, nil
+	return wasmInstance{Instance: inst, rt: r.rt, spec: ws}, nil
 }
 
-type wasmInstance struct{ *wasm.Instance }
+// wasmInstance is a running module; it execs by running the container's
+// module again as a WASI command with the given argv (argv[0] is only the
+// program name), with the container's env and volumes.
+type wasmInstance struct {
+	*wasm.Instance
+	rt   *wasm.Runtime
+	spec wasm.Spec
+}
+
+func (i wasmInstance) Exec(ctx context.Context, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	select {
+	case <-i.Done():
+		return -1, errors.New("container is not running")
+	default:
+	}
+	if len(argv) == 0 {
+		return -1, errors.New("empty command")
+	}
+	spec := i.spec
+	spec.Args, spec.Stdin, spec.Stdout, spec.Stderr = argv, stdin, stdout, stderr
+	inst, err := i.rt.Start(ctx, spec)
+	if err != nil {
+		return -1, err
+	}
+	select {
+	case <-inst.Done():
+	case <-ctx.Done():
+		inst.Stop(0)
+	}
+	return inst.Result().ExitCode, nil
+}
 
 func (i wasmInstance) Result() Result {
 	r := i.Instance.Result()
@@ -163,4 +195,5 @@ var (
 	_ Instance = wasmInstance{}
 	_ Instance = processInstance{}
 	_ Execer   = processInstance{}
+	_ Execer   = wasmInstance{}
 )

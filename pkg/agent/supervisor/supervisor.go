@@ -197,11 +197,13 @@ func (s *Supervisor) upsert(spec *hubv1.Workload, resumed bool) {
 	}
 	old := s.workloads[spec.GetUid()]
 	if old != nil && old.spec.GetSpecHash() == spec.GetSpecHash() && spec.GetSpecHash() != "" {
-		volumesChanged := old.spec.GetVolumesHash() != spec.GetVolumesHash()
-		old.spec = spec
+		// The running workload keeps its spec (its goroutines read it
+		// without a lock; what they use is what the hash covers); only new
+		// volume contents are applied, without a restart.
+		volumesChanged := old.volumesHash() != spec.GetVolumesHash()
 		s.mu.Unlock()
 		if volumesChanged {
-			old.updateVolumes(spec) // new file contents, nothing restarts
+			old.updateVolumes(spec)
 		}
 		return
 	}

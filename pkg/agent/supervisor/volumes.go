@@ -118,10 +118,22 @@ func (w *workload) releaseMemory(vs *volumeSet) {
 	}
 }
 
+// volumesHash is the hash of the volume contents the workload's files hold.
+func (w *workload) volumesHash() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.filesHash == nil {
+		return w.spec.GetVolumesHash()
+	}
+	return *w.filesHash
+}
+
 // updateVolumes writes the new contents of the data volumes of spec.
 func (w *workload) updateVolumes(spec *hubv1.Workload) {
 	w.mu.Lock()
 	vs := w.vols
+	h := spec.GetVolumesHash()
+	w.filesHash = &h
 	w.mu.Unlock()
 	if vs == nil {
 		return

@@ -30,6 +30,7 @@ type workload struct {
 	containers map[string]*hubv1.ContainerStatus // init and app containers by name
 	running    map[string]Instance               // by container name
 	vols       *volumeSet
+	filesHash  *string // volumes hash of the files written by updateVolumes; nil: spec's
 	startTime  *timestamppb.Timestamp
 	seq        uint64
 	deleted    bool
