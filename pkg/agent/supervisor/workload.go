@@ -32,6 +32,7 @@ type workload struct {
 	startTime  *timestamppb.Timestamp
 	seq        uint64
 	deleted    bool
+	running    map[string]*running // by container name, for exec and attach
 }
 
 func newWorkload(s *Supervisor, spec *hubv1.Workload, resumed bool) *workload {
@@ -271,17 +272,26 @@ func (w *workload) runOnce(ctx context.Context, c *hubv1.Container, art *image.A
 		return w.startFailed(name, started, fmt.Errorf("open log: %w", err))
 	}
 	defer lw.Close()
+	att := newAttachPoint(c)
+	defer att.end()
 	inst, err := w.s.runtime.Start(context.WithoutCancel(ctx), wasm.Spec{
 		ModulePath:       art.ModulePath,
 		Args:             argv(c, art),
 		Env:              env(c, art, w.spec.GetName()),
 		MemoryLimitBytes: c.GetMemoryLimitBytes(),
-		Stdout:           lw.Stdout(),
-		Stderr:           lw.Stderr(),
+		Stdin:            att.stdin(),
+		Stdout:           att.output(lw.Stdout(), false),
+		Stderr:           att.output(lw.Stderr(), true),
+		Listeners:        listeners(c),
 	})
 	if err != nil {
 		return w.startFailed(name, started, err)
 	}
+	w.setRunning(name, &running{
+		exec:   &wasmExecer{rt: w.s.runtime, c: c, art: art, argv: argv(c, art), env: env(c, art, w.spec.GetName())},
+		attach: att,
+	})
+	defer w.setRunning(name, nil)
 	w.update(name, func(cs *hubv1.ContainerStatus) {
 		cs.State = &hubv1.ContainerState{State: &hubv1.ContainerState_Running_{Running: &hubv1.ContainerState_Running{StartedAt: started}}}
 		cs.Ready = true

@@ -30,6 +30,12 @@ const maxMessage = 4096
 
 const pageSize = 64 * 1024
 
+// The bounds of an instance's sleep when it has sockets (see Instance.polls).
+const (
+	pollMin = 50 * time.Microsecond
+	pollMax = 2 * time.Millisecond
+)
+
 // Result is how an instance ended.
 type Result struct {
 	// ExitCode is the status passed to proc_exit, 0 when _start returned,
@@ -54,6 +60,16 @@ type Instance struct {
 	stopOnce sync.Once
 	stopped  atomic.Bool
 	stopCh   chan struct{} // closed by Stop, ends sleeps
+
+	// With preopened sockets, wazero's poll_oneoff reports a socket ready
+	// at once and then sleeps for the whole timeout of the poll (forever
+	// for a server waiting for a connection). sleep then caps each sleep,
+	// from pollMin doubling up to pollMax while the module stays idle, so
+	// that it looks at its sockets again soon; pollStep and lastWake hold
+	// that back-off (touched by the instance's goroutine only).
+	polls    bool
+	pollStep time.Duration
+	lastWake time.Time
 
 	done   chan struct{}
 	result Result // set before done is closed
@@ -197,7 +213,17 @@ func (i *Instance) sleep(ns int64) {
 	if ns <= 0 {
 		return
 	}
-	t := time.NewTimer(time.Duration(ns))
+	d := time.Duration(ns)
+	if i.polls {
+		if time.Since(i.lastWake) > pollMin || i.pollStep == 0 {
+			i.pollStep = pollMin // it did some work since: look again soon
+		} else {
+			i.pollStep = min(2*i.pollStep, pollMax)
+		}
+		d = min(d, i.pollStep)
+		defer func() { i.lastWake = time.Now() }()
+	}
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:

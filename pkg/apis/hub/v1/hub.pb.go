@@ -1018,8 +1018,16 @@ type Container struct {
 	MemoryRequestBytes int64                  `protobuf:"varint,9,opt,name=memory_request_bytes,json=memoryRequestBytes,proto3" json:"memory_request_bytes,omitempty"`
 	CpuRequestMillis   int64                  `protobuf:"varint,10,opt,name=cpu_request_millis,json=cpuRequestMillis,proto3" json:"cpu_request_millis,omitempty"`
 	ImagePullPolicy    string                 `protobuf:"bytes,11,opt,name=image_pull_policy,json=imagePullPolicy,proto3" json:"image_pull_policy,omitempty"` // Always, IfNotPresent, Never
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Fields 40 and up: the tunnel's (exec, attach, inbound ports).
+	// TCP ports the container serves on the device (containerPort); a WASM
+	// container gets each as a preopened listening socket.
+	Ports []*ContainerPort `protobuf:"bytes,40,rep,name=ports,proto3" json:"ports,omitempty"`
+	// stdin: the container reads a stdin that kubectl attach writes to.
+	Stdin         bool `protobuf:"varint,41,opt,name=stdin,proto3" json:"stdin,omitempty"`
+	StdinOnce     bool `protobuf:"varint,42,opt,name=stdin_once,json=stdinOnce,proto3" json:"stdin_once,omitempty"`
+	Tty           bool `protobuf:"varint,43,opt,name=tty,proto3" json:"tty,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Container) Reset() {
@@ -1129,6 +1137,94 @@ func (x *Container) GetImagePullPolicy() string {
 	return ""
 }
 
+func (x *Container) GetPorts() []*ContainerPort {
+	if x != nil {
+		return x.Ports
+	}
+	return nil
+}
+
+func (x *Container) GetStdin() bool {
+	if x != nil {
+		return x.Stdin
+	}
+	return false
+}
+
+func (x *Container) GetStdinOnce() bool {
+	if x != nil {
+		return x.StdinOnce
+	}
+	return false
+}
+
+func (x *Container) GetTty() bool {
+	if x != nil {
+		return x.Tty
+	}
+	return false
+}
+
+type ContainerPort struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	ContainerPort int32                  `protobuf:"varint,2,opt,name=container_port,json=containerPort,proto3" json:"container_port,omitempty"`
+	Protocol      string                 `protobuf:"bytes,3,opt,name=protocol,proto3" json:"protocol,omitempty"` // TCP (the only one served)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContainerPort) Reset() {
+	*x = ContainerPort{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContainerPort) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContainerPort) ProtoMessage() {}
+
+func (x *ContainerPort) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContainerPort.ProtoReflect.Descriptor instead.
+func (*ContainerPort) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ContainerPort) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ContainerPort) GetContainerPort() int32 {
+	if x != nil {
+		return x.ContainerPort
+	}
+	return 0
+}
+
+func (x *ContainerPort) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
 type Workload struct {
 	state                   protoimpl.MessageState `protogen:"open.v1"`
 	Uid                     string                 `protobuf:"bytes,1,opt,name=uid,proto3" json:"uid,omitempty"`
@@ -1146,7 +1242,7 @@ type Workload struct {
 
 func (x *Workload) Reset() {
 	*x = Workload{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[15]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1158,7 +1254,7 @@ func (x *Workload) String() string {
 func (*Workload) ProtoMessage() {}
 
 func (x *Workload) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[15]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1171,7 +1267,7 @@ func (x *Workload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Workload.ProtoReflect.Descriptor instead.
 func (*Workload) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{15}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Workload) GetUid() string {
@@ -1244,7 +1340,7 @@ type ContainerState struct {
 
 func (x *ContainerState) Reset() {
 	*x = ContainerState{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[16]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1256,7 +1352,7 @@ func (x *ContainerState) String() string {
 func (*ContainerState) ProtoMessage() {}
 
 func (x *ContainerState) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[16]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1269,7 +1365,7 @@ func (x *ContainerState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerState.ProtoReflect.Descriptor instead.
 func (*ContainerState) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{16}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ContainerState) GetState() isContainerState_State {
@@ -1343,7 +1439,7 @@ type ContainerStatus struct {
 
 func (x *ContainerStatus) Reset() {
 	*x = ContainerStatus{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[17]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1355,7 +1451,7 @@ func (x *ContainerStatus) String() string {
 func (*ContainerStatus) ProtoMessage() {}
 
 func (x *ContainerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[17]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1368,7 +1464,7 @@ func (x *ContainerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerStatus.ProtoReflect.Descriptor instead.
 func (*ContainerStatus) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{17}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ContainerStatus) GetName() string {
@@ -1440,7 +1536,7 @@ type WorkloadStatus struct {
 
 func (x *WorkloadStatus) Reset() {
 	*x = WorkloadStatus{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[18]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1452,7 +1548,7 @@ func (x *WorkloadStatus) String() string {
 func (*WorkloadStatus) ProtoMessage() {}
 
 func (x *WorkloadStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[18]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1465,7 +1561,7 @@ func (x *WorkloadStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkloadStatus.ProtoReflect.Descriptor instead.
 func (*WorkloadStatus) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{18}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *WorkloadStatus) GetUid() string {
@@ -1552,7 +1648,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[19]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1564,7 +1660,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[19]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1577,7 +1673,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{19}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Event) GetWorkloadUid() string {
@@ -1637,7 +1733,7 @@ type LogOptions struct {
 
 func (x *LogOptions) Reset() {
 	*x = LogOptions{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[20]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1649,7 +1745,7 @@ func (x *LogOptions) String() string {
 func (*LogOptions) ProtoMessage() {}
 
 func (x *LogOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[20]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1662,7 +1758,7 @@ func (x *LogOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogOptions.ProtoReflect.Descriptor instead.
 func (*LogOptions) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{20}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *LogOptions) GetFollow() bool {
@@ -1722,6 +1818,9 @@ type StreamRequest struct {
 	// Types that are valid to be assigned to Kind:
 	//
 	//	*StreamRequest_Logs
+	//	*StreamRequest_Exec
+	//	*StreamRequest_Attach
+	//	*StreamRequest_PortForward
 	Kind          isStreamRequest_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1729,7 +1828,7 @@ type StreamRequest struct {
 
 func (x *StreamRequest) Reset() {
 	*x = StreamRequest{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[21]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1741,7 +1840,7 @@ func (x *StreamRequest) String() string {
 func (*StreamRequest) ProtoMessage() {}
 
 func (x *StreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[21]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1754,7 +1853,7 @@ func (x *StreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamRequest.ProtoReflect.Descriptor instead.
 func (*StreamRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{21}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *StreamRequest) GetId() string {
@@ -1794,6 +1893,33 @@ func (x *StreamRequest) GetLogs() *LogOptions {
 	return nil
 }
 
+func (x *StreamRequest) GetExec() *ExecOptions {
+	if x != nil {
+		if x, ok := x.Kind.(*StreamRequest_Exec); ok {
+			return x.Exec
+		}
+	}
+	return nil
+}
+
+func (x *StreamRequest) GetAttach() *AttachOptions {
+	if x != nil {
+		if x, ok := x.Kind.(*StreamRequest_Attach); ok {
+			return x.Attach
+		}
+	}
+	return nil
+}
+
+func (x *StreamRequest) GetPortForward() *PortForwardOptions {
+	if x != nil {
+		if x, ok := x.Kind.(*StreamRequest_PortForward); ok {
+			return x.PortForward
+		}
+	}
+	return nil
+}
+
 type isStreamRequest_Kind interface {
 	isStreamRequest_Kind()
 }
@@ -1802,23 +1928,351 @@ type StreamRequest_Logs struct {
 	Logs *LogOptions `protobuf:"bytes,4,opt,name=logs,proto3,oneof"`
 }
 
+type StreamRequest_Exec struct {
+	Exec *ExecOptions `protobuf:"bytes,5,opt,name=exec,proto3,oneof"`
+}
+
+type StreamRequest_Attach struct {
+	Attach *AttachOptions `protobuf:"bytes,6,opt,name=attach,proto3,oneof"`
+}
+
+type StreamRequest_PortForward struct {
+	PortForward *PortForwardOptions `protobuf:"bytes,7,opt,name=port_forward,json=portForward,proto3,oneof"`
+}
+
 func (*StreamRequest_Logs) isStreamRequest_Kind() {}
 
+func (*StreamRequest_Exec) isStreamRequest_Kind() {}
+
+func (*StreamRequest_Attach) isStreamRequest_Kind() {}
+
+func (*StreamRequest_PortForward) isStreamRequest_Kind() {}
+
+// ExecOptions runs a command in a running container (kubectl exec). The hub
+// sends stdin as data frames and resizes; the device sends stdout as data
+// frames, stderr as data frames with stderr set, and ends with an exit frame.
+type ExecOptions struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Command       []string               `protobuf:"bytes,1,rep,name=command,proto3" json:"command,omitempty"`
+	Stdin         bool                   `protobuf:"varint,2,opt,name=stdin,proto3" json:"stdin,omitempty"`
+	Stdout        bool                   `protobuf:"varint,3,opt,name=stdout,proto3" json:"stdout,omitempty"`
+	Stderr        bool                   `protobuf:"varint,4,opt,name=stderr,proto3" json:"stderr,omitempty"`
+	Tty           bool                   `protobuf:"varint,5,opt,name=tty,proto3" json:"tty,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecOptions) Reset() {
+	*x = ExecOptions{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecOptions) ProtoMessage() {}
+
+func (x *ExecOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecOptions.ProtoReflect.Descriptor instead.
+func (*ExecOptions) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ExecOptions) GetCommand() []string {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+func (x *ExecOptions) GetStdin() bool {
+	if x != nil {
+		return x.Stdin
+	}
+	return false
+}
+
+func (x *ExecOptions) GetStdout() bool {
+	if x != nil {
+		return x.Stdout
+	}
+	return false
+}
+
+func (x *ExecOptions) GetStderr() bool {
+	if x != nil {
+		return x.Stderr
+	}
+	return false
+}
+
+func (x *ExecOptions) GetTty() bool {
+	if x != nil {
+		return x.Tty
+	}
+	return false
+}
+
+// AttachOptions attaches to the running container's stdin and output.
+type AttachOptions struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stdin         bool                   `protobuf:"varint,1,opt,name=stdin,proto3" json:"stdin,omitempty"`
+	Stdout        bool                   `protobuf:"varint,2,opt,name=stdout,proto3" json:"stdout,omitempty"`
+	Stderr        bool                   `protobuf:"varint,3,opt,name=stderr,proto3" json:"stderr,omitempty"`
+	Tty           bool                   `protobuf:"varint,4,opt,name=tty,proto3" json:"tty,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttachOptions) Reset() {
+	*x = AttachOptions{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttachOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttachOptions) ProtoMessage() {}
+
+func (x *AttachOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttachOptions.ProtoReflect.Descriptor instead.
+func (*AttachOptions) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *AttachOptions) GetStdin() bool {
+	if x != nil {
+		return x.Stdin
+	}
+	return false
+}
+
+func (x *AttachOptions) GetStdout() bool {
+	if x != nil {
+		return x.Stdout
+	}
+	return false
+}
+
+func (x *AttachOptions) GetStderr() bool {
+	if x != nil {
+		return x.Stderr
+	}
+	return false
+}
+
+func (x *AttachOptions) GetTty() bool {
+	if x != nil {
+		return x.Tty
+	}
+	return false
+}
+
+// PortForwardOptions opens one TCP connection to port on the device, piped
+// both ways; close_write frames carry half-closes.
+type PortForwardOptions struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Port          int32                  `protobuf:"varint,1,opt,name=port,proto3" json:"port,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PortForwardOptions) Reset() {
+	*x = PortForwardOptions{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PortForwardOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PortForwardOptions) ProtoMessage() {}
+
+func (x *PortForwardOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PortForwardOptions.ProtoReflect.Descriptor instead.
+func (*PortForwardOptions) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *PortForwardOptions) GetPort() int32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+type TerminalSize struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Width         uint32                 `protobuf:"varint,1,opt,name=width,proto3" json:"width,omitempty"`
+	Height        uint32                 `protobuf:"varint,2,opt,name=height,proto3" json:"height,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TerminalSize) Reset() {
+	*x = TerminalSize{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TerminalSize) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TerminalSize) ProtoMessage() {}
+
+func (x *TerminalSize) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TerminalSize.ProtoReflect.Descriptor instead.
+func (*TerminalSize) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *TerminalSize) GetWidth() uint32 {
+	if x != nil {
+		return x.Width
+	}
+	return 0
+}
+
+func (x *TerminalSize) GetHeight() uint32 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
+// ExitStatus ends an exec: the command's exit code, or a message when it could
+// not run (with code 126 or 127 as a shell says).
+type ExitStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          int32                  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExitStatus) Reset() {
+	*x = ExitStatus{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExitStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExitStatus) ProtoMessage() {}
+
+func (x *ExitStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExitStatus.ProtoReflect.Descriptor instead.
+func (*ExitStatus) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ExitStatus) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *ExitStatus) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 // StreamFrame: the agent's first frame carries open (the request id); then data
-// frames flow. A frame with error set ends the stream with that error.
+// frames flow both ways. A frame with error set ends the stream with that error.
+//
+// Data from the device is stdout (or the forwarded connection's bytes) unless
+// stderr is set; data from the hub is stdin (or the connection's bytes).
+// close_write says its sender sends no more data (stdin's end, a TCP
+// half-close) while it still reads. Each direction is flow controlled by its
+// gRPC stream: a sender blocks while its reader is behind.
 type StreamFrame struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Open          string                 `protobuf:"bytes,1,opt,name=open,proto3" json:"open,omitempty"`
 	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
 	Error         string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
 	Eof           bool                   `protobuf:"varint,4,opt,name=eof,proto3" json:"eof,omitempty"`
+	Stderr        bool                   `protobuf:"varint,5,opt,name=stderr,proto3" json:"stderr,omitempty"`
+	CloseWrite    bool                   `protobuf:"varint,6,opt,name=close_write,json=closeWrite,proto3" json:"close_write,omitempty"`
+	Resize        *TerminalSize          `protobuf:"bytes,7,opt,name=resize,proto3" json:"resize,omitempty"`
+	Exit          *ExitStatus            `protobuf:"bytes,8,opt,name=exit,proto3" json:"exit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StreamFrame) Reset() {
 	*x = StreamFrame{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[22]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1830,7 +2284,7 @@ func (x *StreamFrame) String() string {
 func (*StreamFrame) ProtoMessage() {}
 
 func (x *StreamFrame) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[22]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1843,7 +2297,7 @@ func (x *StreamFrame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamFrame.ProtoReflect.Descriptor instead.
 func (*StreamFrame) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{22}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *StreamFrame) GetOpen() string {
@@ -1874,6 +2328,34 @@ func (x *StreamFrame) GetEof() bool {
 	return false
 }
 
+func (x *StreamFrame) GetStderr() bool {
+	if x != nil {
+		return x.Stderr
+	}
+	return false
+}
+
+func (x *StreamFrame) GetCloseWrite() bool {
+	if x != nil {
+		return x.CloseWrite
+	}
+	return false
+}
+
+func (x *StreamFrame) GetResize() *TerminalSize {
+	if x != nil {
+		return x.Resize
+	}
+	return nil
+}
+
+func (x *StreamFrame) GetExit() *ExitStatus {
+	if x != nil {
+		return x.Exit
+	}
+	return nil
+}
+
 type ContainerState_Waiting struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Reason        string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
@@ -1884,7 +2366,7 @@ type ContainerState_Waiting struct {
 
 func (x *ContainerState_Waiting) Reset() {
 	*x = ContainerState_Waiting{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[24]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1896,7 +2378,7 @@ func (x *ContainerState_Waiting) String() string {
 func (*ContainerState_Waiting) ProtoMessage() {}
 
 func (x *ContainerState_Waiting) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[24]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1909,7 +2391,7 @@ func (x *ContainerState_Waiting) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerState_Waiting.ProtoReflect.Descriptor instead.
 func (*ContainerState_Waiting) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{16, 0}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{17, 0}
 }
 
 func (x *ContainerState_Waiting) GetReason() string {
@@ -1935,7 +2417,7 @@ type ContainerState_Running struct {
 
 func (x *ContainerState_Running) Reset() {
 	*x = ContainerState_Running{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[25]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1947,7 +2429,7 @@ func (x *ContainerState_Running) String() string {
 func (*ContainerState_Running) ProtoMessage() {}
 
 func (x *ContainerState_Running) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[25]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1960,7 +2442,7 @@ func (x *ContainerState_Running) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerState_Running.ProtoReflect.Descriptor instead.
 func (*ContainerState_Running) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{16, 1}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{17, 1}
 }
 
 func (x *ContainerState_Running) GetStartedAt() *timestamppb.Timestamp {
@@ -1983,7 +2465,7 @@ type ContainerState_Terminated struct {
 
 func (x *ContainerState_Terminated) Reset() {
 	*x = ContainerState_Terminated{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[26]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1995,7 +2477,7 @@ func (x *ContainerState_Terminated) String() string {
 func (*ContainerState_Terminated) ProtoMessage() {}
 
 func (x *ContainerState_Terminated) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[26]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2008,7 +2490,7 @@ func (x *ContainerState_Terminated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerState_Terminated.ProtoReflect.Descriptor instead.
 func (*ContainerState_Terminated) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{16, 2}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{17, 2}
 }
 
 func (x *ContainerState_Terminated) GetExitCode() int32 {
@@ -2126,7 +2608,7 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"delete_uid\x18\x03 \x01(\tR\tdeleteUid\"2\n" +
 	"\x06EnvVar\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\x95\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\x94\x04\n" +
 	"\tContainer\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05image\x18\x02 \x01(\tR\x05image\x12\x18\n" +
@@ -2140,7 +2622,16 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"\x14memory_request_bytes\x18\t \x01(\x03R\x12memoryRequestBytes\x12,\n" +
 	"\x12cpu_request_millis\x18\n" +
 	" \x01(\x03R\x10cpuRequestMillis\x12*\n" +
-	"\x11image_pull_policy\x18\v \x01(\tR\x0fimagePullPolicy\"\xa6\x02\n" +
+	"\x11image_pull_policy\x18\v \x01(\tR\x0fimagePullPolicy\x126\n" +
+	"\x05ports\x18( \x03(\v2 .edgefabric.hub.v1.ContainerPortR\x05ports\x12\x14\n" +
+	"\x05stdin\x18) \x01(\bR\x05stdin\x12\x1d\n" +
+	"\n" +
+	"stdin_once\x18* \x01(\bR\tstdinOnce\x12\x10\n" +
+	"\x03tty\x18+ \x01(\bR\x03tty\"f\n" +
+	"\rContainerPort\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12%\n" +
+	"\x0econtainer_port\x18\x02 \x01(\x05R\rcontainerPort\x12\x1a\n" +
+	"\bprotocol\x18\x03 \x01(\tR\bprotocol\"\xa6\x02\n" +
 	"\bWorkload\x12\x10\n" +
 	"\x03uid\x18\x01 \x01(\tR\x03uid\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x12\n" +
@@ -2218,18 +2709,46 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"timestamps\x12\x1a\n" +
 	"\bprevious\x18\x06 \x01(\bR\bprevious\x12\x1f\n" +
 	"\vlimit_bytes\x18\a \x01(\x03R\n" +
-	"limitBytes\"\x9d\x01\n" +
+	"limitBytes\"\xdb\x02\n" +
 	"\rStreamRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fworkload_uid\x18\x02 \x01(\tR\vworkloadUid\x12\x1c\n" +
 	"\tcontainer\x18\x03 \x01(\tR\tcontainer\x123\n" +
-	"\x04logs\x18\x04 \x01(\v2\x1d.edgefabric.hub.v1.LogOptionsH\x00R\x04logsB\x06\n" +
-	"\x04kind\"]\n" +
+	"\x04logs\x18\x04 \x01(\v2\x1d.edgefabric.hub.v1.LogOptionsH\x00R\x04logs\x124\n" +
+	"\x04exec\x18\x05 \x01(\v2\x1e.edgefabric.hub.v1.ExecOptionsH\x00R\x04exec\x12:\n" +
+	"\x06attach\x18\x06 \x01(\v2 .edgefabric.hub.v1.AttachOptionsH\x00R\x06attach\x12J\n" +
+	"\fport_forward\x18\a \x01(\v2%.edgefabric.hub.v1.PortForwardOptionsH\x00R\vportForwardB\x06\n" +
+	"\x04kind\"\x7f\n" +
+	"\vExecOptions\x12\x18\n" +
+	"\acommand\x18\x01 \x03(\tR\acommand\x12\x14\n" +
+	"\x05stdin\x18\x02 \x01(\bR\x05stdin\x12\x16\n" +
+	"\x06stdout\x18\x03 \x01(\bR\x06stdout\x12\x16\n" +
+	"\x06stderr\x18\x04 \x01(\bR\x06stderr\x12\x10\n" +
+	"\x03tty\x18\x05 \x01(\bR\x03tty\"g\n" +
+	"\rAttachOptions\x12\x14\n" +
+	"\x05stdin\x18\x01 \x01(\bR\x05stdin\x12\x16\n" +
+	"\x06stdout\x18\x02 \x01(\bR\x06stdout\x12\x16\n" +
+	"\x06stderr\x18\x03 \x01(\bR\x06stderr\x12\x10\n" +
+	"\x03tty\x18\x04 \x01(\bR\x03tty\"(\n" +
+	"\x12PortForwardOptions\x12\x12\n" +
+	"\x04port\x18\x01 \x01(\x05R\x04port\"<\n" +
+	"\fTerminalSize\x12\x14\n" +
+	"\x05width\x18\x01 \x01(\rR\x05width\x12\x16\n" +
+	"\x06height\x18\x02 \x01(\rR\x06height\":\n" +
+	"\n" +
+	"ExitStatus\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x82\x02\n" +
 	"\vStreamFrame\x12\x12\n" +
 	"\x04open\x18\x01 \x01(\tR\x04open\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x12\x10\n" +
-	"\x03eof\x18\x04 \x01(\bR\x03eof2\xca\x02\n" +
+	"\x03eof\x18\x04 \x01(\bR\x03eof\x12\x16\n" +
+	"\x06stderr\x18\x05 \x01(\bR\x06stderr\x12\x1f\n" +
+	"\vclose_write\x18\x06 \x01(\bR\n" +
+	"closeWrite\x127\n" +
+	"\x06resize\x18\a \x01(\v2\x1f.edgefabric.hub.v1.TerminalSizeR\x06resize\x121\n" +
+	"\x04exit\x18\b \x01(\v2\x1d.edgefabric.hub.v1.ExitStatusR\x04exit2\xca\x02\n" +
 	"\x03Hub\x12V\n" +
 	"\tBootstrap\x12#.edgefabric.hub.v1.BootstrapRequest\x1a$.edgefabric.hub.v1.BootstrapResponse\x12N\n" +
 	"\x05Renew\x12\x1f.edgefabric.hub.v1.RenewRequest\x1a$.edgefabric.hub.v1.BootstrapResponse\x12M\n" +
@@ -2248,7 +2767,7 @@ func file_pkg_apis_hub_v1_hub_proto_rawDescGZIP() []byte {
 	return file_pkg_apis_hub_v1_hub_proto_rawDescData
 }
 
-var file_pkg_apis_hub_v1_hub_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_pkg_apis_hub_v1_hub_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_pkg_apis_hub_v1_hub_proto_goTypes = []any{
 	(*BootstrapRequest)(nil),          // 0: edgefabric.hub.v1.BootstrapRequest
 	(*RenewRequest)(nil),              // 1: edgefabric.hub.v1.RenewRequest
@@ -2265,68 +2784,80 @@ var file_pkg_apis_hub_v1_hub_proto_goTypes = []any{
 	(*WorkloadDelta)(nil),             // 12: edgefabric.hub.v1.WorkloadDelta
 	(*EnvVar)(nil),                    // 13: edgefabric.hub.v1.EnvVar
 	(*Container)(nil),                 // 14: edgefabric.hub.v1.Container
-	(*Workload)(nil),                  // 15: edgefabric.hub.v1.Workload
-	(*ContainerState)(nil),            // 16: edgefabric.hub.v1.ContainerState
-	(*ContainerStatus)(nil),           // 17: edgefabric.hub.v1.ContainerStatus
-	(*WorkloadStatus)(nil),            // 18: edgefabric.hub.v1.WorkloadStatus
-	(*Event)(nil),                     // 19: edgefabric.hub.v1.Event
-	(*LogOptions)(nil),                // 20: edgefabric.hub.v1.LogOptions
-	(*StreamRequest)(nil),             // 21: edgefabric.hub.v1.StreamRequest
-	(*StreamFrame)(nil),               // 22: edgefabric.hub.v1.StreamFrame
-	nil,                               // 23: edgefabric.hub.v1.Hello.LabelsEntry
-	(*ContainerState_Waiting)(nil),    // 24: edgefabric.hub.v1.ContainerState.Waiting
-	(*ContainerState_Running)(nil),    // 25: edgefabric.hub.v1.ContainerState.Running
-	(*ContainerState_Terminated)(nil), // 26: edgefabric.hub.v1.ContainerState.Terminated
-	(*timestamppb.Timestamp)(nil),     // 27: google.protobuf.Timestamp
+	(*ContainerPort)(nil),             // 15: edgefabric.hub.v1.ContainerPort
+	(*Workload)(nil),                  // 16: edgefabric.hub.v1.Workload
+	(*ContainerState)(nil),            // 17: edgefabric.hub.v1.ContainerState
+	(*ContainerStatus)(nil),           // 18: edgefabric.hub.v1.ContainerStatus
+	(*WorkloadStatus)(nil),            // 19: edgefabric.hub.v1.WorkloadStatus
+	(*Event)(nil),                     // 20: edgefabric.hub.v1.Event
+	(*LogOptions)(nil),                // 21: edgefabric.hub.v1.LogOptions
+	(*StreamRequest)(nil),             // 22: edgefabric.hub.v1.StreamRequest
+	(*ExecOptions)(nil),               // 23: edgefabric.hub.v1.ExecOptions
+	(*AttachOptions)(nil),             // 24: edgefabric.hub.v1.AttachOptions
+	(*PortForwardOptions)(nil),        // 25: edgefabric.hub.v1.PortForwardOptions
+	(*TerminalSize)(nil),              // 26: edgefabric.hub.v1.TerminalSize
+	(*ExitStatus)(nil),                // 27: edgefabric.hub.v1.ExitStatus
+	(*StreamFrame)(nil),               // 28: edgefabric.hub.v1.StreamFrame
+	nil,                               // 29: edgefabric.hub.v1.Hello.LabelsEntry
+	(*ContainerState_Waiting)(nil),    // 30: edgefabric.hub.v1.ContainerState.Waiting
+	(*ContainerState_Running)(nil),    // 31: edgefabric.hub.v1.ContainerState.Running
+	(*ContainerState_Terminated)(nil), // 32: edgefabric.hub.v1.ContainerState.Terminated
+	(*timestamppb.Timestamp)(nil),     // 33: google.protobuf.Timestamp
 }
 var file_pkg_apis_hub_v1_hub_proto_depIdxs = []int32{
-	27, // 0: edgefabric.hub.v1.BootstrapResponse.not_after:type_name -> google.protobuf.Timestamp
+	33, // 0: edgefabric.hub.v1.BootstrapResponse.not_after:type_name -> google.protobuf.Timestamp
 	3,  // 1: edgefabric.hub.v1.Hello.capacity:type_name -> edgefabric.hub.v1.Resources
-	23, // 2: edgefabric.hub.v1.Hello.labels:type_name -> edgefabric.hub.v1.Hello.LabelsEntry
-	18, // 3: edgefabric.hub.v1.Hello.statuses:type_name -> edgefabric.hub.v1.WorkloadStatus
-	27, // 4: edgefabric.hub.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
+	29, // 2: edgefabric.hub.v1.Hello.labels:type_name -> edgefabric.hub.v1.Hello.LabelsEntry
+	19, // 3: edgefabric.hub.v1.Hello.statuses:type_name -> edgefabric.hub.v1.WorkloadStatus
+	33, // 4: edgefabric.hub.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
 	3,  // 5: edgefabric.hub.v1.Heartbeat.allocated:type_name -> edgefabric.hub.v1.Resources
 	4,  // 6: edgefabric.hub.v1.AgentMessage.hello:type_name -> edgefabric.hub.v1.Hello
 	5,  // 7: edgefabric.hub.v1.AgentMessage.heartbeat:type_name -> edgefabric.hub.v1.Heartbeat
 	7,  // 8: edgefabric.hub.v1.AgentMessage.status:type_name -> edgefabric.hub.v1.StatusReport
 	8,  // 9: edgefabric.hub.v1.AgentMessage.ack:type_name -> edgefabric.hub.v1.Ack
-	18, // 10: edgefabric.hub.v1.StatusReport.statuses:type_name -> edgefabric.hub.v1.WorkloadStatus
-	19, // 11: edgefabric.hub.v1.StatusReport.events:type_name -> edgefabric.hub.v1.Event
+	19, // 10: edgefabric.hub.v1.StatusReport.statuses:type_name -> edgefabric.hub.v1.WorkloadStatus
+	20, // 11: edgefabric.hub.v1.StatusReport.events:type_name -> edgefabric.hub.v1.Event
 	11, // 12: edgefabric.hub.v1.HubMessage.desired:type_name -> edgefabric.hub.v1.DesiredState
 	12, // 13: edgefabric.hub.v1.HubMessage.delta:type_name -> edgefabric.hub.v1.WorkloadDelta
-	21, // 14: edgefabric.hub.v1.HubMessage.stream:type_name -> edgefabric.hub.v1.StreamRequest
+	22, // 14: edgefabric.hub.v1.HubMessage.stream:type_name -> edgefabric.hub.v1.StreamRequest
 	10, // 15: edgefabric.hub.v1.HubMessage.welcome:type_name -> edgefabric.hub.v1.Welcome
-	27, // 16: edgefabric.hub.v1.Welcome.server_time:type_name -> google.protobuf.Timestamp
-	15, // 17: edgefabric.hub.v1.DesiredState.workloads:type_name -> edgefabric.hub.v1.Workload
-	15, // 18: edgefabric.hub.v1.WorkloadDelta.upsert:type_name -> edgefabric.hub.v1.Workload
+	33, // 16: edgefabric.hub.v1.Welcome.server_time:type_name -> google.protobuf.Timestamp
+	16, // 17: edgefabric.hub.v1.DesiredState.workloads:type_name -> edgefabric.hub.v1.Workload
+	16, // 18: edgefabric.hub.v1.WorkloadDelta.upsert:type_name -> edgefabric.hub.v1.Workload
 	13, // 19: edgefabric.hub.v1.Container.env:type_name -> edgefabric.hub.v1.EnvVar
-	14, // 20: edgefabric.hub.v1.Workload.containers:type_name -> edgefabric.hub.v1.Container
-	24, // 21: edgefabric.hub.v1.ContainerState.waiting:type_name -> edgefabric.hub.v1.ContainerState.Waiting
-	25, // 22: edgefabric.hub.v1.ContainerState.running:type_name -> edgefabric.hub.v1.ContainerState.Running
-	26, // 23: edgefabric.hub.v1.ContainerState.terminated:type_name -> edgefabric.hub.v1.ContainerState.Terminated
-	16, // 24: edgefabric.hub.v1.ContainerStatus.state:type_name -> edgefabric.hub.v1.ContainerState
-	16, // 25: edgefabric.hub.v1.ContainerStatus.last_state:type_name -> edgefabric.hub.v1.ContainerState
-	17, // 26: edgefabric.hub.v1.WorkloadStatus.containers:type_name -> edgefabric.hub.v1.ContainerStatus
-	27, // 27: edgefabric.hub.v1.WorkloadStatus.start_time:type_name -> google.protobuf.Timestamp
-	27, // 28: edgefabric.hub.v1.Event.time:type_name -> google.protobuf.Timestamp
-	27, // 29: edgefabric.hub.v1.LogOptions.since_time:type_name -> google.protobuf.Timestamp
-	20, // 30: edgefabric.hub.v1.StreamRequest.logs:type_name -> edgefabric.hub.v1.LogOptions
-	27, // 31: edgefabric.hub.v1.ContainerState.Running.started_at:type_name -> google.protobuf.Timestamp
-	27, // 32: edgefabric.hub.v1.ContainerState.Terminated.started_at:type_name -> google.protobuf.Timestamp
-	27, // 33: edgefabric.hub.v1.ContainerState.Terminated.finished_at:type_name -> google.protobuf.Timestamp
-	0,  // 34: edgefabric.hub.v1.Hub.Bootstrap:input_type -> edgefabric.hub.v1.BootstrapRequest
-	1,  // 35: edgefabric.hub.v1.Hub.Renew:input_type -> edgefabric.hub.v1.RenewRequest
-	6,  // 36: edgefabric.hub.v1.Hub.Control:input_type -> edgefabric.hub.v1.AgentMessage
-	22, // 37: edgefabric.hub.v1.Hub.Stream:input_type -> edgefabric.hub.v1.StreamFrame
-	2,  // 38: edgefabric.hub.v1.Hub.Bootstrap:output_type -> edgefabric.hub.v1.BootstrapResponse
-	2,  // 39: edgefabric.hub.v1.Hub.Renew:output_type -> edgefabric.hub.v1.BootstrapResponse
-	9,  // 40: edgefabric.hub.v1.Hub.Control:output_type -> edgefabric.hub.v1.HubMessage
-	22, // 41: edgefabric.hub.v1.Hub.Stream:output_type -> edgefabric.hub.v1.StreamFrame
-	38, // [38:42] is the sub-list for method output_type
-	34, // [34:38] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	15, // 20: edgefabric.hub.v1.Container.ports:type_name -> edgefabric.hub.v1.ContainerPort
+	14, // 21: edgefabric.hub.v1.Workload.containers:type_name -> edgefabric.hub.v1.Container
+	30, // 22: edgefabric.hub.v1.ContainerState.waiting:type_name -> edgefabric.hub.v1.ContainerState.Waiting
+	31, // 23: edgefabric.hub.v1.ContainerState.running:type_name -> edgefabric.hub.v1.ContainerState.Running
+	32, // 24: edgefabric.hub.v1.ContainerState.terminated:type_name -> edgefabric.hub.v1.ContainerState.Terminated
+	17, // 25: edgefabric.hub.v1.ContainerStatus.state:type_name -> edgefabric.hub.v1.ContainerState
+	17, // 26: edgefabric.hub.v1.ContainerStatus.last_state:type_name -> edgefabric.hub.v1.ContainerState
+	18, // 27: edgefabric.hub.v1.WorkloadStatus.containers:type_name -> edgefabric.hub.v1.ContainerStatus
+	33, // 28: edgefabric.hub.v1.WorkloadStatus.start_time:type_name -> google.protobuf.Timestamp
+	33, // 29: edgefabric.hub.v1.Event.time:type_name -> google.protobuf.Timestamp
+	33, // 30: edgefabric.hub.v1.LogOptions.since_time:type_name -> google.protobuf.Timestamp
+	21, // 31: edgefabric.hub.v1.StreamRequest.logs:type_name -> edgefabric.hub.v1.LogOptions
+	23, // 32: edgefabric.hub.v1.StreamRequest.exec:type_name -> edgefabric.hub.v1.ExecOptions
+	24, // 33: edgefabric.hub.v1.StreamRequest.attach:type_name -> edgefabric.hub.v1.AttachOptions
+	25, // 34: edgefabric.hub.v1.StreamRequest.port_forward:type_name -> edgefabric.hub.v1.PortForwardOptions
+	26, // 35: edgefabric.hub.v1.StreamFrame.resize:type_name -> edgefabric.hub.v1.TerminalSize
+	27, // 36: edgefabric.hub.v1.StreamFrame.exit:type_name -> edgefabric.hub.v1.ExitStatus
+	33, // 37: edgefabric.hub.v1.ContainerState.Running.started_at:type_name -> google.protobuf.Timestamp
+	33, // 38: edgefabric.hub.v1.ContainerState.Terminated.started_at:type_name -> google.protobuf.Timestamp
+	33, // 39: edgefabric.hub.v1.ContainerState.Terminated.finished_at:type_name -> google.protobuf.Timestamp
+	0,  // 40: edgefabric.hub.v1.Hub.Bootstrap:input_type -> edgefabric.hub.v1.BootstrapRequest
+	1,  // 41: edgefabric.hub.v1.Hub.Renew:input_type -> edgefabric.hub.v1.RenewRequest
+	6,  // 42: edgefabric.hub.v1.Hub.Control:input_type -> edgefabric.hub.v1.AgentMessage
+	28, // 43: edgefabric.hub.v1.Hub.Stream:input_type -> edgefabric.hub.v1.StreamFrame
+	2,  // 44: edgefabric.hub.v1.Hub.Bootstrap:output_type -> edgefabric.hub.v1.BootstrapResponse
+	2,  // 45: edgefabric.hub.v1.Hub.Renew:output_type -> edgefabric.hub.v1.BootstrapResponse
+	9,  // 46: edgefabric.hub.v1.Hub.Control:output_type -> edgefabric.hub.v1.HubMessage
+	28, // 47: edgefabric.hub.v1.Hub.Stream:output_type -> edgefabric.hub.v1.StreamFrame
+	44, // [44:48] is the sub-list for method output_type
+	40, // [40:44] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_pkg_apis_hub_v1_hub_proto_init() }
@@ -2346,13 +2877,16 @@ func file_pkg_apis_hub_v1_hub_proto_init() {
 		(*HubMessage_Stream)(nil),
 		(*HubMessage_Welcome)(nil),
 	}
-	file_pkg_apis_hub_v1_hub_proto_msgTypes[16].OneofWrappers = []any{
+	file_pkg_apis_hub_v1_hub_proto_msgTypes[17].OneofWrappers = []any{
 		(*ContainerState_Waiting_)(nil),
 		(*ContainerState_Running_)(nil),
 		(*ContainerState_Terminated_)(nil),
 	}
-	file_pkg_apis_hub_v1_hub_proto_msgTypes[21].OneofWrappers = []any{
+	file_pkg_apis_hub_v1_hub_proto_msgTypes[22].OneofWrappers = []any{
 		(*StreamRequest_Logs)(nil),
+		(*StreamRequest_Exec)(nil),
+		(*StreamRequest_Attach)(nil),
+		(*StreamRequest_PortForward)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2360,7 +2894,7 @@ func file_pkg_apis_hub_v1_hub_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pkg_apis_hub_v1_hub_proto_rawDesc), len(file_pkg_apis_hub_v1_hub_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   27,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
