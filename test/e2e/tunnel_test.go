@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +23,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	statsv1alpha1 "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
+
 	"github.com/edgefabric/edgefabric/test/fabrictest"
 	"github.com/edgefabric/edgefabric/test/ocitest"
 )
@@ -30,7 +33,20 @@ import (
 // real kubectl, against examples/httpserver serving its containerPort from a
 // preopened socket on the device.
 func TestTunnel(t *testing.T) {
-	f := startFabric(t, 1)
+	// The API server's node proxy (stats) refuses loopback addresses: the
+	// kubelet API listens on one of the machine's other addresses if it has one.
+	var opts []fabrictest.FabricOption
+	hostIP := nonLoopbackIP()
+	if hostIP != "" {
+		l, err := net.Listen("tcp", net.JoinHostPort(hostIP, "0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		opts = append(opts, fabrictest.WithProviderArgs("--kubelet-listen", addr, "--node-ip", hostIP))
+	}
+	f := startFabric(t, 1, opts...)
 	ref, _ := f.PushExample("httpserver", "v1", ocitest.Image)
 	_, p, _ := net.SplitHostPort(fabrictest.FreePort(t))
 	port, _ := strconv.Atoi(p)
@@ -43,6 +59,12 @@ func TestTunnel(t *testing.T) {
 	t.Run("exec", func(t *testing.T) { testExec(t, f.For(t)) })
 	t.Run("port-forward", func(t *testing.T) { testPortForward(t, f.For(t), port) })
 	t.Run("attach", func(t *testing.T) { testAttach(t, f.For(t), ref) })
+	t.Run("stats", func(t *testing.T) {
+		if hostIP == "" {
+			t.Skip("the machine has no address but loopback, which the API server does not proxy to")
+		}
+		testStats(t, f.For(t))
+	})
 	f.CheckAlive()
 }
 
@@ -318,4 +340,75 @@ func testAttach(t *testing.T, f *fabrictest.Fabric, ref string) {
 			t.Fatalf("no line came back through kubectl attach: %s", errb.String())
 		}
 	}
+}
+
+// testStats reads /stats/summary and /metrics/resource of the node through
+// the API server's node proxy, as metrics-server and kubectl top would.
+func testStats(t *testing.T, f *fabrictest.Fabric) {
+	var web *statsv1alpha1.PodStats
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		out, err := f.Kubectl("get", "--raw", "/api/v1/nodes/"+f.NodeName+"/proxy/stats/summary")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s statsv1alpha1.Summary
+		if err := json.Unmarshal([]byte(out), &s); err != nil {
+			t.Fatalf("stats summary %q: %v", out, err)
+		}
+		if s.Node.NodeName != f.NodeName {
+			t.Errorf("node name: got %q, want %q", s.Node.NodeName, f.NodeName)
+		}
+		for i := range s.Pods {
+			if p := &s.Pods[i]; p.PodRef.Name == "web" && len(p.Containers) == 1 && p.Containers[0].CPU != nil && p.Containers[0].CPU.UsageNanoCores != nil {
+				web = p
+			}
+		}
+		if web != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no stats with a CPU rate for pod web in %s", out)
+		}
+		time.Sleep(time.Second)
+	}
+	c := web.Containers[0]
+	if c.Name != "app" || c.Memory == nil || c.Memory.WorkingSetBytes == nil || *c.Memory.WorkingSetBytes < 1<<20 {
+		t.Errorf("container stats: got %+v, want app with at least 1 MiB of memory", c)
+	}
+	if *c.CPU.UsageCoreNanoSeconds == 0 || *c.CPU.UsageCoreNanoSeconds > uint64(time.Hour) {
+		t.Errorf("cpu usage: got %d ns, want a plausible non-zero figure", *c.CPU.UsageCoreNanoSeconds)
+	}
+	if web.Memory == nil || *web.Memory.WorkingSetBytes != *c.Memory.WorkingSetBytes {
+		t.Errorf("pod memory: got %+v, want the container's", web.Memory)
+	}
+
+	out, err := f.Kubectl("get", "--raw", "/api/v1/nodes/"+f.NodeName+"/proxy/metrics/resource")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`container_memory_working_set_bytes{container="app",namespace="default",pod="web"}`,
+		`container_cpu_usage_seconds_total{container="app",namespace="default",pod="web"}`,
+		`pod_memory_working_set_bytes{namespace="default",pod="web"}`,
+		`node_cpu_usage_seconds_total`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("/metrics/resource has no %s:\n%s", want, out)
+		}
+	}
+}
+
+// nonLoopbackIP is an IPv4 address of this machine other than loopback, or "".
+func nonLoopbackIP() string {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return ""
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
+			return n.IP.String()
+		}
+	}
+	return ""
 }

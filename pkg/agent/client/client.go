@@ -39,6 +39,13 @@ type Workloads interface {
 	TakeReport() *hubv1.StatusReport
 }
 
+// UsageReporter is implemented by Workloads that can say what their running
+// containers use; the client sends it with every heartbeat. Usage must not
+// block.
+type UsageReporter interface {
+	Usage() []*hubv1.WorkloadUsage
+}
+
 // StreamHandler serves one data stream the hub asked for, writing with send
 // until done or ctx ends, and reading what the hub sends (stdin, a forwarded
 // connection's bytes, resizes) with recv. send is safe for concurrent use and
@@ -231,7 +238,11 @@ func (c *Client) sendLoop(ctx context.Context, stream grpc.BidiStreamingClient[h
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			if err := stream.Send(&hubv1.AgentMessage{Msg: &hubv1.AgentMessage_Heartbeat{Heartbeat: &hubv1.Heartbeat{Time: timestamppb.Now()}}}); err != nil {
+			hb := &hubv1.Heartbeat{Time: timestamppb.Now()}
+			if u, ok := c.work.(UsageReporter); ok {
+				hb.Usage = u.Usage()
+			}
+			if err := stream.Send(&hubv1.AgentMessage{Msg: &hubv1.AgentMessage_Heartbeat{Heartbeat: hb}}); err != nil {
 				return err
 			}
 		case <-c.work.Updates():

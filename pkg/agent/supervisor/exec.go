@@ -7,8 +7,11 @@ import (
 	"io"
 	"path"
 	"slices"
+	"sort"
 	"sync"
 	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/edgefabric/edgefabric/pkg/agent/image"
 	"github.com/edgefabric/edgefabric/pkg/agent/runtime/wasm"
@@ -57,10 +60,45 @@ type Execer interface {
 // run now.
 var ErrNotRunning = errors.New("container is not running")
 
-// running is what exec and attach reach of a running container.
+// running is what exec, attach and usage reports reach of a running container.
 type running struct {
-	exec   Execer
-	attach *attachPoint
+	exec    Execer
+	attach  *attachPoint
+	usage   func() wasm.Usage
+	started time.Time
+}
+
+// Usage reports what the running containers of every workload use now.
+func (s *Supervisor) Usage() []*hubv1.WorkloadUsage {
+	s.mu.Lock()
+	ws := make([]*workload, 0, len(s.workloads))
+	for _, w := range s.workloads {
+		ws = append(ws, w)
+	}
+	s.mu.Unlock()
+	now := timestamppb.Now()
+	var out []*hubv1.WorkloadUsage
+	for _, w := range ws {
+		w.mu.Lock()
+		wu := &hubv1.WorkloadUsage{Uid: w.spec.GetUid(), Time: now}
+		for name, r := range w.running {
+			if r.usage == nil {
+				continue
+			}
+			u := r.usage()
+			wu.Containers = append(wu.Containers, &hubv1.ContainerUsage{
+				Name: name, CpuUsageNanos: u.CPUNanos, CpuMeasured: u.CPUMeasured, MemoryBytes: u.MemoryBytes,
+				StartTime: timestamppb.New(r.started),
+			})
+		}
+		w.mu.Unlock()
+		if len(wu.Containers) > 0 {
+			sort.Slice(wu.Containers, func(i, j int) bool { return wu.Containers[i].GetName() < wu.Containers[j].GetName() })
+			out = append(out, wu)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].GetUid() < out[j].GetUid() })
+	return out
 }
 
 func (w *workload) setRunning(name string, r *running) {

@@ -288,8 +288,10 @@ func (w *workload) runOnce(ctx context.Context, c *hubv1.Container, art *image.A
 		return w.startFailed(name, started, err)
 	}
 	w.setRunning(name, &running{
-		exec:   &wasmExecer{rt: w.s.runtime, c: c, art: art, argv: argv(c, art), env: env(c, art, w.spec.GetName())},
-		attach: att,
+		exec:    &wasmExecer{rt: w.s.runtime, c: c, art: art, argv: argv(c, art), env: env(c, art, w.spec.GetName())},
+		attach:  att,
+		usage:   inst.Usage,
+		started: started.AsTime(),
 	})
 	defer w.setRunning(name, nil)
 	w.update(name, func(cs *hubv1.ContainerStatus) {

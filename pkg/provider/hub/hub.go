@@ -235,6 +235,7 @@ func (s *Server) Control(stream grpc.BidiStreamingServer[hubv1.AgentMessage, hub
 			switch m := m.GetMsg().(type) {
 			case *hubv1.AgentMessage_Heartbeat:
 				s.fab.Heartbeat(d)
+				s.fab.ReportUsage(d, m.Heartbeat.GetUsage())
 			case *hubv1.AgentMessage_Status:
 				s.fab.Heartbeat(d)
 				s.fab.Report(d, m.Status)

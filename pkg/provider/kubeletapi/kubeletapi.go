@@ -14,8 +14,10 @@ import (
 	"net/http"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/virtual-kubelet/virtual-kubelet/node/api"
 	corev1 "k8s.io/api/core/v1"
+	statsv1alpha1 "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 )
 
 // Backend answers the requests. Its methods may block on the device and must
@@ -29,6 +31,9 @@ type Backend interface {
 	Attach(ctx context.Context, namespace, pod, container string, attach api.AttachIO) error
 	// PortForward pipes one connection to a TCP port of the pod.
 	PortForward(ctx context.Context, namespace, pod string, port int32, conn io.ReadWriteCloser) error
+	// StatsSummary is /stats/summary; MetricsResource is /metrics/resource.
+	StatsSummary(ctx context.Context) (*statsv1alpha1.Summary, error)
+	MetricsResource(ctx context.Context) ([]*dto.MetricFamily, error)
 }
 
 // Handler returns the kubelet API's HTTP handler over b.
@@ -40,6 +45,8 @@ func Handler(b Backend) http.Handler {
 		RunInContainer:        b.Exec,
 		AttachToContainer:     b.Attach,
 		PortForward:           b.PortForward,
+		GetStatsSummary:       b.StatsSummary,
+		GetMetricsResource:    b.MetricsResource,
 		StreamIdleTimeout:     30 * time.Minute,
 		StreamCreationTimeout: 30 * time.Second,
 	}, false)

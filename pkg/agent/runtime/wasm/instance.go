@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +56,7 @@ type Instance struct {
 	stdin      io.Reader
 	mod        api.Module
 	memory     *limitedMemory
+	cpu        threadCPU
 	cancel     context.CancelFunc
 
 	stopOnce sync.Once
@@ -133,9 +135,33 @@ func (i *Instance) instantiate(ctx context.Context, rt wazero.Runtime, mod wazer
 	return nil
 }
 
+// Usage is what a running instance uses.
+type Usage struct {
+	// CPUNanos is the CPU time the instance's goroutine has used, measured
+	// as the CPU time of the OS thread it is locked to; CPUMeasured is false
+	// where the OS does not let that be read (then CPUNanos is 0).
+	CPUNanos    uint64
+	CPUMeasured bool
+	// MemoryBytes is the size of the module's linear memory.
+	MemoryBytes uint64
+}
+
+// Usage returns what the instance uses now (or used, once it has ended).
+func (i *Instance) Usage() Usage {
+	u := Usage{MemoryBytes: i.memory.size.Load()}
+	u.CPUNanos, u.CPUMeasured = i.cpu.used()
+	return u
+}
+
 // run calls _start and records the result; it is the instance's goroutine.
 func (i *Instance) run(ctx context.Context) {
+	// The goroutine keeps one OS thread while it runs the module, so that
+	// the thread's CPU time is the module's (see threadCPU).
+	runtime.LockOSThread()
+	i.cpu.start()
 	err := i.call(ctx)
+	i.cpu.stop()
+	runtime.UnlockOSThread()
 	res := i.classify(err)
 	_ = i.mod.Close(context.Background())
 	i.runtime.mu.Lock()

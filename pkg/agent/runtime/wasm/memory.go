@@ -26,6 +26,9 @@ type limitedMemory struct {
 	// does not run.
 	startOver bool
 	startSize uint64
+
+	// size is the linear memory's current size in bytes, for Usage.
+	size atomic.Uint64
 }
 
 func (m *limitedMemory) allocate(capacity, maxSize uint64) experimental.LinearMemory {
@@ -60,6 +63,7 @@ func (l *linearMemory) Reallocate(size uint64) []byte {
 		}
 		l.owner.startOver, l.owner.startSize = true, size
 	}
+	l.owner.size.Store(size)
 	if l.reserved != nil {
 		return l.reserved.grow(size)
 	}
@@ -90,6 +94,7 @@ func (l *linearMemory) Reallocate(size uint64) []byte {
 // the goroutine that ran it or after that goroutine has left the module's
 // code, so nothing reads the memory afterwards.
 func (l *linearMemory) Free() {
+	l.owner.size.Store(0)
 	if l.reserved != nil {
 		l.reserved.free()
 		l.reserved = nil

@@ -401,9 +401,11 @@ func (x *Hello) GetStatuses() []*WorkloadStatus {
 }
 
 type Heartbeat struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Time          *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
-	Allocated     *Resources             `protobuf:"bytes,2,opt,name=allocated,proto3" json:"allocated,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Time      *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
+	Allocated *Resources             `protobuf:"bytes,2,opt,name=allocated,proto3" json:"allocated,omitempty"`
+	// Resource usage of the running workloads (field 10 and up: the tunnel's).
+	Usage         []*WorkloadUsage `protobuf:"bytes,10,rep,name=usage,proto3" json:"usage,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -452,6 +454,153 @@ func (x *Heartbeat) GetAllocated() *Resources {
 	return nil
 }
 
+func (x *Heartbeat) GetUsage() []*WorkloadUsage {
+	if x != nil {
+		return x.Usage
+	}
+	return nil
+}
+
+// WorkloadUsage is what a workload's running containers use now.
+type WorkloadUsage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Uid           string                 `protobuf:"bytes,1,opt,name=uid,proto3" json:"uid,omitempty"`
+	Time          *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	Containers    []*ContainerUsage      `protobuf:"bytes,3,rep,name=containers,proto3" json:"containers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WorkloadUsage) Reset() {
+	*x = WorkloadUsage{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkloadUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkloadUsage) ProtoMessage() {}
+
+func (x *WorkloadUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkloadUsage.ProtoReflect.Descriptor instead.
+func (*WorkloadUsage) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *WorkloadUsage) GetUid() string {
+	if x != nil {
+		return x.Uid
+	}
+	return ""
+}
+
+func (x *WorkloadUsage) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *WorkloadUsage) GetContainers() []*ContainerUsage {
+	if x != nil {
+		return x.Containers
+	}
+	return nil
+}
+
+type ContainerUsage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// CPU time used since the container started; 0 where the runtime cannot
+	// measure it (see cpu_measured).
+	CpuUsageNanos uint64 `protobuf:"varint,2,opt,name=cpu_usage_nanos,json=cpuUsageNanos,proto3" json:"cpu_usage_nanos,omitempty"`
+	CpuMeasured   bool   `protobuf:"varint,3,opt,name=cpu_measured,json=cpuMeasured,proto3" json:"cpu_measured,omitempty"`
+	// Memory in use: for WASM, the size of the module's linear memory.
+	MemoryBytes   uint64                 `protobuf:"varint,4,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
+	StartTime     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContainerUsage) Reset() {
+	*x = ContainerUsage{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContainerUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContainerUsage) ProtoMessage() {}
+
+func (x *ContainerUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContainerUsage.ProtoReflect.Descriptor instead.
+func (*ContainerUsage) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ContainerUsage) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ContainerUsage) GetCpuUsageNanos() uint64 {
+	if x != nil {
+		return x.CpuUsageNanos
+	}
+	return 0
+}
+
+func (x *ContainerUsage) GetCpuMeasured() bool {
+	if x != nil {
+		return x.CpuMeasured
+	}
+	return false
+}
+
+func (x *ContainerUsage) GetMemoryBytes() uint64 {
+	if x != nil {
+		return x.MemoryBytes
+	}
+	return 0
+}
+
+func (x *ContainerUsage) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
 type AgentMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Msg:
@@ -467,7 +616,7 @@ type AgentMessage struct {
 
 func (x *AgentMessage) Reset() {
 	*x = AgentMessage{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[6]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -479,7 +628,7 @@ func (x *AgentMessage) String() string {
 func (*AgentMessage) ProtoMessage() {}
 
 func (x *AgentMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[6]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -492,7 +641,7 @@ func (x *AgentMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentMessage.ProtoReflect.Descriptor instead.
 func (*AgentMessage) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{6}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *AgentMessage) GetMsg() isAgentMessage_Msg {
@@ -578,7 +727,7 @@ type StatusReport struct {
 
 func (x *StatusReport) Reset() {
 	*x = StatusReport{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[7]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -590,7 +739,7 @@ func (x *StatusReport) String() string {
 func (*StatusReport) ProtoMessage() {}
 
 func (x *StatusReport) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[7]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -603,7 +752,7 @@ func (x *StatusReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusReport.ProtoReflect.Descriptor instead.
 func (*StatusReport) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{7}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *StatusReport) GetStatuses() []*WorkloadStatus {
@@ -629,7 +778,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[8]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -641,7 +790,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[8]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -654,7 +803,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{8}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Ack) GetGeneration() uint64 {
@@ -679,7 +828,7 @@ type HubMessage struct {
 
 func (x *HubMessage) Reset() {
 	*x = HubMessage{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[9]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -691,7 +840,7 @@ func (x *HubMessage) String() string {
 func (*HubMessage) ProtoMessage() {}
 
 func (x *HubMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[9]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -704,7 +853,7 @@ func (x *HubMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HubMessage.ProtoReflect.Descriptor instead.
 func (*HubMessage) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{9}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *HubMessage) GetMsg() isHubMessage_Msg {
@@ -789,7 +938,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[10]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -801,7 +950,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[10]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -814,7 +963,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{10}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Welcome) GetAccount() string {
@@ -850,7 +999,7 @@ type DesiredState struct {
 
 func (x *DesiredState) Reset() {
 	*x = DesiredState{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[11]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -862,7 +1011,7 @@ func (x *DesiredState) String() string {
 func (*DesiredState) ProtoMessage() {}
 
 func (x *DesiredState) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[11]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -875,7 +1024,7 @@ func (x *DesiredState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DesiredState.ProtoReflect.Descriptor instead.
 func (*DesiredState) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{11}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DesiredState) GetGeneration() uint64 {
@@ -904,7 +1053,7 @@ type WorkloadDelta struct {
 
 func (x *WorkloadDelta) Reset() {
 	*x = WorkloadDelta{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[12]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -916,7 +1065,7 @@ func (x *WorkloadDelta) String() string {
 func (*WorkloadDelta) ProtoMessage() {}
 
 func (x *WorkloadDelta) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[12]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -929,7 +1078,7 @@ func (x *WorkloadDelta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkloadDelta.ProtoReflect.Descriptor instead.
 func (*WorkloadDelta) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{12}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *WorkloadDelta) GetGeneration() uint64 {
@@ -963,7 +1112,7 @@ type EnvVar struct {
 
 func (x *EnvVar) Reset() {
 	*x = EnvVar{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[13]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -975,7 +1124,7 @@ func (x *EnvVar) String() string {
 func (*EnvVar) ProtoMessage() {}
 
 func (x *EnvVar) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[13]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -988,7 +1137,7 @@ func (x *EnvVar) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvVar.ProtoReflect.Descriptor instead.
 func (*EnvVar) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{13}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *EnvVar) GetName() string {
@@ -1032,7 +1181,7 @@ type Container struct {
 
 func (x *Container) Reset() {
 	*x = Container{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[14]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1044,7 +1193,7 @@ func (x *Container) String() string {
 func (*Container) ProtoMessage() {}
 
 func (x *Container) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[14]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1057,7 +1206,7 @@ func (x *Container) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Container.ProtoReflect.Descriptor instead.
 func (*Container) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{14}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Container) GetName() string {
@@ -1176,7 +1325,7 @@ type ContainerPort struct {
 
 func (x *ContainerPort) Reset() {
 	*x = ContainerPort{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[15]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1188,7 +1337,7 @@ func (x *ContainerPort) String() string {
 func (*ContainerPort) ProtoMessage() {}
 
 func (x *ContainerPort) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[15]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1201,7 +1350,7 @@ func (x *ContainerPort) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerPort.ProtoReflect.Descriptor instead.
 func (*ContainerPort) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{15}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ContainerPort) GetName() string {
@@ -1242,7 +1391,7 @@ type Workload struct {
 
 func (x *Workload) Reset() {
 	*x = Workload{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[16]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1254,7 +1403,7 @@ func (x *Workload) String() string {
 func (*Workload) ProtoMessage() {}
 
 func (x *Workload) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[16]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1267,7 +1416,7 @@ func (x *Workload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Workload.ProtoReflect.Descriptor instead.
 func (*Workload) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{16}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Workload) GetUid() string {
@@ -1340,7 +1489,7 @@ type ContainerState struct {
 
 func (x *ContainerState) Reset() {
 	*x = ContainerState{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[17]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1352,7 +1501,7 @@ func (x *ContainerState) String() string {
 func (*ContainerState) ProtoMessage() {}
 
 func (x *ContainerState) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[17]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1365,7 +1514,7 @@ func (x *ContainerState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerState.ProtoReflect.Descriptor instead.
 func (*ContainerState) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{17}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ContainerState) GetState() isContainerState_State {
@@ -1439,7 +1588,7 @@ type ContainerStatus struct {
 
 func (x *ContainerStatus) Reset() {
 	*x = ContainerStatus{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[18]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1451,7 +1600,7 @@ func (x *ContainerStatus) String() string {
 func (*ContainerStatus) ProtoMessage() {}
 
 func (x *ContainerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[18]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1464,7 +1613,7 @@ func (x *ContainerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerStatus.ProtoReflect.Descriptor instead.
 func (*ContainerStatus) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{18}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ContainerStatus) GetName() string {
@@ -1536,7 +1685,7 @@ type WorkloadStatus struct {
 
 func (x *WorkloadStatus) Reset() {
 	*x = WorkloadStatus{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[19]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1548,7 +1697,7 @@ func (x *WorkloadStatus) String() string {
 func (*WorkloadStatus) ProtoMessage() {}
 
 func (x *WorkloadStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[19]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1561,7 +1710,7 @@ func (x *WorkloadStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkloadStatus.ProtoReflect.Descriptor instead.
 func (*WorkloadStatus) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{19}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *WorkloadStatus) GetUid() string {
@@ -1648,7 +1797,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[20]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1660,7 +1809,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[20]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1673,7 +1822,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{20}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Event) GetWorkloadUid() string {
@@ -1733,7 +1882,7 @@ type LogOptions struct {
 
 func (x *LogOptions) Reset() {
 	*x = LogOptions{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[21]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1745,7 +1894,7 @@ func (x *LogOptions) String() string {
 func (*LogOptions) ProtoMessage() {}
 
 func (x *LogOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[21]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1758,7 +1907,7 @@ func (x *LogOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogOptions.ProtoReflect.Descriptor instead.
 func (*LogOptions) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{21}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *LogOptions) GetFollow() bool {
@@ -1828,7 +1977,7 @@ type StreamRequest struct {
 
 func (x *StreamRequest) Reset() {
 	*x = StreamRequest{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[22]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1840,7 +1989,7 @@ func (x *StreamRequest) String() string {
 func (*StreamRequest) ProtoMessage() {}
 
 func (x *StreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[22]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1853,7 +2002,7 @@ func (x *StreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamRequest.ProtoReflect.Descriptor instead.
 func (*StreamRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{22}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *StreamRequest) GetId() string {
@@ -1964,7 +2113,7 @@ type ExecOptions struct {
 
 func (x *ExecOptions) Reset() {
 	*x = ExecOptions{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[23]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1976,7 +2125,7 @@ func (x *ExecOptions) String() string {
 func (*ExecOptions) ProtoMessage() {}
 
 func (x *ExecOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[23]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1989,7 +2138,7 @@ func (x *ExecOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecOptions.ProtoReflect.Descriptor instead.
 func (*ExecOptions) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{23}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ExecOptions) GetCommand() []string {
@@ -2040,7 +2189,7 @@ type AttachOptions struct {
 
 func (x *AttachOptions) Reset() {
 	*x = AttachOptions{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[24]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2052,7 +2201,7 @@ func (x *AttachOptions) String() string {
 func (*AttachOptions) ProtoMessage() {}
 
 func (x *AttachOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[24]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2065,7 +2214,7 @@ func (x *AttachOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachOptions.ProtoReflect.Descriptor instead.
 func (*AttachOptions) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{24}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *AttachOptions) GetStdin() bool {
@@ -2107,7 +2256,7 @@ type PortForwardOptions struct {
 
 func (x *PortForwardOptions) Reset() {
 	*x = PortForwardOptions{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[25]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2119,7 +2268,7 @@ func (x *PortForwardOptions) String() string {
 func (*PortForwardOptions) ProtoMessage() {}
 
 func (x *PortForwardOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[25]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2132,7 +2281,7 @@ func (x *PortForwardOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortForwardOptions.ProtoReflect.Descriptor instead.
 func (*PortForwardOptions) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{25}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PortForwardOptions) GetPort() int32 {
@@ -2152,7 +2301,7 @@ type TerminalSize struct {
 
 func (x *TerminalSize) Reset() {
 	*x = TerminalSize{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[26]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2164,7 +2313,7 @@ func (x *TerminalSize) String() string {
 func (*TerminalSize) ProtoMessage() {}
 
 func (x *TerminalSize) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[26]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2177,7 +2326,7 @@ func (x *TerminalSize) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalSize.ProtoReflect.Descriptor instead.
 func (*TerminalSize) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{26}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *TerminalSize) GetWidth() uint32 {
@@ -2206,7 +2355,7 @@ type ExitStatus struct {
 
 func (x *ExitStatus) Reset() {
 	*x = ExitStatus{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[27]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2218,7 +2367,7 @@ func (x *ExitStatus) String() string {
 func (*ExitStatus) ProtoMessage() {}
 
 func (x *ExitStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[27]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2231,7 +2380,7 @@ func (x *ExitStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitStatus.ProtoReflect.Descriptor instead.
 func (*ExitStatus) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{27}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ExitStatus) GetCode() int32 {
@@ -2272,7 +2421,7 @@ type StreamFrame struct {
 
 func (x *StreamFrame) Reset() {
 	*x = StreamFrame{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[28]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2284,7 +2433,7 @@ func (x *StreamFrame) String() string {
 func (*StreamFrame) ProtoMessage() {}
 
 func (x *StreamFrame) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[28]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2297,7 +2446,7 @@ func (x *StreamFrame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamFrame.ProtoReflect.Descriptor instead.
 func (*StreamFrame) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{28}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *StreamFrame) GetOpen() string {
@@ -2366,7 +2515,7 @@ type ContainerState_Waiting struct {
 
 func (x *ContainerState_Waiting) Reset() {
 	*x = ContainerState_Waiting{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[30]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2378,7 +2527,7 @@ func (x *ContainerState_Waiting) String() string {
 func (*ContainerState_Waiting) ProtoMessage() {}
 
 func (x *ContainerState_Waiting) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[30]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2391,7 +2540,7 @@ func (x *ContainerState_Waiting) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerState_Waiting.ProtoReflect.Descriptor instead.
 func (*ContainerState_Waiting) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{17, 0}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{19, 0}
 }
 
 func (x *ContainerState_Waiting) GetReason() string {
@@ -2417,7 +2566,7 @@ type ContainerState_Running struct {
 
 func (x *ContainerState_Running) Reset() {
 	*x = ContainerState_Running{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[31]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2429,7 +2578,7 @@ func (x *ContainerState_Running) String() string {
 func (*ContainerState_Running) ProtoMessage() {}
 
 func (x *ContainerState_Running) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[31]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2442,7 +2591,7 @@ func (x *ContainerState_Running) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerState_Running.ProtoReflect.Descriptor instead.
 func (*ContainerState_Running) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{17, 1}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{19, 1}
 }
 
 func (x *ContainerState_Running) GetStartedAt() *timestamppb.Timestamp {
@@ -2465,7 +2614,7 @@ type ContainerState_Terminated struct {
 
 func (x *ContainerState_Terminated) Reset() {
 	*x = ContainerState_Terminated{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[32]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2477,7 +2626,7 @@ func (x *ContainerState_Terminated) String() string {
 func (*ContainerState_Terminated) ProtoMessage() {}
 
 func (x *ContainerState_Terminated) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[32]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2490,7 +2639,7 @@ func (x *ContainerState_Terminated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerState_Terminated.ProtoReflect.Descriptor instead.
 func (*ContainerState_Terminated) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{17, 2}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{19, 2}
 }
 
 func (x *ContainerState_Terminated) GetExitCode() int32 {
@@ -2565,10 +2714,25 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"\bstatuses\x18\v \x03(\v2!.edgefabric.hub.v1.WorkloadStatusR\bstatuses\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"w\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xaf\x01\n" +
 	"\tHeartbeat\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12:\n" +
-	"\tallocated\x18\x02 \x01(\v2\x1c.edgefabric.hub.v1.ResourcesR\tallocated\"\xec\x01\n" +
+	"\tallocated\x18\x02 \x01(\v2\x1c.edgefabric.hub.v1.ResourcesR\tallocated\x126\n" +
+	"\x05usage\x18\n" +
+	" \x03(\v2 .edgefabric.hub.v1.WorkloadUsageR\x05usage\"\x94\x01\n" +
+	"\rWorkloadUsage\x12\x10\n" +
+	"\x03uid\x18\x01 \x01(\tR\x03uid\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12A\n" +
+	"\n" +
+	"containers\x18\x03 \x03(\v2!.edgefabric.hub.v1.ContainerUsageR\n" +
+	"containers\"\xcd\x01\n" +
+	"\x0eContainerUsage\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12&\n" +
+	"\x0fcpu_usage_nanos\x18\x02 \x01(\x04R\rcpuUsageNanos\x12!\n" +
+	"\fcpu_measured\x18\x03 \x01(\bR\vcpuMeasured\x12!\n" +
+	"\fmemory_bytes\x18\x04 \x01(\x04R\vmemoryBytes\x129\n" +
+	"\n" +
+	"start_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\"\xec\x01\n" +
 	"\fAgentMessage\x120\n" +
 	"\x05hello\x18\x01 \x01(\v2\x18.edgefabric.hub.v1.HelloH\x00R\x05hello\x12<\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x1c.edgefabric.hub.v1.HeartbeatH\x00R\theartbeat\x129\n" +
@@ -2767,7 +2931,7 @@ func file_pkg_apis_hub_v1_hub_proto_rawDescGZIP() []byte {
 	return file_pkg_apis_hub_v1_hub_proto_rawDescData
 }
 
-var file_pkg_apis_hub_v1_hub_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_pkg_apis_hub_v1_hub_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_pkg_apis_hub_v1_hub_proto_goTypes = []any{
 	(*BootstrapRequest)(nil),          // 0: edgefabric.hub.v1.BootstrapRequest
 	(*RenewRequest)(nil),              // 1: edgefabric.hub.v1.RenewRequest
@@ -2775,89 +2939,95 @@ var file_pkg_apis_hub_v1_hub_proto_goTypes = []any{
 	(*Resources)(nil),                 // 3: edgefabric.hub.v1.Resources
 	(*Hello)(nil),                     // 4: edgefabric.hub.v1.Hello
 	(*Heartbeat)(nil),                 // 5: edgefabric.hub.v1.Heartbeat
-	(*AgentMessage)(nil),              // 6: edgefabric.hub.v1.AgentMessage
-	(*StatusReport)(nil),              // 7: edgefabric.hub.v1.StatusReport
-	(*Ack)(nil),                       // 8: edgefabric.hub.v1.Ack
-	(*HubMessage)(nil),                // 9: edgefabric.hub.v1.HubMessage
-	(*Welcome)(nil),                   // 10: edgefabric.hub.v1.Welcome
-	(*DesiredState)(nil),              // 11: edgefabric.hub.v1.DesiredState
-	(*WorkloadDelta)(nil),             // 12: edgefabric.hub.v1.WorkloadDelta
-	(*EnvVar)(nil),                    // 13: edgefabric.hub.v1.EnvVar
-	(*Container)(nil),                 // 14: edgefabric.hub.v1.Container
-	(*ContainerPort)(nil),             // 15: edgefabric.hub.v1.ContainerPort
-	(*Workload)(nil),                  // 16: edgefabric.hub.v1.Workload
-	(*ContainerState)(nil),            // 17: edgefabric.hub.v1.ContainerState
-	(*ContainerStatus)(nil),           // 18: edgefabric.hub.v1.ContainerStatus
-	(*WorkloadStatus)(nil),            // 19: edgefabric.hub.v1.WorkloadStatus
-	(*Event)(nil),                     // 20: edgefabric.hub.v1.Event
-	(*LogOptions)(nil),                // 21: edgefabric.hub.v1.LogOptions
-	(*StreamRequest)(nil),             // 22: edgefabric.hub.v1.StreamRequest
-	(*ExecOptions)(nil),               // 23: edgefabric.hub.v1.ExecOptions
-	(*AttachOptions)(nil),             // 24: edgefabric.hub.v1.AttachOptions
-	(*PortForwardOptions)(nil),        // 25: edgefabric.hub.v1.PortForwardOptions
-	(*TerminalSize)(nil),              // 26: edgefabric.hub.v1.TerminalSize
-	(*ExitStatus)(nil),                // 27: edgefabric.hub.v1.ExitStatus
-	(*StreamFrame)(nil),               // 28: edgefabric.hub.v1.StreamFrame
-	nil,                               // 29: edgefabric.hub.v1.Hello.LabelsEntry
-	(*ContainerState_Waiting)(nil),    // 30: edgefabric.hub.v1.ContainerState.Waiting
-	(*ContainerState_Running)(nil),    // 31: edgefabric.hub.v1.ContainerState.Running
-	(*ContainerState_Terminated)(nil), // 32: edgefabric.hub.v1.ContainerState.Terminated
-	(*timestamppb.Timestamp)(nil),     // 33: google.protobuf.Timestamp
+	(*WorkloadUsage)(nil),             // 6: edgefabric.hub.v1.WorkloadUsage
+	(*ContainerUsage)(nil),            // 7: edgefabric.hub.v1.ContainerUsage
+	(*AgentMessage)(nil),              // 8: edgefabric.hub.v1.AgentMessage
+	(*StatusReport)(nil),              // 9: edgefabric.hub.v1.StatusReport
+	(*Ack)(nil),                       // 10: edgefabric.hub.v1.Ack
+	(*HubMessage)(nil),                // 11: edgefabric.hub.v1.HubMessage
+	(*Welcome)(nil),                   // 12: edgefabric.hub.v1.Welcome
+	(*DesiredState)(nil),              // 13: edgefabric.hub.v1.DesiredState
+	(*WorkloadDelta)(nil),             // 14: edgefabric.hub.v1.WorkloadDelta
+	(*EnvVar)(nil),                    // 15: edgefabric.hub.v1.EnvVar
+	(*Container)(nil),                 // 16: edgefabric.hub.v1.Container
+	(*ContainerPort)(nil),             // 17: edgefabric.hub.v1.ContainerPort
+	(*Workload)(nil),                  // 18: edgefabric.hub.v1.Workload
+	(*ContainerState)(nil),            // 19: edgefabric.hub.v1.ContainerState
+	(*ContainerStatus)(nil),           // 20: edgefabric.hub.v1.ContainerStatus
+	(*WorkloadStatus)(nil),            // 21: edgefabric.hub.v1.WorkloadStatus
+	(*Event)(nil),                     // 22: edgefabric.hub.v1.Event
+	(*LogOptions)(nil),                // 23: edgefabric.hub.v1.LogOptions
+	(*StreamRequest)(nil),             // 24: edgefabric.hub.v1.StreamRequest
+	(*ExecOptions)(nil),               // 25: edgefabric.hub.v1.ExecOptions
+	(*AttachOptions)(nil),             // 26: edgefabric.hub.v1.AttachOptions
+	(*PortForwardOptions)(nil),        // 27: edgefabric.hub.v1.PortForwardOptions
+	(*TerminalSize)(nil),              // 28: edgefabric.hub.v1.TerminalSize
+	(*ExitStatus)(nil),                // 29: edgefabric.hub.v1.ExitStatus
+	(*StreamFrame)(nil),               // 30: edgefabric.hub.v1.StreamFrame
+	nil,                               // 31: edgefabric.hub.v1.Hello.LabelsEntry
+	(*ContainerState_Waiting)(nil),    // 32: edgefabric.hub.v1.ContainerState.Waiting
+	(*ContainerState_Running)(nil),    // 33: edgefabric.hub.v1.ContainerState.Running
+	(*ContainerState_Terminated)(nil), // 34: edgefabric.hub.v1.ContainerState.Terminated
+	(*timestamppb.Timestamp)(nil),     // 35: google.protobuf.Timestamp
 }
 var file_pkg_apis_hub_v1_hub_proto_depIdxs = []int32{
-	33, // 0: edgefabric.hub.v1.BootstrapResponse.not_after:type_name -> google.protobuf.Timestamp
+	35, // 0: edgefabric.hub.v1.BootstrapResponse.not_after:type_name -> google.protobuf.Timestamp
 	3,  // 1: edgefabric.hub.v1.Hello.capacity:type_name -> edgefabric.hub.v1.Resources
-	29, // 2: edgefabric.hub.v1.Hello.labels:type_name -> edgefabric.hub.v1.Hello.LabelsEntry
-	19, // 3: edgefabric.hub.v1.Hello.statuses:type_name -> edgefabric.hub.v1.WorkloadStatus
-	33, // 4: edgefabric.hub.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
+	31, // 2: edgefabric.hub.v1.Hello.labels:type_name -> edgefabric.hub.v1.Hello.LabelsEntry
+	21, // 3: edgefabric.hub.v1.Hello.statuses:type_name -> edgefabric.hub.v1.WorkloadStatus
+	35, // 4: edgefabric.hub.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
 	3,  // 5: edgefabric.hub.v1.Heartbeat.allocated:type_name -> edgefabric.hub.v1.Resources
-	4,  // 6: edgefabric.hub.v1.AgentMessage.hello:type_name -> edgefabric.hub.v1.Hello
-	5,  // 7: edgefabric.hub.v1.AgentMessage.heartbeat:type_name -> edgefabric.hub.v1.Heartbeat
-	7,  // 8: edgefabric.hub.v1.AgentMessage.status:type_name -> edgefabric.hub.v1.StatusReport
-	8,  // 9: edgefabric.hub.v1.AgentMessage.ack:type_name -> edgefabric.hub.v1.Ack
-	19, // 10: edgefabric.hub.v1.StatusReport.statuses:type_name -> edgefabric.hub.v1.WorkloadStatus
-	20, // 11: edgefabric.hub.v1.StatusReport.events:type_name -> edgefabric.hub.v1.Event
-	11, // 12: edgefabric.hub.v1.HubMessage.desired:type_name -> edgefabric.hub.v1.DesiredState
-	12, // 13: edgefabric.hub.v1.HubMessage.delta:type_name -> edgefabric.hub.v1.WorkloadDelta
-	22, // 14: edgefabric.hub.v1.HubMessage.stream:type_name -> edgefabric.hub.v1.StreamRequest
-	10, // 15: edgefabric.hub.v1.HubMessage.welcome:type_name -> edgefabric.hub.v1.Welcome
-	33, // 16: edgefabric.hub.v1.Welcome.server_time:type_name -> google.protobuf.Timestamp
-	16, // 17: edgefabric.hub.v1.DesiredState.workloads:type_name -> edgefabric.hub.v1.Workload
-	16, // 18: edgefabric.hub.v1.WorkloadDelta.upsert:type_name -> edgefabric.hub.v1.Workload
-	13, // 19: edgefabric.hub.v1.Container.env:type_name -> edgefabric.hub.v1.EnvVar
-	15, // 20: edgefabric.hub.v1.Container.ports:type_name -> edgefabric.hub.v1.ContainerPort
-	14, // 21: edgefabric.hub.v1.Workload.containers:type_name -> edgefabric.hub.v1.Container
-	30, // 22: edgefabric.hub.v1.ContainerState.waiting:type_name -> edgefabric.hub.v1.ContainerState.Waiting
-	31, // 23: edgefabric.hub.v1.ContainerState.running:type_name -> edgefabric.hub.v1.ContainerState.Running
-	32, // 24: edgefabric.hub.v1.ContainerState.terminated:type_name -> edgefabric.hub.v1.ContainerState.Terminated
-	17, // 25: edgefabric.hub.v1.ContainerStatus.state:type_name -> edgefabric.hub.v1.ContainerState
-	17, // 26: edgefabric.hub.v1.ContainerStatus.last_state:type_name -> edgefabric.hub.v1.ContainerState
-	18, // 27: edgefabric.hub.v1.WorkloadStatus.containers:type_name -> edgefabric.hub.v1.ContainerStatus
-	33, // 28: edgefabric.hub.v1.WorkloadStatus.start_time:type_name -> google.protobuf.Timestamp
-	33, // 29: edgefabric.hub.v1.Event.time:type_name -> google.protobuf.Timestamp
-	33, // 30: edgefabric.hub.v1.LogOptions.since_time:type_name -> google.protobuf.Timestamp
-	21, // 31: edgefabric.hub.v1.StreamRequest.logs:type_name -> edgefabric.hub.v1.LogOptions
-	23, // 32: edgefabric.hub.v1.StreamRequest.exec:type_name -> edgefabric.hub.v1.ExecOptions
-	24, // 33: edgefabric.hub.v1.StreamRequest.attach:type_name -> edgefabric.hub.v1.AttachOptions
-	25, // 34: edgefabric.hub.v1.StreamRequest.port_forward:type_name -> edgefabric.hub.v1.PortForwardOptions
-	26, // 35: edgefabric.hub.v1.StreamFrame.resize:type_name -> edgefabric.hub.v1.TerminalSize
-	27, // 36: edgefabric.hub.v1.StreamFrame.exit:type_name -> edgefabric.hub.v1.ExitStatus
-	33, // 37: edgefabric.hub.v1.ContainerState.Running.started_at:type_name -> google.protobuf.Timestamp
-	33, // 38: edgefabric.hub.v1.ContainerState.Terminated.started_at:type_name -> google.protobuf.Timestamp
-	33, // 39: edgefabric.hub.v1.ContainerState.Terminated.finished_at:type_name -> google.protobuf.Timestamp
-	0,  // 40: edgefabric.hub.v1.Hub.Bootstrap:input_type -> edgefabric.hub.v1.BootstrapRequest
-	1,  // 41: edgefabric.hub.v1.Hub.Renew:input_type -> edgefabric.hub.v1.RenewRequest
-	6,  // 42: edgefabric.hub.v1.Hub.Control:input_type -> edgefabric.hub.v1.AgentMessage
-	28, // 43: edgefabric.hub.v1.Hub.Stream:input_type -> edgefabric.hub.v1.StreamFrame
-	2,  // 44: edgefabric.hub.v1.Hub.Bootstrap:output_type -> edgefabric.hub.v1.BootstrapResponse
-	2,  // 45: edgefabric.hub.v1.Hub.Renew:output_type -> edgefabric.hub.v1.BootstrapResponse
-	9,  // 46: edgefabric.hub.v1.Hub.Control:output_type -> edgefabric.hub.v1.HubMessage
-	28, // 47: edgefabric.hub.v1.Hub.Stream:output_type -> edgefabric.hub.v1.StreamFrame
-	44, // [44:48] is the sub-list for method output_type
-	40, // [40:44] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	6,  // 6: edgefabric.hub.v1.Heartbeat.usage:type_name -> edgefabric.hub.v1.WorkloadUsage
+	35, // 7: edgefabric.hub.v1.WorkloadUsage.time:type_name -> google.protobuf.Timestamp
+	7,  // 8: edgefabric.hub.v1.WorkloadUsage.containers:type_name -> edgefabric.hub.v1.ContainerUsage
+	35, // 9: edgefabric.hub.v1.ContainerUsage.start_time:type_name -> google.protobuf.Timestamp
+	4,  // 10: edgefabric.hub.v1.AgentMessage.hello:type_name -> edgefabric.hub.v1.Hello
+	5,  // 11: edgefabric.hub.v1.AgentMessage.heartbeat:type_name -> edgefabric.hub.v1.Heartbeat
+	9,  // 12: edgefabric.hub.v1.AgentMessage.status:type_name -> edgefabric.hub.v1.StatusReport
+	10, // 13: edgefabric.hub.v1.AgentMessage.ack:type_name -> edgefabric.hub.v1.Ack
+	21, // 14: edgefabric.hub.v1.StatusReport.statuses:type_name -> edgefabric.hub.v1.WorkloadStatus
+	22, // 15: edgefabric.hub.v1.StatusReport.events:type_name -> edgefabric.hub.v1.Event
+	13, // 16: edgefabric.hub.v1.HubMessage.desired:type_name -> edgefabric.hub.v1.DesiredState
+	14, // 17: edgefabric.hub.v1.HubMessage.delta:type_name -> edgefabric.hub.v1.WorkloadDelta
+	24, // 18: edgefabric.hub.v1.HubMessage.stream:type_name -> edgefabric.hub.v1.StreamRequest
+	12, // 19: edgefabric.hub.v1.HubMessage.welcome:type_name -> edgefabric.hub.v1.Welcome
+	35, // 20: edgefabric.hub.v1.Welcome.server_time:type_name -> google.protobuf.Timestamp
+	18, // 21: edgefabric.hub.v1.DesiredState.workloads:type_name -> edgefabric.hub.v1.Workload
+	18, // 22: edgefabric.hub.v1.WorkloadDelta.upsert:type_name -> edgefabric.hub.v1.Workload
+	15, // 23: edgefabric.hub.v1.Container.env:type_name -> edgefabric.hub.v1.EnvVar
+	17, // 24: edgefabric.hub.v1.Container.ports:type_name -> edgefabric.hub.v1.ContainerPort
+	16, // 25: edgefabric.hub.v1.Workload.containers:type_name -> edgefabric.hub.v1.Container
+	32, // 26: edgefabric.hub.v1.ContainerState.waiting:type_name -> edgefabric.hub.v1.ContainerState.Waiting
+	33, // 27: edgefabric.hub.v1.ContainerState.running:type_name -> edgefabric.hub.v1.ContainerState.Running
+	34, // 28: edgefabric.hub.v1.ContainerState.terminated:type_name -> edgefabric.hub.v1.ContainerState.Terminated
+	19, // 29: edgefabric.hub.v1.ContainerStatus.state:type_name -> edgefabric.hub.v1.ContainerState
+	19, // 30: edgefabric.hub.v1.ContainerStatus.last_state:type_name -> edgefabric.hub.v1.ContainerState
+	20, // 31: edgefabric.hub.v1.WorkloadStatus.containers:type_name -> edgefabric.hub.v1.ContainerStatus
+	35, // 32: edgefabric.hub.v1.WorkloadStatus.start_time:type_name -> google.protobuf.Timestamp
+	35, // 33: edgefabric.hub.v1.Event.time:type_name -> google.protobuf.Timestamp
+	35, // 34: edgefabric.hub.v1.LogOptions.since_time:type_name -> google.protobuf.Timestamp
+	23, // 35: edgefabric.hub.v1.StreamRequest.logs:type_name -> edgefabric.hub.v1.LogOptions
+	25, // 36: edgefabric.hub.v1.StreamRequest.exec:type_name -> edgefabric.hub.v1.ExecOptions
+	26, // 37: edgefabric.hub.v1.StreamRequest.attach:type_name -> edgefabric.hub.v1.AttachOptions
+	27, // 38: edgefabric.hub.v1.StreamRequest.port_forward:type_name -> edgefabric.hub.v1.PortForwardOptions
+	28, // 39: edgefabric.hub.v1.StreamFrame.resize:type_name -> edgefabric.hub.v1.TerminalSize
+	29, // 40: edgefabric.hub.v1.StreamFrame.exit:type_name -> edgefabric.hub.v1.ExitStatus
+	35, // 41: edgefabric.hub.v1.ContainerState.Running.started_at:type_name -> google.protobuf.Timestamp
+	35, // 42: edgefabric.hub.v1.ContainerState.Terminated.started_at:type_name -> google.protobuf.Timestamp
+	35, // 43: edgefabric.hub.v1.ContainerState.Terminated.finished_at:type_name -> google.protobuf.Timestamp
+	0,  // 44: edgefabric.hub.v1.Hub.Bootstrap:input_type -> edgefabric.hub.v1.BootstrapRequest
+	1,  // 45: edgefabric.hub.v1.Hub.Renew:input_type -> edgefabric.hub.v1.RenewRequest
+	8,  // 46: edgefabric.hub.v1.Hub.Control:input_type -> edgefabric.hub.v1.AgentMessage
+	30, // 47: edgefabric.hub.v1.Hub.Stream:input_type -> edgefabric.hub.v1.StreamFrame
+	2,  // 48: edgefabric.hub.v1.Hub.Bootstrap:output_type -> edgefabric.hub.v1.BootstrapResponse
+	2,  // 49: edgefabric.hub.v1.Hub.Renew:output_type -> edgefabric.hub.v1.BootstrapResponse
+	11, // 50: edgefabric.hub.v1.Hub.Control:output_type -> edgefabric.hub.v1.HubMessage
+	30, // 51: edgefabric.hub.v1.Hub.Stream:output_type -> edgefabric.hub.v1.StreamFrame
+	48, // [48:52] is the sub-list for method output_type
+	44, // [44:48] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_pkg_apis_hub_v1_hub_proto_init() }
@@ -2865,24 +3035,24 @@ func file_pkg_apis_hub_v1_hub_proto_init() {
 	if File_pkg_apis_hub_v1_hub_proto != nil {
 		return
 	}
-	file_pkg_apis_hub_v1_hub_proto_msgTypes[6].OneofWrappers = []any{
+	file_pkg_apis_hub_v1_hub_proto_msgTypes[8].OneofWrappers = []any{
 		(*AgentMessage_Hello)(nil),
 		(*AgentMessage_Heartbeat)(nil),
 		(*AgentMessage_Status)(nil),
 		(*AgentMessage_Ack)(nil),
 	}
-	file_pkg_apis_hub_v1_hub_proto_msgTypes[9].OneofWrappers = []any{
+	file_pkg_apis_hub_v1_hub_proto_msgTypes[11].OneofWrappers = []any{
 		(*HubMessage_Desired)(nil),
 		(*HubMessage_Delta)(nil),
 		(*HubMessage_Stream)(nil),
 		(*HubMessage_Welcome)(nil),
 	}
-	file_pkg_apis_hub_v1_hub_proto_msgTypes[17].OneofWrappers = []any{
+	file_pkg_apis_hub_v1_hub_proto_msgTypes[19].OneofWrappers = []any{
 		(*ContainerState_Waiting_)(nil),
 		(*ContainerState_Running_)(nil),
 		(*ContainerState_Terminated_)(nil),
 	}
-	file_pkg_apis_hub_v1_hub_proto_msgTypes[22].OneofWrappers = []any{
+	file_pkg_apis_hub_v1_hub_proto_msgTypes[24].OneofWrappers = []any{
 		(*StreamRequest_Logs)(nil),
 		(*StreamRequest_Exec)(nil),
 		(*StreamRequest_Attach)(nil),
@@ -2894,7 +3064,7 @@ func file_pkg_apis_hub_v1_hub_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pkg_apis_hub_v1_hub_proto_rawDesc), len(file_pkg_apis_hub_v1_hub_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   33,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
