@@ -57,6 +57,7 @@ func TestTunnel(t *testing.T) {
 	}))
 	f.WaitPod("web", 90*time.Second, running)
 	t.Run("exec", func(t *testing.T) { testExec(t, f.For(t)) })
+	t.Run("exec -it", func(t *testing.T) { testExecTTY(t, f.For(t)) })
 	t.Run("port-forward", func(t *testing.T) { testPortForward(t, f.For(t), port) })
 	t.Run("attach", func(t *testing.T) { testAttach(t, f.For(t), ref) })
 	t.Run("stats", func(t *testing.T) {
@@ -411,4 +412,65 @@ func nonLoopbackIP() string {
 		}
 	}
 	return ""
+}
+
+// testExecTTY runs kubectl exec -it on a real terminal (a pty from script(1)).
+func testExecTTY(t *testing.T, f *fabrictest.Fabric) {
+	script, err := exec.LookPath("script")
+	if err != nil {
+		t.Skip("script(1) is not installed (Debian: bsdutils)")
+	}
+	kc := f.Env.KubectlPath + " --kubeconfig " + f.Env.Kubeconfig
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+
+	// The exit code comes back through the terminal session.
+	cmd := exec.CommandContext(ctx, script, "-qec", kc+" exec -it web -- module.wasm exit 4", "/dev/null")
+	cmd.Stdin = strings.NewReader("")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 4 {
+		t.Errorf("exec -it ... exit 4: got %v, output %q; want exit code 4", err, out)
+	}
+	if !strings.Contains(string(out), "exiting with 4") {
+		t.Errorf("exec -it: stderr should reach the terminal: got %q", out)
+	}
+
+	// Input typed on the terminal reaches the command, and its output comes back.
+	cmd = exec.CommandContext(ctx, script, "-qfec", kc+" exec -it web -- module.wasm cat", "/dev/null")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf syncBuffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); _ = cmd.Wait() }()
+	for !strings.Contains(buf.String(), "typed on a tty") {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no echo through exec -it: %q", buf.String())
+		case <-time.After(300 * time.Millisecond):
+			_, _ = io.WriteString(stdin, "typed on a tty\n")
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
