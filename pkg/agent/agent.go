@@ -190,6 +190,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	// Give the pages of the binary that starting, pulling and compiling
 	// touched back to the kernel whenever the agent goes idle.
 	wg.Go(func() { _ = workingset.Run(ctx, workingset.Config{}, log.With("component", "working-set")) })
+	wg.Go(func() { serveLocalAPI(ctx, cfg, st, cl, sup, log.With("component", "local-api")) })
 	log.Info("agent started", "hub", cfg.Hub, "dataDir", cfg.DataDir, "address", cfg.AdvertiseAddress, "version", version.Version)
 	err = cl.Run(ctx)
 	cancel()

@@ -27,6 +27,10 @@ type limitedMemory struct {
 	startOver bool
 	startSize uint64
 
+	// image, if set, is the module's initialised data, which is not in the
+	// module: it is mapped (or copied) into the memory when it is created.
+	image *dataImage
+
 	// size is the linear memory's current size in bytes, for Usage.
 	size atomic.Uint64
 }
@@ -65,7 +69,11 @@ func (l *linearMemory) Reallocate(size uint64) []byte {
 	}
 	l.owner.size.Store(size)
 	if l.reserved != nil {
-		return l.reserved.grow(size)
+		buf := l.reserved.grow(size)
+		if first && buf != nil {
+			l.initData(buf)
+		}
+		return buf
 	}
 	if first {
 		hint := l.capacity
@@ -73,6 +81,7 @@ func (l *linearMemory) Reallocate(size uint64) []byte {
 			hint = min(hint, limit)
 		}
 		l.buf = make([]byte, size, max(size, hint))
+		l.initData(l.buf)
 		return l.buf
 	}
 	if size <= uint64(cap(l.buf)) {
@@ -88,6 +97,22 @@ func (l *linearMemory) Reallocate(size uint64) []byte {
 	copy(buf, l.buf)
 	l.buf = buf
 	return buf
+}
+
+// initData puts the module's data image into the new memory buf: mapped
+// from its file where the memory is a reserved region and the image has a
+// file, copied otherwise. splitDataImage made sure it fits the initial size.
+func (l *linearMemory) initData(buf []byte) {
+	img := l.owner.image
+	if img == nil || img.offset+uint64(len(img.data)) > uint64(len(buf)) {
+		return
+	}
+	if l.reserved != nil && img.file != nil {
+		if err := l.reserved.mapFile(img.offset, img.file, uint64(len(img.data))); err == nil {
+			return
+		}
+	}
+	copy(buf[img.offset:], img.data)
 }
 
 // Free releases the memory. wazero calls it when the module is closed, from
