@@ -24,6 +24,7 @@ import (
 
 	"github.com/edgefabric/edgefabric/pkg/debugserver"
 	"github.com/edgefabric/edgefabric/pkg/provider"
+	"github.com/edgefabric/edgefabric/pkg/provider/fabric"
 	"github.com/edgefabric/edgefabric/pkg/version"
 )
 
@@ -46,6 +47,10 @@ func main() {
 	fs.IntVar(&burst, "kube-api-burst", 400, "burst of queries to the API server")
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&debugListen, "debug-listen", "", "serve Go's profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; empty means off. Unauthenticated: bind it to loopback")
+	scopeList := fs.String("scopes", "network,account", "comma-separated scopes whose clusters are published as virtual nodes: account, network, proximity")
+	fs.DurationVar(&cfg.ProximityRTT, "proximity-rtt", 0, "radius of proximity clusters in estimated round-trip time, e.g. 20ms (with --scopes proximity)")
+	fs.Float64Var(&cfg.ProximityKm, "proximity-km", 0, "radius of proximity clusters in kilometres, for devices with --location lat,long (with --scopes proximity)")
+	fs.DurationVar(&cfg.ClusterDissolveGrace, "cluster-dissolve-grace", 5*time.Minute, "how long the node of a cluster that no longer forms stays, NotReady, before it is deleted once no pods are left on it")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	_ = fs.Parse(os.Args[1:])
 	if *showVersion {
@@ -56,6 +61,12 @@ func main() {
 		cfg.HubHosts = strings.Split(hubSANs, ",")
 	}
 	cfg.Version = version.Version
+	sc, err := fabric.ParseScopes(*scopeList)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "provider: --scopes: %v\n", err)
+		os.Exit(2)
+	}
+	cfg.Scopes = sc
 
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
@@ -76,7 +87,7 @@ func main() {
 			os.Exit(1)
 		}
 	}
-	err := run(ctx, cfg, kubeconfig, qps, burst, log)
+	err = run(ctx, cfg, kubeconfig, qps, burst, log)
 	stopDebug()
 	if err != nil {
 		log.Error("provider stopped", "err", err)

@@ -21,6 +21,8 @@ import (
 	"github.com/edgefabric/edgefabric/pkg/provider/hub"
 	"github.com/edgefabric/edgefabric/pkg/provider/kubeletapi"
 	"github.com/edgefabric/edgefabric/pkg/provider/node"
+	"github.com/edgefabric/edgefabric/pkg/scopes"
+	"github.com/edgefabric/edgefabric/pkg/scopes/proximity"
 )
 
 // Config configures the provider. The zero value of each field is documented.
@@ -47,6 +49,18 @@ type Config struct {
 	CertTTL time.Duration
 	// Workers per node for pod sync. Zero means 8.
 	Workers int
+	// Scopes are the scopes whose clusters are published as virtual nodes.
+	// Nil means network and account.
+	Scopes []scopes.Scope
+	// ProximityRTT and ProximityKm are the radius of proximity clusters, in
+	// estimated round-trip time or in kilometres; used only when Scopes
+	// holds proximity, and then at least one must be set.
+	ProximityRTT time.Duration
+	ProximityKm  float64
+	// ClusterDissolveGrace is how long the node of a cluster that no longer
+	// forms stays before it is deleted (once no pods are left on it). Zero
+	// means 5 minutes.
+	ClusterDissolveGrace time.Duration
 }
 
 // Default fills in the defaults of unset fields.
@@ -108,6 +122,11 @@ func Run(ctx context.Context, cfg Config, client kubernetes.Interface, log *slog
 	fab := fabric.New(log.With("component", "fabric"))
 	mgr, err := node.NewManager(node.Config{
 		NodeIP: cfg.NodeIP, KubeletPort: int32(port), Version: cfg.Version, Workers: cfg.Workers,
+		Clusters: fabric.ClusterConfig{
+			Scopes:    cfg.Scopes,
+			Proximity: proximity.GroupConfig{RTT: cfg.ProximityRTT, Km: cfg.ProximityKm},
+		},
+		DissolveGrace: cfg.ClusterDissolveGrace,
 	}, client, fab, log.With("component", "nodes"))
 	if err != nil {
 		return err

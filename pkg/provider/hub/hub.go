@@ -238,6 +238,11 @@ func (s *Server) Control(stream grpc.BidiStreamingServer[hubv1.AgentMessage, hub
 			case *hubv1.AgentMessage_Status:
 				s.fab.Heartbeat(d)
 				s.fab.Report(d, m.Status)
+			case *hubv1.AgentMessage_Scopes:
+				s.fab.Heartbeat(d)
+				s.fab.ReportScopes(d, m.Scopes)
+			case *hubv1.AgentMessage_Probe:
+				sess.Reply(m.Probe.GetNonce())
 			}
 		}
 	}()

@@ -25,6 +25,7 @@ import (
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
 	"github.com/edgefabric/edgefabric/pkg/provider/fabric"
 	"github.com/edgefabric/edgefabric/pkg/provider/translate"
+	"github.com/edgefabric/edgefabric/pkg/scopes"
 )
 
 // podState is what the node knows of one of its pods.
@@ -39,10 +40,13 @@ type podState struct {
 	seq     uint64
 }
 
-// accountNode is the virtual node of one account.
+// accountNode is the virtual node of one cluster of an account's devices:
+// the account cluster (every device, node edge-<account>), or a network or
+// proximity cluster whose members the manager sets as clusters form.
 type accountNode struct {
 	m        *Manager
 	account  string
+	key      fabric.ClusterKey
 	name     string
 	recorder record.EventRecorder
 	pc       *vknode.PodController
@@ -60,6 +64,13 @@ type accountNode struct {
 	notifyPod  func(*corev1.Pod)
 	notifyNode func(*corev1.Node)
 	lastNode   *corev1.Node // the status last given to notifyNode
+	// members are the cluster's devices; nil means every device of the
+	// account (the account scope).
+	members []string
+	// dissolved is when the cluster stopped being formed; zero while it is.
+	dissolved time.Time
+	// stop ends run; set by the manager.
+	stop context.CancelFunc
 }
 
 type informersFactory interface {
@@ -73,12 +84,17 @@ var (
 	_ vknode.NodeProvider        = (*accountNode)(nil)
 )
 
-func newAccountNode(m *Manager, account string) (*accountNode, error) {
+func newAccountNode(m *Manager, key fabric.ClusterKey) (*accountNode, error) {
+	name := NodeName(key.Account)
+	if key.Scope != scopes.Account {
+		name = key.NodeName()
+	}
 	n := &accountNode{
 		m:        m,
-		account:  account,
-		name:     NodeName(account),
-		recorder: m.recorderFor(NodeName(account)),
+		account:  key.Account,
+		key:      key,
+		name:     name,
+		recorder: m.recorderFor(name),
 		byUID:    map[string]*podState{},
 		byKey:    map[string]string{},
 
@@ -286,7 +302,7 @@ func (n *accountNode) place(ctx context.Context, uid string) {
 	}
 	if dev == "" {
 		var why string
-		dev, why = n.m.fab.Place(n.account, w)
+		dev, why = n.m.fab.PlaceAmong(n.account, n.memberList(), w)
 		if dev == "" {
 			n.wait(uid, "Unschedulable", why)
 			return
@@ -613,9 +629,53 @@ func (n *accountNode) initialNode() *corev1.Node {
 	return n.nodeStatus()
 }
 
-// nodeStatus is the node object for the account's current devices.
-func (n *accountNode) nodeStatus() *corev1.Node {
+// memberList returns the cluster's members, nil for every device of the account.
+func (n *accountNode) memberList() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.members == nil {
+		return nil
+	}
+	return slices.Clone(n.members)
+}
+
+// setMembers records the cluster's members and whether it is formed, and
+// reports whether anything changed.
+func (n *accountNode) setMembers(members []string, dissolved bool, now time.Time) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	changed := false
+	if !dissolved && (n.members == nil || !slices.Equal(n.members, members)) {
+		n.members, changed = slices.Clone(members), true
+		if n.members == nil {
+			n.members = []string{}
+		}
+	}
+	switch {
+	case dissolved && n.dissolved.IsZero():
+		n.dissolved, changed = now, true
+	case !dissolved && !n.dissolved.IsZero():
+		n.dissolved, changed = time.Time{}, true
+	}
+	return changed
+}
+
+// devices returns the cluster's devices.
+func (n *accountNode) devices() []fabric.Device {
 	devs := n.m.fab.Devices(n.account)
+	members := n.memberList()
+	if members == nil {
+		return devs
+	}
+	return slices.DeleteFunc(devs, func(d fabric.Device) bool { return !slices.Contains(members, d.ID) })
+}
+
+// nodeStatus is the node object for the cluster's current devices.
+func (n *accountNode) nodeStatus() *corev1.Node {
+	devs := n.devices()
+	n.mu.Lock()
+	dissolved := !n.dissolved.IsZero()
+	n.mu.Unlock()
 	var cpu, mem, pods int64
 	var online []fabric.Device
 	oses, arches := map[string]bool{}, map[string]bool{}
@@ -642,8 +702,11 @@ func (n *accountNode) nodeStatus() *corev1.Node {
 		"kubernetes.io/role":     "edge",
 		"kubernetes.io/hostname": n.name,
 		LabelAccount:             n.account,
-		LabelScope:               "account",
+		LabelScope:               string(scopes.Account),
 		LabelCluster:             n.name,
+	}
+	if n.key.Scope != scopes.Account {
+		labels[LabelScope], labels[LabelCluster] = string(n.key.Scope), n.key.ID
 	}
 	osName, arch := "", ""
 	if len(oses) == 1 {
@@ -660,7 +723,13 @@ func (n *accountNode) nodeStatus() *corev1.Node {
 	}
 	ready := corev1.ConditionFalse
 	reason, msg := "NoDeviceConnected", fmt.Sprintf("0/%d devices of account %s are connected", len(devs), n.account)
-	if len(online) > 0 {
+	if n.key.Scope != scopes.Account {
+		msg = fmt.Sprintf("0/%d devices of %s cluster %s are connected", len(devs), n.key.Scope, n.key.ID)
+	}
+	switch {
+	case dissolved:
+		reason, msg = "ClusterDissolved", fmt.Sprintf("%s cluster %s is no longer formed by any device", n.key.Scope, n.key.ID)
+	case len(online) > 0:
 		ready = corev1.ConditionTrue
 		reason = "DevicesReady"
 		msg = fmt.Sprintf("%d/%d devices ready: %s", len(online), len(devs), deviceNames(online))

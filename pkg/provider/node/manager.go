@@ -1,5 +1,7 @@
 // Package node publishes edge clusters as virtual-kubelet nodes. The Manager
-// keeps one virtual node per account, serves each node's pods from the fabric
+// keeps one virtual node per cluster of an account's devices (the account
+// cluster edge-<account>, and the network and proximity clusters the
+// configured scopes form, see fabric.Clusters), serves each node's pods from the fabric
 // (placing a pod on a device, sending it there, turning the device's reports
 // into pod status and events), and answers the kubelet API for all of them.
 // Run blocks until its context ends and every node has stopped.
@@ -11,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -29,6 +32,7 @@ import (
 
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
 	"github.com/edgefabric/edgefabric/pkg/provider/fabric"
+	"github.com/edgefabric/edgefabric/pkg/scopes"
 )
 
 // Well-known names on Kubernetes objects.
@@ -55,6 +59,17 @@ type Config struct {
 	// RetryInterval is how often pods that could not be placed or configured are
 	// tried again, besides whenever devices change; zero means 5 s.
 	RetryInterval time.Duration
+	// Clusters says which scopes publish nodes (nil Scopes: network and
+	// account) and the proximity radius.
+	Clusters fabric.ClusterConfig
+	// ClusterDebounce is how long after a change of devices clusters are
+	// formed again, so that a burst of changes costs one recomputation; zero
+	// means 200 ms.
+	ClusterDebounce time.Duration
+	// DissolveGrace is how long the node of a cluster that no longer forms
+	// stays (NotReady) before it is deleted, once no pods are left on it;
+	// zero means 5 minutes.
+	DissolveGrace time.Duration
 }
 
 func (c *Config) defaults() {
@@ -70,6 +85,12 @@ func (c *Config) defaults() {
 	if c.RetryInterval == 0 {
 		c.RetryInterval = 5 * time.Second
 	}
+	if c.ClusterDebounce == 0 {
+		c.ClusterDebounce = 200 * time.Millisecond
+	}
+	if c.DissolveGrace == 0 {
+		c.DissolveGrace = 5 * time.Minute
+	}
 }
 
 // Validate reports a configuration that cannot work.
@@ -77,7 +98,7 @@ func (c Config) Validate() error {
 	if c.NodeIP == "" {
 		return errors.New("node IP is required")
 	}
-	return nil
+	return c.Clusters.Validate()
 }
 
 // NodeName is the name of account's virtual node.
@@ -94,11 +115,15 @@ type Manager struct {
 	broadcaster record.EventBroadcaster
 
 	mu      sync.Mutex
-	ctx     context.Context // set by Run; nodes started later use it
-	nodes   map[string]*accountNode
+	ctx     context.Context         // set by Run; nodes started later use it
+	nodes   map[string]*accountNode // by node name
 	byUID   map[string]*accountNode
 	wg      sync.WaitGroup
 	started chan struct{}
+
+	// recompute asks for clusters to be formed again (capacity 1).
+	recompute chan struct{}
+	clusters  []fabric.Cluster // the last result of fabric.Clusters
 }
 
 var _ fabric.Listener = (*Manager)(nil)
@@ -118,6 +143,8 @@ func NewManager(cfg Config, client kubernetes.Interface, fab *fabric.Fabric, log
 		nodes:   map[string]*accountNode{},
 		byUID:   map[string]*accountNode{},
 		started: make(chan struct{}),
+
+		recompute: make(chan struct{}, 1),
 	}
 	// Register the informers the pod controllers need before the factory starts.
 	m.scm.Core().V1().Secrets().Informer()
@@ -154,21 +181,106 @@ func (m *Manager) Run(ctx context.Context) error {
 	for _, account := range m.fab.Accounts() {
 		m.DevicesChanged(account)
 	}
+	m.formClusters(time.Now())
 	m.fab.MarkReady()
 	m.log.Info("virtual nodes ready")
 
 	ticker := time.NewTicker(m.cfg.RetryInterval)
 	defer ticker.Stop()
+	var debounce <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			m.wg.Wait()
 			return nil
+		case <-m.recompute:
+			if debounce == nil {
+				debounce = time.After(m.cfg.ClusterDebounce)
+			}
+		case <-debounce:
+			debounce = nil
+			m.formClusters(time.Now())
 		case <-ticker.C:
 			for _, n := range m.allNodes() {
 				n.retry()
 			}
+			m.removeDissolved(ctx, time.Now())
 		}
+	}
+}
+
+// publishes reports whether the configured scopes include sc.
+func (m *Manager) publishes(sc scopes.Scope) bool {
+	if m.cfg.Clusters.Scopes == nil {
+		return slices.Contains(fabric.DefaultScopes, sc)
+	}
+	return slices.Contains(m.cfg.Clusters.Scopes, sc)
+}
+
+// formClusters forms the network and proximity clusters from what the devices
+// report, starts a node for each new one, gives each its members, and marks
+// the nodes of clusters that no longer form as dissolved. The account nodes
+// are kept by DevicesChanged.
+func (m *Manager) formClusters(now time.Time) {
+	cfg := m.cfg.Clusters
+	cfg.Scopes = slices.DeleteFunc(slices.Clone(cfg.Scopes), func(sc scopes.Scope) bool { return sc == scopes.Account })
+	if m.cfg.Clusters.Scopes == nil {
+		cfg.Scopes = []scopes.Scope{scopes.Network}
+	}
+	if len(cfg.Scopes) == 0 {
+		return
+	}
+	clusters := fabric.Clusters(m.fab.AllDevices(), cfg, m.clusters)
+	m.clusters = clusters
+	formed := map[string]bool{}
+	for _, c := range clusters {
+		n, err := m.ensureNode(c.ClusterKey)
+		if err != nil {
+			m.log.Error("start virtual node", "cluster", c.NodeName(), "err", err)
+			continue
+		}
+		formed[n.name] = true
+		if n.setMembers(c.Members, false, now) {
+			m.log.Info("cluster formed", "node", n.name, "scope", string(c.Scope), "account", c.Account, "members", len(c.Members))
+		}
+		n.devicesChanged()
+	}
+	for _, n := range m.allNodes() {
+		if n.key.Scope == scopes.Account || formed[n.name] {
+			continue
+		}
+		if n.setMembers(nil, true, now) {
+			m.log.Info("cluster dissolved", "node", n.name)
+		}
+		n.devicesChanged()
+	}
+}
+
+// removeDissolved stops and deletes the nodes whose cluster dissolved longer
+// than DissolveGrace ago and that have no pods left.
+func (m *Manager) removeDissolved(ctx context.Context, now time.Time) {
+	for _, n := range m.allNodes() {
+		n.mu.Lock()
+		gone := !n.dissolved.IsZero() && now.Sub(n.dissolved) >= m.cfg.DissolveGrace && len(n.byUID) == 0
+		stop := n.stop
+		n.mu.Unlock()
+		if !gone {
+			continue
+		}
+		pods, err := m.listPods(ctx, n.name)
+		if err != nil || len(pods) > 0 {
+			continue
+		}
+		m.mu.Lock()
+		delete(m.nodes, n.name)
+		m.mu.Unlock()
+		stop()
+		err = m.client.CoreV1().Nodes().Delete(ctx, n.name, metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			m.log.Warn("delete dissolved node", "node", n.name, "err", err)
+			continue
+		}
+		m.log.Info("dissolved cluster's node deleted", "node", n.name)
 	}
 }
 
@@ -181,10 +293,19 @@ func (m *Manager) recover(ctx context.Context) error {
 	}
 	for _, n := range nodes.Items {
 		account := n.Labels[LabelAccount]
-		if n.Name != NodeName(account) {
-			continue
+		key := fabric.ClusterKey{Account: account, Scope: scopes.Scope(n.Labels[LabelScope]), ID: n.Labels[LabelCluster]}
+		switch key.Scope {
+		case scopes.Network, scopes.Proximity:
+			if n.Name != key.NodeName() {
+				continue
+			}
+		default:
+			if n.Name != NodeName(account) {
+				continue
+			}
+			key = fabric.ClusterKey{Account: account, Scope: scopes.Account}
 		}
-		an, err := m.ensureNode(account)
+		an, err := m.ensureNode(key)
 		if err != nil {
 			return err
 		}
@@ -205,25 +326,37 @@ func (m *Manager) allNodes() []*accountNode {
 	return out
 }
 
-// ensureNode returns account's node, starting it if it does not run yet.
-func (m *Manager) ensureNode(account string) (*accountNode, error) {
+// ensureNode returns the cluster's node, starting it if it does not run yet.
+// A network or proximity node starts with no members until formClusters
+// gives it some.
+func (m *Manager) ensureNode(key fabric.ClusterKey) (*accountNode, error) {
+	name := NodeName(key.Account)
+	if key.Scope != scopes.Account {
+		name = key.NodeName()
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if n, ok := m.nodes[account]; ok {
+	if n, ok := m.nodes[name]; ok {
 		return n, nil
 	}
 	if m.ctx == nil {
 		return nil, errors.New("manager not running")
 	}
-	n, err := newAccountNode(m, account)
+	n, err := newAccountNode(m, key)
 	if err != nil {
 		return nil, err
 	}
-	m.nodes[account] = n
+	if key.Scope != scopes.Account {
+		n.members = []string{}
+	}
+	ctx, stop := context.WithCancel(m.ctx)
+	n.stop = stop
+	m.nodes[name] = n
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		if err := n.run(m.ctx); err != nil && m.ctx.Err() == nil {
+		defer stop()
+		if err := n.run(ctx); err != nil && ctx.Err() == nil {
 			m.log.Error("virtual node stopped", "node", n.name, "err", err)
 		}
 	}()
@@ -253,12 +386,25 @@ func (m *Manager) DevicesChanged(account string) {
 	default:
 		return // recover will create the nodes
 	}
-	n, err := m.ensureNode(account)
-	if err != nil {
-		m.log.Error("start virtual node", "account", account, "err", err)
-		return
+	select {
+	case m.recompute <- struct{}{}:
+	default:
 	}
-	n.devicesChanged()
+	if m.publishes(scopes.Account) {
+		n, err := m.ensureNode(fabric.ClusterKey{Account: account, Scope: scopes.Account})
+		if err != nil {
+			m.log.Error("start virtual node", "account", account, "err", err)
+			return
+		}
+		n.devicesChanged()
+	}
+	// Whether a member went offline shows on its cluster nodes at once;
+	// who is a member is settled by formClusters.
+	for _, n := range m.allNodes() {
+		if n.account == account && n.key.Scope != scopes.Account {
+			n.devicesChanged()
+		}
+	}
 }
 
 // WorkloadStatus implements fabric.Listener.

@@ -288,7 +288,10 @@ type Hello struct {
 	// Generation of the desired state the agent holds from its store; 0 if none.
 	KnownGeneration uint64 `protobuf:"varint,10,opt,name=known_generation,json=knownGeneration,proto3" json:"known_generation,omitempty"`
 	// Status of every workload the agent runs, so the provider learns it at once.
-	Statuses      []*WorkloadStatus `protobuf:"bytes,11,rep,name=statuses,proto3" json:"statuses,omitempty"`
+	Statuses []*WorkloadStatus `protobuf:"bytes,11,rep,name=statuses,proto3" json:"statuses,omitempty"`
+	// What the device observes of its LAN and its place in the network, as
+	// ScopesReport updates later carry it. Field 30: scopes' fields start at 30.
+	Scopes        *Scopes `protobuf:"bytes,30,opt,name=scopes,proto3" json:"scopes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -400,6 +403,13 @@ func (x *Hello) GetStatuses() []*WorkloadStatus {
 	return nil
 }
 
+func (x *Hello) GetScopes() *Scopes {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
 type Heartbeat struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Time          *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
@@ -460,6 +470,8 @@ type AgentMessage struct {
 	//	*AgentMessage_Heartbeat
 	//	*AgentMessage_Status
 	//	*AgentMessage_Ack
+	//	*AgentMessage_Scopes
+	//	*AgentMessage_Probe
 	Msg           isAgentMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -538,6 +550,24 @@ func (x *AgentMessage) GetAck() *Ack {
 	return nil
 }
 
+func (x *AgentMessage) GetScopes() *Scopes {
+	if x != nil {
+		if x, ok := x.Msg.(*AgentMessage_Scopes); ok {
+			return x.Scopes
+		}
+	}
+	return nil
+}
+
+func (x *AgentMessage) GetProbe() *Probe {
+	if x != nil {
+		if x, ok := x.Msg.(*AgentMessage_Probe); ok {
+			return x.Probe
+		}
+	}
+	return nil
+}
+
 type isAgentMessage_Msg interface {
 	isAgentMessage_Msg()
 }
@@ -558,6 +588,16 @@ type AgentMessage_Ack struct {
 	Ack *Ack `protobuf:"bytes,4,opt,name=ack,proto3,oneof"`
 }
 
+type AgentMessage_Scopes struct {
+	// Scope observations, latest wins (the newest seq).
+	Scopes *Scopes `protobuf:"bytes,30,opt,name=scopes,proto3,oneof"`
+}
+
+type AgentMessage_Probe struct {
+	// A round-trip probe to the hub; answered with a ProbeReply.
+	Probe *Probe `protobuf:"bytes,31,opt,name=probe,proto3,oneof"`
+}
+
 func (*AgentMessage_Hello) isAgentMessage_Msg() {}
 
 func (*AgentMessage_Heartbeat) isAgentMessage_Msg() {}
@@ -565,6 +605,10 @@ func (*AgentMessage_Heartbeat) isAgentMessage_Msg() {}
 func (*AgentMessage_Status) isAgentMessage_Msg() {}
 
 func (*AgentMessage_Ack) isAgentMessage_Msg() {}
+
+func (*AgentMessage_Scopes) isAgentMessage_Msg() {}
+
+func (*AgentMessage_Probe) isAgentMessage_Msg() {}
 
 // StatusReport carries the newest status of some workloads (latest wins) and
 // events raised since the last report.
@@ -672,6 +716,7 @@ type HubMessage struct {
 	//	*HubMessage_Delta
 	//	*HubMessage_Stream
 	//	*HubMessage_Welcome
+	//	*HubMessage_ProbeReply
 	Msg           isHubMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -750,6 +795,15 @@ func (x *HubMessage) GetWelcome() *Welcome {
 	return nil
 }
 
+func (x *HubMessage) GetProbeReply() *ProbeReply {
+	if x != nil {
+		if x, ok := x.Msg.(*HubMessage_ProbeReply); ok {
+			return x.ProbeReply
+		}
+	}
+	return nil
+}
+
 type isHubMessage_Msg interface {
 	isHubMessage_Msg()
 }
@@ -770,6 +824,10 @@ type HubMessage_Welcome struct {
 	Welcome *Welcome `protobuf:"bytes,4,opt,name=welcome,proto3,oneof"`
 }
 
+type HubMessage_ProbeReply struct {
+	ProbeReply *ProbeReply `protobuf:"bytes,30,opt,name=probe_reply,json=probeReply,proto3,oneof"`
+}
+
 func (*HubMessage_Desired) isHubMessage_Msg() {}
 
 func (*HubMessage_Delta) isHubMessage_Msg() {}
@@ -777,6 +835,8 @@ func (*HubMessage_Delta) isHubMessage_Msg() {}
 func (*HubMessage_Stream) isHubMessage_Msg() {}
 
 func (*HubMessage_Welcome) isHubMessage_Msg() {}
+
+func (*HubMessage_ProbeReply) isHubMessage_Msg() {}
 
 type Welcome struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1874,6 +1934,380 @@ func (x *StreamFrame) GetEof() bool {
 	return false
 }
 
+// Coordinate is a Vivaldi network coordinate (pkg/scopes/proximity); lengths
+// in seconds.
+type Coordinate struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Vec           []float64              `protobuf:"fixed64,1,rep,packed,name=vec,proto3" json:"vec,omitempty"`
+	Error         float64                `protobuf:"fixed64,2,opt,name=error,proto3" json:"error,omitempty"`
+	Adjustment    float64                `protobuf:"fixed64,3,opt,name=adjustment,proto3" json:"adjustment,omitempty"`
+	Height        float64                `protobuf:"fixed64,4,opt,name=height,proto3" json:"height,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Coordinate) Reset() {
+	*x = Coordinate{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Coordinate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Coordinate) ProtoMessage() {}
+
+func (x *Coordinate) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Coordinate.ProtoReflect.Descriptor instead.
+func (*Coordinate) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *Coordinate) GetVec() []float64 {
+	if x != nil {
+		return x.Vec
+	}
+	return nil
+}
+
+func (x *Coordinate) GetError() float64 {
+	if x != nil {
+		return x.Error
+	}
+	return 0
+}
+
+func (x *Coordinate) GetAdjustment() float64 {
+	if x != nil {
+		return x.Adjustment
+	}
+	return 0
+}
+
+func (x *Coordinate) GetHeight() float64 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
+// LANPeer is a device of the same account the agent sees on its LAN and that
+// proved its identity over the device mesh (mutual TLS, same CA, same account).
+type LANPeer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DeviceId      string                 `protobuf:"bytes,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	Address       string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`            // host:port of its mesh listener
+	RttMs         float64                `protobuf:"fixed64,3,opt,name=rtt_ms,json=rttMs,proto3" json:"rtt_ms,omitempty"` // last measured round trip; 0 if none yet
+	LastSeen      *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LANPeer) Reset() {
+	*x = LANPeer{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LANPeer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LANPeer) ProtoMessage() {}
+
+func (x *LANPeer) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LANPeer.ProtoReflect.Descriptor instead.
+func (*LANPeer) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *LANPeer) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+func (x *LANPeer) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *LANPeer) GetRttMs() float64 {
+	if x != nil {
+		return x.RttMs
+	}
+	return 0
+}
+
+func (x *LANPeer) GetLastSeen() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSeen
+	}
+	return nil
+}
+
+// Scopes is what an agent observes for cluster formation. Each report holds
+// the whole picture; the provider keeps the one with the highest seq.
+type Scopes struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Seq   uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// network_id is the network cluster ID the device claims (pkg/scopes/network.ID);
+	// network_explicit says it comes from --network.
+	NetworkId       string      `protobuf:"bytes,2,opt,name=network_id,json=networkId,proto3" json:"network_id,omitempty"`
+	NetworkExplicit bool        `protobuf:"varint,3,opt,name=network_explicit,json=networkExplicit,proto3" json:"network_explicit,omitempty"`
+	Subnet          string      `protobuf:"bytes,4,opt,name=subnet,proto3" json:"subnet,omitempty"`   // e.g. 192.168.1.0/24; "" if unknown
+	Gateway         string      `protobuf:"bytes,5,opt,name=gateway,proto3" json:"gateway,omitempty"` // "" if unknown
+	Peers           []*LANPeer  `protobuf:"bytes,6,rep,name=peers,proto3" json:"peers,omitempty"`
+	Coordinate      *Coordinate `protobuf:"bytes,7,opt,name=coordinate,proto3" json:"coordinate,omitempty"`
+	// location: --location lat,long (has_point) or a region label.
+	HasPoint  bool    `protobuf:"varint,8,opt,name=has_point,json=hasPoint,proto3" json:"has_point,omitempty"`
+	Latitude  float64 `protobuf:"fixed64,9,opt,name=latitude,proto3" json:"latitude,omitempty"`
+	Longitude float64 `protobuf:"fixed64,10,opt,name=longitude,proto3" json:"longitude,omitempty"`
+	Region    string  `protobuf:"bytes,11,opt,name=region,proto3" json:"region,omitempty"`
+	MeshPort  int32   `protobuf:"varint,12,opt,name=mesh_port,json=meshPort,proto3" json:"mesh_port,omitempty"`
+	// hub_rtt_ms is the last measured round trip to the hub; 0 if none yet.
+	HubRttMs      float64 `protobuf:"fixed64,13,opt,name=hub_rtt_ms,json=hubRttMs,proto3" json:"hub_rtt_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Scopes) Reset() {
+	*x = Scopes{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Scopes) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Scopes) ProtoMessage() {}
+
+func (x *Scopes) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Scopes.ProtoReflect.Descriptor instead.
+func (*Scopes) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *Scopes) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *Scopes) GetNetworkId() string {
+	if x != nil {
+		return x.NetworkId
+	}
+	return ""
+}
+
+func (x *Scopes) GetNetworkExplicit() bool {
+	if x != nil {
+		return x.NetworkExplicit
+	}
+	return false
+}
+
+func (x *Scopes) GetSubnet() string {
+	if x != nil {
+		return x.Subnet
+	}
+	return ""
+}
+
+func (x *Scopes) GetGateway() string {
+	if x != nil {
+		return x.Gateway
+	}
+	return ""
+}
+
+func (x *Scopes) GetPeers() []*LANPeer {
+	if x != nil {
+		return x.Peers
+	}
+	return nil
+}
+
+func (x *Scopes) GetCoordinate() *Coordinate {
+	if x != nil {
+		return x.Coordinate
+	}
+	return nil
+}
+
+func (x *Scopes) GetHasPoint() bool {
+	if x != nil {
+		return x.HasPoint
+	}
+	return false
+}
+
+func (x *Scopes) GetLatitude() float64 {
+	if x != nil {
+		return x.Latitude
+	}
+	return 0
+}
+
+func (x *Scopes) GetLongitude() float64 {
+	if x != nil {
+		return x.Longitude
+	}
+	return 0
+}
+
+func (x *Scopes) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *Scopes) GetMeshPort() int32 {
+	if x != nil {
+		return x.MeshPort
+	}
+	return 0
+}
+
+func (x *Scopes) GetHubRttMs() float64 {
+	if x != nil {
+		return x.HubRttMs
+	}
+	return 0
+}
+
+type Probe struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Nonce         uint64                 `protobuf:"varint,1,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Probe) Reset() {
+	*x = Probe{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Probe) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Probe) ProtoMessage() {}
+
+func (x *Probe) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Probe.ProtoReflect.Descriptor instead.
+func (*Probe) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *Probe) GetNonce() uint64 {
+	if x != nil {
+		return x.Nonce
+	}
+	return 0
+}
+
+type ProbeReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Nonce         uint64                 `protobuf:"varint,1,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProbeReply) Reset() {
+	*x = ProbeReply{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProbeReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProbeReply) ProtoMessage() {}
+
+func (x *ProbeReply) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProbeReply.ProtoReflect.Descriptor instead.
+func (*ProbeReply) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ProbeReply) GetNonce() uint64 {
+	if x != nil {
+		return x.Nonce
+	}
+	return 0
+}
+
 type ContainerState_Waiting struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Reason        string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
@@ -1884,7 +2318,7 @@ type ContainerState_Waiting struct {
 
 func (x *ContainerState_Waiting) Reset() {
 	*x = ContainerState_Waiting{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[24]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1896,7 +2330,7 @@ func (x *ContainerState_Waiting) String() string {
 func (*ContainerState_Waiting) ProtoMessage() {}
 
 func (x *ContainerState_Waiting) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[24]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1935,7 +2369,7 @@ type ContainerState_Running struct {
 
 func (x *ContainerState_Running) Reset() {
 	*x = ContainerState_Running{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[25]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1947,7 +2381,7 @@ func (x *ContainerState_Running) String() string {
 func (*ContainerState_Running) ProtoMessage() {}
 
 func (x *ContainerState_Running) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[25]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1983,7 +2417,7 @@ type ContainerState_Terminated struct {
 
 func (x *ContainerState_Terminated) Reset() {
 	*x = ContainerState_Terminated{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[26]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1995,7 +2429,7 @@ func (x *ContainerState_Terminated) String() string {
 func (*ContainerState_Terminated) ProtoMessage() {}
 
 func (x *ContainerState_Terminated) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[26]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2067,7 +2501,7 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"\n" +
 	"cpu_millis\x18\x01 \x01(\x03R\tcpuMillis\x12!\n" +
 	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\x12\x12\n" +
-	"\x04pods\x18\x03 \x01(\x03R\x04pods\"\xe0\x03\n" +
+	"\x04pods\x18\x03 \x01(\x03R\x04pods\"\x93\x04\n" +
 	"\x05Hello\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12#\n" +
 	"\ragent_version\x18\x02 \x01(\tR\fagentVersion\x12\x0e\n" +
@@ -2080,18 +2514,21 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"\bruntimes\x18\t \x03(\tR\bruntimes\x12)\n" +
 	"\x10known_generation\x18\n" +
 	" \x01(\x04R\x0fknownGeneration\x12=\n" +
-	"\bstatuses\x18\v \x03(\v2!.edgefabric.hub.v1.WorkloadStatusR\bstatuses\x1a9\n" +
+	"\bstatuses\x18\v \x03(\v2!.edgefabric.hub.v1.WorkloadStatusR\bstatuses\x121\n" +
+	"\x06scopes\x18\x1e \x01(\v2\x19.edgefabric.hub.v1.ScopesR\x06scopes\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"w\n" +
 	"\tHeartbeat\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12:\n" +
-	"\tallocated\x18\x02 \x01(\v2\x1c.edgefabric.hub.v1.ResourcesR\tallocated\"\xec\x01\n" +
+	"\tallocated\x18\x02 \x01(\v2\x1c.edgefabric.hub.v1.ResourcesR\tallocated\"\xd3\x02\n" +
 	"\fAgentMessage\x120\n" +
 	"\x05hello\x18\x01 \x01(\v2\x18.edgefabric.hub.v1.HelloH\x00R\x05hello\x12<\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x1c.edgefabric.hub.v1.HeartbeatH\x00R\theartbeat\x129\n" +
 	"\x06status\x18\x03 \x01(\v2\x1f.edgefabric.hub.v1.StatusReportH\x00R\x06status\x12*\n" +
-	"\x03ack\x18\x04 \x01(\v2\x16.edgefabric.hub.v1.AckH\x00R\x03ackB\x05\n" +
+	"\x03ack\x18\x04 \x01(\v2\x16.edgefabric.hub.v1.AckH\x00R\x03ack\x123\n" +
+	"\x06scopes\x18\x1e \x01(\v2\x19.edgefabric.hub.v1.ScopesH\x00R\x06scopes\x120\n" +
+	"\x05probe\x18\x1f \x01(\v2\x18.edgefabric.hub.v1.ProbeH\x00R\x05probeB\x05\n" +
 	"\x03msg\"\x7f\n" +
 	"\fStatusReport\x12=\n" +
 	"\bstatuses\x18\x01 \x03(\v2!.edgefabric.hub.v1.WorkloadStatusR\bstatuses\x120\n" +
@@ -2099,13 +2536,15 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"\x03Ack\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x01 \x01(\x04R\n" +
-	"generation\"\xfe\x01\n" +
+	"generation\"\xc0\x02\n" +
 	"\n" +
 	"HubMessage\x12;\n" +
 	"\adesired\x18\x01 \x01(\v2\x1f.edgefabric.hub.v1.DesiredStateH\x00R\adesired\x128\n" +
 	"\x05delta\x18\x02 \x01(\v2 .edgefabric.hub.v1.WorkloadDeltaH\x00R\x05delta\x12:\n" +
 	"\x06stream\x18\x03 \x01(\v2 .edgefabric.hub.v1.StreamRequestH\x00R\x06stream\x126\n" +
-	"\awelcome\x18\x04 \x01(\v2\x1a.edgefabric.hub.v1.WelcomeH\x00R\awelcomeB\x05\n" +
+	"\awelcome\x18\x04 \x01(\v2\x1a.edgefabric.hub.v1.WelcomeH\x00R\awelcome\x12@\n" +
+	"\vprobe_reply\x18\x1e \x01(\v2\x1d.edgefabric.hub.v1.ProbeReplyH\x00R\n" +
+	"probeReplyB\x05\n" +
 	"\x03msg\"}\n" +
 	"\aWelcome\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12\x1b\n" +
@@ -2229,7 +2668,44 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"\x04open\x18\x01 \x01(\tR\x04open\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x12\x10\n" +
-	"\x03eof\x18\x04 \x01(\bR\x03eof2\xca\x02\n" +
+	"\x03eof\x18\x04 \x01(\bR\x03eof\"l\n" +
+	"\n" +
+	"Coordinate\x12\x10\n" +
+	"\x03vec\x18\x01 \x03(\x01R\x03vec\x12\x14\n" +
+	"\x05error\x18\x02 \x01(\x01R\x05error\x12\x1e\n" +
+	"\n" +
+	"adjustment\x18\x03 \x01(\x01R\n" +
+	"adjustment\x12\x16\n" +
+	"\x06height\x18\x04 \x01(\x01R\x06height\"\x90\x01\n" +
+	"\aLANPeer\x12\x1b\n" +
+	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x15\n" +
+	"\x06rtt_ms\x18\x03 \x01(\x01R\x05rttMs\x127\n" +
+	"\tlast_seen\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\"\xb1\x03\n" +
+	"\x06Scopes\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x1d\n" +
+	"\n" +
+	"network_id\x18\x02 \x01(\tR\tnetworkId\x12)\n" +
+	"\x10network_explicit\x18\x03 \x01(\bR\x0fnetworkExplicit\x12\x16\n" +
+	"\x06subnet\x18\x04 \x01(\tR\x06subnet\x12\x18\n" +
+	"\agateway\x18\x05 \x01(\tR\agateway\x120\n" +
+	"\x05peers\x18\x06 \x03(\v2\x1a.edgefabric.hub.v1.LANPeerR\x05peers\x12=\n" +
+	"\n" +
+	"coordinate\x18\a \x01(\v2\x1d.edgefabric.hub.v1.CoordinateR\n" +
+	"coordinate\x12\x1b\n" +
+	"\thas_point\x18\b \x01(\bR\bhasPoint\x12\x1a\n" +
+	"\blatitude\x18\t \x01(\x01R\blatitude\x12\x1c\n" +
+	"\tlongitude\x18\n" +
+	" \x01(\x01R\tlongitude\x12\x16\n" +
+	"\x06region\x18\v \x01(\tR\x06region\x12\x1b\n" +
+	"\tmesh_port\x18\f \x01(\x05R\bmeshPort\x12\x1c\n" +
+	"\n" +
+	"hub_rtt_ms\x18\r \x01(\x01R\bhubRttMs\"\x1d\n" +
+	"\x05Probe\x12\x14\n" +
+	"\x05nonce\x18\x01 \x01(\x04R\x05nonce\"\"\n" +
+	"\n" +
+	"ProbeReply\x12\x14\n" +
+	"\x05nonce\x18\x01 \x01(\x04R\x05nonce2\xca\x02\n" +
 	"\x03Hub\x12V\n" +
 	"\tBootstrap\x12#.edgefabric.hub.v1.BootstrapRequest\x1a$.edgefabric.hub.v1.BootstrapResponse\x12N\n" +
 	"\x05Renew\x12\x1f.edgefabric.hub.v1.RenewRequest\x1a$.edgefabric.hub.v1.BootstrapResponse\x12M\n" +
@@ -2248,7 +2724,7 @@ func file_pkg_apis_hub_v1_hub_proto_rawDescGZIP() []byte {
 	return file_pkg_apis_hub_v1_hub_proto_rawDescData
 }
 
-var file_pkg_apis_hub_v1_hub_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_pkg_apis_hub_v1_hub_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_pkg_apis_hub_v1_hub_proto_goTypes = []any{
 	(*BootstrapRequest)(nil),          // 0: edgefabric.hub.v1.BootstrapRequest
 	(*RenewRequest)(nil),              // 1: edgefabric.hub.v1.RenewRequest
@@ -2273,60 +2749,72 @@ var file_pkg_apis_hub_v1_hub_proto_goTypes = []any{
 	(*LogOptions)(nil),                // 20: edgefabric.hub.v1.LogOptions
 	(*StreamRequest)(nil),             // 21: edgefabric.hub.v1.StreamRequest
 	(*StreamFrame)(nil),               // 22: edgefabric.hub.v1.StreamFrame
-	nil,                               // 23: edgefabric.hub.v1.Hello.LabelsEntry
-	(*ContainerState_Waiting)(nil),    // 24: edgefabric.hub.v1.ContainerState.Waiting
-	(*ContainerState_Running)(nil),    // 25: edgefabric.hub.v1.ContainerState.Running
-	(*ContainerState_Terminated)(nil), // 26: edgefabric.hub.v1.ContainerState.Terminated
-	(*timestamppb.Timestamp)(nil),     // 27: google.protobuf.Timestamp
+	(*Coordinate)(nil),                // 23: edgefabric.hub.v1.Coordinate
+	(*LANPeer)(nil),                   // 24: edgefabric.hub.v1.LANPeer
+	(*Scopes)(nil),                    // 25: edgefabric.hub.v1.Scopes
+	(*Probe)(nil),                     // 26: edgefabric.hub.v1.Probe
+	(*ProbeReply)(nil),                // 27: edgefabric.hub.v1.ProbeReply
+	nil,                               // 28: edgefabric.hub.v1.Hello.LabelsEntry
+	(*ContainerState_Waiting)(nil),    // 29: edgefabric.hub.v1.ContainerState.Waiting
+	(*ContainerState_Running)(nil),    // 30: edgefabric.hub.v1.ContainerState.Running
+	(*ContainerState_Terminated)(nil), // 31: edgefabric.hub.v1.ContainerState.Terminated
+	(*timestamppb.Timestamp)(nil),     // 32: google.protobuf.Timestamp
 }
 var file_pkg_apis_hub_v1_hub_proto_depIdxs = []int32{
-	27, // 0: edgefabric.hub.v1.BootstrapResponse.not_after:type_name -> google.protobuf.Timestamp
+	32, // 0: edgefabric.hub.v1.BootstrapResponse.not_after:type_name -> google.protobuf.Timestamp
 	3,  // 1: edgefabric.hub.v1.Hello.capacity:type_name -> edgefabric.hub.v1.Resources
-	23, // 2: edgefabric.hub.v1.Hello.labels:type_name -> edgefabric.hub.v1.Hello.LabelsEntry
+	28, // 2: edgefabric.hub.v1.Hello.labels:type_name -> edgefabric.hub.v1.Hello.LabelsEntry
 	18, // 3: edgefabric.hub.v1.Hello.statuses:type_name -> edgefabric.hub.v1.WorkloadStatus
-	27, // 4: edgefabric.hub.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
-	3,  // 5: edgefabric.hub.v1.Heartbeat.allocated:type_name -> edgefabric.hub.v1.Resources
-	4,  // 6: edgefabric.hub.v1.AgentMessage.hello:type_name -> edgefabric.hub.v1.Hello
-	5,  // 7: edgefabric.hub.v1.AgentMessage.heartbeat:type_name -> edgefabric.hub.v1.Heartbeat
-	7,  // 8: edgefabric.hub.v1.AgentMessage.status:type_name -> edgefabric.hub.v1.StatusReport
-	8,  // 9: edgefabric.hub.v1.AgentMessage.ack:type_name -> edgefabric.hub.v1.Ack
-	18, // 10: edgefabric.hub.v1.StatusReport.statuses:type_name -> edgefabric.hub.v1.WorkloadStatus
-	19, // 11: edgefabric.hub.v1.StatusReport.events:type_name -> edgefabric.hub.v1.Event
-	11, // 12: edgefabric.hub.v1.HubMessage.desired:type_name -> edgefabric.hub.v1.DesiredState
-	12, // 13: edgefabric.hub.v1.HubMessage.delta:type_name -> edgefabric.hub.v1.WorkloadDelta
-	21, // 14: edgefabric.hub.v1.HubMessage.stream:type_name -> edgefabric.hub.v1.StreamRequest
-	10, // 15: edgefabric.hub.v1.HubMessage.welcome:type_name -> edgefabric.hub.v1.Welcome
-	27, // 16: edgefabric.hub.v1.Welcome.server_time:type_name -> google.protobuf.Timestamp
-	15, // 17: edgefabric.hub.v1.DesiredState.workloads:type_name -> edgefabric.hub.v1.Workload
-	15, // 18: edgefabric.hub.v1.WorkloadDelta.upsert:type_name -> edgefabric.hub.v1.Workload
-	13, // 19: edgefabric.hub.v1.Container.env:type_name -> edgefabric.hub.v1.EnvVar
-	14, // 20: edgefabric.hub.v1.Workload.containers:type_name -> edgefabric.hub.v1.Container
-	24, // 21: edgefabric.hub.v1.ContainerState.waiting:type_name -> edgefabric.hub.v1.ContainerState.Waiting
-	25, // 22: edgefabric.hub.v1.ContainerState.running:type_name -> edgefabric.hub.v1.ContainerState.Running
-	26, // 23: edgefabric.hub.v1.ContainerState.terminated:type_name -> edgefabric.hub.v1.ContainerState.Terminated
-	16, // 24: edgefabric.hub.v1.ContainerStatus.state:type_name -> edgefabric.hub.v1.ContainerState
-	16, // 25: edgefabric.hub.v1.ContainerStatus.last_state:type_name -> edgefabric.hub.v1.ContainerState
-	17, // 26: edgefabric.hub.v1.WorkloadStatus.containers:type_name -> edgefabric.hub.v1.ContainerStatus
-	27, // 27: edgefabric.hub.v1.WorkloadStatus.start_time:type_name -> google.protobuf.Timestamp
-	27, // 28: edgefabric.hub.v1.Event.time:type_name -> google.protobuf.Timestamp
-	27, // 29: edgefabric.hub.v1.LogOptions.since_time:type_name -> google.protobuf.Timestamp
-	20, // 30: edgefabric.hub.v1.StreamRequest.logs:type_name -> edgefabric.hub.v1.LogOptions
-	27, // 31: edgefabric.hub.v1.ContainerState.Running.started_at:type_name -> google.protobuf.Timestamp
-	27, // 32: edgefabric.hub.v1.ContainerState.Terminated.started_at:type_name -> google.protobuf.Timestamp
-	27, // 33: edgefabric.hub.v1.ContainerState.Terminated.finished_at:type_name -> google.protobuf.Timestamp
-	0,  // 34: edgefabric.hub.v1.Hub.Bootstrap:input_type -> edgefabric.hub.v1.BootstrapRequest
-	1,  // 35: edgefabric.hub.v1.Hub.Renew:input_type -> edgefabric.hub.v1.RenewRequest
-	6,  // 36: edgefabric.hub.v1.Hub.Control:input_type -> edgefabric.hub.v1.AgentMessage
-	22, // 37: edgefabric.hub.v1.Hub.Stream:input_type -> edgefabric.hub.v1.StreamFrame
-	2,  // 38: edgefabric.hub.v1.Hub.Bootstrap:output_type -> edgefabric.hub.v1.BootstrapResponse
-	2,  // 39: edgefabric.hub.v1.Hub.Renew:output_type -> edgefabric.hub.v1.BootstrapResponse
-	9,  // 40: edgefabric.hub.v1.Hub.Control:output_type -> edgefabric.hub.v1.HubMessage
-	22, // 41: edgefabric.hub.v1.Hub.Stream:output_type -> edgefabric.hub.v1.StreamFrame
-	38, // [38:42] is the sub-list for method output_type
-	34, // [34:38] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	25, // 4: edgefabric.hub.v1.Hello.scopes:type_name -> edgefabric.hub.v1.Scopes
+	32, // 5: edgefabric.hub.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
+	3,  // 6: edgefabric.hub.v1.Heartbeat.allocated:type_name -> edgefabric.hub.v1.Resources
+	4,  // 7: edgefabric.hub.v1.AgentMessage.hello:type_name -> edgefabric.hub.v1.Hello
+	5,  // 8: edgefabric.hub.v1.AgentMessage.heartbeat:type_name -> edgefabric.hub.v1.Heartbeat
+	7,  // 9: edgefabric.hub.v1.AgentMessage.status:type_name -> edgefabric.hub.v1.StatusReport
+	8,  // 10: edgefabric.hub.v1.AgentMessage.ack:type_name -> edgefabric.hub.v1.Ack
+	25, // 11: edgefabric.hub.v1.AgentMessage.scopes:type_name -> edgefabric.hub.v1.Scopes
+	26, // 12: edgefabric.hub.v1.AgentMessage.probe:type_name -> edgefabric.hub.v1.Probe
+	18, // 13: edgefabric.hub.v1.StatusReport.statuses:type_name -> edgefabric.hub.v1.WorkloadStatus
+	19, // 14: edgefabric.hub.v1.StatusReport.events:type_name -> edgefabric.hub.v1.Event
+	11, // 15: edgefabric.hub.v1.HubMessage.desired:type_name -> edgefabric.hub.v1.DesiredState
+	12, // 16: edgefabric.hub.v1.HubMessage.delta:type_name -> edgefabric.hub.v1.WorkloadDelta
+	21, // 17: edgefabric.hub.v1.HubMessage.stream:type_name -> edgefabric.hub.v1.StreamRequest
+	10, // 18: edgefabric.hub.v1.HubMessage.welcome:type_name -> edgefabric.hub.v1.Welcome
+	27, // 19: edgefabric.hub.v1.HubMessage.probe_reply:type_name -> edgefabric.hub.v1.ProbeReply
+	32, // 20: edgefabric.hub.v1.Welcome.server_time:type_name -> google.protobuf.Timestamp
+	15, // 21: edgefabric.hub.v1.DesiredState.workloads:type_name -> edgefabric.hub.v1.Workload
+	15, // 22: edgefabric.hub.v1.WorkloadDelta.upsert:type_name -> edgefabric.hub.v1.Workload
+	13, // 23: edgefabric.hub.v1.Container.env:type_name -> edgefabric.hub.v1.EnvVar
+	14, // 24: edgefabric.hub.v1.Workload.containers:type_name -> edgefabric.hub.v1.Container
+	29, // 25: edgefabric.hub.v1.ContainerState.waiting:type_name -> edgefabric.hub.v1.ContainerState.Waiting
+	30, // 26: edgefabric.hub.v1.ContainerState.running:type_name -> edgefabric.hub.v1.ContainerState.Running
+	31, // 27: edgefabric.hub.v1.ContainerState.terminated:type_name -> edgefabric.hub.v1.ContainerState.Terminated
+	16, // 28: edgefabric.hub.v1.ContainerStatus.state:type_name -> edgefabric.hub.v1.ContainerState
+	16, // 29: edgefabric.hub.v1.ContainerStatus.last_state:type_name -> edgefabric.hub.v1.ContainerState
+	17, // 30: edgefabric.hub.v1.WorkloadStatus.containers:type_name -> edgefabric.hub.v1.ContainerStatus
+	32, // 31: edgefabric.hub.v1.WorkloadStatus.start_time:type_name -> google.protobuf.Timestamp
+	32, // 32: edgefabric.hub.v1.Event.time:type_name -> google.protobuf.Timestamp
+	32, // 33: edgefabric.hub.v1.LogOptions.since_time:type_name -> google.protobuf.Timestamp
+	20, // 34: edgefabric.hub.v1.StreamRequest.logs:type_name -> edgefabric.hub.v1.LogOptions
+	32, // 35: edgefabric.hub.v1.LANPeer.last_seen:type_name -> google.protobuf.Timestamp
+	24, // 36: edgefabric.hub.v1.Scopes.peers:type_name -> edgefabric.hub.v1.LANPeer
+	23, // 37: edgefabric.hub.v1.Scopes.coordinate:type_name -> edgefabric.hub.v1.Coordinate
+	32, // 38: edgefabric.hub.v1.ContainerState.Running.started_at:type_name -> google.protobuf.Timestamp
+	32, // 39: edgefabric.hub.v1.ContainerState.Terminated.started_at:type_name -> google.protobuf.Timestamp
+	32, // 40: edgefabric.hub.v1.ContainerState.Terminated.finished_at:type_name -> google.protobuf.Timestamp
+	0,  // 41: edgefabric.hub.v1.Hub.Bootstrap:input_type -> edgefabric.hub.v1.BootstrapRequest
+	1,  // 42: edgefabric.hub.v1.Hub.Renew:input_type -> edgefabric.hub.v1.RenewRequest
+	6,  // 43: edgefabric.hub.v1.Hub.Control:input_type -> edgefabric.hub.v1.AgentMessage
+	22, // 44: edgefabric.hub.v1.Hub.Stream:input_type -> edgefabric.hub.v1.StreamFrame
+	2,  // 45: edgefabric.hub.v1.Hub.Bootstrap:output_type -> edgefabric.hub.v1.BootstrapResponse
+	2,  // 46: edgefabric.hub.v1.Hub.Renew:output_type -> edgefabric.hub.v1.BootstrapResponse
+	9,  // 47: edgefabric.hub.v1.Hub.Control:output_type -> edgefabric.hub.v1.HubMessage
+	22, // 48: edgefabric.hub.v1.Hub.Stream:output_type -> edgefabric.hub.v1.StreamFrame
+	45, // [45:49] is the sub-list for method output_type
+	41, // [41:45] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_pkg_apis_hub_v1_hub_proto_init() }
@@ -2339,12 +2827,15 @@ func file_pkg_apis_hub_v1_hub_proto_init() {
 		(*AgentMessage_Heartbeat)(nil),
 		(*AgentMessage_Status)(nil),
 		(*AgentMessage_Ack)(nil),
+		(*AgentMessage_Scopes)(nil),
+		(*AgentMessage_Probe)(nil),
 	}
 	file_pkg_apis_hub_v1_hub_proto_msgTypes[9].OneofWrappers = []any{
 		(*HubMessage_Desired)(nil),
 		(*HubMessage_Delta)(nil),
 		(*HubMessage_Stream)(nil),
 		(*HubMessage_Welcome)(nil),
+		(*HubMessage_ProbeReply)(nil),
 	}
 	file_pkg_apis_hub_v1_hub_proto_msgTypes[16].OneofWrappers = []any{
 		(*ContainerState_Waiting_)(nil),
@@ -2360,7 +2851,7 @@ func file_pkg_apis_hub_v1_hub_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pkg_apis_hub_v1_hub_proto_rawDesc), len(file_pkg_apis_hub_v1_hub_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   27,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
