@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/edgefabric/edgefabric/test/fabrictest"
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -41,22 +43,23 @@ func BenchmarkAgentIdleRSS(b *testing.B) {
 	b.Run("hello", func(b *testing.B) {
 		var empty, fresh, restarted procMemory
 		for range b.N {
-			f := startFabric(b, 1, fabricOptions{})
-			image := f.pushHello()
-			a := f.agents[0]
-			empty = settleAndRead(b, "no workloads", a.pid(), 30*time.Second)
-			r := f.runIdle(image, "hello")
-			fresh = settleAndRead(b, "fresh", a.pid(), rssSettle)
+			f := startFabric(b, 1)
+			image := pushHello(f)
+			a := f.Agent("dev-0")
+			empty = settleAndRead(b, "no workloads", a.Pid(), 30*time.Second)
+			r := runIdle(f, image, "hello")
+			fresh = settleAndRead(b, "fresh", a.Pid(), rssSettle)
 
 			// Restart the agent: the workloads come back from its store.
-			f.restartAgent(a)
-			f.waitNode(func(n *corev1.Node) bool { return readyDevices(n) == 1 })
-			waitLog(b, a.proc, "resuming workloads from store", time.Minute)
-			waitPods(b, f.client, "bench-round=rss-idle", func(p *corev1.Pod) bool {
-				return podReady(p) && len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount >= 1
+			a.Stop(b, syscall.SIGTERM)
+			f.RestartAgent(a)
+			f.WaitNode(func(n *corev1.Node) bool { return fabrictest.ReadyDevices(n) == 1 })
+			f.WaitLog(a.Proc, "resuming workloads from store", 1, time.Minute)
+			waitPods(b, f.Client, "bench-round=rss-idle", func(p *corev1.Pod) bool {
+				return fabrictest.PodReady(p) && len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount >= 1
 			})
-			restarted = settleAndRead(b, "restarted", a.pid(), rssSettle)
-			r.cleanUp(b, f.client)
+			restarted = settleAndRead(b, "restarted", a.Pid(), rssSettle)
+			r.cleanUp(b, f.Client)
 		}
 		b.ReportMetric(0, "ns/op")
 		b.ReportMetric(float64(empty.rss)/1e6, "empty-RSS-MB")
@@ -72,14 +75,14 @@ func BenchmarkAgentIdleRSS(b *testing.B) {
 		module := ocitest.Wat2Wasm(b, "testdata/idle.wat")
 		var empty, loaded procMemory
 		for range b.N {
-			f := startFabric(b, 1, fabricOptions{})
-			ref := f.registry + "/idle:v1"
+			f := startFabric(b, 1)
+			ref := f.Registry + "/idle:v1"
 			ocitest.Push(b, ref, module, ocitest.Image)
-			a := f.agents[0]
-			empty = settleAndRead(b, "no workloads", a.pid(), 30*time.Second)
-			r := f.runIdle(ref, "idle")
-			loaded = settleAndRead(b, "idle.wat", a.pid(), rssSettle)
-			r.cleanUp(b, f.client)
+			a := f.Agent("dev-0")
+			empty = settleAndRead(b, "no workloads", a.Pid(), 30*time.Second)
+			r := runIdle(f, ref, "idle")
+			loaded = settleAndRead(b, "idle.wat", a.Pid(), rssSettle)
+			r.cleanUp(b, f.Client)
 		}
 		b.ReportMetric(0, "ns/op")
 		b.ReportMetric(float64(empty.rss)/1e6, "empty-RSS-MB")
@@ -91,21 +94,21 @@ func BenchmarkAgentIdleRSS(b *testing.B) {
 
 // runIdle creates rssWorkloads pods of image, idle (hello prints a line an
 // hour), on the account's node and waits until they are Ready.
-func (f *fabric) runIdle(image, container string) *podRound {
-	f.tb.Helper()
+func runIdle(f *fabrictest.Fabric, image, container string) *podRound {
+	f.T().Helper()
 	r := &podRound{name: "rss", node: nodeName, taint: "edgefabric", image: image}
 	label := "idle"
-	w := r.watch(f.tb, f.client, label)
+	w := r.watch(f.T(), f.Client, label)
 	defer w.stop()
 	for i := range rssWorkloads {
 		p := r.pod(label, i)
 		p.Spec.Containers[0].Name = container
-		if _, err := f.client.CoreV1().Pods(namespace).Create(context.Background(), p, metav1.CreateOptions{}); err != nil {
-			f.tb.Fatal(err)
+		if _, err := f.Client.CoreV1().Pods(namespace).Create(context.Background(), p, metav1.CreateOptions{}); err != nil {
+			f.T().Fatal(err)
 		}
 	}
 	for i := range rssWorkloads {
-		w.waitReady(f.tb, r.pod(label, i).Name, roundTimeout)
+		w.waitReady(f.T(), r.pod(label, i).Name, roundTimeout)
 	}
 	return r
 }
@@ -174,22 +177,6 @@ func settleAndRead(tb testing.TB, what string, pid int, settle time.Duration) pr
 	}
 	report(tb, "%s: VmRSS MB over time: %s\n    by mapping: %s", what, strings.Join(trace, ", "), smapsSummary(pid))
 	return m
-}
-
-// waitLog waits until the process's log holds s.
-func waitLog(tb testing.TB, p *proc, s string, timeout time.Duration) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		b, _ := os.ReadFile(p.log)
-		if strings.Contains(string(b), s) {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("%s did not log %q within %s", p.name, s, timeout)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // waitPods polls the pods with label selector sel until cond holds for all.

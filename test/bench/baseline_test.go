@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"github.com/edgefabric/edgefabric/test/fabrictest"
 	"sync"
 	"testing"
 	"time"
@@ -229,7 +230,7 @@ func startBaseline(tb testing.TB, cfg *rest.Config) *baselineProvider {
 	case <-time.After(time.Minute):
 		tb.Fatal("baseline pod controller not ready within a minute")
 	}
-	waitNodeNamed(tb, client, baselineNode, nodeReady)
+	waitNodeNamed(tb, client, baselineNode, fabrictest.NodeReady)
 	return p
 }
 

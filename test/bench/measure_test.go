@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"github.com/edgefabric/edgefabric/test/fabrictest"
 	"io"
 	"net/http"
 	"os"
@@ -123,7 +124,7 @@ func newProfiler(tb testing.TB) *profiler {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		tb.Fatal(err)
 	}
-	return &profiler{dir: dir, addr: freeAddr(tb)}
+	return &profiler{dir: dir, addr: fabrictest.FreePort(tb)}
 }
 
 func (p *profiler) enabled() bool { return p.dir != "" }

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"github.com/edgefabric/edgefabric/test/fabrictest"
 	"math"
 	"slices"
 	"strings"
@@ -50,19 +51,18 @@ const annotationDevice = "edgefabric.io/device"
 func BenchmarkPodStart(b *testing.B) {
 	prof := newProfiler(b)
 	agentProf := newProfiler(b) // the first agent's
-	opts := fabricOptions{}
+	var opts []fabrictest.FabricOption
 	if prof.enabled() {
-		opts.ProviderArgs = []string{"--debug-listen", prof.addr}
-		opts.AgentDebug = func(i int) string {
+		opts = append(opts, fabrictest.WithProviderArgs("--debug-listen", prof.addr), fabrictest.WithAgentDebug(func(i int) string {
 			if i == 0 {
 				return agentProf.addr
 			}
 			return "127.0.0.1:0"
-		}
+		}))
 	}
-	f := startFabric(b, podStartAgents, opts)
-	image := f.pushHello()
-	base := startBaseline(b, f.env.Config)
+	f := startFabric(b, podStartAgents, opts...)
+	image := pushHello(f)
+	base := startBaseline(b, f.Env.Config)
 
 	ours := podRound{name: "edgefabric", node: nodeName, taint: "edgefabric", image: image}
 	if prof.enabled() {
@@ -93,7 +93,7 @@ func BenchmarkPodStart(b *testing.B) {
 	// Warm-up, uncounted: one pod per agent pulls the image and compiles the
 	// module there (one at a time, so that placement spreads them), and one
 	// pod on the baseline node.
-	cold := ours.warmUp(b, f.client, podStartAgents)
+	cold := ours.warmUp(b, f.Client, podStartAgents)
 	devices := map[string]bool{}
 	for _, p := range cold.pods {
 		devices[p.device] = true
@@ -101,7 +101,7 @@ func BenchmarkPodStart(b *testing.B) {
 	if len(devices) != podStartAgents {
 		b.Fatalf("warm-up pods landed on %d devices, want %d: %v", len(devices), podStartAgents, devices)
 	}
-	baseline.warmUp(b, f.client, 1)
+	baseline.warmUp(b, f.Client, 1)
 	time.Sleep(settle)
 
 	var oursAll, baseAll, oursPaced, basePaced roundStats
@@ -113,14 +113,14 @@ func BenchmarkPodStart(b *testing.B) {
 				order = []*podRound{&ours, &baseline}
 			}
 			for _, r := range order {
-				st := r.burst(b, f.client, podStartPods)
+				st := r.burst(b, f.Client, podStartPods)
 				report(b, "%-10s burst %d: %s", r.name, i*burstRounds+j, st.summary())
 				if r == &ours {
 					oursAll.add(st)
 				} else {
 					baseAll.add(st)
 				}
-				r.cleanUp(b, f.client)
+				r.cleanUp(b, f.Client)
 				time.Sleep(settle)
 			}
 		}
@@ -129,14 +129,14 @@ func BenchmarkPodStart(b *testing.B) {
 			order = []*podRound{&ours, &baseline}
 		}
 		for _, r := range order {
-			st := r.paced(b, f.client, pacedPods, pacedInterval)
+			st := r.paced(b, f.Client, pacedPods, pacedInterval)
 			report(b, "%-10s paced %d: %s", r.name, i, st.summary())
 			if r == &ours {
 				oursPaced.add(st)
 			} else {
 				basePaced.add(st)
 			}
-			r.cleanUp(b, f.client)
+			r.cleanUp(b, f.Client)
 			time.Sleep(settle)
 		}
 	}
@@ -481,7 +481,7 @@ func (r *podRound) watch(tb testing.TB, client kubernetes.Interface, label strin
 		if d := p.Annotations[annotationDevice]; d != "" && t.device == "" {
 			t.device, t.placed = d, now
 		}
-		if t.ready.IsZero() && podReady(p) {
+		if t.ready.IsZero() && fabrictest.PodReady(p) {
 			t.ready = now
 			close(w.changed)
 			w.changed = make(chan struct{})

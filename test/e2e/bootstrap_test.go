@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"crypto/x509"
+	"github.com/edgefabric/edgefabric/test/fabrictest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,19 +18,19 @@ import (
 // testBootstrap joins a new device with the account's token, checks the
 // certificate it was given, and restarts it without a token: it keeps using
 // the certificate.
-func testBootstrap(f *Fabric) {
-	t := f.t
+func testBootstrap(f *fabrictest.Fabric) {
+	t := f.T()
 	before := 2 // dev-0 and dev-1
-	f.WaitNode(func(n *corev1.Node) bool { return readyDevices(n) == before })
+	f.WaitNode(func(n *corev1.Node) bool { return fabrictest.ReadyDevices(n) == before })
 	a := f.StartAgent("joiner")
 	f.WaitNode(func(n *corev1.Node) bool {
-		return readyDevices(n) == before+1 && strings.Contains(conditionMessage(n), "joiner")
+		return fabrictest.ReadyDevices(n) == before+1 && strings.Contains(conditionMessage(n), "joiner")
 	})
 	f.WaitLog(a.Proc, "connected to hub", 1, 10*time.Second)
-	if logLine(a.Output(), "joined the fabric", "device=joiner", "account=e2e") == "" {
-		t.Errorf("agent log does not say it joined as joiner of e2e:\n%s", tail(a.Output(), 20))
+	if fabrictest.LogLine(a.Output(), "joined the fabric", "device=joiner", "account=e2e") == "" {
+		t.Errorf("agent log does not say it joined as joiner of e2e:\n%s", fabrictest.Tail(a.Output(), 20))
 	}
-	if logLine(f.Provider().Output(), "device bootstrapped", "device=joiner", "account=e2e") == "" {
+	if fabrictest.LogLine(f.Provider().Output(), "device bootstrapped", "device=joiner", "account=e2e") == "" {
 		t.Errorf("provider log does not say it bootstrapped joiner of e2e")
 	}
 
@@ -53,7 +54,7 @@ func testBootstrap(f *Fabric) {
 	if err != nil || d.ID != "joiner" || d.Account != account {
 		t.Errorf("certificate names %+v (%v), want device joiner of account %s", d, err, account)
 	}
-	caPEM, err := os.ReadFile(filepath.Join(f.stateDir, "ca.crt"))
+	caPEM, err := os.ReadFile(filepath.Join(f.StateDir, "ca.crt"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,14 +68,14 @@ func testBootstrap(f *Fabric) {
 	}
 
 	// Without a token it joins with the certificate it has.
-	f.WaitNode(func(n *corev1.Node) bool { return readyDevices(n) == before })
-	f.RestartAgent(a, replaceFlag(a.args, "--token", "")...)
+	f.WaitNode(func(n *corev1.Node) bool { return fabrictest.ReadyDevices(n) == before })
+	f.RestartAgent(a, replaceFlag(a.Args, "--token", "")...)
 	f.WaitNode(func(n *corev1.Node) bool {
-		return readyDevices(n) == before+1 && strings.Contains(conditionMessage(n), "joiner")
+		return fabrictest.ReadyDevices(n) == before+1 && strings.Contains(conditionMessage(n), "joiner")
 	})
 	f.WaitLog(a.Proc, "connected to hub", 1, 10*time.Second)
 	if strings.Contains(a.Output(), `msg="joined the fabric"`) {
-		t.Errorf("agent joined again, want it to use its certificate:\n%s", tail(a.Output(), 10))
+		t.Errorf("agent joined again, want it to use its certificate:\n%s", fabrictest.Tail(a.Output(), 10))
 	}
 	a.Stop(t, syscall.SIGTERM)
 	f.Forget(a)
@@ -83,8 +84,8 @@ func testBootstrap(f *Fabric) {
 // testBootstrapRefused starts agents with a token no Secret has and with an
 // expired one: each exits with an error naming the token and why, and the
 // provider logs the refusal.
-func testBootstrapRefused(f *Fabric) {
-	t := f.t
+func testBootstrapRefused(f *fabrictest.Fabric) {
+	t := f.T()
 	f.CreateToken("bootstrap-token-expired", "expired0123456789abcdef", account, time.Now().Add(-time.Hour).UTC().Format(time.RFC3339))
 	for _, tc := range []struct {
 		device, token, why string
@@ -98,7 +99,7 @@ func testBootstrapRefused(f *Fabric) {
 		case <-a.Done():
 		case <-time.After(60 * time.Second):
 			a.Stop(t, syscall.SIGKILL)
-			t.Fatalf("agent %s with a refused token still runs after 60s:\n%s", tc.device, tail(a.Output(), 20))
+			t.Fatalf("agent %s with a refused token still runs after 60s:\n%s", tc.device, fabrictest.Tail(a.Output(), 20))
 		}
 		f.Forget(a)
 		out := a.Output()
@@ -106,13 +107,13 @@ func testBootstrapRefused(f *Fabric) {
 			t.Errorf("agent %s exited 0 after its token was refused", tc.device)
 		}
 		if !strings.Contains(out, `token \"`+tc.token[:6]) || !strings.Contains(out, "refused") || !strings.Contains(out, tc.why) {
-			t.Errorf("agent %s: want an error naming token %s… and %q; got:\n%s", tc.device, tc.token[:6], tc.why, tail(out, 10))
+			t.Errorf("agent %s: want an error naming token %s… and %q; got:\n%s", tc.device, tc.token[:6], tc.why, fabrictest.Tail(out, 10))
 		}
-		if l := logLine(f.Provider().Output(), "bootstrap refused", "device="+tc.device, "token="+tc.token[:6]); !strings.Contains(l, tc.why) {
+		if l := fabrictest.LogLine(f.Provider().Output(), "bootstrap refused", "device="+tc.device, "token="+tc.token[:6]); !strings.Contains(l, tc.why) {
 			t.Errorf("provider log: want a \"bootstrap refused\" line for %s naming token %s… and %q, got %q", tc.device, tc.token[:6], tc.why, l)
 		}
 	}
-	if n := f.WaitNode(nodeReady); strings.Contains(conditionMessage(n), "-token") {
+	if n := f.WaitNode(fabrictest.NodeReady); strings.Contains(conditionMessage(n), "-token") {
 		t.Errorf("a refused device is on the node: %q", conditionMessage(n))
 	}
 }

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"github.com/edgefabric/edgefabric/test/fabrictest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -23,10 +24,10 @@ func cpu(n int64) func(*corev1.Pod) {
 
 // testPlacement checks that a pod goes to the least loaded device that fits:
 // the fabric's devices offer 2000m each and nothing else asks for CPU.
-func testPlacement(f *Fabric, img image) {
-	t := f.t
+func testPlacement(f *fabrictest.Fabric, img image) {
+	t := f.T()
 	placed := func(name string, millis int64) string {
-		f.Create(pod(name, img.ref, cpu(millis), env("INTERVAL", "1s")))
+		f.Create(f.Pod(name, img.ref, cpu(millis), fabrictest.Env("INTERVAL", "1s")))
 		p := f.WaitPod(name, 60*time.Second, func(p *corev1.Pod) bool { return p.Annotations["edgefabric.io/device"] != "" })
 		ev := f.WaitEvent(name, "Scheduled", 30*time.Second)
 		dev := f.DeviceOf(p).ID
@@ -48,7 +49,7 @@ func testPlacement(f *Fabric, img image) {
 		t.Errorf("place-d (1500m) went to %s, which has only 1000m left", d)
 	}
 	// Nothing has 1900m left: the pod waits, saying why.
-	f.Create(pod("place-e", img.ref, cpu(1900)))
+	f.Create(f.Pod("place-e", img.ref, cpu(1900)))
 	p := f.WaitPod("place-e", 30*time.Second, func(p *corev1.Pod) bool {
 		w := app(p).State.Waiting
 		return w != nil && w.Reason == "Unschedulable"
@@ -64,7 +65,7 @@ func testPlacement(f *Fabric, img image) {
 	if _, err := f.Kubectl("delete", "pod", "place-a", "--wait=true", "--timeout=30s"); err != nil {
 		t.Fatal(err)
 	}
-	p = f.WaitPod("place-e", 60*time.Second, running)
+	p = f.WaitPod("place-e", 60*time.Second, fabrictest.PodReady)
 	if dev := p.Annotations["edgefabric.io/device"]; dev != a {
 		t.Errorf("place-e went to %s, want %s, freed by place-a", dev, a)
 	}
@@ -72,8 +73,8 @@ func testPlacement(f *Fabric, img image) {
 
 // testEnv checks environment from literals, a Secret and a ConfigMap, $(VAR)
 // expansion, and command and args replacing the image's entrypoint.
-func testEnv(f *Fabric, img image) {
-	t := f.t
+func testEnv(f *fabrictest.Fabric, img image) {
+	t := f.T()
 	ctx := t.Context()
 	if _, err := f.Client.CoreV1().Secrets(namespace).Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "env-secret"},
@@ -87,7 +88,7 @@ func testEnv(f *Fabric, img image) {
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	f.Create(pod("env", img.ref, func(p *corev1.Pod) {
+	f.Create(f.Pod("env", img.ref, func(p *corev1.Pod) {
 		c := &p.Spec.Containers[0]
 		c.Command = []string{"/app/module.wasm", "from-command"}
 		c.Args = []string{"$(GREETING)", "second"}
@@ -104,7 +105,7 @@ func testEnv(f *Fabric, img image) {
 			{Name: "PRINT_ENV", Value: "GREETING,SECRET_VAL,CM_VAL,COMBINED,POD_NAME"},
 		}
 	}))
-	f.WaitPod("env", 60*time.Second, running)
+	f.WaitPod("env", 60*time.Second, fabrictest.PodReady)
 	want := []string{
 		"hello from env",
 		`args: ["from-command" "hi there" "second"]`,
@@ -115,7 +116,7 @@ func testEnv(f *Fabric, img image) {
 		"POD_NAME=env",
 	}
 	out := f.LogsUntil(30*time.Second, func(s string) bool { return strings.Contains(s, "POD_NAME=") }, "env")
-	got := lines(out)
+	got := fabrictest.Lines(out)
 	for _, w := range want {
 		if !slices.Contains(got, w) {
 			t.Errorf("logs of env: missing line %q in\n%s", w, out)
@@ -125,9 +126,9 @@ func testEnv(f *Fabric, img image) {
 
 // testConfigError checks a pod whose ConfigMap is missing: it waits with
 // CreateContainerConfigError and starts once the ConfigMap exists.
-func testConfigError(f *Fabric, img image) {
-	t := f.t
-	f.Create(pod("config-error", img.ref, func(p *corev1.Pod) {
+func testConfigError(f *fabrictest.Fabric, img image) {
+	t := f.T()
+	f.Create(f.Pod("config-error", img.ref, func(p *corev1.Pod) {
 		p.Spec.Containers[0].Env = []corev1.EnvVar{
 			{Name: "LATE", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{
 				LocalObjectReference: corev1.LocalObjectReference{Name: "late-config"}, Key: "k",
@@ -151,13 +152,13 @@ func testConfigError(f *Fabric, img image) {
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	f.WaitPod("config-error", 60*time.Second, running)
-	f.LogsUntil(30*time.Second, func(s string) bool { return slices.Contains(lines(s), "LATE=arrived") }, "config-error")
+	f.WaitPod("config-error", 60*time.Second, fabrictest.PodReady)
+	f.LogsUntil(30*time.Second, func(s string) bool { return slices.Contains(fabrictest.Lines(s), "LATE=arrived") }, "config-error")
 }
 
 // testRestartPolicy runs containers that exit, under each restart policy.
-func testRestartPolicy(f *Fabric, img image) {
-	t := f.t
+func testRestartPolicy(f *fabrictest.Fabric, img image) {
+	t := f.T()
 	type want struct {
 		phase    corev1.PodPhase
 		exitCode int32
@@ -177,7 +178,7 @@ func testRestartPolicy(f *Fabric, img image) {
 		{"always-succeeds", corev1.RestartPolicyAlways, "0", want{corev1.PodRunning, 0, "Completed", true}},
 	}
 	for _, tc := range cases {
-		f.Create(pod(tc.name, img.ref, restartPolicy(tc.policy), env("COUNT", "1", "INTERVAL", "10ms", "EXIT_CODE", tc.exit)))
+		f.Create(f.Pod(tc.name, img.ref, fabrictest.RestartPolicy(tc.policy), fabrictest.Env("COUNT", "1", "INTERVAL", "10ms", "EXIT_CODE", tc.exit)))
 	}
 	for _, tc := range cases {
 		if tc.want.restarts {
@@ -201,7 +202,7 @@ func testRestartPolicy(f *Fabric, img image) {
 			t.Errorf("%s: terminated startedAt %s, finishedAt %s", tc.name, term.StartedAt, term.FinishedAt)
 		}
 		for _, ct := range []corev1.PodConditionType{corev1.ContainersReady, corev1.PodReady} {
-			c := condition(p, ct)
+			c := fabrictest.Condition(p, ct)
 			wantReason := "PodCompleted"
 			if tc.want.phase == corev1.PodFailed {
 				wantReason = "PodFailed"
@@ -221,15 +222,15 @@ func testRestartPolicy(f *Fabric, img image) {
 }
 
 // testMemoryLimit checks that the container's memory limit caps the module.
-func testMemoryLimit(f *Fabric, img image) {
-	t := f.t
+func testMemoryLimit(f *fabrictest.Fabric, img image) {
+	t := f.T()
 	limit := func(q string) func(*corev1.Pod) {
 		return func(p *corev1.Pod) {
 			p.Spec.Containers[0].Resources.Limits = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse(q)}
 		}
 	}
-	f.Create(pod("mem-oom", img.ref, restartPolicy(corev1.RestartPolicyNever), limit("64Mi"), env("ALLOC_MB", "128", "COUNT", "1")))
-	f.Create(pod("mem-fits", img.ref, restartPolicy(corev1.RestartPolicyNever), limit("64Mi"), env("ALLOC_MB", "16", "COUNT", "1")))
+	f.Create(f.Pod("mem-oom", img.ref, fabrictest.RestartPolicy(corev1.RestartPolicyNever), limit("64Mi"), fabrictest.Env("ALLOC_MB", "128", "COUNT", "1")))
+	f.Create(f.Pod("mem-fits", img.ref, fabrictest.RestartPolicy(corev1.RestartPolicyNever), limit("64Mi"), fabrictest.Env("ALLOC_MB", "16", "COUNT", "1")))
 
 	p := f.WaitPod("mem-oom", 60*time.Second, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
 	if term := app(p).State.Terminated; term == nil || term.Reason != "OOMKilled" || term.ExitCode != 137 {
@@ -241,17 +242,17 @@ func testMemoryLimit(f *Fabric, img image) {
 	if p.Status.Phase != corev1.PodSucceeded {
 		t.Errorf("mem-fits: got phase %s, state %+v; want Succeeded", p.Status.Phase, app(p).State)
 	}
-	if out, err := f.Kubectl("logs", "mem-fits"); err != nil || !slices.Contains(lines(out), "allocated 16 MiB") {
+	if out, err := f.Kubectl("logs", "mem-fits"); err != nil || !slices.Contains(fabrictest.Lines(out), "allocated 16 MiB") {
 		t.Errorf("mem-fits logs: got %q, %v", out, err)
 	}
 }
 
 // testDelete deletes a running pod with kubectl: it is gone within seconds
 // and its workload no longer runs on the device.
-func testDelete(f *Fabric, img image) {
-	t := f.t
-	f.Create(pod("delete-me", img.ref, env("INTERVAL", "100ms")))
-	p := f.WaitPod("delete-me", 60*time.Second, running)
+func testDelete(f *fabrictest.Fabric, img image) {
+	t := f.T()
+	f.Create(f.Pod("delete-me", img.ref, fabrictest.Env("INTERVAL", "100ms")))
+	p := f.WaitPod("delete-me", 60*time.Second, fabrictest.PodReady)
 	dir := f.DeviceOf(p).LogDir(p, "app")
 	logFile := filepath.Join(dir, "0.log")
 	f.WaitFileGrows(logFile, 0, 10*time.Second)
@@ -268,9 +269,9 @@ func testDelete(f *Fabric, img image) {
 	if _, err := os.Stat(filepath.Join(dir, "0.done")); err != nil {
 		t.Errorf("the deleted container's log was not closed: %v", err)
 	}
-	size := fileSize(logFile)
+	size := fabrictest.FileSize(logFile)
 	time.Sleep(time.Second) // the container printed every 100ms
-	if now := fileSize(logFile); now != size {
+	if now := fabrictest.FileSize(logFile); now != size {
 		t.Errorf("the deleted container still writes: log grew from %d to %d bytes", size, now)
 	}
 	if ev := f.WaitEvent("delete-me", "Killing", 10*time.Second); ev.Type != corev1.EventTypeNormal {
@@ -281,8 +282,8 @@ func testDelete(f *Fabric, img image) {
 // testUnsupported creates pods asking for what edgefabric cannot give: each
 // fails at once, saying why in its status and a Warning event, and nothing
 // crashes.
-func testUnsupported(f *Fabric, img image) {
-	t := f.t
+func testUnsupported(f *fabrictest.Fabric, img image) {
+	t := f.T()
 	if _, err := f.Client.NodeV1().RuntimeClasses().Create(t.Context(), &nodev1.RuntimeClass{
 		ObjectMeta: metav1.ObjectMeta{Name: "gvisor"}, Handler: "runsc",
 	}, metav1.CreateOptions{}); err != nil {
@@ -303,7 +304,7 @@ func testUnsupported(f *Fabric, img image) {
 		{"unsupported-runtimeclass", "UnknownRuntimeClass", `"gvisor"`, func(p *corev1.Pod) { p.Spec.RuntimeClassName = new("gvisor") }},
 	}
 	for _, tc := range cases {
-		f.Create(pod(tc.name, img.ref, tc.mutate))
+		f.Create(f.Pod(tc.name, img.ref, tc.mutate))
 	}
 	for _, tc := range cases {
 		p := f.WaitPod(tc.name, 30*time.Second, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })

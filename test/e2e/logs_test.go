@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"github.com/edgefabric/edgefabric/test/fabrictest"
 	"os"
 	"os/exec"
 	"slices"
@@ -22,14 +23,14 @@ type tsLine struct {
 
 // parseTimestamps splits `kubectl logs --timestamps` output, failing the test
 // on a line without an RFC 3339 timestamp with nanoseconds.
-func (f *Fabric) parseTimestamps(out string) []tsLine {
-	f.t.Helper()
+func parseTimestamps(f *fabrictest.Fabric, out string) []tsLine {
+	f.T().Helper()
 	var ls []tsLine
-	for _, l := range lines(out) {
+	for _, l := range fabrictest.Lines(out) {
 		tsText, text, _ := strings.Cut(l, " ")
 		ts, err := time.Parse(time.RFC3339Nano, tsText)
 		if err != nil || !strings.Contains(tsText, ".") {
-			f.t.Fatalf("line %q does not start with an RFC3339Nano timestamp: %v", l, err)
+			f.T().Fatalf("line %q does not start with an RFC3339Nano timestamp: %v", l, err)
 		}
 		ls = append(ls, tsLine{ts, text})
 	}
@@ -40,7 +41,7 @@ func (f *Fabric) parseTimestamps(out string) []tsLine {
 // without their timestamps.
 func stripTimestamps(out string) []string {
 	var ls []string
-	for _, l := range lines(out) {
+	for _, l := range fabrictest.Lines(out) {
 		_, text, _ := strings.Cut(l, " ")
 		ls = append(ls, text)
 	}
@@ -61,10 +62,10 @@ func numbered(ls []string) []int {
 
 // testLogsFollow follows a running container's logs: lines arrive as the
 // container writes them.
-func testLogsFollow(f *Fabric, img image) {
-	t := f.t
-	f.Create(pod("logs-follow", img.ref, env("INTERVAL", "200ms")))
-	f.WaitPod("logs-follow", 60*time.Second, running)
+func testLogsFollow(f *fabrictest.Fabric, img image) {
+	t := f.T()
+	f.Create(f.Pod("logs-follow", img.ref, fabrictest.Env("INTERVAL", "200ms")))
+	f.WaitPod("logs-follow", 60*time.Second, fabrictest.PodReady)
 
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
@@ -107,10 +108,10 @@ func testLogsFollow(f *Fabric, img image) {
 // testLogsExited reads the logs of a container while it runs to its end and
 // after: `logs -f` ends when the container exits, and the logs of an exited
 // container can be read with --tail and --timestamps.
-func testLogsExited(f *Fabric, img image) {
-	t := f.t
-	f.Create(pod("logs-count", img.ref, restartPolicy(corev1.RestartPolicyNever), env("COUNT", "8", "INTERVAL", "300ms")))
-	f.WaitPod("logs-count", 60*time.Second, running)
+func testLogsExited(f *fabrictest.Fabric, img image) {
+	t := f.T()
+	f.Create(f.Pod("logs-count", img.ref, fabrictest.RestartPolicy(corev1.RestartPolicyNever), fabrictest.Env("COUNT", "8", "INTERVAL", "300ms")))
+	f.WaitPod("logs-count", 60*time.Second, fabrictest.PodReady)
 
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
@@ -123,27 +124,27 @@ func testLogsExited(f *Fabric, img image) {
 		t.Fatalf("kubectl logs -f: %v", err)
 	}
 	want := []int{1, 2, 3, 4, 5, 6, 7, 8}
-	if got := numbered(lines(string(out))); !slices.Equal(got, want) {
+	if got := numbered(fabrictest.Lines(string(out))); !slices.Equal(got, want) {
 		t.Errorf("kubectl logs -f: numbered lines %v, want %v:\n%s", got, want, out)
 	}
-	if !slices.Contains(lines(string(out)), "hello from logs-count") || !slices.Contains(lines(string(out)), "hello: starting") {
+	if !slices.Contains(fabrictest.Lines(string(out)), "hello from logs-count") || !slices.Contains(fabrictest.Lines(string(out)), "hello: starting") {
 		t.Errorf("kubectl logs -f: want stdout and stderr lines, got:\n%s", out)
 	}
 
 	p := f.WaitPod("logs-count", 30*time.Second, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
 	all, err := f.Kubectl("logs", "logs-count")
-	if err != nil || !slices.Equal(numbered(lines(all)), want) {
+	if err != nil || !slices.Equal(numbered(fabrictest.Lines(all)), want) {
 		t.Errorf("kubectl logs of the exited container: got %q, %v", all, err)
 	}
 	tail, err := f.Kubectl("logs", "logs-count", "--tail=2")
-	if got := numbered(lines(tail)); err != nil || len(lines(tail)) != 2 || !slices.Equal(got, []int{7, 8}) {
+	if got := numbered(fabrictest.Lines(tail)); err != nil || len(fabrictest.Lines(tail)) != 2 || !slices.Equal(got, []int{7, 8}) {
 		t.Errorf("kubectl logs --tail=2: got %q, %v; want lines 7 and 8", tail, err)
 	}
 	stamped, err := f.Kubectl("logs", "logs-count", "--timestamps")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := f.parseTimestamps(stamped)
+	ts := parseTimestamps(f, stamped)
 	term := app(p).State.Terminated
 	for i, l := range ts {
 		if i > 0 && l.ts.Before(ts[i-1].ts) {
@@ -153,7 +154,7 @@ func testLogsExited(f *Fabric, img image) {
 			t.Errorf("--timestamps: line %q at %s, outside the container's run %s..%s", l.text, l.ts, term.StartedAt, term.FinishedAt)
 		}
 	}
-	if len(ts) != len(lines(all)) || ts[len(ts)-1].text != lines(all)[len(lines(all))-1] {
+	if len(ts) != len(fabrictest.Lines(all)) || ts[len(ts)-1].text != fabrictest.Lines(all)[len(fabrictest.Lines(all))-1] {
 		t.Errorf("--timestamps gave other lines than without:\n%s\n%s", stamped, all)
 	}
 	// There is no previous attempt to show: a bad request, as from a kubelet.
@@ -168,10 +169,10 @@ func testLogsExited(f *Fabric, img image) {
 
 // testLogsSince reads a running container's recent logs with --since and
 // --since-time.
-func testLogsSince(f *Fabric, img image) {
-	t := f.t
-	f.Create(pod("logs-since", img.ref, env("INTERVAL", "200ms")))
-	f.WaitPod("logs-since", 60*time.Second, running)
+func testLogsSince(f *fabrictest.Fabric, img image) {
+	t := f.T()
+	f.Create(f.Pod("logs-since", img.ref, fabrictest.Env("INTERVAL", "200ms")))
+	f.WaitPod("logs-since", 60*time.Second, fabrictest.PodReady)
 	all := f.LogsUntil(30*time.Second, func(s string) bool { return slices.Contains(numbered(stripTimestamps(s)), 20) }, "logs-since", "--timestamps")
 
 	asked := time.Now()
@@ -179,7 +180,7 @@ func testLogsSince(f *Fabric, img image) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	recent := f.parseTimestamps(out)
+	recent := parseTimestamps(f, out)
 	if len(recent) == 0 || len(recent) > 10 {
 		t.Errorf("--since=1s of a line every 200ms: got %d lines:\n%s", len(recent), out)
 	}
@@ -191,7 +192,7 @@ func testLogsSince(f *Fabric, img image) {
 
 	// --since-time from line 10 on: the API server keeps whole seconds.
 	var from time.Time
-	for _, l := range f.parseTimestamps(all) {
+	for _, l := range parseTimestamps(f, all) {
 		if slices.Equal(numbered([]string{l.text}), []int{10}) {
 			from = l.ts
 		}
@@ -200,7 +201,7 @@ func testLogsSince(f *Fabric, img image) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := f.parseTimestamps(out)
+	got := parseTimestamps(f, out)
 	if len(got) == 0 {
 		t.Fatal("--since-time gave nothing")
 	}
@@ -220,13 +221,13 @@ func testLogsSince(f *Fabric, img image) {
 }
 
 // testLogsPrevious reads the logs of the attempt before the current one.
-func testLogsPrevious(f *Fabric, img image) {
-	t := f.t
-	f.Create(pod("logs-previous", img.ref, env("COUNT", "3", "INTERVAL", "1s")))
+func testLogsPrevious(f *fabrictest.Fabric, img image) {
+	t := f.T()
+	f.Create(f.Pod("logs-previous", img.ref, fabrictest.Env("COUNT", "3", "INTERVAL", "1s")))
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		// Read both logs between two looks at the pod that agree: the same
-		// attempt running, after at least one restart.
+		// attempt fabrictest.PodReady, after at least one restart.
 		before := f.WaitPod("logs-previous", 60*time.Second, func(p *corev1.Pod) bool {
 			return app(p).RestartCount >= 1 && app(p).State.Running != nil
 		})
@@ -245,7 +246,7 @@ func testLogsPrevious(f *Fabric, img image) {
 		if perr != nil || cerr != nil {
 			t.Fatalf("kubectl logs: --previous: %v; current: %v", perr, cerr)
 		}
-		p, c := f.parseTimestamps(prev), f.parseTimestamps(cur)
+		p, c := parseTimestamps(f, prev), parseTimestamps(f, cur)
 		var ptexts []string
 		for _, l := range p {
 			ptexts = append(ptexts, l.text)
@@ -268,11 +269,11 @@ func testLogsPrevious(f *Fabric, img image) {
 // agents rotate at logMaxBytes and keep two files): the device keeps only the
 // newest lines, `logs -f` follows across rotations without losing a line,
 // and reading ends when the container exits.
-func testLogsRotation(f *Fabric, img image) {
-	t := f.t
+func testLogsRotation(f *fabrictest.Fabric, img image) {
+	t := f.T()
 	const count = 4000 // about 80 bytes a line on disk: five rotations
-	f.Create(pod("logs-rotation", img.ref, restartPolicy(corev1.RestartPolicyNever), env("COUNT", strconv.Itoa(count), "INTERVAL", "2ms")))
-	p := f.WaitPod("logs-rotation", 60*time.Second, running)
+	f.Create(f.Pod("logs-rotation", img.ref, fabrictest.RestartPolicy(corev1.RestartPolicyNever), fabrictest.Env("COUNT", strconv.Itoa(count), "INTERVAL", "2ms")))
+	p := f.WaitPod("logs-rotation", 60*time.Second, fabrictest.PodReady)
 	dir := f.DeviceOf(p).LogDir(p, "app")
 
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
@@ -282,7 +283,7 @@ func testLogsRotation(f *Fabric, img image) {
 	if ctx.Err() != nil || err != nil {
 		t.Fatalf("kubectl logs -f across rotations: %v, %v; got %d bytes", ctx.Err(), err, len(out))
 	}
-	followed := numbered(lines(string(out)))
+	followed := numbered(fabrictest.Lines(string(out)))
 	if len(followed) < 1000 || followed[len(followed)-1] != count {
 		t.Fatalf("kubectl logs -f: %d numbered lines ending with %v, want many, up to %d", len(followed), followed[len(followed)-1:], count)
 	}
@@ -316,7 +317,7 @@ func testLogsRotation(f *Fabric, img image) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kept := numbered(lines(all))
+	kept := numbered(fabrictest.Lines(all))
 	if len(kept) == 0 || kept[0] == 1 || kept[len(kept)-1] != count || len(kept) != count-kept[0]+1 {
 		t.Errorf("kubectl logs after rotation: %d lines from %v to %v, want the newest lines without a gap, up to %d", len(kept), kept[:1], kept[len(kept)-1:], count)
 	}

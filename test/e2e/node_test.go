@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"github.com/edgefabric/edgefabric/test/fabrictest"
 	"slices"
 	"strings"
 	"syscall"
@@ -23,7 +24,7 @@ import (
 // wrong and expired tokens, a second account's node, and capacity and
 // readiness following devices as they come and go.
 func TestDevices(t *testing.T) {
-	f := StartFabric(t, 2)
+	f := startFabric(t, 2)
 	t.Run("read-only", func(t *testing.T) {
 		t.Run("node", func(t *testing.T) { t.Parallel(); testNode(f.For(t)) })
 		t.Run("lease", func(t *testing.T) { t.Parallel(); testLease(f.For(t)) })
@@ -35,9 +36,9 @@ func TestDevices(t *testing.T) {
 	f.CheckAlive()
 }
 
-func testNode(f *Fabric) {
-	t := f.t
-	n := f.WaitNode(func(n *corev1.Node) bool { return readyDevices(n) == 2 })
+func testNode(f *fabrictest.Fabric) {
+	t := f.T()
+	n := f.WaitNode(func(n *corev1.Node) bool { return fabrictest.ReadyDevices(n) == 2 })
 	for k, want := range map[string]string{
 		"type":                  "virtual-kubelet",
 		"kubernetes.io/role":    "edge",
@@ -80,8 +81,8 @@ func testNode(f *Fabric) {
 			internal = a.Address
 		}
 	}
-	if internal != "127.0.0.1" || fmt.Sprint(n.Status.DaemonEndpoints.KubeletEndpoint.Port) != f.kubeletPort {
-		t.Errorf("kubelet endpoint: got %s:%d, want 127.0.0.1:%s", internal, n.Status.DaemonEndpoints.KubeletEndpoint.Port, f.kubeletPort)
+	if internal != "127.0.0.1" || fmt.Sprint(n.Status.DaemonEndpoints.KubeletEndpoint.Port) != f.KubeletPort {
+		t.Errorf("kubelet endpoint: got %s:%d, want 127.0.0.1:%s", internal, n.Status.DaemonEndpoints.KubeletEndpoint.Port, f.KubeletPort)
 	}
 
 	// What a user sees with kubectl.
@@ -96,8 +97,8 @@ func testNode(f *Fabric) {
 }
 
 // testLease checks the node's lease in kube-node-lease and that it is renewed.
-func testLease(f *Fabric) {
-	t := f.t
+func testLease(f *fabrictest.Fabric) {
+	t := f.T()
 	l, err := f.Client.CoordinationV1().Leases("kube-node-lease").Get(t.Context(), nodeName, metav1.GetOptions{})
 	if err != nil {
 		t.Fatalf("node lease: %v", err)
@@ -123,22 +124,22 @@ func testLease(f *Fabric) {
 
 // testSecondAccount joins a device with another account's token: it gets its
 // own node, and the first account's node does not count it.
-func testSecondAccount(f *Fabric) {
-	t := f.t
+func testSecondAccount(f *fabrictest.Fabric) {
+	t := f.T()
 	before := 2 // dev-0 and dev-1
-	f.WaitNode(func(n *corev1.Node) bool { return readyDevices(n) == before })
+	f.WaitNode(func(n *corev1.Node) bool { return fabrictest.ReadyDevices(n) == before })
 	f.CreateToken("bootstrap-token-acme", "acme-token-0123456789", "acme", "")
 	dir := t.TempDir()
 	a := f.StartAgentArgs("acme-0", dir, replaceFlag(f.AgentArgs("acme-0", dir), "--token", "acme-token-0123456789")...)
 	lw := cache.NewListWatchFromClient(f.Client.CoreV1().RESTClient(), "nodes", "", fields.OneTermEqualSelector("metadata.name", "edge-acme"))
-	n := kubetest.Until(t, 60*time.Second, lw, &corev1.Node{}, func(n *corev1.Node) bool { return nodeReady(n) && readyDevices(n) == 1 })
+	n := kubetest.Until(t, 60*time.Second, lw, &corev1.Node{}, func(n *corev1.Node) bool { return fabrictest.NodeReady(n) && fabrictest.ReadyDevices(n) == 1 })
 	if n.Labels["edgefabric.io/account"] != "acme" {
 		t.Errorf("edge-acme account label: got %q", n.Labels["edgefabric.io/account"])
 	}
 	if got := n.Status.Capacity.Cpu().MilliValue(); got != 2000 {
 		t.Errorf("edge-acme cpu: got %dm, want 2000m", got)
 	}
-	if e := f.WaitNode(nodeReady); readyDevices(e) != before || strings.Contains(conditionMessage(e), "acme-0") {
+	if e := f.WaitNode(fabrictest.NodeReady); fabrictest.ReadyDevices(e) != before || strings.Contains(conditionMessage(e), "acme-0") {
 		t.Errorf("%s counts the other account's device: %q", nodeName, conditionMessage(e))
 	}
 	a.Stop(t, syscall.SIGTERM)
@@ -147,11 +148,11 @@ func testSecondAccount(f *Fabric) {
 
 // testDevicesComeAndGo stops and starts devices: capacity is the sum over the
 // online devices, and the node is Ready while at least one is connected.
-func testDevicesComeAndGo(f *Fabric) {
-	t := f.t
+func testDevicesComeAndGo(f *fabrictest.Fabric) {
+	t := f.T()
 	d0, d1 := f.Agent("dev-0"), f.Agent("dev-1")
 	d1.Stop(t, syscall.SIGTERM)
-	n := f.WaitNode(func(n *corev1.Node) bool { return nodeReady(n) && readyDevices(n) == 1 })
+	n := f.WaitNode(func(n *corev1.Node) bool { return fabrictest.NodeReady(n) && fabrictest.ReadyDevices(n) == 1 })
 	if got := n.Status.Capacity.Cpu().MilliValue(); got != 2000 {
 		t.Errorf("cpu with one device: got %dm, want 2000m", got)
 	}
@@ -159,7 +160,7 @@ func testDevicesComeAndGo(f *Fabric) {
 		t.Errorf("allocatable memory with one device: got %d, want %d", got, 2<<30)
 	}
 	d0.Stop(t, syscall.SIGTERM)
-	n = f.WaitNode(func(n *corev1.Node) bool { return !nodeReady(n) })
+	n = f.WaitNode(func(n *corev1.Node) bool { return !fabrictest.NodeReady(n) })
 	for _, c := range n.Status.Conditions {
 		if c.Type == corev1.NodeReady && (c.Status != corev1.ConditionFalse || c.Reason != "NoDeviceConnected") {
 			t.Errorf("Ready without devices: got %s %q %q", c.Status, c.Reason, c.Message)
@@ -169,9 +170,9 @@ func testDevicesComeAndGo(f *Fabric) {
 		t.Errorf("cpu without devices: got %dm, want 0", got)
 	}
 	// dev-0 comes back offering less.
-	f.RestartAgent(d0, replaceFlag(d0.args, "--cpu-millis", "500")...)
+	f.RestartAgent(d0, replaceFlag(d0.Args, "--cpu-millis", "500")...)
 	f.RestartAgent(d1)
-	n = f.WaitNode(func(n *corev1.Node) bool { return nodeReady(n) && readyDevices(n) == 2 })
+	n = f.WaitNode(func(n *corev1.Node) bool { return fabrictest.NodeReady(n) && fabrictest.ReadyDevices(n) == 2 })
 	if got := n.Status.Capacity.Cpu().MilliValue(); got != 2500 {
 		t.Errorf("cpu with both devices back, dev-0 offering 500m: got %dm, want 2500m", got)
 	}
@@ -182,15 +183,15 @@ func testDevicesComeAndGo(f *Fabric) {
 		t.Fatal(err)
 	}
 	stopped := time.Now()
-	n = f.WaitNode(func(n *corev1.Node) bool { return readyDevices(n) == 1 })
+	n = f.WaitNode(func(n *corev1.Node) bool { return fabrictest.ReadyDevices(n) == 1 })
 	t.Logf("a frozen device left the node after %s", time.Since(stopped).Round(time.Second))
 	if err := syscall.Kill(d1.Pid(), syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
-	if !nodeReady(n) || strings.Contains(conditionMessage(n), "dev-1") {
+	if !fabrictest.NodeReady(n) || strings.Contains(conditionMessage(n), "dev-1") {
 		t.Errorf("with dev-1 frozen: %q", conditionMessage(n))
 	}
-	f.WaitNode(func(n *corev1.Node) bool { return readyDevices(n) == 2 })
+	f.WaitNode(func(n *corev1.Node) bool { return fabrictest.ReadyDevices(n) == 2 })
 }
 
 func conditionMessage(n *corev1.Node) string {

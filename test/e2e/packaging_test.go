@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"github.com/edgefabric/edgefabric/test/fabrictest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,8 +15,8 @@ import (
 
 // testPackagings runs the same module from each OCI packaging the agent
 // understands, and checks the device's content-addressed cache.
-func testPackagings(f *Fabric, _ image) {
-	t := f.t
+func testPackagings(f *fabrictest.Fabric, _ image) {
+	t := f.T()
 	module := ocitest.BuildGo(t, "examples/hello")
 	sum := sha256.Sum256(module)
 	moduleFile := filepath.Join("images", "modules", "sha256", hex.EncodeToString(sum[:])+".wasm")
@@ -26,15 +27,15 @@ func testPackagings(f *Fabric, _ image) {
 	for _, p := range []ocitest.Packaging{ocitest.Image, ocitest.Index, ocitest.WasmArtifact, ocitest.WasmToOCI} {
 		name := "pkg-" + string(p)
 		ref, id := f.PushExample("hello", "pkg-"+string(p), p)
-		f.Create(pod(name, ref, env("INTERVAL", "500ms")))
+		f.Create(f.Pod(name, ref, fabrictest.Env("INTERVAL", "500ms")))
 		runs = append(runs, run{name, ref, id})
 	}
 	for _, r := range runs {
-		p := f.WaitPod(r.pod, 60*time.Second, running)
+		p := f.WaitPod(r.pod, 60*time.Second, fabrictest.PodReady)
 		if got := app(p).ImageID; got != r.id {
 			t.Errorf("%s: imageID %q, want %q", r.pod, got, r.id)
 		}
-		f.LogsUntil(30*time.Second, func(s string) bool { return slices.Contains(lines(s), "hello from "+r.pod) }, r.pod)
+		f.LogsUntil(30*time.Second, func(s string) bool { return slices.Contains(fabrictest.Lines(s), "hello from "+r.pod) }, r.pod)
 		dir := f.DeviceOf(p).DataDir
 		manifest := filepath.Join(dir, "images", "blobs", "sha256", strings.TrimPrefix(r.id, "sha256:"))
 		if _, err := os.Stat(manifest); err != nil {
@@ -47,14 +48,14 @@ func testPackagings(f *Fabric, _ image) {
 }
 
 // testClock checks that a module sees the real time and really sleeps.
-func testClock(f *Fabric, img image) {
-	t := f.t
-	f.Create(pod("clock", img.ref, env("INTERVAL", "500ms")))
-	f.WaitPod("clock", 60*time.Second, running)
+func testClock(f *fabrictest.Fabric, img image) {
+	t := f.T()
+	f.Create(f.Pod("clock", img.ref, fabrictest.Env("INTERVAL", "500ms")))
+	f.WaitPod("clock", 60*time.Second, fabrictest.PodReady)
 	out := f.LogsUntil(30*time.Second, func(s string) bool { return slices.Contains(numbered(stripTimestamps(s)), 6) }, "clock", "--timestamps")
 	var prev time.Time
 	n := 0
-	for _, l := range f.parseTimestamps(out) {
+	for _, l := range parseTimestamps(f, out) {
 		num, text, ok := strings.Cut(l.text, " ")
 		if !ok || len(numbered([]string{l.text})) == 0 {
 			continue

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"github.com/edgefabric/edgefabric/test/fabrictest"
 	"strings"
 	"testing"
 	"time"
@@ -11,16 +12,16 @@ import (
 )
 
 func TestSpine(t *testing.T) {
-	f := StartFabric(t, 3)
-	node := f.WaitNode(func(n *corev1.Node) bool { return readyDevices(n) == 3 })
+	f := startFabric(t, 3)
+	node := f.WaitNode(func(n *corev1.Node) bool { return fabrictest.ReadyDevices(n) == 3 })
 	if got := node.Status.Capacity.Cpu().MilliValue(); got != 6000 {
 		t.Errorf("node cpu capacity: got %dm, want 6000m (3 devices x 2000m)", got)
 	}
 	ref, imageID := f.PushExample("hello", "v1", ocitest.Image)
-	f.Create(pod("hello", ref, func(p *corev1.Pod) {
+	f.Create(f.Pod("hello", ref, func(p *corev1.Pod) {
 		p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "INTERVAL", Value: "200ms"}}
 	}))
-	p := f.WaitPod("hello", 60*time.Second, running)
+	p := f.WaitPod("hello", 60*time.Second, fabrictest.PodReady)
 	dev := p.Annotations["edgefabric.io/device"]
 	if f.Agent(dev) == nil {
 		t.Fatalf("pod annotated with device %q, not one of the agents", dev)
@@ -37,7 +38,7 @@ func TestSpine(t *testing.T) {
 	for {
 		var err error
 		out, err = f.Kubectl("logs", "hello", "--tail=3")
-		if err == nil && len(lines(out)) == 3 {
+		if err == nil && len(fabrictest.Lines(out)) == 3 {
 			break
 		}
 		if time.Now().After(deadline) {

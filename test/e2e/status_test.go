@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"github.com/edgefabric/edgefabric/test/fabrictest"
 	"regexp"
 	"slices"
 	"strings"
@@ -13,12 +14,12 @@ import (
 
 // testRunningStatus checks the status and events of a running pod against
 // what a kubelet reports.
-func testRunningStatus(f *Fabric, _ image) {
-	t := f.t
+func testRunningStatus(f *fabrictest.Fabric, _ image) {
+	t := f.T()
 	// A tag of its own, so that this pod's device really pulls it.
 	ref, imageID := f.PushExample("hello", "status", ocitest.Image)
-	created := f.Create(pod("status-running", ref, env("INTERVAL", "1s")))
-	p := f.WaitPod("status-running", 60*time.Second, running)
+	created := f.Create(f.Pod("status-running", ref, fabrictest.Env("INTERVAL", "1s")))
+	p := f.WaitPod("status-running", 60*time.Second, fabrictest.PodReady)
 	cs := app(p)
 	if cs.Image != ref || cs.ImageID != imageID {
 		t.Errorf("image %q, imageID %q; want %q, %q", cs.Image, cs.ImageID, ref, imageID)
@@ -30,7 +31,7 @@ func testRunningStatus(f *Fabric, _ image) {
 		t.Errorf("container status: got ready %v, started %v, restarts %d, lastState %+v", cs.Ready, cs.Started, cs.RestartCount, cs.LastTerminationState)
 	}
 	for _, ct := range []corev1.PodConditionType{corev1.PodScheduled, corev1.PodInitialized, corev1.ContainersReady, corev1.PodReady} {
-		if c := condition(p, ct); c == nil || c.Status != corev1.ConditionTrue || c.LastTransitionTime.IsZero() {
+		if c := fabrictest.Condition(p, ct); c == nil || c.Status != corev1.ConditionTrue || c.LastTransitionTime.IsZero() {
 			t.Errorf("condition %s: got %+v, want True", ct, c)
 		}
 	}
@@ -83,9 +84,9 @@ func eventTime(e corev1.Event) time.Time {
 
 // testCrashLoop checks a container that keeps failing: CrashLoopBackOff with
 // a back-off that doubles, the last termination, restart count and events.
-func testCrashLoop(f *Fabric, img image) {
-	t := f.t
-	f.Create(pod("crash-loop", img.ref, env("COUNT", "1", "INTERVAL", "10ms", "EXIT_CODE", "3")))
+func testCrashLoop(f *fabrictest.Fabric, img image) {
+	t := f.T()
+	f.Create(f.Pod("crash-loop", img.ref, fabrictest.Env("COUNT", "1", "INTERVAL", "10ms", "EXIT_CODE", "3")))
 	backoff := regexp.MustCompile(`^back-off (\S+) restarting failed container=app pod=default/crash-loop$`)
 	var seen []time.Duration
 	p := f.WaitPod("crash-loop", 90*time.Second, func(p *corev1.Pod) bool {
@@ -122,7 +123,7 @@ func testCrashLoop(f *Fabric, img image) {
 	if cs.RestartCount < 3 || cs.Ready || p.Status.Phase != corev1.PodRunning {
 		t.Errorf("got restartCount %d, ready %v, phase %s; want >= 3, false, Running", cs.RestartCount, cs.Ready, p.Status.Phase)
 	}
-	if c := condition(p, corev1.PodReady); c == nil || c.Status != corev1.ConditionFalse || c.Reason != "ContainersNotReady" {
+	if c := fabrictest.Condition(p, corev1.PodReady); c == nil || c.Status != corev1.ConditionFalse || c.Reason != "ContainersNotReady" {
 		t.Errorf("Ready condition: got %+v, want False ContainersNotReady", c)
 	}
 	ev := f.WaitEvent("crash-loop", "BackOff", 10*time.Second)
@@ -134,7 +135,7 @@ func testCrashLoop(f *Fabric, img image) {
 	}
 	// The logs of the last run and the one before, as with a kubelet.
 	for _, prev := range []string{"--previous=false", "--previous=true"} {
-		if out, err := f.Kubectl("logs", "crash-loop", prev); err != nil || !slices.Equal(numbered(lines(out)), []int{1}) || !slices.Contains(lines(out), "hello from crash-loop") {
+		if out, err := f.Kubectl("logs", "crash-loop", prev); err != nil || !slices.Equal(numbered(fabrictest.Lines(out)), []int{1}) || !slices.Contains(fabrictest.Lines(out), "hello from crash-loop") {
 			t.Errorf("kubectl logs %s of a crash-looping container: got %q, %v", prev, out, err)
 		}
 	}
@@ -146,10 +147,10 @@ func testCrashLoop(f *Fabric, img image) {
 
 // testImagePull checks a pod whose image does not exist: ErrImagePull, then
 // ImagePullBackOff, with Failed and BackOff events.
-func testImagePull(f *Fabric, _ image) {
-	t := f.t
+func testImagePull(f *fabrictest.Fabric, _ image) {
+	t := f.T()
 	ref := f.Registry + "/missing:v1"
-	f.Create(pod("image-missing", ref))
+	f.Create(f.Pod("image-missing", ref))
 	var errPull bool
 	p := f.WaitPod("image-missing", 60*time.Second, func(p *corev1.Pod) bool {
 		w := app(p).State.Waiting
@@ -166,7 +167,7 @@ func testImagePull(f *Fabric, _ image) {
 	if !strings.Contains(w.Message, ref) || p.Status.Phase != corev1.PodPending {
 		t.Errorf("ImagePullBackOff: message %q, phase %s", w.Message, p.Status.Phase)
 	}
-	if c := condition(p, corev1.ContainersReady); c == nil || c.Status != corev1.ConditionFalse {
+	if c := fabrictest.Condition(p, corev1.ContainersReady); c == nil || c.Status != corev1.ConditionFalse {
 		t.Errorf("ContainersReady: %+v", c)
 	}
 	if ev := f.WaitEvent("image-missing", "Failed", 10*time.Second); ev.Type != corev1.EventTypeWarning || !strings.HasPrefix(ev.Message, `Failed to pull image "`+ref+`"`) {
@@ -177,7 +178,7 @@ func testImagePull(f *Fabric, _ image) {
 	}
 	// Once the image exists the pod runs.
 	_, id := f.PushExampleAs("hello", ref, ocitest.WasmToOCI)
-	p = f.WaitPod("image-missing", 60*time.Second, running)
+	p = f.WaitPod("image-missing", 60*time.Second, fabrictest.PodReady)
 	if got := app(p).ImageID; got != id {
 		t.Errorf("imageID after the push: got %q, want %q", got, id)
 	}
@@ -186,11 +187,11 @@ func testImagePull(f *Fabric, _ image) {
 // testStartError runs a module that is no WASI command (it exports no
 // _start): the container cannot start, as a kubelet reports a runtime's start
 // error.
-func testStartError(f *Fabric, _ image) {
-	t := f.t
+func testStartError(f *fabrictest.Fabric, _ image) {
+	t := f.T()
 	ref := f.Registry + "/not-a-command:v1"
 	ocitest.Push(t, ref, []byte("\x00asm\x01\x00\x00\x00"), ocitest.WasmToOCI) // an empty module
-	f.Create(pod("start-error", ref, restartPolicy(corev1.RestartPolicyNever)))
+	f.Create(f.Pod("start-error", ref, fabrictest.RestartPolicy(corev1.RestartPolicyNever)))
 	p := f.WaitPod("start-error", 60*time.Second, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
 	term := app(p).State.Terminated
 	if term == nil || term.Reason != "StartError" || term.ExitCode != 128 || !strings.Contains(term.Message, "_start") {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"github.com/edgefabric/edgefabric/test/fabrictest"
 	"strconv"
 	"testing"
 
@@ -12,11 +13,11 @@ import (
 // edgefabric cannot run, and the image packagings the agent understands.
 func TestWorkloads(t *testing.T) {
 	// Small log files, so that rotation happens within a test.
-	f := StartFabric(t, 3, WithAgentFlags("--log-max-bytes", strconv.Itoa(logMaxBytes), "--log-max-files", "2"))
+	f := startFabric(t, 3, fabrictest.WithAgentFlags("--log-max-bytes", strconv.Itoa(logMaxBytes), "--log-max-files", "2"))
 	ref, imageID := f.PushExample("hello", "v1", ocitest.Image)
 	img := image{ref: ref, id: imageID}
 	t.Run("pods", func(t *testing.T) {
-		for name, test := range map[string]func(*Fabric, image){
+		for name, test := range map[string]func(*fabrictest.Fabric, image){
 			"placement":      testPlacement,
 			"env":            testEnv,
 			"config error":   testConfigError,

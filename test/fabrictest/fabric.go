@@ -1,4 +1,12 @@
-package e2e
+// Package fabrictest runs a whole edgefabric on this machine for tests and
+// benchmarks: a real control plane (test/kubetest), a registry from
+// go-containerregistry (test/ocitest), and the provider and agents built from
+// the tree as separate processes, as `make build` builds them.
+//
+// StartFabric brings it up and stops it when the test ends; a test drives it
+// through the Fabric's client and kubectl and reads the processes' logs. Call
+// Main from the test binary's TestMain so the built binaries are removed.
+package fabrictest
 
 import (
 	"bufio"
@@ -22,15 +30,18 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
 	"github.com/edgefabric/edgefabric/test/kubetest"
 	"github.com/edgefabric/edgefabric/test/ocitest"
 )
 
-const (
-	account   = "e2e"
-	nodeName  = "edge-" + account
-	namespace = "default"
-)
+// Namespace is where the Fabric's pods, events and logs are looked up.
+const Namespace = "default"
+
+// DefaultAccount is the account of a fabric started without WithAccount.
+const DefaultAccount = "fabric"
 
 var (
 	buildOnce sync.Once
@@ -38,17 +49,17 @@ var (
 	buildErr  error
 )
 
-// binaries builds the provider and edgeagent once per test binary.
-func binaries(t *testing.T) (provider, agent string) {
+// binaries builds the provider and edgeagent once per test binary, as
+// `make build` does (static, stripped), so that what is tested is what ships.
+func binaries(t testing.TB) (provider, agent string) {
 	t.Helper()
 	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "edgefabric-e2e-bin")
+		binDir, buildErr = os.MkdirTemp("", "edgefabric-test-bin")
 		if buildErr != nil {
 			return
 		}
-		root := ocitest.RepoRoot(t)
-		cmd := exec.Command("go", "build", "-o", binDir+"/", "./cmd/provider", "./cmd/edgeagent")
-		cmd.Dir = root
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", binDir+"/", "./cmd/provider", "./cmd/edgeagent")
+		cmd.Dir = ocitest.RepoRoot(t)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
@@ -60,10 +71,15 @@ func binaries(t *testing.T) (provider, agent string) {
 	return filepath.Join(binDir, "provider"), filepath.Join(binDir, "edgeagent")
 }
 
-func TestMain(m *testing.M) {
+// Main runs the tests of a package that starts fabrics and removes the
+// binaries they built. Call it from TestMain.
+func Main(m *testing.M) {
+	// envtest logs through controller-runtime's logger; without one it
+	// complains with a stack trace.
+	ctrllog.SetLogger(logr.Discard())
 	code := m.Run()
 	if binDir != "" {
-		os.RemoveAll(binDir)
+		_ = os.RemoveAll(binDir)
 	}
 	os.Exit(code)
 }
@@ -72,7 +88,7 @@ func TestMain(m *testing.M) {
 // this machine as separate processes. A Fabric reports failures to the test it
 // was made for; For gives a view of the same fabric for a subtest.
 type Fabric struct {
-	t *testing.T
+	t testing.TB
 	*fabric
 }
 
@@ -80,14 +96,19 @@ type Fabric struct {
 type fabric struct {
 	Env         *kubetest.Env
 	Client      kubernetes.Interface
+	Account     string // the account of the bootstrap token Token
+	NodeName    string // the account's virtual node
 	Registry    string
 	Token       string
 	HubAddr     string // where the provider's hub listens
 	AgentHub    string // what agents dial: HubAddr, or the proxy in front of it
 	Proxy       *Proxy // nil unless WithHubProxy
 	agentFlags  []string
-	kubeletPort string
-	stateDir    string
+	provArgs    []string
+	agentDebug  func(i int) string
+	shipped     bool   // no test timings or debug logs: see WithShippedDefaults
+	KubeletPort string // the port of the provider's kubelet API on 127.0.0.1
+	StateDir    string // the provider's --state-dir (ca.crt, ca.key)
 	logDir      string
 	dataDir     string // agents' data directories live below it
 	provBin     string
@@ -100,7 +121,7 @@ type fabric struct {
 
 // For returns the same fabric reporting to t, for subtests (which may run in
 // parallel; the processes still stop when the test that started them ends).
-func (f *Fabric) For(t *testing.T) *Fabric { return &Fabric{t: t, fabric: f.fabric} }
+func (f *Fabric) For(t testing.TB) *Fabric { return &Fabric{t: t, fabric: f.fabric} }
 
 // FabricOption changes how StartFabric sets up the fabric.
 type FabricOption func(*fabric)
@@ -108,6 +129,29 @@ type FabricOption func(*fabric)
 // WithAgentFlags adds flags to those every agent gets.
 func WithAgentFlags(flags ...string) FabricOption {
 	return func(f *fabric) { f.agentFlags = append(f.agentFlags, flags...) }
+}
+
+// WithProviderArgs adds flags to the provider's command line.
+func WithProviderArgs(args ...string) FabricOption {
+	return func(f *fabric) { f.provArgs = append(f.provArgs, args...) }
+}
+
+// WithAccount names the account of the bootstrap token and the agents
+// StartFabric starts (DefaultAccount otherwise).
+func WithAccount(account string) FabricOption {
+	return func(f *fabric) { f.Account, f.NodeName = account, "edge-"+account }
+}
+
+// WithAgentDebug gives the i-th agent StartFabric starts --debug-listen addr(i).
+func WithAgentDebug(addr func(i int) string) FabricOption {
+	return func(f *fabric) { f.agentDebug = addr }
+}
+
+// WithShippedDefaults runs the provider and the agents with the defaults they
+// ship with, for benchmarks, instead of the test timings (1 s restart back-off
+// and heartbeat) and debug logs they get otherwise.
+func WithShippedDefaults() FabricOption {
+	return func(f *fabric) { f.shipped = true }
 }
 
 // WithHubProxy puts a TCP proxy between the agents and the hub, so that a test
@@ -132,10 +176,11 @@ type Agent struct {
 	*Proc
 	ID      string
 	DataDir string
-	args    []string
+	Args    []string // the flags it was started with
 }
 
-func freePort(t *testing.T) string {
+// FreePort returns a loopback address with a port that was free a moment ago.
+func FreePort(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -147,7 +192,7 @@ func freePort(t *testing.T) string {
 
 // StartFabric brings up the control plane, a registry, the provider and n agents
 // and waits until the account's node is Ready with all n devices.
-func StartFabric(t *testing.T, n int, opts ...FabricOption) *Fabric {
+func StartFabric(t testing.TB, n int, opts ...FabricOption) *Fabric {
 	t.Helper()
 	prov, agent := binaries(t)
 	env := kubetest.Start(t, kubetest.Options{})
@@ -155,9 +200,9 @@ func StartFabric(t *testing.T, n int, opts ...FabricOption) *Fabric {
 	_, _ = rand.Read(tok)
 	f := &Fabric{t: t, fabric: &fabric{
 		Env: env, Client: env.Client, Registry: ocitest.Serve(t),
-		Token: hex.EncodeToString(tok), HubAddr: freePort(t),
-		stateDir: t.TempDir(), logDir: t.TempDir(), dataDir: t.TempDir(), provBin: prov, agentBin: agent,
-		agents: map[string]*Agent{},
+		Token: hex.EncodeToString(tok), HubAddr: FreePort(t),
+		StateDir: t.TempDir(), logDir: t.TempDir(), dataDir: t.TempDir(), provBin: prov, agentBin: agent,
+		agents: map[string]*Agent{}, Account: DefaultAccount, NodeName: "edge-" + DefaultAccount,
 	}}
 	for _, o := range opts {
 		o(f.fabric)
@@ -165,20 +210,20 @@ func StartFabric(t *testing.T, n int, opts ...FabricOption) *Fabric {
 	f.AgentHub = f.HubAddr
 	if f.Proxy != nil {
 		f.Proxy.target = f.HubAddr
-		f.Proxy.addr = freePort(t)
+		f.Proxy.addr = FreePort(t)
 		f.AgentHub = f.Proxy.addr
 		if err := f.Proxy.Restore(); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(f.Proxy.Cut)
 	}
-	_, kp, _ := net.SplitHostPort(freePort(t))
-	f.kubeletPort = kp
+	_, kp, _ := net.SplitHostPort(FreePort(t))
+	f.KubeletPort = kp
 	ctx := t.Context()
 	if _, err := env.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "edgefabric-system"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	f.CreateToken("bootstrap-token-"+account, f.Token, account, "")
+	f.CreateToken("bootstrap-token-"+f.Account, f.Token, f.Account, "")
 	t.Cleanup(f.stopAll)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -187,9 +232,13 @@ func StartFabric(t *testing.T, n int, opts ...FabricOption) *Fabric {
 	})
 	f.StartProvider()
 	for i := range n {
-		f.StartAgent(fmt.Sprintf("dev-%d", i))
+		var extra []string
+		if f.agentDebug != nil {
+			extra = []string{"--debug-listen", f.agentDebug(i)}
+		}
+		f.StartAgent(fmt.Sprintf("dev-%d", i), extra...)
 	}
-	f.WaitNode(func(n *corev1.Node) bool { return nodeReady(n) && readyDevices(n) == len(f.agents) })
+	f.WaitNode(func(n *corev1.Node) bool { return NodeReady(n) && ReadyDevices(n) == len(f.agents) })
 	return f
 }
 
@@ -239,18 +288,18 @@ func (f *Fabric) start(name string, bin string, args ...string) *Proc {
 // StartProvider starts (or starts again) the provider process.
 func (f *Fabric) StartProvider() {
 	f.t.Helper()
-	p := f.start("provider", f.provBin,
+	args := append([]string{
 		"--kubeconfig", f.Env.Kubeconfig,
-		"--state-dir", f.stateDir,
+		"--state-dir", f.StateDir,
 		"--hub-listen", f.HubAddr,
-		"--kubelet-listen", "127.0.0.1:"+f.kubeletPort,
+		"--kubelet-listen", "127.0.0.1:" + f.KubeletPort,
 		"--node-ip", "127.0.0.1",
-		"--log-level", "debug",
-	)
+	}, f.testFlags("--log-level", "debug")...)
+	p := f.start("provider", f.provBin, append(args, f.provArgs...)...)
 	f.mu.Lock()
 	f.provider = p
 	f.mu.Unlock()
-	f.waitFile(filepath.Join(f.stateDir, "ca.crt"))
+	f.waitFile(filepath.Join(f.StateDir, "ca.crt"))
 }
 
 // StopProvider stops the provider with SIGTERM and waits for it.
@@ -262,21 +311,27 @@ func (f *Fabric) StopProvider() {
 	p.Stop(f.t, syscall.SIGTERM)
 }
 
-// AgentArgs are the flags every test agent gets.
+// testFlags is flags, unless the fabric runs with the shipped defaults.
+func (f *fabric) testFlags(flags ...string) []string {
+	if f.shipped {
+		return nil
+	}
+	return flags
+}
+
+// AgentArgs are the flags every agent of the fabric gets.
 func (f *Fabric) AgentArgs(id, dataDir string) []string {
-	return append([]string{
+	args := append([]string{
 		"--hub", f.AgentHub,
-		"--hub-ca", filepath.Join(f.stateDir, "ca.crt"),
+		"--hub-ca", filepath.Join(f.StateDir, "ca.crt"),
 		"--token", f.Token,
 		"--data-dir", dataDir,
 		"--device-id", id,
 		"--advertise-address", "127.0.0.1",
-		"--restart-backoff", "1s",
-		"--heartbeat-interval", "1s",
 		"--cpu-millis", "2000",
 		"--memory-bytes", fmt.Sprint(2 << 30),
-		"--log-level", "debug",
-	}, f.agentFlags...)
+	}, f.testFlags("--restart-backoff", "1s", "--heartbeat-interval", "1s", "--log-level", "debug")...)
+	return append(args, f.agentFlags...)
 }
 
 // StartAgent starts a new agent with its own data directory.
@@ -290,8 +345,8 @@ func (f *Fabric) StartAgent(id string, extra ...string) *Agent {
 // to differ from the usual ones (another token, no token).
 func (f *Fabric) StartAgentArgs(id, dataDir string, args ...string) *Agent {
 	f.t.Helper()
-	a := &Agent{ID: id, DataDir: dataDir, args: args}
-	a.Proc = f.start("agent-"+id, f.agentBin, a.args...)
+	a := &Agent{ID: id, DataDir: dataDir, Args: args}
+	a.Proc = f.start("agent-"+id, f.agentBin, a.Args...)
 	f.mu.Lock()
 	f.agents[id] = a
 	f.mu.Unlock()
@@ -303,7 +358,7 @@ func (f *Fabric) StartAgentArgs(id, dataDir string, args ...string) *Agent {
 func (f *Fabric) RestartAgent(a *Agent, args ...string) {
 	f.t.Helper()
 	if len(args) == 0 {
-		args = a.args
+		args = a.Args
 	}
 	p := f.start("agent-"+a.ID, f.agentBin, args...)
 	f.mu.Lock()
@@ -337,8 +392,10 @@ func (a *Agent) LogDir(p *corev1.Pod, container string) string {
 	return filepath.Join(a.DataDir, "logs", string(p.UID), container)
 }
 
-// Stop signals the process and waits for it to exit (SIGKILL after 15 s).
-func (p *Proc) Stop(t *testing.T, sig syscall.Signal) {
+// Stop signals the process and waits for it to exit. A process still there
+// after 15 s gets SIGQUIT, which makes a Go program write its goroutines to
+// its log, then SIGKILL; the test fails.
+func (p *Proc) Stop(t testing.TB, sig syscall.Signal) {
 	t.Helper()
 	select {
 	case <-p.done:
@@ -348,11 +405,17 @@ func (p *Proc) Stop(t *testing.T, sig syscall.Signal) {
 	_ = p.cmd.Process.Signal(sig)
 	select {
 	case <-p.done:
+		return
 	case <-time.After(15 * time.Second):
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
 		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 		<-p.done
-		t.Errorf("%s did not stop on %v within 15s", p.Name, sig)
 	}
+	t.Errorf("%s did not stop on %v within 15s; last lines of its log:\n%s", p.Name, sig, Tail(p.Output(), 60))
 }
 
 // Pid is the process ID.
@@ -401,7 +464,7 @@ func (f *Fabric) CheckAlive() {
 	f.mu.Unlock()
 	for _, p := range procs {
 		if !p.Running() {
-			f.t.Errorf("%s exited (%v); last lines:\n%s", p.Name, p.err, tail(p.Output(), 30))
+			f.t.Errorf("%s exited (%v); last lines:\n%s", p.Name, p.err, Tail(p.Output(), 30))
 		}
 	}
 }
@@ -416,21 +479,40 @@ func (f *Fabric) stopAll() {
 		procs = append(procs, f.provider)
 	}
 	f.mu.Unlock()
+	var wg sync.WaitGroup
 	for _, p := range procs {
-		p.Stop(f.t, syscall.SIGTERM)
+		wg.Go(func() { p.Stop(f.t, syscall.SIGTERM) })
 	}
+	wg.Wait()
+}
+
+// KeepLogs copies the processes' logs into dir, in a directory named after
+// the test.
+func (f *Fabric) KeepLogs(dir string) {
+	dst := filepath.Join(dir, strings.ReplaceAll(f.t.Name(), "/", "_"))
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		f.t.Log(err)
+		return
+	}
+	entries, _ := os.ReadDir(f.logDir)
+	for _, e := range entries {
+		if b, err := os.ReadFile(filepath.Join(f.logDir, e.Name())); err == nil {
+			_ = os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644)
+		}
+	}
+	f.t.Logf("process logs kept in %s", dst)
 }
 
 func (f *Fabric) dumpLogs() {
 	entries, _ := os.ReadDir(f.logDir)
 	for _, e := range entries {
 		b, _ := os.ReadFile(filepath.Join(f.logDir, e.Name()))
-		f.t.Logf("---- last lines of %s ----\n%s", e.Name(), tail(string(b), 80))
+		f.t.Logf("---- last lines of %s ----\n%s", e.Name(), Tail(string(b), 80))
 	}
 }
 
-// tail is the last n lines of s.
-func tail(s string, n int) string {
+// Tail is the last n lines of s.
+func Tail(s string, n int) string {
 	lines := strings.Split(s, "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
@@ -446,6 +528,9 @@ func (f *Fabric) waitFile(path string) {
 		if _, err := os.Stat(path); err == nil {
 			return
 		}
+		if p := f.Provider(); p != nil && !p.Running() {
+			f.t.Fatalf("provider exited before writing %s:\n%s", path, Tail(p.Output(), 40))
+		}
 		if time.Now().After(deadline) {
 			f.t.Fatalf("%s did not appear within 60s", path)
 		}
@@ -456,14 +541,14 @@ func (f *Fabric) waitFile(path string) {
 // WaitNode waits until the account's node satisfies cond.
 func (f *Fabric) WaitNode(cond func(*corev1.Node) bool) *corev1.Node {
 	f.t.Helper()
-	lw := cache.NewListWatchFromClient(f.Client.CoreV1().RESTClient(), "nodes", "", fields.OneTermEqualSelector("metadata.name", nodeName))
+	lw := cache.NewListWatchFromClient(f.Client.CoreV1().RESTClient(), "nodes", "", fields.OneTermEqualSelector("metadata.name", f.NodeName))
 	return kubetest.Until(f.t, 90*time.Second, lw, &corev1.Node{}, cond)
 }
 
 // WaitPod waits until the pod satisfies cond.
 func (f *Fabric) WaitPod(name string, timeout time.Duration, cond func(*corev1.Pod) bool) *corev1.Pod {
 	f.t.Helper()
-	lw := cache.NewListWatchFromClient(f.Client.CoreV1().RESTClient(), "pods", namespace, fields.OneTermEqualSelector("metadata.name", name))
+	lw := cache.NewListWatchFromClient(f.Client.CoreV1().RESTClient(), "pods", Namespace, fields.OneTermEqualSelector("metadata.name", name))
 	return kubetest.Until(f.t, timeout, lw, &corev1.Pod{}, cond)
 }
 
@@ -472,7 +557,7 @@ func (f *Fabric) WaitPodGone(name string, timeout time.Duration) {
 	f.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		_, err := f.Client.CoreV1().Pods(namespace).Get(f.t.Context(), name, metav1.GetOptions{})
+		_, err := f.Client.CoreV1().Pods(Namespace).Get(f.t.Context(), name, metav1.GetOptions{})
 		if err != nil {
 			return
 		}
@@ -510,7 +595,8 @@ func (f *Fabric) PushExampleAs(name, ref string, p ocitest.Packaging) (string, s
 	return ref, ocitest.Push(f.t, ref, mod, p)
 }
 
-func nodeReady(n *corev1.Node) bool {
+// NodeReady reports whether the node's Ready condition is True.
+func NodeReady(n *corev1.Node) bool {
 	for _, c := range n.Status.Conditions {
 		if c.Type == corev1.NodeReady {
 			return c.Status == corev1.ConditionTrue
@@ -519,8 +605,8 @@ func nodeReady(n *corev1.Node) bool {
 	return false
 }
 
-// readyDevices reads "N/M devices ready" from the Ready condition.
-func readyDevices(n *corev1.Node) int {
+// ReadyDevices reads "N/M devices ready" from the node's Ready condition.
+func ReadyDevices(n *corev1.Node) int {
 	for _, c := range n.Status.Conditions {
 		if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
 			var k, m int
@@ -532,12 +618,12 @@ func readyDevices(n *corev1.Node) int {
 	return 0
 }
 
-// pod is a minimal pod for the edge node.
-func pod(name, image string, mutate ...func(*corev1.Pod)) *corev1.Pod {
+// Pod is a minimal pod bound to the fabric's node, changed by mutate.
+func (f *Fabric) Pod(name, image string, mutate ...func(*corev1.Pod)) *corev1.Pod {
 	p := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: Namespace},
 		Spec: corev1.PodSpec{
-			NodeName:                      nodeName,
+			NodeName:                      f.NodeName,
 			TerminationGracePeriodSeconds: new(int64(2)),
 			Tolerations:                   []corev1.Toleration{{Key: "virtual-kubelet.io/provider", Operator: corev1.TolerationOpEqual, Value: "edgefabric", Effect: corev1.TaintEffectNoSchedule}},
 			Containers:                    []corev1.Container{{Name: "app", Image: image}},
@@ -549,6 +635,7 @@ func pod(name, image string, mutate ...func(*corev1.Pod)) *corev1.Pod {
 	return p
 }
 
+// Create creates the pod.
 func (f *Fabric) Create(p *corev1.Pod) *corev1.Pod {
 	f.t.Helper()
 	out, err := f.Client.CoreV1().Pods(p.Namespace).Create(f.t.Context(), p, metav1.CreateOptions{})
@@ -558,7 +645,8 @@ func (f *Fabric) Create(p *corev1.Pod) *corev1.Pod {
 	return out
 }
 
-func running(p *corev1.Pod) bool {
+// PodReady reports whether the pod is Running and Ready.
+func PodReady(p *corev1.Pod) bool {
 	if p.Status.Phase != corev1.PodRunning {
 		return false
 	}
@@ -570,7 +658,8 @@ func running(p *corev1.Pod) bool {
 	return false
 }
 
-func lines(s string) []string {
+// Lines splits s into lines.
+func Lines(s string) []string {
 	var out []string
 	sc := bufio.NewScanner(strings.NewReader(s))
 	for sc.Scan() {
@@ -582,7 +671,7 @@ func lines(s string) []string {
 // Events lists the events about the named pod.
 func (f *Fabric) Events(podName string) []corev1.Event {
 	f.t.Helper()
-	l, err := f.Client.CoreV1().Events(namespace).List(f.t.Context(), metav1.ListOptions{
+	l, err := f.Client.CoreV1().Events(Namespace).List(f.t.Context(), metav1.ListOptions{
 		FieldSelector: fields.OneTermEqualSelector("involvedObject.name", podName).String(),
 	})
 	if err != nil {
@@ -599,17 +688,8 @@ func (f *Fabric) WaitEvent(podName, reason string, timeout time.Duration) *corev
 		fields.OneTermEqualSelector("involvedObject.name", podName),
 		fields.OneTermEqualSelector("reason", reason),
 	)
-	lw := cache.NewListWatchFromClient(f.Client.CoreV1().RESTClient(), "events", namespace, sel)
+	lw := cache.NewListWatchFromClient(f.Client.CoreV1().RESTClient(), "events", Namespace, sel)
 	return kubetest.Until(f.t, timeout, lw, &corev1.Event{}, func(*corev1.Event) bool { return true })
-}
-
-// eventReasons is "reason: message" of each event, for failure messages.
-func eventReasons(evs []corev1.Event) []string {
-	var out []string
-	for _, e := range evs {
-		out = append(out, e.Reason+": "+e.Message)
-	}
-	return out
 }
 
 // LogsUntil runs `kubectl logs args...` until its output satisfies cond and
@@ -635,7 +715,7 @@ func (f *Fabric) WaitFileGrows(path string, size int64, timeout time.Duration) i
 	f.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		if n := fileSize(path); n > size {
+		if n := FileSize(path); n > size {
 			return n
 		}
 		if time.Now().After(deadline) {
@@ -645,7 +725,8 @@ func (f *Fabric) WaitFileGrows(path string, size int64, timeout time.Duration) i
 	}
 }
 
-func fileSize(path string) int64 {
+// FileSize is the size of the file at path, -1 if it does not exist.
+func FileSize(path string) int64 {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return -1
@@ -664,8 +745,8 @@ func (f *Fabric) DeviceOf(p *corev1.Pod) *Agent {
 	return a
 }
 
-// container returns the status of the pod's container named name.
-func container(p *corev1.Pod, name string) *corev1.ContainerStatus {
+// Container returns the status of the pod's container named name, or nil.
+func Container(p *corev1.Pod, name string) *corev1.ContainerStatus {
 	for i := range p.Status.ContainerStatuses {
 		if p.Status.ContainerStatuses[i].Name == name {
 			return &p.Status.ContainerStatuses[i]
@@ -674,15 +755,8 @@ func container(p *corev1.Pod, name string) *corev1.ContainerStatus {
 	return nil
 }
 
-// app is the status of the pod's only container, "app", or a zero status.
-func app(p *corev1.Pod) corev1.ContainerStatus {
-	if cs := container(p, "app"); cs != nil {
-		return *cs
-	}
-	return corev1.ContainerStatus{}
-}
-
-func condition(p *corev1.Pod, t corev1.PodConditionType) *corev1.PodCondition {
+// Condition returns the pod's condition of type t, or nil.
+func Condition(p *corev1.Pod, t corev1.PodConditionType) *corev1.PodCondition {
 	for i := range p.Status.Conditions {
 		if p.Status.Conditions[i].Type == t {
 			return &p.Status.Conditions[i]
@@ -691,8 +765,8 @@ func condition(p *corev1.Pod, t corev1.PodConditionType) *corev1.PodCondition {
 	return nil
 }
 
-// env sets the container's environment from name, value pairs.
-func env(kv ...string) func(*corev1.Pod) {
+// Env sets the first container's environment from name, value pairs.
+func Env(kv ...string) func(*corev1.Pod) {
 	return func(p *corev1.Pod) {
 		for i := 0; i+1 < len(kv); i += 2 {
 			p.Spec.Containers[0].Env = append(p.Spec.Containers[0].Env, corev1.EnvVar{Name: kv[i], Value: kv[i+1]})
@@ -700,14 +774,15 @@ func env(kv ...string) func(*corev1.Pod) {
 	}
 }
 
-func restartPolicy(r corev1.RestartPolicy) func(*corev1.Pod) {
+// RestartPolicy sets the pod's restart policy.
+func RestartPolicy(r corev1.RestartPolicy) func(*corev1.Pod) {
 	return func(p *corev1.Pod) { p.Spec.RestartPolicy = r }
 }
 
-// logLine returns the first line of a process's log with message msg that
+// LogLine returns the first line of a process's log with message msg that
 // holds every one of kvs ("key=value"), or "".
-func logLine(out, msg string, kvs ...string) string {
-	for _, l := range lines(out) {
+func LogLine(out, msg string, kvs ...string) string {
+	for _, l := range Lines(out) {
 		if !strings.Contains(l, `msg="`+msg+`"`) {
 			continue
 		}
@@ -728,8 +803,11 @@ func (f *Fabric) WaitLog(p *Proc, msg string, n int, timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
 	for strings.Count(p.Output(), `msg="`+msg+`"`) < n {
 		if time.Now().After(deadline) {
-			f.t.Fatalf("%s did not log %q %d times within %s:\n%s", p.Name, msg, n, timeout, tail(p.Output(), 20))
+			f.t.Fatalf("%s did not log %q %d times within %s:\n%s", p.Name, msg, n, timeout, Tail(p.Output(), 20))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// T is the test the fabric reports to.
+func (f *Fabric) T() testing.TB { return f.t }
