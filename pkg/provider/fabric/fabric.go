@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"k8s.io/apimachinery/pkg/labels"
 
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
 	"github.com/edgefabric/edgefabric/pkg/identity"
@@ -366,22 +367,43 @@ func (f *Fabric) Device(account, id string) (Device, bool) {
 
 // Place chooses a device of account for w, or returns "" and why none fits.
 func (f *Fabric) Place(account string, w *hubv1.Workload) (string, string) {
-	return f.PlaceAmong(account, nil, w)
+	return f.PlaceWith(account, w, PlaceOptions{})
 }
 
-// PlaceAmong is Place restricted to the devices named in members; nil
-// members means every device of account.
-func (f *Fabric) PlaceAmong(account string, members []string, w *hubv1.Workload) (string, string) {
+// PlaceOptions narrow and steer PlaceWith.
+type PlaceOptions struct {
+	// Members are the devices of the cluster the pod is placed in; nil means
+	// every device of the account.
+	Members []string
+	// Selector must match the device's labels; nil matches every device.
+	Selector labels.Selector
+	// Platforms are the image's os/arch platforms; nil means any.
+	Platforms []string
+	// SameOwner counts the pods of the pod's owner on a device, so that
+	// replicas spread; nil counts none.
+	SameOwner func(device string) int
+}
+
+// PlaceWith chooses a device of account for w among opts.Members, or returns
+// "" and why none fits.
+func (f *Fabric) PlaceWith(account string, w *hubv1.Workload, opts PlaceOptions) (string, string) {
 	var cands []placement.Candidate
 	for _, d := range f.Devices(account) {
-		if members != nil && !slices.Contains(members, d.ID) {
+		if opts.Members != nil && !slices.Contains(opts.Members, d.ID) {
 			continue
 		}
-		cands = append(cands, placement.Candidate{
+		c := placement.Candidate{
 			ID: d.ID, Online: d.Online, Capacity: d.Capacity, Allocated: d.Allocated, Runtimes: d.Runtimes,
-		})
+			OS: d.OS, Arch: d.Arch, Labels: d.Labels,
+		}
+		if opts.SameOwner != nil {
+			c.SameOwner = opts.SameOwner(d.ID)
+		}
+		cands = append(cands, c)
 	}
-	return placement.Choose(cands, placement.Request{Resources: requests(w), Runtime: w.GetRuntime()})
+	return placement.Choose(cands, placement.Request{
+		Resources: requests(w), Runtime: w.GetRuntime(), Selector: opts.Selector, Platforms: opts.Platforms,
+	})
 }
 
 // Assign makes w part of the desired state of device id of account, moving it

@@ -19,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/labels"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/record"
 
@@ -270,6 +271,14 @@ func (n *accountNode) CreatePod(ctx context.Context, pod *corev1.Pod) error {
 		n.setStatus(uid, translate.FailedStatus(pod, reason, err.Error(), time.Now()))
 		return nil
 	}
+	if why := n.m.tenancy(pod.Namespace, n.account); why != "" {
+		n.recorder.Event(pod, corev1.EventTypeWarning, ReasonAccountMismatch, why)
+		n.mu.Lock()
+		st.failed = true
+		n.mu.Unlock()
+		n.setStatus(uid, translate.FailedStatus(pod, ReasonAccountMismatch, why, time.Now()))
+		return nil
+	}
 	n.place(ctx, uid)
 	return nil
 }
@@ -302,7 +311,12 @@ func (n *accountNode) place(ctx context.Context, uid string) {
 	}
 	if dev == "" {
 		var why string
-		dev, why = n.m.fab.PlaceAmong(n.account, n.memberList(), w)
+		opts, err := n.placeOptions(pod)
+		if err != nil {
+			n.wait(uid, "Unschedulable", err.Error())
+			return
+		}
+		dev, why = n.m.fab.PlaceWith(n.account, w, opts)
 		if dev == "" {
 			n.wait(uid, "Unschedulable", why)
 			return
@@ -627,6 +641,38 @@ func (n *accountNode) NotifyNodeStatus(_ context.Context, cb func(*corev1.Node))
 
 func (n *accountNode) initialNode() *corev1.Node {
 	return n.nodeStatus()
+}
+
+// AnnotationDeviceSelector holds a pod's device selector: a Kubernetes label
+// selector over the labels of the cluster's devices.
+const AnnotationDeviceSelector = "edgefabric.io/device-selector"
+
+// placeOptions narrows placement to the cluster's members and the pod's
+// device selector, and spreads the replicas of the pod's owner.
+func (n *accountNode) placeOptions(pod *corev1.Pod) (fabric.PlaceOptions, error) {
+	opts := fabric.PlaceOptions{Members: n.memberList()}
+	if s, ok := pod.Annotations[AnnotationDeviceSelector]; ok {
+		sel, err := labels.Parse(s)
+		if err != nil {
+			return opts, fmt.Errorf("annotation %s: %w", AnnotationDeviceSelector, err)
+		}
+		opts.Selector = sel
+	}
+	if owner := metav1.GetControllerOf(pod); owner != nil {
+		counts := map[string]int{}
+		n.mu.Lock()
+		for _, st := range n.byUID {
+			if st.device == "" || st.deleting || st.pod.UID == pod.UID {
+				continue
+			}
+			if o := metav1.GetControllerOf(st.pod); o != nil && o.UID == owner.UID {
+				counts[st.device]++
+			}
+		}
+		n.mu.Unlock()
+		opts.SameOwner = func(d string) int { return counts[d] }
+	}
+	return opts, nil
 }
 
 // memberList returns the cluster's members, nil for every device of the account.

@@ -23,6 +23,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -150,6 +151,7 @@ func NewManager(cfg Config, client kubernetes.Interface, fab *fabric.Fabric, log
 	m.scm.Core().V1().Secrets().Informer()
 	m.scm.Core().V1().ConfigMaps().Informer()
 	m.scm.Core().V1().Services().Informer()
+	m.scm.Core().V1().Namespaces().Informer()
 	fab.SetListener(m)
 	return m, nil
 }
@@ -495,6 +497,34 @@ func (m *Manager) removePod(pod *corev1.Pod) {
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 		m.log.Warn("remove stopped pod", "pod", pod.Namespace+"/"+pod.Name, "err", err)
 	}
+}
+
+// ReasonAccountMismatch is the reason of the status and event of a pod that
+// may not run on the devices of the node it was bound to.
+const ReasonAccountMismatch = "AccountMismatch"
+
+// tenancy says why a pod of namespace ns may not run on account's devices, or
+// "" if it may. A namespace labelled edgefabric.io/account=<a> runs pods on
+// a's devices only; once any namespace is labelled for an account, that
+// account's devices run pods of its labelled namespaces only. Accounts no
+// namespace is labelled for take pods from any unlabelled namespace.
+func (m *Manager) tenancy(ns, account string) string {
+	lister := m.scm.Core().V1().Namespaces().Lister()
+	nsObj, err := lister.Get(ns)
+	if err != nil {
+		return "" // not in the cache yet: the API server admitted the pod
+	}
+	if a := nsObj.Labels[LabelAccount]; a != "" {
+		if a != account {
+			return fmt.Sprintf("namespace %s belongs to account %s (label %s); its pods may not run on the devices of account %s", ns, a, LabelAccount, account)
+		}
+		return ""
+	}
+	all, err := lister.List(labels.SelectorFromSet(labels.Set{LabelAccount: account}))
+	if err == nil && len(all) > 0 {
+		return fmt.Sprintf("the devices of account %s run pods of namespaces labelled %s=%s only (e.g. %s); namespace %s is not", account, LabelAccount, account, all[0].Name, ns)
+	}
+	return ""
 }
 
 // envSource resolves env references through the shared informers.
