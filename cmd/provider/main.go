@@ -51,6 +51,7 @@ func main() {
 	fs.DurationVar(&cfg.ProximityRTT, "proximity-rtt", 0, "radius of proximity clusters in estimated round-trip time, e.g. 20ms (with --scopes proximity)")
 	fs.Float64Var(&cfg.ProximityKm, "proximity-km", 0, "radius of proximity clusters in kilometres, for devices with --location lat,long (with --scopes proximity)")
 	fs.DurationVar(&cfg.ClusterDissolveGrace, "cluster-dissolve-grace", 5*time.Minute, "how long the node of a cluster that no longer forms stays, NotReady, before it is deleted once no pods are left on it")
+	fs.DurationVar(&cfg.DeviceLossGrace, "device-loss-grace", 60*time.Second, "how long a pod's device may be offline before the pod is placed on another device of its cluster (per pod: annotation edgefabric.io/device-loss-grace)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	_ = fs.Parse(os.Args[1:])
 	if *showVersion {

@@ -61,6 +61,10 @@ type Config struct {
 	// forms stays before it is deleted (once no pods are left on it). Zero
 	// means 5 minutes.
 	ClusterDissolveGrace time.Duration
+	// DeviceLossGrace is how long a pod's device may be offline before the
+	// pod is placed on another device (pods may say otherwise with the
+	// edgefabric.io/device-loss-grace annotation). Zero means 60 s.
+	DeviceLossGrace time.Duration
 }
 
 // Default fills in the defaults of unset fields.
@@ -126,7 +130,8 @@ func Run(ctx context.Context, cfg Config, client kubernetes.Interface, log *slog
 			Scopes:    cfg.Scopes,
 			Proximity: proximity.GroupConfig{RTT: cfg.ProximityRTT, Km: cfg.ProximityKm},
 		},
-		DissolveGrace: cfg.ClusterDissolveGrace,
+		DissolveGrace:   cfg.ClusterDissolveGrace,
+		DeviceLossGrace: cfg.DeviceLossGrace,
 	}, client, fab, log.With("component", "nodes"))
 	if err != nil {
 		return err

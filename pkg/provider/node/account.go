@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -39,6 +40,10 @@ type podState struct {
 	waiting string
 	failed  bool // can never run (unsupported); not retried
 	seq     uint64
+	// epoch is the fencing epoch of the pod's current assignment (annotation
+	// edgefabric.io/fencing-epoch); it grows each time the pod is placed
+	// again after its device was lost.
+	epoch uint64
 }
 
 // accountNode is the virtual node of one cluster of an account's devices:
@@ -185,16 +190,94 @@ func (n *accountNode) sendNodeStatus(ctx context.Context) {
 	}
 }
 
-// retryLoop places waiting pods again whenever devicesChanged asks, until ctx
-// ends.
+// retryLoop places waiting pods again whenever devicesChanged asks, and
+// every second moves the pods of devices lost longer than their grace, until
+// ctx ends.
 func (n *accountNode) retryLoop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-n.retryNow:
+			n.retry()
+		case <-t.C:
+			n.moveLost(time.Now())
 		}
-		n.retry()
+	}
+}
+
+// Annotations of device loss and fencing.
+const (
+	// AnnotationDeviceLossGrace is how long a pod's device may be offline
+	// before the pod is placed again on another device (a Go duration, e.g.
+	// "30s"); Config.DeviceLossGrace if absent.
+	AnnotationDeviceLossGrace = "edgefabric.io/device-loss-grace"
+	// AnnotationFencingEpoch is the fencing epoch of the pod's assignment.
+	AnnotationFencingEpoch = "edgefabric.io/fencing-epoch"
+)
+
+// lossGrace is the pod's device-loss grace.
+func (n *accountNode) lossGrace(pod *corev1.Pod) time.Duration {
+	if v, ok := pod.Annotations[AnnotationDeviceLossGrace]; ok {
+		if d, err := time.ParseDuration(v); err == nil && d >= 0 {
+			return d
+		}
+	}
+	return n.m.cfg.DeviceLossGrace
+}
+
+// moveLost places again the pods whose device has been offline longer than
+// their grace. The lost device's desired state no longer holds them, so when
+// it comes back the first thing it is sent, the full desired state, stops
+// its stale copies; their statuses are no longer taken from it.
+func (n *accountNode) moveLost(now time.Time) {
+	type lost struct {
+		uid, device string
+		pod         *corev1.Pod
+		offline     time.Duration
+	}
+	var moves []lost
+	devices := map[string]fabric.Device{}
+	for _, d := range n.m.fab.Devices(n.account) {
+		devices[d.ID] = d
+	}
+	n.mu.Lock()
+	for uid, st := range n.byUID {
+		if st.device == "" || st.deleting || st.failed || st.waiting != "" {
+			continue
+		}
+		if ph := st.pod.Status.Phase; ph == corev1.PodSucceeded || ph == corev1.PodFailed {
+			continue
+		}
+		d, ok := devices[st.device]
+		if ok && d.Online {
+			continue
+		}
+		since := n.m.startedAt
+		if ok && d.LastSeen.After(since) {
+			since = d.LastSeen
+		}
+		if off := now.Sub(since); off >= n.lossGrace(st.pod) {
+			moves = append(moves, lost{uid: uid, device: st.device, pod: st.pod.DeepCopy(), offline: off})
+		}
+	}
+	n.mu.Unlock()
+	for _, mv := range moves {
+		n.m.fab.Remove(mv.uid)
+		n.mu.Lock()
+		st, ok := n.byUID[mv.uid]
+		if ok && st.device == mv.device {
+			st.device, st.seq = "", 0
+		}
+		n.mu.Unlock()
+		if !ok {
+			continue
+		}
+		n.m.log.Info("device lost, placing pod again", "pod", mv.pod.Namespace+"/"+mv.pod.Name, "device", mv.device, "offline", mv.offline.Round(time.Second))
+		n.recorder.Eventf(mv.pod, corev1.EventTypeWarning, "DeviceLost", "Device %s offline for %s; placing the pod on another device", mv.device, mv.offline.Round(time.Second))
+		n.place(context.Background(), mv.uid)
 	}
 }
 
@@ -232,8 +315,10 @@ func (n *accountNode) recover(ctx context.Context) error {
 		if err != nil {
 			continue // CreatePod will report it
 		}
+		epoch, _ := strconv.ParseUint(p.Annotations[AnnotationFencingEpoch], 10, 64)
+		w.FencingEpoch = epoch
 		n.mu.Lock()
-		n.byUID[string(p.UID)] = &podState{pod: p.DeepCopy(), device: dev}
+		n.byUID[string(p.UID)] = &podState{pod: p.DeepCopy(), device: dev, epoch: epoch}
 		n.byKey[p.Namespace+"/"+p.Name] = string(p.UID)
 		n.mu.Unlock()
 		n.m.track(string(p.UID), n)
@@ -248,7 +333,8 @@ func (n *accountNode) CreatePod(ctx context.Context, pod *corev1.Pod) error {
 	n.mu.Lock()
 	st, known := n.byUID[uid]
 	if !known {
-		st = &podState{pod: pod.DeepCopy(), device: pod.Annotations[AnnotationDevice]}
+		epoch, _ := strconv.ParseUint(pod.Annotations[AnnotationFencingEpoch], 10, 64)
+		st = &podState{pod: pod.DeepCopy(), device: pod.Annotations[AnnotationDevice], epoch: epoch}
 		n.byUID[uid] = st
 		n.byKey[pod.Namespace+"/"+pod.Name] = uid
 	} else {
@@ -336,16 +422,22 @@ func (n *accountNode) place(ctx context.Context, uid string) {
 		n.recorder.Eventf(pod, corev1.EventTypeNormal, "Scheduled", "Scheduled to device %s", dev)
 	}
 	n.mu.Lock()
+	if st.device != dev {
+		st.epoch++ // a new assignment
+	}
 	st.device = dev
 	st.waiting = ""
+	w.FencingEpoch = st.epoch
 	// virtual-kubelet writes status with the pod as GetPod returns it, metadata
-	// included: without the annotation there, it would erase it again.
-	if st.pod.Annotations[AnnotationDevice] != dev {
+	// included: without the annotations there, it would erase them again.
+	epoch := strconv.FormatUint(st.epoch, 10)
+	if st.pod.Annotations[AnnotationDevice] != dev || st.pod.Annotations[AnnotationFencingEpoch] != epoch {
 		st.pod.Annotations = maps.Clone(st.pod.Annotations)
 		if st.pod.Annotations == nil {
 			st.pod.Annotations = map[string]string{}
 		}
 		st.pod.Annotations[AnnotationDevice] = dev
+		st.pod.Annotations[AnnotationFencingEpoch] = epoch
 	}
 	n.mu.Unlock()
 	n.m.fab.Assign(n.account, dev, w)

@@ -71,6 +71,11 @@ type Config struct {
 	// stays (NotReady) before it is deleted, once no pods are left on it;
 	// zero means 5 minutes.
 	DissolveGrace time.Duration
+	// DeviceLossGrace is how long a pod's device may be offline before the
+	// pod is placed again on another device of its cluster, unless the pod's
+	// edgefabric.io/device-loss-grace annotation says otherwise; zero means
+	// 60 s.
+	DeviceLossGrace time.Duration
 }
 
 func (c *Config) defaults() {
@@ -91,6 +96,9 @@ func (c *Config) defaults() {
 	}
 	if c.DissolveGrace == 0 {
 		c.DissolveGrace = 5 * time.Minute
+	}
+	if c.DeviceLossGrace == 0 {
+		c.DeviceLossGrace = 60 * time.Second
 	}
 }
 
@@ -124,6 +132,7 @@ type Manager struct {
 
 	// recompute asks for clusters to be formed again (capacity 1).
 	recompute chan struct{}
+	startedAt time.Time // devices not seen since count as lost from then
 	clusters  []fabric.Cluster // the last result of fabric.Clusters
 }
 
@@ -146,6 +155,7 @@ func NewManager(cfg Config, client kubernetes.Interface, fab *fabric.Fabric, log
 		started: make(chan struct{}),
 
 		recompute: make(chan struct{}, 1),
+		startedAt: time.Now(),
 	}
 	// Register the informers the pod controllers need before the factory starts.
 	m.scm.Core().V1().Secrets().Informer()

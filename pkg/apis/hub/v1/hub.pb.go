@@ -1199,7 +1199,11 @@ type Workload struct {
 	Containers              []*Container           `protobuf:"bytes,6,rep,name=containers,proto3" json:"containers,omitempty"`
 	TerminationGraceSeconds int64                  `protobuf:"varint,7,opt,name=termination_grace_seconds,json=terminationGraceSeconds,proto3" json:"termination_grace_seconds,omitempty"`
 	// Spec hash: a workload whose hash is unchanged is left running on reconcile.
-	SpecHash      string `protobuf:"bytes,8,opt,name=spec_hash,json=specHash,proto3" json:"spec_hash,omitempty"`
+	SpecHash string `protobuf:"bytes,8,opt,name=spec_hash,json=specHash,proto3" json:"spec_hash,omitempty"`
+	// Fencing epoch of the pod's assignment to this device: it grows each time
+	// the pod is placed again after its device was lost, and a device that
+	// comes back is sent a desired state without its stale copy first.
+	FencingEpoch  uint64 `protobuf:"varint,30,opt,name=fencing_epoch,json=fencingEpoch,proto3" json:"fencing_epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1288,6 +1292,13 @@ func (x *Workload) GetSpecHash() string {
 		return x.SpecHash
 	}
 	return ""
+}
+
+func (x *Workload) GetFencingEpoch() uint64 {
+	if x != nil {
+		return x.FencingEpoch
+	}
+	return 0
 }
 
 type ContainerState struct {
@@ -2579,7 +2590,7 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"\x14memory_request_bytes\x18\t \x01(\x03R\x12memoryRequestBytes\x12,\n" +
 	"\x12cpu_request_millis\x18\n" +
 	" \x01(\x03R\x10cpuRequestMillis\x12*\n" +
-	"\x11image_pull_policy\x18\v \x01(\tR\x0fimagePullPolicy\"\xa6\x02\n" +
+	"\x11image_pull_policy\x18\v \x01(\tR\x0fimagePullPolicy\"\xcb\x02\n" +
 	"\bWorkload\x12\x10\n" +
 	"\x03uid\x18\x01 \x01(\tR\x03uid\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x12\n" +
@@ -2590,7 +2601,8 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"containers\x18\x06 \x03(\v2\x1c.edgefabric.hub.v1.ContainerR\n" +
 	"containers\x12:\n" +
 	"\x19termination_grace_seconds\x18\a \x01(\x03R\x17terminationGraceSeconds\x12\x1b\n" +
-	"\tspec_hash\x18\b \x01(\tR\bspecHash\"\xd0\x04\n" +
+	"\tspec_hash\x18\b \x01(\tR\bspecHash\x12#\n" +
+	"\rfencing_epoch\x18\x1e \x01(\x04R\ffencingEpoch\"\xd0\x04\n" +
 	"\x0eContainerState\x12E\n" +
 	"\awaiting\x18\x01 \x01(\v2).edgefabric.hub.v1.ContainerState.WaitingH\x00R\awaiting\x12E\n" +
 	"\arunning\x18\x02 \x01(\v2).edgefabric.hub.v1.ContainerState.RunningH\x00R\arunning\x12N\n" +
