@@ -113,6 +113,7 @@ func run(ctx context.Context, cfg provider.Config, kubeconfig string, qps float6
 	if err != nil {
 		return err
 	}
+	cfg.RESTConfig = rc
 	err = provider.Run(ctx, cfg, client, log)
 	if errors.Is(err, context.Canceled) {
 		return nil

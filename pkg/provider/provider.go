@@ -14,10 +14,15 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	ctrlclient "sigs.k8s.io/controller-runtime/pkg/client"
 
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	"github.com/edgefabric/edgefabric/pkg/identity"
 	"github.com/edgefabric/edgefabric/pkg/provider/fabric"
+	"github.com/edgefabric/edgefabric/pkg/provider/fleet"
 	"github.com/edgefabric/edgefabric/pkg/provider/hub"
 	"github.com/edgefabric/edgefabric/pkg/provider/kubeletapi"
 	"github.com/edgefabric/edgefabric/pkg/provider/node"
@@ -65,6 +70,9 @@ type Config struct {
 	// pod is placed on another device (pods may say otherwise with the
 	// edgefabric.io/device-loss-grace annotation). Zero means 60 s.
 	DeviceLossGrace time.Duration
+	// RESTConfig connects the controller-runtime client that writes the
+	// EdgeDevice objects (the CRD must be installed); nil writes none.
+	RESTConfig *rest.Config
 }
 
 // Default fills in the defaults of unset fields.
@@ -124,6 +132,12 @@ func Run(ctx context.Context, cfg Config, client kubernetes.Interface, log *slog
 	port, _ := strconv.Atoi(kport)
 
 	fab := fabric.New(log.With("component", "fabric"))
+	var fw *fleet.Writer
+	changed := func() {
+		if fw != nil {
+			fw.Changed()
+		}
+	}
 	mgr, err := node.NewManager(node.Config{
 		NodeIP: cfg.NodeIP, KubeletPort: int32(port), Version: cfg.Version, Workers: cfg.Workers,
 		Clusters: fabric.ClusterConfig{
@@ -132,9 +146,23 @@ func Run(ctx context.Context, cfg Config, client kubernetes.Interface, log *slog
 		},
 		DissolveGrace:   cfg.ClusterDissolveGrace,
 		DeviceLossGrace: cfg.DeviceLossGrace,
+		Changed:         changed,
 	}, client, fab, log.With("component", "nodes"))
 	if err != nil {
 		return err
+	}
+	if cfg.RESTConfig != nil {
+		scheme := runtime.NewScheme()
+		if err := efv1.AddToScheme(scheme); err != nil {
+			return err
+		}
+		c, err := ctrlclient.New(cfg.RESTConfig, ctrlclient.Options{Scheme: scheme})
+		if err != nil {
+			return fmt.Errorf("EdgeDevice client: %w", err)
+		}
+		if fw, err = fleet.New(fleet.Config{Devices: fab.AllDevices, Clusters: mgr.Clusters, NodeOf: mgr.NodeOf}, c, log.With("component", "fleet")); err != nil {
+			return err
+		}
 	}
 	h, err := hub.New(hub.Config{
 		CA: ca, Hosts: cfg.HubHosts, Tokens: SecretTokens{Client: client, Namespace: cfg.Namespace}, CertTTL: cfg.CertTTL,
@@ -150,7 +178,7 @@ func Run(ctx context.Context, cfg Config, client kubernetes.Interface, log *slog
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 3)
+	errs := make(chan error, 4)
 	start := func(name string, fn func() error) {
 		wg.Add(1)
 		go func() {
@@ -163,6 +191,9 @@ func Run(ctx context.Context, cfg Config, client kubernetes.Interface, log *slog
 	}
 	start("nodes", func() error { return mgr.Run(ctx) })
 	start("hub", func() error { return h.Serve(ctx, hubLis) })
+	if fw != nil {
+		start("fleet", func() error { return fw.Run(ctx) })
+	}
 	start("kubelet API", func() error {
 		return kubeletapi.Serve(ctx, kLis, ktls, kubeletapi.Handler(mgr), log.With("component", "kubelet-api"))
 	})

@@ -62,6 +62,41 @@ func TestScopes(t *testing.T) {
 		t.Fatalf("network nodes: got %v, want 3", names)
 	}
 
+	t.Run("fleet view", func(t *testing.T) {
+		f := f.For(t)
+		want := map[string]string{}
+		for _, id := range []string{"a1", "a2", "a3"} {
+			want[account+"."+id] = "Online edge-" + account + "," + net1
+		}
+		for _, id := range []string{"a4", "a5", "a6"} {
+			want[account+"."+id] = "Online edge-" + account + "," + net2
+		}
+		want[other+".b1"] = "Online edge-" + other + "," + netB
+		var got map[string]string
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			out, err := f.Kubectl("get", "edgedevices", "--no-headers", "-o", "custom-columns=NAME:.metadata.name,PHASE:.status.phase,NODES:.status.nodes")
+			got = map[string]string{}
+			for _, l := range fabrictest.Lines(out) {
+				if fs := strings.Fields(l); len(fs) == 3 {
+					got[fs[0]] = fs[1] + " " + fs[2]
+				}
+			}
+			if err == nil && fmt.Sprint(got) == fmt.Sprint(want) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("kubectl get edgedevices: got %v (%v), want %v", got, err, want)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		out, err := f.Kubectl("get", "edgedevices")
+		if err != nil || !strings.Contains(fabrictest.Lines(out)[0], "ACCOUNT") || !strings.Contains(out, "linux") {
+			t.Errorf("kubectl get edgedevices prints no useful columns: %v\n%s", err, out)
+		}
+		t.Logf("kubectl get edgedevices:\n%s", out)
+	})
+
 	ref, _ := f.PushExample("hello", "scopes", ocitest.Image)
 	on := func(node string) func(*corev1.Pod) { return func(p *corev1.Pod) { p.Spec.NodeName = node } }
 	annotate := func(k, v string) func(*corev1.Pod) {

@@ -195,7 +195,7 @@ func FreePort(t testing.TB) string {
 func StartFabric(t testing.TB, n int, opts ...FabricOption) *Fabric {
 	t.Helper()
 	prov, agent := binaries(t)
-	env := kubetest.Start(t, kubetest.Options{})
+	env := kubetest.Start(t, kubetest.Options{CRDDirectoryPaths: []string{filepath.Join(ocitest.RepoRoot(t), "deploy", "helm", "edgefabric", "crds")}})
 	tok := make([]byte, 16)
 	_, _ = rand.Read(tok)
 	f := &Fabric{t: t, fabric: &fabric{

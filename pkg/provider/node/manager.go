@@ -76,6 +76,9 @@ type Config struct {
 	// edgefabric.io/device-loss-grace annotation says otherwise; zero means
 	// 60 s.
 	DeviceLossGrace time.Duration
+	// Changed is called (it must not block) when devices or clusters may
+	// have changed, for the fleet view; nil means no calls.
+	Changed func()
 }
 
 func (c *Config) defaults() {
@@ -133,7 +136,8 @@ type Manager struct {
 	// recompute asks for clusters to be formed again (capacity 1).
 	recompute chan struct{}
 	startedAt time.Time // devices not seen since count as lost from then
-	clusters  []fabric.Cluster // the last result of fabric.Clusters
+	clustersMu sync.Mutex
+	clusters   []fabric.Cluster // the last result of fabric.Clusters
 }
 
 var _ fabric.Listener = (*Manager)(nil)
@@ -242,8 +246,13 @@ func (m *Manager) formClusters(now time.Time) {
 	if len(cfg.Scopes) == 0 {
 		return
 	}
+	m.clustersMu.Lock()
 	clusters := fabric.Clusters(m.fab.AllDevices(), cfg, m.clusters)
 	m.clusters = clusters
+	m.clustersMu.Unlock()
+	if m.cfg.Changed != nil {
+		defer m.cfg.Changed()
+	}
 	formed := map[string]bool{}
 	for _, c := range clusters {
 		n, err := m.ensureNode(c.ClusterKey)
@@ -266,6 +275,37 @@ func (m *Manager) formClusters(now time.Time) {
 		}
 		n.devicesChanged()
 	}
+}
+
+// Clusters returns every cluster devices belong to: the network and
+// proximity clusters last formed, and each account's cluster.
+func (m *Manager) Clusters() []fabric.Cluster {
+	m.clustersMu.Lock()
+	out := slices.Clone(m.clusters)
+	m.clustersMu.Unlock()
+	for _, account := range m.fab.Accounts() {
+		c := fabric.Cluster{ClusterKey: fabric.ClusterKey{Account: account, Scope: scopes.Account}}
+		for _, d := range m.fab.Devices(account) {
+			c.Members = append(c.Members, d.ID)
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// NodeOf returns the name of the virtual node of a cluster, "" if none is
+// published.
+func (m *Manager) NodeOf(key fabric.ClusterKey) string {
+	name := NodeName(key.Account)
+	if key.Scope != scopes.Account {
+		name = key.NodeName()
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.nodes[name]; ok {
+		return name
+	}
+	return ""
 }
 
 // removeDissolved stops and deletes the nodes whose cluster dissolved longer
@@ -401,6 +441,9 @@ func (m *Manager) DevicesChanged(account string) {
 	select {
 	case m.recompute <- struct{}{}:
 	default:
+	}
+	if m.cfg.Changed != nil {
+		m.cfg.Changed()
 	}
 	if m.publishes(scopes.Account) {
 		n, err := m.ensureNode(fabric.ClusterKey{Account: account, Scope: scopes.Account})
