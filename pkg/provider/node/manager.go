@@ -134,8 +134,8 @@ type Manager struct {
 	started chan struct{}
 
 	// recompute asks for clusters to be formed again (capacity 1).
-	recompute chan struct{}
-	startedAt time.Time // devices not seen since count as lost from then
+	recompute  chan struct{}
+	startedAt  time.Time // devices not seen since count as lost from then
 	clustersMu sync.Mutex
 	clusters   []fabric.Cluster // the last result of fabric.Clusters
 }
