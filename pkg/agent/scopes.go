@@ -67,7 +67,11 @@ type scopeWatcher struct {
 	viv     *proximity.Client
 	hubRTT  time.Duration
 	lastSeq uint64
-	sentFor []string // the alive peers the last signalled change was for
+	// settleAt is when the first discovery round is over (zero: not known
+	// yet); settled is set by the first probe round after it.
+	settleAt time.Time
+	settled  bool
+	sentFor  []string // the alive peers the last signalled change was for
 }
 
 // newScopeWatcher returns a watcher; set cl before Run.
@@ -150,6 +154,7 @@ func (w *scopeWatcher) Scopes() *hubv1.Scopes {
 		MeshPort:        int32(w.mesh.Port()),
 		Region:          w.cfg.Location.Region,
 		HubRttMs:        float64(w.hubRTT) / float64(time.Millisecond),
+		Discovering:     !w.settled,
 	}
 	if w.lan.Subnet.IsValid() {
 		sc.Subnet = w.lan.Subnet.Masked().String()
@@ -232,11 +237,32 @@ func (w *scopeWatcher) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Go(func() { _ = disc.Run(ctx) })
+	wg.Go(func() {
+		// Answers to the first browse come within a second on a LAN; the
+		// probe round after that settles the first view of the peers.
+		select {
+		case <-ctx.Done():
+			return
+		case <-disc.Ready():
+		}
+		w.mu.Lock()
+		w.settleAt = time.Now().Add(settleDelay)
+		w.mu.Unlock()
+		select {
+		case <-ctx.Done():
+		case <-time.After(settleDelay):
+			w.probeSoon()
+		}
+	})
 	w.probeLoop(ctx, disc)
 	return nil
 }
 
 var errNoAddress = errors.New("peer announced no usable address")
+
+// settleDelay is how long after the first browse started the agent reports
+// its first view of its LAN peers.
+const settleDelay = time.Second
 
 // probeSoon asks probeLoop for a round now.
 func (w *scopeWatcher) probeSoon() {
@@ -285,6 +311,9 @@ func (w *scopeWatcher) probeLoop(ctx context.Context, disc *mdns.Discovery) {
 		news := !slices.Equal(alive, w.sentFor)
 		if news {
 			w.sentFor = alive
+		}
+		if !w.settled && !w.settleAt.IsZero() && !time.Now().Before(w.settleAt) {
+			w.settled, news = true, true
 		}
 		w.mu.Unlock()
 		if news || time.Since(lastCoord) >= w.cfg.CoordinateInterval {

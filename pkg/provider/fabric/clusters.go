@@ -97,7 +97,8 @@ func (c ClusterConfig) scopes() []scopes.Scope {
 //     device derived from its LAN (or its --network), and the peers it
 //     verified over the device mesh. A device that has gone offline keeps
 //     its last report, so a LAN whose uplink is cut stays one cluster (its
-//     node shows the devices offline). Devices without a claim are in no
+//     node shows the devices offline). Devices without a claim, and devices
+//     still discovering their LAN, are in no
 //     network cluster.
 //   - proximity: proximity.Group by coordinates, points or regions.
 //
@@ -147,7 +148,7 @@ func networkClusters(account string, devs []Device, prev []Cluster) []Cluster {
 	var views []network.View
 	for _, d := range devs {
 		sc := d.Scopes
-		if sc == nil || sc.GetNetworkId() == "" {
+		if sc == nil || sc.GetNetworkId() == "" || sc.GetDiscovering() {
 			continue
 		}
 		v := network.View{Device: d.ID, Claim: sc.GetNetworkId(), Explicit: sc.GetNetworkExplicit()}

@@ -27,6 +27,12 @@ func explicit(d fabric.Device) fabric.Device {
 	return d
 }
 
+// discovering marks d as still discovering its LAN.
+func discovering(d fabric.Device) fabric.Device {
+	d.Scopes.Discovering = true
+	return d
+}
+
 // names maps clusters to "node name: members" lines, easy to compare.
 func names(cs []fabric.Cluster) map[string][]string {
 	out := map[string][]string{}
@@ -63,6 +69,12 @@ func TestClusters(t *testing.T) {
 			dev("a", "a1", lan1), {Device: identity.Device{Account: "a", ID: "a2"}, Online: true},
 		},
 		want: map[string][]string{"edge-a": {"a1", "a2"}, "edge-a-net-" + lan1: {"a1"}},
+	}, {
+		name: "a device still discovering its LAN is in no network cluster yet",
+		devices: []fabric.Device{
+			dev("a", "a1", lan1, "a2"), dev("a", "a2", lan1, "a1"), discovering(dev("a", "a3", lan1)),
+		},
+		want: map[string][]string{"edge-a": {"a1", "a2", "a3"}, "edge-a-net-" + lan1: {"a1", "a2"}},
 	}, {
 		name:    "an operator's network name",
 		devices: []fabric.Device{explicit(dev("a", "a1", "shop", "a2")), dev("a", "a2", lan1, "a1")},

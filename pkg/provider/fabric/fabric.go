@@ -251,7 +251,7 @@ func sameShape(a, b *hubv1.Scopes) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
-	if a.GetNetworkId() != b.GetNetworkId() || a.GetNetworkExplicit() != b.GetNetworkExplicit() ||
+	if a.GetNetworkId() != b.GetNetworkId() || a.GetNetworkExplicit() != b.GetNetworkExplicit() || a.GetDiscovering() != b.GetDiscovering() ||
 		a.GetHasPoint() != b.GetHasPoint() || a.GetLatitude() != b.GetLatitude() || a.GetLongitude() != b.GetLongitude() ||
 		a.GetRegion() != b.GetRegion() || len(a.GetPeers()) != len(b.GetPeers()) {
 		return false

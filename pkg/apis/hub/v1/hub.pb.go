@@ -2105,7 +2105,11 @@ type Scopes struct {
 	Region    string  `protobuf:"bytes,11,opt,name=region,proto3" json:"region,omitempty"`
 	MeshPort  int32   `protobuf:"varint,12,opt,name=mesh_port,json=meshPort,proto3" json:"mesh_port,omitempty"`
 	// hub_rtt_ms is the last measured round trip to the hub; 0 if none yet.
-	HubRttMs      float64 `protobuf:"fixed64,13,opt,name=hub_rtt_ms,json=hubRttMs,proto3" json:"hub_rtt_ms,omitempty"`
+	HubRttMs float64 `protobuf:"fixed64,13,opt,name=hub_rtt_ms,json=hubRttMs,proto3" json:"hub_rtt_ms,omitempty"`
+	// discovering is set until the agent has browsed its LAN and probed the
+	// peers it found once: until then its peers say nothing yet, and the
+	// provider leaves it out of network clusters.
+	Discovering   bool `protobuf:"varint,14,opt,name=discovering,proto3" json:"discovering,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2229,6 +2233,13 @@ func (x *Scopes) GetHubRttMs() float64 {
 		return x.HubRttMs
 	}
 	return 0
+}
+
+func (x *Scopes) GetDiscovering() bool {
+	if x != nil {
+		return x.Discovering
+	}
+	return false
 }
 
 type Probe struct {
@@ -2693,7 +2704,7 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x15\n" +
 	"\x06rtt_ms\x18\x03 \x01(\x01R\x05rttMs\x127\n" +
-	"\tlast_seen\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\"\xb1\x03\n" +
+	"\tlast_seen\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\"\xd3\x03\n" +
 	"\x06Scopes\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x1d\n" +
 	"\n" +
@@ -2712,7 +2723,8 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"\x06region\x18\v \x01(\tR\x06region\x12\x1b\n" +
 	"\tmesh_port\x18\f \x01(\x05R\bmeshPort\x12\x1c\n" +
 	"\n" +
-	"hub_rtt_ms\x18\r \x01(\x01R\bhubRttMs\"\x1d\n" +
+	"hub_rtt_ms\x18\r \x01(\x01R\bhubRttMs\x12 \n" +
+	"\vdiscovering\x18\x0e \x01(\bR\vdiscovering\"\x1d\n" +
 	"\x05Probe\x12\x14\n" +
 	"\x05nonce\x18\x01 \x01(\x04R\x05nonce\"\"\n" +
 	"\n" +
