@@ -86,6 +86,15 @@ func (f *Fabric) StartLAN() *LAN {
 // the fabric's usual flags (see AgentArgs) followed by extra, which win
 // (e.g. --token for another account).
 func (l *LAN) StartAgent(id string, extra ...string) *Agent {
+	a := l.PrepareAgent(id, extra...)
+	l.RestartAgent(a)
+	return a
+}
+
+// PrepareAgent sets up an agent's network namespace as StartAgent does but
+// does not start it: RestartAgent does, so that many agents can be started
+// together.
+func (l *LAN) PrepareAgent(id string, extra ...string) *Agent {
 	f := l.f
 	f.t.Helper()
 	k := int(nsSeq.Add(1))
@@ -133,20 +142,16 @@ func (l *LAN) StartAgent(id string, extra ...string) *Agent {
 	}
 	dir := filepath.Join(f.dataDir, id)
 	args := append(f.AgentArgs(id, dir), extra...)
-	a := &Agent{ID: id, DataDir: dir, Args: append([]string{"netns", "exec", ns, f.agentBin}, args...)}
-	a.Proc = f.start("agent-"+id, "ip", a.Args...)
-	f.mu.Lock()
-	f.agents[id] = a
-	f.mu.Unlock()
-	return a
+	return &Agent{ID: id, DataDir: dir, Args: append([]string{"netns", "exec", ns, f.agentBin}, args...)}
 }
 
-// RestartAgent starts a stopped agent of a LAN again, with the same flags.
+// RestartAgent starts a stopped (or prepared) agent of a LAN, with the same flags.
 func (l *LAN) RestartAgent(a *Agent) {
 	l.f.t.Helper()
 	p := l.f.start("agent-"+a.ID, "ip", a.Args...)
 	l.f.mu.Lock()
 	a.Proc = p
+	l.f.agents[a.ID] = a
 	l.f.mu.Unlock()
 }
 
