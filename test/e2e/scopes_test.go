@@ -29,24 +29,33 @@ import (
 // comes back, and that a LAN cut off the hub keeps its cluster and its pods.
 func TestScopes(t *testing.T) {
 	fabrictest.NeedLANs(t)
-	f := startFabric(t, 0)
+	f := startFabric(t, 0, fabrictest.WithProviderArgs("--scopes", "network,account,proximity", "--proximity-km", "100"))
 	const other = "other"
 	otherToken := "other-account-token-0123456789"
 	f.CreateToken("bootstrap-token-"+other, otherToken, other, "")
 	fast := []string{"--discovery-interval", "2s", "--probe-interval", "1s"}
 	lan1, lan2 := f.StartLAN(), f.StartLAN()
-	lan1.StartAgent("a1", fast...)
-	lan1.StartAgent("a2", append([]string{"--labels", "role=camera"}, fast...)...)
-	lan1.StartAgent("a3", fast...)
-	lan2.StartAgent("a4", fast...)
-	lan2.StartAgent("a5", fast...)
-	lan2.StartAgent("a6", fast...)
+	berlin := append([]string{"--location", "52.52,13.405"}, fast...)
+	paris := append([]string{"--location", "48.857,2.352"}, fast...)
+	lan1.StartAgent("a1", berlin...)
+	lan1.StartAgent("a2", append([]string{"--labels", "role=camera"}, berlin...)...)
+	lan1.StartAgent("a3", berlin...)
+	lan2.StartAgent("a4", paris...)
+	lan2.StartAgent("a5", paris...)
+	lan2.StartAgent("a6", paris...)
 	lan1.StartAgent("b1", append([]string{"--token", otherToken}, fast...)...)
 
 	// One network node per LAN for the account, one for the other account.
-	net1 := waitClusterNode(f, account, "a1, a2, a3", 3)
-	net2 := waitClusterNode(f, account, "a4, a5, a6", 3)
-	netB := waitClusterNode(f, other, "b1", 1)
+	net1 := waitClusterNode(f, "network", account, "a1, a2, a3", 3)
+	net2 := waitClusterNode(f, "network", account, "a4, a5, a6", 3)
+	netB := waitClusterNode(f, "network", other, "b1", 1)
+	// Proximity by --location, radius 100 km: Berlin and Paris apart; b1
+	// gave no location and is in no proximity cluster.
+	prox1 := waitClusterNode(f, "proximity", account, "a1, a2, a3", 3)
+	prox2 := waitClusterNode(f, "proximity", account, "a4, a5, a6", 3)
+	if !strings.HasPrefix(prox1, "edge-"+account+"-prox-") || prox1 == prox2 {
+		t.Fatalf("proximity nodes %s, %s: want two of account %s", prox1, prox2, account)
+	}
 	if net1 == net2 || !strings.HasPrefix(net1, "edge-"+account+"-net-") || !strings.HasPrefix(netB, "edge-"+other+"-net-") {
 		t.Fatalf("network nodes %s, %s, %s: want two of account %s and one of %s", net1, net2, netB, account, other)
 	}
@@ -66,10 +75,10 @@ func TestScopes(t *testing.T) {
 		f := f.For(t)
 		want := map[string]string{}
 		for _, id := range []string{"a1", "a2", "a3"} {
-			want[account+"."+id] = "Online edge-" + account + "," + net1
+			want[account+"."+id] = "Online edge-" + account + "," + net1 + "," + prox1
 		}
 		for _, id := range []string{"a4", "a5", "a6"} {
-			want[account+"."+id] = "Online edge-" + account + "," + net2
+			want[account+"."+id] = "Online edge-" + account + "," + net2 + "," + prox2
 		}
 		want[other+".b1"] = "Online edge-" + other + "," + netB
 		var got map[string]string
@@ -176,7 +185,7 @@ func TestScopes(t *testing.T) {
 		// The lost device comes back: its stale copy is stopped.
 		staleLog := newestLog(t, lost.LogDir(p, "app"))
 		lan1.RestartAgent(lost)
-		waitClusterNode(f, account, "a1, a2, a3", 3)
+		waitClusterNode(f, "network", account, "a1, a2, a3", 3)
 		deadline := time.Now().Add(30 * time.Second)
 		for {
 			size := fabrictest.FileSize(staleLog)
@@ -220,19 +229,19 @@ func TestScopes(t *testing.T) {
 			}
 		}
 		lan2.RestoreUplink()
-		if got := waitClusterNode(f, account, "a4, a5, a6", 3); got != net2 {
+		if got := waitClusterNode(f, "network", account, "a4, a5, a6", 3); got != net2 {
 			t.Errorf("LAN 2's node after the uplink came back: %s, want %s", got, net2)
 		}
 	})
 	f.CheckAlive()
 }
 
-// waitClusterNode waits for a Ready network node of account whose devices are
-// exactly members ("a1, a2, a3") and returns its name.
-func waitClusterNode(f *fabrictest.Fabric, account, members string, ready int) string {
+// waitClusterNode waits for a Ready node of a cluster of scope and account
+// whose devices are exactly members ("a1, a2, a3") and returns its name.
+func waitClusterNode(f *fabrictest.Fabric, scope, account, members string, ready int) string {
 	f.T().Helper()
 	lw := cache.NewFilteredListWatchFromClient(f.Client.CoreV1().RESTClient(), "nodes", "", func(o *metav1.ListOptions) {
-		o.LabelSelector = "edgefabric.io/scope=network,edgefabric.io/account=" + account
+		o.LabelSelector = "edgefabric.io/scope=" + scope + ",edgefabric.io/account=" + account
 	})
 	n := kubetest.Until(f.T(), 90*time.Second, lw, &corev1.Node{}, func(n *corev1.Node) bool {
 		return fabrictest.NodeReady(n) && readyMessage(n) == fmt.Sprintf("%d/%d devices ready: %s", ready, ready, members)
