@@ -185,7 +185,9 @@ func (n *accountNode) sendNodeStatus(ctx context.Context) {
 		}
 		n.mu.Unlock()
 		if cb != nil && !same {
-			cb(node)
+			// The controller writes heartbeat times into what it is given:
+			// keep lastNode ours.
+			cb(node.DeepCopy())
 		}
 	}
 }
@@ -728,7 +730,7 @@ func (n *accountNode) NotifyNodeStatus(_ context.Context, cb func(*corev1.Node))
 	n.mu.Lock()
 	n.notifyNode, n.lastNode = cb, node
 	n.mu.Unlock()
-	cb(node)
+	cb(node.DeepCopy())
 }
 
 func (n *accountNode) initialNode() *corev1.Node {
