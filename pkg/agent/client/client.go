@@ -364,6 +364,22 @@ func (c *Client) serveStream(ctx context.Context, hub hubv1.HubClient, req *hubv
 	<-ctx.Done()
 }
 
+// Nearest asks the hub for the devices of this device's account nearest to
+// it with at least free unallocated (limit 0: the hub's default). It dials a
+// connection of its own, so it works whether or not the control stream is up.
+func (c *Client) Nearest(ctx context.Context, free *hubv1.Resources, limit int) ([]*hubv1.NearestDevice, error) {
+	conn, err := c.dial(true)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	resp, err := hubv1.NewHubClient(conn).Nearest(ctx, &hubv1.NearestRequest{Free: free, Limit: int32(limit)})
+	if err != nil {
+		return nil, fmt.Errorf("ask the hub for the nearest devices: %w", err)
+	}
+	return resp.GetDevices(), nil
+}
+
 // refusal marks errors that mean the hub will never accept this device as is.
 func refusal(err error) error {
 	switch status.Code(err) {

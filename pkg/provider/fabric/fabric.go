@@ -556,6 +556,9 @@ func (p *pendingStream) fail(err error) {
 	close(p.done)
 }
 
+// Resources converts wire resources; nil is zero.
+func Resources(r *hubv1.Resources) placement.Resources { return resources(r) }
+
 func resources(r *hubv1.Resources) placement.Resources {
 	return placement.Resources{CPUMillis: r.GetCpuMillis(), MemoryBytes: r.GetMemoryBytes(), Pods: r.GetPods()}
 }

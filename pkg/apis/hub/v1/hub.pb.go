@@ -2330,6 +2330,201 @@ func (x *ProbeReply) GetNonce() uint64 {
 	return 0
 }
 
+type NearestRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// free is the capacity a device must have unallocated; unset means any.
+	Free *Resources `protobuf:"bytes,1,opt,name=free,proto3" json:"free,omitempty"`
+	// limit caps the answer; 0 means 5.
+	Limit         int32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NearestRequest) Reset() {
+	*x = NearestRequest{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NearestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NearestRequest) ProtoMessage() {}
+
+func (x *NearestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NearestRequest.ProtoReflect.Descriptor instead.
+func (*NearestRequest) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *NearestRequest) GetFree() *Resources {
+	if x != nil {
+		return x.Free
+	}
+	return nil
+}
+
+func (x *NearestRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type NearestDevice struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	DeviceId string                 `protobuf:"bytes,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	// estimated_rtt_ms is the Vivaldi estimate of the round trip from the
+	// caller; 0 if either has no coordinate.
+	EstimatedRttMs float64 `protobuf:"fixed64,2,opt,name=estimated_rtt_ms,json=estimatedRttMs,proto3" json:"estimated_rtt_ms,omitempty"`
+	// distance_km is the distance on the ground when both gave --location
+	// lat,long; -1 otherwise.
+	DistanceKm float64    `protobuf:"fixed64,3,opt,name=distance_km,json=distanceKm,proto3" json:"distance_km,omitempty"`
+	Free       *Resources `protobuf:"bytes,4,opt,name=free,proto3" json:"free,omitempty"`
+	Addresses  []string   `protobuf:"bytes,5,rep,name=addresses,proto3" json:"addresses,omitempty"`
+	MeshPort   int32      `protobuf:"varint,6,opt,name=mesh_port,json=meshPort,proto3" json:"mesh_port,omitempty"`
+	// same_network says the device is in the caller's network cluster claim.
+	SameNetwork   bool `protobuf:"varint,7,opt,name=same_network,json=sameNetwork,proto3" json:"same_network,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NearestDevice) Reset() {
+	*x = NearestDevice{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NearestDevice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NearestDevice) ProtoMessage() {}
+
+func (x *NearestDevice) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NearestDevice.ProtoReflect.Descriptor instead.
+func (*NearestDevice) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *NearestDevice) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+func (x *NearestDevice) GetEstimatedRttMs() float64 {
+	if x != nil {
+		return x.EstimatedRttMs
+	}
+	return 0
+}
+
+func (x *NearestDevice) GetDistanceKm() float64 {
+	if x != nil {
+		return x.DistanceKm
+	}
+	return 0
+}
+
+func (x *NearestDevice) GetFree() *Resources {
+	if x != nil {
+		return x.Free
+	}
+	return nil
+}
+
+func (x *NearestDevice) GetAddresses() []string {
+	if x != nil {
+		return x.Addresses
+	}
+	return nil
+}
+
+func (x *NearestDevice) GetMeshPort() int32 {
+	if x != nil {
+		return x.MeshPort
+	}
+	return 0
+}
+
+func (x *NearestDevice) GetSameNetwork() bool {
+	if x != nil {
+		return x.SameNetwork
+	}
+	return false
+}
+
+type NearestResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Devices       []*NearestDevice       `protobuf:"bytes,1,rep,name=devices,proto3" json:"devices,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NearestResponse) Reset() {
+	*x = NearestResponse{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NearestResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NearestResponse) ProtoMessage() {}
+
+func (x *NearestResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NearestResponse.ProtoReflect.Descriptor instead.
+func (*NearestResponse) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *NearestResponse) GetDevices() []*NearestDevice {
+	if x != nil {
+		return x.Devices
+	}
+	return nil
+}
+
 type ContainerState_Waiting struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Reason        string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
@@ -2340,7 +2535,7 @@ type ContainerState_Waiting struct {
 
 func (x *ContainerState_Waiting) Reset() {
 	*x = ContainerState_Waiting{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[29]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2352,7 +2547,7 @@ func (x *ContainerState_Waiting) String() string {
 func (*ContainerState_Waiting) ProtoMessage() {}
 
 func (x *ContainerState_Waiting) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[29]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2391,7 +2586,7 @@ type ContainerState_Running struct {
 
 func (x *ContainerState_Running) Reset() {
 	*x = ContainerState_Running{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[30]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2403,7 +2598,7 @@ func (x *ContainerState_Running) String() string {
 func (*ContainerState_Running) ProtoMessage() {}
 
 func (x *ContainerState_Running) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[30]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2439,7 +2634,7 @@ type ContainerState_Terminated struct {
 
 func (x *ContainerState_Terminated) Reset() {
 	*x = ContainerState_Terminated{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[31]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2451,7 +2646,7 @@ func (x *ContainerState_Terminated) String() string {
 func (*ContainerState_Terminated) ProtoMessage() {}
 
 func (x *ContainerState_Terminated) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[31]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2729,12 +2924,27 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"\x05nonce\x18\x01 \x01(\x04R\x05nonce\"\"\n" +
 	"\n" +
 	"ProbeReply\x12\x14\n" +
-	"\x05nonce\x18\x01 \x01(\x04R\x05nonce2\xca\x02\n" +
+	"\x05nonce\x18\x01 \x01(\x04R\x05nonce\"X\n" +
+	"\x0eNearestRequest\x120\n" +
+	"\x04free\x18\x01 \x01(\v2\x1c.edgefabric.hub.v1.ResourcesR\x04free\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\x05R\x05limit\"\x87\x02\n" +
+	"\rNearestDevice\x12\x1b\n" +
+	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12(\n" +
+	"\x10estimated_rtt_ms\x18\x02 \x01(\x01R\x0eestimatedRttMs\x12\x1f\n" +
+	"\vdistance_km\x18\x03 \x01(\x01R\n" +
+	"distanceKm\x120\n" +
+	"\x04free\x18\x04 \x01(\v2\x1c.edgefabric.hub.v1.ResourcesR\x04free\x12\x1c\n" +
+	"\taddresses\x18\x05 \x03(\tR\taddresses\x12\x1b\n" +
+	"\tmesh_port\x18\x06 \x01(\x05R\bmeshPort\x12!\n" +
+	"\fsame_network\x18\a \x01(\bR\vsameNetwork\"M\n" +
+	"\x0fNearestResponse\x12:\n" +
+	"\adevices\x18\x01 \x03(\v2 .edgefabric.hub.v1.NearestDeviceR\adevices2\x9c\x03\n" +
 	"\x03Hub\x12V\n" +
 	"\tBootstrap\x12#.edgefabric.hub.v1.BootstrapRequest\x1a$.edgefabric.hub.v1.BootstrapResponse\x12N\n" +
 	"\x05Renew\x12\x1f.edgefabric.hub.v1.RenewRequest\x1a$.edgefabric.hub.v1.BootstrapResponse\x12M\n" +
 	"\aControl\x12\x1f.edgefabric.hub.v1.AgentMessage\x1a\x1d.edgefabric.hub.v1.HubMessage(\x010\x01\x12L\n" +
-	"\x06Stream\x12\x1e.edgefabric.hub.v1.StreamFrame\x1a\x1e.edgefabric.hub.v1.StreamFrame(\x010\x01B8Z6github.com/edgefabric/edgefabric/pkg/apis/hub/v1;hubv1b\x06proto3"
+	"\x06Stream\x12\x1e.edgefabric.hub.v1.StreamFrame\x1a\x1e.edgefabric.hub.v1.StreamFrame(\x010\x01\x12P\n" +
+	"\aNearest\x12!.edgefabric.hub.v1.NearestRequest\x1a\".edgefabric.hub.v1.NearestResponseB8Z6github.com/edgefabric/edgefabric/pkg/apis/hub/v1;hubv1b\x06proto3"
 
 var (
 	file_pkg_apis_hub_v1_hub_proto_rawDescOnce sync.Once
@@ -2748,7 +2958,7 @@ func file_pkg_apis_hub_v1_hub_proto_rawDescGZIP() []byte {
 	return file_pkg_apis_hub_v1_hub_proto_rawDescData
 }
 
-var file_pkg_apis_hub_v1_hub_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_pkg_apis_hub_v1_hub_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_pkg_apis_hub_v1_hub_proto_goTypes = []any{
 	(*BootstrapRequest)(nil),          // 0: edgefabric.hub.v1.BootstrapRequest
 	(*RenewRequest)(nil),              // 1: edgefabric.hub.v1.RenewRequest
@@ -2778,19 +2988,22 @@ var file_pkg_apis_hub_v1_hub_proto_goTypes = []any{
 	(*Scopes)(nil),                    // 25: edgefabric.hub.v1.Scopes
 	(*Probe)(nil),                     // 26: edgefabric.hub.v1.Probe
 	(*ProbeReply)(nil),                // 27: edgefabric.hub.v1.ProbeReply
-	nil,                               // 28: edgefabric.hub.v1.Hello.LabelsEntry
-	(*ContainerState_Waiting)(nil),    // 29: edgefabric.hub.v1.ContainerState.Waiting
-	(*ContainerState_Running)(nil),    // 30: edgefabric.hub.v1.ContainerState.Running
-	(*ContainerState_Terminated)(nil), // 31: edgefabric.hub.v1.ContainerState.Terminated
-	(*timestamppb.Timestamp)(nil),     // 32: google.protobuf.Timestamp
+	(*NearestRequest)(nil),            // 28: edgefabric.hub.v1.NearestRequest
+	(*NearestDevice)(nil),             // 29: edgefabric.hub.v1.NearestDevice
+	(*NearestResponse)(nil),           // 30: edgefabric.hub.v1.NearestResponse
+	nil,                               // 31: edgefabric.hub.v1.Hello.LabelsEntry
+	(*ContainerState_Waiting)(nil),    // 32: edgefabric.hub.v1.ContainerState.Waiting
+	(*ContainerState_Running)(nil),    // 33: edgefabric.hub.v1.ContainerState.Running
+	(*ContainerState_Terminated)(nil), // 34: edgefabric.hub.v1.ContainerState.Terminated
+	(*timestamppb.Timestamp)(nil),     // 35: google.protobuf.Timestamp
 }
 var file_pkg_apis_hub_v1_hub_proto_depIdxs = []int32{
-	32, // 0: edgefabric.hub.v1.BootstrapResponse.not_after:type_name -> google.protobuf.Timestamp
+	35, // 0: edgefabric.hub.v1.BootstrapResponse.not_after:type_name -> google.protobuf.Timestamp
 	3,  // 1: edgefabric.hub.v1.Hello.capacity:type_name -> edgefabric.hub.v1.Resources
-	28, // 2: edgefabric.hub.v1.Hello.labels:type_name -> edgefabric.hub.v1.Hello.LabelsEntry
+	31, // 2: edgefabric.hub.v1.Hello.labels:type_name -> edgefabric.hub.v1.Hello.LabelsEntry
 	18, // 3: edgefabric.hub.v1.Hello.statuses:type_name -> edgefabric.hub.v1.WorkloadStatus
 	25, // 4: edgefabric.hub.v1.Hello.scopes:type_name -> edgefabric.hub.v1.Scopes
-	32, // 5: edgefabric.hub.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
+	35, // 5: edgefabric.hub.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
 	3,  // 6: edgefabric.hub.v1.Heartbeat.allocated:type_name -> edgefabric.hub.v1.Resources
 	4,  // 7: edgefabric.hub.v1.AgentMessage.hello:type_name -> edgefabric.hub.v1.Hello
 	5,  // 8: edgefabric.hub.v1.AgentMessage.heartbeat:type_name -> edgefabric.hub.v1.Heartbeat
@@ -2805,40 +3018,45 @@ var file_pkg_apis_hub_v1_hub_proto_depIdxs = []int32{
 	21, // 17: edgefabric.hub.v1.HubMessage.stream:type_name -> edgefabric.hub.v1.StreamRequest
 	10, // 18: edgefabric.hub.v1.HubMessage.welcome:type_name -> edgefabric.hub.v1.Welcome
 	27, // 19: edgefabric.hub.v1.HubMessage.probe_reply:type_name -> edgefabric.hub.v1.ProbeReply
-	32, // 20: edgefabric.hub.v1.Welcome.server_time:type_name -> google.protobuf.Timestamp
+	35, // 20: edgefabric.hub.v1.Welcome.server_time:type_name -> google.protobuf.Timestamp
 	15, // 21: edgefabric.hub.v1.DesiredState.workloads:type_name -> edgefabric.hub.v1.Workload
 	15, // 22: edgefabric.hub.v1.WorkloadDelta.upsert:type_name -> edgefabric.hub.v1.Workload
 	13, // 23: edgefabric.hub.v1.Container.env:type_name -> edgefabric.hub.v1.EnvVar
 	14, // 24: edgefabric.hub.v1.Workload.containers:type_name -> edgefabric.hub.v1.Container
-	29, // 25: edgefabric.hub.v1.ContainerState.waiting:type_name -> edgefabric.hub.v1.ContainerState.Waiting
-	30, // 26: edgefabric.hub.v1.ContainerState.running:type_name -> edgefabric.hub.v1.ContainerState.Running
-	31, // 27: edgefabric.hub.v1.ContainerState.terminated:type_name -> edgefabric.hub.v1.ContainerState.Terminated
+	32, // 25: edgefabric.hub.v1.ContainerState.waiting:type_name -> edgefabric.hub.v1.ContainerState.Waiting
+	33, // 26: edgefabric.hub.v1.ContainerState.running:type_name -> edgefabric.hub.v1.ContainerState.Running
+	34, // 27: edgefabric.hub.v1.ContainerState.terminated:type_name -> edgefabric.hub.v1.ContainerState.Terminated
 	16, // 28: edgefabric.hub.v1.ContainerStatus.state:type_name -> edgefabric.hub.v1.ContainerState
 	16, // 29: edgefabric.hub.v1.ContainerStatus.last_state:type_name -> edgefabric.hub.v1.ContainerState
 	17, // 30: edgefabric.hub.v1.WorkloadStatus.containers:type_name -> edgefabric.hub.v1.ContainerStatus
-	32, // 31: edgefabric.hub.v1.WorkloadStatus.start_time:type_name -> google.protobuf.Timestamp
-	32, // 32: edgefabric.hub.v1.Event.time:type_name -> google.protobuf.Timestamp
-	32, // 33: edgefabric.hub.v1.LogOptions.since_time:type_name -> google.protobuf.Timestamp
+	35, // 31: edgefabric.hub.v1.WorkloadStatus.start_time:type_name -> google.protobuf.Timestamp
+	35, // 32: edgefabric.hub.v1.Event.time:type_name -> google.protobuf.Timestamp
+	35, // 33: edgefabric.hub.v1.LogOptions.since_time:type_name -> google.protobuf.Timestamp
 	20, // 34: edgefabric.hub.v1.StreamRequest.logs:type_name -> edgefabric.hub.v1.LogOptions
-	32, // 35: edgefabric.hub.v1.LANPeer.last_seen:type_name -> google.protobuf.Timestamp
+	35, // 35: edgefabric.hub.v1.LANPeer.last_seen:type_name -> google.protobuf.Timestamp
 	24, // 36: edgefabric.hub.v1.Scopes.peers:type_name -> edgefabric.hub.v1.LANPeer
 	23, // 37: edgefabric.hub.v1.Scopes.coordinate:type_name -> edgefabric.hub.v1.Coordinate
-	32, // 38: edgefabric.hub.v1.ContainerState.Running.started_at:type_name -> google.protobuf.Timestamp
-	32, // 39: edgefabric.hub.v1.ContainerState.Terminated.started_at:type_name -> google.protobuf.Timestamp
-	32, // 40: edgefabric.hub.v1.ContainerState.Terminated.finished_at:type_name -> google.protobuf.Timestamp
-	0,  // 41: edgefabric.hub.v1.Hub.Bootstrap:input_type -> edgefabric.hub.v1.BootstrapRequest
-	1,  // 42: edgefabric.hub.v1.Hub.Renew:input_type -> edgefabric.hub.v1.RenewRequest
-	6,  // 43: edgefabric.hub.v1.Hub.Control:input_type -> edgefabric.hub.v1.AgentMessage
-	22, // 44: edgefabric.hub.v1.Hub.Stream:input_type -> edgefabric.hub.v1.StreamFrame
-	2,  // 45: edgefabric.hub.v1.Hub.Bootstrap:output_type -> edgefabric.hub.v1.BootstrapResponse
-	2,  // 46: edgefabric.hub.v1.Hub.Renew:output_type -> edgefabric.hub.v1.BootstrapResponse
-	9,  // 47: edgefabric.hub.v1.Hub.Control:output_type -> edgefabric.hub.v1.HubMessage
-	22, // 48: edgefabric.hub.v1.Hub.Stream:output_type -> edgefabric.hub.v1.StreamFrame
-	45, // [45:49] is the sub-list for method output_type
-	41, // [41:45] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	3,  // 38: edgefabric.hub.v1.NearestRequest.free:type_name -> edgefabric.hub.v1.Resources
+	3,  // 39: edgefabric.hub.v1.NearestDevice.free:type_name -> edgefabric.hub.v1.Resources
+	29, // 40: edgefabric.hub.v1.NearestResponse.devices:type_name -> edgefabric.hub.v1.NearestDevice
+	35, // 41: edgefabric.hub.v1.ContainerState.Running.started_at:type_name -> google.protobuf.Timestamp
+	35, // 42: edgefabric.hub.v1.ContainerState.Terminated.started_at:type_name -> google.protobuf.Timestamp
+	35, // 43: edgefabric.hub.v1.ContainerState.Terminated.finished_at:type_name -> google.protobuf.Timestamp
+	0,  // 44: edgefabric.hub.v1.Hub.Bootstrap:input_type -> edgefabric.hub.v1.BootstrapRequest
+	1,  // 45: edgefabric.hub.v1.Hub.Renew:input_type -> edgefabric.hub.v1.RenewRequest
+	6,  // 46: edgefabric.hub.v1.Hub.Control:input_type -> edgefabric.hub.v1.AgentMessage
+	22, // 47: edgefabric.hub.v1.Hub.Stream:input_type -> edgefabric.hub.v1.StreamFrame
+	28, // 48: edgefabric.hub.v1.Hub.Nearest:input_type -> edgefabric.hub.v1.NearestRequest
+	2,  // 49: edgefabric.hub.v1.Hub.Bootstrap:output_type -> edgefabric.hub.v1.BootstrapResponse
+	2,  // 50: edgefabric.hub.v1.Hub.Renew:output_type -> edgefabric.hub.v1.BootstrapResponse
+	9,  // 51: edgefabric.hub.v1.Hub.Control:output_type -> edgefabric.hub.v1.HubMessage
+	22, // 52: edgefabric.hub.v1.Hub.Stream:output_type -> edgefabric.hub.v1.StreamFrame
+	30, // 53: edgefabric.hub.v1.Hub.Nearest:output_type -> edgefabric.hub.v1.NearestResponse
+	49, // [49:54] is the sub-list for method output_type
+	44, // [44:49] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_pkg_apis_hub_v1_hub_proto_init() }
@@ -2875,7 +3093,7 @@ func file_pkg_apis_hub_v1_hub_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pkg_apis_hub_v1_hub_proto_rawDesc), len(file_pkg_apis_hub_v1_hub_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   32,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
