@@ -220,6 +220,7 @@ func (m *Manager) Run(ctx context.Context) error {
 			for _, n := range m.allNodes() {
 				n.retry()
 			}
+			m.formClusters(time.Now()) // devices gone for good leave their clusters
 			m.removeDissolved(ctx, time.Now())
 		}
 	}
@@ -246,8 +247,17 @@ func (m *Manager) formClusters(now time.Time) {
 	if len(cfg.Scopes) == 0 {
 		return
 	}
+	// A device gone for longer than the dissolve grace no longer holds its
+	// cluster together: a LAN none of whose devices come back dissolves.
+	devices := slices.DeleteFunc(m.fab.AllDevices(), func(d fabric.Device) bool {
+		since := m.startedAt
+		if d.LastSeen.After(since) {
+			since = d.LastSeen
+		}
+		return !d.Online && now.Sub(since) >= m.cfg.DissolveGrace
+	})
 	m.clustersMu.Lock()
-	clusters := fabric.Clusters(m.fab.AllDevices(), cfg, m.clusters)
+	clusters := fabric.Clusters(devices, cfg, m.clusters)
 	m.clusters = clusters
 	m.clustersMu.Unlock()
 	if m.cfg.Changed != nil {
