@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -391,6 +392,13 @@ func (f *fabric) startEdge(ctx context.Context, client kubernetes.Interface, inf
 		sans += "," + f.edgeHost()
 	}
 	info.HubCA = filepath.Join(d.provider, "ca.crt")
+
+	// The EdgeDevice CRD, so that the provider keeps the fleet view
+	// (kubectl get edgedevices).
+	crds := filepath.Join(cfg.Root, "deploy", "helm", "edgefabric", "crds")
+	if out, err := exec.CommandContext(ctx, info.Kubectl, "--kubeconfig", info.Kubeconfig, "apply", "-f", crds).CombinedOutput(); err != nil {
+		return fmt.Errorf("apply the CRDs in %s: %v: %s", crds, err, out)
+	}
 
 	f.log.Info("starting provider", "hub", info.Hub, "kubelet_port", kubeletPort)
 	provider, err := f.startProc("provider", cfg.ProviderBin,
