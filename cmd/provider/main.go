@@ -52,6 +52,13 @@ func main() {
 	fs.Float64Var(&cfg.ProximityKm, "proximity-km", 0, "radius of proximity clusters in kilometres, for devices with --location lat,long (with --scopes proximity)")
 	fs.DurationVar(&cfg.ClusterDissolveGrace, "cluster-dissolve-grace", 5*time.Minute, "how long the node of a cluster that no longer forms stays, NotReady, before it is deleted once no pods are left on it")
 	fs.DurationVar(&cfg.DeviceLossGrace, "device-loss-grace", 60*time.Second, "how long a pod's device may be offline before the pod is placed on another device of its cluster (per pod: annotation edgefabric.io/device-loss-grace)")
+	fs.StringVar(&cfg.HealthListen, "health-listen", "", "serve /healthz and /readyz (200 only on the serving leader) on this address, e.g. :8081; empty means off")
+	fs.BoolVar(&cfg.LeaderElection.Enabled, "leader-elect", false, "elect a leader among replicas through a Lease in --namespace; only the leader serves, the others stand by")
+	fs.StringVar(&cfg.LeaderElection.Name, "leader-elect-id", "edgefabric-provider", "name of the leader-election Lease")
+	fs.StringVar(&cfg.LeaderElection.Identity, "leader-elect-identity", os.Getenv("POD_NAME"), "this replica's identity in the Lease (default the host name and a random suffix)")
+	fs.DurationVar(&cfg.LeaderElection.LeaseDuration, "leader-elect-lease-duration", 15*time.Second, "how long standbys wait after the leader's last renewal before taking over")
+	fs.DurationVar(&cfg.LeaderElection.RenewDeadline, "leader-elect-renew-deadline", 10*time.Second, "how long the leader tries to renew before it stops leading")
+	fs.DurationVar(&cfg.LeaderElection.RetryPeriod, "leader-elect-retry-period", 2*time.Second, "how often candidates try to acquire or renew the Lease")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	_ = fs.Parse(os.Args[1:])
 	if *showVersion {

@@ -247,7 +247,7 @@ func (c *Client) probe() *hubv1.AgentMessage {
 	}
 	c.nonce++
 	c.probes[c.nonce] = time.Now()
-	return &hubv1.AgentMessage{Msg: &hubv1.AgentMessage_Probe{Probe: &hubv1.Probe{Nonce: c.nonce}}}
+	return &hubv1.AgentMessage{Msg: &hubv1.AgentMessage_Probe{Probe: &hubv1.HubProbe{Nonce: c.nonce}}}
 }
 
 // probed hands the round trip of the probe nonce to HubRTT.

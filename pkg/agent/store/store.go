@@ -2,12 +2,23 @@
 // bbolt file: its identity (device ID, key, certificate, the hub's CA), the
 // desired state last received from the hub, and each container's restart count.
 // Every method is a single transaction; a Store is safe for concurrent use.
+// A WriteBehind queues changes of the desired state and writes them in the
+// background, many to a transaction.
+//
+// Workloads carry secret material (env from secrets, secret volume files).
+// Once SetSealKey is called, the desired state is written sealed with
+// AES-256-GCM, so no secret lands on the device's disk in the clear.
 package store
 
 import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -27,6 +38,62 @@ var (
 // Store is the agent's persistent state.
 type Store struct {
 	db *bolt.DB
+
+	mu   sync.RWMutex
+	aead cipher.AEAD // nil: workloads are stored in the clear
+}
+
+// sealMagic starts every sealed workload record.
+var sealMagic = []byte("efseal1\x00")
+
+// SetSealKey makes the store seal workloads with key (32 bytes, AES-256-GCM)
+// from now on, and read sealed ones. Workloads already stored in the clear
+// are sealed when they are next written.
+func (s *Store) SetSealKey(key []byte) error {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return fmt.Errorf("seal key: %w", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return fmt.Errorf("seal key: %w", err)
+	}
+	s.mu.Lock()
+	s.aead = aead
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Store) seal(plain []byte, uid string) ([]byte, error) {
+	s.mu.RLock()
+	aead := s.aead
+	s.mu.RUnlock()
+	if aead == nil {
+		return plain, nil
+	}
+	nonce := make([]byte, aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	out := append(append([]byte{}, sealMagic...), nonce...)
+	return aead.Seal(out, nonce, plain, []byte(uid)), nil
+}
+
+// open returns a record's workload bytes; ok is false for a sealed record
+// this store cannot open (no key, or another key).
+func (s *Store) open(v []byte, uid string) (plain []byte, ok bool) {
+	if !bytes.HasPrefix(v, sealMagic) {
+		return v, true
+	}
+	s.mu.RLock()
+	aead := s.aead
+	s.mu.RUnlock()
+	v = v[len(sealMagic):]
+	if aead == nil || len(v) < aead.NonceSize() {
+		return nil, false
+	}
+	plain, err := aead.Open(nil, v[:aead.NonceSize()], v[aead.NonceSize():], []byte(uid))
+	return plain, err == nil
 }
 
 // Open opens (creating if needed) the store at path. Only one process may hold
@@ -95,6 +162,8 @@ func (s *Store) SetIdentity(id Identity) error {
 }
 
 // Desired returns the stored desired state (generation 0 and nothing if none).
+// Sealed workloads it cannot open (the device key changed) are left out: the
+// hub sends them again on connect.
 func (s *Store) Desired() (uint64, []*hubv1.Workload, error) {
 	var gen uint64
 	var ws []*hubv1.Workload
@@ -107,8 +176,12 @@ func (s *Store) Desired() (uint64, []*hubv1.Workload, error) {
 			if string(k) == string(keyGeneration) {
 				return nil
 			}
+			plain, ok := s.open(v, string(k))
+			if !ok {
+				return nil
+			}
 			w := &hubv1.Workload{}
-			if err := proto.Unmarshal(v, w); err != nil {
+			if err := proto.Unmarshal(plain, w); err != nil {
 				return fmt.Errorf("workload %s: %w", k, err)
 			}
 			ws = append(ws, w)
@@ -118,21 +191,25 @@ func (s *Store) Desired() (uint64, []*hubv1.Workload, error) {
 	return gen, ws, err
 }
 
-// SetDesired replaces the desired state.
-func (s *Store) SetDesired(gen uint64, ws []*hubv1.Workload) error {
+// Change is one change of the desired state: exactly one of Replace,
+// Upsert and Delete says what, and Generation is the generation after it.
+type Change struct {
+	Generation uint64
+	// Replace, if set, replaces all workloads with Workloads.
+	Replace   bool
+	Workloads []*hubv1.Workload
+	// Upsert stores one workload.
+	Upsert *hubv1.Workload
+	// Delete removes one workload, by UID, and its restart counts.
+	Delete string
+}
+
+// Apply makes changes, in order, in one transaction: one write to disk for
+// all of them.
+func (s *Store) Apply(changes ...Change) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		if err := tx.DeleteBucket(bucketDesired); err != nil {
-			return err
-		}
-		b, err := tx.CreateBucket(bucketDesired)
-		if err != nil {
-			return err
-		}
-		if err := putGen(b, gen); err != nil {
-			return err
-		}
-		for _, w := range ws {
-			if err := putWorkload(b, w); err != nil {
+		for _, c := range changes {
+			if err := s.apply(tx, c); err != nil {
 				return err
 			}
 		}
@@ -140,32 +217,50 @@ func (s *Store) SetDesired(gen uint64, ws []*hubv1.Workload) error {
 	})
 }
 
-// Upsert stores one workload and the new generation.
-func (s *Store) Upsert(gen uint64, w *hubv1.Workload) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketDesired)
-		if err := putGen(b, gen); err != nil {
+func (s *Store) apply(tx *bolt.Tx, c Change) error {
+	b := tx.Bucket(bucketDesired)
+	switch {
+	case c.Replace:
+		if err := tx.DeleteBucket(bucketDesired); err != nil {
 			return err
 		}
-		return putWorkload(b, w)
-	})
+		var err error
+		if b, err = tx.CreateBucket(bucketDesired); err != nil {
+			return err
+		}
+		for _, w := range c.Workloads {
+			if err := s.putWorkload(b, w); err != nil {
+				return err
+			}
+		}
+	case c.Upsert != nil:
+		if err := s.putWorkload(b, c.Upsert); err != nil {
+			return err
+		}
+	case c.Delete != "":
+		if err := b.Delete([]byte(c.Delete)); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketRestarts).DeleteBucket([]byte(c.Delete)); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
+			return err
+		}
+	}
+	return putGen(b, c.Generation)
+}
+
+// SetDesired replaces the desired state.
+func (s *Store) SetDesired(gen uint64, ws []*hubv1.Workload) error {
+	return s.Apply(Change{Generation: gen, Replace: true, Workloads: ws})
+}
+
+// Upsert stores one workload and the new generation.
+func (s *Store) Upsert(gen uint64, w *hubv1.Workload) error {
+	return s.Apply(Change{Generation: gen, Upsert: w})
 }
 
 // Delete removes one workload (and its restart counts) and stores the new generation.
 func (s *Store) Delete(gen uint64, uid string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketDesired)
-		if err := putGen(b, gen); err != nil {
-			return err
-		}
-		if err := b.Delete([]byte(uid)); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bucketRestarts).DeleteBucket([]byte(uid)); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
-			return err
-		}
-		return nil
-	})
+	return s.Apply(Change{Generation: gen, Delete: uid})
 }
 
 // Restarts returns the stored restart count of a container.
@@ -197,12 +292,15 @@ func putGen(b *bolt.Bucket, gen uint64) error {
 	return b.Put(keyGeneration, binary.BigEndian.AppendUint64(nil, gen))
 }
 
-func putWorkload(b *bolt.Bucket, w *hubv1.Workload) error {
+func (s *Store) putWorkload(b *bolt.Bucket, w *hubv1.Workload) error {
 	if w.GetUid() == "" {
 		return errors.New("workload without uid")
 	}
 	v, err := proto.Marshal(w)
 	if err != nil {
+		return err
+	}
+	if v, err = s.seal(v, w.GetUid()); err != nil {
 		return err
 	}
 	return b.Put([]byte(w.GetUid()), v)

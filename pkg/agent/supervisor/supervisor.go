@@ -8,7 +8,6 @@ package supervisor
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"path/filepath"
 	"sort"
@@ -19,7 +18,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/edgefabric/edgefabric/pkg/agent/image"
-	"github.com/edgefabric/edgefabric/pkg/agent/runtime/wasm"
 	"github.com/edgefabric/edgefabric/pkg/agent/store"
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
 )
@@ -30,15 +28,18 @@ type Images interface {
 	Lookup(ref string) (*image.Artifact, error)
 }
 
-// Runtime starts WASM instances; *wasm.Runtime implements it.
-type Runtime interface {
-	Start(ctx context.Context, spec wasm.Spec) (*wasm.Instance, error)
-}
-
 // Config configures a Supervisor.
 type Config struct {
 	// LogDir holds container logs, one directory per workload and container. Required.
 	LogDir string
+	// VolumeDir holds the pods' volumes, one directory per workload; empty
+	// means "volumes" next to LogDir.
+	VolumeDir string
+	// SharedMemoryDir is a memory-backed directory (such as /dev/shm) for
+	// volumes that must not touch the disk (emptyDir medium Memory, secrets)
+	// where the agent cannot mount a tmpfs of its own. Empty means none:
+	// such volumes then need root on Linux.
+	SharedMemoryDir string
 	// PodIP is reported as the pod IP of every workload.
 	PodIP string
 	// BackoffBase is the first restart back-off; zero means 10 s (the kubelet's).
@@ -52,6 +53,9 @@ type Config struct {
 }
 
 func (c *Config) defaults() {
+	if c.VolumeDir == "" {
+		c.VolumeDir = filepath.Join(filepath.Dir(filepath.Clean(c.LogDir)), "volumes")
+	}
 	if c.BackoffBase == 0 {
 		c.BackoffBase = 10 * time.Second
 	}
@@ -70,11 +74,13 @@ const maxEvents = 512
 
 // Supervisor runs workloads. Create it with New, then call Run.
 type Supervisor struct {
-	cfg     Config
-	images  Images
-	runtime Runtime
-	store   *store.Store
-	log     *slog.Logger
+	cfg      Config
+	images   Images
+	runtimes Runtimes
+	store    *store.Store
+	pending  *store.WriteBehind // desired state on its way to the store
+	resumed  chan struct{}      // closed once Run has resumed the stored workloads
+	log      *slog.Logger
 
 	mu         sync.Mutex
 	ctx        context.Context // Run's; nil before Run
@@ -86,11 +92,14 @@ type Supervisor struct {
 	wg         sync.WaitGroup
 }
 
-// New returns a supervisor; workloads start once Run is called.
-func New(cfg Config, images Images, rt Runtime, st *store.Store, log *slog.Logger) *Supervisor {
+// New returns a supervisor that runs containers with the given runtimes
+// (by name: RuntimeWASM, RuntimeProcess); workloads start once Run is called.
+func New(cfg Config, images Images, runtimes Runtimes, st *store.Store, log *slog.Logger) *Supervisor {
 	cfg.defaults()
 	return &Supervisor{
-		cfg: cfg, images: images, runtime: rt, store: st, log: log,
+		cfg: cfg, images: images, runtimes: runtimes, store: st, log: log,
+		pending:   store.NewWriteBehind(st, log),
+		resumed:   make(chan struct{}),
 		workloads: map[string]*workload{},
 		dirty:     map[string]*hubv1.WorkloadStatus{},
 		wake:      make(chan struct{}, 1),
@@ -102,7 +111,9 @@ func New(cfg Config, images Images, rt Runtime, st *store.Store, log *slog.Logge
 func (s *Supervisor) Run(ctx context.Context) error {
 	gen, ws, err := s.store.Desired()
 	if err != nil {
-		return fmt.Errorf("load desired state: %w", err)
+		// The hub's full state replaces it when the agent connects.
+		s.log.Error("stored desired state unreadable; waiting for the hub's", "err", err)
+		gen, ws = 0, nil
 	}
 	s.mu.Lock()
 	s.ctx = ctx
@@ -110,9 +121,13 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	if len(ws) > 0 {
 		s.log.Info("resuming workloads from store", "count", len(ws), "generation", gen)
 	}
+	var persisting sync.WaitGroup
+	persisting.Go(func() { _ = s.pending.Run(ctx) })
 	s.reconcile(gen, ws, true)
+	close(s.resumed)
 	<-ctx.Done()
 	s.wg.Wait()
+	persisting.Wait()
 	return nil
 }
 
@@ -125,29 +140,29 @@ func (s *Supervisor) Generation() uint64 {
 
 // SetDesired makes ws everything that should run: workloads whose spec hash is
 // unchanged keep running untouched, changed ones restart, missing ones stop.
+// The change reaches the store in the background (store.WriteBehind).
+// It waits until Run has resumed the stored workloads, which it replaces.
 func (s *Supervisor) SetDesired(gen uint64, ws []*hubv1.Workload) error {
-	if err := s.store.SetDesired(gen, ws); err != nil {
-		return fmt.Errorf("persist desired state: %w", err)
-	}
+	<-s.resumed
+	s.pending.Queue(store.Change{Generation: gen, Replace: true, Workloads: ws})
 	s.reconcile(gen, ws, false)
 	return nil
 }
 
-// Apply applies one change of the desired state.
+// Apply applies one change of the desired state; the change reaches the
+// store in the background (store.WriteBehind).
+// It waits until Run has resumed the stored workloads.
 func (s *Supervisor) Apply(d *hubv1.WorkloadDelta) error {
+	<-s.resumed
 	if w := d.GetUpsert(); w != nil {
-		if err := s.store.Upsert(d.GetGeneration(), w); err != nil {
-			return fmt.Errorf("persist workload: %w", err)
-		}
+		s.pending.Queue(store.Change{Generation: d.GetGeneration(), Upsert: w})
 		s.mu.Lock()
 		s.generation = d.GetGeneration()
 		s.mu.Unlock()
 		s.upsert(w, false)
 		return nil
 	}
-	if err := s.store.Delete(d.GetGeneration(), d.GetDeleteUid()); err != nil {
-		return fmt.Errorf("persist delete: %w", err)
-	}
+	s.pending.Queue(store.Change{Generation: d.GetGeneration(), Delete: d.GetDeleteUid()})
 	s.mu.Lock()
 	s.generation = d.GetGeneration()
 	old := s.workloads[d.GetDeleteUid()]
@@ -191,8 +206,14 @@ func (s *Supervisor) upsert(spec *hubv1.Workload, resumed bool) {
 	}
 	old := s.workloads[spec.GetUid()]
 	if old != nil && old.spec.GetSpecHash() == spec.GetSpecHash() && spec.GetSpecHash() != "" {
-		old.spec = spec
+		// The running workload keeps its spec (its goroutines read it
+		// without a lock; what they use is what the hash covers); only new
+		// volume contents are applied, without a restart.
+		volumesChanged := old.volumesHash() != spec.GetVolumesHash()
 		s.mu.Unlock()
+		if volumesChanged {
+			old.updateVolumes(spec)
+		}
 		return
 	}
 	w := newWorkload(s, proto.Clone(spec).(*hubv1.Workload), resumed || old != nil)
@@ -260,6 +281,21 @@ func (s *Supervisor) Workload(uid string) (*hubv1.Workload, bool) {
 		return nil, false
 	}
 	return w.spec, true
+}
+
+// Instance returns the running instance of a container of a workload, for
+// exec and attach; it implements Execer where the runtime can exec.
+func (s *Supervisor) Instance(uid, container string) (Instance, bool) {
+	s.mu.Lock()
+	w, ok := s.workloads[uid]
+	s.mu.Unlock()
+	if !ok {
+		return nil, false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	inst, ok := w.running[container]
+	return inst, ok
 }
 
 func (s *Supervisor) publish(st *hubv1.WorkloadStatus) {

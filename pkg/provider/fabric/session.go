@@ -118,7 +118,7 @@ func (s *Session) Next(ctx context.Context) ([]*hubv1.HubMessage, error) {
 		// Probe replies first: the round trip they measure should not
 		// include the time it takes to send a large desired state.
 		for _, n := range s.replies {
-			out = append(out, &hubv1.HubMessage{Msg: &hubv1.HubMessage_ProbeReply{ProbeReply: &hubv1.ProbeReply{Nonce: n}}})
+			out = append(out, &hubv1.HubMessage{Msg: &hubv1.HubMessage_ProbeReply{ProbeReply: &hubv1.HubProbeReply{Nonce: n}}})
 		}
 		s.replies = nil
 		if s.full != nil {

@@ -46,7 +46,7 @@ func TestScopesProbeAndNearest(t *testing.T) {
 	connect("pi-2", &hubv1.Scopes{Seq: 1, NetworkId: "lan2", Coordinate: coord(0.050)})
 	connect("pi-3", &hubv1.Scopes{Seq: 1, NetworkId: "lan2", Coordinate: coord(0.010)})
 
-	if err := s1.Send(&hubv1.AgentMessage{Msg: &hubv1.AgentMessage_Probe{Probe: &hubv1.Probe{Nonce: 42}}}); err != nil {
+	if err := s1.Send(&hubv1.AgentMessage{Msg: &hubv1.AgentMessage_Probe{Probe: &hubv1.HubProbe{Nonce: 42}}}); err != nil {
 		t.Fatal(err)
 	}
 	for {

@@ -29,6 +29,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/flowcontrol"
 	"k8s.io/client-go/util/workqueue"
 
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
@@ -79,6 +80,15 @@ type Config struct {
 	// Changed is called (it must not block) when devices or clusters may
 	// have changed, for the fleet view; nil means no calls.
 	Changed func()
+	// EventQPS and EventBurst limit the rate of event writes, as the
+	// kubelet's --event-qps and --event-burst do; zero means 50 and 100
+	// (the kubelet's defaults).
+	EventQPS   float32
+	EventBurst int
+	// PendingDelay is how long a placed pod waits for its device's first
+	// report before it is marked ContainerCreating: a device that starts the
+	// pod sooner saves that status write. Zero means 1 s.
+	PendingDelay time.Duration
 }
 
 func (c *Config) defaults() {
@@ -102,6 +112,15 @@ func (c *Config) defaults() {
 	}
 	if c.DeviceLossGrace == 0 {
 		c.DeviceLossGrace = 60 * time.Second
+	}
+	if c.EventQPS == 0 {
+		c.EventQPS = 50
+	}
+	if c.EventBurst == 0 {
+		c.EventBurst = 100
+	}
+	if c.PendingDelay == 0 {
+		c.PendingDelay = time.Second
 	}
 }
 
@@ -174,7 +193,11 @@ func NewManager(cfg Config, client kubernetes.Interface, fab *fabric.Fabric, log
 // served before it (re)started, marks the fabric ready and serves until ctx ends.
 func (m *Manager) Run(ctx context.Context) error {
 	m.broadcaster = record.NewBroadcaster(record.WithContext(ctx))
-	m.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: m.client.CoreV1().Events("")})
+	m.broadcaster.StartRecordingToSink(&rateLimitedSink{
+		ctx:     ctx,
+		limiter: flowcontrol.NewTokenBucketRateLimiter(m.cfg.EventQPS, m.cfg.EventBurst),
+		sink:    &typedcorev1.EventSinkImpl{Interface: m.client.CoreV1().Events("")},
+	})
 	defer m.broadcaster.Shutdown()
 
 	m.scm.Start(ctx.Done())
@@ -219,6 +242,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		case <-ticker.C:
 			for _, n := range m.allNodes() {
 				n.retry()
+				n.refreshVolumes()
 			}
 			m.formClusters(time.Now()) // devices gone for good leave their clusters
 			m.removeDissolved(ctx, time.Now())

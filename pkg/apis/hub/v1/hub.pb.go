@@ -559,7 +559,7 @@ func (x *AgentMessage) GetScopes() *Scopes {
 	return nil
 }
 
-func (x *AgentMessage) GetProbe() *Probe {
+func (x *AgentMessage) GetProbe() *HubProbe {
 	if x != nil {
 		if x, ok := x.Msg.(*AgentMessage_Probe); ok {
 			return x.Probe
@@ -594,8 +594,8 @@ type AgentMessage_Scopes struct {
 }
 
 type AgentMessage_Probe struct {
-	// A round-trip probe to the hub; answered with a ProbeReply.
-	Probe *Probe `protobuf:"bytes,31,opt,name=probe,proto3,oneof"`
+	// A round-trip probe to the hub; answered with a HubProbeReply.
+	Probe *HubProbe `protobuf:"bytes,31,opt,name=probe,proto3,oneof"`
 }
 
 func (*AgentMessage_Hello) isAgentMessage_Msg() {}
@@ -795,7 +795,7 @@ func (x *HubMessage) GetWelcome() *Welcome {
 	return nil
 }
 
-func (x *HubMessage) GetProbeReply() *ProbeReply {
+func (x *HubMessage) GetProbeReply() *HubProbeReply {
 	if x != nil {
 		if x, ok := x.Msg.(*HubMessage_ProbeReply); ok {
 			return x.ProbeReply
@@ -825,7 +825,7 @@ type HubMessage_Welcome struct {
 }
 
 type HubMessage_ProbeReply struct {
-	ProbeReply *ProbeReply `protobuf:"bytes,30,opt,name=probe_reply,json=probeReply,proto3,oneof"`
+	ProbeReply *HubProbeReply `protobuf:"bytes,30,opt,name=probe_reply,json=probeReply,proto3,oneof"`
 }
 
 func (*HubMessage_Desired) isHubMessage_Msg() {}
@@ -1078,8 +1078,15 @@ type Container struct {
 	MemoryRequestBytes int64                  `protobuf:"varint,9,opt,name=memory_request_bytes,json=memoryRequestBytes,proto3" json:"memory_request_bytes,omitempty"`
 	CpuRequestMillis   int64                  `protobuf:"varint,10,opt,name=cpu_request_millis,json=cpuRequestMillis,proto3" json:"cpu_request_millis,omitempty"`
 	ImagePullPolicy    string                 `protobuf:"bytes,11,opt,name=image_pull_policy,json=imagePullPolicy,proto3" json:"image_pull_policy,omitempty"` // Always, IfNotPresent, Never
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	LivenessProbe      *Probe                 `protobuf:"bytes,12,opt,name=liveness_probe,json=livenessProbe,proto3" json:"liveness_probe,omitempty"`
+	ReadinessProbe     *Probe                 `protobuf:"bytes,13,opt,name=readiness_probe,json=readinessProbe,proto3" json:"readiness_probe,omitempty"`
+	StartupProbe       *Probe                 `protobuf:"bytes,14,opt,name=startup_probe,json=startupProbe,proto3" json:"startup_probe,omitempty"`
+	VolumeMounts       []*VolumeMount         `protobuf:"bytes,15,rep,name=volume_mounts,json=volumeMounts,proto3" json:"volume_mounts,omitempty"`
+	// For init containers: "Always" makes it a sidecar (started in order, kept
+	// running, restarted whatever the pod's restart policy).
+	RestartPolicy string `protobuf:"bytes,16,opt,name=restart_policy,json=restartPolicy,proto3" json:"restart_policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Container) Reset() {
@@ -1189,6 +1196,421 @@ func (x *Container) GetImagePullPolicy() string {
 	return ""
 }
 
+func (x *Container) GetLivenessProbe() *Probe {
+	if x != nil {
+		return x.LivenessProbe
+	}
+	return nil
+}
+
+func (x *Container) GetReadinessProbe() *Probe {
+	if x != nil {
+		return x.ReadinessProbe
+	}
+	return nil
+}
+
+func (x *Container) GetStartupProbe() *Probe {
+	if x != nil {
+		return x.StartupProbe
+	}
+	return nil
+}
+
+func (x *Container) GetVolumeMounts() []*VolumeMount {
+	if x != nil {
+		return x.VolumeMounts
+	}
+	return nil
+}
+
+func (x *Container) GetRestartPolicy() string {
+	if x != nil {
+		return x.RestartPolicy
+	}
+	return ""
+}
+
+// Probe is a container probe with the pod's timings, resolved by the provider
+// (named ports are numbers here).
+type Probe struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Handler:
+	//
+	//	*Probe_Exec_
+	//	*Probe_HttpGet
+	//	*Probe_TcpSocket
+	//	*Probe_Grpc
+	Handler                 isProbe_Handler `protobuf_oneof:"handler"`
+	InitialDelaySeconds     int32           `protobuf:"varint,5,opt,name=initial_delay_seconds,json=initialDelaySeconds,proto3" json:"initial_delay_seconds,omitempty"`
+	TimeoutSeconds          int32           `protobuf:"varint,6,opt,name=timeout_seconds,json=timeoutSeconds,proto3" json:"timeout_seconds,omitempty"`
+	PeriodSeconds           int32           `protobuf:"varint,7,opt,name=period_seconds,json=periodSeconds,proto3" json:"period_seconds,omitempty"`
+	SuccessThreshold        int32           `protobuf:"varint,8,opt,name=success_threshold,json=successThreshold,proto3" json:"success_threshold,omitempty"`
+	FailureThreshold        int32           `protobuf:"varint,9,opt,name=failure_threshold,json=failureThreshold,proto3" json:"failure_threshold,omitempty"`
+	TerminationGraceSeconds int64           `protobuf:"varint,10,opt,name=termination_grace_seconds,json=terminationGraceSeconds,proto3" json:"termination_grace_seconds,omitempty"` // 0: the pod's
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
+}
+
+func (x *Probe) Reset() {
+	*x = Probe{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Probe) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Probe) ProtoMessage() {}
+
+func (x *Probe) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Probe.ProtoReflect.Descriptor instead.
+func (*Probe) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Probe) GetHandler() isProbe_Handler {
+	if x != nil {
+		return x.Handler
+	}
+	return nil
+}
+
+func (x *Probe) GetExec() *Probe_Exec {
+	if x != nil {
+		if x, ok := x.Handler.(*Probe_Exec_); ok {
+			return x.Exec
+		}
+	}
+	return nil
+}
+
+func (x *Probe) GetHttpGet() *Probe_HTTPGet {
+	if x != nil {
+		if x, ok := x.Handler.(*Probe_HttpGet); ok {
+			return x.HttpGet
+		}
+	}
+	return nil
+}
+
+func (x *Probe) GetTcpSocket() *Probe_TCPSocket {
+	if x != nil {
+		if x, ok := x.Handler.(*Probe_TcpSocket); ok {
+			return x.TcpSocket
+		}
+	}
+	return nil
+}
+
+func (x *Probe) GetGrpc() *Probe_GRPC {
+	if x != nil {
+		if x, ok := x.Handler.(*Probe_Grpc); ok {
+			return x.Grpc
+		}
+	}
+	return nil
+}
+
+func (x *Probe) GetInitialDelaySeconds() int32 {
+	if x != nil {
+		return x.InitialDelaySeconds
+	}
+	return 0
+}
+
+func (x *Probe) GetTimeoutSeconds() int32 {
+	if x != nil {
+		return x.TimeoutSeconds
+	}
+	return 0
+}
+
+func (x *Probe) GetPeriodSeconds() int32 {
+	if x != nil {
+		return x.PeriodSeconds
+	}
+	return 0
+}
+
+func (x *Probe) GetSuccessThreshold() int32 {
+	if x != nil {
+		return x.SuccessThreshold
+	}
+	return 0
+}
+
+func (x *Probe) GetFailureThreshold() int32 {
+	if x != nil {
+		return x.FailureThreshold
+	}
+	return 0
+}
+
+func (x *Probe) GetTerminationGraceSeconds() int64 {
+	if x != nil {
+		return x.TerminationGraceSeconds
+	}
+	return 0
+}
+
+type isProbe_Handler interface {
+	isProbe_Handler()
+}
+
+type Probe_Exec_ struct {
+	Exec *Probe_Exec `protobuf:"bytes,1,opt,name=exec,proto3,oneof"`
+}
+
+type Probe_HttpGet struct {
+	HttpGet *Probe_HTTPGet `protobuf:"bytes,2,opt,name=http_get,json=httpGet,proto3,oneof"`
+}
+
+type Probe_TcpSocket struct {
+	TcpSocket *Probe_TCPSocket `protobuf:"bytes,3,opt,name=tcp_socket,json=tcpSocket,proto3,oneof"`
+}
+
+type Probe_Grpc struct {
+	Grpc *Probe_GRPC `protobuf:"bytes,4,opt,name=grpc,proto3,oneof"`
+}
+
+func (*Probe_Exec_) isProbe_Handler() {}
+
+func (*Probe_HttpGet) isProbe_Handler() {}
+
+func (*Probe_TcpSocket) isProbe_Handler() {}
+
+func (*Probe_Grpc) isProbe_Handler() {}
+
+type VolumeMount struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	MountPath     string                 `protobuf:"bytes,2,opt,name=mount_path,json=mountPath,proto3" json:"mount_path,omitempty"`
+	ReadOnly      bool                   `protobuf:"varint,3,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
+	SubPath       string                 `protobuf:"bytes,4,opt,name=sub_path,json=subPath,proto3" json:"sub_path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VolumeMount) Reset() {
+	*x = VolumeMount{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VolumeMount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VolumeMount) ProtoMessage() {}
+
+func (x *VolumeMount) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VolumeMount.ProtoReflect.Descriptor instead.
+func (*VolumeMount) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *VolumeMount) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *VolumeMount) GetMountPath() string {
+	if x != nil {
+		return x.MountPath
+	}
+	return ""
+}
+
+func (x *VolumeMount) GetReadOnly() bool {
+	if x != nil {
+		return x.ReadOnly
+	}
+	return false
+}
+
+func (x *VolumeMount) GetSubPath() string {
+	if x != nil {
+		return x.SubPath
+	}
+	return ""
+}
+
+// VolumeFile is one file of a configMap, secret, projected or downwardAPI volume.
+type VolumeFile struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"` // relative, cleaned, no ".."
+	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	Mode          int32                  `protobuf:"varint,3,opt,name=mode,proto3" json:"mode,omitempty"` // permission bits
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VolumeFile) Reset() {
+	*x = VolumeFile{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VolumeFile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VolumeFile) ProtoMessage() {}
+
+func (x *VolumeFile) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VolumeFile.ProtoReflect.Descriptor instead.
+func (*VolumeFile) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *VolumeFile) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *VolumeFile) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *VolumeFile) GetMode() int32 {
+	if x != nil {
+		return x.Mode
+	}
+	return 0
+}
+
+// Volume is a pod volume with its contents resolved by the provider.
+type Volume struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Name           string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Kind           string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`      // emptyDir, configMap, secret, projected, downwardAPI
+	Memory         bool                   `protobuf:"varint,3,opt,name=memory,proto3" json:"memory,omitempty"` // emptyDir medium Memory: never on persistent disk
+	SizeLimitBytes int64                  `protobuf:"varint,4,opt,name=size_limit_bytes,json=sizeLimitBytes,proto3" json:"size_limit_bytes,omitempty"`
+	Files          []*VolumeFile          `protobuf:"bytes,5,rep,name=files,proto3" json:"files,omitempty"`
+	// sensitive volumes (secrets, projected with a secret) are kept in memory
+	// and encrypted at rest in the agent's store.
+	Sensitive     bool `protobuf:"varint,6,opt,name=sensitive,proto3" json:"sensitive,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Volume) Reset() {
+	*x = Volume{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Volume) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Volume) ProtoMessage() {}
+
+func (x *Volume) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Volume.ProtoReflect.Descriptor instead.
+func (*Volume) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *Volume) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Volume) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Volume) GetMemory() bool {
+	if x != nil {
+		return x.Memory
+	}
+	return false
+}
+
+func (x *Volume) GetSizeLimitBytes() int64 {
+	if x != nil {
+		return x.SizeLimitBytes
+	}
+	return 0
+}
+
+func (x *Volume) GetFiles() []*VolumeFile {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
+func (x *Volume) GetSensitive() bool {
+	if x != nil {
+		return x.Sensitive
+	}
+	return false
+}
+
 type Workload struct {
 	state                   protoimpl.MessageState `protogen:"open.v1"`
 	Uid                     string                 `protobuf:"bytes,1,opt,name=uid,proto3" json:"uid,omitempty"`
@@ -1199,7 +1621,15 @@ type Workload struct {
 	Containers              []*Container           `protobuf:"bytes,6,rep,name=containers,proto3" json:"containers,omitempty"`
 	TerminationGraceSeconds int64                  `protobuf:"varint,7,opt,name=termination_grace_seconds,json=terminationGraceSeconds,proto3" json:"termination_grace_seconds,omitempty"`
 	// Spec hash: a workload whose hash is unchanged is left running on reconcile.
-	SpecHash string `protobuf:"bytes,8,opt,name=spec_hash,json=specHash,proto3" json:"spec_hash,omitempty"`
+	SpecHash       string       `protobuf:"bytes,8,opt,name=spec_hash,json=specHash,proto3" json:"spec_hash,omitempty"`
+	InitContainers []*Container `protobuf:"bytes,9,rep,name=init_containers,json=initContainers,proto3" json:"init_containers,omitempty"`
+	Volumes        []*Volume    `protobuf:"bytes,10,rep,name=volumes,proto3" json:"volumes,omitempty"`
+	// runtime_auto: no runtimeClassName was given; the device picks the runtime
+	// from the image's platform (wasip1/wasm → wasm, its own os/arch → process).
+	RuntimeAuto bool `protobuf:"varint,11,opt,name=runtime_auto,json=runtimeAuto,proto3" json:"runtime_auto,omitempty"`
+	// Hash of the volumes' contents: when only it changes, the device swaps the
+	// files in place without restarting anything.
+	VolumesHash string `protobuf:"bytes,12,opt,name=volumes_hash,json=volumesHash,proto3" json:"volumes_hash,omitempty"`
 	// Fencing epoch of the pod's assignment to this device: it grows each time
 	// the pod is placed again after its device was lost, and a device that
 	// comes back is sent a desired state without its stale copy first.
@@ -1210,7 +1640,7 @@ type Workload struct {
 
 func (x *Workload) Reset() {
 	*x = Workload{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[15]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1222,7 +1652,7 @@ func (x *Workload) String() string {
 func (*Workload) ProtoMessage() {}
 
 func (x *Workload) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[15]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1235,7 +1665,7 @@ func (x *Workload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Workload.ProtoReflect.Descriptor instead.
 func (*Workload) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{15}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Workload) GetUid() string {
@@ -1294,6 +1724,34 @@ func (x *Workload) GetSpecHash() string {
 	return ""
 }
 
+func (x *Workload) GetInitContainers() []*Container {
+	if x != nil {
+		return x.InitContainers
+	}
+	return nil
+}
+
+func (x *Workload) GetVolumes() []*Volume {
+	if x != nil {
+		return x.Volumes
+	}
+	return nil
+}
+
+func (x *Workload) GetRuntimeAuto() bool {
+	if x != nil {
+		return x.RuntimeAuto
+	}
+	return false
+}
+
+func (x *Workload) GetVolumesHash() string {
+	if x != nil {
+		return x.VolumesHash
+	}
+	return ""
+}
+
 func (x *Workload) GetFencingEpoch() uint64 {
 	if x != nil {
 		return x.FencingEpoch
@@ -1315,7 +1773,7 @@ type ContainerState struct {
 
 func (x *ContainerState) Reset() {
 	*x = ContainerState{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[16]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1327,7 +1785,7 @@ func (x *ContainerState) String() string {
 func (*ContainerState) ProtoMessage() {}
 
 func (x *ContainerState) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[16]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1340,7 +1798,7 @@ func (x *ContainerState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerState.ProtoReflect.Descriptor instead.
 func (*ContainerState) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{16}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ContainerState) GetState() isContainerState_State {
@@ -1408,13 +1866,14 @@ type ContainerStatus struct {
 	Image         string                 `protobuf:"bytes,5,opt,name=image,proto3" json:"image,omitempty"`
 	ImageId       string                 `protobuf:"bytes,6,opt,name=image_id,json=imageId,proto3" json:"image_id,omitempty"`
 	Ready         bool                   `protobuf:"varint,7,opt,name=ready,proto3" json:"ready,omitempty"`
+	Started       bool                   `protobuf:"varint,8,opt,name=started,proto3" json:"started,omitempty"` // startup probe passed (or none), while running
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ContainerStatus) Reset() {
 	*x = ContainerStatus{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[17]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1426,7 +1885,7 @@ func (x *ContainerStatus) String() string {
 func (*ContainerStatus) ProtoMessage() {}
 
 func (x *ContainerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[17]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1439,7 +1898,7 @@ func (x *ContainerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerStatus.ProtoReflect.Descriptor instead.
 func (*ContainerStatus) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{17}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ContainerStatus) GetName() string {
@@ -1491,6 +1950,13 @@ func (x *ContainerStatus) GetReady() bool {
 	return false
 }
 
+func (x *ContainerStatus) GetStarted() bool {
+	if x != nil {
+		return x.Started
+	}
+	return false
+}
+
 type WorkloadStatus struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Uid        string                 `protobuf:"bytes,1,opt,name=uid,proto3" json:"uid,omitempty"`
@@ -1504,14 +1970,15 @@ type WorkloadStatus struct {
 	StartTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
 	PodIp     string                 `protobuf:"bytes,9,opt,name=pod_ip,json=podIp,proto3" json:"pod_ip,omitempty"`
 	// Monotonic per workload on the device; the provider ignores older ones.
-	Seq           uint64 `protobuf:"varint,10,opt,name=seq,proto3" json:"seq,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Seq            uint64             `protobuf:"varint,10,opt,name=seq,proto3" json:"seq,omitempty"`
+	InitContainers []*ContainerStatus `protobuf:"bytes,11,rep,name=init_containers,json=initContainers,proto3" json:"init_containers,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *WorkloadStatus) Reset() {
 	*x = WorkloadStatus{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[18]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1523,7 +1990,7 @@ func (x *WorkloadStatus) String() string {
 func (*WorkloadStatus) ProtoMessage() {}
 
 func (x *WorkloadStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[18]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1536,7 +2003,7 @@ func (x *WorkloadStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkloadStatus.ProtoReflect.Descriptor instead.
 func (*WorkloadStatus) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{18}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *WorkloadStatus) GetUid() string {
@@ -1609,6 +2076,13 @@ func (x *WorkloadStatus) GetSeq() uint64 {
 	return 0
 }
 
+func (x *WorkloadStatus) GetInitContainers() []*ContainerStatus {
+	if x != nil {
+		return x.InitContainers
+	}
+	return nil
+}
+
 type Event struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	WorkloadUid   string                 `protobuf:"bytes,1,opt,name=workload_uid,json=workloadUid,proto3" json:"workload_uid,omitempty"`
@@ -1623,7 +2097,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[19]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1635,7 +2109,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[19]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1648,7 +2122,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{19}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Event) GetWorkloadUid() string {
@@ -1708,7 +2182,7 @@ type LogOptions struct {
 
 func (x *LogOptions) Reset() {
 	*x = LogOptions{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[20]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1720,7 +2194,7 @@ func (x *LogOptions) String() string {
 func (*LogOptions) ProtoMessage() {}
 
 func (x *LogOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[20]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1733,7 +2207,7 @@ func (x *LogOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogOptions.ProtoReflect.Descriptor instead.
 func (*LogOptions) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{20}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *LogOptions) GetFollow() bool {
@@ -1800,7 +2274,7 @@ type StreamRequest struct {
 
 func (x *StreamRequest) Reset() {
 	*x = StreamRequest{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[21]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1812,7 +2286,7 @@ func (x *StreamRequest) String() string {
 func (*StreamRequest) ProtoMessage() {}
 
 func (x *StreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[21]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1825,7 +2299,7 @@ func (x *StreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamRequest.ProtoReflect.Descriptor instead.
 func (*StreamRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{21}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *StreamRequest) GetId() string {
@@ -1889,7 +2363,7 @@ type StreamFrame struct {
 
 func (x *StreamFrame) Reset() {
 	*x = StreamFrame{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[22]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1901,7 +2375,7 @@ func (x *StreamFrame) String() string {
 func (*StreamFrame) ProtoMessage() {}
 
 func (x *StreamFrame) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[22]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1914,7 +2388,7 @@ func (x *StreamFrame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamFrame.ProtoReflect.Descriptor instead.
 func (*StreamFrame) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{22}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *StreamFrame) GetOpen() string {
@@ -1959,7 +2433,7 @@ type Coordinate struct {
 
 func (x *Coordinate) Reset() {
 	*x = Coordinate{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[23]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1971,7 +2445,7 @@ func (x *Coordinate) String() string {
 func (*Coordinate) ProtoMessage() {}
 
 func (x *Coordinate) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[23]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1984,7 +2458,7 @@ func (x *Coordinate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Coordinate.ProtoReflect.Descriptor instead.
 func (*Coordinate) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{23}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Coordinate) GetVec() []float64 {
@@ -2029,7 +2503,7 @@ type LANPeer struct {
 
 func (x *LANPeer) Reset() {
 	*x = LANPeer{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[24]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2041,7 +2515,7 @@ func (x *LANPeer) String() string {
 func (*LANPeer) ProtoMessage() {}
 
 func (x *LANPeer) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[24]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2054,7 +2528,7 @@ func (x *LANPeer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LANPeer.ProtoReflect.Descriptor instead.
 func (*LANPeer) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{24}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *LANPeer) GetDeviceId() string {
@@ -2116,7 +2590,7 @@ type Scopes struct {
 
 func (x *Scopes) Reset() {
 	*x = Scopes{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[25]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2128,7 +2602,7 @@ func (x *Scopes) String() string {
 func (*Scopes) ProtoMessage() {}
 
 func (x *Scopes) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[25]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2141,7 +2615,7 @@ func (x *Scopes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Scopes.ProtoReflect.Descriptor instead.
 func (*Scopes) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{25}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Scopes) GetSeq() uint64 {
@@ -2242,28 +2716,29 @@ func (x *Scopes) GetDiscovering() bool {
 	return false
 }
 
-type Probe struct {
+// HubProbe measures the round trip from the agent to the hub.
+type HubProbe struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Nonce         uint64                 `protobuf:"varint,1,opt,name=nonce,proto3" json:"nonce,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *Probe) Reset() {
-	*x = Probe{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[26]
+func (x *HubProbe) Reset() {
+	*x = HubProbe{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *Probe) String() string {
+func (x *HubProbe) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*Probe) ProtoMessage() {}
+func (*HubProbe) ProtoMessage() {}
 
-func (x *Probe) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[26]
+func (x *HubProbe) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2274,40 +2749,40 @@ func (x *Probe) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use Probe.ProtoReflect.Descriptor instead.
-func (*Probe) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{26}
+// Deprecated: Use HubProbe.ProtoReflect.Descriptor instead.
+func (*HubProbe) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{30}
 }
 
-func (x *Probe) GetNonce() uint64 {
+func (x *HubProbe) GetNonce() uint64 {
 	if x != nil {
 		return x.Nonce
 	}
 	return 0
 }
 
-type ProbeReply struct {
+type HubProbeReply struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Nonce         uint64                 `protobuf:"varint,1,opt,name=nonce,proto3" json:"nonce,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *ProbeReply) Reset() {
-	*x = ProbeReply{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[27]
+func (x *HubProbeReply) Reset() {
+	*x = HubProbeReply{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *ProbeReply) String() string {
+func (x *HubProbeReply) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*ProbeReply) ProtoMessage() {}
+func (*HubProbeReply) ProtoMessage() {}
 
-func (x *ProbeReply) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[27]
+func (x *HubProbeReply) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2318,12 +2793,12 @@ func (x *ProbeReply) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use ProbeReply.ProtoReflect.Descriptor instead.
-func (*ProbeReply) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{27}
+// Deprecated: Use HubProbeReply.ProtoReflect.Descriptor instead.
+func (*HubProbeReply) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{31}
 }
 
-func (x *ProbeReply) GetNonce() uint64 {
+func (x *HubProbeReply) GetNonce() uint64 {
 	if x != nil {
 		return x.Nonce
 	}
@@ -2342,7 +2817,7 @@ type NearestRequest struct {
 
 func (x *NearestRequest) Reset() {
 	*x = NearestRequest{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[28]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2354,7 +2829,7 @@ func (x *NearestRequest) String() string {
 func (*NearestRequest) ProtoMessage() {}
 
 func (x *NearestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[28]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2367,7 +2842,7 @@ func (x *NearestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NearestRequest.ProtoReflect.Descriptor instead.
 func (*NearestRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{28}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *NearestRequest) GetFree() *Resources {
@@ -2404,7 +2879,7 @@ type NearestDevice struct {
 
 func (x *NearestDevice) Reset() {
 	*x = NearestDevice{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[29]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2416,7 +2891,7 @@ func (x *NearestDevice) String() string {
 func (*NearestDevice) ProtoMessage() {}
 
 func (x *NearestDevice) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[29]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2429,7 +2904,7 @@ func (x *NearestDevice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NearestDevice.ProtoReflect.Descriptor instead.
 func (*NearestDevice) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{29}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *NearestDevice) GetDeviceId() string {
@@ -2490,7 +2965,7 @@ type NearestResponse struct {
 
 func (x *NearestResponse) Reset() {
 	*x = NearestResponse{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[30]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2502,7 +2977,7 @@ func (x *NearestResponse) String() string {
 func (*NearestResponse) ProtoMessage() {}
 
 func (x *NearestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[30]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2515,7 +2990,7 @@ func (x *NearestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NearestResponse.ProtoReflect.Descriptor instead.
 func (*NearestResponse) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{30}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *NearestResponse) GetDevices() []*NearestDevice {
@@ -2523,6 +2998,230 @@ func (x *NearestResponse) GetDevices() []*NearestDevice {
 		return x.Devices
 	}
 	return nil
+}
+
+type Probe_Exec struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Command       []string               `protobuf:"bytes,1,rep,name=command,proto3" json:"command,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Probe_Exec) Reset() {
+	*x = Probe_Exec{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Probe_Exec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Probe_Exec) ProtoMessage() {}
+
+func (x *Probe_Exec) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Probe_Exec.ProtoReflect.Descriptor instead.
+func (*Probe_Exec) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{15, 0}
+}
+
+func (x *Probe_Exec) GetCommand() []string {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+type Probe_HTTPGet struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Port          int32                  `protobuf:"varint,2,opt,name=port,proto3" json:"port,omitempty"`
+	Host          string                 `protobuf:"bytes,3,opt,name=host,proto3" json:"host,omitempty"`     // empty: the pod IP (loopback on the device)
+	Scheme        string                 `protobuf:"bytes,4,opt,name=scheme,proto3" json:"scheme,omitempty"` // HTTP or HTTPS
+	Headers       []*EnvVar              `protobuf:"bytes,5,rep,name=headers,proto3" json:"headers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Probe_HTTPGet) Reset() {
+	*x = Probe_HTTPGet{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Probe_HTTPGet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Probe_HTTPGet) ProtoMessage() {}
+
+func (x *Probe_HTTPGet) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Probe_HTTPGet.ProtoReflect.Descriptor instead.
+func (*Probe_HTTPGet) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{15, 1}
+}
+
+func (x *Probe_HTTPGet) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *Probe_HTTPGet) GetPort() int32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *Probe_HTTPGet) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *Probe_HTTPGet) GetScheme() string {
+	if x != nil {
+		return x.Scheme
+	}
+	return ""
+}
+
+func (x *Probe_HTTPGet) GetHeaders() []*EnvVar {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+type Probe_TCPSocket struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Port          int32                  `protobuf:"varint,1,opt,name=port,proto3" json:"port,omitempty"`
+	Host          string                 `protobuf:"bytes,2,opt,name=host,proto3" json:"host,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Probe_TCPSocket) Reset() {
+	*x = Probe_TCPSocket{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Probe_TCPSocket) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Probe_TCPSocket) ProtoMessage() {}
+
+func (x *Probe_TCPSocket) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Probe_TCPSocket.ProtoReflect.Descriptor instead.
+func (*Probe_TCPSocket) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{15, 2}
+}
+
+func (x *Probe_TCPSocket) GetPort() int32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *Probe_TCPSocket) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+type Probe_GRPC struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Port          int32                  `protobuf:"varint,1,opt,name=port,proto3" json:"port,omitempty"`
+	Service       string                 `protobuf:"bytes,2,opt,name=service,proto3" json:"service,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Probe_GRPC) Reset() {
+	*x = Probe_GRPC{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Probe_GRPC) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Probe_GRPC) ProtoMessage() {}
+
+func (x *Probe_GRPC) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Probe_GRPC.ProtoReflect.Descriptor instead.
+func (*Probe_GRPC) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{15, 3}
+}
+
+func (x *Probe_GRPC) GetPort() int32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *Probe_GRPC) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
 }
 
 type ContainerState_Waiting struct {
@@ -2535,7 +3234,7 @@ type ContainerState_Waiting struct {
 
 func (x *ContainerState_Waiting) Reset() {
 	*x = ContainerState_Waiting{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[32]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2547,7 +3246,7 @@ func (x *ContainerState_Waiting) String() string {
 func (*ContainerState_Waiting) ProtoMessage() {}
 
 func (x *ContainerState_Waiting) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[32]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2560,7 +3259,7 @@ func (x *ContainerState_Waiting) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerState_Waiting.ProtoReflect.Descriptor instead.
 func (*ContainerState_Waiting) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{16, 0}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{20, 0}
 }
 
 func (x *ContainerState_Waiting) GetReason() string {
@@ -2586,7 +3285,7 @@ type ContainerState_Running struct {
 
 func (x *ContainerState_Running) Reset() {
 	*x = ContainerState_Running{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[33]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2598,7 +3297,7 @@ func (x *ContainerState_Running) String() string {
 func (*ContainerState_Running) ProtoMessage() {}
 
 func (x *ContainerState_Running) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[33]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2611,7 +3310,7 @@ func (x *ContainerState_Running) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerState_Running.ProtoReflect.Descriptor instead.
 func (*ContainerState_Running) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{16, 1}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{20, 1}
 }
 
 func (x *ContainerState_Running) GetStartedAt() *timestamppb.Timestamp {
@@ -2634,7 +3333,7 @@ type ContainerState_Terminated struct {
 
 func (x *ContainerState_Terminated) Reset() {
 	*x = ContainerState_Terminated{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[34]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2646,7 +3345,7 @@ func (x *ContainerState_Terminated) String() string {
 func (*ContainerState_Terminated) ProtoMessage() {}
 
 func (x *ContainerState_Terminated) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[34]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2659,7 +3358,7 @@ func (x *ContainerState_Terminated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerState_Terminated.ProtoReflect.Descriptor instead.
 func (*ContainerState_Terminated) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{16, 2}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{20, 2}
 }
 
 func (x *ContainerState_Terminated) GetExitCode() int32 {
@@ -2738,14 +3437,14 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"w\n" +
 	"\tHeartbeat\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12:\n" +
-	"\tallocated\x18\x02 \x01(\v2\x1c.edgefabric.hub.v1.ResourcesR\tallocated\"\xd3\x02\n" +
+	"\tallocated\x18\x02 \x01(\v2\x1c.edgefabric.hub.v1.ResourcesR\tallocated\"\xd6\x02\n" +
 	"\fAgentMessage\x120\n" +
 	"\x05hello\x18\x01 \x01(\v2\x18.edgefabric.hub.v1.HelloH\x00R\x05hello\x12<\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x1c.edgefabric.hub.v1.HeartbeatH\x00R\theartbeat\x129\n" +
 	"\x06status\x18\x03 \x01(\v2\x1f.edgefabric.hub.v1.StatusReportH\x00R\x06status\x12*\n" +
 	"\x03ack\x18\x04 \x01(\v2\x16.edgefabric.hub.v1.AckH\x00R\x03ack\x123\n" +
-	"\x06scopes\x18\x1e \x01(\v2\x19.edgefabric.hub.v1.ScopesH\x00R\x06scopes\x120\n" +
-	"\x05probe\x18\x1f \x01(\v2\x18.edgefabric.hub.v1.ProbeH\x00R\x05probeB\x05\n" +
+	"\x06scopes\x18\x1e \x01(\v2\x19.edgefabric.hub.v1.ScopesH\x00R\x06scopes\x123\n" +
+	"\x05probe\x18\x1f \x01(\v2\x1b.edgefabric.hub.v1.HubProbeH\x00R\x05probeB\x05\n" +
 	"\x03msg\"\x7f\n" +
 	"\fStatusReport\x12=\n" +
 	"\bstatuses\x18\x01 \x03(\v2!.edgefabric.hub.v1.WorkloadStatusR\bstatuses\x120\n" +
@@ -2753,14 +3452,14 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"\x03Ack\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x01 \x01(\x04R\n" +
-	"generation\"\xc0\x02\n" +
+	"generation\"\xc3\x02\n" +
 	"\n" +
 	"HubMessage\x12;\n" +
 	"\adesired\x18\x01 \x01(\v2\x1f.edgefabric.hub.v1.DesiredStateH\x00R\adesired\x128\n" +
 	"\x05delta\x18\x02 \x01(\v2 .edgefabric.hub.v1.WorkloadDeltaH\x00R\x05delta\x12:\n" +
 	"\x06stream\x18\x03 \x01(\v2 .edgefabric.hub.v1.StreamRequestH\x00R\x06stream\x126\n" +
-	"\awelcome\x18\x04 \x01(\v2\x1a.edgefabric.hub.v1.WelcomeH\x00R\awelcome\x12@\n" +
-	"\vprobe_reply\x18\x1e \x01(\v2\x1d.edgefabric.hub.v1.ProbeReplyH\x00R\n" +
+	"\awelcome\x18\x04 \x01(\v2\x1a.edgefabric.hub.v1.WelcomeH\x00R\awelcome\x12C\n" +
+	"\vprobe_reply\x18\x1e \x01(\v2 .edgefabric.hub.v1.HubProbeReplyH\x00R\n" +
 	"probeReplyB\x05\n" +
 	"\x03msg\"}\n" +
 	"\aWelcome\x12\x18\n" +
@@ -2782,7 +3481,7 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"delete_uid\x18\x03 \x01(\tR\tdeleteUid\"2\n" +
 	"\x06EnvVar\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\x95\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\xc4\x05\n" +
 	"\tContainer\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05image\x18\x02 \x01(\tR\x05image\x12\x18\n" +
@@ -2796,7 +3495,58 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"\x14memory_request_bytes\x18\t \x01(\x03R\x12memoryRequestBytes\x12,\n" +
 	"\x12cpu_request_millis\x18\n" +
 	" \x01(\x03R\x10cpuRequestMillis\x12*\n" +
-	"\x11image_pull_policy\x18\v \x01(\tR\x0fimagePullPolicy\"\xcb\x02\n" +
+	"\x11image_pull_policy\x18\v \x01(\tR\x0fimagePullPolicy\x12?\n" +
+	"\x0eliveness_probe\x18\f \x01(\v2\x18.edgefabric.hub.v1.ProbeR\rlivenessProbe\x12A\n" +
+	"\x0freadiness_probe\x18\r \x01(\v2\x18.edgefabric.hub.v1.ProbeR\x0ereadinessProbe\x12=\n" +
+	"\rstartup_probe\x18\x0e \x01(\v2\x18.edgefabric.hub.v1.ProbeR\fstartupProbe\x12C\n" +
+	"\rvolume_mounts\x18\x0f \x03(\v2\x1e.edgefabric.hub.v1.VolumeMountR\fvolumeMounts\x12%\n" +
+	"\x0erestart_policy\x18\x10 \x01(\tR\rrestartPolicy\"\xbc\x06\n" +
+	"\x05Probe\x123\n" +
+	"\x04exec\x18\x01 \x01(\v2\x1d.edgefabric.hub.v1.Probe.ExecH\x00R\x04exec\x12=\n" +
+	"\bhttp_get\x18\x02 \x01(\v2 .edgefabric.hub.v1.Probe.HTTPGetH\x00R\ahttpGet\x12C\n" +
+	"\n" +
+	"tcp_socket\x18\x03 \x01(\v2\".edgefabric.hub.v1.Probe.TCPSocketH\x00R\ttcpSocket\x123\n" +
+	"\x04grpc\x18\x04 \x01(\v2\x1d.edgefabric.hub.v1.Probe.GRPCH\x00R\x04grpc\x122\n" +
+	"\x15initial_delay_seconds\x18\x05 \x01(\x05R\x13initialDelaySeconds\x12'\n" +
+	"\x0ftimeout_seconds\x18\x06 \x01(\x05R\x0etimeoutSeconds\x12%\n" +
+	"\x0eperiod_seconds\x18\a \x01(\x05R\rperiodSeconds\x12+\n" +
+	"\x11success_threshold\x18\b \x01(\x05R\x10successThreshold\x12+\n" +
+	"\x11failure_threshold\x18\t \x01(\x05R\x10failureThreshold\x12:\n" +
+	"\x19termination_grace_seconds\x18\n" +
+	" \x01(\x03R\x17terminationGraceSeconds\x1a \n" +
+	"\x04Exec\x12\x18\n" +
+	"\acommand\x18\x01 \x03(\tR\acommand\x1a\x92\x01\n" +
+	"\aHTTPGet\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
+	"\x04port\x18\x02 \x01(\x05R\x04port\x12\x12\n" +
+	"\x04host\x18\x03 \x01(\tR\x04host\x12\x16\n" +
+	"\x06scheme\x18\x04 \x01(\tR\x06scheme\x123\n" +
+	"\aheaders\x18\x05 \x03(\v2\x19.edgefabric.hub.v1.EnvVarR\aheaders\x1a3\n" +
+	"\tTCPSocket\x12\x12\n" +
+	"\x04port\x18\x01 \x01(\x05R\x04port\x12\x12\n" +
+	"\x04host\x18\x02 \x01(\tR\x04host\x1a4\n" +
+	"\x04GRPC\x12\x12\n" +
+	"\x04port\x18\x01 \x01(\x05R\x04port\x12\x18\n" +
+	"\aservice\x18\x02 \x01(\tR\aserviceB\t\n" +
+	"\ahandler\"x\n" +
+	"\vVolumeMount\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"mount_path\x18\x02 \x01(\tR\tmountPath\x12\x1b\n" +
+	"\tread_only\x18\x03 \x01(\bR\breadOnly\x12\x19\n" +
+	"\bsub_path\x18\x04 \x01(\tR\asubPath\"H\n" +
+	"\n" +
+	"VolumeFile\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\x12\x12\n" +
+	"\x04mode\x18\x03 \x01(\x05R\x04mode\"\xc5\x01\n" +
+	"\x06Volume\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x16\n" +
+	"\x06memory\x18\x03 \x01(\bR\x06memory\x12(\n" +
+	"\x10size_limit_bytes\x18\x04 \x01(\x03R\x0esizeLimitBytes\x123\n" +
+	"\x05files\x18\x05 \x03(\v2\x1d.edgefabric.hub.v1.VolumeFileR\x05files\x12\x1c\n" +
+	"\tsensitive\x18\x06 \x01(\bR\tsensitive\"\x8d\x04\n" +
 	"\bWorkload\x12\x10\n" +
 	"\x03uid\x18\x01 \x01(\tR\x03uid\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x12\n" +
@@ -2807,7 +3557,12 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"containers\x18\x06 \x03(\v2\x1c.edgefabric.hub.v1.ContainerR\n" +
 	"containers\x12:\n" +
 	"\x19termination_grace_seconds\x18\a \x01(\x03R\x17terminationGraceSeconds\x12\x1b\n" +
-	"\tspec_hash\x18\b \x01(\tR\bspecHash\x12#\n" +
+	"\tspec_hash\x18\b \x01(\tR\bspecHash\x12E\n" +
+	"\x0finit_containers\x18\t \x03(\v2\x1c.edgefabric.hub.v1.ContainerR\x0einitContainers\x123\n" +
+	"\avolumes\x18\n" +
+	" \x03(\v2\x19.edgefabric.hub.v1.VolumeR\avolumes\x12!\n" +
+	"\fruntime_auto\x18\v \x01(\bR\vruntimeAuto\x12!\n" +
+	"\fvolumes_hash\x18\f \x01(\tR\vvolumesHash\x12#\n" +
 	"\rfencing_epoch\x18\x1e \x01(\x04R\ffencingEpoch\"\xd0\x04\n" +
 	"\x0eContainerState\x12E\n" +
 	"\awaiting\x18\x01 \x01(\v2).edgefabric.hub.v1.ContainerState.WaitingH\x00R\awaiting\x12E\n" +
@@ -2830,7 +3585,7 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"started_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12;\n" +
 	"\vfinished_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"finishedAtB\a\n" +
-	"\x05state\"\x8c\x02\n" +
+	"\x05state\"\xa6\x02\n" +
 	"\x0fContainerStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x127\n" +
 	"\x05state\x18\x02 \x01(\v2!.edgefabric.hub.v1.ContainerStateR\x05state\x12@\n" +
@@ -2839,7 +3594,8 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"\rrestart_count\x18\x04 \x01(\x05R\frestartCount\x12\x14\n" +
 	"\x05image\x18\x05 \x01(\tR\x05image\x12\x19\n" +
 	"\bimage_id\x18\x06 \x01(\tR\aimageId\x12\x14\n" +
-	"\x05ready\x18\a \x01(\bR\x05ready\"\xc4\x02\n" +
+	"\x05ready\x18\a \x01(\bR\x05ready\x12\x18\n" +
+	"\astarted\x18\b \x01(\bR\astarted\"\x91\x03\n" +
 	"\x0eWorkloadStatus\x12\x10\n" +
 	"\x03uid\x18\x01 \x01(\tR\x03uid\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x12\n" +
@@ -2854,7 +3610,8 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"start_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x12\x15\n" +
 	"\x06pod_ip\x18\t \x01(\tR\x05podIp\x12\x10\n" +
 	"\x03seq\x18\n" +
-	" \x01(\x04R\x03seq\"\xbe\x01\n" +
+	" \x01(\x04R\x03seq\x12K\n" +
+	"\x0finit_containers\x18\v \x03(\v2\".edgefabric.hub.v1.ContainerStatusR\x0einitContainers\"\xbe\x01\n" +
 	"\x05Event\x12!\n" +
 	"\fworkload_uid\x18\x01 \x01(\tR\vworkloadUid\x12\x1c\n" +
 	"\tcontainer\x18\x02 \x01(\tR\tcontainer\x12\x12\n" +
@@ -2919,11 +3676,10 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"\tmesh_port\x18\f \x01(\x05R\bmeshPort\x12\x1c\n" +
 	"\n" +
 	"hub_rtt_ms\x18\r \x01(\x01R\bhubRttMs\x12 \n" +
-	"\vdiscovering\x18\x0e \x01(\bR\vdiscovering\"\x1d\n" +
-	"\x05Probe\x12\x14\n" +
-	"\x05nonce\x18\x01 \x01(\x04R\x05nonce\"\"\n" +
-	"\n" +
-	"ProbeReply\x12\x14\n" +
+	"\vdiscovering\x18\x0e \x01(\bR\vdiscovering\" \n" +
+	"\bHubProbe\x12\x14\n" +
+	"\x05nonce\x18\x01 \x01(\x04R\x05nonce\"%\n" +
+	"\rHubProbeReply\x12\x14\n" +
 	"\x05nonce\x18\x01 \x01(\x04R\x05nonce\"X\n" +
 	"\x0eNearestRequest\x120\n" +
 	"\x04free\x18\x01 \x01(\v2\x1c.edgefabric.hub.v1.ResourcesR\x04free\x12\x14\n" +
@@ -2958,7 +3714,7 @@ func file_pkg_apis_hub_v1_hub_proto_rawDescGZIP() []byte {
 	return file_pkg_apis_hub_v1_hub_proto_rawDescData
 }
 
-var file_pkg_apis_hub_v1_hub_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_pkg_apis_hub_v1_hub_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_pkg_apis_hub_v1_hub_proto_goTypes = []any{
 	(*BootstrapRequest)(nil),          // 0: edgefabric.hub.v1.BootstrapRequest
 	(*RenewRequest)(nil),              // 1: edgefabric.hub.v1.RenewRequest
@@ -2975,88 +3731,109 @@ var file_pkg_apis_hub_v1_hub_proto_goTypes = []any{
 	(*WorkloadDelta)(nil),             // 12: edgefabric.hub.v1.WorkloadDelta
 	(*EnvVar)(nil),                    // 13: edgefabric.hub.v1.EnvVar
 	(*Container)(nil),                 // 14: edgefabric.hub.v1.Container
-	(*Workload)(nil),                  // 15: edgefabric.hub.v1.Workload
-	(*ContainerState)(nil),            // 16: edgefabric.hub.v1.ContainerState
-	(*ContainerStatus)(nil),           // 17: edgefabric.hub.v1.ContainerStatus
-	(*WorkloadStatus)(nil),            // 18: edgefabric.hub.v1.WorkloadStatus
-	(*Event)(nil),                     // 19: edgefabric.hub.v1.Event
-	(*LogOptions)(nil),                // 20: edgefabric.hub.v1.LogOptions
-	(*StreamRequest)(nil),             // 21: edgefabric.hub.v1.StreamRequest
-	(*StreamFrame)(nil),               // 22: edgefabric.hub.v1.StreamFrame
-	(*Coordinate)(nil),                // 23: edgefabric.hub.v1.Coordinate
-	(*LANPeer)(nil),                   // 24: edgefabric.hub.v1.LANPeer
-	(*Scopes)(nil),                    // 25: edgefabric.hub.v1.Scopes
-	(*Probe)(nil),                     // 26: edgefabric.hub.v1.Probe
-	(*ProbeReply)(nil),                // 27: edgefabric.hub.v1.ProbeReply
-	(*NearestRequest)(nil),            // 28: edgefabric.hub.v1.NearestRequest
-	(*NearestDevice)(nil),             // 29: edgefabric.hub.v1.NearestDevice
-	(*NearestResponse)(nil),           // 30: edgefabric.hub.v1.NearestResponse
-	nil,                               // 31: edgefabric.hub.v1.Hello.LabelsEntry
-	(*ContainerState_Waiting)(nil),    // 32: edgefabric.hub.v1.ContainerState.Waiting
-	(*ContainerState_Running)(nil),    // 33: edgefabric.hub.v1.ContainerState.Running
-	(*ContainerState_Terminated)(nil), // 34: edgefabric.hub.v1.ContainerState.Terminated
-	(*timestamppb.Timestamp)(nil),     // 35: google.protobuf.Timestamp
+	(*Probe)(nil),                     // 15: edgefabric.hub.v1.Probe
+	(*VolumeMount)(nil),               // 16: edgefabric.hub.v1.VolumeMount
+	(*VolumeFile)(nil),                // 17: edgefabric.hub.v1.VolumeFile
+	(*Volume)(nil),                    // 18: edgefabric.hub.v1.Volume
+	(*Workload)(nil),                  // 19: edgefabric.hub.v1.Workload
+	(*ContainerState)(nil),            // 20: edgefabric.hub.v1.ContainerState
+	(*ContainerStatus)(nil),           // 21: edgefabric.hub.v1.ContainerStatus
+	(*WorkloadStatus)(nil),            // 22: edgefabric.hub.v1.WorkloadStatus
+	(*Event)(nil),                     // 23: edgefabric.hub.v1.Event
+	(*LogOptions)(nil),                // 24: edgefabric.hub.v1.LogOptions
+	(*StreamRequest)(nil),             // 25: edgefabric.hub.v1.StreamRequest
+	(*StreamFrame)(nil),               // 26: edgefabric.hub.v1.StreamFrame
+	(*Coordinate)(nil),                // 27: edgefabric.hub.v1.Coordinate
+	(*LANPeer)(nil),                   // 28: edgefabric.hub.v1.LANPeer
+	(*Scopes)(nil),                    // 29: edgefabric.hub.v1.Scopes
+	(*HubProbe)(nil),                  // 30: edgefabric.hub.v1.HubProbe
+	(*HubProbeReply)(nil),             // 31: edgefabric.hub.v1.HubProbeReply
+	(*NearestRequest)(nil),            // 32: edgefabric.hub.v1.NearestRequest
+	(*NearestDevice)(nil),             // 33: edgefabric.hub.v1.NearestDevice
+	(*NearestResponse)(nil),           // 34: edgefabric.hub.v1.NearestResponse
+	nil,                               // 35: edgefabric.hub.v1.Hello.LabelsEntry
+	(*Probe_Exec)(nil),                // 36: edgefabric.hub.v1.Probe.Exec
+	(*Probe_HTTPGet)(nil),             // 37: edgefabric.hub.v1.Probe.HTTPGet
+	(*Probe_TCPSocket)(nil),           // 38: edgefabric.hub.v1.Probe.TCPSocket
+	(*Probe_GRPC)(nil),                // 39: edgefabric.hub.v1.Probe.GRPC
+	(*ContainerState_Waiting)(nil),    // 40: edgefabric.hub.v1.ContainerState.Waiting
+	(*ContainerState_Running)(nil),    // 41: edgefabric.hub.v1.ContainerState.Running
+	(*ContainerState_Terminated)(nil), // 42: edgefabric.hub.v1.ContainerState.Terminated
+	(*timestamppb.Timestamp)(nil),     // 43: google.protobuf.Timestamp
 }
 var file_pkg_apis_hub_v1_hub_proto_depIdxs = []int32{
-	35, // 0: edgefabric.hub.v1.BootstrapResponse.not_after:type_name -> google.protobuf.Timestamp
+	43, // 0: edgefabric.hub.v1.BootstrapResponse.not_after:type_name -> google.protobuf.Timestamp
 	3,  // 1: edgefabric.hub.v1.Hello.capacity:type_name -> edgefabric.hub.v1.Resources
-	31, // 2: edgefabric.hub.v1.Hello.labels:type_name -> edgefabric.hub.v1.Hello.LabelsEntry
-	18, // 3: edgefabric.hub.v1.Hello.statuses:type_name -> edgefabric.hub.v1.WorkloadStatus
-	25, // 4: edgefabric.hub.v1.Hello.scopes:type_name -> edgefabric.hub.v1.Scopes
-	35, // 5: edgefabric.hub.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
+	35, // 2: edgefabric.hub.v1.Hello.labels:type_name -> edgefabric.hub.v1.Hello.LabelsEntry
+	22, // 3: edgefabric.hub.v1.Hello.statuses:type_name -> edgefabric.hub.v1.WorkloadStatus
+	29, // 4: edgefabric.hub.v1.Hello.scopes:type_name -> edgefabric.hub.v1.Scopes
+	43, // 5: edgefabric.hub.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
 	3,  // 6: edgefabric.hub.v1.Heartbeat.allocated:type_name -> edgefabric.hub.v1.Resources
 	4,  // 7: edgefabric.hub.v1.AgentMessage.hello:type_name -> edgefabric.hub.v1.Hello
 	5,  // 8: edgefabric.hub.v1.AgentMessage.heartbeat:type_name -> edgefabric.hub.v1.Heartbeat
 	7,  // 9: edgefabric.hub.v1.AgentMessage.status:type_name -> edgefabric.hub.v1.StatusReport
 	8,  // 10: edgefabric.hub.v1.AgentMessage.ack:type_name -> edgefabric.hub.v1.Ack
-	25, // 11: edgefabric.hub.v1.AgentMessage.scopes:type_name -> edgefabric.hub.v1.Scopes
-	26, // 12: edgefabric.hub.v1.AgentMessage.probe:type_name -> edgefabric.hub.v1.Probe
-	18, // 13: edgefabric.hub.v1.StatusReport.statuses:type_name -> edgefabric.hub.v1.WorkloadStatus
-	19, // 14: edgefabric.hub.v1.StatusReport.events:type_name -> edgefabric.hub.v1.Event
+	29, // 11: edgefabric.hub.v1.AgentMessage.scopes:type_name -> edgefabric.hub.v1.Scopes
+	30, // 12: edgefabric.hub.v1.AgentMessage.probe:type_name -> edgefabric.hub.v1.HubProbe
+	22, // 13: edgefabric.hub.v1.StatusReport.statuses:type_name -> edgefabric.hub.v1.WorkloadStatus
+	23, // 14: edgefabric.hub.v1.StatusReport.events:type_name -> edgefabric.hub.v1.Event
 	11, // 15: edgefabric.hub.v1.HubMessage.desired:type_name -> edgefabric.hub.v1.DesiredState
 	12, // 16: edgefabric.hub.v1.HubMessage.delta:type_name -> edgefabric.hub.v1.WorkloadDelta
-	21, // 17: edgefabric.hub.v1.HubMessage.stream:type_name -> edgefabric.hub.v1.StreamRequest
+	25, // 17: edgefabric.hub.v1.HubMessage.stream:type_name -> edgefabric.hub.v1.StreamRequest
 	10, // 18: edgefabric.hub.v1.HubMessage.welcome:type_name -> edgefabric.hub.v1.Welcome
-	27, // 19: edgefabric.hub.v1.HubMessage.probe_reply:type_name -> edgefabric.hub.v1.ProbeReply
-	35, // 20: edgefabric.hub.v1.Welcome.server_time:type_name -> google.protobuf.Timestamp
-	15, // 21: edgefabric.hub.v1.DesiredState.workloads:type_name -> edgefabric.hub.v1.Workload
-	15, // 22: edgefabric.hub.v1.WorkloadDelta.upsert:type_name -> edgefabric.hub.v1.Workload
+	31, // 19: edgefabric.hub.v1.HubMessage.probe_reply:type_name -> edgefabric.hub.v1.HubProbeReply
+	43, // 20: edgefabric.hub.v1.Welcome.server_time:type_name -> google.protobuf.Timestamp
+	19, // 21: edgefabric.hub.v1.DesiredState.workloads:type_name -> edgefabric.hub.v1.Workload
+	19, // 22: edgefabric.hub.v1.WorkloadDelta.upsert:type_name -> edgefabric.hub.v1.Workload
 	13, // 23: edgefabric.hub.v1.Container.env:type_name -> edgefabric.hub.v1.EnvVar
-	14, // 24: edgefabric.hub.v1.Workload.containers:type_name -> edgefabric.hub.v1.Container
-	32, // 25: edgefabric.hub.v1.ContainerState.waiting:type_name -> edgefabric.hub.v1.ContainerState.Waiting
-	33, // 26: edgefabric.hub.v1.ContainerState.running:type_name -> edgefabric.hub.v1.ContainerState.Running
-	34, // 27: edgefabric.hub.v1.ContainerState.terminated:type_name -> edgefabric.hub.v1.ContainerState.Terminated
-	16, // 28: edgefabric.hub.v1.ContainerStatus.state:type_name -> edgefabric.hub.v1.ContainerState
-	16, // 29: edgefabric.hub.v1.ContainerStatus.last_state:type_name -> edgefabric.hub.v1.ContainerState
-	17, // 30: edgefabric.hub.v1.WorkloadStatus.containers:type_name -> edgefabric.hub.v1.ContainerStatus
-	35, // 31: edgefabric.hub.v1.WorkloadStatus.start_time:type_name -> google.protobuf.Timestamp
-	35, // 32: edgefabric.hub.v1.Event.time:type_name -> google.protobuf.Timestamp
-	35, // 33: edgefabric.hub.v1.LogOptions.since_time:type_name -> google.protobuf.Timestamp
-	20, // 34: edgefabric.hub.v1.StreamRequest.logs:type_name -> edgefabric.hub.v1.LogOptions
-	35, // 35: edgefabric.hub.v1.LANPeer.last_seen:type_name -> google.protobuf.Timestamp
-	24, // 36: edgefabric.hub.v1.Scopes.peers:type_name -> edgefabric.hub.v1.LANPeer
-	23, // 37: edgefabric.hub.v1.Scopes.coordinate:type_name -> edgefabric.hub.v1.Coordinate
-	3,  // 38: edgefabric.hub.v1.NearestRequest.free:type_name -> edgefabric.hub.v1.Resources
-	3,  // 39: edgefabric.hub.v1.NearestDevice.free:type_name -> edgefabric.hub.v1.Resources
-	29, // 40: edgefabric.hub.v1.NearestResponse.devices:type_name -> edgefabric.hub.v1.NearestDevice
-	35, // 41: edgefabric.hub.v1.ContainerState.Running.started_at:type_name -> google.protobuf.Timestamp
-	35, // 42: edgefabric.hub.v1.ContainerState.Terminated.started_at:type_name -> google.protobuf.Timestamp
-	35, // 43: edgefabric.hub.v1.ContainerState.Terminated.finished_at:type_name -> google.protobuf.Timestamp
-	0,  // 44: edgefabric.hub.v1.Hub.Bootstrap:input_type -> edgefabric.hub.v1.BootstrapRequest
-	1,  // 45: edgefabric.hub.v1.Hub.Renew:input_type -> edgefabric.hub.v1.RenewRequest
-	6,  // 46: edgefabric.hub.v1.Hub.Control:input_type -> edgefabric.hub.v1.AgentMessage
-	22, // 47: edgefabric.hub.v1.Hub.Stream:input_type -> edgefabric.hub.v1.StreamFrame
-	28, // 48: edgefabric.hub.v1.Hub.Nearest:input_type -> edgefabric.hub.v1.NearestRequest
-	2,  // 49: edgefabric.hub.v1.Hub.Bootstrap:output_type -> edgefabric.hub.v1.BootstrapResponse
-	2,  // 50: edgefabric.hub.v1.Hub.Renew:output_type -> edgefabric.hub.v1.BootstrapResponse
-	9,  // 51: edgefabric.hub.v1.Hub.Control:output_type -> edgefabric.hub.v1.HubMessage
-	22, // 52: edgefabric.hub.v1.Hub.Stream:output_type -> edgefabric.hub.v1.StreamFrame
-	30, // 53: edgefabric.hub.v1.Hub.Nearest:output_type -> edgefabric.hub.v1.NearestResponse
-	49, // [49:54] is the sub-list for method output_type
-	44, // [44:49] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	15, // 24: edgefabric.hub.v1.Container.liveness_probe:type_name -> edgefabric.hub.v1.Probe
+	15, // 25: edgefabric.hub.v1.Container.readiness_probe:type_name -> edgefabric.hub.v1.Probe
+	15, // 26: edgefabric.hub.v1.Container.startup_probe:type_name -> edgefabric.hub.v1.Probe
+	16, // 27: edgefabric.hub.v1.Container.volume_mounts:type_name -> edgefabric.hub.v1.VolumeMount
+	36, // 28: edgefabric.hub.v1.Probe.exec:type_name -> edgefabric.hub.v1.Probe.Exec
+	37, // 29: edgefabric.hub.v1.Probe.http_get:type_name -> edgefabric.hub.v1.Probe.HTTPGet
+	38, // 30: edgefabric.hub.v1.Probe.tcp_socket:type_name -> edgefabric.hub.v1.Probe.TCPSocket
+	39, // 31: edgefabric.hub.v1.Probe.grpc:type_name -> edgefabric.hub.v1.Probe.GRPC
+	17, // 32: edgefabric.hub.v1.Volume.files:type_name -> edgefabric.hub.v1.VolumeFile
+	14, // 33: edgefabric.hub.v1.Workload.containers:type_name -> edgefabric.hub.v1.Container
+	14, // 34: edgefabric.hub.v1.Workload.init_containers:type_name -> edgefabric.hub.v1.Container
+	18, // 35: edgefabric.hub.v1.Workload.volumes:type_name -> edgefabric.hub.v1.Volume
+	40, // 36: edgefabric.hub.v1.ContainerState.waiting:type_name -> edgefabric.hub.v1.ContainerState.Waiting
+	41, // 37: edgefabric.hub.v1.ContainerState.running:type_name -> edgefabric.hub.v1.ContainerState.Running
+	42, // 38: edgefabric.hub.v1.ContainerState.terminated:type_name -> edgefabric.hub.v1.ContainerState.Terminated
+	20, // 39: edgefabric.hub.v1.ContainerStatus.state:type_name -> edgefabric.hub.v1.ContainerState
+	20, // 40: edgefabric.hub.v1.ContainerStatus.last_state:type_name -> edgefabric.hub.v1.ContainerState
+	21, // 41: edgefabric.hub.v1.WorkloadStatus.containers:type_name -> edgefabric.hub.v1.ContainerStatus
+	43, // 42: edgefabric.hub.v1.WorkloadStatus.start_time:type_name -> google.protobuf.Timestamp
+	21, // 43: edgefabric.hub.v1.WorkloadStatus.init_containers:type_name -> edgefabric.hub.v1.ContainerStatus
+	43, // 44: edgefabric.hub.v1.Event.time:type_name -> google.protobuf.Timestamp
+	43, // 45: edgefabric.hub.v1.LogOptions.since_time:type_name -> google.protobuf.Timestamp
+	24, // 46: edgefabric.hub.v1.StreamRequest.logs:type_name -> edgefabric.hub.v1.LogOptions
+	43, // 47: edgefabric.hub.v1.LANPeer.last_seen:type_name -> google.protobuf.Timestamp
+	28, // 48: edgefabric.hub.v1.Scopes.peers:type_name -> edgefabric.hub.v1.LANPeer
+	27, // 49: edgefabric.hub.v1.Scopes.coordinate:type_name -> edgefabric.hub.v1.Coordinate
+	3,  // 50: edgefabric.hub.v1.NearestRequest.free:type_name -> edgefabric.hub.v1.Resources
+	3,  // 51: edgefabric.hub.v1.NearestDevice.free:type_name -> edgefabric.hub.v1.Resources
+	33, // 52: edgefabric.hub.v1.NearestResponse.devices:type_name -> edgefabric.hub.v1.NearestDevice
+	13, // 53: edgefabric.hub.v1.Probe.HTTPGet.headers:type_name -> edgefabric.hub.v1.EnvVar
+	43, // 54: edgefabric.hub.v1.ContainerState.Running.started_at:type_name -> google.protobuf.Timestamp
+	43, // 55: edgefabric.hub.v1.ContainerState.Terminated.started_at:type_name -> google.protobuf.Timestamp
+	43, // 56: edgefabric.hub.v1.ContainerState.Terminated.finished_at:type_name -> google.protobuf.Timestamp
+	0,  // 57: edgefabric.hub.v1.Hub.Bootstrap:input_type -> edgefabric.hub.v1.BootstrapRequest
+	1,  // 58: edgefabric.hub.v1.Hub.Renew:input_type -> edgefabric.hub.v1.RenewRequest
+	6,  // 59: edgefabric.hub.v1.Hub.Control:input_type -> edgefabric.hub.v1.AgentMessage
+	26, // 60: edgefabric.hub.v1.Hub.Stream:input_type -> edgefabric.hub.v1.StreamFrame
+	32, // 61: edgefabric.hub.v1.Hub.Nearest:input_type -> edgefabric.hub.v1.NearestRequest
+	2,  // 62: edgefabric.hub.v1.Hub.Bootstrap:output_type -> edgefabric.hub.v1.BootstrapResponse
+	2,  // 63: edgefabric.hub.v1.Hub.Renew:output_type -> edgefabric.hub.v1.BootstrapResponse
+	9,  // 64: edgefabric.hub.v1.Hub.Control:output_type -> edgefabric.hub.v1.HubMessage
+	26, // 65: edgefabric.hub.v1.Hub.Stream:output_type -> edgefabric.hub.v1.StreamFrame
+	34, // 66: edgefabric.hub.v1.Hub.Nearest:output_type -> edgefabric.hub.v1.NearestResponse
+	62, // [62:67] is the sub-list for method output_type
+	57, // [57:62] is the sub-list for method input_type
+	57, // [57:57] is the sub-list for extension type_name
+	57, // [57:57] is the sub-list for extension extendee
+	0,  // [0:57] is the sub-list for field type_name
 }
 
 func init() { file_pkg_apis_hub_v1_hub_proto_init() }
@@ -3079,12 +3856,18 @@ func file_pkg_apis_hub_v1_hub_proto_init() {
 		(*HubMessage_Welcome)(nil),
 		(*HubMessage_ProbeReply)(nil),
 	}
-	file_pkg_apis_hub_v1_hub_proto_msgTypes[16].OneofWrappers = []any{
+	file_pkg_apis_hub_v1_hub_proto_msgTypes[15].OneofWrappers = []any{
+		(*Probe_Exec_)(nil),
+		(*Probe_HttpGet)(nil),
+		(*Probe_TcpSocket)(nil),
+		(*Probe_Grpc)(nil),
+	}
+	file_pkg_apis_hub_v1_hub_proto_msgTypes[20].OneofWrappers = []any{
 		(*ContainerState_Waiting_)(nil),
 		(*ContainerState_Running_)(nil),
 		(*ContainerState_Terminated_)(nil),
 	}
-	file_pkg_apis_hub_v1_hub_proto_msgTypes[21].OneofWrappers = []any{
+	file_pkg_apis_hub_v1_hub_proto_msgTypes[25].OneofWrappers = []any{
 		(*StreamRequest_Logs)(nil),
 	}
 	type x struct{}
@@ -3093,7 +3876,7 @@ func file_pkg_apis_hub_v1_hub_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pkg_apis_hub_v1_hub_proto_rawDesc), len(file_pkg_apis_hub_v1_hub_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   35,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
