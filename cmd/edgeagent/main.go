@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -92,6 +93,13 @@ func parse(args []string) (agent.Config, slog.Level, string, error) {
 	fs.DurationVar(&fromFlags.HeartbeatInterval, "heartbeat-interval", 0, "how often to tell the hub the device is alive (default 10s)")
 	fs.Int64Var(&fromFlags.LogMaxBytes, "log-max-bytes", 0, "size at which a container's log file is rotated (default 10 MiB)")
 	fs.IntVar(&fromFlags.LogMaxFiles, "log-max-files", 0, "log files kept per container, the current one included (default 5)")
+	fs.StringVar(&fromFlags.Network, "network", "", "name of the device's network cluster (default: derived from the LAN's subnet and gateway)")
+	fs.StringVar(&fromFlags.Location, "location", "", "where the device is: lat,long in degrees or a region label, for proximity clusters")
+	fs.StringVar(&fromFlags.Region, "region", "", "region label of the device, for proximity clusters")
+	fs.StringVar(&fromFlags.MeshListen, "mesh-listen", "", "address of the device mesh listener (mTLS between agents of a LAN); default :0, a free port announced over mDNS")
+	meshPort := fs.Int("mesh-port", 0, "port of the device mesh listener on all addresses (shorthand for --mesh-listen :PORT)")
+	fs.DurationVar(&fromFlags.DiscoveryInterval, "discovery-interval", 0, "how often the mDNS browse for LAN peers restarts (default 15s)")
+	fs.DurationVar(&fromFlags.ProbeInterval, "probe-interval", 0, "how often LAN peers are probed over the mesh (default 2s)")
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&debugListen, "debug-listen", "", "serve Go's profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6061; empty means off. Unauthenticated: bind it to loopback")
 	if err := fs.Parse(args); err != nil {
@@ -109,6 +117,15 @@ func parse(args []string) (agent.Config, slog.Level, string, error) {
 			}
 			fromFlags.Labels[k] = v
 		}
+	}
+	if *meshPort != 0 {
+		if fromFlags.MeshListen != "" {
+			return cfg, 0, "", errors.New("--mesh-port and --mesh-listen: give one of them")
+		}
+		if *meshPort < 0 || *meshPort > 65535 {
+			return cfg, 0, "", fmt.Errorf("--mesh-port %d: out of range 1-65535", *meshPort)
+		}
+		fromFlags.MeshListen = ":" + strconv.Itoa(*meshPort)
 	}
 	if insecure != "" {
 		fromFlags.InsecureRegistries = strings.Split(insecure, ",")
@@ -161,6 +178,18 @@ func parse(args []string) (agent.Config, slog.Level, string, error) {
 				cfg.LogMaxBytes = fromFlags.LogMaxBytes
 			case "log-max-files":
 				cfg.LogMaxFiles = fromFlags.LogMaxFiles
+			case "network":
+				cfg.Network = fromFlags.Network
+			case "location":
+				cfg.Location = fromFlags.Location
+			case "region":
+				cfg.Region = fromFlags.Region
+			case "mesh-listen", "mesh-port":
+				cfg.MeshListen = fromFlags.MeshListen
+			case "discovery-interval":
+				cfg.DiscoveryInterval = fromFlags.DiscoveryInterval
+			case "probe-interval":
+				cfg.ProbeInterval = fromFlags.ProbeInterval
 			}
 		})
 	}

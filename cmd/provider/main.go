@@ -24,6 +24,7 @@ import (
 
 	"github.com/edgefabric/edgefabric/pkg/debugserver"
 	"github.com/edgefabric/edgefabric/pkg/provider"
+	"github.com/edgefabric/edgefabric/pkg/provider/fabric"
 	"github.com/edgefabric/edgefabric/pkg/version"
 )
 
@@ -46,6 +47,11 @@ func main() {
 	fs.IntVar(&burst, "kube-api-burst", 400, "burst of queries to the API server")
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&debugListen, "debug-listen", "", "serve Go's profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; empty means off. Unauthenticated: bind it to loopback")
+	scopeList := fs.String("scopes", "network,account", "comma-separated scopes whose clusters are published as virtual nodes: account, network, proximity")
+	fs.DurationVar(&cfg.ProximityRTT, "proximity-rtt", 0, "radius of proximity clusters in estimated round-trip time, e.g. 20ms (with --scopes proximity)")
+	fs.Float64Var(&cfg.ProximityKm, "proximity-km", 0, "radius of proximity clusters in kilometres, for devices with --location lat,long (with --scopes proximity)")
+	fs.DurationVar(&cfg.ClusterDissolveGrace, "cluster-dissolve-grace", 5*time.Minute, "how long the node of a cluster that no longer forms stays, NotReady, before it is deleted once no pods are left on it")
+	fs.DurationVar(&cfg.DeviceLossGrace, "device-loss-grace", 60*time.Second, "how long a pod's device may be offline before the pod is placed on another device of its cluster (per pod: annotation edgefabric.io/device-loss-grace)")
 	fs.StringVar(&cfg.HealthListen, "health-listen", "", "serve /healthz and /readyz (200 only on the serving leader) on this address, e.g. :8081; empty means off")
 	fs.BoolVar(&cfg.LeaderElection.Enabled, "leader-elect", false, "elect a leader among replicas through a Lease in --namespace; only the leader serves, the others stand by")
 	fs.StringVar(&cfg.LeaderElection.Name, "leader-elect-id", "edgefabric-provider", "name of the leader-election Lease")
@@ -63,6 +69,12 @@ func main() {
 		cfg.HubHosts = strings.Split(hubSANs, ",")
 	}
 	cfg.Version = version.Version
+	sc, err := fabric.ParseScopes(*scopeList)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "provider: --scopes: %v\n", err)
+		os.Exit(2)
+	}
+	cfg.Scopes = sc
 
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
@@ -83,7 +95,7 @@ func main() {
 			os.Exit(1)
 		}
 	}
-	err := run(ctx, cfg, kubeconfig, qps, burst, log)
+	err = run(ctx, cfg, kubeconfig, qps, burst, log)
 	stopDebug()
 	if err != nil {
 		log.Error("provider stopped", "err", err)
@@ -108,6 +120,7 @@ func run(ctx context.Context, cfg provider.Config, kubeconfig string, qps float6
 	if err != nil {
 		return err
 	}
+	cfg.RESTConfig = rc
 	err = provider.Run(ctx, cfg, client, log)
 	if errors.Is(err, context.Canceled) {
 		return nil

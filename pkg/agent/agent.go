@@ -27,6 +27,7 @@ import (
 	"github.com/edgefabric/edgefabric/pkg/agent/client"
 	"github.com/edgefabric/edgefabric/pkg/agent/image"
 	"github.com/edgefabric/edgefabric/pkg/agent/logs"
+	"github.com/edgefabric/edgefabric/pkg/agent/mesh"
 	"github.com/edgefabric/edgefabric/pkg/agent/runtime/process"
 	"github.com/edgefabric/edgefabric/pkg/agent/runtime/wasm"
 	"github.com/edgefabric/edgefabric/pkg/agent/store"
@@ -34,6 +35,8 @@ import (
 	"github.com/edgefabric/edgefabric/pkg/agent/workingset"
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
 	"github.com/edgefabric/edgefabric/pkg/identity"
+	"github.com/edgefabric/edgefabric/pkg/scopes/network"
+	"github.com/edgefabric/edgefabric/pkg/scopes/proximity"
 	"github.com/edgefabric/edgefabric/pkg/version"
 )
 
@@ -73,6 +76,21 @@ type Config struct {
 	// LogMaxFiles is how many log files (the current one and rotated ones)
 	// are kept per container attempt; zero means 5.
 	LogMaxFiles int `json:"logMaxFiles" yaml:"logMaxFiles"`
+	// Network names the device's network cluster (--network); empty means the
+	// ID derived from the LAN's subnet and gateway.
+	Network string `json:"network" yaml:"network"`
+	// Location is where the device is: "lat,long" in degrees or a region
+	// label (--location); empty means unknown. Region, when set, is the
+	// region label (--region) and may accompany a lat,long location.
+	Location string `json:"location" yaml:"location"`
+	Region   string `json:"region" yaml:"region"`
+	// MeshListen is the device mesh's listen address (mTLS between agents of
+	// a LAN); empty means ":0", a free port, announced over mDNS.
+	MeshListen string `json:"meshListen" yaml:"meshListen"`
+	// DiscoveryInterval is how often the mDNS browse restarts; zero means 15 s.
+	DiscoveryInterval time.Duration `json:"discoveryInterval" yaml:"discoveryInterval"`
+	// ProbeInterval is how often LAN peers are probed over the mesh; zero means 2 s.
+	ProbeInterval time.Duration `json:"probeInterval" yaml:"probeInterval"`
 }
 
 // Default fills in defaults that need no I/O.
@@ -89,6 +107,25 @@ func (c *Config) Default() {
 	if c.Pods == 0 {
 		c.Pods = 110
 	}
+	if c.MeshListen == "" {
+		c.MeshListen = ":0"
+	}
+}
+
+// location returns the parsed Location and Region.
+func (c Config) location() (proximity.Location, error) {
+	loc, err := proximity.ParseLocation(c.Location)
+	if err != nil {
+		return loc, err
+	}
+	if c.Region != "" {
+		r, err := proximity.ParseLocation(c.Region)
+		if err != nil || r.Point != nil {
+			return loc, fmt.Errorf("region %q: want a label of lower-case letters, digits, '-', '.', '_'", c.Region)
+		}
+		loc.Region = r.Region
+	}
+	return loc, nil
 }
 
 // Validate reports a configuration that cannot work.
@@ -112,6 +149,17 @@ func (c Config) Validate() error {
 	}
 	if c.AdvertiseAddress != "" && net.ParseIP(c.AdvertiseAddress) == nil {
 		errs = append(errs, fmt.Errorf("advertise address %q is not an IP address", c.AdvertiseAddress))
+	}
+	if _, err := c.location(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Network != "" && network.ID(network.LAN{Override: c.Network}) == "" {
+		errs = append(errs, fmt.Errorf("network name %q is not usable", c.Network))
+	}
+	if c.MeshListen != "" {
+		if _, _, err := net.SplitHostPort(c.MeshListen); err != nil {
+			errs = append(errs, fmt.Errorf("mesh listen address %q: %w", c.MeshListen, err))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -176,6 +224,30 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		supervisor.RuntimeProcess: supervisor.Process(prt),
 	}, st, log.With("component", "supervisor"))
 
+	loc, _ := cfg.location() // checked by Validate
+	// The mesh and the scope watcher need each other and the hub client; all
+	// three are wired up before any of them runs.
+	var watcher *scopeWatcher
+	var cl *client.Client
+	mh, err := mesh.New(mesh.Config{
+		Listen: cfg.MeshListen,
+		Identity: func() (mesh.Identity, bool) {
+			cert, ca, account, ok := cl.MeshIdentity()
+			return mesh.Identity{Certificate: cert, CA: ca, Account: account, DeviceID: cfg.DeviceID}, ok
+		},
+		Coordinate: func() *proximity.Coordinate { return watcher.coordinate() },
+	}, log.With("component", "mesh"))
+	if err != nil {
+		return err
+	}
+	watcher, err = newScopeWatcher(scopeConfig{
+		DeviceID: cfg.DeviceID, Network: cfg.Network, Location: loc,
+		ProbeInterval: cfg.ProbeInterval, BrowseInterval: cfg.DiscoveryInterval,
+	}, mh, log.With("component", "scopes"))
+	if err != nil {
+		return err
+	}
+
 	hello := func() *hubv1.Hello {
 		return &hubv1.Hello{
 			AgentVersion: version.Version,
@@ -186,15 +258,20 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			Labels:       deviceLabels(cfg),
 			Addresses:    []string{cfg.AdvertiseAddress},
 			Runtimes:     []string{supervisor.RuntimeWASM, supervisor.RuntimeProcess},
+			Scopes:       watcher.Scopes(),
 		}
 	}
-	cl, err := client.New(client.Config{
+	cl, err = client.New(client.Config{
 		Hub: cfg.Hub, HubCA: pool, Token: cfg.Token, DeviceID: cfg.DeviceID, Hello: hello,
 		HeartbeatInterval: cfg.HeartbeatInterval,
+		Scopes:            func() *hubv1.Scopes { return watcher.Scopes() },
+		ScopesChanged:     watcher.Changed(),
+		HubRTT:            func(rtt time.Duration) { watcher.HubRTT(rtt) },
 	}, st, sup, tunnelHandler(sup, cfg.AdvertiseAddress, streamHandler(sup)), log.With("component", "hub-client"))
 	if err != nil {
 		return err
 	}
+	watcher.cl = cl
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -204,11 +281,21 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		defer wg.Done()
 		_ = sup.Run(ctx)
 	}()
+	wg.Go(func() {
+		if err := mh.Run(ctx); err != nil {
+			log.Error("device mesh stopped", "err", err)
+		}
+	})
+	wg.Go(func() {
+		if err := watcher.Run(ctx); err != nil {
+			log.Error("scope watcher stopped", "err", err)
+		}
+	})
 	// Give the pages of the binary that starting, pulling and compiling
 	// touched back to the kernel whenever the agent goes idle.
 	wg.Go(func() { _ = workingset.Run(ctx, workingset.Config{}, log.With("component", "working-set")) })
 	wg.Go(func() { serveLocalAPI(ctx, cfg, st, cl, sup, log.With("component", "local-api")) })
-	log.Info("agent started", "hub", cfg.Hub, "dataDir", cfg.DataDir, "address", cfg.AdvertiseAddress, "version", version.Version)
+	log.Info("agent started", "hub", cfg.Hub, "dataDir", cfg.DataDir, "address", cfg.AdvertiseAddress, "version", version.Version, "meshPort", mh.Port())
 	err = cl.Run(ctx)
 	cancel()
 	wg.Wait()

@@ -14,13 +14,20 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	ctrlclient "sigs.k8s.io/controller-runtime/pkg/client"
 
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	"github.com/edgefabric/edgefabric/pkg/identity"
 	"github.com/edgefabric/edgefabric/pkg/provider/fabric"
+	"github.com/edgefabric/edgefabric/pkg/provider/fleet"
 	"github.com/edgefabric/edgefabric/pkg/provider/hub"
 	"github.com/edgefabric/edgefabric/pkg/provider/kubeletapi"
 	"github.com/edgefabric/edgefabric/pkg/provider/node"
+	"github.com/edgefabric/edgefabric/pkg/scopes"
+	"github.com/edgefabric/edgefabric/pkg/scopes/proximity"
 )
 
 // Config configures the provider. The zero value of each field is documented.
@@ -47,6 +54,25 @@ type Config struct {
 	CertTTL time.Duration
 	// Workers per node for pod sync. Zero means 8.
 	Workers int
+	// Scopes are the scopes whose clusters are published as virtual nodes.
+	// Nil means network and account.
+	Scopes []scopes.Scope
+	// ProximityRTT and ProximityKm are the radius of proximity clusters, in
+	// estimated round-trip time or in kilometres; used only when Scopes
+	// holds proximity, and then at least one must be set.
+	ProximityRTT time.Duration
+	ProximityKm  float64
+	// ClusterDissolveGrace is how long the node of a cluster that no longer
+	// forms stays before it is deleted (once no pods are left on it). Zero
+	// means 5 minutes.
+	ClusterDissolveGrace time.Duration
+	// DeviceLossGrace is how long a pod's device may be offline before the
+	// pod is placed on another device (pods may say otherwise with the
+	// edgefabric.io/device-loss-grace annotation). Zero means 60 s.
+	DeviceLossGrace time.Duration
+	// RESTConfig connects the controller-runtime client that writes the
+	// EdgeDevice objects (the CRD must be installed); nil writes none.
+	RESTConfig *rest.Config
 	// HealthListen, when set, serves /healthz and /readyz on this address
 	// (plain HTTP). Empty means no health endpoint.
 	HealthListen string
@@ -151,11 +177,37 @@ func serve(ctx context.Context, cfg Config, client kubernetes.Interface, log *sl
 	port, _ := strconv.Atoi(kport)
 
 	fab := fabric.New(log.With("component", "fabric"))
+	var fw *fleet.Writer
+	changed := func() {
+		if fw != nil {
+			fw.Changed()
+		}
+	}
 	mgr, err := node.NewManager(node.Config{
 		NodeIP: cfg.NodeIP, KubeletPort: int32(port), Version: cfg.Version, Workers: cfg.Workers,
+		Clusters: fabric.ClusterConfig{
+			Scopes:    cfg.Scopes,
+			Proximity: proximity.GroupConfig{RTT: cfg.ProximityRTT, Km: cfg.ProximityKm},
+		},
+		DissolveGrace:   cfg.ClusterDissolveGrace,
+		DeviceLossGrace: cfg.DeviceLossGrace,
+		Changed:         changed,
 	}, client, fab, log.With("component", "nodes"))
 	if err != nil {
 		return err
+	}
+	if cfg.RESTConfig != nil {
+		scheme := runtime.NewScheme()
+		if err := efv1.AddToScheme(scheme); err != nil {
+			return err
+		}
+		c, err := ctrlclient.New(cfg.RESTConfig, ctrlclient.Options{Scheme: scheme})
+		if err != nil {
+			return fmt.Errorf("EdgeDevice client: %w", err)
+		}
+		if fw, err = fleet.New(fleet.Config{Devices: fab.AllDevices, Clusters: mgr.Clusters, NodeOf: mgr.NodeOf}, c, log.With("component", "fleet")); err != nil {
+			return err
+		}
 	}
 	h, err := hub.New(hub.Config{
 		CA: ca, Hosts: cfg.HubHosts, Tokens: SecretTokens{Client: client, Namespace: cfg.Namespace}, CertTTL: cfg.CertTTL,
@@ -171,7 +223,7 @@ func serve(ctx context.Context, cfg Config, client kubernetes.Interface, log *sl
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 3)
+	errs := make(chan error, 4)
 	start := func(name string, fn func() error) {
 		wg.Add(1)
 		go func() {
@@ -184,6 +236,9 @@ func serve(ctx context.Context, cfg Config, client kubernetes.Interface, log *sl
 	}
 	start("nodes", func() error { return mgr.Run(ctx) })
 	start("hub", func() error { return h.Serve(ctx, hubLis) })
+	if fw != nil {
+		start("fleet", func() error { return fw.Run(ctx) })
+	}
 	start("kubelet API", func() error {
 		return kubeletapi.Serve(ctx, kLis, ktls, kubeletapi.Handler(mgr), log.With("component", "kubelet-api"))
 	})

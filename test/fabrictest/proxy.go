@@ -11,6 +11,9 @@ import (
 // route to the provider would; Restore listens again on the same address.
 type Proxy struct {
 	addr, target string
+	// listen opens the listener; nil means net.Listen (a LAN's proxy
+	// listens inside the LAN's network namespace).
+	listen func(network, addr string) (net.Listener, error)
 
 	mu    sync.Mutex
 	lis   net.Listener
@@ -20,7 +23,11 @@ type Proxy struct {
 
 // Restore starts forwarding again.
 func (p *Proxy) Restore() error {
-	lis, err := net.Listen("tcp", p.addr)
+	listen := p.listen
+	if listen == nil {
+		listen = net.Listen
+	}
+	lis, err := listen("tcp", p.addr)
 	if err != nil {
 		return err
 	}

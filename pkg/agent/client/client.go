@@ -72,6 +72,15 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	// MinBackoff and MaxBackoff bound the reconnect back-off: zero means 500 ms and 30 s.
 	MinBackoff, MaxBackoff time.Duration
+	// Scopes returns the device's newest scope observations; nil means none
+	// to send. The hello carries them (fill them in Hello); updates are sent
+	// whenever ScopesChanged fires. Nil Scopes sends no updates.
+	Scopes func() *hubv1.Scopes
+	// ScopesChanged signals that Scopes has something new; nil never does.
+	ScopesChanged <-chan struct{}
+	// HubRTT receives each round trip to the hub measured by a probe (one on
+	// connect, then one per heartbeat); nil drops them. It must not block.
+	HubRTT func(time.Duration)
 }
 
 // ErrRefused is wrapped by errors that retrying cannot fix: the hub refused
@@ -92,6 +101,13 @@ type Client struct {
 	cert      *tls.Certificate
 	connected bool
 	lastErr   error
+
+	joined     chan struct{}
+	joinedOnce sync.Once
+
+	probeMu sync.Mutex
+	nonce   uint64
+	probes  map[uint64]time.Time // probes sent and not answered yet, by nonce
 }
 
 // New returns a client; call Run.
@@ -111,7 +127,7 @@ func New(cfg Config, st *store.Store, work Workloads, streams StreamHandler, log
 	if cfg.Hello == nil {
 		cfg.Hello = func() *hubv1.Hello { return &hubv1.Hello{} }
 	}
-	return &Client{cfg: cfg, store: st, work: work, streams: streams, log: log}, nil
+	return &Client{cfg: cfg, store: st, work: work, streams: streams, log: log, joined: make(chan struct{}), probes: map[uint64]time.Time{}}, nil
 }
 
 // Connected reports whether the control stream is up.
@@ -230,19 +246,60 @@ func (c *Client) session(ctx context.Context) error {
 	return <-sendErr
 }
 
+// maxProbes bounds the probes awaiting their reply; older ones are dropped.
+const maxProbes = 8
+
+// probe returns a new probe, remembering when it was sent.
+func (c *Client) probe() *hubv1.AgentMessage {
+	c.probeMu.Lock()
+	defer c.probeMu.Unlock()
+	if len(c.probes) >= maxProbes {
+		clear(c.probes)
+	}
+	c.nonce++
+	c.probes[c.nonce] = time.Now()
+	return &hubv1.AgentMessage{Msg: &hubv1.AgentMessage_Probe{Probe: &hubv1.HubProbe{Nonce: c.nonce}}}
+}
+
+// probed hands the round trip of the probe nonce to HubRTT.
+func (c *Client) probed(nonce uint64) {
+	c.probeMu.Lock()
+	sent, ok := c.probes[nonce]
+	delete(c.probes, nonce)
+	c.probeMu.Unlock()
+	if ok && c.cfg.HubRTT != nil {
+		c.cfg.HubRTT(time.Since(sent))
+	}
+}
+
 func (c *Client) sendLoop(ctx context.Context, stream grpc.BidiStreamingClient[hubv1.AgentMessage, hubv1.HubMessage]) error {
 	t := time.NewTicker(c.cfg.HeartbeatInterval)
 	defer t.Stop()
+	if err := stream.Send(c.probe()); err != nil {
+		return err
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-c.cfg.ScopesChanged:
+			if c.cfg.Scopes == nil {
+				continue
+			}
+			if sc := c.cfg.Scopes(); sc != nil {
+				if err := stream.Send(&hubv1.AgentMessage{Msg: &hubv1.AgentMessage_Scopes{Scopes: sc}}); err != nil {
+					return err
+				}
+			}
 		case <-t.C:
 			hb := &hubv1.Heartbeat{Time: timestamppb.Now()}
 			if u, ok := c.work.(UsageReporter); ok {
 				hb.Usage = u.Usage()
 			}
 			if err := stream.Send(&hubv1.AgentMessage{Msg: &hubv1.AgentMessage_Heartbeat{Heartbeat: hb}}); err != nil {
+				return err
+			}
+			if err := stream.Send(c.probe()); err != nil {
 				return err
 			}
 		case <-c.work.Updates():
@@ -279,6 +336,8 @@ func (c *Client) recvLoop(ctx context.Context, hub hubv1.HubClient, stream grpc.
 			if err := c.work.Apply(m.Delta); err != nil {
 				c.log.Error("apply workload change", "err", err)
 			}
+		case *hubv1.HubMessage_ProbeReply:
+			c.probed(m.ProbeReply.GetNonce())
 		case *hubv1.HubMessage_Stream:
 			wg.Add(1)
 			go func() {
@@ -350,6 +409,22 @@ func (c *Client) serveStream(ctx context.Context, hub hubv1.HubClient, req *hubv
 	_ = s.CloseSend()
 	<-ctx.Done()
 	<-recvDone
+}
+
+// Nearest asks the hub for the devices of this device's account nearest to
+// it with at least free unallocated (limit 0: the hub's default). It dials a
+// connection of its own, so it works whether or not the control stream is up.
+func (c *Client) Nearest(ctx context.Context, free *hubv1.Resources, limit int) ([]*hubv1.NearestDevice, error) {
+	conn, err := c.dial(true)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	resp, err := hubv1.NewHubClient(conn).Nearest(ctx, &hubv1.NearestRequest{Free: free, Limit: int32(limit)})
+	if err != nil {
+		return nil, fmt.Errorf("ask the hub for the nearest devices: %w", err)
+	}
+	return resp.GetDevices(), nil
 }
 
 // refusal marks errors that mean the hub will never accept this device as is.

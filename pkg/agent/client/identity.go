@@ -49,8 +49,32 @@ func (c *Client) loadIdentity() error {
 	c.id, c.key = id, key
 	if id.CertDER != nil {
 		c.cert = &tls.Certificate{Certificate: [][]byte{id.CertDER}, PrivateKey: key}
+		c.joinedOnce.Do(func() { close(c.joined) })
 	}
 	return nil
+}
+
+// Joined is closed once the device holds a certificate (from its store or
+// the first bootstrap).
+func (c *Client) Joined() <-chan struct{} { return c.joined }
+
+// MeshIdentity returns what the device mesh needs to prove this device to its
+// peers and check theirs: the device certificate as it is now (renewals
+// replace it), the fabric's CA and the device's account. ok is false before
+// the device joined.
+func (c *Client) MeshIdentity() (cert *tls.Certificate, ca *x509.CertPool, account string, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cert == nil || c.id.CADER == nil {
+		return nil, nil, "", false
+	}
+	caCert, err := x509.ParseCertificate(c.id.CADER)
+	if err != nil {
+		return nil, nil, "", false
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(caCert)
+	return c.cert, pool, c.id.Account, true
 }
 
 // certLeft is how much of the certificate's life is left, as a fraction.
@@ -145,7 +169,9 @@ func (c *Client) saveCert(resp *hubv1.BootstrapResponse) error {
 	id, key := c.id, c.key
 	c.cert = &tls.Certificate{Certificate: [][]byte{id.CertDER}, PrivateKey: key}
 	c.mu.Unlock()
-	return c.store.SetIdentity(id)
+	err := c.store.SetIdentity(id)
+	c.joinedOnce.Do(func() { close(c.joined) })
+	return err
 }
 
 // RenewLoop renews the certificate in the background when two thirds of its

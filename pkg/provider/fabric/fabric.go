@@ -11,9 +11,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
+
+	"google.golang.org/protobuf/proto"
+	"k8s.io/apimachinery/pkg/labels"
 
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
 	"github.com/edgefabric/edgefabric/pkg/identity"
@@ -46,6 +50,9 @@ type Device struct {
 	Runtimes     []string
 	LastSeen     time.Time
 	Workloads    int
+	// Scopes is the newest scope report of the device (nil if it sent none).
+	// It is shared: do not modify it.
+	Scopes *hubv1.Scopes
 }
 
 // IP is the address pods on the device are served on.
@@ -172,6 +179,11 @@ func (f *Fabric) Connect(id identity.Device, hello *hubv1.Hello) *Session {
 	d.Addresses = hello.GetAddresses()
 	d.Runtimes = hello.GetRuntimes()
 	d.LastSeen = f.now()
+	if sc := hello.GetScopes(); sc != nil {
+		// A restarted agent counts its reports from 1 again: the hello's
+		// report replaces whatever came before it.
+		d.Scopes = proto.CloneOf(sc)
+	}
 	s := newSession(id)
 	d.sess = s
 	if f.isReady() {
@@ -215,6 +227,48 @@ func (f *Fabric) Heartbeat(id identity.Device) {
 	if d := f.devices[key(id)]; d != nil {
 		d.LastSeen = f.now()
 	}
+}
+
+// ReportScopes records a device's newer scope report (by seq; older ones are
+// dropped) and tells the listener when it changes what clusters could be
+// formed from it (claims, peers, location), not on every coordinate update.
+func (f *Fabric) ReportScopes(id identity.Device, sc *hubv1.Scopes) {
+	f.mu.Lock()
+	d := f.devices[key(id)]
+	if d == nil || d.sess == nil || (d.Scopes != nil && sc.GetSeq() <= d.Scopes.GetSeq()) {
+		f.mu.Unlock()
+		return
+	}
+	changed := !sameShape(d.Scopes, sc)
+	d.Scopes = proto.CloneOf(sc)
+	f.mu.Unlock()
+	if changed {
+		f.notify(func(l Listener) { l.DevicesChanged(id.Account) })
+	}
+}
+
+// sameShape reports whether two scope reports form the same clusters as far
+// as networks and locations go: the same claim, the same verified peers, the
+// same location.
+func sameShape(a, b *hubv1.Scopes) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	if a.GetNetworkId() != b.GetNetworkId() || a.GetNetworkExplicit() != b.GetNetworkExplicit() || a.GetDiscovering() != b.GetDiscovering() ||
+		a.GetHasPoint() != b.GetHasPoint() || a.GetLatitude() != b.GetLatitude() || a.GetLongitude() != b.GetLongitude() ||
+		a.GetRegion() != b.GetRegion() || len(a.GetPeers()) != len(b.GetPeers()) {
+		return false
+	}
+	peers := map[string]bool{}
+	for _, p := range a.GetPeers() {
+		peers[p.GetDeviceId()] = true
+	}
+	for _, p := range b.GetPeers() {
+		if !peers[p.GetDeviceId()] {
+			return false
+		}
+	}
+	return true
 }
 
 // Report passes a device's status report to the listener. Statuses of
@@ -316,13 +370,43 @@ func (f *Fabric) Device(account, id string) (Device, bool) {
 
 // Place chooses a device of account for w, or returns "" and why none fits.
 func (f *Fabric) Place(account string, w *hubv1.Workload) (string, string) {
+	return f.PlaceWith(account, w, PlaceOptions{})
+}
+
+// PlaceOptions narrow and steer PlaceWith.
+type PlaceOptions struct {
+	// Members are the devices of the cluster the pod is placed in; nil means
+	// every device of the account.
+	Members []string
+	// Selector must match the device's labels; nil matches every device.
+	Selector labels.Selector
+	// Platforms are the image's os/arch platforms; nil means any.
+	Platforms []string
+	// SameOwner counts the pods of the pod's owner on a device, so that
+	// replicas spread; nil counts none.
+	SameOwner func(device string) int
+}
+
+// PlaceWith chooses a device of account for w among opts.Members, or returns
+// "" and why none fits.
+func (f *Fabric) PlaceWith(account string, w *hubv1.Workload, opts PlaceOptions) (string, string) {
 	var cands []placement.Candidate
 	for _, d := range f.Devices(account) {
-		cands = append(cands, placement.Candidate{
+		if opts.Members != nil && !slices.Contains(opts.Members, d.ID) {
+			continue
+		}
+		c := placement.Candidate{
 			ID: d.ID, Online: d.Online, Capacity: d.Capacity, Allocated: d.Allocated, Runtimes: d.Runtimes,
-		})
+			OS: d.OS, Arch: d.Arch, Labels: d.Labels,
+		}
+		if opts.SameOwner != nil {
+			c.SameOwner = opts.SameOwner(d.ID)
+		}
+		cands = append(cands, c)
 	}
-	return placement.Choose(cands, placement.Request{Resources: requests(w), Runtime: w.GetRuntime()})
+	return placement.Choose(cands, placement.Request{
+		Resources: requests(w), Runtime: w.GetRuntime(), Selector: opts.Selector, Platforms: opts.Platforms,
+	})
 }
 
 // Assign makes w part of the desired state of device id of account, moving it
@@ -474,6 +558,9 @@ func (p *pendingStream) fail(err error) {
 	p.err = err
 	close(p.done)
 }
+
+// Resources converts wire resources; nil is zero.
+func Resources(r *hubv1.Resources) placement.Resources { return resources(r) }
 
 func resources(r *hubv1.Resources) placement.Resources {
 	return placement.Resources{CPUMillis: r.GetCpuMillis(), MemoryBytes: r.GetMemoryBytes(), Pods: r.GetPods()}

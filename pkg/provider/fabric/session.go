@@ -24,6 +24,7 @@ type Session struct {
 	full    *hubv1.DesiredState
 	deltas  map[string]*hubv1.WorkloadDelta // by workload uid
 	streams []*hubv1.StreamRequest
+	replies []uint64 // probe nonces to answer, at most maxReplies
 	wake    chan struct{}
 	closed  chan struct{}
 }
@@ -91,6 +92,21 @@ func (s *Session) queueStream(r *hubv1.StreamRequest) {
 	s.signal()
 }
 
+// maxReplies bounds the probe replies waiting to be sent: an agent that
+// probes faster than its replies drain loses the oldest.
+const maxReplies = 8
+
+// Reply queues the answer to the agent's round-trip probe nonce.
+func (s *Session) Reply(nonce uint64) {
+	s.mu.Lock()
+	if len(s.replies) >= maxReplies {
+		s.replies = s.replies[1:]
+	}
+	s.replies = append(s.replies, nonce)
+	s.mu.Unlock()
+	s.signal()
+}
+
 // Next blocks until there is something to send, then returns all of it in the
 // order it must be sent: a full state first, then deltas by generation, then
 // stream requests.
@@ -98,6 +114,12 @@ func (s *Session) Next(ctx context.Context) ([]*hubv1.HubMessage, error) {
 	for {
 		s.mu.Lock()
 		var out []*hubv1.HubMessage
+		// Probe replies first: the round trip they measure should not
+		// include the time it takes to send a large desired state.
+		for _, n := range s.replies {
+			out = append(out, &hubv1.HubMessage{Msg: &hubv1.HubMessage_ProbeReply{ProbeReply: &hubv1.HubProbeReply{Nonce: n}}})
+		}
+		s.replies = nil
 		if s.full != nil {
 			out = append(out, &hubv1.HubMessage{Msg: &hubv1.HubMessage_Desired{Desired: s.full}})
 			s.full = nil

@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc"
@@ -154,6 +155,33 @@ func (s *Server) Bootstrap(ctx context.Context, req *hubv1.BootstrapRequest) (*h
 	return resp, nil
 }
 
+// Nearest lists the caller's account's devices nearest to it that have the
+// requested free capacity.
+func (s *Server) Nearest(ctx context.Context, req *hubv1.NearestRequest) (*hubv1.NearestResponse, error) {
+	d, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if req.GetLimit() < 0 || req.GetLimit() > 100 {
+		return nil, status.Errorf(codes.InvalidArgument, "limit %d out of range 0-100", req.GetLimit())
+	}
+	devs := s.fab.Devices(d.Account)
+	i := slices.IndexFunc(devs, func(x fabric.Device) bool { return x.ID == d.ID })
+	if i < 0 {
+		return nil, status.Error(codes.FailedPrecondition, "the device is not connected")
+	}
+	free := fabric.Resources(req.GetFree())
+	resp := &hubv1.NearestResponse{}
+	for _, n := range fabric.Nearest(devs[i], devs, free, int(req.GetLimit())) {
+		resp.Devices = append(resp.Devices, &hubv1.NearestDevice{
+			DeviceId: n.ID, EstimatedRttMs: float64(n.RTT) / float64(time.Millisecond), DistanceKm: n.Km,
+			Free:      &hubv1.Resources{CpuMillis: n.Free.CPUMillis, MemoryBytes: n.Free.MemoryBytes, Pods: n.Free.Pods},
+			Addresses: n.Addresses, MeshPort: n.Scopes.GetMeshPort(), SameNetwork: n.SameNetwork,
+		})
+	}
+	return resp, nil
+}
+
 // Renew signs a fresh certificate for the caller's device.
 func (s *Server) Renew(ctx context.Context, req *hubv1.RenewRequest) (*hubv1.BootstrapResponse, error) {
 	d, err := caller(ctx)
@@ -239,6 +267,11 @@ func (s *Server) Control(stream grpc.BidiStreamingServer[hubv1.AgentMessage, hub
 			case *hubv1.AgentMessage_Status:
 				s.fab.Heartbeat(d)
 				s.fab.Report(d, m.Status)
+			case *hubv1.AgentMessage_Scopes:
+				s.fab.Heartbeat(d)
+				s.fab.ReportScopes(d, m.Scopes)
+			case *hubv1.AgentMessage_Probe:
+				sess.Reply(m.Probe.GetNonce())
 			}
 		}
 	}()

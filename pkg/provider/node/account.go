@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -20,11 +21,13 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/record"
 
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
 	"github.com/edgefabric/edgefabric/pkg/provider/fabric"
 	"github.com/edgefabric/edgefabric/pkg/provider/translate"
+	"github.com/edgefabric/edgefabric/pkg/scopes"
 )
 
 // podState is what the node knows of one of its pods.
@@ -37,12 +40,19 @@ type podState struct {
 	waiting string
 	failed  bool // can never run (unsupported); not retried
 	seq     uint64
+	// epoch is the fencing epoch of the pod's current assignment (annotation
+	// edgefabric.io/fencing-epoch); it grows each time the pod is placed
+	// again after its device was lost.
+	epoch uint64
 }
 
-// accountNode is the virtual node of one account.
+// accountNode is the virtual node of one cluster of an account's devices:
+// the account cluster (every device, node edge-<account>), or a network or
+// proximity cluster whose members the manager sets as clusters form.
 type accountNode struct {
 	m        *Manager
 	account  string
+	key      fabric.ClusterKey
 	name     string
 	recorder record.EventRecorder
 	pc       *vknode.PodController
@@ -60,6 +70,13 @@ type accountNode struct {
 	notifyPod  func(*corev1.Pod)
 	notifyNode func(*corev1.Node)
 	lastNode   *corev1.Node // the status last given to notifyNode
+	// members are the cluster's devices; nil means every device of the
+	// account (the account scope).
+	members []string
+	// dissolved is when the cluster stopped being formed; zero while it is.
+	dissolved time.Time
+	// stop ends run; set by the manager.
+	stop context.CancelFunc
 }
 
 type informersFactory interface {
@@ -73,12 +90,17 @@ var (
 	_ vknode.NodeProvider        = (*accountNode)(nil)
 )
 
-func newAccountNode(m *Manager, account string) (*accountNode, error) {
+func newAccountNode(m *Manager, key fabric.ClusterKey) (*accountNode, error) {
+	name := NodeName(key.Account)
+	if key.Scope != scopes.Account {
+		name = key.NodeName()
+	}
 	n := &accountNode{
 		m:        m,
-		account:  account,
-		name:     NodeName(account),
-		recorder: m.recorderFor(NodeName(account)),
+		account:  key.Account,
+		key:      key,
+		name:     name,
+		recorder: m.recorderFor(name),
 		byUID:    map[string]*podState{},
 		byKey:    map[string]string{},
 
@@ -163,21 +185,101 @@ func (n *accountNode) sendNodeStatus(ctx context.Context) {
 		}
 		n.mu.Unlock()
 		if cb != nil && !same {
-			cb(node)
+			// The controller writes heartbeat times into what it is given:
+			// keep lastNode ours.
+			cb(node.DeepCopy())
 		}
 	}
 }
 
-// retryLoop places waiting pods again whenever devicesChanged asks, until ctx
-// ends.
+// retryLoop places waiting pods again whenever devicesChanged asks, and
+// every second moves the pods of devices lost longer than their grace, until
+// ctx ends.
 func (n *accountNode) retryLoop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-n.retryNow:
+			n.retry()
+		case <-t.C:
+			n.moveLost(time.Now())
 		}
-		n.retry()
+	}
+}
+
+// Annotations of device loss and fencing.
+const (
+	// AnnotationDeviceLossGrace is how long a pod's device may be offline
+	// before the pod is placed again on another device (a Go duration, e.g.
+	// "30s"); Config.DeviceLossGrace if absent.
+	AnnotationDeviceLossGrace = "edgefabric.io/device-loss-grace"
+	// AnnotationFencingEpoch is the fencing epoch of the pod's assignment.
+	AnnotationFencingEpoch = "edgefabric.io/fencing-epoch"
+)
+
+// lossGrace is the pod's device-loss grace.
+func (n *accountNode) lossGrace(pod *corev1.Pod) time.Duration {
+	if v, ok := pod.Annotations[AnnotationDeviceLossGrace]; ok {
+		if d, err := time.ParseDuration(v); err == nil && d >= 0 {
+			return d
+		}
+	}
+	return n.m.cfg.DeviceLossGrace
+}
+
+// moveLost places again the pods whose device has been offline longer than
+// their grace. The lost device's desired state no longer holds them, so when
+// it comes back the first thing it is sent, the full desired state, stops
+// its stale copies; their statuses are no longer taken from it.
+func (n *accountNode) moveLost(now time.Time) {
+	type lost struct {
+		uid, device string
+		pod         *corev1.Pod
+		offline     time.Duration
+	}
+	var moves []lost
+	devices := map[string]fabric.Device{}
+	for _, d := range n.m.fab.Devices(n.account) {
+		devices[d.ID] = d
+	}
+	n.mu.Lock()
+	for uid, st := range n.byUID {
+		if st.device == "" || st.deleting || st.failed || st.waiting != "" {
+			continue
+		}
+		if ph := st.pod.Status.Phase; ph == corev1.PodSucceeded || ph == corev1.PodFailed {
+			continue
+		}
+		d, ok := devices[st.device]
+		if ok && d.Online {
+			continue
+		}
+		since := n.m.startedAt
+		if ok && d.LastSeen.After(since) {
+			since = d.LastSeen
+		}
+		if off := now.Sub(since); off >= n.lossGrace(st.pod) {
+			moves = append(moves, lost{uid: uid, device: st.device, pod: st.pod.DeepCopy(), offline: off})
+		}
+	}
+	n.mu.Unlock()
+	for _, mv := range moves {
+		n.m.fab.Remove(mv.uid)
+		n.mu.Lock()
+		st, ok := n.byUID[mv.uid]
+		if ok && st.device == mv.device {
+			st.device, st.seq = "", 0
+		}
+		n.mu.Unlock()
+		if !ok {
+			continue
+		}
+		n.m.log.Info("device lost, placing pod again", "pod", mv.pod.Namespace+"/"+mv.pod.Name, "device", mv.device, "offline", mv.offline.Round(time.Second))
+		n.recorder.Eventf(mv.pod, corev1.EventTypeWarning, "DeviceLost", "Device %s offline for %s; placing the pod on another device", mv.device, mv.offline.Round(time.Second))
+		n.place(context.Background(), mv.uid)
 	}
 }
 
@@ -215,8 +317,10 @@ func (n *accountNode) recover(ctx context.Context) error {
 		if err != nil {
 			continue // CreatePod will report it
 		}
+		epoch, _ := strconv.ParseUint(p.Annotations[AnnotationFencingEpoch], 10, 64)
+		w.FencingEpoch = epoch
 		n.mu.Lock()
-		n.byUID[string(p.UID)] = &podState{pod: p.DeepCopy(), device: dev}
+		n.byUID[string(p.UID)] = &podState{pod: p.DeepCopy(), device: dev, epoch: epoch}
 		n.byKey[p.Namespace+"/"+p.Name] = string(p.UID)
 		n.mu.Unlock()
 		n.m.track(string(p.UID), n)
@@ -231,7 +335,8 @@ func (n *accountNode) CreatePod(ctx context.Context, pod *corev1.Pod) error {
 	n.mu.Lock()
 	st, known := n.byUID[uid]
 	if !known {
-		st = &podState{pod: pod.DeepCopy(), device: pod.Annotations[AnnotationDevice]}
+		epoch, _ := strconv.ParseUint(pod.Annotations[AnnotationFencingEpoch], 10, 64)
+		st = &podState{pod: pod.DeepCopy(), device: pod.Annotations[AnnotationDevice], epoch: epoch}
 		n.byUID[uid] = st
 		n.byKey[pod.Namespace+"/"+pod.Name] = uid
 	} else {
@@ -252,6 +357,14 @@ func (n *accountNode) CreatePod(ctx context.Context, pod *corev1.Pod) error {
 		st.failed = true
 		n.mu.Unlock()
 		n.setStatus(uid, translate.FailedStatus(pod, reason, err.Error(), time.Now()))
+		return nil
+	}
+	if why := n.m.tenancy(pod.Namespace, n.account); why != "" {
+		n.recorder.Event(pod, corev1.EventTypeWarning, ReasonAccountMismatch, why)
+		n.mu.Lock()
+		st.failed = true
+		n.mu.Unlock()
+		n.setStatus(uid, translate.FailedStatus(pod, ReasonAccountMismatch, why, time.Now()))
 		return nil
 	}
 	n.place(ctx, uid)
@@ -286,7 +399,12 @@ func (n *accountNode) place(ctx context.Context, uid string) {
 	}
 	if dev == "" {
 		var why string
-		dev, why = n.m.fab.Place(n.account, w)
+		opts, err := n.placeOptions(pod)
+		if err != nil {
+			n.wait(uid, "Unschedulable", err.Error())
+			return
+		}
+		dev, why = n.m.fab.PlaceWith(n.account, w, opts)
 		if dev == "" {
 			n.wait(uid, "Unschedulable", why)
 			return
@@ -306,16 +424,22 @@ func (n *accountNode) place(ctx context.Context, uid string) {
 		n.recorder.Eventf(pod, corev1.EventTypeNormal, "Scheduled", "Scheduled to device %s", dev)
 	}
 	n.mu.Lock()
+	if st.device != dev {
+		st.epoch++ // a new assignment
+	}
 	st.device = dev
 	st.waiting = ""
+	w.FencingEpoch = st.epoch
 	// virtual-kubelet writes status with the pod as GetPod returns it, metadata
-	// included: without the annotation there, it would erase it again.
-	if st.pod.Annotations[AnnotationDevice] != dev {
+	// included: without the annotations there, it would erase them again.
+	epoch := strconv.FormatUint(st.epoch, 10)
+	if st.pod.Annotations[AnnotationDevice] != dev || st.pod.Annotations[AnnotationFencingEpoch] != epoch {
 		st.pod.Annotations = maps.Clone(st.pod.Annotations)
 		if st.pod.Annotations == nil {
 			st.pod.Annotations = map[string]string{}
 		}
 		st.pod.Annotations[AnnotationDevice] = dev
+		st.pod.Annotations[AnnotationFencingEpoch] = epoch
 	}
 	n.mu.Unlock()
 	n.m.fab.Assign(n.account, dev, w)
@@ -657,16 +781,92 @@ func (n *accountNode) NotifyNodeStatus(_ context.Context, cb func(*corev1.Node))
 	n.mu.Lock()
 	n.notifyNode, n.lastNode = cb, node
 	n.mu.Unlock()
-	cb(node)
+	cb(node.DeepCopy())
 }
 
 func (n *accountNode) initialNode() *corev1.Node {
 	return n.nodeStatus()
 }
 
-// nodeStatus is the node object for the account's current devices.
-func (n *accountNode) nodeStatus() *corev1.Node {
+// AnnotationDeviceSelector holds a pod's device selector: a Kubernetes label
+// selector over the labels of the cluster's devices.
+const AnnotationDeviceSelector = "edgefabric.io/device-selector"
+
+// placeOptions narrows placement to the cluster's members and the pod's
+// device selector, and spreads the replicas of the pod's owner.
+func (n *accountNode) placeOptions(pod *corev1.Pod) (fabric.PlaceOptions, error) {
+	opts := fabric.PlaceOptions{Members: n.memberList()}
+	if s, ok := pod.Annotations[AnnotationDeviceSelector]; ok {
+		sel, err := labels.Parse(s)
+		if err != nil {
+			return opts, fmt.Errorf("annotation %s: %w", AnnotationDeviceSelector, err)
+		}
+		opts.Selector = sel
+	}
+	if owner := metav1.GetControllerOf(pod); owner != nil {
+		counts := map[string]int{}
+		n.mu.Lock()
+		for _, st := range n.byUID {
+			if st.device == "" || st.deleting || st.pod.UID == pod.UID {
+				continue
+			}
+			if o := metav1.GetControllerOf(st.pod); o != nil && o.UID == owner.UID {
+				counts[st.device]++
+			}
+		}
+		n.mu.Unlock()
+		opts.SameOwner = func(d string) int { return counts[d] }
+	}
+	return opts, nil
+}
+
+// memberList returns the cluster's members, nil for every device of the account.
+func (n *accountNode) memberList() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.members == nil {
+		return nil
+	}
+	return slices.Clone(n.members)
+}
+
+// setMembers records the cluster's members and whether it is formed, and
+// reports whether anything changed.
+func (n *accountNode) setMembers(members []string, dissolved bool, now time.Time) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	changed := false
+	if !dissolved && (n.members == nil || !slices.Equal(n.members, members)) {
+		n.members, changed = slices.Clone(members), true
+		if n.members == nil {
+			n.members = []string{}
+		}
+	}
+	switch {
+	case dissolved && n.dissolved.IsZero():
+		n.dissolved, changed = now, true
+	case !dissolved && !n.dissolved.IsZero():
+		n.dissolved, changed = time.Time{}, true
+	}
+	return changed
+}
+
+// devices returns the cluster's devices.
+func (n *accountNode) devices() []fabric.Device {
 	devs := n.m.fab.Devices(n.account)
+	members := n.memberList()
+	if members == nil {
+		return devs
+	}
+	return slices.DeleteFunc(devs, func(d fabric.Device) bool { return !slices.Contains(members, d.ID) })
+}
+
+// nodeStatus is the node object for the cluster's current devices.
+func (n *accountNode) nodeStatus() *corev1.Node {
+	devs := n.devices()
+	n.mu.Lock()
+	dissolved := !n.dissolved.IsZero()
+	n.mu.Unlock()
 	var cpu, mem, pods int64
 	var online []fabric.Device
 	oses, arches := map[string]bool{}, map[string]bool{}
@@ -693,8 +893,11 @@ func (n *accountNode) nodeStatus() *corev1.Node {
 		"kubernetes.io/role":     "edge",
 		"kubernetes.io/hostname": n.name,
 		LabelAccount:             n.account,
-		LabelScope:               "account",
+		LabelScope:               string(scopes.Account),
 		LabelCluster:             n.name,
+	}
+	if n.key.Scope != scopes.Account {
+		labels[LabelScope], labels[LabelCluster] = string(n.key.Scope), n.key.ID
 	}
 	osName, arch := "", ""
 	if len(oses) == 1 {
@@ -711,7 +914,13 @@ func (n *accountNode) nodeStatus() *corev1.Node {
 	}
 	ready := corev1.ConditionFalse
 	reason, msg := "NoDeviceConnected", fmt.Sprintf("0/%d devices of account %s are connected", len(devs), n.account)
-	if len(online) > 0 {
+	if n.key.Scope != scopes.Account {
+		msg = fmt.Sprintf("0/%d devices of %s cluster %s are connected", len(devs), n.key.Scope, n.key.ID)
+	}
+	switch {
+	case dissolved:
+		reason, msg = "ClusterDissolved", fmt.Sprintf("%s cluster %s is no longer formed by any device", n.key.Scope, n.key.ID)
+	case len(online) > 0:
 		ready = corev1.ConditionTrue
 		reason = "DevicesReady"
 		msg = fmt.Sprintf("%d/%d devices ready: %s", len(online), len(devs), deviceNames(online))

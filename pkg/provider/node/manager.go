@@ -1,5 +1,7 @@
 // Package node publishes edge clusters as virtual-kubelet nodes. The Manager
-// keeps one virtual node per account, serves each node's pods from the fabric
+// keeps one virtual node per cluster of an account's devices (the account
+// cluster edge-<account>, and the network and proximity clusters the
+// configured scopes form, see fabric.Clusters), serves each node's pods from the fabric
 // (placing a pod on a device, sending it there, turning the device's reports
 // into pod status and events), and answers the kubelet API for all of them.
 // Run blocks until its context ends and every node has stopped.
@@ -11,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -20,6 +23,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -30,6 +34,7 @@ import (
 
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
 	"github.com/edgefabric/edgefabric/pkg/provider/fabric"
+	"github.com/edgefabric/edgefabric/pkg/scopes"
 )
 
 // Well-known names on Kubernetes objects.
@@ -56,6 +61,25 @@ type Config struct {
 	// RetryInterval is how often pods that could not be placed or configured are
 	// tried again, besides whenever devices change; zero means 5 s.
 	RetryInterval time.Duration
+	// Clusters says which scopes publish nodes (nil Scopes: network and
+	// account) and the proximity radius.
+	Clusters fabric.ClusterConfig
+	// ClusterDebounce is how long after a change of devices clusters are
+	// formed again, so that a burst of changes costs one recomputation; zero
+	// means 200 ms.
+	ClusterDebounce time.Duration
+	// DissolveGrace is how long the node of a cluster that no longer forms
+	// stays (NotReady) before it is deleted, once no pods are left on it;
+	// zero means 5 minutes.
+	DissolveGrace time.Duration
+	// DeviceLossGrace is how long a pod's device may be offline before the
+	// pod is placed again on another device of its cluster, unless the pod's
+	// edgefabric.io/device-loss-grace annotation says otherwise; zero means
+	// 60 s.
+	DeviceLossGrace time.Duration
+	// Changed is called (it must not block) when devices or clusters may
+	// have changed, for the fleet view; nil means no calls.
+	Changed func()
 	// EventQPS and EventBurst limit the rate of event writes, as the
 	// kubelet's --event-qps and --event-burst do; zero means 50 and 100
 	// (the kubelet's defaults).
@@ -80,6 +104,15 @@ func (c *Config) defaults() {
 	if c.RetryInterval == 0 {
 		c.RetryInterval = 5 * time.Second
 	}
+	if c.ClusterDebounce == 0 {
+		c.ClusterDebounce = 200 * time.Millisecond
+	}
+	if c.DissolveGrace == 0 {
+		c.DissolveGrace = 5 * time.Minute
+	}
+	if c.DeviceLossGrace == 0 {
+		c.DeviceLossGrace = 60 * time.Second
+	}
 	if c.EventQPS == 0 {
 		c.EventQPS = 50
 	}
@@ -96,7 +129,7 @@ func (c Config) Validate() error {
 	if c.NodeIP == "" {
 		return errors.New("node IP is required")
 	}
-	return nil
+	return c.Clusters.Validate()
 }
 
 // NodeName is the name of account's virtual node.
@@ -113,11 +146,17 @@ type Manager struct {
 	broadcaster record.EventBroadcaster
 
 	mu      sync.Mutex
-	ctx     context.Context // set by Run; nodes started later use it
-	nodes   map[string]*accountNode
+	ctx     context.Context         // set by Run; nodes started later use it
+	nodes   map[string]*accountNode // by node name
 	byUID   map[string]*accountNode
 	wg      sync.WaitGroup
 	started chan struct{}
+
+	// recompute asks for clusters to be formed again (capacity 1).
+	recompute  chan struct{}
+	startedAt  time.Time // devices not seen since count as lost from then
+	clustersMu sync.Mutex
+	clusters   []fabric.Cluster // the last result of fabric.Clusters
 }
 
 var _ fabric.Listener = (*Manager)(nil)
@@ -137,11 +176,15 @@ func NewManager(cfg Config, client kubernetes.Interface, fab *fabric.Fabric, log
 		nodes:   map[string]*accountNode{},
 		byUID:   map[string]*accountNode{},
 		started: make(chan struct{}),
+
+		recompute: make(chan struct{}, 1),
+		startedAt: time.Now(),
 	}
 	// Register the informers the pod controllers need before the factory starts.
 	m.scm.Core().V1().Secrets().Informer()
 	m.scm.Core().V1().ConfigMaps().Informer()
 	m.scm.Core().V1().Services().Informer()
+	m.scm.Core().V1().Namespaces().Informer()
 	fab.SetListener(m)
 	return m, nil
 }
@@ -177,22 +220,153 @@ func (m *Manager) Run(ctx context.Context) error {
 	for _, account := range m.fab.Accounts() {
 		m.DevicesChanged(account)
 	}
+	m.formClusters(time.Now())
 	m.fab.MarkReady()
 	m.log.Info("virtual nodes ready")
 
 	ticker := time.NewTicker(m.cfg.RetryInterval)
 	defer ticker.Stop()
+	var debounce <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			m.wg.Wait()
 			return nil
+		case <-m.recompute:
+			if debounce == nil {
+				debounce = time.After(m.cfg.ClusterDebounce)
+			}
+		case <-debounce:
+			debounce = nil
+			m.formClusters(time.Now())
 		case <-ticker.C:
 			for _, n := range m.allNodes() {
 				n.retry()
 				n.refreshVolumes()
 			}
+			m.formClusters(time.Now()) // devices gone for good leave their clusters
+			m.removeDissolved(ctx, time.Now())
 		}
+	}
+}
+
+// publishes reports whether the configured scopes include sc.
+func (m *Manager) publishes(sc scopes.Scope) bool {
+	if m.cfg.Clusters.Scopes == nil {
+		return slices.Contains(fabric.DefaultScopes, sc)
+	}
+	return slices.Contains(m.cfg.Clusters.Scopes, sc)
+}
+
+// formClusters forms the network and proximity clusters from what the devices
+// report, starts a node for each new one, gives each its members, and marks
+// the nodes of clusters that no longer form as dissolved. The account nodes
+// are kept by DevicesChanged.
+func (m *Manager) formClusters(now time.Time) {
+	cfg := m.cfg.Clusters
+	cfg.Scopes = slices.DeleteFunc(slices.Clone(cfg.Scopes), func(sc scopes.Scope) bool { return sc == scopes.Account })
+	if m.cfg.Clusters.Scopes == nil {
+		cfg.Scopes = []scopes.Scope{scopes.Network}
+	}
+	if len(cfg.Scopes) == 0 {
+		return
+	}
+	// A device gone for longer than the dissolve grace no longer holds its
+	// cluster together: a LAN none of whose devices come back dissolves.
+	devices := slices.DeleteFunc(m.fab.AllDevices(), func(d fabric.Device) bool {
+		since := m.startedAt
+		if d.LastSeen.After(since) {
+			since = d.LastSeen
+		}
+		return !d.Online && now.Sub(since) >= m.cfg.DissolveGrace
+	})
+	m.clustersMu.Lock()
+	clusters := fabric.Clusters(devices, cfg, m.clusters)
+	m.clusters = clusters
+	m.clustersMu.Unlock()
+	if m.cfg.Changed != nil {
+		defer m.cfg.Changed()
+	}
+	formed := map[string]bool{}
+	for _, c := range clusters {
+		n, err := m.ensureNode(c.ClusterKey)
+		if err != nil {
+			m.log.Error("start virtual node", "cluster", c.NodeName(), "err", err)
+			continue
+		}
+		formed[n.name] = true
+		if n.setMembers(c.Members, false, now) {
+			m.log.Info("cluster formed", "node", n.name, "scope", string(c.Scope), "account", c.Account, "members", len(c.Members))
+		}
+		n.devicesChanged()
+	}
+	for _, n := range m.allNodes() {
+		if n.key.Scope == scopes.Account || formed[n.name] {
+			continue
+		}
+		if n.setMembers(nil, true, now) {
+			m.log.Info("cluster dissolved", "node", n.name)
+		}
+		n.devicesChanged()
+	}
+}
+
+// Clusters returns every cluster devices belong to: the network and
+// proximity clusters last formed, and each account's cluster.
+func (m *Manager) Clusters() []fabric.Cluster {
+	m.clustersMu.Lock()
+	out := slices.Clone(m.clusters)
+	m.clustersMu.Unlock()
+	for _, account := range m.fab.Accounts() {
+		c := fabric.Cluster{ClusterKey: fabric.ClusterKey{Account: account, Scope: scopes.Account}}
+		for _, d := range m.fab.Devices(account) {
+			c.Members = append(c.Members, d.ID)
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// NodeOf returns the name of the virtual node of a cluster, "" if none is
+// published.
+func (m *Manager) NodeOf(key fabric.ClusterKey) string {
+	name := NodeName(key.Account)
+	if key.Scope != scopes.Account {
+		name = key.NodeName()
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.nodes[name]; ok {
+		return name
+	}
+	return ""
+}
+
+// removeDissolved stops and deletes the nodes whose cluster dissolved longer
+// than DissolveGrace ago and that have no pods left.
+func (m *Manager) removeDissolved(ctx context.Context, now time.Time) {
+	for _, n := range m.allNodes() {
+		n.mu.Lock()
+		gone := !n.dissolved.IsZero() && now.Sub(n.dissolved) >= m.cfg.DissolveGrace && len(n.byUID) == 0
+		stop := n.stop
+		n.mu.Unlock()
+		if !gone {
+			continue
+		}
+		pods, err := m.listPods(ctx, n.name)
+		if err != nil || len(pods) > 0 {
+			continue
+		}
+		m.mu.Lock()
+		delete(m.nodes, n.name)
+		m.mu.Unlock()
+		stop()
+		err = m.client.CoreV1().Nodes().Delete(ctx, n.name, metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			m.log.Warn("delete dissolved node", "node", n.name, "err", err)
+			continue
+		}
+		m.log.Info("dissolved cluster's node deleted", "node", n.name)
 	}
 }
 
@@ -205,10 +379,19 @@ func (m *Manager) recover(ctx context.Context) error {
 	}
 	for _, n := range nodes.Items {
 		account := n.Labels[LabelAccount]
-		if n.Name != NodeName(account) {
-			continue
+		key := fabric.ClusterKey{Account: account, Scope: scopes.Scope(n.Labels[LabelScope]), ID: n.Labels[LabelCluster]}
+		switch key.Scope {
+		case scopes.Network, scopes.Proximity:
+			if n.Name != key.NodeName() {
+				continue
+			}
+		default:
+			if n.Name != NodeName(account) {
+				continue
+			}
+			key = fabric.ClusterKey{Account: account, Scope: scopes.Account}
 		}
-		an, err := m.ensureNode(account)
+		an, err := m.ensureNode(key)
 		if err != nil {
 			return err
 		}
@@ -229,25 +412,37 @@ func (m *Manager) allNodes() []*accountNode {
 	return out
 }
 
-// ensureNode returns account's node, starting it if it does not run yet.
-func (m *Manager) ensureNode(account string) (*accountNode, error) {
+// ensureNode returns the cluster's node, starting it if it does not run yet.
+// A network or proximity node starts with no members until formClusters
+// gives it some.
+func (m *Manager) ensureNode(key fabric.ClusterKey) (*accountNode, error) {
+	name := NodeName(key.Account)
+	if key.Scope != scopes.Account {
+		name = key.NodeName()
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if n, ok := m.nodes[account]; ok {
+	if n, ok := m.nodes[name]; ok {
 		return n, nil
 	}
 	if m.ctx == nil {
 		return nil, errors.New("manager not running")
 	}
-	n, err := newAccountNode(m, account)
+	n, err := newAccountNode(m, key)
 	if err != nil {
 		return nil, err
 	}
-	m.nodes[account] = n
+	if key.Scope != scopes.Account {
+		n.members = []string{}
+	}
+	ctx, stop := context.WithCancel(m.ctx)
+	n.stop = stop
+	m.nodes[name] = n
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		if err := n.run(m.ctx); err != nil && m.ctx.Err() == nil {
+		defer stop()
+		if err := n.run(ctx); err != nil && ctx.Err() == nil {
 			m.log.Error("virtual node stopped", "node", n.name, "err", err)
 		}
 	}()
@@ -277,12 +472,28 @@ func (m *Manager) DevicesChanged(account string) {
 	default:
 		return // recover will create the nodes
 	}
-	n, err := m.ensureNode(account)
-	if err != nil {
-		m.log.Error("start virtual node", "account", account, "err", err)
-		return
+	select {
+	case m.recompute <- struct{}{}:
+	default:
 	}
-	n.devicesChanged()
+	if m.cfg.Changed != nil {
+		m.cfg.Changed()
+	}
+	if m.publishes(scopes.Account) {
+		n, err := m.ensureNode(fabric.ClusterKey{Account: account, Scope: scopes.Account})
+		if err != nil {
+			m.log.Error("start virtual node", "account", account, "err", err)
+			return
+		}
+		n.devicesChanged()
+	}
+	// Whether a member went offline shows on its cluster nodes at once;
+	// who is a member is settled by formClusters.
+	for _, n := range m.allNodes() {
+		if n.account == account && n.key.Scope != scopes.Account {
+			n.devicesChanged()
+		}
+	}
 }
 
 // WorkloadStatus implements fabric.Listener.
@@ -373,6 +584,34 @@ func (m *Manager) removePod(pod *corev1.Pod) {
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 		m.log.Warn("remove stopped pod", "pod", pod.Namespace+"/"+pod.Name, "err", err)
 	}
+}
+
+// ReasonAccountMismatch is the reason of the status and event of a pod that
+// may not run on the devices of the node it was bound to.
+const ReasonAccountMismatch = "AccountMismatch"
+
+// tenancy says why a pod of namespace ns may not run on account's devices, or
+// "" if it may. A namespace labelled edgefabric.io/account=<a> runs pods on
+// a's devices only; once any namespace is labelled for an account, that
+// account's devices run pods of its labelled namespaces only. Accounts no
+// namespace is labelled for take pods from any unlabelled namespace.
+func (m *Manager) tenancy(ns, account string) string {
+	lister := m.scm.Core().V1().Namespaces().Lister()
+	nsObj, err := lister.Get(ns)
+	if err != nil {
+		return "" // not in the cache yet: the API server admitted the pod
+	}
+	if a := nsObj.Labels[LabelAccount]; a != "" {
+		if a != account {
+			return fmt.Sprintf("namespace %s belongs to account %s (label %s); its pods may not run on the devices of account %s", ns, a, LabelAccount, account)
+		}
+		return ""
+	}
+	all, err := lister.List(labels.SelectorFromSet(labels.Set{LabelAccount: account}))
+	if err == nil && len(all) > 0 {
+		return fmt.Sprintf("the devices of account %s run pods of namespaces labelled %s=%s only (e.g. %s); namespace %s is not", account, LabelAccount, account, all[0].Name, ns)
+	}
+	return ""
 }
 
 // envSource resolves env references through the shared informers.

@@ -1,7 +1,10 @@
 // Package placement chooses the device of an edge cluster that runs a pod. It is
 // a pure function of the candidates and the request: filter the devices that can
-// run the pod, then prefer the least loaded. The fabric calls it with a snapshot
-// of its devices; nothing here does I/O or holds state.
+// run the pod (online, runtime, os/arch against the image's platforms where
+// known, the pod's device selector over device labels, free resources), then
+// score them: spread replicas of the same owner across devices first, then
+// prefer the least loaded. The fabric calls it with a snapshot of its devices;
+// nothing here does I/O or holds state.
 package placement
 
 import (
@@ -9,6 +12,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/labels"
 )
 
 // Resources is an amount of CPU, memory and pod slots.
@@ -25,12 +30,23 @@ type Candidate struct {
 	Capacity  Resources
 	Allocated Resources // sum of the requests of what already runs there
 	Runtimes  []string
+	// OS and Arch are the device's GOOS and GOARCH; "" if unknown.
+	OS, Arch string
+	// Labels are the device's labels (--labels, os/arch/hostname).
+	Labels map[string]string
+	// SameOwner is how many pods of the request's owner already run there.
+	SameOwner int
 }
 
 // Request is what a pod needs from its device.
 type Request struct {
 	Resources Resources
 	Runtime   string
+	// Platforms are the image's "os/arch" platforms; nil means unknown or
+	// any (a WASM module runs everywhere).
+	Platforms []string
+	// Selector must match the device's labels; nil matches every device.
+	Selector labels.Selector
 }
 
 // Choose returns the ID of the device to run req, or "" and a message naming
@@ -40,6 +56,7 @@ func Choose(cands []Candidate, req Request) (string, string) {
 	reasons := map[string]int{}
 	type scored struct {
 		id    string
+		same  int
 		score float64
 		pods  int64
 	}
@@ -49,13 +66,16 @@ func Choose(cands []Candidate, req Request) (string, string) {
 			reasons[r]++
 			continue
 		}
-		fits = append(fits, scored{id: c.ID, score: load(c, req), pods: c.Allocated.Pods})
+		fits = append(fits, scored{id: c.ID, same: c.SameOwner, score: load(c, req), pods: c.Allocated.Pods})
 	}
 	if len(fits) == 0 {
 		return "", noFit(len(cands), reasons)
 	}
 	sort.Slice(fits, func(i, j int) bool {
 		a, b := fits[i], fits[j]
+		if a.same != b.same {
+			return a.same < b.same
+		}
 		if a.score != b.score {
 			return a.score < b.score
 		}
@@ -73,6 +93,10 @@ func misfit(c Candidate, req Request) string {
 		return "offline"
 	case req.Runtime != "" && !slices.Contains(c.Runtimes, req.Runtime):
 		return "no " + req.Runtime + " runtime"
+	case len(req.Platforms) > 0 && !slices.Contains(req.Platforms, c.OS+"/"+c.Arch):
+		return "os/arch not among the image's platforms"
+	case req.Selector != nil && !req.Selector.Matches(labels.Set(c.Labels)):
+		return "didn't match the device selector"
 	case c.Capacity.Pods > 0 && c.Allocated.Pods+1 > c.Capacity.Pods:
 		return "Too many pods"
 	case c.Allocated.CPUMillis+req.Resources.CPUMillis > c.Capacity.CPUMillis:

@@ -1,6 +1,10 @@
 package placement
 
-import "testing"
+import (
+	"testing"
+
+	"k8s.io/apimachinery/pkg/labels"
+)
 
 func TestChoose(t *testing.T) {
 	dev := func(id string, online bool, cpuUsed, memUsed, pods int64) Candidate {
@@ -30,6 +34,45 @@ func TestChoose(t *testing.T) {
 		},
 		{name: "pod slots", cands: []Candidate{dev("a", true, 0, 0, 10)}, req: small, wantWhy: "0/1 devices are available: 1 Too many pods."},
 		{name: "runtime", cands: []Candidate{dev("a", true, 0, 0, 0)}, req: Request{Runtime: "process"}, wantWhy: "0/1 devices are available: 1 no process runtime."},
+		{
+			name: "device selector",
+			cands: []Candidate{
+				withLabels(dev("a", true, 0, 0, 0), "camera", "yes"), withLabels(dev("b", true, 0, 0, 0), "camera", "no"),
+				withLabels(dev("c", true, 0, 0, 0)),
+			},
+			req:  Request{Runtime: "wasm", Selector: selector(t, "camera=yes")},
+			want: "a",
+		},
+		{
+			name:    "device selector matches nothing",
+			cands:   []Candidate{withLabels(dev("a", true, 0, 0, 0), "camera", "no"), dev("b", false, 0, 0, 0)},
+			req:     Request{Runtime: "wasm", Selector: selector(t, "camera in (yes,maybe)")},
+			wantWhy: "0/2 devices are available: 1 didn't match the device selector, 1 offline.",
+		},
+		{
+			name:  "image platforms",
+			cands: []Candidate{platform(dev("a", true, 0, 0, 0), "linux", "arm64"), platform(dev("b", true, 900, 0, 9), "linux", "amd64")},
+			req:   Request{Runtime: "wasm", Platforms: []string{"linux/amd64"}},
+			want:  "b",
+		},
+		{
+			name:    "no device of the image's platforms",
+			cands:   []Candidate{platform(dev("a", true, 0, 0, 0), "linux", "arm64")},
+			req:     Request{Runtime: "wasm", Platforms: []string{"linux/amd64", "windows/amd64"}},
+			wantWhy: "0/1 devices are available: 1 os/arch not among the image's platforms.",
+		},
+		{
+			name:  "replicas spread before load",
+			cands: []Candidate{same(dev("a", true, 0, 0, 0), 1), same(dev("b", true, 800, 0, 5), 0)},
+			req:   small,
+			want:  "b",
+		},
+		{
+			name:  "spread evenly, then least loaded",
+			cands: []Candidate{same(dev("a", true, 500, 0, 0), 1), same(dev("b", true, 100, 0, 5), 1), same(dev("c", true, 0, 0, 0), 2)},
+			req:   small,
+			want:  "b",
+		},
 		{name: "no devices", req: small, wantWhy: "0/0 devices are available: no device of this cluster is connected."},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -39,4 +82,31 @@ func TestChoose(t *testing.T) {
 			}
 		})
 	}
+}
+
+func withLabels(c Candidate, kv ...string) Candidate {
+	c.Labels = map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		c.Labels[kv[i]] = kv[i+1]
+	}
+	return c
+}
+
+func platform(c Candidate, os, arch string) Candidate {
+	c.OS, c.Arch = os, arch
+	return c
+}
+
+func same(c Candidate, n int) Candidate {
+	c.SameOwner = n
+	return c
+}
+
+func selector(t *testing.T, s string) labels.Selector {
+	t.Helper()
+	sel, err := labels.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sel
 }

@@ -288,7 +288,10 @@ type Hello struct {
 	// Generation of the desired state the agent holds from its store; 0 if none.
 	KnownGeneration uint64 `protobuf:"varint,10,opt,name=known_generation,json=knownGeneration,proto3" json:"known_generation,omitempty"`
 	// Status of every workload the agent runs, so the provider learns it at once.
-	Statuses      []*WorkloadStatus `protobuf:"bytes,11,rep,name=statuses,proto3" json:"statuses,omitempty"`
+	Statuses []*WorkloadStatus `protobuf:"bytes,11,rep,name=statuses,proto3" json:"statuses,omitempty"`
+	// What the device observes of its LAN and its place in the network, as
+	// ScopesReport updates later carry it. Field 30: scopes' fields start at 30.
+	Scopes        *Scopes `protobuf:"bytes,30,opt,name=scopes,proto3" json:"scopes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -396,6 +399,13 @@ func (x *Hello) GetKnownGeneration() uint64 {
 func (x *Hello) GetStatuses() []*WorkloadStatus {
 	if x != nil {
 		return x.Statuses
+	}
+	return nil
+}
+
+func (x *Hello) GetScopes() *Scopes {
+	if x != nil {
+		return x.Scopes
 	}
 	return nil
 }
@@ -609,6 +619,8 @@ type AgentMessage struct {
 	//	*AgentMessage_Heartbeat
 	//	*AgentMessage_Status
 	//	*AgentMessage_Ack
+	//	*AgentMessage_Scopes
+	//	*AgentMessage_Probe
 	Msg           isAgentMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -687,6 +699,24 @@ func (x *AgentMessage) GetAck() *Ack {
 	return nil
 }
 
+func (x *AgentMessage) GetScopes() *Scopes {
+	if x != nil {
+		if x, ok := x.Msg.(*AgentMessage_Scopes); ok {
+			return x.Scopes
+		}
+	}
+	return nil
+}
+
+func (x *AgentMessage) GetProbe() *HubProbe {
+	if x != nil {
+		if x, ok := x.Msg.(*AgentMessage_Probe); ok {
+			return x.Probe
+		}
+	}
+	return nil
+}
+
 type isAgentMessage_Msg interface {
 	isAgentMessage_Msg()
 }
@@ -707,6 +737,16 @@ type AgentMessage_Ack struct {
 	Ack *Ack `protobuf:"bytes,4,opt,name=ack,proto3,oneof"`
 }
 
+type AgentMessage_Scopes struct {
+	// Scope observations, latest wins (the newest seq).
+	Scopes *Scopes `protobuf:"bytes,30,opt,name=scopes,proto3,oneof"`
+}
+
+type AgentMessage_Probe struct {
+	// A round-trip probe to the hub; answered with a HubProbeReply.
+	Probe *HubProbe `protobuf:"bytes,31,opt,name=probe,proto3,oneof"`
+}
+
 func (*AgentMessage_Hello) isAgentMessage_Msg() {}
 
 func (*AgentMessage_Heartbeat) isAgentMessage_Msg() {}
@@ -714,6 +754,10 @@ func (*AgentMessage_Heartbeat) isAgentMessage_Msg() {}
 func (*AgentMessage_Status) isAgentMessage_Msg() {}
 
 func (*AgentMessage_Ack) isAgentMessage_Msg() {}
+
+func (*AgentMessage_Scopes) isAgentMessage_Msg() {}
+
+func (*AgentMessage_Probe) isAgentMessage_Msg() {}
 
 // StatusReport carries the newest status of some workloads (latest wins) and
 // events raised since the last report.
@@ -821,6 +865,7 @@ type HubMessage struct {
 	//	*HubMessage_Delta
 	//	*HubMessage_Stream
 	//	*HubMessage_Welcome
+	//	*HubMessage_ProbeReply
 	Msg           isHubMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -899,6 +944,15 @@ func (x *HubMessage) GetWelcome() *Welcome {
 	return nil
 }
 
+func (x *HubMessage) GetProbeReply() *HubProbeReply {
+	if x != nil {
+		if x, ok := x.Msg.(*HubMessage_ProbeReply); ok {
+			return x.ProbeReply
+		}
+	}
+	return nil
+}
+
 type isHubMessage_Msg interface {
 	isHubMessage_Msg()
 }
@@ -919,6 +973,10 @@ type HubMessage_Welcome struct {
 	Welcome *Welcome `protobuf:"bytes,4,opt,name=welcome,proto3,oneof"`
 }
 
+type HubMessage_ProbeReply struct {
+	ProbeReply *HubProbeReply `protobuf:"bytes,30,opt,name=probe_reply,json=probeReply,proto3,oneof"`
+}
+
 func (*HubMessage_Desired) isHubMessage_Msg() {}
 
 func (*HubMessage_Delta) isHubMessage_Msg() {}
@@ -926,6 +984,8 @@ func (*HubMessage_Delta) isHubMessage_Msg() {}
 func (*HubMessage_Stream) isHubMessage_Msg() {}
 
 func (*HubMessage_Welcome) isHubMessage_Msg() {}
+
+func (*HubMessage_ProbeReply) isHubMessage_Msg() {}
 
 type Welcome struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1814,7 +1874,11 @@ type Workload struct {
 	RuntimeAuto bool `protobuf:"varint,11,opt,name=runtime_auto,json=runtimeAuto,proto3" json:"runtime_auto,omitempty"`
 	// Hash of the volumes' contents: when only it changes, the device swaps the
 	// files in place without restarting anything.
-	VolumesHash   string `protobuf:"bytes,12,opt,name=volumes_hash,json=volumesHash,proto3" json:"volumes_hash,omitempty"`
+	VolumesHash string `protobuf:"bytes,12,opt,name=volumes_hash,json=volumesHash,proto3" json:"volumes_hash,omitempty"`
+	// Fencing epoch of the pod's assignment to this device: it grows each time
+	// the pod is placed again after its device was lost, and a device that
+	// comes back is sent a desired state without its stale copy first.
+	FencingEpoch  uint64 `protobuf:"varint,30,opt,name=fencing_epoch,json=fencingEpoch,proto3" json:"fencing_epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1931,6 +1995,13 @@ func (x *Workload) GetVolumesHash() string {
 		return x.VolumesHash
 	}
 	return ""
+}
+
+func (x *Workload) GetFencingEpoch() uint64 {
+	if x != nil {
+		return x.FencingEpoch
+	}
+	return 0
 }
 
 type ContainerState struct {
@@ -2979,6 +3050,587 @@ func (x *StreamFrame) GetExit() *ExitStatus {
 	return nil
 }
 
+// Coordinate is a Vivaldi network coordinate (pkg/scopes/proximity); lengths
+// in seconds.
+type Coordinate struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Vec           []float64              `protobuf:"fixed64,1,rep,packed,name=vec,proto3" json:"vec,omitempty"`
+	Error         float64                `protobuf:"fixed64,2,opt,name=error,proto3" json:"error,omitempty"`
+	Adjustment    float64                `protobuf:"fixed64,3,opt,name=adjustment,proto3" json:"adjustment,omitempty"`
+	Height        float64                `protobuf:"fixed64,4,opt,name=height,proto3" json:"height,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Coordinate) Reset() {
+	*x = Coordinate{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Coordinate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Coordinate) ProtoMessage() {}
+
+func (x *Coordinate) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Coordinate.ProtoReflect.Descriptor instead.
+func (*Coordinate) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *Coordinate) GetVec() []float64 {
+	if x != nil {
+		return x.Vec
+	}
+	return nil
+}
+
+func (x *Coordinate) GetError() float64 {
+	if x != nil {
+		return x.Error
+	}
+	return 0
+}
+
+func (x *Coordinate) GetAdjustment() float64 {
+	if x != nil {
+		return x.Adjustment
+	}
+	return 0
+}
+
+func (x *Coordinate) GetHeight() float64 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
+// LANPeer is a device of the same account the agent sees on its LAN and that
+// proved its identity over the device mesh (mutual TLS, same CA, same account).
+type LANPeer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DeviceId      string                 `protobuf:"bytes,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	Address       string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`            // host:port of its mesh listener
+	RttMs         float64                `protobuf:"fixed64,3,opt,name=rtt_ms,json=rttMs,proto3" json:"rtt_ms,omitempty"` // last measured round trip; 0 if none yet
+	LastSeen      *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LANPeer) Reset() {
+	*x = LANPeer{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LANPeer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LANPeer) ProtoMessage() {}
+
+func (x *LANPeer) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LANPeer.ProtoReflect.Descriptor instead.
+func (*LANPeer) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *LANPeer) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+func (x *LANPeer) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *LANPeer) GetRttMs() float64 {
+	if x != nil {
+		return x.RttMs
+	}
+	return 0
+}
+
+func (x *LANPeer) GetLastSeen() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSeen
+	}
+	return nil
+}
+
+// Scopes is what an agent observes for cluster formation. Each report holds
+// the whole picture; the provider keeps the one with the highest seq.
+type Scopes struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Seq   uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// network_id is the network cluster ID the device claims (pkg/scopes/network.ID);
+	// network_explicit says it comes from --network.
+	NetworkId       string      `protobuf:"bytes,2,opt,name=network_id,json=networkId,proto3" json:"network_id,omitempty"`
+	NetworkExplicit bool        `protobuf:"varint,3,opt,name=network_explicit,json=networkExplicit,proto3" json:"network_explicit,omitempty"`
+	Subnet          string      `protobuf:"bytes,4,opt,name=subnet,proto3" json:"subnet,omitempty"`   // e.g. 192.168.1.0/24; "" if unknown
+	Gateway         string      `protobuf:"bytes,5,opt,name=gateway,proto3" json:"gateway,omitempty"` // "" if unknown
+	Peers           []*LANPeer  `protobuf:"bytes,6,rep,name=peers,proto3" json:"peers,omitempty"`
+	Coordinate      *Coordinate `protobuf:"bytes,7,opt,name=coordinate,proto3" json:"coordinate,omitempty"`
+	// location: --location lat,long (has_point) or a region label.
+	HasPoint  bool    `protobuf:"varint,8,opt,name=has_point,json=hasPoint,proto3" json:"has_point,omitempty"`
+	Latitude  float64 `protobuf:"fixed64,9,opt,name=latitude,proto3" json:"latitude,omitempty"`
+	Longitude float64 `protobuf:"fixed64,10,opt,name=longitude,proto3" json:"longitude,omitempty"`
+	Region    string  `protobuf:"bytes,11,opt,name=region,proto3" json:"region,omitempty"`
+	MeshPort  int32   `protobuf:"varint,12,opt,name=mesh_port,json=meshPort,proto3" json:"mesh_port,omitempty"`
+	// hub_rtt_ms is the last measured round trip to the hub; 0 if none yet.
+	HubRttMs float64 `protobuf:"fixed64,13,opt,name=hub_rtt_ms,json=hubRttMs,proto3" json:"hub_rtt_ms,omitempty"`
+	// discovering is set until the agent has browsed its LAN and probed the
+	// peers it found once: until then its peers say nothing yet, and the
+	// provider leaves it out of network clusters.
+	Discovering   bool `protobuf:"varint,14,opt,name=discovering,proto3" json:"discovering,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Scopes) Reset() {
+	*x = Scopes{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Scopes) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Scopes) ProtoMessage() {}
+
+func (x *Scopes) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Scopes.ProtoReflect.Descriptor instead.
+func (*Scopes) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *Scopes) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *Scopes) GetNetworkId() string {
+	if x != nil {
+		return x.NetworkId
+	}
+	return ""
+}
+
+func (x *Scopes) GetNetworkExplicit() bool {
+	if x != nil {
+		return x.NetworkExplicit
+	}
+	return false
+}
+
+func (x *Scopes) GetSubnet() string {
+	if x != nil {
+		return x.Subnet
+	}
+	return ""
+}
+
+func (x *Scopes) GetGateway() string {
+	if x != nil {
+		return x.Gateway
+	}
+	return ""
+}
+
+func (x *Scopes) GetPeers() []*LANPeer {
+	if x != nil {
+		return x.Peers
+	}
+	return nil
+}
+
+func (x *Scopes) GetCoordinate() *Coordinate {
+	if x != nil {
+		return x.Coordinate
+	}
+	return nil
+}
+
+func (x *Scopes) GetHasPoint() bool {
+	if x != nil {
+		return x.HasPoint
+	}
+	return false
+}
+
+func (x *Scopes) GetLatitude() float64 {
+	if x != nil {
+		return x.Latitude
+	}
+	return 0
+}
+
+func (x *Scopes) GetLongitude() float64 {
+	if x != nil {
+		return x.Longitude
+	}
+	return 0
+}
+
+func (x *Scopes) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *Scopes) GetMeshPort() int32 {
+	if x != nil {
+		return x.MeshPort
+	}
+	return 0
+}
+
+func (x *Scopes) GetHubRttMs() float64 {
+	if x != nil {
+		return x.HubRttMs
+	}
+	return 0
+}
+
+func (x *Scopes) GetDiscovering() bool {
+	if x != nil {
+		return x.Discovering
+	}
+	return false
+}
+
+// HubProbe measures the round trip from the agent to the hub.
+type HubProbe struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Nonce         uint64                 `protobuf:"varint,1,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HubProbe) Reset() {
+	*x = HubProbe{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HubProbe) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HubProbe) ProtoMessage() {}
+
+func (x *HubProbe) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HubProbe.ProtoReflect.Descriptor instead.
+func (*HubProbe) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *HubProbe) GetNonce() uint64 {
+	if x != nil {
+		return x.Nonce
+	}
+	return 0
+}
+
+type HubProbeReply struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Nonce         uint64                 `protobuf:"varint,1,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HubProbeReply) Reset() {
+	*x = HubProbeReply{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HubProbeReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HubProbeReply) ProtoMessage() {}
+
+func (x *HubProbeReply) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HubProbeReply.ProtoReflect.Descriptor instead.
+func (*HubProbeReply) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *HubProbeReply) GetNonce() uint64 {
+	if x != nil {
+		return x.Nonce
+	}
+	return 0
+}
+
+type NearestRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// free is the capacity a device must have unallocated; unset means any.
+	Free *Resources `protobuf:"bytes,1,opt,name=free,proto3" json:"free,omitempty"`
+	// limit caps the answer; 0 means 5.
+	Limit         int32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NearestRequest) Reset() {
+	*x = NearestRequest{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NearestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NearestRequest) ProtoMessage() {}
+
+func (x *NearestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NearestRequest.ProtoReflect.Descriptor instead.
+func (*NearestRequest) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *NearestRequest) GetFree() *Resources {
+	if x != nil {
+		return x.Free
+	}
+	return nil
+}
+
+func (x *NearestRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type NearestDevice struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	DeviceId string                 `protobuf:"bytes,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	// estimated_rtt_ms is the Vivaldi estimate of the round trip from the
+	// caller; 0 if either has no coordinate.
+	EstimatedRttMs float64 `protobuf:"fixed64,2,opt,name=estimated_rtt_ms,json=estimatedRttMs,proto3" json:"estimated_rtt_ms,omitempty"`
+	// distance_km is the distance on the ground when both gave --location
+	// lat,long; -1 otherwise.
+	DistanceKm float64    `protobuf:"fixed64,3,opt,name=distance_km,json=distanceKm,proto3" json:"distance_km,omitempty"`
+	Free       *Resources `protobuf:"bytes,4,opt,name=free,proto3" json:"free,omitempty"`
+	Addresses  []string   `protobuf:"bytes,5,rep,name=addresses,proto3" json:"addresses,omitempty"`
+	MeshPort   int32      `protobuf:"varint,6,opt,name=mesh_port,json=meshPort,proto3" json:"mesh_port,omitempty"`
+	// same_network says the device is in the caller's network cluster claim.
+	SameNetwork   bool `protobuf:"varint,7,opt,name=same_network,json=sameNetwork,proto3" json:"same_network,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NearestDevice) Reset() {
+	*x = NearestDevice{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NearestDevice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NearestDevice) ProtoMessage() {}
+
+func (x *NearestDevice) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NearestDevice.ProtoReflect.Descriptor instead.
+func (*NearestDevice) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *NearestDevice) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+func (x *NearestDevice) GetEstimatedRttMs() float64 {
+	if x != nil {
+		return x.EstimatedRttMs
+	}
+	return 0
+}
+
+func (x *NearestDevice) GetDistanceKm() float64 {
+	if x != nil {
+		return x.DistanceKm
+	}
+	return 0
+}
+
+func (x *NearestDevice) GetFree() *Resources {
+	if x != nil {
+		return x.Free
+	}
+	return nil
+}
+
+func (x *NearestDevice) GetAddresses() []string {
+	if x != nil {
+		return x.Addresses
+	}
+	return nil
+}
+
+func (x *NearestDevice) GetMeshPort() int32 {
+	if x != nil {
+		return x.MeshPort
+	}
+	return 0
+}
+
+func (x *NearestDevice) GetSameNetwork() bool {
+	if x != nil {
+		return x.SameNetwork
+	}
+	return false
+}
+
+type NearestResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Devices       []*NearestDevice       `protobuf:"bytes,1,rep,name=devices,proto3" json:"devices,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NearestResponse) Reset() {
+	*x = NearestResponse{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NearestResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NearestResponse) ProtoMessage() {}
+
+func (x *NearestResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NearestResponse.ProtoReflect.Descriptor instead.
+func (*NearestResponse) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *NearestResponse) GetDevices() []*NearestDevice {
+	if x != nil {
+		return x.Devices
+	}
+	return nil
+}
+
 type Probe_Exec struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Command       []string               `protobuf:"bytes,1,rep,name=command,proto3" json:"command,omitempty"`
@@ -2988,7 +3640,7 @@ type Probe_Exec struct {
 
 func (x *Probe_Exec) Reset() {
 	*x = Probe_Exec{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[36]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3000,7 +3652,7 @@ func (x *Probe_Exec) String() string {
 func (*Probe_Exec) ProtoMessage() {}
 
 func (x *Probe_Exec) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[36]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3036,7 +3688,7 @@ type Probe_HTTPGet struct {
 
 func (x *Probe_HTTPGet) Reset() {
 	*x = Probe_HTTPGet{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[37]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3048,7 +3700,7 @@ func (x *Probe_HTTPGet) String() string {
 func (*Probe_HTTPGet) ProtoMessage() {}
 
 func (x *Probe_HTTPGet) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[37]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3109,7 +3761,7 @@ type Probe_TCPSocket struct {
 
 func (x *Probe_TCPSocket) Reset() {
 	*x = Probe_TCPSocket{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[38]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3121,7 +3773,7 @@ func (x *Probe_TCPSocket) String() string {
 func (*Probe_TCPSocket) ProtoMessage() {}
 
 func (x *Probe_TCPSocket) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[38]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3161,7 +3813,7 @@ type Probe_GRPC struct {
 
 func (x *Probe_GRPC) Reset() {
 	*x = Probe_GRPC{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[39]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3173,7 +3825,7 @@ func (x *Probe_GRPC) String() string {
 func (*Probe_GRPC) ProtoMessage() {}
 
 func (x *Probe_GRPC) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[39]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3213,7 +3865,7 @@ type ContainerState_Waiting struct {
 
 func (x *ContainerState_Waiting) Reset() {
 	*x = ContainerState_Waiting{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[40]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3225,7 +3877,7 @@ func (x *ContainerState_Waiting) String() string {
 func (*ContainerState_Waiting) ProtoMessage() {}
 
 func (x *ContainerState_Waiting) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[40]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3264,7 +3916,7 @@ type ContainerState_Running struct {
 
 func (x *ContainerState_Running) Reset() {
 	*x = ContainerState_Running{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[41]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3276,7 +3928,7 @@ func (x *ContainerState_Running) String() string {
 func (*ContainerState_Running) ProtoMessage() {}
 
 func (x *ContainerState_Running) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[41]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3312,7 +3964,7 @@ type ContainerState_Terminated struct {
 
 func (x *ContainerState_Terminated) Reset() {
 	*x = ContainerState_Terminated{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[42]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3324,7 +3976,7 @@ func (x *ContainerState_Terminated) String() string {
 func (*ContainerState_Terminated) ProtoMessage() {}
 
 func (x *ContainerState_Terminated) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[42]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3396,7 +4048,7 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"\n" +
 	"cpu_millis\x18\x01 \x01(\x03R\tcpuMillis\x12!\n" +
 	"\fmemory_bytes\x18\x02 \x01(\x03R\vmemoryBytes\x12\x12\n" +
-	"\x04pods\x18\x03 \x01(\x03R\x04pods\"\xe0\x03\n" +
+	"\x04pods\x18\x03 \x01(\x03R\x04pods\"\x93\x04\n" +
 	"\x05Hello\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12#\n" +
 	"\ragent_version\x18\x02 \x01(\tR\fagentVersion\x12\x0e\n" +
@@ -3409,7 +4061,8 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"\bruntimes\x18\t \x03(\tR\bruntimes\x12)\n" +
 	"\x10known_generation\x18\n" +
 	" \x01(\x04R\x0fknownGeneration\x12=\n" +
-	"\bstatuses\x18\v \x03(\v2!.edgefabric.hub.v1.WorkloadStatusR\bstatuses\x1a9\n" +
+	"\bstatuses\x18\v \x03(\v2!.edgefabric.hub.v1.WorkloadStatusR\bstatuses\x121\n" +
+	"\x06scopes\x18\x1e \x01(\v2\x19.edgefabric.hub.v1.ScopesR\x06scopes\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xaf\x01\n" +
@@ -3430,12 +4083,14 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"\fcpu_measured\x18\x03 \x01(\bR\vcpuMeasured\x12!\n" +
 	"\fmemory_bytes\x18\x04 \x01(\x04R\vmemoryBytes\x129\n" +
 	"\n" +
-	"start_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\"\xec\x01\n" +
+	"start_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\"\xd6\x02\n" +
 	"\fAgentMessage\x120\n" +
 	"\x05hello\x18\x01 \x01(\v2\x18.edgefabric.hub.v1.HelloH\x00R\x05hello\x12<\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x1c.edgefabric.hub.v1.HeartbeatH\x00R\theartbeat\x129\n" +
 	"\x06status\x18\x03 \x01(\v2\x1f.edgefabric.hub.v1.StatusReportH\x00R\x06status\x12*\n" +
-	"\x03ack\x18\x04 \x01(\v2\x16.edgefabric.hub.v1.AckH\x00R\x03ackB\x05\n" +
+	"\x03ack\x18\x04 \x01(\v2\x16.edgefabric.hub.v1.AckH\x00R\x03ack\x123\n" +
+	"\x06scopes\x18\x1e \x01(\v2\x19.edgefabric.hub.v1.ScopesH\x00R\x06scopes\x123\n" +
+	"\x05probe\x18\x1f \x01(\v2\x1b.edgefabric.hub.v1.HubProbeH\x00R\x05probeB\x05\n" +
 	"\x03msg\"\x7f\n" +
 	"\fStatusReport\x12=\n" +
 	"\bstatuses\x18\x01 \x03(\v2!.edgefabric.hub.v1.WorkloadStatusR\bstatuses\x120\n" +
@@ -3443,13 +4098,15 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"\x03Ack\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x01 \x01(\x04R\n" +
-	"generation\"\xfe\x01\n" +
+	"generation\"\xc3\x02\n" +
 	"\n" +
 	"HubMessage\x12;\n" +
 	"\adesired\x18\x01 \x01(\v2\x1f.edgefabric.hub.v1.DesiredStateH\x00R\adesired\x128\n" +
 	"\x05delta\x18\x02 \x01(\v2 .edgefabric.hub.v1.WorkloadDeltaH\x00R\x05delta\x12:\n" +
 	"\x06stream\x18\x03 \x01(\v2 .edgefabric.hub.v1.StreamRequestH\x00R\x06stream\x126\n" +
-	"\awelcome\x18\x04 \x01(\v2\x1a.edgefabric.hub.v1.WelcomeH\x00R\awelcomeB\x05\n" +
+	"\awelcome\x18\x04 \x01(\v2\x1a.edgefabric.hub.v1.WelcomeH\x00R\awelcome\x12C\n" +
+	"\vprobe_reply\x18\x1e \x01(\v2 .edgefabric.hub.v1.HubProbeReplyH\x00R\n" +
+	"probeReplyB\x05\n" +
 	"\x03msg\"}\n" +
 	"\aWelcome\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12\x1b\n" +
@@ -3544,7 +4201,7 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"\rContainerPort\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12%\n" +
 	"\x0econtainer_port\x18\x02 \x01(\x05R\rcontainerPort\x12\x1a\n" +
-	"\bprotocol\x18\x03 \x01(\tR\bprotocol\"\xe8\x03\n" +
+	"\bprotocol\x18\x03 \x01(\tR\bprotocol\"\x8d\x04\n" +
 	"\bWorkload\x12\x10\n" +
 	"\x03uid\x18\x01 \x01(\tR\x03uid\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x12\n" +
@@ -3560,7 +4217,8 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"\avolumes\x18\n" +
 	" \x03(\v2\x19.edgefabric.hub.v1.VolumeR\avolumes\x12!\n" +
 	"\fruntime_auto\x18\v \x01(\bR\vruntimeAuto\x12!\n" +
-	"\fvolumes_hash\x18\f \x01(\tR\vvolumesHash\"\xd0\x04\n" +
+	"\fvolumes_hash\x18\f \x01(\tR\vvolumesHash\x12#\n" +
+	"\rfencing_epoch\x18\x1e \x01(\x04R\ffencingEpoch\"\xd0\x04\n" +
 	"\x0eContainerState\x12E\n" +
 	"\awaiting\x18\x01 \x01(\v2).edgefabric.hub.v1.ContainerState.WaitingH\x00R\awaiting\x12E\n" +
 	"\arunning\x18\x02 \x01(\v2).edgefabric.hub.v1.ContainerState.RunningH\x00R\arunning\x12N\n" +
@@ -3668,12 +4326,64 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"\vclose_write\x18\x06 \x01(\bR\n" +
 	"closeWrite\x127\n" +
 	"\x06resize\x18\a \x01(\v2\x1f.edgefabric.hub.v1.TerminalSizeR\x06resize\x121\n" +
-	"\x04exit\x18\b \x01(\v2\x1d.edgefabric.hub.v1.ExitStatusR\x04exit2\xca\x02\n" +
+	"\x04exit\x18\b \x01(\v2\x1d.edgefabric.hub.v1.ExitStatusR\x04exit\"l\n" +
+	"\n" +
+	"Coordinate\x12\x10\n" +
+	"\x03vec\x18\x01 \x03(\x01R\x03vec\x12\x14\n" +
+	"\x05error\x18\x02 \x01(\x01R\x05error\x12\x1e\n" +
+	"\n" +
+	"adjustment\x18\x03 \x01(\x01R\n" +
+	"adjustment\x12\x16\n" +
+	"\x06height\x18\x04 \x01(\x01R\x06height\"\x90\x01\n" +
+	"\aLANPeer\x12\x1b\n" +
+	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x15\n" +
+	"\x06rtt_ms\x18\x03 \x01(\x01R\x05rttMs\x127\n" +
+	"\tlast_seen\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\"\xd3\x03\n" +
+	"\x06Scopes\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x1d\n" +
+	"\n" +
+	"network_id\x18\x02 \x01(\tR\tnetworkId\x12)\n" +
+	"\x10network_explicit\x18\x03 \x01(\bR\x0fnetworkExplicit\x12\x16\n" +
+	"\x06subnet\x18\x04 \x01(\tR\x06subnet\x12\x18\n" +
+	"\agateway\x18\x05 \x01(\tR\agateway\x120\n" +
+	"\x05peers\x18\x06 \x03(\v2\x1a.edgefabric.hub.v1.LANPeerR\x05peers\x12=\n" +
+	"\n" +
+	"coordinate\x18\a \x01(\v2\x1d.edgefabric.hub.v1.CoordinateR\n" +
+	"coordinate\x12\x1b\n" +
+	"\thas_point\x18\b \x01(\bR\bhasPoint\x12\x1a\n" +
+	"\blatitude\x18\t \x01(\x01R\blatitude\x12\x1c\n" +
+	"\tlongitude\x18\n" +
+	" \x01(\x01R\tlongitude\x12\x16\n" +
+	"\x06region\x18\v \x01(\tR\x06region\x12\x1b\n" +
+	"\tmesh_port\x18\f \x01(\x05R\bmeshPort\x12\x1c\n" +
+	"\n" +
+	"hub_rtt_ms\x18\r \x01(\x01R\bhubRttMs\x12 \n" +
+	"\vdiscovering\x18\x0e \x01(\bR\vdiscovering\" \n" +
+	"\bHubProbe\x12\x14\n" +
+	"\x05nonce\x18\x01 \x01(\x04R\x05nonce\"%\n" +
+	"\rHubProbeReply\x12\x14\n" +
+	"\x05nonce\x18\x01 \x01(\x04R\x05nonce\"X\n" +
+	"\x0eNearestRequest\x120\n" +
+	"\x04free\x18\x01 \x01(\v2\x1c.edgefabric.hub.v1.ResourcesR\x04free\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\x05R\x05limit\"\x87\x02\n" +
+	"\rNearestDevice\x12\x1b\n" +
+	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12(\n" +
+	"\x10estimated_rtt_ms\x18\x02 \x01(\x01R\x0eestimatedRttMs\x12\x1f\n" +
+	"\vdistance_km\x18\x03 \x01(\x01R\n" +
+	"distanceKm\x120\n" +
+	"\x04free\x18\x04 \x01(\v2\x1c.edgefabric.hub.v1.ResourcesR\x04free\x12\x1c\n" +
+	"\taddresses\x18\x05 \x03(\tR\taddresses\x12\x1b\n" +
+	"\tmesh_port\x18\x06 \x01(\x05R\bmeshPort\x12!\n" +
+	"\fsame_network\x18\a \x01(\bR\vsameNetwork\"M\n" +
+	"\x0fNearestResponse\x12:\n" +
+	"\adevices\x18\x01 \x03(\v2 .edgefabric.hub.v1.NearestDeviceR\adevices2\x9c\x03\n" +
 	"\x03Hub\x12V\n" +
 	"\tBootstrap\x12#.edgefabric.hub.v1.BootstrapRequest\x1a$.edgefabric.hub.v1.BootstrapResponse\x12N\n" +
 	"\x05Renew\x12\x1f.edgefabric.hub.v1.RenewRequest\x1a$.edgefabric.hub.v1.BootstrapResponse\x12M\n" +
 	"\aControl\x12\x1f.edgefabric.hub.v1.AgentMessage\x1a\x1d.edgefabric.hub.v1.HubMessage(\x010\x01\x12L\n" +
-	"\x06Stream\x12\x1e.edgefabric.hub.v1.StreamFrame\x1a\x1e.edgefabric.hub.v1.StreamFrame(\x010\x01B8Z6github.com/edgefabric/edgefabric/pkg/apis/hub/v1;hubv1b\x06proto3"
+	"\x06Stream\x12\x1e.edgefabric.hub.v1.StreamFrame\x1a\x1e.edgefabric.hub.v1.StreamFrame(\x010\x01\x12P\n" +
+	"\aNearest\x12!.edgefabric.hub.v1.NearestRequest\x1a\".edgefabric.hub.v1.NearestResponseB8Z6github.com/edgefabric/edgefabric/pkg/apis/hub/v1;hubv1b\x06proto3"
 
 var (
 	file_pkg_apis_hub_v1_hub_proto_rawDescOnce sync.Once
@@ -3687,7 +4397,7 @@ func file_pkg_apis_hub_v1_hub_proto_rawDescGZIP() []byte {
 	return file_pkg_apis_hub_v1_hub_proto_rawDescData
 }
 
-var file_pkg_apis_hub_v1_hub_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_pkg_apis_hub_v1_hub_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_pkg_apis_hub_v1_hub_proto_goTypes = []any{
 	(*BootstrapRequest)(nil),          // 0: edgefabric.hub.v1.BootstrapRequest
 	(*RenewRequest)(nil),              // 1: edgefabric.hub.v1.RenewRequest
@@ -3724,87 +4434,107 @@ var file_pkg_apis_hub_v1_hub_proto_goTypes = []any{
 	(*TerminalSize)(nil),              // 32: edgefabric.hub.v1.TerminalSize
 	(*ExitStatus)(nil),                // 33: edgefabric.hub.v1.ExitStatus
 	(*StreamFrame)(nil),               // 34: edgefabric.hub.v1.StreamFrame
-	nil,                               // 35: edgefabric.hub.v1.Hello.LabelsEntry
-	(*Probe_Exec)(nil),                // 36: edgefabric.hub.v1.Probe.Exec
-	(*Probe_HTTPGet)(nil),             // 37: edgefabric.hub.v1.Probe.HTTPGet
-	(*Probe_TCPSocket)(nil),           // 38: edgefabric.hub.v1.Probe.TCPSocket
-	(*Probe_GRPC)(nil),                // 39: edgefabric.hub.v1.Probe.GRPC
-	(*ContainerState_Waiting)(nil),    // 40: edgefabric.hub.v1.ContainerState.Waiting
-	(*ContainerState_Running)(nil),    // 41: edgefabric.hub.v1.ContainerState.Running
-	(*ContainerState_Terminated)(nil), // 42: edgefabric.hub.v1.ContainerState.Terminated
-	(*timestamppb.Timestamp)(nil),     // 43: google.protobuf.Timestamp
+	(*Coordinate)(nil),                // 35: edgefabric.hub.v1.Coordinate
+	(*LANPeer)(nil),                   // 36: edgefabric.hub.v1.LANPeer
+	(*Scopes)(nil),                    // 37: edgefabric.hub.v1.Scopes
+	(*HubProbe)(nil),                  // 38: edgefabric.hub.v1.HubProbe
+	(*HubProbeReply)(nil),             // 39: edgefabric.hub.v1.HubProbeReply
+	(*NearestRequest)(nil),            // 40: edgefabric.hub.v1.NearestRequest
+	(*NearestDevice)(nil),             // 41: edgefabric.hub.v1.NearestDevice
+	(*NearestResponse)(nil),           // 42: edgefabric.hub.v1.NearestResponse
+	nil,                               // 43: edgefabric.hub.v1.Hello.LabelsEntry
+	(*Probe_Exec)(nil),                // 44: edgefabric.hub.v1.Probe.Exec
+	(*Probe_HTTPGet)(nil),             // 45: edgefabric.hub.v1.Probe.HTTPGet
+	(*Probe_TCPSocket)(nil),           // 46: edgefabric.hub.v1.Probe.TCPSocket
+	(*Probe_GRPC)(nil),                // 47: edgefabric.hub.v1.Probe.GRPC
+	(*ContainerState_Waiting)(nil),    // 48: edgefabric.hub.v1.ContainerState.Waiting
+	(*ContainerState_Running)(nil),    // 49: edgefabric.hub.v1.ContainerState.Running
+	(*ContainerState_Terminated)(nil), // 50: edgefabric.hub.v1.ContainerState.Terminated
+	(*timestamppb.Timestamp)(nil),     // 51: google.protobuf.Timestamp
 }
 var file_pkg_apis_hub_v1_hub_proto_depIdxs = []int32{
-	43, // 0: edgefabric.hub.v1.BootstrapResponse.not_after:type_name -> google.protobuf.Timestamp
+	51, // 0: edgefabric.hub.v1.BootstrapResponse.not_after:type_name -> google.protobuf.Timestamp
 	3,  // 1: edgefabric.hub.v1.Hello.capacity:type_name -> edgefabric.hub.v1.Resources
-	35, // 2: edgefabric.hub.v1.Hello.labels:type_name -> edgefabric.hub.v1.Hello.LabelsEntry
+	43, // 2: edgefabric.hub.v1.Hello.labels:type_name -> edgefabric.hub.v1.Hello.LabelsEntry
 	25, // 3: edgefabric.hub.v1.Hello.statuses:type_name -> edgefabric.hub.v1.WorkloadStatus
-	43, // 4: edgefabric.hub.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
-	3,  // 5: edgefabric.hub.v1.Heartbeat.allocated:type_name -> edgefabric.hub.v1.Resources
-	6,  // 6: edgefabric.hub.v1.Heartbeat.usage:type_name -> edgefabric.hub.v1.WorkloadUsage
-	43, // 7: edgefabric.hub.v1.WorkloadUsage.time:type_name -> google.protobuf.Timestamp
-	7,  // 8: edgefabric.hub.v1.WorkloadUsage.containers:type_name -> edgefabric.hub.v1.ContainerUsage
-	43, // 9: edgefabric.hub.v1.ContainerUsage.start_time:type_name -> google.protobuf.Timestamp
-	4,  // 10: edgefabric.hub.v1.AgentMessage.hello:type_name -> edgefabric.hub.v1.Hello
-	5,  // 11: edgefabric.hub.v1.AgentMessage.heartbeat:type_name -> edgefabric.hub.v1.Heartbeat
-	9,  // 12: edgefabric.hub.v1.AgentMessage.status:type_name -> edgefabric.hub.v1.StatusReport
-	10, // 13: edgefabric.hub.v1.AgentMessage.ack:type_name -> edgefabric.hub.v1.Ack
-	25, // 14: edgefabric.hub.v1.StatusReport.statuses:type_name -> edgefabric.hub.v1.WorkloadStatus
-	26, // 15: edgefabric.hub.v1.StatusReport.events:type_name -> edgefabric.hub.v1.Event
-	13, // 16: edgefabric.hub.v1.HubMessage.desired:type_name -> edgefabric.hub.v1.DesiredState
-	14, // 17: edgefabric.hub.v1.HubMessage.delta:type_name -> edgefabric.hub.v1.WorkloadDelta
-	28, // 18: edgefabric.hub.v1.HubMessage.stream:type_name -> edgefabric.hub.v1.StreamRequest
-	12, // 19: edgefabric.hub.v1.HubMessage.welcome:type_name -> edgefabric.hub.v1.Welcome
-	43, // 20: edgefabric.hub.v1.Welcome.server_time:type_name -> google.protobuf.Timestamp
-	22, // 21: edgefabric.hub.v1.DesiredState.workloads:type_name -> edgefabric.hub.v1.Workload
-	22, // 22: edgefabric.hub.v1.WorkloadDelta.upsert:type_name -> edgefabric.hub.v1.Workload
-	15, // 23: edgefabric.hub.v1.Container.env:type_name -> edgefabric.hub.v1.EnvVar
-	17, // 24: edgefabric.hub.v1.Container.liveness_probe:type_name -> edgefabric.hub.v1.Probe
-	17, // 25: edgefabric.hub.v1.Container.readiness_probe:type_name -> edgefabric.hub.v1.Probe
-	17, // 26: edgefabric.hub.v1.Container.startup_probe:type_name -> edgefabric.hub.v1.Probe
-	18, // 27: edgefabric.hub.v1.Container.volume_mounts:type_name -> edgefabric.hub.v1.VolumeMount
-	21, // 28: edgefabric.hub.v1.Container.ports:type_name -> edgefabric.hub.v1.ContainerPort
-	36, // 29: edgefabric.hub.v1.Probe.exec:type_name -> edgefabric.hub.v1.Probe.Exec
-	37, // 30: edgefabric.hub.v1.Probe.http_get:type_name -> edgefabric.hub.v1.Probe.HTTPGet
-	38, // 31: edgefabric.hub.v1.Probe.tcp_socket:type_name -> edgefabric.hub.v1.Probe.TCPSocket
-	39, // 32: edgefabric.hub.v1.Probe.grpc:type_name -> edgefabric.hub.v1.Probe.GRPC
-	19, // 33: edgefabric.hub.v1.Volume.files:type_name -> edgefabric.hub.v1.VolumeFile
-	16, // 34: edgefabric.hub.v1.Workload.containers:type_name -> edgefabric.hub.v1.Container
-	16, // 35: edgefabric.hub.v1.Workload.init_containers:type_name -> edgefabric.hub.v1.Container
-	20, // 36: edgefabric.hub.v1.Workload.volumes:type_name -> edgefabric.hub.v1.Volume
-	40, // 37: edgefabric.hub.v1.ContainerState.waiting:type_name -> edgefabric.hub.v1.ContainerState.Waiting
-	41, // 38: edgefabric.hub.v1.ContainerState.running:type_name -> edgefabric.hub.v1.ContainerState.Running
-	42, // 39: edgefabric.hub.v1.ContainerState.terminated:type_name -> edgefabric.hub.v1.ContainerState.Terminated
-	23, // 40: edgefabric.hub.v1.ContainerStatus.state:type_name -> edgefabric.hub.v1.ContainerState
-	23, // 41: edgefabric.hub.v1.ContainerStatus.last_state:type_name -> edgefabric.hub.v1.ContainerState
-	24, // 42: edgefabric.hub.v1.WorkloadStatus.containers:type_name -> edgefabric.hub.v1.ContainerStatus
-	43, // 43: edgefabric.hub.v1.WorkloadStatus.start_time:type_name -> google.protobuf.Timestamp
-	24, // 44: edgefabric.hub.v1.WorkloadStatus.init_containers:type_name -> edgefabric.hub.v1.ContainerStatus
-	43, // 45: edgefabric.hub.v1.Event.time:type_name -> google.protobuf.Timestamp
-	43, // 46: edgefabric.hub.v1.LogOptions.since_time:type_name -> google.protobuf.Timestamp
-	27, // 47: edgefabric.hub.v1.StreamRequest.logs:type_name -> edgefabric.hub.v1.LogOptions
-	29, // 48: edgefabric.hub.v1.StreamRequest.exec:type_name -> edgefabric.hub.v1.ExecOptions
-	30, // 49: edgefabric.hub.v1.StreamRequest.attach:type_name -> edgefabric.hub.v1.AttachOptions
-	31, // 50: edgefabric.hub.v1.StreamRequest.port_forward:type_name -> edgefabric.hub.v1.PortForwardOptions
-	32, // 51: edgefabric.hub.v1.StreamFrame.resize:type_name -> edgefabric.hub.v1.TerminalSize
-	33, // 52: edgefabric.hub.v1.StreamFrame.exit:type_name -> edgefabric.hub.v1.ExitStatus
-	15, // 53: edgefabric.hub.v1.Probe.HTTPGet.headers:type_name -> edgefabric.hub.v1.EnvVar
-	43, // 54: edgefabric.hub.v1.ContainerState.Running.started_at:type_name -> google.protobuf.Timestamp
-	43, // 55: edgefabric.hub.v1.ContainerState.Terminated.started_at:type_name -> google.protobuf.Timestamp
-	43, // 56: edgefabric.hub.v1.ContainerState.Terminated.finished_at:type_name -> google.protobuf.Timestamp
-	0,  // 57: edgefabric.hub.v1.Hub.Bootstrap:input_type -> edgefabric.hub.v1.BootstrapRequest
-	1,  // 58: edgefabric.hub.v1.Hub.Renew:input_type -> edgefabric.hub.v1.RenewRequest
-	8,  // 59: edgefabric.hub.v1.Hub.Control:input_type -> edgefabric.hub.v1.AgentMessage
-	34, // 60: edgefabric.hub.v1.Hub.Stream:input_type -> edgefabric.hub.v1.StreamFrame
-	2,  // 61: edgefabric.hub.v1.Hub.Bootstrap:output_type -> edgefabric.hub.v1.BootstrapResponse
-	2,  // 62: edgefabric.hub.v1.Hub.Renew:output_type -> edgefabric.hub.v1.BootstrapResponse
-	11, // 63: edgefabric.hub.v1.Hub.Control:output_type -> edgefabric.hub.v1.HubMessage
-	34, // 64: edgefabric.hub.v1.Hub.Stream:output_type -> edgefabric.hub.v1.StreamFrame
-	61, // [61:65] is the sub-list for method output_type
-	57, // [57:61] is the sub-list for method input_type
-	57, // [57:57] is the sub-list for extension type_name
-	57, // [57:57] is the sub-list for extension extendee
-	0,  // [0:57] is the sub-list for field type_name
+	37, // 4: edgefabric.hub.v1.Hello.scopes:type_name -> edgefabric.hub.v1.Scopes
+	51, // 5: edgefabric.hub.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
+	3,  // 6: edgefabric.hub.v1.Heartbeat.allocated:type_name -> edgefabric.hub.v1.Resources
+	6,  // 7: edgefabric.hub.v1.Heartbeat.usage:type_name -> edgefabric.hub.v1.WorkloadUsage
+	51, // 8: edgefabric.hub.v1.WorkloadUsage.time:type_name -> google.protobuf.Timestamp
+	7,  // 9: edgefabric.hub.v1.WorkloadUsage.containers:type_name -> edgefabric.hub.v1.ContainerUsage
+	51, // 10: edgefabric.hub.v1.ContainerUsage.start_time:type_name -> google.protobuf.Timestamp
+	4,  // 11: edgefabric.hub.v1.AgentMessage.hello:type_name -> edgefabric.hub.v1.Hello
+	5,  // 12: edgefabric.hub.v1.AgentMessage.heartbeat:type_name -> edgefabric.hub.v1.Heartbeat
+	9,  // 13: edgefabric.hub.v1.AgentMessage.status:type_name -> edgefabric.hub.v1.StatusReport
+	10, // 14: edgefabric.hub.v1.AgentMessage.ack:type_name -> edgefabric.hub.v1.Ack
+	37, // 15: edgefabric.hub.v1.AgentMessage.scopes:type_name -> edgefabric.hub.v1.Scopes
+	38, // 16: edgefabric.hub.v1.AgentMessage.probe:type_name -> edgefabric.hub.v1.HubProbe
+	25, // 17: edgefabric.hub.v1.StatusReport.statuses:type_name -> edgefabric.hub.v1.WorkloadStatus
+	26, // 18: edgefabric.hub.v1.StatusReport.events:type_name -> edgefabric.hub.v1.Event
+	13, // 19: edgefabric.hub.v1.HubMessage.desired:type_name -> edgefabric.hub.v1.DesiredState
+	14, // 20: edgefabric.hub.v1.HubMessage.delta:type_name -> edgefabric.hub.v1.WorkloadDelta
+	28, // 21: edgefabric.hub.v1.HubMessage.stream:type_name -> edgefabric.hub.v1.StreamRequest
+	12, // 22: edgefabric.hub.v1.HubMessage.welcome:type_name -> edgefabric.hub.v1.Welcome
+	39, // 23: edgefabric.hub.v1.HubMessage.probe_reply:type_name -> edgefabric.hub.v1.HubProbeReply
+	51, // 24: edgefabric.hub.v1.Welcome.server_time:type_name -> google.protobuf.Timestamp
+	22, // 25: edgefabric.hub.v1.DesiredState.workloads:type_name -> edgefabric.hub.v1.Workload
+	22, // 26: edgefabric.hub.v1.WorkloadDelta.upsert:type_name -> edgefabric.hub.v1.Workload
+	15, // 27: edgefabric.hub.v1.Container.env:type_name -> edgefabric.hub.v1.EnvVar
+	17, // 28: edgefabric.hub.v1.Container.liveness_probe:type_name -> edgefabric.hub.v1.Probe
+	17, // 29: edgefabric.hub.v1.Container.readiness_probe:type_name -> edgefabric.hub.v1.Probe
+	17, // 30: edgefabric.hub.v1.Container.startup_probe:type_name -> edgefabric.hub.v1.Probe
+	18, // 31: edgefabric.hub.v1.Container.volume_mounts:type_name -> edgefabric.hub.v1.VolumeMount
+	21, // 32: edgefabric.hub.v1.Container.ports:type_name -> edgefabric.hub.v1.ContainerPort
+	44, // 33: edgefabric.hub.v1.Probe.exec:type_name -> edgefabric.hub.v1.Probe.Exec
+	45, // 34: edgefabric.hub.v1.Probe.http_get:type_name -> edgefabric.hub.v1.Probe.HTTPGet
+	46, // 35: edgefabric.hub.v1.Probe.tcp_socket:type_name -> edgefabric.hub.v1.Probe.TCPSocket
+	47, // 36: edgefabric.hub.v1.Probe.grpc:type_name -> edgefabric.hub.v1.Probe.GRPC
+	19, // 37: edgefabric.hub.v1.Volume.files:type_name -> edgefabric.hub.v1.VolumeFile
+	16, // 38: edgefabric.hub.v1.Workload.containers:type_name -> edgefabric.hub.v1.Container
+	16, // 39: edgefabric.hub.v1.Workload.init_containers:type_name -> edgefabric.hub.v1.Container
+	20, // 40: edgefabric.hub.v1.Workload.volumes:type_name -> edgefabric.hub.v1.Volume
+	48, // 41: edgefabric.hub.v1.ContainerState.waiting:type_name -> edgefabric.hub.v1.ContainerState.Waiting
+	49, // 42: edgefabric.hub.v1.ContainerState.running:type_name -> edgefabric.hub.v1.ContainerState.Running
+	50, // 43: edgefabric.hub.v1.ContainerState.terminated:type_name -> edgefabric.hub.v1.ContainerState.Terminated
+	23, // 44: edgefabric.hub.v1.ContainerStatus.state:type_name -> edgefabric.hub.v1.ContainerState
+	23, // 45: edgefabric.hub.v1.ContainerStatus.last_state:type_name -> edgefabric.hub.v1.ContainerState
+	24, // 46: edgefabric.hub.v1.WorkloadStatus.containers:type_name -> edgefabric.hub.v1.ContainerStatus
+	51, // 47: edgefabric.hub.v1.WorkloadStatus.start_time:type_name -> google.protobuf.Timestamp
+	24, // 48: edgefabric.hub.v1.WorkloadStatus.init_containers:type_name -> edgefabric.hub.v1.ContainerStatus
+	51, // 49: edgefabric.hub.v1.Event.time:type_name -> google.protobuf.Timestamp
+	51, // 50: edgefabric.hub.v1.LogOptions.since_time:type_name -> google.protobuf.Timestamp
+	27, // 51: edgefabric.hub.v1.StreamRequest.logs:type_name -> edgefabric.hub.v1.LogOptions
+	29, // 52: edgefabric.hub.v1.StreamRequest.exec:type_name -> edgefabric.hub.v1.ExecOptions
+	30, // 53: edgefabric.hub.v1.StreamRequest.attach:type_name -> edgefabric.hub.v1.AttachOptions
+	31, // 54: edgefabric.hub.v1.StreamRequest.port_forward:type_name -> edgefabric.hub.v1.PortForwardOptions
+	32, // 55: edgefabric.hub.v1.StreamFrame.resize:type_name -> edgefabric.hub.v1.TerminalSize
+	33, // 56: edgefabric.hub.v1.StreamFrame.exit:type_name -> edgefabric.hub.v1.ExitStatus
+	51, // 57: edgefabric.hub.v1.LANPeer.last_seen:type_name -> google.protobuf.Timestamp
+	36, // 58: edgefabric.hub.v1.Scopes.peers:type_name -> edgefabric.hub.v1.LANPeer
+	35, // 59: edgefabric.hub.v1.Scopes.coordinate:type_name -> edgefabric.hub.v1.Coordinate
+	3,  // 60: edgefabric.hub.v1.NearestRequest.free:type_name -> edgefabric.hub.v1.Resources
+	3,  // 61: edgefabric.hub.v1.NearestDevice.free:type_name -> edgefabric.hub.v1.Resources
+	41, // 62: edgefabric.hub.v1.NearestResponse.devices:type_name -> edgefabric.hub.v1.NearestDevice
+	15, // 63: edgefabric.hub.v1.Probe.HTTPGet.headers:type_name -> edgefabric.hub.v1.EnvVar
+	51, // 64: edgefabric.hub.v1.ContainerState.Running.started_at:type_name -> google.protobuf.Timestamp
+	51, // 65: edgefabric.hub.v1.ContainerState.Terminated.started_at:type_name -> google.protobuf.Timestamp
+	51, // 66: edgefabric.hub.v1.ContainerState.Terminated.finished_at:type_name -> google.protobuf.Timestamp
+	0,  // 67: edgefabric.hub.v1.Hub.Bootstrap:input_type -> edgefabric.hub.v1.BootstrapRequest
+	1,  // 68: edgefabric.hub.v1.Hub.Renew:input_type -> edgefabric.hub.v1.RenewRequest
+	8,  // 69: edgefabric.hub.v1.Hub.Control:input_type -> edgefabric.hub.v1.AgentMessage
+	34, // 70: edgefabric.hub.v1.Hub.Stream:input_type -> edgefabric.hub.v1.StreamFrame
+	40, // 71: edgefabric.hub.v1.Hub.Nearest:input_type -> edgefabric.hub.v1.NearestRequest
+	2,  // 72: edgefabric.hub.v1.Hub.Bootstrap:output_type -> edgefabric.hub.v1.BootstrapResponse
+	2,  // 73: edgefabric.hub.v1.Hub.Renew:output_type -> edgefabric.hub.v1.BootstrapResponse
+	11, // 74: edgefabric.hub.v1.Hub.Control:output_type -> edgefabric.hub.v1.HubMessage
+	34, // 75: edgefabric.hub.v1.Hub.Stream:output_type -> edgefabric.hub.v1.StreamFrame
+	42, // 76: edgefabric.hub.v1.Hub.Nearest:output_type -> edgefabric.hub.v1.NearestResponse
+	72, // [72:77] is the sub-list for method output_type
+	67, // [67:72] is the sub-list for method input_type
+	67, // [67:67] is the sub-list for extension type_name
+	67, // [67:67] is the sub-list for extension extendee
+	0,  // [0:67] is the sub-list for field type_name
 }
 
 func init() { file_pkg_apis_hub_v1_hub_proto_init() }
@@ -3817,12 +4547,15 @@ func file_pkg_apis_hub_v1_hub_proto_init() {
 		(*AgentMessage_Heartbeat)(nil),
 		(*AgentMessage_Status)(nil),
 		(*AgentMessage_Ack)(nil),
+		(*AgentMessage_Scopes)(nil),
+		(*AgentMessage_Probe)(nil),
 	}
 	file_pkg_apis_hub_v1_hub_proto_msgTypes[11].OneofWrappers = []any{
 		(*HubMessage_Desired)(nil),
 		(*HubMessage_Delta)(nil),
 		(*HubMessage_Stream)(nil),
 		(*HubMessage_Welcome)(nil),
+		(*HubMessage_ProbeReply)(nil),
 	}
 	file_pkg_apis_hub_v1_hub_proto_msgTypes[17].OneofWrappers = []any{
 		(*Probe_Exec_)(nil),
@@ -3847,7 +4580,7 @@ func file_pkg_apis_hub_v1_hub_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pkg_apis_hub_v1_hub_proto_rawDesc), len(file_pkg_apis_hub_v1_hub_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   43,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

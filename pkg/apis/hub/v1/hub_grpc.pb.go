@@ -35,6 +35,7 @@ const (
 	Hub_Renew_FullMethodName     = "/edgefabric.hub.v1.Hub/Renew"
 	Hub_Control_FullMethodName   = "/edgefabric.hub.v1.Hub/Control"
 	Hub_Stream_FullMethodName    = "/edgefabric.hub.v1.Hub/Stream"
+	Hub_Nearest_FullMethodName   = "/edgefabric.hub.v1.Hub/Nearest"
 )
 
 // HubClient is the client API for Hub service.
@@ -49,6 +50,10 @@ type HubClient interface {
 	Control(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[AgentMessage, HubMessage], error)
 	// Stream carries one data stream the hub asked for; the first message names it.
 	Stream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[StreamFrame, StreamFrame], error)
+	// Nearest lists the caller's account's online devices nearest to the
+	// caller that have the given free capacity: the building block for
+	// offloading work beyond the LAN.
+	Nearest(ctx context.Context, in *NearestRequest, opts ...grpc.CallOption) (*NearestResponse, error)
 }
 
 type hubClient struct {
@@ -105,6 +110,16 @@ func (c *hubClient) Stream(ctx context.Context, opts ...grpc.CallOption) (grpc.B
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Hub_StreamClient = grpc.BidiStreamingClient[StreamFrame, StreamFrame]
 
+func (c *hubClient) Nearest(ctx context.Context, in *NearestRequest, opts ...grpc.CallOption) (*NearestResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(NearestResponse)
+	err := c.cc.Invoke(ctx, Hub_Nearest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // HubServer is the server API for Hub service.
 // All implementations must embed UnimplementedHubServer
 // for forward compatibility.
@@ -117,6 +132,10 @@ type HubServer interface {
 	Control(grpc.BidiStreamingServer[AgentMessage, HubMessage]) error
 	// Stream carries one data stream the hub asked for; the first message names it.
 	Stream(grpc.BidiStreamingServer[StreamFrame, StreamFrame]) error
+	// Nearest lists the caller's account's online devices nearest to the
+	// caller that have the given free capacity: the building block for
+	// offloading work beyond the LAN.
+	Nearest(context.Context, *NearestRequest) (*NearestResponse, error)
 	mustEmbedUnimplementedHubServer()
 }
 
@@ -138,6 +157,9 @@ func (UnimplementedHubServer) Control(grpc.BidiStreamingServer[AgentMessage, Hub
 }
 func (UnimplementedHubServer) Stream(grpc.BidiStreamingServer[StreamFrame, StreamFrame]) error {
 	return status.Error(codes.Unimplemented, "method Stream not implemented")
+}
+func (UnimplementedHubServer) Nearest(context.Context, *NearestRequest) (*NearestResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Nearest not implemented")
 }
 func (UnimplementedHubServer) mustEmbedUnimplementedHubServer() {}
 func (UnimplementedHubServer) testEmbeddedByValue()             {}
@@ -210,6 +232,24 @@ func _Hub_Stream_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Hub_StreamServer = grpc.BidiStreamingServer[StreamFrame, StreamFrame]
 
+func _Hub_Nearest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(NearestRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HubServer).Nearest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Hub_Nearest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HubServer).Nearest(ctx, req.(*NearestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Hub_ServiceDesc is the grpc.ServiceDesc for Hub service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -224,6 +264,10 @@ var Hub_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Renew",
 			Handler:    _Hub_Renew_Handler,
+		},
+		{
+			MethodName: "Nearest",
+			Handler:    _Hub_Nearest_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1,0 +1,385 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/edgefabric/edgefabric/pkg/agent/client"
+	"github.com/edgefabric/edgefabric/pkg/agent/mesh"
+	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+	"github.com/edgefabric/edgefabric/pkg/scopes/membership"
+	"github.com/edgefabric/edgefabric/pkg/scopes/network"
+	"github.com/edgefabric/edgefabric/pkg/scopes/network/mdns"
+	"github.com/edgefabric/edgefabric/pkg/scopes/proximity"
+	"github.com/edgefabric/edgefabric/pkg/version"
+)
+
+// scopeConfig configures the scope watcher.
+type scopeConfig struct {
+	DeviceID string
+	// Network is the operator's network name (--network); "" derives it.
+	Network string
+	// Location is the operator's --location.
+	Location proximity.Location
+	// ProbeInterval is how often LAN peers are probed; zero means 2 s.
+	ProbeInterval time.Duration
+	// BrowseInterval is the mDNS browse interval; zero means mdns's default.
+	BrowseInterval time.Duration
+	// CoordinateInterval is how often a changed coordinate alone is sent to
+	// the hub; zero means 30 s.
+	CoordinateInterval time.Duration
+}
+
+// peerInfo is what the watcher knows of a verified LAN peer.
+type peerInfo struct {
+	addr     string
+	rtt      time.Duration
+	lastSeen time.Time
+}
+
+// scopeWatcher observes what cluster formation needs: the device's LAN and
+// the claim derived from it, the same-account peers on the LAN (announced
+// over mDNS, proven over the device mesh, their liveness tracked locally so
+// it survives an uplink outage), and the device's Vivaldi coordinate from
+// the round trips to peers and to the hub. Scopes is what the hub client
+// sends; Changed signals when it changed in a way the provider must hear.
+type scopeWatcher struct {
+	cfg  scopeConfig
+	cl   *client.Client
+	mesh *mesh.Mesh
+	log  *slog.Logger
+
+	changed  chan struct{} // capacity 1, coalesced
+	probeNow chan struct{} // capacity 1: a new peer was announced
+
+	mu      sync.Mutex
+	lan     network.LAN
+	claim   string
+	table   *membership.Table
+	peers   map[string]peerInfo
+	viv     *proximity.Client
+	hubRTT  time.Duration
+	lastSeq uint64
+	// settleAt is when the first discovery round is over (zero: not known
+	// yet); settled is set by the first probe round after it.
+	settleAt time.Time
+	settled  bool
+	sentFor  []string // the alive peers the last signalled change was for
+}
+
+// newScopeWatcher returns a watcher; set cl before Run.
+func newScopeWatcher(cfg scopeConfig, m *mesh.Mesh, log *slog.Logger) (*scopeWatcher, error) {
+	if cfg.ProbeInterval == 0 {
+		cfg.ProbeInterval = 2 * time.Second
+	}
+	if cfg.CoordinateInterval == 0 {
+		cfg.CoordinateInterval = 30 * time.Second
+	}
+	// A peer that misses a few probes is suspect; one that misses them for
+	// longer has left. Both are kept while the hub is unreachable.
+	table, err := membership.New(membership.Config{SuspectAfter: 3 * cfg.ProbeInterval, LeaveAfter: 10 * cfg.ProbeInterval})
+	if err != nil {
+		return nil, err
+	}
+	viv, err := proximity.NewClient(proximity.Config{})
+	if err != nil {
+		return nil, err
+	}
+	w := &scopeWatcher{cfg: cfg, mesh: m, log: log, changed: make(chan struct{}, 1), probeNow: make(chan struct{}, 1), table: table, peers: map[string]peerInfo{}, viv: viv}
+	w.readLAN()
+	return w, nil
+}
+
+// readLAN reads the device's LAN facts and derives its claim, keeping facts
+// a new reading missed.
+func (w *scopeWatcher) readLAN() bool {
+	lan, err := network.DiscoverLAN()
+	if err != nil {
+		w.log.Debug("read LAN facts", "err", err)
+	}
+	lan.Override = w.cfg.Network
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	lan = lan.Fill(w.lan)
+	claim := network.ID(lan)
+	changed := claim != w.claim
+	w.lan, w.claim = lan, claim
+	return changed
+}
+
+// Changed signals that Scopes has news for the hub.
+func (w *scopeWatcher) Changed() <-chan struct{} { return w.changed }
+
+func (w *scopeWatcher) signal() {
+	select {
+	case w.changed <- struct{}{}:
+	default:
+	}
+}
+
+// HubRTT feeds a round trip to the hub into the coordinate. The hub has no
+// coordinate of its own: it stands at the origin, a fixed landmark.
+func (w *scopeWatcher) HubRTT(rtt time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.hubRTT = rtt
+	origin := proximity.NewCoordinate(proximity.Config{})
+	origin.Error = 0.1
+	_, _ = w.viv.Update("hub", origin, rtt)
+}
+
+// coordinate returns the device's coordinate, for the mesh to send to peers.
+func (w *scopeWatcher) coordinate() *proximity.Coordinate {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	c := w.viv.Coordinate()
+	return &c
+}
+
+// Scopes returns the observations to send, with a new sequence number.
+func (w *scopeWatcher) Scopes() *hubv1.Scopes {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	sc := &hubv1.Scopes{
+		Seq:             w.nextSeqLocked(),
+		NetworkId:       w.claim,
+		NetworkExplicit: w.cfg.Network != "",
+		MeshPort:        int32(w.mesh.Port()),
+		Region:          w.cfg.Location.Region,
+		HubRttMs:        float64(w.hubRTT) / float64(time.Millisecond),
+		Discovering:     !w.settled,
+	}
+	if w.lan.Subnet.IsValid() {
+		sc.Subnet = w.lan.Subnet.Masked().String()
+	}
+	if w.lan.Gateway.IsValid() {
+		sc.Gateway = w.lan.Gateway.String()
+	}
+	if p := w.cfg.Location.Point; p != nil {
+		sc.HasPoint, sc.Latitude, sc.Longitude = true, p.Lat, p.Long
+	}
+	c := w.viv.Coordinate()
+	sc.Coordinate = &hubv1.Coordinate{Vec: c.Vec, Error: c.Error, Adjustment: c.Adjustment, Height: c.Height}
+	for _, m := range w.table.Members() {
+		if m.State == membership.Left {
+			continue
+		}
+		p := w.peers[m.ID]
+		sc.Peers = append(sc.Peers, &hubv1.LANPeer{
+			DeviceId: m.ID, Address: p.addr, RttMs: float64(p.rtt) / float64(time.Millisecond), LastSeen: timestamppb.New(p.lastSeen),
+		})
+	}
+	slices.SortFunc(sc.Peers, func(a, b *hubv1.LANPeer) int {
+		switch {
+		case a.GetDeviceId() < b.GetDeviceId():
+			return -1
+		case a.GetDeviceId() > b.GetDeviceId():
+			return 1
+		}
+		return 0
+	})
+	return sc
+}
+
+// nextSeqLocked numbers a report: the wall clock in nanoseconds, so that it
+// grows across agent restarts too, and never less than the last one plus one.
+func (w *scopeWatcher) nextSeqLocked() uint64 {
+	w.lastSeq = max(w.lastSeq+1, uint64(time.Now().UnixNano()))
+	return w.lastSeq
+}
+
+// aliveLocked returns the IDs of the peers that have not left, sorted.
+func (w *scopeWatcher) aliveLocked() []string {
+	var out []string
+	for _, m := range w.table.Members() {
+		if m.State != membership.Left {
+			out = append(out, m.ID)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Run waits until the device joined, then announces it on the LAN, browses
+// for its peers and probes them until ctx ends.
+func (w *scopeWatcher) Run(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-w.cl.Joined():
+	}
+	_, _, account, ok := w.cl.MeshIdentity()
+	if !ok {
+		return errors.New("joined without an identity")
+	}
+	w.mu.Lock()
+	hint := w.claim
+	w.mu.Unlock()
+	disc, err := mdns.New(mdns.Config{
+		DeviceID: w.cfg.DeviceID, Account: account, Port: w.mesh.Port(), Version: version.Version,
+		NetworkHint: hint, BrowseInterval: w.cfg.BrowseInterval,
+		OnEvent: func(ev mdns.Event) {
+			if ev.Type == mdns.PeerSeen && ev.Changed {
+				w.probeSoon()
+			}
+		},
+	}, w.log.With("component", "mdns"))
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { _ = disc.Run(ctx) })
+	wg.Go(func() {
+		// Answers to the first browse come within a second on a LAN; the
+		// probe round after that settles the first view of the peers.
+		select {
+		case <-ctx.Done():
+			return
+		case <-disc.Ready():
+		}
+		w.mu.Lock()
+		w.settleAt = time.Now().Add(settleDelay)
+		w.mu.Unlock()
+		select {
+		case <-ctx.Done():
+		case <-time.After(settleDelay):
+			w.probeSoon()
+		}
+	})
+	w.probeLoop(ctx, disc)
+	return nil
+}
+
+var errNoAddress = errors.New("peer announced no usable address")
+
+// settleDelay is how long after the first browse started the agent reports
+// its first view of its LAN peers.
+const settleDelay = time.Second
+
+// probeSoon asks probeLoop for a round now.
+func (w *scopeWatcher) probeSoon() {
+	select {
+	case w.probeNow <- struct{}{}:
+	default:
+	}
+}
+
+// probeLoop probes the announced peers every ProbeInterval and whenever a
+// new one is announced, tracks their liveness, and re-reads the LAN now and
+// then.
+func (w *scopeWatcher) probeLoop(ctx context.Context, disc *mdns.Discovery) {
+	t := time.NewTicker(w.cfg.ProbeInterval)
+	defer t.Stop()
+	lanTick := time.NewTicker(time.Minute)
+	defer lanTick.Stop()
+	lastCoord := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-lanTick.C:
+			if w.readLAN() {
+				w.mu.Lock()
+				disc.SetNetworkHint(w.claim)
+				w.mu.Unlock()
+				w.signal()
+			}
+			continue
+		case <-t.C:
+		case <-w.probeNow:
+		}
+		w.probeAll(ctx, disc.Peers())
+		w.mu.Lock()
+		changes := w.table.Expire(time.Now())
+		for _, c := range changes {
+			w.log.Info("LAN peer changed", "peer", c.Member.ID, "change", c.Type.String())
+			if c.Member.State == membership.Left {
+				if p, ok := w.peers[c.Member.ID]; ok {
+					w.mesh.Forget(p.addr)
+				}
+			}
+		}
+		alive := w.aliveLocked()
+		news := !slices.Equal(alive, w.sentFor)
+		if news {
+			w.sentFor = alive
+		}
+		if !w.settled && !w.settleAt.IsZero() && !time.Now().Before(w.settleAt) {
+			w.settled, news = true, true
+		}
+		w.mu.Unlock()
+		if news || time.Since(lastCoord) >= w.cfg.CoordinateInterval {
+			lastCoord = time.Now()
+			w.signal()
+		}
+	}
+}
+
+// probeAll probes each announced peer at its first address that answers.
+func (w *scopeWatcher) probeAll(ctx context.Context, peers []mdns.Peer) {
+	var wg sync.WaitGroup
+	for _, p := range peers {
+		if p.ID == w.cfg.DeviceID {
+			continue
+		}
+		wg.Go(func() {
+			if err := w.probe(ctx, p); err != nil {
+				w.log.Debug("probe LAN peer", "peer", p.ID, "err", err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func (w *scopeWatcher) probe(ctx context.Context, p mdns.Peer) error {
+	addrs := slices.Clone(p.Addrs)
+	// IPv4 first: link-local IPv6 needs a zone the announcement does not carry.
+	slices.SortStableFunc(addrs, func(a, b netip.Addr) int {
+		switch {
+		case a.Is4() && !b.Is4():
+			return -1
+		case !a.Is4() && b.Is4():
+			return 1
+		}
+		return 0
+	})
+	w.mu.Lock()
+	known, ok := w.peers[p.ID]
+	w.mu.Unlock()
+	if ok {
+		addrs = slices.DeleteFunc(addrs, func(a netip.Addr) bool { return mesh.JoinHostPort(a.String(), p.Port) == known.addr })
+		addrs = append([]netip.Addr{netip.MustParseAddrPort(known.addr).Addr()}, addrs...)
+	}
+	err := errNoAddress
+	for _, a := range addrs {
+		if a.Is6() && a.IsLinkLocalUnicast() {
+			continue
+		}
+		addr := mesh.JoinHostPort(a.String(), p.Port)
+		var res mesh.Result
+		res, err = w.mesh.Probe(ctx, addr, p.ID)
+		if err != nil {
+			continue
+		}
+		now := time.Now()
+		w.mu.Lock()
+		if c, joined := w.table.Observe(p.ID, now); joined {
+			w.log.Info("LAN peer changed", "peer", p.ID, "change", c.Type.String(), "addr", addr)
+		}
+		w.peers[p.ID] = peerInfo{addr: addr, rtt: res.RTT, lastSeen: now}
+		if res.Coordinate != nil {
+			_, _ = w.viv.Update(p.ID, *res.Coordinate, res.RTT)
+		}
+		w.mu.Unlock()
+		return nil
+	}
+	return err
+}
