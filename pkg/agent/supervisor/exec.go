@@ -8,6 +8,7 @@ import (
 	"path"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -139,10 +140,17 @@ func (s *Supervisor) Exec(ctx context.Context, uid, container string, req ExecRe
 	return r.exec.Exec(ctx, req)
 }
 
+// ImageModules finds other modules in an image's filesystem for exec;
+// *image.Store implements it. It may read the image's layers.
+type ImageModules interface {
+	ImageModule(imageID, path string) (string, error)
+}
+
 // wasmExecer runs exec commands as WASI commands from the container's image
 // with the container's environment and limits.
 type wasmExecer struct {
 	rt   Runtime
+	mods ImageModules // nil: only the container's own module runs
 	c    *hubv1.Container
 	art  *image.Artifact
 	argv []string // the container's
@@ -152,9 +160,9 @@ type wasmExecer struct {
 var _ Execer = (*wasmExecer)(nil)
 
 // module resolves argv[0]: the container's module when it names the
-// entrypoint (as given, or by base name) or the module file itself. Other
-// files of the image are not kept on the device, so any other name is not
-// found.
+// entrypoint (as given, or by base name) or the module file itself; else,
+// for a path (one with a "/"), the module at that path in the image's
+// filesystem (relative paths from the image's working directory).
 func (e *wasmExecer) module(name string) (string, error) {
 	if name == "" {
 		return "", &ExitError{Code: 127, Message: "exec: empty command"}
@@ -166,7 +174,17 @@ func (e *wasmExecer) module(name string) (string, error) {
 	if slices.Contains(names, name) || slices.Contains(names, path.Base(name)) {
 		return e.art.ModulePath, nil
 	}
-	return "", &ExitError{Code: 127, Message: fmt.Sprintf("exec: %q: executable file not found in the container's image (a WASM container can run its own module, %q)", name, names[len(names)-1])}
+	if strings.Contains(name, "/") && e.mods != nil {
+		p, err := e.mods.ImageModule(e.art.ImageID, name)
+		switch {
+		case errors.Is(err, image.ErrNotInImage):
+			return "", &ExitError{Code: 127, Message: fmt.Sprintf("exec: %q: no such file in the container's image", name)}
+		case err != nil:
+			return "", &ExitError{Code: 126, Message: fmt.Sprintf("exec: %q: %v", name, err)}
+		}
+		return p, nil
+	}
+	return "", &ExitError{Code: 127, Message: fmt.Sprintf("exec: %q: executable file not found in the container's image (a WASM container runs its own module, %q, or another module of its image by path)", name, names[len(names)-1])}
 }
 
 func (e *wasmExecer) Exec(ctx context.Context, req ExecRequest) (int, error) {
@@ -393,4 +411,10 @@ func listeners(c *hubv1.Container) []string {
 		out = append(out, fmt.Sprintf(":%d", p.GetContainerPort()))
 	}
 	return out
+}
+
+// imageModules is images' ImageModules, if it has them.
+func imageModules(images Images) ImageModules {
+	m, _ := images.(ImageModules)
+	return m
 }

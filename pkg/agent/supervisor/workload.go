@@ -288,7 +288,7 @@ func (w *workload) runOnce(ctx context.Context, c *hubv1.Container, art *image.A
 		return w.startFailed(name, started, err)
 	}
 	w.setRunning(name, &running{
-		exec:    &wasmExecer{rt: w.s.runtime, c: c, art: art, argv: argv(c, art), env: env(c, art, w.spec.GetName())},
+		exec:    &wasmExecer{rt: w.s.runtime, mods: imageModules(w.s.images), c: c, art: art, argv: argv(c, art), env: env(c, art, w.spec.GetName())},
 		attach:  att,
 		usage:   inst.Usage,
 		started: started.AsTime(),
