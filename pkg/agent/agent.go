@@ -10,6 +10,7 @@ package agent
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
@@ -26,6 +27,7 @@ import (
 	"github.com/edgefabric/edgefabric/pkg/agent/client"
 	"github.com/edgefabric/edgefabric/pkg/agent/image"
 	"github.com/edgefabric/edgefabric/pkg/agent/logs"
+	"github.com/edgefabric/edgefabric/pkg/agent/runtime/process"
 	"github.com/edgefabric/edgefabric/pkg/agent/runtime/wasm"
 	"github.com/edgefabric/edgefabric/pkg/agent/store"
 	"github.com/edgefabric/edgefabric/pkg/agent/supervisor"
@@ -140,11 +142,17 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	log = log.With("device", cfg.DeviceID)
+	if err := sealStore(st, cfg.DeviceID); err != nil {
+		return err
+	}
 	if cfg.AdvertiseAddress == "" {
 		cfg.AdvertiseAddress = routeAddress(cfg.Hub)
 	}
 
-	images, err := image.New(image.Config{Dir: filepath.Join(cfg.DataDir, "images"), InsecureRegistries: cfg.InsecureRegistries}, log.With("component", "images"))
+	images, err := image.New(image.Config{
+		Dir: filepath.Join(cfg.DataDir, "images"), InsecureRegistries: cfg.InsecureRegistries,
+		Platform: goruntime.GOOS + "/" + goruntime.GOARCH,
+	}, log.With("component", "images"))
 	if err != nil {
 		return err
 	}
@@ -153,11 +161,20 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer rt.Close(context.WithoutCancel(ctx))
+	prt, err := process.New(process.Config{StateDir: filepath.Join(cfg.DataDir, "containers")}, log.With("component", "process"))
+	if err != nil {
+		return err
+	}
+	defer prt.Close()
 
 	sup := supervisor.New(supervisor.Config{
 		LogDir: filepath.Join(cfg.DataDir, "logs"), PodIP: cfg.AdvertiseAddress, BackoffBase: cfg.RestartBackoff,
 		LogMaxBytes: cfg.LogMaxBytes, LogMaxFiles: cfg.LogMaxFiles,
-	}, images, rt, st, log.With("component", "supervisor"))
+		VolumeDir: filepath.Join(cfg.DataDir, "volumes"), SharedMemoryDir: sharedMemoryDir(),
+	}, images, supervisor.Runtimes{
+		supervisor.RuntimeWASM:    supervisor.WASM(rt),
+		supervisor.RuntimeProcess: supervisor.Process(prt),
+	}, st, log.With("component", "supervisor"))
 
 	hello := func() *hubv1.Hello {
 		return &hubv1.Hello{
@@ -168,7 +185,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			Capacity:     &hubv1.Resources{CpuMillis: cfg.CPUMillis, MemoryBytes: cfg.MemoryBytes, Pods: cfg.Pods},
 			Labels:       deviceLabels(cfg),
 			Addresses:    []string{cfg.AdvertiseAddress},
-			Runtimes:     []string{"wasm"},
+			Runtimes:     []string{supervisor.RuntimeWASM, supervisor.RuntimeProcess},
 		}
 	}
 	cl, err := client.New(client.Config{
@@ -322,4 +339,41 @@ func totalMemory() int64 {
 		}
 	}
 	return 1 << 30
+}
+
+// sharedMemoryDir is a memory-backed directory for volumes that must not
+// touch the disk when the agent cannot mount a tmpfs: /dev/shm where the
+// device has one.
+func sharedMemoryDir() string {
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() && goruntime.GOOS == "linux" {
+		return "/dev/shm/edgefabric"
+	}
+	return ""
+}
+
+// sealStore has the store seal workloads (they carry secrets) with a key
+// derived from the device's private key, creating that key on first start
+// as the hub client would.
+func sealStore(st *store.Store, deviceID string) error {
+	id, err := st.Identity()
+	if err != nil {
+		return fmt.Errorf("read identity: %w", err)
+	}
+	if id.KeyDER == nil {
+		key, err := identity.NewKey()
+		if err != nil {
+			return err
+		}
+		if id.KeyDER, err = x509.MarshalPKCS8PrivateKey(key); err != nil {
+			return err
+		}
+		id.DeviceID = deviceID
+		if err := st.SetIdentity(id); err != nil {
+			return fmt.Errorf("save identity: %w", err)
+		}
+	}
+	h := sha256.New()
+	h.Write([]byte("edgefabric/store-seal/v1\x00"))
+	h.Write(id.KeyDER)
+	return st.SetSealKey(h.Sum(nil))
 }

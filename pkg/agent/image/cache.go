@@ -21,13 +21,16 @@ const (
 	imagesDir  = "images/sha256"
 	refsDir    = "refs"
 	tmpDir     = "tmp"
+	rootfsDir  = "rootfs"
 )
 
 // record is what the cache knows about one image ID.
 type record struct {
 	ImageID    string   `json:"imageID"`
 	Packaging  string   `json:"packaging"`
-	Module     string   `json:"module"` // digest of the module bytes
+	Module     string   `json:"module"`           // digest of the module bytes; empty for native images
+	RootFS     bool     `json:"rootfs,omitempty"` // a native image unpacked under rootfs/
+	Platform   string   `json:"platform,omitempty"`
 	Entrypoint []string `json:"entrypoint,omitempty"`
 	Cmd        []string `json:"cmd,omitempty"`
 	Env        []string `json:"env,omitempty"`
@@ -37,16 +40,30 @@ type record struct {
 	Blobs []string `json:"blobs"`
 }
 
+// contentPath is the module file or root filesystem the record names.
+func (r *record) contentPath(s *Store) string {
+	if r.RootFS {
+		return s.rootfsPath(r.ImageID)
+	}
+	return s.modulePath(r.Module)
+}
+
 func (r *record) artifact(s *Store) *Artifact {
-	return &Artifact{
+	a := &Artifact{
 		ImageID:    r.ImageID,
 		Packaging:  r.Packaging,
-		ModulePath: s.modulePath(r.Module),
+		Platform:   r.Platform,
 		Entrypoint: slices.Clone(r.Entrypoint),
 		Cmd:        slices.Clone(r.Cmd),
 		Env:        slices.Clone(r.Env),
 		WorkingDir: r.WorkingDir,
 	}
+	if r.RootFS {
+		a.RootFS = s.rootfsPath(r.ImageID)
+	} else {
+		a.ModulePath = s.modulePath(r.Module)
+	}
+	return a
 }
 
 // refEntry is the content of a refs/ file.
@@ -74,6 +91,10 @@ func (s *Store) blobPath(digest string) string {
 
 func (s *Store) modulePath(digest string) string {
 	return filepath.Join(s.dir, modulesDir, strings.TrimPrefix(digest, "sha256:")+".wasm")
+}
+
+func (s *Store) rootfsPath(imageID string) string {
+	return filepath.Join(s.dir, rootfsDir, strings.TrimPrefix(imageID, "sha256:"))
 }
 
 func (s *Store) recordPath(imageID string) string {
@@ -207,6 +228,7 @@ func (s *Store) gcLocked(keep map[string]bool) error {
 	liveBlobs := map[string]bool{}
 	liveModules := map[string]bool{}
 	liveImages := map[string]bool{}
+	liveRootFS := map[string]bool{}
 	entries, err := os.ReadDir(s.path(imagesDir))
 	if err != nil {
 		return err
@@ -220,7 +242,11 @@ func (s *Store) gcLocked(keep map[string]bool) error {
 			continue
 		}
 		liveImages[id] = true
-		liveModules[strings.TrimPrefix(rec.Module, "sha256:")+".wasm"] = true
+		if rec.RootFS {
+			liveRootFS[strings.TrimPrefix(id, "sha256:")] = true
+		} else {
+			liveModules[strings.TrimPrefix(rec.Module, "sha256:")+".wasm"] = true
+		}
 		for _, b := range rec.Blobs {
 			liveBlobs[strings.TrimPrefix(b, "sha256:")] = true
 		}
@@ -244,6 +270,16 @@ func (s *Store) gcLocked(keep map[string]bool) error {
 		for _, e := range entries {
 			if !live[e.Name()] {
 				remove(filepath.Join(s.path(dir), e.Name()))
+			}
+		}
+	}
+	if entries, err = os.ReadDir(s.path(rootfsDir)); err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if !liveRootFS[e.Name()] {
+			if err := removeTree(filepath.Join(s.path(rootfsDir), e.Name())); err != nil {
+				errs = append(errs, err)
 			}
 		}
 	}

@@ -10,7 +10,10 @@
 //     file);
 //   - "wasm-artifact": the CNCF wasm OCI artifact (config
 //     application/vnd.wasm.config.v0+json, one application/wasm layer);
-//   - "wasm-to-oci": one application/vnd.wasm.content.layer.v1+wasm layer.
+//   - "wasm-to-oci": one application/vnd.wasm.content.layer.v1+wasm layer;
+//   - "native": an ordinary image (or index entry) for the device's own
+//     os/arch (Config.Platform), unpacked into a root filesystem for the
+//     process runtime.
 //
 // The agent creates one Store and calls Pull for each container's image with
 // the container's pull policy; the returned Artifact names the module file to
@@ -21,6 +24,7 @@
 //
 //	blobs/sha256/<hex>         manifests, indexes, configs and layers
 //	modules/sha256/<hex>.wasm  module bytes, named by their own digest
+//	rootfs/<hex>/              the unpacked filesystem of native image <hex>
 //	images/sha256/<hex>.json   what was found in the image with that ID
 //	refs/<hex>.json            which image ID a reference resolved to
 //	tmp/                       downloads in progress
@@ -40,6 +44,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // PullPolicy says when Pull contacts the registry, as a container's
@@ -62,6 +67,7 @@ const (
 	PackagingImage        = "image"
 	PackagingWasmArtifact = "wasm-artifact"
 	PackagingWasmToOCI    = "wasm-to-oci"
+	PackagingNative       = "native"
 )
 
 var (
@@ -83,12 +89,21 @@ type Config struct {
 	// registries (localhost, 127.0.0.0/8, ::1) always may. Every other
 	// registry is reached over HTTPS only. Empty allows only loopback.
 	InsecureRegistries []string
+	// Platform is the "os/arch" (or "os/arch/variant") of the native images
+	// the device runs with its process runtime; they are unpacked into a
+	// root filesystem. Empty accepts wasm images only.
+	Platform string
 }
 
 // Validate reports whether the configuration can be used.
 func (c Config) Validate() error {
 	if c.Dir == "" {
 		return errors.New("image cache dir is required")
+	}
+	if c.Platform != "" {
+		if _, err := v1.ParsePlatform(c.Platform); err != nil || !strings.Contains(c.Platform, "/") {
+			return fmt.Errorf("platform %q is not os/arch[/variant]", c.Platform)
+		}
 	}
 	for _, r := range c.InsecureRegistries {
 		if r == "" || strings.Contains(r, "/") {
@@ -109,8 +124,16 @@ type Artifact struct {
 	// Packaging is one of the Packaging constants.
 	Packaging string
 	// ModulePath is the absolute path of the module's bytes. The file is
-	// named by its digest and never changes; GC may remove it.
+	// named by its digest and never changes; GC may remove it. Empty for
+	// native images.
 	ModulePath string
+	// RootFS is the absolute path of a native image's unpacked filesystem,
+	// shared by every container of the image: do not write to it. Empty for
+	// wasm packagings.
+	RootFS string
+	// Platform is the image config's os/arch ("wasip1/wasm", "linux/amd64"),
+	// empty when the packaging has none.
+	Platform string
 	// Entrypoint, Cmd, Env ("KEY=VALUE") and WorkingDir come from the image
 	// config for the "image" packaging and are empty otherwise.
 	Entrypoint []string
@@ -124,6 +147,7 @@ type Store struct {
 	log      *slog.Logger
 	dir      string // absolute
 	insecure []string
+	native   *v1.Platform // nil: wasm only
 
 	// gc is held shared by pulls and lookups, exclusively by GC, so that GC
 	// never removes files a pull is about to record.
@@ -157,11 +181,14 @@ func New(cfg Config, log *slog.Logger) (*Store, error) {
 		insecure: slices.Clone(cfg.InsecureRegistries),
 		flights:  make(map[string]*flight),
 	}
+	if cfg.Platform != "" {
+		s.native, _ = v1.ParsePlatform(cfg.Platform)
+	}
 	// Downloads interrupted by a crash are of no use.
 	if err := os.RemoveAll(s.path(tmpDir)); err != nil {
 		return nil, fmt.Errorf("open image cache %s: %w", dir, err)
 	}
-	for _, d := range []string{blobsDir, modulesDir, imagesDir, refsDir, tmpDir} {
+	for _, d := range []string{blobsDir, modulesDir, imagesDir, refsDir, tmpDir, rootfsDir} {
 		if err := os.MkdirAll(s.path(d), 0o755); err != nil {
 			return nil, fmt.Errorf("open image cache %s: %w", dir, err)
 		}
@@ -276,7 +303,7 @@ func (s *Store) lookup(r name.Reference) (*Artifact, error) {
 		return nil, err
 	}
 	a := rec.artifact(s)
-	if _, err := os.Stat(a.ModulePath); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(rec.contentPath(s)); errors.Is(err, os.ErrNotExist) {
 		return nil, ErrNotPresent
 	} else if err != nil {
 		return nil, err

@@ -87,8 +87,8 @@ func TestPullPackagings(t *testing.T) {
 		packaging ocitest.Packaging
 		want      image.Artifact
 	}{
-		{ocitest.Image, image.Artifact{Packaging: "image", Entrypoint: []string{"/app/module.wasm"}, WorkingDir: "/app"}},
-		{ocitest.Index, image.Artifact{Packaging: "image", Entrypoint: []string{"/app/module.wasm"}, WorkingDir: "/app"}},
+		{ocitest.Image, image.Artifact{Packaging: "image", Platform: "wasip1/wasm", Entrypoint: []string{"/app/module.wasm"}, WorkingDir: "/app"}},
+		{ocitest.Index, image.Artifact{Packaging: "image", Platform: "wasip1/wasm", Entrypoint: []string{"/app/module.wasm"}, WorkingDir: "/app"}},
 		{ocitest.WasmArtifact, image.Artifact{Packaging: "wasm-artifact"}},
 		{ocitest.WasmToOCI, image.Artifact{Packaging: "wasm-to-oci"}},
 	}

@@ -89,7 +89,7 @@ func (pl *puller) resolve(ctx context.Context) (*record, error) {
 			return nil, fmt.Errorf("cache index: %w", err)
 		}
 		indexes = append(indexes, digest)
-		child, err := pickPlatform(raw)
+		child, err := pickPlatform(raw, pl.s.native)
 		if err != nil {
 			return nil, err
 		}
@@ -102,7 +102,7 @@ func (pl *puller) resolve(ctx context.Context) (*record, error) {
 	}
 
 	if rec, err := pl.s.readRecord(digest); err == nil {
-		if _, err := os.Stat(pl.s.modulePath(rec.Module)); err == nil {
+		if _, err := os.Stat(rec.contentPath(pl.s)); err == nil {
 			rec.Blobs = indexes // saveRecord adds the ones it has
 			return rec, nil
 		}
@@ -114,7 +114,7 @@ func (pl *puller) resolve(ctx context.Context) (*record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse manifest %s: %w", digest, err)
 	}
-	rec, err := pl.unpack(ctx, m)
+	rec, err := pl.unpack(ctx, m, digest)
 	if err != nil {
 		return nil, err
 	}
@@ -181,8 +181,9 @@ func isIndex(mediaType types.MediaType, raw []byte) bool {
 	return types.MediaType(probe.MediaType).IsIndex() || (probe.MediaType == "" && probe.Manifests != nil)
 }
 
-// pickPlatform returns the index entry for the wasm platform.
-func pickPlatform(raw []byte) (v1.Descriptor, error) {
+// pickPlatform returns the index entry for the wasm platform, else (if
+// native is set) the one for the device's own platform.
+func pickPlatform(raw []byte, native *v1.Platform) (v1.Descriptor, error) {
 	idx, err := v1.ParseIndexManifest(bytes.NewReader(raw))
 	if err != nil {
 		return v1.Descriptor{}, fmt.Errorf("parse index: %w", err)
@@ -190,6 +191,14 @@ func pickPlatform(raw []byte) (v1.Descriptor, error) {
 	for _, want := range wasmPlatforms {
 		for _, m := range idx.Manifests {
 			if m.Platform != nil && m.Platform.OS == want.OS && m.Platform.Architecture == want.Architecture {
+				return m, nil
+			}
+		}
+	}
+	if native != nil {
+		for _, m := range idx.Manifests {
+			if m.Platform != nil && m.Platform.OS == native.OS && m.Platform.Architecture == native.Architecture &&
+				(native.Variant == "" || m.Platform.Variant == "" || m.Platform.Variant == native.Variant) {
 				return m, nil
 			}
 		}
@@ -202,14 +211,18 @@ func pickPlatform(raw []byte) (v1.Descriptor, error) {
 			have = append(have, "unknown")
 		}
 	}
-	if len(have) == 0 {
-		return v1.Descriptor{}, errors.New("image index has no wasip1/wasm or wasi/wasm platform: it is empty")
+	want := "wasip1/wasm or wasi/wasm"
+	if native != nil {
+		want += " or " + native.String()
 	}
-	return v1.Descriptor{}, fmt.Errorf("image index has no wasip1/wasm or wasi/wasm platform, only %s", strings.Join(have, ", "))
+	if len(have) == 0 {
+		return v1.Descriptor{}, fmt.Errorf("image index has no %s platform: it is empty", want)
+	}
+	return v1.Descriptor{}, fmt.Errorf("image index has no %s platform, only %s", want, strings.Join(have, ", "))
 }
 
 // unpack classifies the manifest and fetches what its packaging needs.
-func (pl *puller) unpack(ctx context.Context, m *v1.Manifest) (*record, error) {
+func (pl *puller) unpack(ctx context.Context, m *v1.Manifest, digest string) (*record, error) {
 	var wasmLayers, w2oLayers []v1.Descriptor
 	for _, l := range m.Layers {
 		switch l.MediaType {
@@ -226,7 +239,7 @@ func (pl *puller) unpack(ctx context.Context, m *v1.Manifest) (*record, error) {
 	case len(w2oLayers) > 0 || configType == mediaTypeWasmToOCIConf:
 		return pl.rawModule(ctx, m, PackagingWasmToOCI, w2oLayers, mediaTypeWasmToOCILayer)
 	case configType == "" || m.Config.MediaType == types.OCIConfigJSON || m.Config.MediaType == types.DockerConfigJSON:
-		return pl.imageModule(ctx, m)
+		return pl.imageModule(ctx, m, digest)
 	default:
 		return nil, fmt.Errorf("unsupported artifact: config media type %s", configType)
 	}
@@ -263,7 +276,7 @@ func (pl *puller) rawModule(ctx context.Context, m *v1.Manifest, packaging strin
 }
 
 // imageModule finds the module in the filesystem of an ordinary image.
-func (pl *puller) imageModule(ctx context.Context, m *v1.Manifest) (*record, error) {
+func (pl *puller) imageModule(ctx context.Context, m *v1.Manifest, imageID string) (*record, error) {
 	if err := pl.fetchBlob(ctx, m.Config); err != nil {
 		return nil, fmt.Errorf("fetch config: %w", err)
 	}
@@ -295,6 +308,16 @@ func (pl *puller) imageModule(ctx context.Context, m *v1.Manifest) (*record, err
 		rec.Blobs = append(rec.Blobs, l.Digest.String())
 	}
 	platform := cfg.OS + "/" + cfg.Architecture
+	rec.Platform = platform
+	if n := pl.s.native; n != nil && cfg.OS == n.OS && cfg.Architecture == n.Architecture {
+		if err := pl.s.unpackRootFS(layers, pl.s.rootfsPath(imageID)); err != nil {
+			return nil, fmt.Errorf("unpack image for %s: %w", platform, err)
+		}
+		rec.Packaging, rec.RootFS = PackagingNative, true
+		return rec, nil
+	} else if n != nil && cfg.Architecture != "" && cfg.Architecture != "wasm" {
+		return nil, fmt.Errorf("image is for %s; this device runs wasm images and %s images", platform, n)
+	}
 	digest, err := pl.s.extractModule(layers, cfg.Config)
 	if err != nil {
 		return nil, fmt.Errorf("image for %s: %w", platform, err)

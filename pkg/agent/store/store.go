@@ -4,12 +4,21 @@
 // Every method is a single transaction; a Store is safe for concurrent use.
 // A WriteBehind queues changes of the desired state and writes them in the
 // background, many to a transaction.
+//
+// Workloads carry secret material (env from secrets, secret volume files).
+// Once SetSealKey is called, the desired state is written sealed with
+// AES-256-GCM, so no secret lands on the device's disk in the clear.
 package store
 
 import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -29,6 +38,62 @@ var (
 // Store is the agent's persistent state.
 type Store struct {
 	db *bolt.DB
+
+	mu   sync.RWMutex
+	aead cipher.AEAD // nil: workloads are stored in the clear
+}
+
+// sealMagic starts every sealed workload record.
+var sealMagic = []byte("efseal1\x00")
+
+// SetSealKey makes the store seal workloads with key (32 bytes, AES-256-GCM)
+// from now on, and read sealed ones. Workloads already stored in the clear
+// are sealed when they are next written.
+func (s *Store) SetSealKey(key []byte) error {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return fmt.Errorf("seal key: %w", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return fmt.Errorf("seal key: %w", err)
+	}
+	s.mu.Lock()
+	s.aead = aead
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Store) seal(plain []byte, uid string) ([]byte, error) {
+	s.mu.RLock()
+	aead := s.aead
+	s.mu.RUnlock()
+	if aead == nil {
+		return plain, nil
+	}
+	nonce := make([]byte, aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	out := append(append([]byte{}, sealMagic...), nonce...)
+	return aead.Seal(out, nonce, plain, []byte(uid)), nil
+}
+
+// open returns a record's workload bytes; ok is false for a sealed record
+// this store cannot open (no key, or another key).
+func (s *Store) open(v []byte, uid string) (plain []byte, ok bool) {
+	if !bytes.HasPrefix(v, sealMagic) {
+		return v, true
+	}
+	s.mu.RLock()
+	aead := s.aead
+	s.mu.RUnlock()
+	v = v[len(sealMagic):]
+	if aead == nil || len(v) < aead.NonceSize() {
+		return nil, false
+	}
+	plain, err := aead.Open(nil, v[:aead.NonceSize()], v[aead.NonceSize():], []byte(uid))
+	return plain, err == nil
 }
 
 // Open opens (creating if needed) the store at path. Only one process may hold
@@ -97,6 +162,8 @@ func (s *Store) SetIdentity(id Identity) error {
 }
 
 // Desired returns the stored desired state (generation 0 and nothing if none).
+// Sealed workloads it cannot open (the device key changed) are left out: the
+// hub sends them again on connect.
 func (s *Store) Desired() (uint64, []*hubv1.Workload, error) {
 	var gen uint64
 	var ws []*hubv1.Workload
@@ -109,8 +176,12 @@ func (s *Store) Desired() (uint64, []*hubv1.Workload, error) {
 			if string(k) == string(keyGeneration) {
 				return nil
 			}
+			plain, ok := s.open(v, string(k))
+			if !ok {
+				return nil
+			}
 			w := &hubv1.Workload{}
-			if err := proto.Unmarshal(v, w); err != nil {
+			if err := proto.Unmarshal(plain, w); err != nil {
 				return fmt.Errorf("workload %s: %w", k, err)
 			}
 			ws = append(ws, w)
@@ -138,7 +209,7 @@ type Change struct {
 func (s *Store) Apply(changes ...Change) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		for _, c := range changes {
-			if err := apply(tx, c); err != nil {
+			if err := s.apply(tx, c); err != nil {
 				return err
 			}
 		}
@@ -146,7 +217,7 @@ func (s *Store) Apply(changes ...Change) error {
 	})
 }
 
-func apply(tx *bolt.Tx, c Change) error {
+func (s *Store) apply(tx *bolt.Tx, c Change) error {
 	b := tx.Bucket(bucketDesired)
 	switch {
 	case c.Replace:
@@ -158,12 +229,12 @@ func apply(tx *bolt.Tx, c Change) error {
 			return err
 		}
 		for _, w := range c.Workloads {
-			if err := putWorkload(b, w); err != nil {
+			if err := s.putWorkload(b, w); err != nil {
 				return err
 			}
 		}
 	case c.Upsert != nil:
-		if err := putWorkload(b, c.Upsert); err != nil {
+		if err := s.putWorkload(b, c.Upsert); err != nil {
 			return err
 		}
 	case c.Delete != "":
@@ -221,12 +292,15 @@ func putGen(b *bolt.Bucket, gen uint64) error {
 	return b.Put(keyGeneration, binary.BigEndian.AppendUint64(nil, gen))
 }
 
-func putWorkload(b *bolt.Bucket, w *hubv1.Workload) error {
+func (s *Store) putWorkload(b *bolt.Bucket, w *hubv1.Workload) error {
 	if w.GetUid() == "" {
 		return errors.New("workload without uid")
 	}
 	v, err := proto.Marshal(w)
 	if err != nil {
+		return err
+	}
+	if v, err = s.seal(v, w.GetUid()); err != nil {
 		return err
 	}
 	return b.Put([]byte(w.GetUid()), v)

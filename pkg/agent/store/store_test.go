@@ -1,7 +1,9 @@
 package store
 
 import (
+	"bytes"
 	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -71,5 +73,71 @@ func TestSecondOpenFailsWhileHeld(t *testing.T) {
 	defer s.Close()
 	if _, err := Open(path); !errors.Is(err, bolterrors.ErrTimeout) {
 		t.Errorf("second open: got %v, want timeout", err)
+	}
+}
+
+// TestSealedWorkloads: with a seal key, secret material never appears in the
+// file in the clear; the same key reads it back, another key skips it.
+func TestSealedWorkloads(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "agent.db")
+	key := bytes.Repeat([]byte{7}, 32)
+	secret := "hunter2-very-secret"
+	w := &hubv1.Workload{
+		Uid: "s", Name: "s",
+		Containers: []*hubv1.Container{{Name: "c", Env: []*hubv1.EnvVar{{Name: "PASSWORD", Value: secret}}}},
+		Volumes:    []*hubv1.Volume{{Name: "v", Kind: "secret", Sensitive: true, Files: []*hubv1.VolumeFile{{Path: "p", Data: []byte(secret)}}}},
+	}
+	tests := []struct {
+		name      string
+		readKey   []byte
+		wantFound bool
+	}{
+		{name: "same key", readKey: key, wantFound: true},
+		{name: "other key", readKey: bytes.Repeat([]byte{8}, 32)},
+		{name: "no key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.SetSealKey(key); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.SetDesired(1, []*hubv1.Workload{w}); err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			raw, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Contains(raw, []byte(secret)) {
+				t.Fatalf("the store file holds the secret in the clear")
+			}
+			s, err = Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if tt.readKey != nil {
+				if err := s.SetSealKey(tt.readKey); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, ws, err := s.Desired()
+			if err != nil {
+				t.Fatalf("Desired: %v", err)
+			}
+			if found := len(ws) == 1; found != tt.wantFound {
+				t.Fatalf("Desired: got %d workloads, want found %v", len(ws), tt.wantFound)
+			}
+			if tt.wantFound {
+				if diff := cmp.Diff(w, ws[0], protocmp.Transform()); diff != "" {
+					t.Errorf("Desired (-want +got):\n%s", diff)
+				}
+			}
+		})
 	}
 }

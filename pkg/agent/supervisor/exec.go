@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os/exec"
 	"path"
 	"slices"
 	"sort"
@@ -47,26 +49,20 @@ type ExitError struct {
 
 func (e *ExitError) Error() string { return e.Message }
 
-// Execer runs commands inside one running container. A runtime gives one per
-// container it runs (the WASM runtime runs the command as a new instance of a
-// module of the container's image; a process runtime would start a process in
-// the container's namespaces). Exec blocks until the command ends or ctx ends
-// (which stops it); it returns the command's exit code, or an *ExitError for a
-// command that could not start. It must be safe for concurrent use.
-type Execer interface {
-	Exec(ctx context.Context, req ExecRequest) (exitCode int, err error)
-}
-
 // ErrNotRunning is returned by Exec and Attach for a container that does not
 // run now.
 var ErrNotRunning = errors.New("container is not running")
 
 // running is what exec, attach and usage reports reach of a running container.
 type running struct {
-	exec    Execer
-	attach  *attachPoint
-	usage   func() wasm.Usage
-	started time.Time
+	inst Instance
+	// commands, if set, says whether the container's image can run a
+	// command named so (an *ExitError if not), and which module of the
+	// image runs it ("": the container's own).
+	commands func(name string) (module string, err error)
+	attach   *attachPoint
+	usage    func() wasm.Usage // nil: not measured
+	started  time.Time
 }
 
 // Usage reports what the running containers of every workload use now.
@@ -131,13 +127,47 @@ func (s *Supervisor) runningContainer(uid, container string) (*running, string, 
 	return r, w.key(), nil
 }
 
-// Exec runs a command in a running container of workload uid; see Execer.
+// Exec runs a command in a running container of workload uid, in the
+// container's environment (see Execer), until it ends or ctx ends (which
+// stops it). It returns the command's exit code, or an *ExitError for a
+// command that could not run.
 func (s *Supervisor) Exec(ctx context.Context, uid, container string, req ExecRequest) (int, error) {
-	r, _, err := s.runningContainer(uid, container)
+	r, key, err := s.runningContainer(uid, container)
 	if err != nil {
 		return 0, err
 	}
-	return r.exec.Exec(ctx, req)
+	if len(req.Command) == 0 || req.Command[0] == "" {
+		return 0, &ExitError{Code: 127, Message: "exec: no command given"}
+	}
+	ex, ok := r.inst.(Execer)
+	if !ok {
+		return 0, &ExitError{Code: 126, Message: fmt.Sprintf("exec: the runtime of container %q in pod %s cannot run commands", container, key)}
+	}
+	module := ""
+	if r.commands != nil {
+		if module, err = r.commands(req.Command[0]); err != nil {
+			return 0, err
+		}
+	}
+	var code int
+	if me, ok := r.inst.(moduleExecer); ok && module != "" {
+		code, err = me.ExecModule(ctx, module, req.Command, req.Stdin, req.Stdout, req.Stderr)
+	} else {
+		code, err = ex.Exec(ctx, req.Command, req.Stdin, req.Stdout, req.Stderr)
+	}
+	if err != nil {
+		exit := &ExitError{Code: 126, Message: fmt.Sprintf("exec %s: %v", req.Command[0], err)}
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, exec.ErrNotFound) {
+			exit.Code = 127
+		}
+		return 0, exit
+	}
+	return code, nil
+}
+
+// moduleExecer is a WASM instance that can exec another module of its image.
+type moduleExecer interface {
+	ExecModule(ctx context.Context, module string, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error)
 }
 
 // ImageModules finds other modules in an image's filesystem for exec;
@@ -146,73 +176,42 @@ type ImageModules interface {
 	ImageModule(imageID, path string) (string, error)
 }
 
-// wasmExecer runs exec commands as WASI commands from the container's image
-// with the container's environment and limits.
-type wasmExecer struct {
-	rt   Runtime
-	mods ImageModules // nil: only the container's own module runs
-	c    *hubv1.Container
-	art  *image.Artifact
-	argv []string // the container's
-	env  []string
+// imageModules is images' ImageModules, if it has them.
+func imageModules(images Images) ImageModules {
+	m, _ := images.(ImageModules)
+	return m
 }
 
-var _ Execer = (*wasmExecer)(nil)
-
-// module resolves argv[0]: the container's module when it names the
-// entrypoint (as given, or by base name) or the module file itself; else,
-// for a path (one with a "/"), the module at that path in the image's
-// filesystem (relative paths from the image's working directory).
-func (e *wasmExecer) module(name string) (string, error) {
-	if name == "" {
-		return "", &ExitError{Code: 127, Message: "exec: empty command"}
+// commandsOf says which commands a container of art can exec: any program
+// of a native image (the runtime finds it, or not, in the image's root); for
+// a WASM module, the module itself, named as its entrypoint (as given, or by
+// base name) or by its file name, or, for a path (one with a "/"; relative
+// from the image's working directory), the module at that path in the
+// image's filesystem, found by mods (nil: none).
+func commandsOf(art *image.Artifact, argv []string, mods ImageModules) func(string) (string, error) {
+	if art == nil || art.ModulePath == "" {
+		return nil
 	}
-	names := []string{path.Base(e.art.ModulePath)}
-	if len(e.argv) > 0 {
-		names = append(names, e.argv[0], path.Base(e.argv[0]))
+	names := []string{path.Base(art.ModulePath)}
+	if len(argv) > 0 {
+		names = append(names, argv[0], path.Base(argv[0]))
 	}
-	if slices.Contains(names, name) || slices.Contains(names, path.Base(name)) {
-		return e.art.ModulePath, nil
-	}
-	if strings.Contains(name, "/") && e.mods != nil {
-		p, err := e.mods.ImageModule(e.art.ImageID, name)
-		switch {
-		case errors.Is(err, image.ErrNotInImage):
-			return "", &ExitError{Code: 127, Message: fmt.Sprintf("exec: %q: no such file in the container's image", name)}
-		case err != nil:
-			return "", &ExitError{Code: 126, Message: fmt.Sprintf("exec: %q: %v", name, err)}
+	return func(name string) (string, error) {
+		if slices.Contains(names, name) || slices.Contains(names, path.Base(name)) {
+			return "", nil
 		}
-		return p, nil
+		if strings.Contains(name, "/") && mods != nil {
+			p, err := mods.ImageModule(art.ImageID, name)
+			switch {
+			case errors.Is(err, image.ErrNotInImage):
+				return "", &ExitError{Code: 127, Message: fmt.Sprintf("exec: %q: no such file in the container's image", name)}
+			case err != nil:
+				return "", &ExitError{Code: 126, Message: fmt.Sprintf("exec: %q: %v", name, err)}
+			}
+			return p, nil
+		}
+		return "", &ExitError{Code: 127, Message: fmt.Sprintf("exec: %q: executable file not found in the container's image (a WASM container runs its own module, %q, or another module of its image by path)", name, names[len(names)-1])}
 	}
-	return "", &ExitError{Code: 127, Message: fmt.Sprintf("exec: %q: executable file not found in the container's image (a WASM container runs its own module, %q, or another module of its image by path)", name, names[len(names)-1])}
-}
-
-func (e *wasmExecer) Exec(ctx context.Context, req ExecRequest) (int, error) {
-	if len(req.Command) == 0 {
-		return 0, &ExitError{Code: 127, Message: "exec: no command given"}
-	}
-	mod, err := e.module(req.Command[0])
-	if err != nil {
-		return 0, err
-	}
-	inst, err := e.rt.Start(context.WithoutCancel(ctx), wasm.Spec{
-		ModulePath:       mod,
-		Args:             req.Command,
-		Env:              e.env,
-		MemoryLimitBytes: e.c.GetMemoryLimitBytes(),
-		Stdin:            req.Stdin,
-		Stdout:           req.Stdout,
-		Stderr:           req.Stderr,
-	})
-	if err != nil {
-		return 0, &ExitError{Code: 126, Message: fmt.Sprintf("exec %s: %v", req.Command[0], err)}
-	}
-	select {
-	case <-inst.Done():
-	case <-ctx.Done():
-		inst.Stop(time.Second)
-	}
-	return inst.Result().ExitCode, nil
 }
 
 // AttachRequest attaches to a running container's stdin and output.
@@ -411,10 +410,4 @@ func listeners(c *hubv1.Container) []string {
 		out = append(out, fmt.Sprintf(":%d", p.GetContainerPort()))
 	}
 	return out
-}
-
-// imageModules is images' ImageModules, if it has them.
-func imageModules(images Images) ImageModules {
-	m, _ := images.(ImageModules)
-	return m
 }

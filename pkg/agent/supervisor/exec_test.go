@@ -27,42 +27,37 @@ func (f fakeModules) ImageModule(_, p string) (string, error) {
 }
 
 func TestExecModule(t *testing.T) {
-	e := &wasmExecer{
-		mods: fakeModules{"/bin/tool.wasm": "/cache/tool", "/app/rel.wasm": "/cache/rel"},
-		art:  &image.Artifact{ModulePath: "/cache/sha256/abc.wasm", ImageID: "sha256:x"},
-		argv: []string{"/app/module.wasm", "serve"},
-	}
+	art := &image.Artifact{ModulePath: "/cache/sha256/abc.wasm", ImageID: "sha256:x"}
+	commands := commandsOf(art, []string{"/app/module.wasm", "serve"}, fakeModules{"/bin/tool.wasm": "/cache/tool", "/app/rel.wasm": "/cache/rel"})
 	tests := []struct {
 		name     string
-		want     string
+		want     string // "": the container's own module
 		wantCode int
 	}{
-		{name: "/app/module.wasm", want: "/cache/sha256/abc.wasm"},
-		{name: "module.wasm", want: "/cache/sha256/abc.wasm"},
-		{name: "abc.wasm", want: "/cache/sha256/abc.wasm"},
+		{name: "/app/module.wasm"},
+		{name: "module.wasm"},
+		{name: "abc.wasm"},
 		{name: "/bin/tool.wasm", want: "/cache/tool"},
 		{name: "/app/rel.wasm", want: "/cache/rel"},
 		{name: "sh", wantCode: 127},
-		{name: "", wantCode: 127},
 		{name: "/bin/sh", wantCode: 127},
 		{name: "./notes.txt", wantCode: 126},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := e.module(tt.name)
+			got, err := commands(tt.name)
 			var exit *ExitError
 			switch {
 			case tt.wantCode != 0:
 				if !errors.As(err, &exit) || exit.Code != tt.wantCode {
-					t.Errorf("module(%q): got %q, %v; want exit code %d", tt.name, got, err, tt.wantCode)
+					t.Errorf("commands(%q): got %q, %v; want exit code %d", tt.name, got, err, tt.wantCode)
 				}
 			case err != nil || got != tt.want:
-				t.Errorf("module(%q): got %q, %v; want %q", tt.name, got, err, tt.want)
+				t.Errorf("commands(%q): got %q, %v; want %q", tt.name, got, err, tt.want)
 			}
 		})
 	}
-	noMods := &wasmExecer{art: e.art, argv: e.argv}
-	if _, err := noMods.module("/bin/tool.wasm"); err == nil {
+	if _, err := commandsOf(art, nil, nil)("/bin/tool.wasm"); err == nil {
 		t.Errorf("without image modules, another path: got no error")
 	}
 }

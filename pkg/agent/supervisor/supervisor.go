@@ -18,7 +18,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/edgefabric/edgefabric/pkg/agent/image"
-	"github.com/edgefabric/edgefabric/pkg/agent/runtime/wasm"
 	"github.com/edgefabric/edgefabric/pkg/agent/store"
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
 )
@@ -29,15 +28,18 @@ type Images interface {
 	Lookup(ref string) (*image.Artifact, error)
 }
 
-// Runtime starts WASM instances; *wasm.Runtime implements it.
-type Runtime interface {
-	Start(ctx context.Context, spec wasm.Spec) (*wasm.Instance, error)
-}
-
 // Config configures a Supervisor.
 type Config struct {
 	// LogDir holds container logs, one directory per workload and container. Required.
 	LogDir string
+	// VolumeDir holds the pods' volumes, one directory per workload; empty
+	// means "volumes" next to LogDir.
+	VolumeDir string
+	// SharedMemoryDir is a memory-backed directory (such as /dev/shm) for
+	// volumes that must not touch the disk (emptyDir medium Memory, secrets)
+	// where the agent cannot mount a tmpfs of its own. Empty means none:
+	// such volumes then need root on Linux.
+	SharedMemoryDir string
 	// PodIP is reported as the pod IP of every workload.
 	PodIP string
 	// BackoffBase is the first restart back-off; zero means 10 s (the kubelet's).
@@ -51,6 +53,9 @@ type Config struct {
 }
 
 func (c *Config) defaults() {
+	if c.VolumeDir == "" {
+		c.VolumeDir = filepath.Join(filepath.Dir(filepath.Clean(c.LogDir)), "volumes")
+	}
 	if c.BackoffBase == 0 {
 		c.BackoffBase = 10 * time.Second
 	}
@@ -69,13 +74,13 @@ const maxEvents = 512
 
 // Supervisor runs workloads. Create it with New, then call Run.
 type Supervisor struct {
-	cfg     Config
-	images  Images
-	runtime Runtime
-	store   *store.Store
-	pending *store.WriteBehind // desired state on its way to the store
-	resumed chan struct{}      // closed once Run has resumed the stored workloads
-	log     *slog.Logger
+	cfg      Config
+	images   Images
+	runtimes Runtimes
+	store    *store.Store
+	pending  *store.WriteBehind // desired state on its way to the store
+	resumed  chan struct{}      // closed once Run has resumed the stored workloads
+	log      *slog.Logger
 
 	mu         sync.Mutex
 	ctx        context.Context // Run's; nil before Run
@@ -87,11 +92,12 @@ type Supervisor struct {
 	wg         sync.WaitGroup
 }
 
-// New returns a supervisor; workloads start once Run is called.
-func New(cfg Config, images Images, rt Runtime, st *store.Store, log *slog.Logger) *Supervisor {
+// New returns a supervisor that runs containers with the given runtimes
+// (by name: RuntimeWASM, RuntimeProcess); workloads start once Run is called.
+func New(cfg Config, images Images, runtimes Runtimes, st *store.Store, log *slog.Logger) *Supervisor {
 	cfg.defaults()
 	return &Supervisor{
-		cfg: cfg, images: images, runtime: rt, store: st, log: log,
+		cfg: cfg, images: images, runtimes: runtimes, store: st, log: log,
 		pending:   store.NewWriteBehind(st, log),
 		resumed:   make(chan struct{}),
 		workloads: map[string]*workload{},
@@ -200,8 +206,14 @@ func (s *Supervisor) upsert(spec *hubv1.Workload, resumed bool) {
 	}
 	old := s.workloads[spec.GetUid()]
 	if old != nil && old.spec.GetSpecHash() == spec.GetSpecHash() && spec.GetSpecHash() != "" {
-		old.spec = spec
+		// The running workload keeps its spec (its goroutines read it
+		// without a lock; what they use is what the hash covers); only new
+		// volume contents are applied, without a restart.
+		volumesChanged := old.volumesHash() != spec.GetVolumesHash()
 		s.mu.Unlock()
+		if volumesChanged {
+			old.updateVolumes(spec)
+		}
 		return
 	}
 	w := newWorkload(s, proto.Clone(spec).(*hubv1.Workload), resumed || old != nil)
@@ -269,6 +281,24 @@ func (s *Supervisor) Workload(uid string) (*hubv1.Workload, bool) {
 		return nil, false
 	}
 	return w.spec, true
+}
+
+// Instance returns the running instance of a container of a workload, for
+// exec and attach; it implements Execer where the runtime can exec.
+func (s *Supervisor) Instance(uid, container string) (Instance, bool) {
+	s.mu.Lock()
+	w, ok := s.workloads[uid]
+	s.mu.Unlock()
+	if !ok {
+		return nil, false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	r, ok := w.running[container]
+	if !ok {
+		return nil, false
+	}
+	return r.inst, true
 }
 
 func (s *Supervisor) publish(st *hubv1.WorkloadStatus) {

@@ -57,7 +57,7 @@ func start(t *testing.T, imgs images) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{store: st}
-	f.sup = New(Config{LogDir: filepath.Join(dir, "logs"), PodIP: "10.0.0.9", BackoffBase: 200 * time.Millisecond}, imgs, rt, st, slog.New(slog.DiscardHandler))
+	f.sup = New(Config{LogDir: filepath.Join(dir, "logs"), PodIP: "10.0.0.9", BackoffBase: 200 * time.Millisecond}, imgs, Runtimes{RuntimeWASM: WASM(rt)}, st, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	f.cancel = cancel
 	f.wg.Add(1)
@@ -247,7 +247,7 @@ func TestResumesFromStoreAfterRestart(t *testing.T) {
 	}
 	defer rt.Close(context.Background())
 	defer st.Close()
-	sup := New(Config{LogDir: filepath.Join(dir, "logs")}, images{module: hello(t)}, rt, st, slog.New(slog.DiscardHandler))
+	sup := New(Config{LogDir: filepath.Join(dir, "logs")}, images{module: hello(t)}, Runtimes{RuntimeWASM: WASM(rt)}, st, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = sup.Run(ctx) }()
@@ -279,7 +279,7 @@ func TestHubStateBeforeResumeWins(t *testing.T) {
 	}
 	defer rt.Close(context.Background())
 	defer st.Close()
-	sup := New(Config{LogDir: filepath.Join(dir, "logs")}, images{module: hello(t)}, rt, st, slog.New(slog.DiscardHandler))
+	sup := New(Config{LogDir: filepath.Join(dir, "logs")}, images{module: hello(t)}, Runtimes{RuntimeWASM: WASM(rt)}, st, slog.New(slog.DiscardHandler))
 	set := make(chan error, 1)
 	go func() { set <- sup.SetDesired(7, []*hubv1.Workload{spec("new", "Always", "INTERVAL", "50ms")}) }()
 	ctx, cancel := context.WithCancel(context.Background())

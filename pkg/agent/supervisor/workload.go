@@ -28,7 +28,9 @@ type workload struct {
 	done    chan struct{}
 
 	mu         sync.Mutex
-	containers map[string]*hubv1.ContainerStatus
+	containers map[string]*hubv1.ContainerStatus // init and app containers by name
+	vols       *volumeSet
+	filesHash  *string // volumes hash of the files written by updateVolumes; nil: spec's
 	startTime  *timestamppb.Timestamp
 	seq        uint64
 	deleted    bool
@@ -41,16 +43,36 @@ func newWorkload(s *Supervisor, spec *hubv1.Workload, resumed bool) *workload {
 		started:    make(chan struct{}),
 		done:       make(chan struct{}),
 		containers: map[string]*hubv1.ContainerStatus{},
+		running:    map[string]*running{},
 		startTime:  timestamppb.Now(),
 	}
-	for _, c := range spec.GetContainers() {
+	appWaiting := "ContainerCreating"
+	if len(spec.GetInitContainers()) > 0 {
+		appWaiting = "PodInitializing"
+	}
+	for _, c := range spec.GetInitContainers() {
 		w.containers[c.GetName()] = &hubv1.ContainerStatus{
 			Name: c.GetName(), Image: c.GetImage(),
 			State: waiting("ContainerCreating", ""),
 		}
 	}
+	for _, c := range spec.GetContainers() {
+		w.containers[c.GetName()] = &hubv1.ContainerStatus{
+			Name: c.GetName(), Image: c.GetImage(),
+			State: waiting(appWaiting, ""),
+		}
+	}
 	return w
 }
+
+// containerKind says how a container of a pod runs.
+type containerKind int
+
+const (
+	kindApp     containerKind = iota
+	kindInit                  // runs to completion before the next
+	kindSidecar               // an init container with restartPolicy Always
+)
 
 func (w *workload) key() string { return w.spec.GetNamespace() + "/" + w.spec.GetName() }
 
@@ -62,16 +84,70 @@ func (w *workload) run(parent context.Context) {
 	close(w.started)
 	w.publish()
 
+	vs, err := w.setupVolumes()
+	w.mu.Lock()
+	w.vols = vs
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		deleted := w.deleted
+		w.mu.Unlock()
+		if deleted {
+			w.removeVolumes(vs)
+		} else {
+			w.releaseMemory(vs) // memory volumes never outlive the agent
+		}
+	}()
+	if err != nil {
+		w.event("", "Warning", "FailedMount", "MountVolume.SetUp failed: %v", err)
+		w.mu.Lock()
+		for _, cs := range w.containers {
+			cs.State = waiting("CreateContainerConfigError", err.Error())
+		}
+		w.mu.Unlock()
+		w.publish()
+		<-ctx.Done()
+		return
+	}
+
+	// Sidecars keep running until the app containers have ended, and stop
+	// after them.
+	sideCtx, sideCancel := context.WithCancel(context.WithoutCancel(ctx))
+	var sidecars sync.WaitGroup
+	defer func() {
+		sideCancel()
+		sidecars.Wait()
+		w.publish()
+	}()
+	for _, c := range w.spec.GetInitContainers() {
+		if c.GetRestartPolicy() == "Always" {
+			started := make(chan struct{})
+			sidecars.Add(1)
+			go func() {
+				defer sidecars.Done()
+				w.runContainer(sideCtx, c, kindSidecar, started)
+			}()
+			select {
+			case <-started:
+			case <-ctx.Done():
+				return
+			}
+			continue
+		}
+		if !w.runContainer(ctx, c, kindInit, nil) {
+			return // failed for good, or the workload stops
+		}
+	}
+
 	var wg sync.WaitGroup
 	for _, c := range w.spec.GetContainers() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w.runContainer(ctx, c)
+			w.runContainer(ctx, c, kindApp, nil)
 		}()
 	}
 	wg.Wait()
-	w.publish()
 }
 
 // stop ends the workload and waits for its containers to stop. deleted means
@@ -98,6 +174,9 @@ func (w *workload) statusLocked() *hubv1.WorkloadStatus {
 	}
 	for _, c := range w.spec.GetContainers() {
 		st.Containers = append(st.Containers, proto.Clone(w.containers[c.GetName()]).(*hubv1.ContainerStatus))
+	}
+	for _, c := range w.spec.GetInitContainers() {
+		st.InitContainers = append(st.InitContainers, proto.Clone(w.containers[c.GetName()]).(*hubv1.ContainerStatus))
 	}
 	if w.deleted {
 		st.Phase = "Succeeded"
@@ -130,7 +209,24 @@ func (w *workload) event(container, typ, reason, format string, args ...any) {
 	w.s.event(w.spec.GetUid(), container, typ, reason, fmt.Sprintf(format, args...))
 }
 
-func (w *workload) runContainer(ctx context.Context, c *hubv1.Container) {
+// runContainer runs one container until it ends for good (by its restart
+// policy) or ctx ends, and reports whether it ended for good with exit code
+// 0. started, if not nil, is closed once the container has started (its
+// startup probe passed).
+func (w *workload) runContainer(ctx context.Context, c *hubv1.Container, kind containerKind, started chan struct{}) bool {
+	policy := w.spec.GetRestartPolicy()
+	switch {
+	case kind == kindSidecar:
+		policy = "Always"
+	case kind == kindInit && policy != "Never":
+		policy = "OnFailure"
+	}
+	var startedOnce sync.Once
+	onStarted := func() {
+		if started != nil {
+			startedOnce.Do(func() { close(started) })
+		}
+	}
 	log := w.s.log.With("pod", w.key(), "container", c.GetName())
 	restarts, err := w.s.store.Restarts(w.spec.GetUid(), c.GetName())
 	if err != nil {
@@ -148,18 +244,18 @@ func (w *workload) runContainer(ctx context.Context, c *hubv1.Container) {
 	for {
 		art := w.pull(ctx, c)
 		if art == nil {
-			return // stopped while pulling
+			return false // stopped while pulling
 		}
 		w.update(c.GetName(), func(cs *hubv1.ContainerStatus) { cs.ImageId = art.ImageID })
-		term := w.runOnce(ctx, c, art, restarts)
+		term := w.runOnce(ctx, c, art, restarts, onStarted)
 		if ctx.Err() != nil {
-			w.update(c.GetName(), func(cs *hubv1.ContainerStatus) { cs.State, cs.Ready = term, false })
-			return
+			w.update(c.GetName(), func(cs *hubv1.ContainerStatus) { cs.State, cs.Ready, cs.Started = term, false, false })
+			return false
 		}
 		exit := term.GetTerminated().GetExitCode()
-		if !shouldRestart(w.spec.GetRestartPolicy(), exit) {
-			w.update(c.GetName(), func(cs *hubv1.ContainerStatus) { cs.State, cs.Ready = term, false })
-			return
+		if !shouldRestart(policy, exit) {
+			w.update(c.GetName(), func(cs *hubv1.ContainerStatus) { cs.State, cs.Ready, cs.Started = term, false, false })
+			return exit == 0
 		}
 		ran := term.GetTerminated().GetFinishedAt().AsTime().Sub(term.GetTerminated().GetStartedAt().AsTime())
 		if ran > 10*time.Minute {
@@ -169,18 +265,21 @@ func (w *workload) runContainer(ctx context.Context, c *hubv1.Container) {
 		crashes++
 		restarts++
 		w.saveRestarts(c.GetName(), restarts)
+		if delay > 0 {
+			// The event first: whoever sees the CrashLoopBackOff status finds it.
+			w.event(c.GetName(), "Warning", "BackOff", "Back-off restarting failed container %s in pod %s", c.GetName(), w.key())
+		}
 		w.update(c.GetName(), func(cs *hubv1.ContainerStatus) {
-			cs.LastState, cs.RestartCount, cs.Ready = term, restarts, false
+			cs.LastState, cs.RestartCount, cs.Ready, cs.Started = term, restarts, false, false
 			cs.State = term
 			if delay > 0 {
 				cs.State = waiting("CrashLoopBackOff", fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", delay, c.GetName(), w.key()))
 			}
 		})
 		if delay > 0 {
-			w.event(c.GetName(), "Warning", "BackOff", "Back-off restarting failed container %s in pod %s", c.GetName(), w.key())
 			if !sleep(ctx, delay) {
 				w.update(c.GetName(), func(cs *hubv1.ContainerStatus) { cs.State = term })
-				return
+				return false
 			}
 		}
 	}
@@ -264,7 +363,7 @@ func (w *workload) pull(ctx context.Context, c *hubv1.Container) *image.Artifact
 }
 
 // runOnce runs the container once and returns how it ended.
-func (w *workload) runOnce(ctx context.Context, c *hubv1.Container, art *image.Artifact, attempt int32) *hubv1.ContainerState {
+func (w *workload) runOnce(ctx context.Context, c *hubv1.Container, art *image.Artifact, attempt int32, onStarted func()) *hubv1.ContainerState {
 	name := c.GetName()
 	started := timestamppb.Now()
 	lw, err := logs.Open(w.s.LogDir(w.spec.GetUid(), name), int(attempt), w.s.cfg.LogMaxBytes, w.s.cfg.LogMaxFiles)
@@ -274,11 +373,30 @@ func (w *workload) runOnce(ctx context.Context, c *hubv1.Container, art *image.A
 	defer lw.Close()
 	att := newAttachPoint(c)
 	defer att.end()
-	inst, err := w.s.runtime.Start(context.WithoutCancel(ctx), wasm.Spec{
-		ModulePath:       art.ModulePath,
+	rt, err := w.runtimeFor(art)
+	if err != nil {
+		return w.startFailed(name, started, err)
+	}
+	w.mu.Lock()
+	vs := w.vols
+	w.mu.Unlock()
+	mounts, err := w.mounts(c, vs)
+	if err != nil {
+		return w.startFailed(name, started, err)
+	}
+	workingDir := c.GetWorkingDir()
+	if workingDir == "" {
+		workingDir = art.WorkingDir
+	}
+	inst, err := rt.Start(context.WithoutCancel(ctx), ContainerSpec{
+		ID:               w.spec.GetUid() + "_" + name,
+		Artifact:         art,
 		Args:             argv(c, art),
 		Env:              env(c, art, w.spec.GetName()),
+		WorkingDir:       workingDir,
+		Mounts:           mounts,
 		MemoryLimitBytes: c.GetMemoryLimitBytes(),
+		CPULimitMillis:   c.GetCpuLimitMillis(),
 		Stdin:            att.stdin(),
 		Stdout:           att.output(lw.Stdout(), false),
 		Stderr:           att.output(lw.Stderr(), true),
@@ -287,26 +405,48 @@ func (w *workload) runOnce(ctx context.Context, c *hubv1.Container, art *image.A
 	if err != nil {
 		return w.startFailed(name, started, err)
 	}
+	var usage func() wasm.Usage
+	if u, ok := inst.(interface{ Usage() wasm.Usage }); ok {
+		usage = u.Usage
+	}
 	w.setRunning(name, &running{
-		exec:    &wasmExecer{rt: w.s.runtime, mods: imageModules(w.s.images), c: c, art: art, argv: argv(c, art), env: env(c, art, w.spec.GetName())},
-		attach:  att,
-		usage:   inst.Usage,
-		started: started.AsTime(),
+		inst:     inst,
+		commands: commandsOf(art, argv(c, art), imageModules(w.s.images)),
+		attach:   att,
+		usage:    usage,
+		started:  started.AsTime(),
 	})
 	defer w.setRunning(name, nil)
 	w.update(name, func(cs *hubv1.ContainerStatus) {
 		cs.State = &hubv1.ContainerState{State: &hubv1.ContainerState_Running_{Running: &hubv1.ContainerState_Running{StartedAt: started}}}
-		cs.Ready = true
+		cs.Ready, cs.Started = false, false
 	})
 	w.event(name, "Normal", "Started", "Started container %s", name)
 
+	probeCtx, stopProbes := context.WithCancel(ctx)
+	probesDone := make(chan struct{})
+	kill := make(chan string, 1)
+	go func() {
+		defer close(probesDone)
+		w.runProbes(probeCtx, c, inst, kill, onStarted)
+	}()
+	grace := time.Duration(w.spec.GetTerminationGraceSeconds()) * time.Second
 	select {
 	case <-inst.Done():
 	case <-ctx.Done():
-		grace := time.Duration(w.spec.GetTerminationGraceSeconds()) * time.Second
 		w.event(name, "Normal", "Killing", "Stopping container %s", name)
 		inst.Stop(grace)
+	case why := <-kill:
+		for _, p := range []*hubv1.Probe{c.GetLivenessProbe(), c.GetStartupProbe()} {
+			if p.GetTerminationGraceSeconds() > 0 {
+				grace = time.Duration(p.GetTerminationGraceSeconds()) * time.Second
+			}
+		}
+		w.event(name, "Normal", "Killing", "%s", why)
+		inst.Stop(grace)
 	}
+	stopProbes()
+	<-probesDone
 	res := inst.Result()
 	msg := res.Message
 	if res.Reason == "OOMKilled" {
@@ -315,6 +455,29 @@ func (w *workload) runOnce(ctx context.Context, c *hubv1.Container, art *image.A
 	return &hubv1.ContainerState{State: &hubv1.ContainerState_Terminated_{Terminated: &hubv1.ContainerState_Terminated{
 		ExitCode: int32(res.ExitCode), Reason: res.Reason, Message: msg, StartedAt: started, FinishedAt: timestamppb.Now(),
 	}}}
+}
+
+// runtimeFor picks the runtime of a container: the workload's, or with no
+// runtimeClassName the one the image's platform asks for.
+func (w *workload) runtimeFor(art *image.Artifact) (Runtime, error) {
+	name := w.spec.GetRuntime()
+	if name == "" {
+		name = RuntimeWASM
+	}
+	native := art.Packaging == image.PackagingNative
+	switch {
+	case native && (name == RuntimeProcess || w.spec.GetRuntimeAuto()):
+		name = RuntimeProcess
+	case native:
+		return nil, fmt.Errorf("image %s is a native %s image, and runtimeClassName %s runs WebAssembly modules only: use edgefabric-process or leave runtimeClassName unset", art.Ref, art.Platform, "edgefabric-"+name)
+	case name == RuntimeProcess:
+		return nil, fmt.Errorf("image %s is a WebAssembly module, and runtimeClassName edgefabric-process runs native images only: use edgefabric-wasm or leave runtimeClassName unset", art.Ref)
+	}
+	rt := w.s.runtimes[name]
+	if rt == nil {
+		return nil, fmt.Errorf("runtime %q is not available on this device", name)
+	}
+	return rt, nil
 }
 
 // startFailed reports a container that could not start (a bad module, say) as

@@ -342,7 +342,7 @@ func (f *Fabric) Assign(account, id string, w *hubv1.Workload) {
 		d.Device.Device = identity.Device{ID: id, Account: account}
 		f.devices[k] = d
 	}
-	if cur, ok := d.workloads[w.GetUid()]; ok && f.owner[w.GetUid()] == k && cur.GetSpecHash() != "" && cur.GetSpecHash() == w.GetSpecHash() {
+	if cur, ok := d.workloads[w.GetUid()]; ok && f.owner[w.GetUid()] == k && cur.GetSpecHash() != "" && cur.GetSpecHash() == w.GetSpecHash() && cur.GetVolumesHash() == w.GetVolumesHash() {
 		f.mu.Unlock()
 		return // nothing the device runs would change
 	}

@@ -379,6 +379,47 @@ func (n *accountNode) retry() {
 	}
 }
 
+// refreshVolumes sends the placed pods whose volumes hold config map, secret
+// or downward API data again, translated from the informers' current objects:
+// a workload whose volume contents changed reaches its device, which swaps
+// the files in place (the fabric drops unchanged workloads). A pod whose
+// volumes no longer resolve keeps what its device has, as the kubelet does.
+func (n *accountNode) refreshVolumes() {
+	type placed struct {
+		pod *corev1.Pod
+		dev string
+	}
+	var pods []placed
+	n.mu.Lock()
+	for _, st := range n.byUID {
+		if st.device == "" || st.waiting != "" || st.failed || st.deleting || !hasDataVolumes(st.pod) {
+			continue
+		}
+		pods = append(pods, placed{st.pod.DeepCopy(), st.device})
+	}
+	n.mu.Unlock()
+	for _, p := range pods {
+		ip := p.pod.Status.HostIP
+		if d, ok := n.m.fab.Device(n.account, p.dev); ok && d.IP() != "" {
+			ip = d.IP()
+		}
+		w, err := translate.Workload(p.pod, envSource{n.m}, ip)
+		if err != nil {
+			continue
+		}
+		n.m.fab.Assign(n.account, p.dev, w)
+	}
+}
+
+func hasDataVolumes(pod *corev1.Pod) bool {
+	for _, v := range pod.Spec.Volumes {
+		if v.ConfigMap != nil || v.Secret != nil || v.Projected != nil || v.DownwardAPI != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // devicesChanged tells run's goroutines that the node's status may have
 // changed and waiting pods may fit now. It never blocks.
 func (n *accountNode) devicesChanged() {
@@ -737,7 +778,7 @@ func (n *accountNode) logs(ctx context.Context, namespace, name, container strin
 	if container == "" && len(pod.Spec.Containers) == 1 {
 		container = pod.Spec.Containers[0].Name
 	}
-	if !slices.ContainsFunc(pod.Spec.Containers, func(c corev1.Container) bool { return c.Name == container }) {
+	if !slices.ContainsFunc(slices.Concat(pod.Spec.InitContainers, pod.Spec.Containers), func(c corev1.Container) bool { return c.Name == container }) {
 		return nil, true, errdefs.InvalidInputf("container %q is not valid for pod %s/%s", container, namespace, name)
 	}
 	req := &hubv1.StreamRequest{Container: container, Kind: &hubv1.StreamRequest_Logs{Logs: &hubv1.LogOptions{

@@ -190,6 +190,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		case <-ticker.C:
 			for _, n := range m.allNodes() {
 				n.retry()
+				n.refreshVolumes()
 			}
 		}
 	}

@@ -31,6 +31,12 @@ const (
 	ReasonPodCompleted = "PodCompleted"
 	// ReasonPodFailed is the reason of the ready conditions of a Failed pod.
 	ReasonPodFailed = "PodFailed"
+	// ReasonContainersNotInitialized is the reason of a False Initialized
+	// condition while some init container has not completed.
+	ReasonContainersNotInitialized = "ContainersNotInitialized"
+	// ReasonPodInitializing is the waiting reason of app containers while
+	// init containers run.
+	ReasonPodInitializing = "PodInitializing"
 )
 
 // exitCodeKilled is the exit code of a container that was killed (128+SIGKILL).
@@ -79,21 +85,47 @@ func PodStatus(pod *corev1.Pod, ws *hubv1.WorkloadStatus, deviceIP string, now t
 			reported[cs.GetName()] = cs
 		}
 	}
+	initReported := make(map[string]*hubv1.ContainerStatus, len(ws.GetInitContainers()))
+	for _, cs := range ws.GetInitContainers() {
+		if _, dup := initReported[cs.GetName()]; !dup {
+			initReported[cs.GetName()] = cs
+		}
+	}
+	initStatuses := make([]corev1.ContainerStatus, 0, len(pod.Spec.InitContainers))
+	for _, c := range pod.Spec.InitContainers {
+		cs, ok := initReported[c.Name]
+		if !ok {
+			initStatuses = append(initStatuses, waitingStatus(c, ReasonContainerCreating, ""))
+			continue
+		}
+		initStatuses = append(initStatuses, containerStatus(c, cs))
+	}
+	initialized, pendingInits, initFailed := initProgress(pod, initStatuses)
 	statuses := make([]corev1.ContainerStatus, 0, len(pod.Spec.Containers))
 	for _, c := range pod.Spec.Containers {
 		cs, ok := reported[c.Name]
-		if !ok {
+		switch {
+		case !ok && !initialized:
+			statuses = append(statuses, waitingStatus(c, ReasonPodInitializing, ""))
+		case !ok:
 			statuses = append(statuses, waitingStatus(c, ReasonContainerCreating, ""))
-			continue
+		default:
+			statuses = append(statuses, containerStatus(c, cs))
 		}
-		statuses = append(statuses, containerStatus(c, cs))
 	}
 
 	phase := corev1.PodPhase(ws.GetPhase())
 	switch phase {
 	case corev1.PodPending, corev1.PodRunning, corev1.PodSucceeded, corev1.PodFailed:
 	default:
-		phase = derivePhase(pod.Spec.RestartPolicy, statuses)
+		switch {
+		case initFailed && pod.Spec.RestartPolicy == corev1.RestartPolicyNever:
+			phase = corev1.PodFailed
+		case !initialized:
+			phase = corev1.PodPending
+		default:
+			phase = derivePhase(pod.Spec.RestartPolicy, statuses)
+		}
 	}
 
 	status := kept(pod)
@@ -101,6 +133,9 @@ func PodStatus(pod *corev1.Pod, ws *hubv1.WorkloadStatus, deviceIP string, now t
 	status.Reason = ws.GetReason()
 	status.Message = ws.GetMessage()
 	status.ContainerStatuses = statuses
+	if len(initStatuses) > 0 {
+		status.InitContainerStatuses = initStatuses
+	}
 	status.HostIP, status.HostIPs = deviceIP, hostIPs(deviceIP)
 	podIP := ws.GetPodIp()
 	if podIP == "" {
@@ -123,6 +158,11 @@ func PodStatus(pod *corev1.Pod, ws *hubv1.WorkloadStatus, deviceIP string, now t
 		ready = readyCondition{status: corev1.ConditionFalse, reason: ReasonPodFailed}
 	default:
 		var unready []string
+		for i, cs := range initStatuses {
+			if isSidecar(&pod.Spec.InitContainers[i]) && !cs.Ready {
+				unready = append(unready, cs.Name)
+			}
+		}
 		for _, cs := range statuses {
 			if !cs.Ready {
 				unready = append(unready, cs.Name)
@@ -136,8 +176,46 @@ func PodStatus(pod *corev1.Pod, ws *hubv1.WorkloadStatus, deviceIP string, now t
 			}
 		}
 	}
-	status.Conditions = conditions(pod, status.Conditions, ready, now)
+	init := readyCondition{status: corev1.ConditionTrue}
+	if !initialized {
+		init = readyCondition{
+			status:  corev1.ConditionFalse,
+			reason:  ReasonContainersNotInitialized,
+			message: fmt.Sprintf("containers with incomplete status: %s", pendingInits),
+		}
+	}
+	status.Conditions = conditionsInit(pod, status.Conditions, init, ready, now)
 	return status
+}
+
+// isSidecar reports whether an init container is a sidecar (restartPolicy Always).
+func isSidecar(c *corev1.Container) bool {
+	return c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
+}
+
+// initProgress says whether the pod is initialized (every init container
+// completed, every sidecar started), which init containers are not yet, and
+// whether an init container has failed (exited non-zero, and now waits to
+// restart or has ended).
+func initProgress(pod *corev1.Pod, statuses []corev1.ContainerStatus) (initialized bool, pending []string, failed bool) {
+	for i, cs := range statuses {
+		c := &pod.Spec.InitContainers[i]
+		switch {
+		case isSidecar(c):
+			if cs.Started == nil || !*cs.Started {
+				pending = append(pending, cs.Name)
+			}
+		case cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0:
+		default:
+			pending = append(pending, cs.Name)
+			if t := cs.State.Terminated; t != nil && t.ExitCode != 0 {
+				failed = true
+			} else if cs.State.Waiting != nil && cs.LastTerminationState.Terminated != nil && cs.LastTerminationState.Terminated.ExitCode != 0 {
+				failed = true
+			}
+		}
+	}
+	return len(pending) == 0, pending, failed
 }
 
 // PendingStatus is the status of a pod that is not running on any device:
@@ -263,6 +341,9 @@ func containerStatus(c corev1.Container, cs *hubv1.ContainerStatus) corev1.Conta
 		state.Waiting = &corev1.ContainerStateWaiting{Reason: ReasonContainerCreating}
 	}
 	running := state.Running != nil
+	// Started follows the startup probe; a container without one has
+	// started once it runs.
+	started := running && (cs.GetStarted() || c.StartupProbe == nil)
 	return corev1.ContainerStatus{
 		Name:                 c.Name,
 		Image:                c.Image,
@@ -270,8 +351,8 @@ func containerStatus(c corev1.Container, cs *hubv1.ContainerStatus) corev1.Conta
 		State:                state,
 		LastTerminationState: containerState(cs.GetLastState()),
 		RestartCount:         cs.GetRestartCount(),
-		Ready:                running && cs.GetReady(),
-		Started:              new(running),
+		Ready:                started && cs.GetReady(),
+		Started:              new(started),
 	}
 }
 
@@ -360,6 +441,11 @@ var ownedConditions = []corev1.PodConditionType{
 // containersReady and the pod's readiness gates, followed by the conditions
 // in old it does not own.
 func conditions(pod *corev1.Pod, old []corev1.PodCondition, containersReady readyCondition, now time.Time) []corev1.PodCondition {
+	return conditionsInit(pod, old, readyCondition{status: corev1.ConditionTrue}, containersReady, now)
+}
+
+// conditionsInit is conditions with the Initialized condition given.
+func conditionsInit(pod *corev1.Pod, old []corev1.PodCondition, initialized, containersReady readyCondition, now time.Time) []corev1.PodCondition {
 	var others []corev1.PodCondition
 	for _, c := range old {
 		if !slices.Contains(ownedConditions, c.Type) {
@@ -406,7 +492,7 @@ func conditions(pod *corev1.Pod, old []corev1.PodCondition, containersReady read
 	isTrue := readyCondition{status: corev1.ConditionTrue}
 	return append([]corev1.PodCondition{
 		condition(corev1.PodScheduled, isTrue),
-		condition(corev1.PodInitialized, isTrue),
+		condition(corev1.PodInitialized, initialized),
 		condition(corev1.ContainersReady, containersReady),
 		condition(corev1.PodReady, ready),
 	}, others...)

@@ -3,21 +3,27 @@ package translate
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 )
 
-// RuntimeWASM is the runtime that runs a workload's containers as WebAssembly
-// modules. It is the default.
-const RuntimeWASM = "wasm"
+// Runtimes a workload can ask for.
+const (
+	// RuntimeWASM runs a workload's containers as WebAssembly modules. It is
+	// the default.
+	RuntimeWASM = "wasm"
+	// RuntimeProcess runs a workload's containers as native processes from
+	// ordinary OCI images for the device's os/arch.
+	RuntimeProcess = "process"
+)
 
 // Runtime class names edgefabric understands in a pod's runtimeClassName.
 const (
 	// RuntimeClassWASM selects [RuntimeWASM], as does an unset runtimeClassName.
 	RuntimeClassWASM = "edgefabric-wasm"
-	// RuntimeClassProcess is reserved for native processes; this provider
-	// rejects it with [ReasonRuntimeClassUnsupported] until that runtime exists.
+	// RuntimeClassProcess selects [RuntimeProcess].
 	RuntimeClassProcess = "edgefabric-process"
 )
 
@@ -33,7 +39,6 @@ const (
 	ReasonHostPortUnsupported            = "HostPortUnsupported"
 	ReasonUnknownRuntimeClass            = "UnknownRuntimeClass"
 	ReasonRuntimeClassUnsupported        = "RuntimeClassUnsupported"
-	ReasonInitContainersUnsupported      = "InitContainersUnsupported"
 	ReasonEphemeralContainersUnsupported = "EphemeralContainersUnsupported"
 	ReasonVolumeTypeUnsupported          = "VolumeTypeUnsupported"
 	ReasonFileKeyRefUnsupported          = "FileKeyRefUnsupported"
@@ -56,8 +61,10 @@ func unsupported(reason, format string, args ...any) *UnsupportedError {
 }
 
 // Runtime returns the runtime that runs pod, from its runtimeClassName: unset
-// and [RuntimeClassWASM] give [RuntimeWASM]. Any other class gives an
-// *UnsupportedError.
+// and [RuntimeClassWASM] give [RuntimeWASM], [RuntimeClassProcess] gives
+// [RuntimeProcess]. Any other class gives an *UnsupportedError. (With no
+// runtimeClassName the device may still pick the process runtime for a
+// native image: see [hubv1.Workload] runtime_auto.)
 func Runtime(pod *corev1.Pod) (string, error) {
 	if pod.Spec.RuntimeClassName == nil {
 		return RuntimeWASM, nil
@@ -66,13 +73,11 @@ func Runtime(pod *corev1.Pod) (string, error) {
 	case "", RuntimeClassWASM:
 		return RuntimeWASM, nil
 	case RuntimeClassProcess:
-		return "", unsupported(ReasonRuntimeClassUnsupported,
-			"runtimeClassName %q is not yet supported on this provider; use %q or leave runtimeClassName unset",
-			name, RuntimeClassWASM)
+		return RuntimeProcess, nil
 	default:
 		return "", unsupported(ReasonUnknownRuntimeClass,
-			"runtimeClassName %q is not known to edgefabric; use %q or leave runtimeClassName unset",
-			name, RuntimeClassWASM)
+			"runtimeClassName %q is not known to edgefabric; use %q, %q or leave runtimeClassName unset",
+			name, RuntimeClassWASM, RuntimeClassProcess)
 	}
 }
 
@@ -82,7 +87,7 @@ func Runtime(pod *corev1.Pod) (string, error) {
 // The checks run in this order, so the reason reported is stable: host
 // namespaces (hostNetwork, hostPID, hostIPC); privileged containers and added
 // capabilities (init, regular, then ephemeral containers); hostPath volumes;
-// hostPort; the runtime class; init containers; ephemeral containers; volume
+// hostPort; the runtime class; ephemeral containers; volume
 // types other than emptyDir, configMap, secret, projected and downwardAPI;
 // environment variables read from files (fileKeyRef).
 //
@@ -138,14 +143,6 @@ func Validate(pod *corev1.Pod) error {
 		return err
 	}
 
-	if len(spec.InitContainers) > 0 {
-		names := make([]string, len(spec.InitContainers))
-		for i, c := range spec.InitContainers {
-			names[i] = c.Name
-		}
-		return unsupported(ReasonInitContainersUnsupported,
-			"init containers are not yet supported in this release of edgefabric (pod has %v)", names)
-	}
 	if len(spec.EphemeralContainers) > 0 {
 		return unsupported(ReasonEphemeralContainersUnsupported,
 			"ephemeral containers are not supported on edgefabric (pod has %q)", spec.EphemeralContainers[0].Name)
@@ -162,7 +159,7 @@ func Validate(pod *corev1.Pod) error {
 		}
 	}
 
-	for _, c := range spec.Containers {
+	for _, c := range slices.Concat(spec.InitContainers, spec.Containers) {
 		for _, e := range c.Env {
 			if e.ValueFrom != nil && e.ValueFrom.FileKeyRef != nil {
 				return unsupported(ReasonFileKeyRefUnsupported,

@@ -161,18 +161,14 @@ func TestValidate(t *testing.T) {
 			wantInMsg:  `"gvisor" is not known`,
 		},
 		{
-			name:       "process runtime class is reserved",
-			mutate:     func(p *corev1.Pod) { p.Spec.RuntimeClassName = new(RuntimeClassProcess) },
-			wantReason: ReasonRuntimeClassUnsupported,
-			wantInMsg:  "not yet supported on this provider",
+			name:   "process runtime class",
+			mutate: func(p *corev1.Pod) { p.Spec.RuntimeClassName = new(RuntimeClassProcess) },
 		},
 		{
-			name: "init containers",
+			name: "init and sidecar containers",
 			mutate: func(p *corev1.Pod) {
-				p.Spec.InitContainers = []corev1.Container{{Name: "migrate"}, {Name: "warm"}}
+				p.Spec.InitContainers = []corev1.Container{{Name: "migrate"}, {Name: "proxy", RestartPolicy: new(corev1.ContainerRestartPolicyAlways)}}
 			},
-			wantReason: ReasonInitContainersUnsupported,
-			wantInMsg:  "not yet supported in this release of edgefabric (pod has [migrate warm])",
 		},
 		{
 			name: "ephemeral containers",
@@ -249,7 +245,7 @@ func TestRuntime(t *testing.T) {
 		{name: "unset", class: nil, want: RuntimeWASM},
 		{name: "empty", class: new(""), want: RuntimeWASM},
 		{name: "wasm class", class: new(RuntimeClassWASM), want: RuntimeWASM},
-		{name: "process class", class: new(RuntimeClassProcess), wantReason: ReasonRuntimeClassUnsupported},
+		{name: "process class", class: new(RuntimeClassProcess), want: RuntimeProcess},
 		{name: "other class", class: new("kata"), wantReason: ReasonUnknownRuntimeClass},
 	}
 	for _, tt := range tests {

@@ -65,13 +65,32 @@ func Workload(pod *corev1.Pod, env EnvSource, deviceIP string) (*hubv1.Workload,
 		configMaps: make(map[string]lookup[*corev1.ConfigMap]),
 		secrets:    make(map[string]lookup[*corev1.Secret]),
 	}
+	podVolumes := map[string]bool{}
+	for _, v := range pod.Spec.Volumes {
+		podVolumes[v.Name] = true
+	}
 	containers := make([]*hubv1.Container, 0, len(pod.Spec.Containers))
 	for i := range pod.Spec.Containers {
-		c, err := r.container(&pod.Spec.Containers[i])
+		c, err := r.container(&pod.Spec.Containers[i], podVolumes)
 		if err != nil {
 			return nil, err
 		}
 		containers = append(containers, c)
+	}
+	var inits []*hubv1.Container
+	for i := range pod.Spec.InitContainers {
+		c, err := r.container(&pod.Spec.InitContainers[i], podVolumes)
+		if err != nil {
+			return nil, err
+		}
+		if p := pod.Spec.InitContainers[i].RestartPolicy; p != nil {
+			c.RestartPolicy = string(*p)
+		}
+		inits = append(inits, c)
+	}
+	volumes, err := r.volumes()
+	if err != nil {
+		return nil, err
 	}
 
 	restartPolicy := pod.Spec.RestartPolicy
@@ -91,8 +110,12 @@ func Workload(pod *corev1.Pod, env EnvSource, deviceIP string) (*hubv1.Workload,
 		RestartPolicy:           string(restartPolicy),
 		Containers:              containers,
 		TerminationGraceSeconds: grace,
+		InitContainers:          inits,
+		Volumes:                 volumes,
+		RuntimeAuto:             pod.Spec.RuntimeClassName == nil || *pod.Spec.RuntimeClassName == "",
 	}
 	w.SpecHash = specHash(w)
+	w.VolumesHash = volumesHash(volumes)
 	return w, nil
 }
 
@@ -127,37 +150,42 @@ func specHash(w *hubv1.Workload) string {
 	h.string(w.GetRestartPolicy())
 	h.int(int64(len(w.GetContainers())))
 	for _, c := range w.GetContainers() {
-		h.string(c.GetName())
-		h.string(c.GetImage())
-		h.strings(c.GetCommand())
-		h.strings(c.GetArgs())
-		h.int(int64(len(c.GetEnv())))
-		for _, e := range c.GetEnv() {
-			h.string(e.GetName())
-			h.string(e.GetValue())
-		}
-		h.string(c.GetWorkingDir())
-		h.int(c.GetMemoryLimitBytes())
-		h.int(c.GetCpuLimitMillis())
-		h.int(c.GetMemoryRequestBytes())
-		h.int(c.GetCpuRequestMillis())
-		h.string(c.GetImagePullPolicy())
-		// Tunnel fields, hashed only when set so that the hash of a
-		// container without them is what it was before they existed.
-		if len(c.GetPorts()) > 0 || c.GetStdin() || c.GetStdinOnce() || c.GetTty() {
-			h.string("tunnel")
-			h.int(int64(len(c.GetPorts())))
-			for _, p := range c.GetPorts() {
-				h.string(p.GetName())
-				h.int(int64(p.GetContainerPort()))
-				h.string(p.GetProtocol())
-			}
-			h.bool(c.GetStdin())
-			h.bool(c.GetStdinOnce())
-			h.bool(c.GetTty())
-		}
+		h.container(c)
 	}
+	h.podFields(w)
 	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+func (h hashWriter) container(c *hubv1.Container) {
+	h.string(c.GetName())
+	h.string(c.GetImage())
+	h.strings(c.GetCommand())
+	h.strings(c.GetArgs())
+	h.int(int64(len(c.GetEnv())))
+	for _, e := range c.GetEnv() {
+		h.string(e.GetName())
+		h.string(e.GetValue())
+	}
+	h.string(c.GetWorkingDir())
+	h.int(c.GetMemoryLimitBytes())
+	h.int(c.GetCpuLimitMillis())
+	h.int(c.GetMemoryRequestBytes())
+	h.int(c.GetCpuRequestMillis())
+	h.string(c.GetImagePullPolicy())
+	// Tunnel fields, hashed only when set so that the hash of a container
+	// without them is what it was before they existed.
+	if len(c.GetPorts()) > 0 || c.GetStdin() || c.GetStdinOnce() || c.GetTty() {
+		h.string("tunnel")
+		h.int(int64(len(c.GetPorts())))
+		for _, p := range c.GetPorts() {
+			h.string(p.GetName())
+			h.int(int64(p.GetContainerPort()))
+			h.string(p.GetProtocol())
+		}
+		h.bool(c.GetStdin())
+		h.bool(c.GetStdinOnce())
+		h.bool(c.GetTty())
+	}
 }
 
 // hashWriter writes length-prefixed fields, so that no two different
@@ -168,14 +196,6 @@ func (h hashWriter) int(v int64) {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], uint64(v))
 	h.Write(b[:])
-}
-
-func (h hashWriter) bool(b bool) {
-	if b {
-		h.int(1)
-	} else {
-		h.int(0)
-	}
 }
 
 func (h hashWriter) string(s string) {
@@ -232,7 +252,7 @@ func (r *resolver) secret(name string) (*corev1.Secret, error) {
 	return l.obj, l.err
 }
 
-func (r *resolver) container(c *corev1.Container) (*hubv1.Container, error) {
+func (r *resolver) container(c *corev1.Container, podVolumes map[string]bool) (*hubv1.Container, error) {
 	env, err := r.env(c)
 	if err != nil {
 		return nil, err
@@ -248,7 +268,7 @@ func (r *resolver) container(c *corev1.Container) (*hubv1.Container, error) {
 		}
 		return out
 	}
-	return &hubv1.Container{
+	out := &hubv1.Container{
 		Name:               c.Name,
 		Image:              c.Image,
 		Command:            expandAll(c.Command),
@@ -264,7 +284,20 @@ func (r *resolver) container(c *corev1.Container) (*hubv1.Container, error) {
 		Stdin:              c.Stdin,
 		StdinOnce:          c.StdinOnce,
 		Tty:                c.TTY,
-	}, nil
+	}
+	if out.LivenessProbe, err = probe(c, "liveness", c.LivenessProbe); err != nil {
+		return nil, err
+	}
+	if out.ReadinessProbe, err = probe(c, "readiness", c.ReadinessProbe); err != nil {
+		return nil, err
+	}
+	if out.StartupProbe, err = probe(c, "startup", c.StartupProbe); err != nil {
+		return nil, err
+	}
+	if out.VolumeMounts, err = volumeMounts(c, podVolumes); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // ports are the container's TCP ports (the ones the device serves).

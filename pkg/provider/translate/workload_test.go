@@ -133,6 +133,7 @@ func TestWorkload(t *testing.T) {
 		Namespace:     "shop",
 		Name:          "web",
 		Runtime:       RuntimeWASM,
+		RuntimeAuto:   true,
 		RestartPolicy: "Always",
 		Containers: []*hubv1.Container{
 			{
@@ -589,10 +590,10 @@ func TestSpecHashCoversContainer(t *testing.T) {
 		msg  proto.Message
 		want int
 	}{
-		{msg: &hubv1.Container{}, want: 15},
+		{msg: &hubv1.Container{}, want: 20},
 		{msg: &hubv1.ContainerPort{}, want: 3},
 		{msg: &hubv1.EnvVar{}, want: 2},
-		{msg: &hubv1.Workload{}, want: 8},
+		{msg: &hubv1.Workload{}, want: 12},
 	}
 	for _, tt := range tests {
 		d := tt.msg.ProtoReflect().Descriptor()

@@ -152,9 +152,11 @@ type Spec struct {
 	// Dirs maps guest paths to host directories preopened for the module;
 	// empty gives it no filesystem.
 	Dirs map[string]string
+	// ReadOnlyDirs maps guest paths to host directories preopened read-only.
+	ReadOnlyDirs map[string]string
 	// Listeners are TCP addresses ("host:port", host empty for every
 	// interface) the runtime listens on and hands to the module as
-	// preopened sockets, after the preopened directories: with no Dirs the
+	// preopened sockets, after the preopened directories (Dirs, then ReadOnlyDirs): with none the
 	// first is file descriptor 3 (in Go: net.FileListener(os.NewFile(3, ""))).
 	// Start fails if one cannot be listened on.
 	Listeners []string
@@ -282,16 +284,23 @@ func moduleConfig(spec Spec) (wazero.ModuleConfig, error) {
 	if spec.Stderr != nil {
 		cfg = cfg.WithStderr(spec.Stderr)
 	}
-	if len(spec.Dirs) > 0 {
+	if len(spec.Dirs) > 0 || len(spec.ReadOnlyDirs) > 0 {
 		fs := wazero.NewFSConfig()
-		for _, guest := range slices.Sorted(maps.Keys(spec.Dirs)) {
-			host := spec.Dirs[guest]
-			if info, err := os.Stat(host); err != nil {
-				return nil, fmt.Errorf("mount %s: %w", guest, err)
-			} else if !info.IsDir() {
-				return nil, fmt.Errorf("mount %s: %s is not a directory", guest, host)
+		for k, dirs := range []map[string]string{spec.Dirs, spec.ReadOnlyDirs} {
+			readOnly := k == 1
+			for _, guest := range slices.Sorted(maps.Keys(dirs)) {
+				host := dirs[guest]
+				if info, err := os.Stat(host); err != nil {
+					return nil, fmt.Errorf("mount %s: %w", guest, err)
+				} else if !info.IsDir() {
+					return nil, fmt.Errorf("mount %s: %s is not a directory", guest, host)
+				}
+				if readOnly {
+					fs = fs.WithReadOnlyDirMount(host, guest)
+				} else {
+					fs = fs.WithDirMount(host, guest)
+				}
 			}
-			fs = fs.WithDirMount(host, guest)
 		}
 		cfg = cfg.WithFSConfig(fs)
 	}

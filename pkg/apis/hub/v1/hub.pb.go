@@ -1167,6 +1167,13 @@ type Container struct {
 	MemoryRequestBytes int64                  `protobuf:"varint,9,opt,name=memory_request_bytes,json=memoryRequestBytes,proto3" json:"memory_request_bytes,omitempty"`
 	CpuRequestMillis   int64                  `protobuf:"varint,10,opt,name=cpu_request_millis,json=cpuRequestMillis,proto3" json:"cpu_request_millis,omitempty"`
 	ImagePullPolicy    string                 `protobuf:"bytes,11,opt,name=image_pull_policy,json=imagePullPolicy,proto3" json:"image_pull_policy,omitempty"` // Always, IfNotPresent, Never
+	LivenessProbe      *Probe                 `protobuf:"bytes,12,opt,name=liveness_probe,json=livenessProbe,proto3" json:"liveness_probe,omitempty"`
+	ReadinessProbe     *Probe                 `protobuf:"bytes,13,opt,name=readiness_probe,json=readinessProbe,proto3" json:"readiness_probe,omitempty"`
+	StartupProbe       *Probe                 `protobuf:"bytes,14,opt,name=startup_probe,json=startupProbe,proto3" json:"startup_probe,omitempty"`
+	VolumeMounts       []*VolumeMount         `protobuf:"bytes,15,rep,name=volume_mounts,json=volumeMounts,proto3" json:"volume_mounts,omitempty"`
+	// For init containers: "Always" makes it a sidecar (started in order, kept
+	// running, restarted whatever the pod's restart policy).
+	RestartPolicy string `protobuf:"bytes,16,opt,name=restart_policy,json=restartPolicy,proto3" json:"restart_policy,omitempty"`
 	// Fields 40 and up: the tunnel's (exec, attach, inbound ports).
 	// TCP ports the container serves on the device (containerPort); a WASM
 	// container gets each as a preopened listening socket.
@@ -1286,6 +1293,41 @@ func (x *Container) GetImagePullPolicy() string {
 	return ""
 }
 
+func (x *Container) GetLivenessProbe() *Probe {
+	if x != nil {
+		return x.LivenessProbe
+	}
+	return nil
+}
+
+func (x *Container) GetReadinessProbe() *Probe {
+	if x != nil {
+		return x.ReadinessProbe
+	}
+	return nil
+}
+
+func (x *Container) GetStartupProbe() *Probe {
+	if x != nil {
+		return x.StartupProbe
+	}
+	return nil
+}
+
+func (x *Container) GetVolumeMounts() []*VolumeMount {
+	if x != nil {
+		return x.VolumeMounts
+	}
+	return nil
+}
+
+func (x *Container) GetRestartPolicy() string {
+	if x != nil {
+		return x.RestartPolicy
+	}
+	return ""
+}
+
 func (x *Container) GetPorts() []*ContainerPort {
 	if x != nil {
 		return x.Ports
@@ -1314,6 +1356,386 @@ func (x *Container) GetTty() bool {
 	return false
 }
 
+// Probe is a container probe with the pod's timings, resolved by the provider
+// (named ports are numbers here).
+type Probe struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Handler:
+	//
+	//	*Probe_Exec_
+	//	*Probe_HttpGet
+	//	*Probe_TcpSocket
+	//	*Probe_Grpc
+	Handler                 isProbe_Handler `protobuf_oneof:"handler"`
+	InitialDelaySeconds     int32           `protobuf:"varint,5,opt,name=initial_delay_seconds,json=initialDelaySeconds,proto3" json:"initial_delay_seconds,omitempty"`
+	TimeoutSeconds          int32           `protobuf:"varint,6,opt,name=timeout_seconds,json=timeoutSeconds,proto3" json:"timeout_seconds,omitempty"`
+	PeriodSeconds           int32           `protobuf:"varint,7,opt,name=period_seconds,json=periodSeconds,proto3" json:"period_seconds,omitempty"`
+	SuccessThreshold        int32           `protobuf:"varint,8,opt,name=success_threshold,json=successThreshold,proto3" json:"success_threshold,omitempty"`
+	FailureThreshold        int32           `protobuf:"varint,9,opt,name=failure_threshold,json=failureThreshold,proto3" json:"failure_threshold,omitempty"`
+	TerminationGraceSeconds int64           `protobuf:"varint,10,opt,name=termination_grace_seconds,json=terminationGraceSeconds,proto3" json:"termination_grace_seconds,omitempty"` // 0: the pod's
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
+}
+
+func (x *Probe) Reset() {
+	*x = Probe{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Probe) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Probe) ProtoMessage() {}
+
+func (x *Probe) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Probe.ProtoReflect.Descriptor instead.
+func (*Probe) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *Probe) GetHandler() isProbe_Handler {
+	if x != nil {
+		return x.Handler
+	}
+	return nil
+}
+
+func (x *Probe) GetExec() *Probe_Exec {
+	if x != nil {
+		if x, ok := x.Handler.(*Probe_Exec_); ok {
+			return x.Exec
+		}
+	}
+	return nil
+}
+
+func (x *Probe) GetHttpGet() *Probe_HTTPGet {
+	if x != nil {
+		if x, ok := x.Handler.(*Probe_HttpGet); ok {
+			return x.HttpGet
+		}
+	}
+	return nil
+}
+
+func (x *Probe) GetTcpSocket() *Probe_TCPSocket {
+	if x != nil {
+		if x, ok := x.Handler.(*Probe_TcpSocket); ok {
+			return x.TcpSocket
+		}
+	}
+	return nil
+}
+
+func (x *Probe) GetGrpc() *Probe_GRPC {
+	if x != nil {
+		if x, ok := x.Handler.(*Probe_Grpc); ok {
+			return x.Grpc
+		}
+	}
+	return nil
+}
+
+func (x *Probe) GetInitialDelaySeconds() int32 {
+	if x != nil {
+		return x.InitialDelaySeconds
+	}
+	return 0
+}
+
+func (x *Probe) GetTimeoutSeconds() int32 {
+	if x != nil {
+		return x.TimeoutSeconds
+	}
+	return 0
+}
+
+func (x *Probe) GetPeriodSeconds() int32 {
+	if x != nil {
+		return x.PeriodSeconds
+	}
+	return 0
+}
+
+func (x *Probe) GetSuccessThreshold() int32 {
+	if x != nil {
+		return x.SuccessThreshold
+	}
+	return 0
+}
+
+func (x *Probe) GetFailureThreshold() int32 {
+	if x != nil {
+		return x.FailureThreshold
+	}
+	return 0
+}
+
+func (x *Probe) GetTerminationGraceSeconds() int64 {
+	if x != nil {
+		return x.TerminationGraceSeconds
+	}
+	return 0
+}
+
+type isProbe_Handler interface {
+	isProbe_Handler()
+}
+
+type Probe_Exec_ struct {
+	Exec *Probe_Exec `protobuf:"bytes,1,opt,name=exec,proto3,oneof"`
+}
+
+type Probe_HttpGet struct {
+	HttpGet *Probe_HTTPGet `protobuf:"bytes,2,opt,name=http_get,json=httpGet,proto3,oneof"`
+}
+
+type Probe_TcpSocket struct {
+	TcpSocket *Probe_TCPSocket `protobuf:"bytes,3,opt,name=tcp_socket,json=tcpSocket,proto3,oneof"`
+}
+
+type Probe_Grpc struct {
+	Grpc *Probe_GRPC `protobuf:"bytes,4,opt,name=grpc,proto3,oneof"`
+}
+
+func (*Probe_Exec_) isProbe_Handler() {}
+
+func (*Probe_HttpGet) isProbe_Handler() {}
+
+func (*Probe_TcpSocket) isProbe_Handler() {}
+
+func (*Probe_Grpc) isProbe_Handler() {}
+
+type VolumeMount struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	MountPath     string                 `protobuf:"bytes,2,opt,name=mount_path,json=mountPath,proto3" json:"mount_path,omitempty"`
+	ReadOnly      bool                   `protobuf:"varint,3,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
+	SubPath       string                 `protobuf:"bytes,4,opt,name=sub_path,json=subPath,proto3" json:"sub_path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VolumeMount) Reset() {
+	*x = VolumeMount{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VolumeMount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VolumeMount) ProtoMessage() {}
+
+func (x *VolumeMount) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VolumeMount.ProtoReflect.Descriptor instead.
+func (*VolumeMount) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *VolumeMount) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *VolumeMount) GetMountPath() string {
+	if x != nil {
+		return x.MountPath
+	}
+	return ""
+}
+
+func (x *VolumeMount) GetReadOnly() bool {
+	if x != nil {
+		return x.ReadOnly
+	}
+	return false
+}
+
+func (x *VolumeMount) GetSubPath() string {
+	if x != nil {
+		return x.SubPath
+	}
+	return ""
+}
+
+// VolumeFile is one file of a configMap, secret, projected or downwardAPI volume.
+type VolumeFile struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"` // relative, cleaned, no ".."
+	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	Mode          int32                  `protobuf:"varint,3,opt,name=mode,proto3" json:"mode,omitempty"` // permission bits
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VolumeFile) Reset() {
+	*x = VolumeFile{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VolumeFile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VolumeFile) ProtoMessage() {}
+
+func (x *VolumeFile) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VolumeFile.ProtoReflect.Descriptor instead.
+func (*VolumeFile) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *VolumeFile) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *VolumeFile) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *VolumeFile) GetMode() int32 {
+	if x != nil {
+		return x.Mode
+	}
+	return 0
+}
+
+// Volume is a pod volume with its contents resolved by the provider.
+type Volume struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Name           string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Kind           string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`      // emptyDir, configMap, secret, projected, downwardAPI
+	Memory         bool                   `protobuf:"varint,3,opt,name=memory,proto3" json:"memory,omitempty"` // emptyDir medium Memory: never on persistent disk
+	SizeLimitBytes int64                  `protobuf:"varint,4,opt,name=size_limit_bytes,json=sizeLimitBytes,proto3" json:"size_limit_bytes,omitempty"`
+	Files          []*VolumeFile          `protobuf:"bytes,5,rep,name=files,proto3" json:"files,omitempty"`
+	// sensitive volumes (secrets, projected with a secret) are kept in memory
+	// and encrypted at rest in the agent's store.
+	Sensitive     bool `protobuf:"varint,6,opt,name=sensitive,proto3" json:"sensitive,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Volume) Reset() {
+	*x = Volume{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Volume) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Volume) ProtoMessage() {}
+
+func (x *Volume) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Volume.ProtoReflect.Descriptor instead.
+func (*Volume) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *Volume) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Volume) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Volume) GetMemory() bool {
+	if x != nil {
+		return x.Memory
+	}
+	return false
+}
+
+func (x *Volume) GetSizeLimitBytes() int64 {
+	if x != nil {
+		return x.SizeLimitBytes
+	}
+	return 0
+}
+
+func (x *Volume) GetFiles() []*VolumeFile {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
+func (x *Volume) GetSensitive() bool {
+	if x != nil {
+		return x.Sensitive
+	}
+	return false
+}
+
 type ContainerPort struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -1325,7 +1747,7 @@ type ContainerPort struct {
 
 func (x *ContainerPort) Reset() {
 	*x = ContainerPort{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[17]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1337,7 +1759,7 @@ func (x *ContainerPort) String() string {
 func (*ContainerPort) ProtoMessage() {}
 
 func (x *ContainerPort) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[17]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1350,7 +1772,7 @@ func (x *ContainerPort) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerPort.ProtoReflect.Descriptor instead.
 func (*ContainerPort) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{17}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ContainerPort) GetName() string {
@@ -1384,14 +1806,22 @@ type Workload struct {
 	Containers              []*Container           `protobuf:"bytes,6,rep,name=containers,proto3" json:"containers,omitempty"`
 	TerminationGraceSeconds int64                  `protobuf:"varint,7,opt,name=termination_grace_seconds,json=terminationGraceSeconds,proto3" json:"termination_grace_seconds,omitempty"`
 	// Spec hash: a workload whose hash is unchanged is left running on reconcile.
-	SpecHash      string `protobuf:"bytes,8,opt,name=spec_hash,json=specHash,proto3" json:"spec_hash,omitempty"`
+	SpecHash       string       `protobuf:"bytes,8,opt,name=spec_hash,json=specHash,proto3" json:"spec_hash,omitempty"`
+	InitContainers []*Container `protobuf:"bytes,9,rep,name=init_containers,json=initContainers,proto3" json:"init_containers,omitempty"`
+	Volumes        []*Volume    `protobuf:"bytes,10,rep,name=volumes,proto3" json:"volumes,omitempty"`
+	// runtime_auto: no runtimeClassName was given; the device picks the runtime
+	// from the image's platform (wasip1/wasm → wasm, its own os/arch → process).
+	RuntimeAuto bool `protobuf:"varint,11,opt,name=runtime_auto,json=runtimeAuto,proto3" json:"runtime_auto,omitempty"`
+	// Hash of the volumes' contents: when only it changes, the device swaps the
+	// files in place without restarting anything.
+	VolumesHash   string `protobuf:"bytes,12,opt,name=volumes_hash,json=volumesHash,proto3" json:"volumes_hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Workload) Reset() {
 	*x = Workload{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[18]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1403,7 +1833,7 @@ func (x *Workload) String() string {
 func (*Workload) ProtoMessage() {}
 
 func (x *Workload) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[18]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1416,7 +1846,7 @@ func (x *Workload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Workload.ProtoReflect.Descriptor instead.
 func (*Workload) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{18}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Workload) GetUid() string {
@@ -1475,6 +1905,34 @@ func (x *Workload) GetSpecHash() string {
 	return ""
 }
 
+func (x *Workload) GetInitContainers() []*Container {
+	if x != nil {
+		return x.InitContainers
+	}
+	return nil
+}
+
+func (x *Workload) GetVolumes() []*Volume {
+	if x != nil {
+		return x.Volumes
+	}
+	return nil
+}
+
+func (x *Workload) GetRuntimeAuto() bool {
+	if x != nil {
+		return x.RuntimeAuto
+	}
+	return false
+}
+
+func (x *Workload) GetVolumesHash() string {
+	if x != nil {
+		return x.VolumesHash
+	}
+	return ""
+}
+
 type ContainerState struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to State:
@@ -1489,7 +1947,7 @@ type ContainerState struct {
 
 func (x *ContainerState) Reset() {
 	*x = ContainerState{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[19]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1501,7 +1959,7 @@ func (x *ContainerState) String() string {
 func (*ContainerState) ProtoMessage() {}
 
 func (x *ContainerState) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[19]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1514,7 +1972,7 @@ func (x *ContainerState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerState.ProtoReflect.Descriptor instead.
 func (*ContainerState) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{19}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ContainerState) GetState() isContainerState_State {
@@ -1582,13 +2040,14 @@ type ContainerStatus struct {
 	Image         string                 `protobuf:"bytes,5,opt,name=image,proto3" json:"image,omitempty"`
 	ImageId       string                 `protobuf:"bytes,6,opt,name=image_id,json=imageId,proto3" json:"image_id,omitempty"`
 	Ready         bool                   `protobuf:"varint,7,opt,name=ready,proto3" json:"ready,omitempty"`
+	Started       bool                   `protobuf:"varint,8,opt,name=started,proto3" json:"started,omitempty"` // startup probe passed (or none), while running
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ContainerStatus) Reset() {
 	*x = ContainerStatus{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[20]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1600,7 +2059,7 @@ func (x *ContainerStatus) String() string {
 func (*ContainerStatus) ProtoMessage() {}
 
 func (x *ContainerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[20]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1613,7 +2072,7 @@ func (x *ContainerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerStatus.ProtoReflect.Descriptor instead.
 func (*ContainerStatus) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{20}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ContainerStatus) GetName() string {
@@ -1665,6 +2124,13 @@ func (x *ContainerStatus) GetReady() bool {
 	return false
 }
 
+func (x *ContainerStatus) GetStarted() bool {
+	if x != nil {
+		return x.Started
+	}
+	return false
+}
+
 type WorkloadStatus struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Uid        string                 `protobuf:"bytes,1,opt,name=uid,proto3" json:"uid,omitempty"`
@@ -1678,14 +2144,15 @@ type WorkloadStatus struct {
 	StartTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
 	PodIp     string                 `protobuf:"bytes,9,opt,name=pod_ip,json=podIp,proto3" json:"pod_ip,omitempty"`
 	// Monotonic per workload on the device; the provider ignores older ones.
-	Seq           uint64 `protobuf:"varint,10,opt,name=seq,proto3" json:"seq,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Seq            uint64             `protobuf:"varint,10,opt,name=seq,proto3" json:"seq,omitempty"`
+	InitContainers []*ContainerStatus `protobuf:"bytes,11,rep,name=init_containers,json=initContainers,proto3" json:"init_containers,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *WorkloadStatus) Reset() {
 	*x = WorkloadStatus{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[21]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1697,7 +2164,7 @@ func (x *WorkloadStatus) String() string {
 func (*WorkloadStatus) ProtoMessage() {}
 
 func (x *WorkloadStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[21]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1710,7 +2177,7 @@ func (x *WorkloadStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkloadStatus.ProtoReflect.Descriptor instead.
 func (*WorkloadStatus) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{21}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *WorkloadStatus) GetUid() string {
@@ -1783,6 +2250,13 @@ func (x *WorkloadStatus) GetSeq() uint64 {
 	return 0
 }
 
+func (x *WorkloadStatus) GetInitContainers() []*ContainerStatus {
+	if x != nil {
+		return x.InitContainers
+	}
+	return nil
+}
+
 type Event struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	WorkloadUid   string                 `protobuf:"bytes,1,opt,name=workload_uid,json=workloadUid,proto3" json:"workload_uid,omitempty"`
@@ -1797,7 +2271,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[22]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1809,7 +2283,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[22]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1822,7 +2296,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{22}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Event) GetWorkloadUid() string {
@@ -1882,7 +2356,7 @@ type LogOptions struct {
 
 func (x *LogOptions) Reset() {
 	*x = LogOptions{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[23]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1894,7 +2368,7 @@ func (x *LogOptions) String() string {
 func (*LogOptions) ProtoMessage() {}
 
 func (x *LogOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[23]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1907,7 +2381,7 @@ func (x *LogOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogOptions.ProtoReflect.Descriptor instead.
 func (*LogOptions) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{23}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *LogOptions) GetFollow() bool {
@@ -1977,7 +2451,7 @@ type StreamRequest struct {
 
 func (x *StreamRequest) Reset() {
 	*x = StreamRequest{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[24]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1989,7 +2463,7 @@ func (x *StreamRequest) String() string {
 func (*StreamRequest) ProtoMessage() {}
 
 func (x *StreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[24]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2002,7 +2476,7 @@ func (x *StreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamRequest.ProtoReflect.Descriptor instead.
 func (*StreamRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{24}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *StreamRequest) GetId() string {
@@ -2113,7 +2587,7 @@ type ExecOptions struct {
 
 func (x *ExecOptions) Reset() {
 	*x = ExecOptions{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[25]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2125,7 +2599,7 @@ func (x *ExecOptions) String() string {
 func (*ExecOptions) ProtoMessage() {}
 
 func (x *ExecOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[25]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2138,7 +2612,7 @@ func (x *ExecOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecOptions.ProtoReflect.Descriptor instead.
 func (*ExecOptions) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{25}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ExecOptions) GetCommand() []string {
@@ -2189,7 +2663,7 @@ type AttachOptions struct {
 
 func (x *AttachOptions) Reset() {
 	*x = AttachOptions{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[26]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2201,7 +2675,7 @@ func (x *AttachOptions) String() string {
 func (*AttachOptions) ProtoMessage() {}
 
 func (x *AttachOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[26]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2214,7 +2688,7 @@ func (x *AttachOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachOptions.ProtoReflect.Descriptor instead.
 func (*AttachOptions) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{26}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *AttachOptions) GetStdin() bool {
@@ -2256,7 +2730,7 @@ type PortForwardOptions struct {
 
 func (x *PortForwardOptions) Reset() {
 	*x = PortForwardOptions{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[27]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2268,7 +2742,7 @@ func (x *PortForwardOptions) String() string {
 func (*PortForwardOptions) ProtoMessage() {}
 
 func (x *PortForwardOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[27]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2281,7 +2755,7 @@ func (x *PortForwardOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortForwardOptions.ProtoReflect.Descriptor instead.
 func (*PortForwardOptions) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{27}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *PortForwardOptions) GetPort() int32 {
@@ -2301,7 +2775,7 @@ type TerminalSize struct {
 
 func (x *TerminalSize) Reset() {
 	*x = TerminalSize{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[28]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2313,7 +2787,7 @@ func (x *TerminalSize) String() string {
 func (*TerminalSize) ProtoMessage() {}
 
 func (x *TerminalSize) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[28]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2326,7 +2800,7 @@ func (x *TerminalSize) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalSize.ProtoReflect.Descriptor instead.
 func (*TerminalSize) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{28}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *TerminalSize) GetWidth() uint32 {
@@ -2355,7 +2829,7 @@ type ExitStatus struct {
 
 func (x *ExitStatus) Reset() {
 	*x = ExitStatus{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[29]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2367,7 +2841,7 @@ func (x *ExitStatus) String() string {
 func (*ExitStatus) ProtoMessage() {}
 
 func (x *ExitStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[29]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2380,7 +2854,7 @@ func (x *ExitStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExitStatus.ProtoReflect.Descriptor instead.
 func (*ExitStatus) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{29}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ExitStatus) GetCode() int32 {
@@ -2421,7 +2895,7 @@ type StreamFrame struct {
 
 func (x *StreamFrame) Reset() {
 	*x = StreamFrame{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[30]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2433,7 +2907,7 @@ func (x *StreamFrame) String() string {
 func (*StreamFrame) ProtoMessage() {}
 
 func (x *StreamFrame) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[30]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2446,7 +2920,7 @@ func (x *StreamFrame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamFrame.ProtoReflect.Descriptor instead.
 func (*StreamFrame) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{30}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *StreamFrame) GetOpen() string {
@@ -2505,6 +2979,230 @@ func (x *StreamFrame) GetExit() *ExitStatus {
 	return nil
 }
 
+type Probe_Exec struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Command       []string               `protobuf:"bytes,1,rep,name=command,proto3" json:"command,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Probe_Exec) Reset() {
+	*x = Probe_Exec{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Probe_Exec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Probe_Exec) ProtoMessage() {}
+
+func (x *Probe_Exec) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Probe_Exec.ProtoReflect.Descriptor instead.
+func (*Probe_Exec) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{17, 0}
+}
+
+func (x *Probe_Exec) GetCommand() []string {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+type Probe_HTTPGet struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Port          int32                  `protobuf:"varint,2,opt,name=port,proto3" json:"port,omitempty"`
+	Host          string                 `protobuf:"bytes,3,opt,name=host,proto3" json:"host,omitempty"`     // empty: the pod IP (loopback on the device)
+	Scheme        string                 `protobuf:"bytes,4,opt,name=scheme,proto3" json:"scheme,omitempty"` // HTTP or HTTPS
+	Headers       []*EnvVar              `protobuf:"bytes,5,rep,name=headers,proto3" json:"headers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Probe_HTTPGet) Reset() {
+	*x = Probe_HTTPGet{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Probe_HTTPGet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Probe_HTTPGet) ProtoMessage() {}
+
+func (x *Probe_HTTPGet) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Probe_HTTPGet.ProtoReflect.Descriptor instead.
+func (*Probe_HTTPGet) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{17, 1}
+}
+
+func (x *Probe_HTTPGet) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *Probe_HTTPGet) GetPort() int32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *Probe_HTTPGet) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *Probe_HTTPGet) GetScheme() string {
+	if x != nil {
+		return x.Scheme
+	}
+	return ""
+}
+
+func (x *Probe_HTTPGet) GetHeaders() []*EnvVar {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+type Probe_TCPSocket struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Port          int32                  `protobuf:"varint,1,opt,name=port,proto3" json:"port,omitempty"`
+	Host          string                 `protobuf:"bytes,2,opt,name=host,proto3" json:"host,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Probe_TCPSocket) Reset() {
+	*x = Probe_TCPSocket{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Probe_TCPSocket) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Probe_TCPSocket) ProtoMessage() {}
+
+func (x *Probe_TCPSocket) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Probe_TCPSocket.ProtoReflect.Descriptor instead.
+func (*Probe_TCPSocket) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{17, 2}
+}
+
+func (x *Probe_TCPSocket) GetPort() int32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *Probe_TCPSocket) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+type Probe_GRPC struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Port          int32                  `protobuf:"varint,1,opt,name=port,proto3" json:"port,omitempty"`
+	Service       string                 `protobuf:"bytes,2,opt,name=service,proto3" json:"service,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Probe_GRPC) Reset() {
+	*x = Probe_GRPC{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Probe_GRPC) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Probe_GRPC) ProtoMessage() {}
+
+func (x *Probe_GRPC) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Probe_GRPC.ProtoReflect.Descriptor instead.
+func (*Probe_GRPC) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{17, 3}
+}
+
+func (x *Probe_GRPC) GetPort() int32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *Probe_GRPC) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
 type ContainerState_Waiting struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Reason        string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
@@ -2515,7 +3213,7 @@ type ContainerState_Waiting struct {
 
 func (x *ContainerState_Waiting) Reset() {
 	*x = ContainerState_Waiting{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[32]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2527,7 +3225,7 @@ func (x *ContainerState_Waiting) String() string {
 func (*ContainerState_Waiting) ProtoMessage() {}
 
 func (x *ContainerState_Waiting) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[32]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2540,7 +3238,7 @@ func (x *ContainerState_Waiting) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerState_Waiting.ProtoReflect.Descriptor instead.
 func (*ContainerState_Waiting) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{19, 0}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{23, 0}
 }
 
 func (x *ContainerState_Waiting) GetReason() string {
@@ -2566,7 +3264,7 @@ type ContainerState_Running struct {
 
 func (x *ContainerState_Running) Reset() {
 	*x = ContainerState_Running{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[33]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2578,7 +3276,7 @@ func (x *ContainerState_Running) String() string {
 func (*ContainerState_Running) ProtoMessage() {}
 
 func (x *ContainerState_Running) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[33]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2591,7 +3289,7 @@ func (x *ContainerState_Running) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerState_Running.ProtoReflect.Descriptor instead.
 func (*ContainerState_Running) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{19, 1}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{23, 1}
 }
 
 func (x *ContainerState_Running) GetStartedAt() *timestamppb.Timestamp {
@@ -2614,7 +3312,7 @@ type ContainerState_Terminated struct {
 
 func (x *ContainerState_Terminated) Reset() {
 	*x = ContainerState_Terminated{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[34]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2626,7 +3324,7 @@ func (x *ContainerState_Terminated) String() string {
 func (*ContainerState_Terminated) ProtoMessage() {}
 
 func (x *ContainerState_Terminated) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[34]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2639,7 +3337,7 @@ func (x *ContainerState_Terminated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerState_Terminated.ProtoReflect.Descriptor instead.
 func (*ContainerState_Terminated) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{19, 2}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{23, 2}
 }
 
 func (x *ContainerState_Terminated) GetExitCode() int32 {
@@ -2772,7 +3470,7 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"delete_uid\x18\x03 \x01(\tR\tdeleteUid\"2\n" +
 	"\x06EnvVar\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\x94\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\xc3\x06\n" +
 	"\tContainer\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05image\x18\x02 \x01(\tR\x05image\x12\x18\n" +
@@ -2786,16 +3484,67 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"\x14memory_request_bytes\x18\t \x01(\x03R\x12memoryRequestBytes\x12,\n" +
 	"\x12cpu_request_millis\x18\n" +
 	" \x01(\x03R\x10cpuRequestMillis\x12*\n" +
-	"\x11image_pull_policy\x18\v \x01(\tR\x0fimagePullPolicy\x126\n" +
+	"\x11image_pull_policy\x18\v \x01(\tR\x0fimagePullPolicy\x12?\n" +
+	"\x0eliveness_probe\x18\f \x01(\v2\x18.edgefabric.hub.v1.ProbeR\rlivenessProbe\x12A\n" +
+	"\x0freadiness_probe\x18\r \x01(\v2\x18.edgefabric.hub.v1.ProbeR\x0ereadinessProbe\x12=\n" +
+	"\rstartup_probe\x18\x0e \x01(\v2\x18.edgefabric.hub.v1.ProbeR\fstartupProbe\x12C\n" +
+	"\rvolume_mounts\x18\x0f \x03(\v2\x1e.edgefabric.hub.v1.VolumeMountR\fvolumeMounts\x12%\n" +
+	"\x0erestart_policy\x18\x10 \x01(\tR\rrestartPolicy\x126\n" +
 	"\x05ports\x18( \x03(\v2 .edgefabric.hub.v1.ContainerPortR\x05ports\x12\x14\n" +
 	"\x05stdin\x18) \x01(\bR\x05stdin\x12\x1d\n" +
 	"\n" +
 	"stdin_once\x18* \x01(\bR\tstdinOnce\x12\x10\n" +
-	"\x03tty\x18+ \x01(\bR\x03tty\"f\n" +
+	"\x03tty\x18+ \x01(\bR\x03tty\"\xbc\x06\n" +
+	"\x05Probe\x123\n" +
+	"\x04exec\x18\x01 \x01(\v2\x1d.edgefabric.hub.v1.Probe.ExecH\x00R\x04exec\x12=\n" +
+	"\bhttp_get\x18\x02 \x01(\v2 .edgefabric.hub.v1.Probe.HTTPGetH\x00R\ahttpGet\x12C\n" +
+	"\n" +
+	"tcp_socket\x18\x03 \x01(\v2\".edgefabric.hub.v1.Probe.TCPSocketH\x00R\ttcpSocket\x123\n" +
+	"\x04grpc\x18\x04 \x01(\v2\x1d.edgefabric.hub.v1.Probe.GRPCH\x00R\x04grpc\x122\n" +
+	"\x15initial_delay_seconds\x18\x05 \x01(\x05R\x13initialDelaySeconds\x12'\n" +
+	"\x0ftimeout_seconds\x18\x06 \x01(\x05R\x0etimeoutSeconds\x12%\n" +
+	"\x0eperiod_seconds\x18\a \x01(\x05R\rperiodSeconds\x12+\n" +
+	"\x11success_threshold\x18\b \x01(\x05R\x10successThreshold\x12+\n" +
+	"\x11failure_threshold\x18\t \x01(\x05R\x10failureThreshold\x12:\n" +
+	"\x19termination_grace_seconds\x18\n" +
+	" \x01(\x03R\x17terminationGraceSeconds\x1a \n" +
+	"\x04Exec\x12\x18\n" +
+	"\acommand\x18\x01 \x03(\tR\acommand\x1a\x92\x01\n" +
+	"\aHTTPGet\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
+	"\x04port\x18\x02 \x01(\x05R\x04port\x12\x12\n" +
+	"\x04host\x18\x03 \x01(\tR\x04host\x12\x16\n" +
+	"\x06scheme\x18\x04 \x01(\tR\x06scheme\x123\n" +
+	"\aheaders\x18\x05 \x03(\v2\x19.edgefabric.hub.v1.EnvVarR\aheaders\x1a3\n" +
+	"\tTCPSocket\x12\x12\n" +
+	"\x04port\x18\x01 \x01(\x05R\x04port\x12\x12\n" +
+	"\x04host\x18\x02 \x01(\tR\x04host\x1a4\n" +
+	"\x04GRPC\x12\x12\n" +
+	"\x04port\x18\x01 \x01(\x05R\x04port\x12\x18\n" +
+	"\aservice\x18\x02 \x01(\tR\aserviceB\t\n" +
+	"\ahandler\"x\n" +
+	"\vVolumeMount\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"mount_path\x18\x02 \x01(\tR\tmountPath\x12\x1b\n" +
+	"\tread_only\x18\x03 \x01(\bR\breadOnly\x12\x19\n" +
+	"\bsub_path\x18\x04 \x01(\tR\asubPath\"H\n" +
+	"\n" +
+	"VolumeFile\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\x12\x12\n" +
+	"\x04mode\x18\x03 \x01(\x05R\x04mode\"\xc5\x01\n" +
+	"\x06Volume\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x16\n" +
+	"\x06memory\x18\x03 \x01(\bR\x06memory\x12(\n" +
+	"\x10size_limit_bytes\x18\x04 \x01(\x03R\x0esizeLimitBytes\x123\n" +
+	"\x05files\x18\x05 \x03(\v2\x1d.edgefabric.hub.v1.VolumeFileR\x05files\x12\x1c\n" +
+	"\tsensitive\x18\x06 \x01(\bR\tsensitive\"f\n" +
 	"\rContainerPort\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12%\n" +
 	"\x0econtainer_port\x18\x02 \x01(\x05R\rcontainerPort\x12\x1a\n" +
-	"\bprotocol\x18\x03 \x01(\tR\bprotocol\"\xa6\x02\n" +
+	"\bprotocol\x18\x03 \x01(\tR\bprotocol\"\xe8\x03\n" +
 	"\bWorkload\x12\x10\n" +
 	"\x03uid\x18\x01 \x01(\tR\x03uid\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x12\n" +
@@ -2806,7 +3555,12 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"containers\x18\x06 \x03(\v2\x1c.edgefabric.hub.v1.ContainerR\n" +
 	"containers\x12:\n" +
 	"\x19termination_grace_seconds\x18\a \x01(\x03R\x17terminationGraceSeconds\x12\x1b\n" +
-	"\tspec_hash\x18\b \x01(\tR\bspecHash\"\xd0\x04\n" +
+	"\tspec_hash\x18\b \x01(\tR\bspecHash\x12E\n" +
+	"\x0finit_containers\x18\t \x03(\v2\x1c.edgefabric.hub.v1.ContainerR\x0einitContainers\x123\n" +
+	"\avolumes\x18\n" +
+	" \x03(\v2\x19.edgefabric.hub.v1.VolumeR\avolumes\x12!\n" +
+	"\fruntime_auto\x18\v \x01(\bR\vruntimeAuto\x12!\n" +
+	"\fvolumes_hash\x18\f \x01(\tR\vvolumesHash\"\xd0\x04\n" +
 	"\x0eContainerState\x12E\n" +
 	"\awaiting\x18\x01 \x01(\v2).edgefabric.hub.v1.ContainerState.WaitingH\x00R\awaiting\x12E\n" +
 	"\arunning\x18\x02 \x01(\v2).edgefabric.hub.v1.ContainerState.RunningH\x00R\arunning\x12N\n" +
@@ -2828,7 +3582,7 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"started_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12;\n" +
 	"\vfinished_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"finishedAtB\a\n" +
-	"\x05state\"\x8c\x02\n" +
+	"\x05state\"\xa6\x02\n" +
 	"\x0fContainerStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x127\n" +
 	"\x05state\x18\x02 \x01(\v2!.edgefabric.hub.v1.ContainerStateR\x05state\x12@\n" +
@@ -2837,7 +3591,8 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"\rrestart_count\x18\x04 \x01(\x05R\frestartCount\x12\x14\n" +
 	"\x05image\x18\x05 \x01(\tR\x05image\x12\x19\n" +
 	"\bimage_id\x18\x06 \x01(\tR\aimageId\x12\x14\n" +
-	"\x05ready\x18\a \x01(\bR\x05ready\"\xc4\x02\n" +
+	"\x05ready\x18\a \x01(\bR\x05ready\x12\x18\n" +
+	"\astarted\x18\b \x01(\bR\astarted\"\x91\x03\n" +
 	"\x0eWorkloadStatus\x12\x10\n" +
 	"\x03uid\x18\x01 \x01(\tR\x03uid\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x12\n" +
@@ -2852,7 +3607,8 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"start_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x12\x15\n" +
 	"\x06pod_ip\x18\t \x01(\tR\x05podIp\x12\x10\n" +
 	"\x03seq\x18\n" +
-	" \x01(\x04R\x03seq\"\xbe\x01\n" +
+	" \x01(\x04R\x03seq\x12K\n" +
+	"\x0finit_containers\x18\v \x03(\v2\".edgefabric.hub.v1.ContainerStatusR\x0einitContainers\"\xbe\x01\n" +
 	"\x05Event\x12!\n" +
 	"\fworkload_uid\x18\x01 \x01(\tR\vworkloadUid\x12\x1c\n" +
 	"\tcontainer\x18\x02 \x01(\tR\tcontainer\x12\x12\n" +
@@ -2931,7 +3687,7 @@ func file_pkg_apis_hub_v1_hub_proto_rawDescGZIP() []byte {
 	return file_pkg_apis_hub_v1_hub_proto_rawDescData
 }
 
-var file_pkg_apis_hub_v1_hub_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_pkg_apis_hub_v1_hub_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_pkg_apis_hub_v1_hub_proto_goTypes = []any{
 	(*BootstrapRequest)(nil),          // 0: edgefabric.hub.v1.BootstrapRequest
 	(*RenewRequest)(nil),              // 1: edgefabric.hub.v1.RenewRequest
@@ -2950,84 +3706,105 @@ var file_pkg_apis_hub_v1_hub_proto_goTypes = []any{
 	(*WorkloadDelta)(nil),             // 14: edgefabric.hub.v1.WorkloadDelta
 	(*EnvVar)(nil),                    // 15: edgefabric.hub.v1.EnvVar
 	(*Container)(nil),                 // 16: edgefabric.hub.v1.Container
-	(*ContainerPort)(nil),             // 17: edgefabric.hub.v1.ContainerPort
-	(*Workload)(nil),                  // 18: edgefabric.hub.v1.Workload
-	(*ContainerState)(nil),            // 19: edgefabric.hub.v1.ContainerState
-	(*ContainerStatus)(nil),           // 20: edgefabric.hub.v1.ContainerStatus
-	(*WorkloadStatus)(nil),            // 21: edgefabric.hub.v1.WorkloadStatus
-	(*Event)(nil),                     // 22: edgefabric.hub.v1.Event
-	(*LogOptions)(nil),                // 23: edgefabric.hub.v1.LogOptions
-	(*StreamRequest)(nil),             // 24: edgefabric.hub.v1.StreamRequest
-	(*ExecOptions)(nil),               // 25: edgefabric.hub.v1.ExecOptions
-	(*AttachOptions)(nil),             // 26: edgefabric.hub.v1.AttachOptions
-	(*PortForwardOptions)(nil),        // 27: edgefabric.hub.v1.PortForwardOptions
-	(*TerminalSize)(nil),              // 28: edgefabric.hub.v1.TerminalSize
-	(*ExitStatus)(nil),                // 29: edgefabric.hub.v1.ExitStatus
-	(*StreamFrame)(nil),               // 30: edgefabric.hub.v1.StreamFrame
-	nil,                               // 31: edgefabric.hub.v1.Hello.LabelsEntry
-	(*ContainerState_Waiting)(nil),    // 32: edgefabric.hub.v1.ContainerState.Waiting
-	(*ContainerState_Running)(nil),    // 33: edgefabric.hub.v1.ContainerState.Running
-	(*ContainerState_Terminated)(nil), // 34: edgefabric.hub.v1.ContainerState.Terminated
-	(*timestamppb.Timestamp)(nil),     // 35: google.protobuf.Timestamp
+	(*Probe)(nil),                     // 17: edgefabric.hub.v1.Probe
+	(*VolumeMount)(nil),               // 18: edgefabric.hub.v1.VolumeMount
+	(*VolumeFile)(nil),                // 19: edgefabric.hub.v1.VolumeFile
+	(*Volume)(nil),                    // 20: edgefabric.hub.v1.Volume
+	(*ContainerPort)(nil),             // 21: edgefabric.hub.v1.ContainerPort
+	(*Workload)(nil),                  // 22: edgefabric.hub.v1.Workload
+	(*ContainerState)(nil),            // 23: edgefabric.hub.v1.ContainerState
+	(*ContainerStatus)(nil),           // 24: edgefabric.hub.v1.ContainerStatus
+	(*WorkloadStatus)(nil),            // 25: edgefabric.hub.v1.WorkloadStatus
+	(*Event)(nil),                     // 26: edgefabric.hub.v1.Event
+	(*LogOptions)(nil),                // 27: edgefabric.hub.v1.LogOptions
+	(*StreamRequest)(nil),             // 28: edgefabric.hub.v1.StreamRequest
+	(*ExecOptions)(nil),               // 29: edgefabric.hub.v1.ExecOptions
+	(*AttachOptions)(nil),             // 30: edgefabric.hub.v1.AttachOptions
+	(*PortForwardOptions)(nil),        // 31: edgefabric.hub.v1.PortForwardOptions
+	(*TerminalSize)(nil),              // 32: edgefabric.hub.v1.TerminalSize
+	(*ExitStatus)(nil),                // 33: edgefabric.hub.v1.ExitStatus
+	(*StreamFrame)(nil),               // 34: edgefabric.hub.v1.StreamFrame
+	nil,                               // 35: edgefabric.hub.v1.Hello.LabelsEntry
+	(*Probe_Exec)(nil),                // 36: edgefabric.hub.v1.Probe.Exec
+	(*Probe_HTTPGet)(nil),             // 37: edgefabric.hub.v1.Probe.HTTPGet
+	(*Probe_TCPSocket)(nil),           // 38: edgefabric.hub.v1.Probe.TCPSocket
+	(*Probe_GRPC)(nil),                // 39: edgefabric.hub.v1.Probe.GRPC
+	(*ContainerState_Waiting)(nil),    // 40: edgefabric.hub.v1.ContainerState.Waiting
+	(*ContainerState_Running)(nil),    // 41: edgefabric.hub.v1.ContainerState.Running
+	(*ContainerState_Terminated)(nil), // 42: edgefabric.hub.v1.ContainerState.Terminated
+	(*timestamppb.Timestamp)(nil),     // 43: google.protobuf.Timestamp
 }
 var file_pkg_apis_hub_v1_hub_proto_depIdxs = []int32{
-	35, // 0: edgefabric.hub.v1.BootstrapResponse.not_after:type_name -> google.protobuf.Timestamp
+	43, // 0: edgefabric.hub.v1.BootstrapResponse.not_after:type_name -> google.protobuf.Timestamp
 	3,  // 1: edgefabric.hub.v1.Hello.capacity:type_name -> edgefabric.hub.v1.Resources
-	31, // 2: edgefabric.hub.v1.Hello.labels:type_name -> edgefabric.hub.v1.Hello.LabelsEntry
-	21, // 3: edgefabric.hub.v1.Hello.statuses:type_name -> edgefabric.hub.v1.WorkloadStatus
-	35, // 4: edgefabric.hub.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
+	35, // 2: edgefabric.hub.v1.Hello.labels:type_name -> edgefabric.hub.v1.Hello.LabelsEntry
+	25, // 3: edgefabric.hub.v1.Hello.statuses:type_name -> edgefabric.hub.v1.WorkloadStatus
+	43, // 4: edgefabric.hub.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
 	3,  // 5: edgefabric.hub.v1.Heartbeat.allocated:type_name -> edgefabric.hub.v1.Resources
 	6,  // 6: edgefabric.hub.v1.Heartbeat.usage:type_name -> edgefabric.hub.v1.WorkloadUsage
-	35, // 7: edgefabric.hub.v1.WorkloadUsage.time:type_name -> google.protobuf.Timestamp
+	43, // 7: edgefabric.hub.v1.WorkloadUsage.time:type_name -> google.protobuf.Timestamp
 	7,  // 8: edgefabric.hub.v1.WorkloadUsage.containers:type_name -> edgefabric.hub.v1.ContainerUsage
-	35, // 9: edgefabric.hub.v1.ContainerUsage.start_time:type_name -> google.protobuf.Timestamp
+	43, // 9: edgefabric.hub.v1.ContainerUsage.start_time:type_name -> google.protobuf.Timestamp
 	4,  // 10: edgefabric.hub.v1.AgentMessage.hello:type_name -> edgefabric.hub.v1.Hello
 	5,  // 11: edgefabric.hub.v1.AgentMessage.heartbeat:type_name -> edgefabric.hub.v1.Heartbeat
 	9,  // 12: edgefabric.hub.v1.AgentMessage.status:type_name -> edgefabric.hub.v1.StatusReport
 	10, // 13: edgefabric.hub.v1.AgentMessage.ack:type_name -> edgefabric.hub.v1.Ack
-	21, // 14: edgefabric.hub.v1.StatusReport.statuses:type_name -> edgefabric.hub.v1.WorkloadStatus
-	22, // 15: edgefabric.hub.v1.StatusReport.events:type_name -> edgefabric.hub.v1.Event
+	25, // 14: edgefabric.hub.v1.StatusReport.statuses:type_name -> edgefabric.hub.v1.WorkloadStatus
+	26, // 15: edgefabric.hub.v1.StatusReport.events:type_name -> edgefabric.hub.v1.Event
 	13, // 16: edgefabric.hub.v1.HubMessage.desired:type_name -> edgefabric.hub.v1.DesiredState
 	14, // 17: edgefabric.hub.v1.HubMessage.delta:type_name -> edgefabric.hub.v1.WorkloadDelta
-	24, // 18: edgefabric.hub.v1.HubMessage.stream:type_name -> edgefabric.hub.v1.StreamRequest
+	28, // 18: edgefabric.hub.v1.HubMessage.stream:type_name -> edgefabric.hub.v1.StreamRequest
 	12, // 19: edgefabric.hub.v1.HubMessage.welcome:type_name -> edgefabric.hub.v1.Welcome
-	35, // 20: edgefabric.hub.v1.Welcome.server_time:type_name -> google.protobuf.Timestamp
-	18, // 21: edgefabric.hub.v1.DesiredState.workloads:type_name -> edgefabric.hub.v1.Workload
-	18, // 22: edgefabric.hub.v1.WorkloadDelta.upsert:type_name -> edgefabric.hub.v1.Workload
+	43, // 20: edgefabric.hub.v1.Welcome.server_time:type_name -> google.protobuf.Timestamp
+	22, // 21: edgefabric.hub.v1.DesiredState.workloads:type_name -> edgefabric.hub.v1.Workload
+	22, // 22: edgefabric.hub.v1.WorkloadDelta.upsert:type_name -> edgefabric.hub.v1.Workload
 	15, // 23: edgefabric.hub.v1.Container.env:type_name -> edgefabric.hub.v1.EnvVar
-	17, // 24: edgefabric.hub.v1.Container.ports:type_name -> edgefabric.hub.v1.ContainerPort
-	16, // 25: edgefabric.hub.v1.Workload.containers:type_name -> edgefabric.hub.v1.Container
-	32, // 26: edgefabric.hub.v1.ContainerState.waiting:type_name -> edgefabric.hub.v1.ContainerState.Waiting
-	33, // 27: edgefabric.hub.v1.ContainerState.running:type_name -> edgefabric.hub.v1.ContainerState.Running
-	34, // 28: edgefabric.hub.v1.ContainerState.terminated:type_name -> edgefabric.hub.v1.ContainerState.Terminated
-	19, // 29: edgefabric.hub.v1.ContainerStatus.state:type_name -> edgefabric.hub.v1.ContainerState
-	19, // 30: edgefabric.hub.v1.ContainerStatus.last_state:type_name -> edgefabric.hub.v1.ContainerState
-	20, // 31: edgefabric.hub.v1.WorkloadStatus.containers:type_name -> edgefabric.hub.v1.ContainerStatus
-	35, // 32: edgefabric.hub.v1.WorkloadStatus.start_time:type_name -> google.protobuf.Timestamp
-	35, // 33: edgefabric.hub.v1.Event.time:type_name -> google.protobuf.Timestamp
-	35, // 34: edgefabric.hub.v1.LogOptions.since_time:type_name -> google.protobuf.Timestamp
-	23, // 35: edgefabric.hub.v1.StreamRequest.logs:type_name -> edgefabric.hub.v1.LogOptions
-	25, // 36: edgefabric.hub.v1.StreamRequest.exec:type_name -> edgefabric.hub.v1.ExecOptions
-	26, // 37: edgefabric.hub.v1.StreamRequest.attach:type_name -> edgefabric.hub.v1.AttachOptions
-	27, // 38: edgefabric.hub.v1.StreamRequest.port_forward:type_name -> edgefabric.hub.v1.PortForwardOptions
-	28, // 39: edgefabric.hub.v1.StreamFrame.resize:type_name -> edgefabric.hub.v1.TerminalSize
-	29, // 40: edgefabric.hub.v1.StreamFrame.exit:type_name -> edgefabric.hub.v1.ExitStatus
-	35, // 41: edgefabric.hub.v1.ContainerState.Running.started_at:type_name -> google.protobuf.Timestamp
-	35, // 42: edgefabric.hub.v1.ContainerState.Terminated.started_at:type_name -> google.protobuf.Timestamp
-	35, // 43: edgefabric.hub.v1.ContainerState.Terminated.finished_at:type_name -> google.protobuf.Timestamp
-	0,  // 44: edgefabric.hub.v1.Hub.Bootstrap:input_type -> edgefabric.hub.v1.BootstrapRequest
-	1,  // 45: edgefabric.hub.v1.Hub.Renew:input_type -> edgefabric.hub.v1.RenewRequest
-	8,  // 46: edgefabric.hub.v1.Hub.Control:input_type -> edgefabric.hub.v1.AgentMessage
-	30, // 47: edgefabric.hub.v1.Hub.Stream:input_type -> edgefabric.hub.v1.StreamFrame
-	2,  // 48: edgefabric.hub.v1.Hub.Bootstrap:output_type -> edgefabric.hub.v1.BootstrapResponse
-	2,  // 49: edgefabric.hub.v1.Hub.Renew:output_type -> edgefabric.hub.v1.BootstrapResponse
-	11, // 50: edgefabric.hub.v1.Hub.Control:output_type -> edgefabric.hub.v1.HubMessage
-	30, // 51: edgefabric.hub.v1.Hub.Stream:output_type -> edgefabric.hub.v1.StreamFrame
-	48, // [48:52] is the sub-list for method output_type
-	44, // [44:48] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	17, // 24: edgefabric.hub.v1.Container.liveness_probe:type_name -> edgefabric.hub.v1.Probe
+	17, // 25: edgefabric.hub.v1.Container.readiness_probe:type_name -> edgefabric.hub.v1.Probe
+	17, // 26: edgefabric.hub.v1.Container.startup_probe:type_name -> edgefabric.hub.v1.Probe
+	18, // 27: edgefabric.hub.v1.Container.volume_mounts:type_name -> edgefabric.hub.v1.VolumeMount
+	21, // 28: edgefabric.hub.v1.Container.ports:type_name -> edgefabric.hub.v1.ContainerPort
+	36, // 29: edgefabric.hub.v1.Probe.exec:type_name -> edgefabric.hub.v1.Probe.Exec
+	37, // 30: edgefabric.hub.v1.Probe.http_get:type_name -> edgefabric.hub.v1.Probe.HTTPGet
+	38, // 31: edgefabric.hub.v1.Probe.tcp_socket:type_name -> edgefabric.hub.v1.Probe.TCPSocket
+	39, // 32: edgefabric.hub.v1.Probe.grpc:type_name -> edgefabric.hub.v1.Probe.GRPC
+	19, // 33: edgefabric.hub.v1.Volume.files:type_name -> edgefabric.hub.v1.VolumeFile
+	16, // 34: edgefabric.hub.v1.Workload.containers:type_name -> edgefabric.hub.v1.Container
+	16, // 35: edgefabric.hub.v1.Workload.init_containers:type_name -> edgefabric.hub.v1.Container
+	20, // 36: edgefabric.hub.v1.Workload.volumes:type_name -> edgefabric.hub.v1.Volume
+	40, // 37: edgefabric.hub.v1.ContainerState.waiting:type_name -> edgefabric.hub.v1.ContainerState.Waiting
+	41, // 38: edgefabric.hub.v1.ContainerState.running:type_name -> edgefabric.hub.v1.ContainerState.Running
+	42, // 39: edgefabric.hub.v1.ContainerState.terminated:type_name -> edgefabric.hub.v1.ContainerState.Terminated
+	23, // 40: edgefabric.hub.v1.ContainerStatus.state:type_name -> edgefabric.hub.v1.ContainerState
+	23, // 41: edgefabric.hub.v1.ContainerStatus.last_state:type_name -> edgefabric.hub.v1.ContainerState
+	24, // 42: edgefabric.hub.v1.WorkloadStatus.containers:type_name -> edgefabric.hub.v1.ContainerStatus
+	43, // 43: edgefabric.hub.v1.WorkloadStatus.start_time:type_name -> google.protobuf.Timestamp
+	24, // 44: edgefabric.hub.v1.WorkloadStatus.init_containers:type_name -> edgefabric.hub.v1.ContainerStatus
+	43, // 45: edgefabric.hub.v1.Event.time:type_name -> google.protobuf.Timestamp
+	43, // 46: edgefabric.hub.v1.LogOptions.since_time:type_name -> google.protobuf.Timestamp
+	27, // 47: edgefabric.hub.v1.StreamRequest.logs:type_name -> edgefabric.hub.v1.LogOptions
+	29, // 48: edgefabric.hub.v1.StreamRequest.exec:type_name -> edgefabric.hub.v1.ExecOptions
+	30, // 49: edgefabric.hub.v1.StreamRequest.attach:type_name -> edgefabric.hub.v1.AttachOptions
+	31, // 50: edgefabric.hub.v1.StreamRequest.port_forward:type_name -> edgefabric.hub.v1.PortForwardOptions
+	32, // 51: edgefabric.hub.v1.StreamFrame.resize:type_name -> edgefabric.hub.v1.TerminalSize
+	33, // 52: edgefabric.hub.v1.StreamFrame.exit:type_name -> edgefabric.hub.v1.ExitStatus
+	15, // 53: edgefabric.hub.v1.Probe.HTTPGet.headers:type_name -> edgefabric.hub.v1.EnvVar
+	43, // 54: edgefabric.hub.v1.ContainerState.Running.started_at:type_name -> google.protobuf.Timestamp
+	43, // 55: edgefabric.hub.v1.ContainerState.Terminated.started_at:type_name -> google.protobuf.Timestamp
+	43, // 56: edgefabric.hub.v1.ContainerState.Terminated.finished_at:type_name -> google.protobuf.Timestamp
+	0,  // 57: edgefabric.hub.v1.Hub.Bootstrap:input_type -> edgefabric.hub.v1.BootstrapRequest
+	1,  // 58: edgefabric.hub.v1.Hub.Renew:input_type -> edgefabric.hub.v1.RenewRequest
+	8,  // 59: edgefabric.hub.v1.Hub.Control:input_type -> edgefabric.hub.v1.AgentMessage
+	34, // 60: edgefabric.hub.v1.Hub.Stream:input_type -> edgefabric.hub.v1.StreamFrame
+	2,  // 61: edgefabric.hub.v1.Hub.Bootstrap:output_type -> edgefabric.hub.v1.BootstrapResponse
+	2,  // 62: edgefabric.hub.v1.Hub.Renew:output_type -> edgefabric.hub.v1.BootstrapResponse
+	11, // 63: edgefabric.hub.v1.Hub.Control:output_type -> edgefabric.hub.v1.HubMessage
+	34, // 64: edgefabric.hub.v1.Hub.Stream:output_type -> edgefabric.hub.v1.StreamFrame
+	61, // [61:65] is the sub-list for method output_type
+	57, // [57:61] is the sub-list for method input_type
+	57, // [57:57] is the sub-list for extension type_name
+	57, // [57:57] is the sub-list for extension extendee
+	0,  // [0:57] is the sub-list for field type_name
 }
 
 func init() { file_pkg_apis_hub_v1_hub_proto_init() }
@@ -3047,12 +3824,18 @@ func file_pkg_apis_hub_v1_hub_proto_init() {
 		(*HubMessage_Stream)(nil),
 		(*HubMessage_Welcome)(nil),
 	}
-	file_pkg_apis_hub_v1_hub_proto_msgTypes[19].OneofWrappers = []any{
+	file_pkg_apis_hub_v1_hub_proto_msgTypes[17].OneofWrappers = []any{
+		(*Probe_Exec_)(nil),
+		(*Probe_HttpGet)(nil),
+		(*Probe_TcpSocket)(nil),
+		(*Probe_Grpc)(nil),
+	}
+	file_pkg_apis_hub_v1_hub_proto_msgTypes[23].OneofWrappers = []any{
 		(*ContainerState_Waiting_)(nil),
 		(*ContainerState_Running_)(nil),
 		(*ContainerState_Terminated_)(nil),
 	}
-	file_pkg_apis_hub_v1_hub_proto_msgTypes[24].OneofWrappers = []any{
+	file_pkg_apis_hub_v1_hub_proto_msgTypes[28].OneofWrappers = []any{
 		(*StreamRequest_Logs)(nil),
 		(*StreamRequest_Exec)(nil),
 		(*StreamRequest_Attach)(nil),
@@ -3064,7 +3847,7 @@ func file_pkg_apis_hub_v1_hub_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pkg_apis_hub_v1_hub_proto_rawDesc), len(file_pkg_apis_hub_v1_hub_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   35,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,0 +1,448 @@
+// Package process runs native executables from unpacked OCI images as child
+// processes of the agent: the edgefabric "process" runtime.
+//
+// A Runtime is created once per agent. Start runs one container: its argv,
+// environment and working directory come from the Spec; its limits are
+// enforced with cgroups (v2, else v1) where the device offers them, and
+// otherwise with a watchdog that kills a container whose resident memory
+// goes over its limit. On Linux, as root, a container is a real lite
+// container: it runs chrooted into an overlay of the image's root filesystem
+// (writes go to a per-container layer, never the shared image), in its own
+// mount and PID namespaces, with its volumes bind-mounted at their mount
+// paths. Elsewhere it runs in the unpacked image directory with its volume
+// paths given in the environment (EDGEFABRIC_VOLUME_<NAME>).
+//
+// The caller waits on Instance.Done and reads Instance.Result, or ends it
+// with Instance.Stop: SIGTERM, then SIGKILL after the grace period.
+package process
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Reasons a Result gives, with the meaning of a container's terminated state.
+const (
+	ReasonCompleted = "Completed" // exited with status 0
+	ReasonError     = "Error"     // exited with another status or was killed
+	ReasonOOMKilled = "OOMKilled" // went over its memory limit and was killed
+)
+
+// Result is how a container ended.
+type Result struct {
+	// ExitCode is the process's exit status, or 128+signal if a signal
+	// ended it (137 for SIGKILL).
+	ExitCode int
+	// Reason is one of the Reason constants.
+	Reason string
+	// Message explains an OOMKilled or signalled container.
+	Message string
+}
+
+// Mount is a host directory shown inside the container.
+type Mount struct {
+	// Name is the volume's name (for EDGEFABRIC_VOLUME_<NAME> when not isolated).
+	Name string
+	// Source is the host directory.
+	Source string
+	// Target is the absolute path inside the container.
+	Target   string
+	ReadOnly bool
+}
+
+// Spec describes one run of a container.
+type Spec struct {
+	// ID names the container's cgroup and scratch directory; unique among
+	// running containers and made of [A-Za-z0-9._-].
+	ID string
+	// RootFS is the image's unpacked root filesystem; it is never written.
+	RootFS string
+	// Args is the full argv; Args[0] is the executable, an absolute path in
+	// the image or a name looked up in the PATH of Env inside the image.
+	Args []string
+	// Env holds "KEY=VALUE" entries.
+	Env []string
+	// WorkingDir is a directory in the image; empty means "/".
+	WorkingDir string
+	// Mounts are the container's volumes.
+	Mounts []Mount
+	// MemoryLimitBytes and CPULimitMillis are the container's limits; 0 means
+	// none.
+	MemoryLimitBytes int64
+	CPULimitMillis   int64
+	// Stdin is the container's standard input; nil reads as empty.
+	Stdin io.Reader
+	// Stdout and Stderr receive the container's output; nil discards it.
+	Stdout, Stderr io.Writer
+}
+
+// Config configures a Runtime.
+type Config struct {
+	// StateDir holds per-container scratch directories (overlay layers and
+	// mount points); required. Created if missing.
+	StateDir string
+	// NoIsolation runs containers as plain child processes even where
+	// namespaces and chroot are available.
+	NoIsolation bool
+	// NoCgroups never uses cgroups (limits fall back to the watchdog).
+	NoCgroups bool
+	// WatchInterval is how often the memory watchdog samples a container
+	// without a cgroup; zero means 250 ms.
+	WatchInterval time.Duration
+}
+
+// Runtime starts containers. It is safe for concurrent use.
+type Runtime struct {
+	cfg     Config
+	log     *slog.Logger
+	isolate bool
+	cgroups cgroupDriver // nil: no cgroups
+	// cgroupPrefix keeps the cgroups of agents sharing a machine apart.
+	cgroupPrefix string
+
+	mu        sync.Mutex
+	closed    bool
+	instances map[*Instance]struct{}
+}
+
+// New creates a Runtime and reports (in its log) which isolation and limits
+// this device offers.
+func New(cfg Config, log *slog.Logger) (*Runtime, error) {
+	if cfg.StateDir == "" {
+		return nil, errors.New("process runtime: state dir is required")
+	}
+	if cfg.WatchInterval == 0 {
+		cfg.WatchInterval = 250 * time.Millisecond
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("process runtime: %w", err)
+	}
+	sum := sha256.Sum256([]byte(cfg.StateDir))
+	r := &Runtime{cfg: cfg, log: log, instances: map[*Instance]struct{}{}, cgroupPrefix: hex.EncodeToString(sum[:4]) + "-"}
+	r.isolate = !cfg.NoIsolation && canIsolate()
+	if !cfg.NoCgroups {
+		r.cgroups = detectCgroups(log)
+	}
+	cg := "none (memory watchdog)"
+	if r.cgroups != nil {
+		cg = r.cgroups.name()
+	}
+	log.Info("process runtime ready", "isolation", r.isolate, "cgroups", cg)
+	return r, nil
+}
+
+// Isolated reports whether containers run in their own namespaces and root.
+func (r *Runtime) Isolated() bool { return r.isolate }
+
+// Close kills every running container and waits for them to end.
+func (r *Runtime) Close() error {
+	r.mu.Lock()
+	r.closed = true
+	var running []*Instance
+	for i := range r.instances {
+		running = append(running, i)
+	}
+	r.mu.Unlock()
+	for _, i := range running {
+		i.Stop(0)
+	}
+	return nil
+}
+
+// Start starts a container and returns once its process runs. ctx bounds
+// only the start.
+func (r *Runtime) Start(ctx context.Context, spec Spec) (*Instance, error) {
+	inst, err := r.start(ctx, spec)
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", spec.ID, err)
+	}
+	return inst, nil
+}
+
+func (r *Runtime) start(ctx context.Context, spec Spec) (*Instance, error) {
+	if spec.ID == "" || strings.ContainsAny(spec.ID, "/\\") || spec.ID == "." || spec.ID == ".." {
+		return nil, fmt.Errorf("bad container id %q", spec.ID)
+	}
+	if len(spec.Args) == 0 {
+		return nil, errors.New("no command: the image has no entrypoint or cmd and the container gives none")
+	}
+	if fi, err := os.Stat(spec.RootFS); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("root filesystem %q: not a directory", spec.RootFS)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	inst := &Instance{
+		r:      r,
+		spec:   spec,
+		done:   make(chan struct{}),
+		stopCh: make(chan struct{}),
+		dir:    filepath.Join(r.cfg.StateDir, spec.ID),
+	}
+	if err := inst.prepare(); err != nil {
+		inst.cleanup()
+		return nil, err
+	}
+	cmd, err := inst.command(spec.Args, spec.Stdin, spec.Stdout, spec.Stderr, true)
+	if err != nil {
+		inst.cleanup()
+		return nil, err
+	}
+	if err := inst.attachCgroup(cmd); err != nil {
+		inst.cleanup()
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		inst.cleanup()
+		return nil, fmt.Errorf("exec %s: %w", spec.Args[0], err)
+	}
+	inst.cmd = cmd
+	inst.started = time.Now()
+	inst.afterStart()
+
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		inst.kill()
+	} else {
+		r.instances[inst] = struct{}{}
+		r.mu.Unlock()
+	}
+	go inst.wait()
+	if r.cgroups == nil && spec.MemoryLimitBytes > 0 {
+		go inst.watchMemory()
+	}
+	return inst, nil
+}
+
+// Instance is one running container. Its methods are safe for concurrent use.
+type Instance struct {
+	r       *Runtime
+	spec    Spec
+	dir     string // scratch directory
+	root    string // the container's root: merged overlay (isolated) or RootFS
+	mounts  []string
+	cg      cgroup
+	cmd     *exec.Cmd
+	started time.Time
+
+	stopOnce sync.Once
+	stopCh   chan struct{}
+	mu       sync.Mutex
+	oom      bool // the watchdog killed it
+	stopped  bool
+
+	done   chan struct{}
+	result Result
+}
+
+// Done is closed when the container has ended.
+func (i *Instance) Done() <-chan struct{} { return i.done }
+
+// Result returns how the container ended; valid once Done is closed.
+func (i *Instance) Result() Result { return i.result }
+
+// Pid is the container's main process id (on the host).
+func (i *Instance) Pid() int { return i.cmd.Process.Pid }
+
+// Stop sends SIGTERM, waits up to grace, then SIGKILL, and returns once the
+// container has ended. It may be called more than once and concurrently.
+func (i *Instance) Stop(grace time.Duration) {
+	i.mu.Lock()
+	i.stopped = true
+	i.mu.Unlock()
+	i.stopOnce.Do(func() { close(i.stopCh) })
+	if grace > 0 {
+		i.signalTerm()
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-i.done:
+			return
+		case <-t.C:
+			i.r.log.Warn("container did not stop within its grace period", "container", i.spec.ID, "grace", grace)
+		}
+	}
+	i.kill()
+	<-i.done
+}
+
+// Exec runs cmd in the container's environment (its root, env, working dir
+// and volumes; not its PID namespace) and returns its exit code. An error
+// means it could not be run at all.
+func (i *Instance) Exec(ctx context.Context, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	select {
+	case <-i.done:
+		return -1, errors.New("container is not running")
+	default:
+	}
+	cmd, err := i.command(argv, stdin, stdout, stderr, false)
+	if err != nil {
+		return -1, err
+	}
+	if err := i.attachCgroup(cmd); err != nil {
+		return -1, err
+	}
+	if err := cmd.Start(); err != nil {
+		return -1, fmt.Errorf("exec %s: %w", argv[0], err)
+	}
+	i.afterStartPid(cmd.Process.Pid)
+	waitDone := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			killGroup(cmd.Process.Pid)
+		case <-waitDone:
+		}
+	}()
+	err = cmd.Wait()
+	close(waitDone)
+	if err == nil {
+		return 0, nil
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return exitCode(ee.ProcessState), nil
+	}
+	return -1, err
+}
+
+// wait reaps the process and records the result.
+func (i *Instance) wait() {
+	err := i.cmd.Wait()
+	// The main process ended: end whatever it left behind.
+	killGroup(i.cmd.Process.Pid)
+	res := Result{ExitCode: 0, Reason: ReasonCompleted}
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			res.ExitCode = exitCode(ee.ProcessState)
+			res.Reason = ReasonError
+			if sig := signalOf(ee.ProcessState); sig != "" {
+				res.Message = "killed by " + sig
+			}
+		} else {
+			res = Result{ExitCode: 128, Reason: ReasonError, Message: err.Error()}
+		}
+	}
+	i.mu.Lock()
+	oom := i.oom
+	i.mu.Unlock()
+	if !oom && i.cg != nil {
+		oom = i.cg.oomKilled()
+	}
+	if oom && res.ExitCode != 0 {
+		res = Result{ExitCode: 137, Reason: ReasonOOMKilled, Message: fmt.Sprintf("memory limit of %d bytes reached", i.spec.MemoryLimitBytes)}
+	}
+	i.cleanup()
+	i.r.mu.Lock()
+	delete(i.r.instances, i)
+	i.r.mu.Unlock()
+	i.result = res
+	close(i.done)
+}
+
+// watchMemory kills the container when its resident memory goes over the
+// limit; it is the limit of devices without a memory cgroup.
+func (i *Instance) watchMemory() {
+	t := time.NewTicker(i.r.cfg.WatchInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-i.done:
+			return
+		case <-t.C:
+		}
+		rss := treeRSS(i.cmd.Process.Pid)
+		if rss > i.spec.MemoryLimitBytes {
+			i.mu.Lock()
+			i.oom = true
+			i.mu.Unlock()
+			i.r.log.Warn("container over its memory limit: killed", "container", i.spec.ID, "rss", rss, "limit", i.spec.MemoryLimitBytes)
+			i.kill()
+			return
+		}
+	}
+}
+
+// MemoryBytes is the container's current memory use (cgroup, else the RSS of
+// its processes).
+func (i *Instance) MemoryBytes() int64 {
+	if i.cg != nil {
+		if n, ok := i.cg.memory(); ok {
+			return n
+		}
+	}
+	return treeRSS(i.cmd.Process.Pid)
+}
+
+// lookPath finds argv0 inside root, as the shell would inside the container.
+func lookPath(root, argv0 string, env []string) (string, error) {
+	if strings.Contains(argv0, "/") {
+		p := argv0
+		if !path.IsAbs(p) {
+			return "", fmt.Errorf("executable %q is not an absolute path", argv0)
+		}
+		if _, err := os.Stat(filepath.Join(root, p)); err != nil {
+			return "", fmt.Errorf("executable %s: not found in the image", argv0)
+		}
+		return p, nil
+	}
+	pathVar := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			pathVar = v
+		}
+	}
+	for _, dir := range filepath.SplitList(pathVar) {
+		p := path.Join("/", dir, argv0)
+		if fi, err := os.Stat(filepath.Join(root, p)); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("executable %q: not found in the image's PATH %s", argv0, pathVar)
+}
+
+// volumeEnv names a volume's environment variable: EDGEFABRIC_VOLUME_ and
+// the name upper-cased with non-alphanumerics as underscores.
+func volumeEnv(name string) string {
+	b := []byte(strings.ToUpper(name))
+	for k, c := range b {
+		if (c < 'A' || c > 'Z') && (c < '0' || c > '9') {
+			b[k] = '_'
+		}
+	}
+	return "EDGEFABRIC_VOLUME_" + string(b)
+}
+
+// cgroupDriver creates cgroups of one kind (v2 or v1).
+type cgroupDriver interface {
+	name() string
+	// create makes the cgroup of container id with its limits (0: none).
+	create(id string, memoryBytes, cpuMillis int64) (cgroup, error)
+}
+
+// cgroup is one container's cgroup.
+type cgroup interface {
+	// fd is a directory descriptor to start processes in (cgroup v2); false
+	// means processes are added after they start.
+	fd() (int, bool)
+	addPID(pid int) error
+	// oomKilled reports whether the kernel killed a process of the cgroup
+	// for going over its memory limit.
+	oomKilled() bool
+	memory() (int64, bool)
+	remove()
+}

@@ -1,0 +1,212 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/edgefabric/edgefabric/pkg/agent/image"
+	"github.com/edgefabric/edgefabric/pkg/agent/runtime/process"
+	"github.com/edgefabric/edgefabric/pkg/agent/runtime/wasm"
+)
+
+// Runtime names, as workloads and the hello carry them.
+const (
+	RuntimeWASM    = "wasm"
+	RuntimeProcess = "process"
+)
+
+// Runtime starts containers of one kind. Implementations are safe for
+// concurrent use; Start returns once the container runs (or could not be
+// started) and never blocks on the container itself.
+type Runtime interface {
+	Start(ctx context.Context, spec ContainerSpec) (Instance, error)
+}
+
+// Instance is one running container. Its methods are safe for concurrent use.
+type Instance interface {
+	// Done is closed when the container has ended.
+	Done() <-chan struct{}
+	// Result is how it ended; valid once Done is closed.
+	Result() Result
+	// Stop asks the container to end (SIGTERM for a process, cancellation
+	// for a module), waits up to grace, then kills it; it returns once the
+	// container has ended.
+	Stop(grace time.Duration)
+}
+
+// Execer is an Instance that can run another command in the container's
+// environment (its root, env, working dir and volumes): exec probes and
+// kubectl exec use it. A process container runs the executable argv[0] of
+// its image; a wasm container runs its own module again as a WASI command.
+type Execer interface {
+	Exec(ctx context.Context, argv []string, stdin io.Reader, stdout, stderr io.Writer) (exitCode int, err error)
+}
+
+// Result is how a container ended, with a container terminated state's
+// meaning: Reason is Completed, Error, OOMKilled (or Killed for a module that
+// was stopped).
+type Result struct {
+	ExitCode int
+	Reason   string
+	Message  string
+}
+
+// Mount is a volume as a container sees it.
+type Mount struct {
+	Name     string
+	HostPath string // directory on the device
+	Path     string // absolute path in the container
+	ReadOnly bool
+}
+
+// ContainerSpec is what a Runtime needs to start one container.
+type ContainerSpec struct {
+	// ID is unique among running containers: "<workload uid>_<container>".
+	ID       string
+	Artifact *image.Artifact
+	// Args is the full argv, Args[0] the program.
+	Args       []string
+	Env        []string
+	WorkingDir string
+	Mounts     []Mount
+	// MemoryLimitBytes and CPULimitMillis are the container's limits; 0 means none.
+	MemoryLimitBytes int64
+	CPULimitMillis   int64
+	Stdin            io.Reader
+	Stdout, Stderr   io.Writer
+	// Listeners are the TCP addresses of the container's ports. A WASM
+	// container gets them as preopened listening sockets; a process listens
+	// on its ports itself.
+	Listeners []string
+}
+
+// Runtimes are the runtimes of a device by name (RuntimeWASM, RuntimeProcess).
+type Runtimes map[string]Runtime
+
+// WASM adapts the wasm runtime: volumes become WASI preopens at their mount
+// paths (read-only ones read-only).
+func WASM(rt *wasm.Runtime) Runtime { return wasmRuntime{rt} }
+
+type wasmRuntime struct{ rt *wasm.Runtime }
+
+func (r wasmRuntime) Start(ctx context.Context, spec ContainerSpec) (Instance, error) {
+	ws := wasm.Spec{
+		ModulePath:       spec.Artifact.ModulePath,
+		Args:             spec.Args,
+		Env:              spec.Env,
+		MemoryLimitBytes: spec.MemoryLimitBytes,
+		Stdin:            spec.Stdin,
+		Stdout:           spec.Stdout,
+		Stderr:           spec.Stderr,
+		Listeners:        spec.Listeners,
+	}
+	for _, m := range spec.Mounts {
+		if m.ReadOnly {
+			if ws.ReadOnlyDirs == nil {
+				ws.ReadOnlyDirs = map[string]string{}
+			}
+			ws.ReadOnlyDirs[m.Path] = m.HostPath
+		} else {
+			if ws.Dirs == nil {
+				ws.Dirs = map[string]string{}
+			}
+			ws.Dirs[m.Path] = m.HostPath
+		}
+	}
+	inst, err := r.rt.Start(ctx, ws)
+	if err != nil {
+		return nil, err
+	}
+	return wasmInstance{Instance: inst, rt: r.rt, spec: ws}, nil
+}
+
+// wasmInstance is a running module; it execs by running the container's
+// module again as a WASI command with the given argv (argv[0] is only the
+// program name), with the container's env and volumes.
+type wasmInstance struct {
+	*wasm.Instance
+	rt   *wasm.Runtime
+	spec wasm.Spec
+}
+
+func (i wasmInstance) Exec(ctx context.Context, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	return i.ExecModule(ctx, i.spec.ModulePath, argv, stdin, stdout, stderr)
+}
+
+// ExecModule is Exec with another module of the container's image (at the
+// host path module).
+func (i wasmInstance) ExecModule(ctx context.Context, module string, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	select {
+	case <-i.Done():
+		return -1, errors.New("container is not running")
+	default:
+	}
+	if len(argv) == 0 {
+		return -1, errors.New("empty command")
+	}
+	spec := i.spec
+	spec.ModulePath = module
+	spec.Args, spec.Stdin, spec.Stdout, spec.Stderr = argv, stdin, stdout, stderr
+	spec.Listeners = nil // the container holds its ports
+	inst, err := i.rt.Start(ctx, spec)
+	if err != nil {
+		return -1, err
+	}
+	select {
+	case <-inst.Done():
+	case <-ctx.Done():
+		inst.Stop(0)
+	}
+	return inst.Result().ExitCode, nil
+}
+
+func (i wasmInstance) Result() Result {
+	r := i.Instance.Result()
+	return Result{ExitCode: r.ExitCode, Reason: r.Reason, Message: r.Message}
+}
+
+// Process adapts the process runtime.
+func Process(rt *process.Runtime) Runtime { return processRuntime{rt} }
+
+type processRuntime struct{ rt *process.Runtime }
+
+func (r processRuntime) Start(ctx context.Context, spec ContainerSpec) (Instance, error) {
+	ps := process.Spec{
+		ID:               spec.ID,
+		RootFS:           spec.Artifact.RootFS,
+		Args:             spec.Args,
+		Env:              spec.Env,
+		WorkingDir:       spec.WorkingDir,
+		MemoryLimitBytes: spec.MemoryLimitBytes,
+		CPULimitMillis:   spec.CPULimitMillis,
+		Stdin:            spec.Stdin,
+		Stdout:           spec.Stdout,
+		Stderr:           spec.Stderr,
+	}
+	for _, m := range spec.Mounts {
+		ps.Mounts = append(ps.Mounts, process.Mount{Name: m.Name, Source: m.HostPath, Target: m.Path, ReadOnly: m.ReadOnly})
+	}
+	inst, err := r.rt.Start(ctx, ps)
+	if err != nil {
+		return nil, err
+	}
+	return processInstance{inst}, nil
+}
+
+type processInstance struct{ *process.Instance }
+
+func (i processInstance) Result() Result {
+	r := i.Instance.Result()
+	return Result{ExitCode: r.ExitCode, Reason: r.Reason, Message: r.Message}
+}
+
+var (
+	_ Runtime  = wasmRuntime{}
+	_ Runtime  = processRuntime{}
+	_ Instance = wasmInstance{}
+	_ Instance = processInstance{}
+	_ Execer   = processInstance{}
+	_ Execer   = wasmInstance{}
+)

@@ -1,0 +1,249 @@
+package supervisor
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+)
+
+// dataDir is the symbolic link, inside a volume with files, to the current
+// version of its files; each top-level entry is a link through it. Swapping
+// it is how an update reaches the files atomically, as the kubelet does.
+const dataDir = "..data"
+
+// volumeSet is the volumes of one workload on the device.
+type volumeSet struct {
+	dir   string            // <VolumeDir>/<uid>
+	paths map[string]string // host directory by volume name
+	mem   []string          // tmpfs mounts to unmount when the pod goes
+}
+
+// isDataVolume reports whether v's contents come from the provider; such
+// volumes are always mounted read-only, as the kubelet mounts them.
+func isDataVolume(v *hubv1.Volume) bool { return v.GetKind() != "emptyDir" && v.GetKind() != "" }
+
+// inMemory reports whether v must never touch the device's disk.
+func inMemory(v *hubv1.Volume) bool { return v.GetMemory() || v.GetSensitive() }
+
+// setupVolumes creates the workload's volumes and writes their files.
+// Volumes kept in memory are a tmpfs (as root on Linux) or live under the
+// device's shared-memory directory; where neither exists they are refused,
+// never written to disk.
+func (w *workload) setupVolumes() (*volumeSet, error) {
+	vs := &volumeSet{dir: filepath.Join(w.s.cfg.VolumeDir, w.spec.GetUid()), paths: map[string]string{}}
+	for _, v := range w.spec.GetVolumes() {
+		p, err := w.s.volumePath(vs, v)
+		if err != nil {
+			return vs, fmt.Errorf("volume %q: %w", v.GetName(), err)
+		}
+		vs.paths[v.GetName()] = p
+		if isDataVolume(v) {
+			if err := writeFiles(p, v.GetFiles()); err != nil {
+				return vs, fmt.Errorf("volume %q: %w", v.GetName(), err)
+			}
+		}
+	}
+	return vs, nil
+}
+
+// volumePath creates the directory of volume v.
+func (s *Supervisor) volumePath(vs *volumeSet, v *hubv1.Volume) (string, error) {
+	name := v.GetName()
+	if name == "" || strings.ContainsAny(name, `/\`) || name == "." || name == ".." {
+		return "", fmt.Errorf("bad volume name %q", name)
+	}
+	if !inMemory(v) {
+		p := filepath.Join(vs.dir, "volumes", name)
+		return p, os.MkdirAll(p, 0o755)
+	}
+	p := filepath.Join(vs.dir, "memory", name)
+	if err := os.MkdirAll(p, 0o700); err != nil {
+		return "", err
+	}
+	if mounted, err := mountTmpfs(p, v.GetSizeLimitBytes()); err == nil {
+		if mounted {
+			vs.mem = append(vs.mem, p)
+		}
+		return p, nil
+	}
+	// No tmpfs of our own: the device's shared memory, if it has one.
+	if s.cfg.SharedMemoryDir == "" {
+		os.Remove(p)
+		return "", errors.New("this device can keep no volume in memory (no tmpfs, no shared-memory directory): refusing to write it to disk")
+	}
+	os.Remove(p)
+	p = filepath.Join(s.cfg.SharedMemoryDir, filepath.Base(vs.dir), name)
+	return p, os.MkdirAll(p, 0o700)
+}
+
+// removeVolumes removes the workload's volumes: the pod is gone.
+func (w *workload) removeVolumes(vs *volumeSet) {
+	if vs == nil {
+		return
+	}
+	for _, p := range vs.mem {
+		if err := unmountTmpfs(p); err != nil {
+			w.s.log.Warn("unmount memory volume", "pod", w.key(), "path", p, "err", err)
+			return // never remove through a mount still in place
+		}
+	}
+	if err := os.RemoveAll(vs.dir); err != nil {
+		w.s.log.Warn("remove volumes", "pod", w.key(), "err", err)
+	}
+	if w.s.cfg.SharedMemoryDir != "" {
+		_ = os.RemoveAll(filepath.Join(w.s.cfg.SharedMemoryDir, filepath.Base(vs.dir)))
+	}
+}
+
+// releaseMemory unmounts the workload's tmpfs volumes when it stops without
+// being deleted (the agent stops, or the spec changed): their contents are
+// written again from the desired state when it runs next, and secrets do not
+// stay mounted on a device whose agent is gone.
+func (w *workload) releaseMemory(vs *volumeSet) {
+	if vs == nil {
+		return
+	}
+	for _, p := range vs.mem {
+		if err := unmountTmpfs(p); err != nil {
+			w.s.log.Warn("unmount memory volume", "pod", w.key(), "path", p, "err", err)
+		}
+	}
+}
+
+// volumesHash is the hash of the volume contents the workload's files hold.
+func (w *workload) volumesHash() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.filesHash == nil {
+		return w.spec.GetVolumesHash()
+	}
+	return *w.filesHash
+}
+
+// updateVolumes writes the new contents of the data volumes of spec.
+func (w *workload) updateVolumes(spec *hubv1.Workload) {
+	w.mu.Lock()
+	vs := w.vols
+	h := spec.GetVolumesHash()
+	w.filesHash = &h
+	w.mu.Unlock()
+	if vs == nil {
+		return
+	}
+	for _, v := range spec.GetVolumes() {
+		p, ok := vs.paths[v.GetName()]
+		if !ok || !isDataVolume(v) {
+			continue
+		}
+		if err := writeFiles(p, v.GetFiles()); err != nil {
+			w.s.log.Warn("update volume", "pod", w.key(), "volume", v.GetName(), "err", err)
+			w.event("", "Warning", "FailedMount", "MountVolume.SetUp failed for volume %q: %v", v.GetName(), err)
+		}
+	}
+}
+
+// writeFiles makes dir hold exactly files, atomically for readers: the files
+// go into a new timestamped directory, then the ..data link swaps to it, then
+// top-level links are added or removed, then the old version is removed.
+func writeFiles(dir string, files []*hubv1.VolumeFile) error {
+	version := "..v" + strconv.FormatInt(time.Now().UnixNano(), 10)
+	vdir := filepath.Join(dir, version)
+	if err := os.Mkdir(vdir, 0o755); err != nil {
+		return err
+	}
+	top := map[string]bool{}
+	for _, f := range files {
+		rel := path.Clean(f.GetPath())
+		if rel == "." || path.IsAbs(rel) || rel == ".." || strings.HasPrefix(rel, "../") || strings.HasPrefix(rel, "..") {
+			os.RemoveAll(vdir)
+			return fmt.Errorf("file path %q leaves the volume", f.GetPath())
+		}
+		p := filepath.Join(vdir, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			os.RemoveAll(vdir)
+			return err
+		}
+		mode := os.FileMode(f.GetMode()) & 0o777
+		if mode == 0 {
+			mode = 0o644
+		}
+		if err := os.WriteFile(p, f.GetData(), mode); err != nil {
+			os.RemoveAll(vdir)
+			return err
+		}
+		if err := os.Chmod(p, mode); err != nil { // not masked by the umask
+			os.RemoveAll(vdir)
+			return err
+		}
+		top[strings.SplitN(rel, "/", 2)[0]] = true
+	}
+	old, _ := os.Readlink(filepath.Join(dir, dataDir))
+	tmpLink := filepath.Join(dir, "..data_tmp")
+	os.Remove(tmpLink)
+	if err := os.Symlink(version, tmpLink); err != nil {
+		os.RemoveAll(vdir)
+		return err
+	}
+	if err := os.Rename(tmpLink, filepath.Join(dir, dataDir)); err != nil {
+		os.RemoveAll(vdir)
+		return err
+	}
+	for name := range top {
+		link := filepath.Join(dir, name)
+		if target, err := os.Readlink(link); err == nil && target == filepath.Join(dataDir, name) {
+			continue
+		}
+		os.RemoveAll(link)
+		if err := os.Symlink(filepath.Join(dataDir, name), link); err != nil {
+			return err
+		}
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		n := e.Name()
+		if strings.HasPrefix(n, "..") {
+			if n != version && n != dataDir && (n == old || strings.HasPrefix(n, "..v")) {
+				os.RemoveAll(filepath.Join(dir, n))
+			}
+			continue
+		}
+		if !top[n] {
+			os.RemoveAll(filepath.Join(dir, n))
+		}
+	}
+	return nil
+}
+
+// mounts returns the container's volume mounts as its runtime takes them.
+func (w *workload) mounts(c *hubv1.Container, vs *volumeSet) ([]Mount, error) {
+	var out []Mount
+	for _, m := range c.GetVolumeMounts() {
+		host, ok := vs.paths[m.GetName()]
+		if !ok {
+			return nil, fmt.Errorf("volume %q is not defined by the pod", m.GetName())
+		}
+		vi := slices.IndexFunc(w.spec.GetVolumes(), func(v *hubv1.Volume) bool { return v.GetName() == m.GetName() })
+		readOnly := m.GetReadOnly() || (vi >= 0 && isDataVolume(w.spec.GetVolumes()[vi]))
+		if sp := m.GetSubPath(); sp != "" {
+			host = filepath.Join(host, filepath.FromSlash(path.Clean(sp)))
+			if vi >= 0 && !isDataVolume(w.spec.GetVolumes()[vi]) {
+				if err := os.MkdirAll(host, 0o755); err != nil {
+					return nil, err
+				}
+			}
+		}
+		out = append(out, Mount{Name: m.GetName(), HostPath: host, Path: m.GetMountPath(), ReadOnly: readOnly})
+	}
+	return out, nil
+}
