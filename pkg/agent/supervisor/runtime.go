@@ -132,6 +132,12 @@ type wasmInstance struct {
 }
 
 func (i wasmInstance) Exec(ctx context.Context, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	return i.ExecModule(ctx, i.spec.ModulePath, argv, stdin, stdout, stderr)
+}
+
+// ExecModule is Exec with another module of the container's image (at the
+// host path module).
+func (i wasmInstance) ExecModule(ctx context.Context, module string, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	select {
 	case <-i.Done():
 		return -1, errors.New("container is not running")
@@ -141,6 +147,7 @@ func (i wasmInstance) Exec(ctx context.Context, argv []string, stdin io.Reader, 
 		return -1, errors.New("empty command")
 	}
 	spec := i.spec
+	spec.ModulePath = module
 	spec.Args, spec.Stdin, spec.Stdout, spec.Stderr = argv, stdin, stdout, stderr
 	spec.Listeners = nil // the container holds its ports
 	inst, err := i.rt.Start(ctx, spec)

@@ -411,7 +411,7 @@ func (w *workload) runOnce(ctx context.Context, c *hubv1.Container, art *image.A
 	}
 	w.setRunning(name, &running{
 		inst:     inst,
-		commands: commandsOf(art, argv(c, art)),
+		commands: commandsOf(art, argv(c, art), imageModules(w.s.images)),
 		attach:   att,
 		usage:    usage,
 		started:  started.AsTime(),
