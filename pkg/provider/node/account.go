@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"slices"
 	"sort"
 	"strconv"
@@ -77,6 +78,10 @@ type accountNode struct {
 	dissolved time.Time
 	// stop ends run; set by the manager.
 	stop context.CancelFunc
+	// kubeletLis and kubeletPort are the node's own kubelet API, if it has
+	// one (see Config.KubeletTLS).
+	kubeletLis  net.Listener
+	kubeletPort int32
 }
 
 type informersFactory interface {
@@ -107,13 +112,18 @@ func newAccountNode(m *Manager, key fabric.ClusterKey) (*accountNode, error) {
 		nodeChanged: make(chan struct{}, 1),
 		retryNow:    make(chan struct{}, 1),
 	}
+	if err := n.listenKubelet(); err != nil {
+		return nil, fmt.Errorf("kubelet API for %s: %w", n.name, err)
+	}
 	pods := m.podsInformer(n.name)
 	pc, err := m.newPodController(n, pods)
 	if err != nil {
+		n.closeKubelet()
 		return nil, fmt.Errorf("pod controller for %s: %w", n.name, err)
 	}
 	nc, err := m.newNodeController(n)
 	if err != nil {
+		n.closeKubelet()
 		return nil, fmt.Errorf("node controller for %s: %w", n.name, err)
 	}
 	n.pc, n.nc, n.pods = pc, nc, pods
@@ -138,6 +148,11 @@ func (n *accountNode) run(ctx context.Context) error {
 	var loops sync.WaitGroup
 	loops.Go(func() { n.sendNodeStatus(loopCtx) })
 	loops.Go(func() { n.retryLoop(loopCtx) })
+	loops.Go(func() {
+		if err := n.serveKubelet(loopCtx); err != nil {
+			n.m.log.Error("kubelet API stopped", "node", n.name, "err", err)
+		}
+	})
 
 	var err error
 	running := 2
@@ -949,7 +964,7 @@ func (n *accountNode) nodeStatus() *corev1.Node {
 				{Type: corev1.NodeInternalIP, Address: n.m.cfg.NodeIP},
 				{Type: corev1.NodeHostName, Address: n.name},
 			},
-			DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: n.m.cfg.KubeletPort}},
+			DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: n.publishedKubeletPort()}},
 			NodeInfo: corev1.NodeSystemInfo{
 				OperatingSystem: osName,
 				Architecture:    arch,
