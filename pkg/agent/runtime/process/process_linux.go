@@ -55,6 +55,21 @@ func (i *Instance) prepare() error {
 	if err := i.mountDev(merged); err != nil {
 		return err
 	}
+	// Name resolution as on the device: its resolv.conf and hosts, read-only.
+	for _, f := range []string{"/etc/resolv.conf", "/etc/hosts"} {
+		if fi, err := os.Stat(f); err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		target, err := mountPoint(merged, f, false)
+		if err != nil {
+			continue // the image has something odd there: leave it
+		}
+		if err := unix.Mount(f, target, "", unix.MS_BIND, ""); err != nil {
+			continue
+		}
+		i.mounts = append(i.mounts, target)
+		_ = unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, "")
+	}
 	for _, m := range i.spec.Mounts {
 		fi, err := os.Stat(m.Source)
 		if err != nil {

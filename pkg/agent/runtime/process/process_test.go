@@ -283,6 +283,13 @@ func TestExec(t *testing.T) {
 			if err != nil || code != 1 {
 				t.Errorf("Exec cat of a missing file: got (%d, %v), want (1, nil)", code, err)
 			}
+			if r.Isolated() {
+				// The device's name resolution is there, read-only.
+				var hosts bytes.Buffer
+				if code, err := inst.Exec(ctx, []string{"/bin/app", "cat", "/etc/hosts"}, nil, &hosts, &hosts); err != nil || code != 0 || !strings.Contains(hosts.String(), "localhost") {
+					t.Errorf("Exec cat /etc/hosts: got (%d, %v, %q), want the device's hosts file", code, err, hosts.String())
+				}
+			}
 			if _, err := inst.Exec(ctx, []string{"/bin/missing"}, nil, io.Discard, io.Discard); err == nil {
 				t.Errorf("Exec of a missing executable: got no error")
 			}
