@@ -447,3 +447,25 @@ func TestWasmExecProbe(t *testing.T) {
 	}
 	waitStatus(t, f.sup, "wexec", func(st *hubv1.WorkloadStatus) bool { return container(st).GetRestartCount() >= 1 })
 }
+
+// TestRunAsNonRoot: a process container that would run as root under
+// runAsNonRoot does not start, and says why; with a user it starts.
+func TestRunAsNonRoot(t *testing.T) {
+	f := startPods(t)
+	root := native("root", "info", "0")
+	root.RunAsNonRoot = true
+	user := native("user", "info", "0")
+	uid := int64(65534)
+	user.RunAsNonRoot, user.RunAsUser = true, &uid
+	if err := f.sup.SetDesired(1, []*hubv1.Workload{pod("nonroot", "Never", nil, root), pod("asuser", "Never", nil, user)}); err != nil {
+		t.Fatal(err)
+	}
+	st := waitStatus(t, f.sup, "nonroot", func(st *hubv1.WorkloadStatus) bool { return container(st).GetState().GetTerminated() != nil })
+	if term := container(st).GetState().GetTerminated(); term.GetReason() != "StartError" || !strings.Contains(term.GetMessage(), "runAsNonRoot and image will run as root") {
+		t.Errorf("root under runAsNonRoot: got %v, want a StartError", term)
+	}
+	st = waitStatus(t, f.sup, "asuser", func(st *hubv1.WorkloadStatus) bool { return container(st).GetState().GetTerminated() != nil })
+	if term := container(st).GetState().GetTerminated(); term.GetReason() == "StartError" {
+		t.Errorf("user 65534 under runAsNonRoot: got %v, want it started", term)
+	}
+}

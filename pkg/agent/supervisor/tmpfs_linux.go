@@ -14,7 +14,7 @@ import (
 // mount point to unmount with the pod (true also when an earlier run of the
 // pod mounted it). It reports false with no error when dir is on a tmpfs
 // already (the agent's data lives in memory).
-func mountTmpfs(dir string, size int64) (bool, error) {
+func mountTmpfs(dir string, size int64, mode os.FileMode) (bool, error) {
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err == nil && st.Type == unix.TMPFS_MAGIC {
 		var self, parent unix.Stat_t
@@ -26,7 +26,7 @@ func mountTmpfs(dir string, size int64) (bool, error) {
 	if os.Geteuid() != 0 {
 		return false, errors.New("mounting a tmpfs needs root")
 	}
-	opts := "mode=0700"
+	opts := "mode=" + strconv.FormatUint(uint64(mode.Perm()), 8)
 	if size > 0 {
 		opts += ",size=" + strconv.FormatInt(size, 10)
 	}

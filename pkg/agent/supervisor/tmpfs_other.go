@@ -2,9 +2,12 @@
 
 package supervisor
 
-import "errors"
+import (
+	"errors"
+	"os"
+)
 
-func mountTmpfs(string, int64) (bool, error) {
+func mountTmpfs(string, int64, os.FileMode) (bool, error) {
 	return false, errors.New("tmpfs is a Linux feature")
 }
 

@@ -60,15 +60,24 @@ func (s *Supervisor) volumePath(vs *volumeSet, v *hubv1.Volume) (string, error) 
 	if name == "" || strings.ContainsAny(name, `/\`) || name == "." || name == ".." {
 		return "", fmt.Errorf("bad volume name %q", name)
 	}
+	// As the kubelet: an emptyDir is writable by any user the container
+	// runs as, the files of the other kinds are readable by their mode.
+	mode := os.FileMode(0o755)
+	if !isDataVolume(v) {
+		mode = 0o777
+	}
 	if !inMemory(v) {
 		p := filepath.Join(vs.dir, "volumes", name)
-		return p, os.MkdirAll(p, 0o755)
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			return "", err
+		}
+		return p, os.Chmod(p, mode)
 	}
 	p := filepath.Join(vs.dir, "memory", name)
 	if err := os.MkdirAll(p, 0o700); err != nil {
 		return "", err
 	}
-	if mounted, err := mountTmpfs(p, v.GetSizeLimitBytes()); err == nil {
+	if mounted, err := mountTmpfs(p, v.GetSizeLimitBytes(), mode); err == nil {
 		if mounted {
 			vs.mem = append(vs.mem, p)
 		}
@@ -81,7 +90,10 @@ func (s *Supervisor) volumePath(vs *volumeSet, v *hubv1.Volume) (string, error) 
 	}
 	os.Remove(p)
 	p = filepath.Join(s.cfg.SharedMemoryDir, filepath.Base(vs.dir), name)
-	return p, os.MkdirAll(p, 0o700)
+	if err := os.MkdirAll(p, 0o700); err != nil {
+		return "", err
+	}
+	return p, os.Chmod(p, mode)
 }
 
 // removeVolumes removes the workload's volumes: the pod is gone.

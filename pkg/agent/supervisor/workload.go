@@ -396,6 +396,9 @@ func (w *workload) runOnce(ctx context.Context, c *hubv1.Container, art *image.A
 		CPULimitMillis:   c.GetCpuLimitMillis(),
 		Stdout:           lw.Stdout(),
 		Stderr:           lw.Stderr(),
+		RunAsUser:        c.RunAsUser,
+		RunAsGroup:       c.RunAsGroup,
+		RunAsNonRoot:     c.GetRunAsNonRoot(),
 	})
 	if err != nil {
 		return w.startFailed(name, started, err)

@@ -576,7 +576,7 @@ func TestSpecHashCoversContainer(t *testing.T) {
 		msg  proto.Message
 		want int
 	}{
-		{msg: &hubv1.Container{}, want: 16},
+		{msg: &hubv1.Container{}, want: 19},
 		{msg: &hubv1.EnvVar{}, want: 2},
 		{msg: &hubv1.Workload{}, want: 12},
 	}

@@ -86,6 +86,9 @@ type Spec struct {
 	Stdin io.Reader
 	// Stdout and Stderr receive the container's output; nil discards it.
 	Stdout, Stderr io.Writer
+	// User is who the container runs as when isolated; nil is root. A plain
+	// (not isolated) container runs as the agent's user.
+	User *User
 }
 
 // Config configures a Runtime.

@@ -174,6 +174,9 @@ func (i *Instance) command(argv []string, stdin io.Reader, stdout, stderr io.Wri
 	if i.r.isolate {
 		cmd.Path, cmd.Dir = exe, wd
 		attr.Chroot = i.root
+		if u := i.spec.User; u != nil && (u.UID != 0 || u.GID != 0) {
+			attr.Credential = &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: []uint32{}}
+		}
 		if main {
 			attr.Cloneflags = unix.CLONE_NEWNS | unix.CLONE_NEWPID
 		}

@@ -1025,6 +1025,11 @@ type Container struct {
 	// For init containers: "Always" makes it a sidecar (started in order, kept
 	// running, restarted whatever the pod's restart policy).
 	RestartPolicy string `protobuf:"bytes,16,opt,name=restart_policy,json=restartPolicy,proto3" json:"restart_policy,omitempty"`
+	// securityContext (the container's over the pod's): the user and group the
+	// process runtime runs the container as; unset: the image's user.
+	RunAsUser     *int64 `protobuf:"varint,17,opt,name=run_as_user,json=runAsUser,proto3,oneof" json:"run_as_user,omitempty"`
+	RunAsGroup    *int64 `protobuf:"varint,18,opt,name=run_as_group,json=runAsGroup,proto3,oneof" json:"run_as_group,omitempty"`
+	RunAsNonRoot  bool   `protobuf:"varint,19,opt,name=run_as_non_root,json=runAsNonRoot,proto3" json:"run_as_non_root,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1169,6 +1174,27 @@ func (x *Container) GetRestartPolicy() string {
 		return x.RestartPolicy
 	}
 	return ""
+}
+
+func (x *Container) GetRunAsUser() int64 {
+	if x != nil && x.RunAsUser != nil {
+		return *x.RunAsUser
+	}
+	return 0
+}
+
+func (x *Container) GetRunAsGroup() int64 {
+	if x != nil && x.RunAsGroup != nil {
+		return *x.RunAsGroup
+	}
+	return 0
+}
+
+func (x *Container) GetRunAsNonRoot() bool {
+	if x != nil {
+		return x.RunAsNonRoot
+	}
+	return false
 }
 
 // Probe is a container probe with the pod's timings, resolved by the provider
@@ -2824,7 +2850,7 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"delete_uid\x18\x03 \x01(\tR\tdeleteUid\"2\n" +
 	"\x06EnvVar\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\xc4\x05\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\xd8\x06\n" +
 	"\tContainer\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05image\x18\x02 \x01(\tR\x05image\x12\x18\n" +
@@ -2843,7 +2869,13 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"\x0freadiness_probe\x18\r \x01(\v2\x18.edgefabric.hub.v1.ProbeR\x0ereadinessProbe\x12=\n" +
 	"\rstartup_probe\x18\x0e \x01(\v2\x18.edgefabric.hub.v1.ProbeR\fstartupProbe\x12C\n" +
 	"\rvolume_mounts\x18\x0f \x03(\v2\x1e.edgefabric.hub.v1.VolumeMountR\fvolumeMounts\x12%\n" +
-	"\x0erestart_policy\x18\x10 \x01(\tR\rrestartPolicy\"\xbc\x06\n" +
+	"\x0erestart_policy\x18\x10 \x01(\tR\rrestartPolicy\x12#\n" +
+	"\vrun_as_user\x18\x11 \x01(\x03H\x00R\trunAsUser\x88\x01\x01\x12%\n" +
+	"\frun_as_group\x18\x12 \x01(\x03H\x01R\n" +
+	"runAsGroup\x88\x01\x01\x12%\n" +
+	"\x0frun_as_non_root\x18\x13 \x01(\bR\frunAsNonRootB\x0e\n" +
+	"\f_run_as_userB\x0f\n" +
+	"\r_run_as_group\"\xbc\x06\n" +
 	"\x05Probe\x123\n" +
 	"\x04exec\x18\x01 \x01(\v2\x1d.edgefabric.hub.v1.Probe.ExecH\x00R\x04exec\x12=\n" +
 	"\bhttp_get\x18\x02 \x01(\v2 .edgefabric.hub.v1.Probe.HTTPGetH\x00R\ahttpGet\x12C\n" +
@@ -3123,6 +3155,7 @@ func file_pkg_apis_hub_v1_hub_proto_init() {
 		(*HubMessage_Stream)(nil),
 		(*HubMessage_Welcome)(nil),
 	}
+	file_pkg_apis_hub_v1_hub_proto_msgTypes[14].OneofWrappers = []any{}
 	file_pkg_apis_hub_v1_hub_proto_msgTypes[15].OneofWrappers = []any{
 		(*Probe_Exec_)(nil),
 		(*Probe_HttpGet)(nil),
