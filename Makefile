@@ -30,6 +30,9 @@ FABRIC_FLAGS ?=
 # The control plane's binaries (etcd, kube-apiserver, kube-scheduler,
 # kube-controller-manager, kubectl); built once into $(CACHE) by the script.
 CONTROLPLANE = $(shell bash hack/build-controlplane.sh)
+# The helm CLI, built once into $(CACHE) from the pin in hack/tools/helm; the chart
+# tests find it through EDGEFABRIC_HELM.
+HELM = $(shell bash hack/build-helm.sh)
 
 LINT_KEY      := $(shell cat hack/tools/lint/go.mod hack/tools/lint/go.sum | sha256sum | cut -c1-12)
 GOLANGCI_LINT := $(CACHE)/tools/golangci-lint-$(LINT_KEY)
@@ -45,8 +48,8 @@ demo: build localfabric ## Local control plane, registry, provider and AGENTS ag
 	$(BIN)/localfabric demo -agents=$(AGENTS) -lans=$(LANS) $(FABRIC_FLAGS)
 
 .PHONY: test
-test: controlplane examples ## Run every test against the real control plane (go test ./... -count=1)
-	KUBEBUILDER_ASSETS="$(CONTROLPLANE)" go test $(PKGS) -count=1 -timeout $(TEST_TIMEOUT) -p $(TEST_P) $(TEST_FLAGS)
+test: controlplane helm examples ## Run every test against the real control plane (go test ./... -count=1)
+	EDGEFABRIC_HELM="$(HELM)" KUBEBUILDER_ASSETS="$(CONTROLPLANE)" go test $(PKGS) -count=1 -timeout $(TEST_TIMEOUT) -p $(TEST_P) $(TEST_FLAGS)
 
 ##@ Local fabric
 
@@ -106,6 +109,10 @@ examples: ## Build the example workloads into _output/examples (Go ones for wasi
 .PHONY: controlplane
 controlplane: ## Build once (cached in ~/.cache/edgefabric) the Kubernetes control plane the tests and the local fabric use
 	@bash hack/build-controlplane.sh
+
+.PHONY: helm
+helm: ## Build once (cached in ~/.cache/edgefabric) the helm CLI the chart tests and the local fabric use, and print its path
+	@bash hack/build-helm.sh
 
 .PHONY: image
 image: ## Provider OCI image for linux/amd64 and linux/arm64 into _output/image (OCI layout + tarball); PUSH=ref [INSECURE=1] pushes it

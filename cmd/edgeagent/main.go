@@ -1,6 +1,8 @@
 // Command edgeagent runs on a device and joins it to an edgefabric fabric:
 //
 //	edgeagent [run] --hub HOST:PORT --hub-ca ca.crt --token TOKEN [flags]
+//	edgeagent join --hub HOST:PORT --hub-ca ca.crt --token TOKEN [--config PATH] [--data-dir DIR] [--dry-run]
+//	edgeagent status [--data-dir DIR] [--json]
 //	edgeagent version
 //
 // Flags override the values of a --config file (YAML or JSON, with the field
@@ -34,8 +36,11 @@ func main() {
 		case "version":
 			fmt.Println(version.Version)
 			return
+		case "join", "status":
+			exitOn(subcommand(args[0], args[1:]))
+			return
 		default:
-			fmt.Fprintf(os.Stderr, "edgeagent: unknown command %q (commands: run, version)\n", args[0])
+			fmt.Fprintf(os.Stderr, "edgeagent: unknown command %q (commands: run, join, status, version)\n", args[0])
 			os.Exit(2)
 		}
 	}
@@ -160,4 +165,25 @@ func parse(args []string) (agent.Config, slog.Level, string, error) {
 		})
 	}
 	return cfg, lv, debugListen, nil
+}
+
+// subcommand runs join or status.
+func subcommand(name string, args []string) error {
+	if name == "join" {
+		return join(args, os.Stdout)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return status(ctx, args, os.Stdout)
+}
+
+// exitOn exits with status 1 and the error's message if err is not nil.
+func exitOn(err error) {
+	if err == nil {
+		return
+	}
+	if !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(os.Stderr, "edgeagent: %v\n", err)
+	}
+	os.Exit(1)
 }

@@ -46,6 +46,13 @@ func main() {
 	fs.IntVar(&burst, "kube-api-burst", 400, "burst of queries to the API server")
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&debugListen, "debug-listen", "", "serve Go's profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; empty means off. Unauthenticated: bind it to loopback")
+	fs.StringVar(&cfg.HealthListen, "health-listen", "", "serve /healthz and /readyz (200 only on the serving leader) on this address, e.g. :8081; empty means off")
+	fs.BoolVar(&cfg.LeaderElection.Enabled, "leader-elect", false, "elect a leader among replicas through a Lease in --namespace; only the leader serves, the others stand by")
+	fs.StringVar(&cfg.LeaderElection.Name, "leader-elect-id", "edgefabric-provider", "name of the leader-election Lease")
+	fs.StringVar(&cfg.LeaderElection.Identity, "leader-elect-identity", os.Getenv("POD_NAME"), "this replica's identity in the Lease (default the host name and a random suffix)")
+	fs.DurationVar(&cfg.LeaderElection.LeaseDuration, "leader-elect-lease-duration", 15*time.Second, "how long standbys wait after the leader's last renewal before taking over")
+	fs.DurationVar(&cfg.LeaderElection.RenewDeadline, "leader-elect-renew-deadline", 10*time.Second, "how long the leader tries to renew before it stops leading")
+	fs.DurationVar(&cfg.LeaderElection.RetryPeriod, "leader-elect-retry-period", 2*time.Second, "how often candidates try to acquire or renew the Lease")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	_ = fs.Parse(os.Args[1:])
 	if *showVersion {

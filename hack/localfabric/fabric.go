@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,7 +30,6 @@ import (
 const (
 	systemNamespace = "edgefabric-system"
 	accountLabel    = "edgefabric.io/account"
-	tokenSecretType = "edgefabric.io/bootstrap-token"
 )
 
 // fabricDirs are the directories under Config.Dir.
@@ -68,6 +65,9 @@ type Info struct {
 	EnvFile    string
 	Agents     int // how many agents run
 	LANs       int // how many LANs they are spread over
+	// ProviderKubeconfig authenticates as the chart's ServiceAccount: the
+	// provider runs with it, so every demo exercises the chart's RBAC.
+	ProviderKubeconfig string
 }
 
 // fabric runs the local fabric's processes. It is driven by run, which returns only
@@ -284,11 +284,17 @@ func (f *fabric) start(ctx context.Context) (Info, *http.Server, error) {
 	go func() { _ = srv.Serve(l) }()
 	f.log.Info("registry serving", "address", info.Registry)
 
-	token, err := bootstrap(ctx, client, cfg.Account)
+	if err := labelAccount(ctx, client, cfg.Account); err != nil {
+		return info, srv, err
+	}
+	token, err := f.installChart(ctx, client, info.Kubeconfig)
 	if err != nil {
 		return info, srv, err
 	}
 	info.Token = token
+	if info.ProviderKubeconfig, err = f.providerKubeconfig(ctx, client, info.APIServer, pk.caPEM()); err != nil {
+		return info, srv, err
+	}
 
 	if !cfg.ControlPlaneOnly {
 		if err := f.startEdge(ctx, client, &info); err != nil {
@@ -394,7 +400,7 @@ func (f *fabric) startEdge(ctx context.Context, client kubernetes.Interface, inf
 
 	f.log.Info("starting provider", "hub", info.Hub, "kubelet_port", kubeletPort)
 	provider, err := f.startProc("provider", cfg.ProviderBin,
-		"--kubeconfig", info.Kubeconfig,
+		"--kubeconfig", info.ProviderKubeconfig,
 		"--namespace", systemNamespace,
 		"--state-dir", d.provider,
 		"--hub-listen", info.Hub,
@@ -474,35 +480,14 @@ func nodeReady(n *corev1.Node) bool {
 	return false
 }
 
-// bootstrap labels namespace default for account, creates the system namespace and
-// the account's bootstrap-token Secret, and returns the token.
-func bootstrap(ctx context.Context, client kubernetes.Interface, account string) (string, error) {
+// labelAccount labels namespace default for account; the chart creates the
+// system namespace and the account's bootstrap token.
+func labelAccount(ctx context.Context, client kubernetes.Interface, account string) error {
 	patch := fmt.Appendf(nil, `{"metadata":{"labels":{%q:%q}}}`, accountLabel, account)
 	if _, err := client.CoreV1().Namespaces().Patch(ctx, "default", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-		return "", fmt.Errorf("label namespace default: %w", err)
+		return fmt.Errorf("label namespace default: %w", err)
 	}
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: systemNamespace}}
-	if _, err := client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return "", fmt.Errorf("create namespace %s: %w", systemNamespace, err)
-	}
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	token := hex.EncodeToString(b)
-	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:      "bootstrap-token-" + account,
-			Namespace: systemNamespace,
-			Labels:    map[string]string{accountLabel: account},
-		},
-		Type:       tokenSecretType,
-		StringData: map[string]string{"token": token, "account": account},
-	}
-	if _, err := client.CoreV1().Secrets(systemNamespace).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
-		return "", fmt.Errorf("create bootstrap token secret: %w", err)
-	}
-	return token, nil
+	return nil
 }
 
 // edgeHost is the host address the agents reach the hub and the registry on.

@@ -39,6 +39,9 @@ type Config struct {
 	// AssetsDir holds the control-plane binaries. Empty: run
 	// hack/build-controlplane.sh (which builds them once) and use what it prints.
 	AssetsDir string
+	// HelmBin is the helm CLI that installs the chart. Empty: run
+	// hack/build-helm.sh (which builds it once) and use what it prints.
+	HelmBin string
 	// ProviderBin and AgentBin are the edgefabric binaries (make build).
 	ProviderBin, AgentBin string
 	// Agents is how many agents to start (devices demo-1 ... demo-N).
@@ -104,6 +107,7 @@ func parseFlags(mode string, args []string) (Config, error) {
 	fs := flag.NewFlagSet("localfabric "+mode, flag.ContinueOnError)
 	fs.StringVar(&cfg.Dir, "dir", filepath.Join(root, "_output", "local"), "state, logs and env file of the fabric (wiped by up and demo)")
 	fs.StringVar(&cfg.AssetsDir, "assets", os.Getenv("KUBEBUILDER_ASSETS"), "directory of the control-plane binaries (default: $KUBEBUILDER_ASSETS, else what hack/build-controlplane.sh prints)")
+	fs.StringVar(&cfg.HelmBin, "helm", os.Getenv("EDGEFABRIC_HELM"), "helm binary (default: $EDGEFABRIC_HELM, else what hack/build-helm.sh prints)")
 	fs.StringVar(&cfg.ProviderBin, "provider-bin", filepath.Join(root, "_output", "bin", "provider"), "provider binary")
 	fs.StringVar(&cfg.AgentBin, "agent-bin", filepath.Join(root, "_output", "bin", "edgeagent"), "edgeagent binary")
 	fs.IntVar(&cfg.Agents, "agents", 3, "number of agents")
@@ -125,7 +129,7 @@ func parseFlags(mode string, args []string) (Config, error) {
 	if cfg.NodeName == "" {
 		cfg.NodeName = "edge-" + cfg.Account
 	}
-	for _, p := range []*string{&cfg.Dir, &cfg.AssetsDir, &cfg.ProviderBin, &cfg.AgentBin} {
+	for _, p := range []*string{&cfg.Dir, &cfg.AssetsDir, &cfg.HelmBin, &cfg.ProviderBin, &cfg.AgentBin} {
 		if *p != "" {
 			if *p, err = filepath.Abs(*p); err != nil {
 				return cfg, err

@@ -54,6 +54,13 @@ func preflight(ctx context.Context, cfg *Config) error {
 		}
 		cfg.AssetsDir = dir
 	}
+	if cfg.HelmBin == "" {
+		bin, err := buildHelm(ctx, cfg.Root)
+		if err != nil {
+			return err
+		}
+		cfg.HelmBin = bin
+	}
 	for _, b := range []string{"etcd", "kube-apiserver", "kube-scheduler", "kube-controller-manager", "kubectl"} {
 		if _, err := os.Stat(filepath.Join(cfg.AssetsDir, b)); err != nil {
 			return fmt.Errorf("control plane in %s: %w", cfg.AssetsDir, err)
@@ -272,6 +279,7 @@ func (cfg Config) flags() []string {
 	return []string{
 		"-dir=" + cfg.Dir,
 		"-assets=" + cfg.AssetsDir,
+		"-helm=" + cfg.HelmBin,
 		"-provider-bin=" + cfg.ProviderBin,
 		"-agent-bin=" + cfg.AgentBin,
 		"-agents=" + strconv.Itoa(cfg.Agents),

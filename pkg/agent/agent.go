@@ -31,6 +31,7 @@ import (
 	"github.com/edgefabric/edgefabric/pkg/agent/runtime/wasm"
 	"github.com/edgefabric/edgefabric/pkg/agent/store"
 	"github.com/edgefabric/edgefabric/pkg/agent/supervisor"
+	"github.com/edgefabric/edgefabric/pkg/agent/workingset"
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
 	"github.com/edgefabric/edgefabric/pkg/identity"
 	"github.com/edgefabric/edgefabric/pkg/version"
@@ -203,6 +204,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		defer wg.Done()
 		_ = sup.Run(ctx)
 	}()
+	// Give the pages of the binary that starting, pulling and compiling
+	// touched back to the kernel whenever the agent goes idle.
+	wg.Go(func() { _ = workingset.Run(ctx, workingset.Config{}, log.With("component", "working-set")) })
+	wg.Go(func() { serveLocalAPI(ctx, cfg, st, cl, sup, log.With("component", "local-api")) })
 	log.Info("agent started", "hub", cfg.Hub, "dataDir", cfg.DataDir, "address", cfg.AdvertiseAddress, "version", version.Version)
 	err = cl.Run(ctx)
 	cancel()

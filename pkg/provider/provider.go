@@ -47,6 +47,12 @@ type Config struct {
 	CertTTL time.Duration
 	// Workers per node for pod sync. Zero means 8.
 	Workers int
+	// HealthListen, when set, serves /healthz and /readyz on this address
+	// (plain HTTP). Empty means no health endpoint.
+	HealthListen string
+	// LeaderElection lets replicas share the work as leader and standbys.
+	// The zero value is off: this process serves alone.
+	LeaderElection LeaderElection
 }
 
 // Default fills in the defaults of unset fields.
@@ -63,6 +69,9 @@ func (c *Config) Default() {
 	if c.Version == "" {
 		c.Version = "dev"
 	}
+	if c.LeaderElection.Enabled {
+		c.LeaderElection.defaults()
+	}
 }
 
 // Validate reports a configuration that cannot work.
@@ -73,21 +82,57 @@ func (c Config) Validate() error {
 	if net.ParseIP(c.NodeIP) == nil {
 		return fmt.Errorf("node IP %q is not an IP address", c.NodeIP)
 	}
-	for _, a := range []string{c.HubListen, c.KubeletListen} {
+	addrs := []string{c.HubListen, c.KubeletListen}
+	if c.HealthListen != "" {
+		addrs = append(addrs, c.HealthListen)
+	}
+	for _, a := range addrs {
 		if _, _, err := net.SplitHostPort(a); err != nil {
 			return fmt.Errorf("listen address %q: %w", a, err)
 		}
 	}
-	return nil
+	return c.LeaderElection.validate()
 }
 
 // Run serves until ctx ends and returns once everything has stopped. A
-// cancelled context is a clean stop and returns nil.
+// cancelled context is a clean stop and returns nil. With leader election on,
+// it serves only while this replica leads, and returns an error when it stops
+// leading before ctx ends (the process should exit; it restarts as a standby).
 func Run(ctx context.Context, cfg Config, client kubernetes.Interface, log *slog.Logger) error {
 	cfg.Default()
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	h := newHealth()
+	if cfg.HealthListen != "" {
+		lis, err := net.Listen("tcp", cfg.HealthListen)
+		if err != nil {
+			return fmt.Errorf("health listen: %w", err)
+		}
+		hctx, stop := context.WithCancel(ctx)
+		served := make(chan error, 1)
+		go func() { served <- serveHealth(hctx, lis, h, log.With("component", "health")) }()
+		defer func() {
+			stop()
+			if err := <-served; err != nil {
+				log.Warn("health endpoint stopped", "err", err)
+			}
+		}()
+	}
+	if !cfg.LeaderElection.Enabled {
+		return serve(ctx, cfg, client, log, h)
+	}
+	h.set("standby")
+	return lead(ctx, cfg, client, log, func(ctx context.Context) error {
+		err := serve(ctx, cfg, client, log, h)
+		h.set("stopping")
+		return err
+	})
+}
+
+// serve runs the hub, the nodes and the kubelet API until ctx ends, reporting
+// through h.
+func serve(ctx context.Context, cfg Config, client kubernetes.Interface, log *slog.Logger, hl *health) error {
 	ca, err := loadOrCreateCA(ctx, cfg, client)
 	if err != nil {
 		return fmt.Errorf("certificate authority: %w", err)
@@ -142,8 +187,18 @@ func Run(ctx context.Context, cfg Config, client kubernetes.Interface, log *slog
 	start("kubelet API", func() error {
 		return kubeletapi.Serve(ctx, kLis, ktls, kubeletapi.Handler(mgr), log.With("component", "kubelet-api"))
 	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		select {
+		case <-fab.Ready():
+			hl.set("serving")
+		case <-ctx.Done():
+		}
+	}()
 	log.Info("provider started", "hub", hubLis.Addr().String(), "kubeletAPI", kLis.Addr().String(), "nodeIP", cfg.NodeIP)
 	wg.Wait()
+	hl.set("stopping")
 	close(errs)
 	return <-errs
 }

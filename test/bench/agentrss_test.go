@@ -65,6 +65,7 @@ func BenchmarkAgentIdleRSS(b *testing.B) {
 		b.ReportMetric(float64(empty.rss)/1e6, "empty-RSS-MB")
 		b.ReportMetric(float64(fresh.rss)/1e6, "fresh-RSS-MB")
 		b.ReportMetric(float64(restarted.rss)/1e6, "restarted-RSS-MB")
+		b.ReportMetric(float64(fresh.pss)/1e6, "fresh-PSS-MB")
 		report(b, "agent memory (target VmRSS < 40 MB with %d idle hello workloads):\n"+
 			"  no workloads            %s\n  %d workloads, fresh     %s\n  %d workloads, restarted %s\n"+
 			"  per workload (fresh − no workloads) / %d: %.1f MB",
@@ -114,22 +115,36 @@ func runIdle(f *fabrictest.Fabric, image, container string) *podRound {
 }
 
 // procMemory is what /proc/<pid>/status says of a process's memory.
+// Pss, from /proc/<pid>/smaps_rollup, counts a page that n mappings share
+// as 1/n in each: the physical memory the process costs, where VmRSS counts
+// a page once per mapping (ten instances that map one module's data image
+// count its pages ten times in VmRSS, once in Pss).
 type procMemory struct {
-	rss, anon, file, hwm int64 // bytes
+	rss, anon, file, hwm, pss int64 // bytes
 }
 
 func (m procMemory) String() string {
 	mb := func(v int64) float64 { return float64(v) / 1e6 }
-	return fmt.Sprintf("VmRSS %5.1f MB (anon %5.1f, file %4.1f), VmHWM %5.1f MB", mb(m.rss), mb(m.anon), mb(m.file), mb(m.hwm))
+	return fmt.Sprintf("VmRSS %5.1f MB (anon %5.1f, file %4.1f), Pss %5.1f MB, VmHWM %5.1f MB", mb(m.rss), mb(m.anon), mb(m.file), mb(m.pss), mb(m.hwm))
 }
 
 func readProcMemory(pid int) (procMemory, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	var m procMemory
+	for _, file := range []string{"status", "smaps_rollup"} {
+		if err := readProcKB(fmt.Sprintf("/proc/%d/%s", pid, file), &m); err != nil {
+			return m, err
+		}
+	}
+	return m, nil
+}
+
+// readProcKB reads the "Key: n kB" lines of a /proc file into m.
+func readProcKB(path string, m *procMemory) error {
+	f, err := os.Open(path)
 	if err != nil {
-		return procMemory{}, err
+		return err
 	}
 	defer f.Close()
-	var m procMemory
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		k, v, ok := strings.Cut(sc.Text(), ":")
@@ -153,9 +168,11 @@ func readProcMemory(pid int) (procMemory, error) {
 			m.file = n << 10
 		case "VmHWM":
 			m.hwm = n << 10
+		case "Pss":
+			m.pss = n << 10
 		}
 	}
-	return m, sc.Err()
+	return sc.Err()
 }
 
 // settleAndRead waits settle, logging the agent's memory every 10 s, and

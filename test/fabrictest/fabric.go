@@ -117,6 +117,10 @@ type fabric struct {
 	mu       sync.Mutex
 	provider *Proc
 	agents   map[string]*Agent
+
+	// provIdentity, if set, gives provKubeconfig; see WithProviderKubeconfig.
+	provIdentity   func(testing.TB, *kubetest.Env) string
+	provKubeconfig string // the provider's kubeconfig; empty means Env.Kubeconfig
 }
 
 // For returns the same fabric reporting to t, for subtests (which may run in
@@ -152,6 +156,15 @@ func WithAgentDebug(addr func(i int) string) FabricOption {
 // and heartbeat) and debug logs they get otherwise.
 func WithShippedDefaults() FabricOption {
 	return func(f *fabric) { f.shipped = true }
+}
+
+// WithProviderKubeconfig runs the provider with the kubeconfig that identity
+// returns instead of the control plane's admin one. identity is called once
+// the control plane runs, the namespace edgefabric-system exists and the
+// bootstrap token is there, before the provider starts (the chart tests
+// install the chart there and return a token of its ServiceAccount).
+func WithProviderKubeconfig(identity func(t testing.TB, env *kubetest.Env) string) FabricOption {
+	return func(f *fabric) { f.provIdentity = identity }
 }
 
 // WithHubProxy puts a TCP proxy between the agents and the hub, so that a test
@@ -230,6 +243,9 @@ func StartFabric(t testing.TB, n int, opts ...FabricOption) *Fabric {
 			f.dumpLogs()
 		}
 	})
+	if f.provIdentity != nil {
+		f.provKubeconfig = f.provIdentity(t, env)
+	}
 	f.StartProvider()
 	for i := range n {
 		var extra []string
@@ -288,8 +304,12 @@ func (f *Fabric) start(name string, bin string, args ...string) *Proc {
 // StartProvider starts (or starts again) the provider process.
 func (f *Fabric) StartProvider() {
 	f.t.Helper()
+	kubeconfig := f.Env.Kubeconfig
+	if f.provKubeconfig != "" {
+		kubeconfig = f.provKubeconfig
+	}
 	args := append([]string{
-		"--kubeconfig", f.Env.Kubeconfig,
+		"--kubeconfig", kubeconfig,
 		"--state-dir", f.StateDir,
 		"--hub-listen", f.HubAddr,
 		"--kubelet-listen", "127.0.0.1:" + f.KubeletPort,
@@ -365,6 +385,10 @@ func (f *Fabric) RestartAgent(a *Agent, args ...string) {
 	a.Proc = p
 	f.mu.Unlock()
 }
+
+// AgentBin is the edgeagent binary the fabric's agents run, for tests of its
+// other commands (join, status).
+func (f *Fabric) AgentBin() string { return f.agentBin }
 
 // Agent returns the agent with that device ID.
 func (f *Fabric) Agent(id string) *Agent {

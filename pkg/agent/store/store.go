@@ -2,6 +2,8 @@
 // bbolt file: its identity (device ID, key, certificate, the hub's CA), the
 // desired state last received from the hub, and each container's restart count.
 // Every method is a single transaction; a Store is safe for concurrent use.
+// A WriteBehind queues changes of the desired state and writes them in the
+// background, many to a transaction.
 //
 // Workloads carry secret material (env from secrets, secret volume files).
 // Once SetSealKey is called, the desired state is written sealed with
@@ -189,21 +191,25 @@ func (s *Store) Desired() (uint64, []*hubv1.Workload, error) {
 	return gen, ws, err
 }
 
-// SetDesired replaces the desired state.
-func (s *Store) SetDesired(gen uint64, ws []*hubv1.Workload) error {
+// Change is one change of the desired state: exactly one of Replace,
+// Upsert and Delete says what, and Generation is the generation after it.
+type Change struct {
+	Generation uint64
+	// Replace, if set, replaces all workloads with Workloads.
+	Replace   bool
+	Workloads []*hubv1.Workload
+	// Upsert stores one workload.
+	Upsert *hubv1.Workload
+	// Delete removes one workload, by UID, and its restart counts.
+	Delete string
+}
+
+// Apply makes changes, in order, in one transaction: one write to disk for
+// all of them.
+func (s *Store) Apply(changes ...Change) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		if err := tx.DeleteBucket(bucketDesired); err != nil {
-			return err
-		}
-		b, err := tx.CreateBucket(bucketDesired)
-		if err != nil {
-			return err
-		}
-		if err := putGen(b, gen); err != nil {
-			return err
-		}
-		for _, w := range ws {
-			if err := s.putWorkload(b, w); err != nil {
+		for _, c := range changes {
+			if err := s.apply(tx, c); err != nil {
 				return err
 			}
 		}
@@ -211,32 +217,50 @@ func (s *Store) SetDesired(gen uint64, ws []*hubv1.Workload) error {
 	})
 }
 
-// Upsert stores one workload and the new generation.
-func (s *Store) Upsert(gen uint64, w *hubv1.Workload) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketDesired)
-		if err := putGen(b, gen); err != nil {
+func (s *Store) apply(tx *bolt.Tx, c Change) error {
+	b := tx.Bucket(bucketDesired)
+	switch {
+	case c.Replace:
+		if err := tx.DeleteBucket(bucketDesired); err != nil {
 			return err
 		}
-		return s.putWorkload(b, w)
-	})
+		var err error
+		if b, err = tx.CreateBucket(bucketDesired); err != nil {
+			return err
+		}
+		for _, w := range c.Workloads {
+			if err := s.putWorkload(b, w); err != nil {
+				return err
+			}
+		}
+	case c.Upsert != nil:
+		if err := s.putWorkload(b, c.Upsert); err != nil {
+			return err
+		}
+	case c.Delete != "":
+		if err := b.Delete([]byte(c.Delete)); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketRestarts).DeleteBucket([]byte(c.Delete)); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
+			return err
+		}
+	}
+	return putGen(b, c.Generation)
+}
+
+// SetDesired replaces the desired state.
+func (s *Store) SetDesired(gen uint64, ws []*hubv1.Workload) error {
+	return s.Apply(Change{Generation: gen, Replace: true, Workloads: ws})
+}
+
+// Upsert stores one workload and the new generation.
+func (s *Store) Upsert(gen uint64, w *hubv1.Workload) error {
+	return s.Apply(Change{Generation: gen, Upsert: w})
 }
 
 // Delete removes one workload (and its restart counts) and stores the new generation.
 func (s *Store) Delete(gen uint64, uid string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketDesired)
-		if err := putGen(b, gen); err != nil {
-			return err
-		}
-		if err := b.Delete([]byte(uid)); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bucketRestarts).DeleteBucket([]byte(uid)); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
-			return err
-		}
-		return nil
-	})
+	return s.Apply(Change{Generation: gen, Delete: uid})
 }
 
 // Restarts returns the stored restart count of a container.

@@ -8,7 +8,6 @@ package supervisor
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"path/filepath"
 	"sort"
@@ -79,6 +78,8 @@ type Supervisor struct {
 	images   Images
 	runtimes Runtimes
 	store    *store.Store
+	pending  *store.WriteBehind // desired state on its way to the store
+	resumed  chan struct{}      // closed once Run has resumed the stored workloads
 	log      *slog.Logger
 
 	mu         sync.Mutex
@@ -97,6 +98,8 @@ func New(cfg Config, images Images, runtimes Runtimes, st *store.Store, log *slo
 	cfg.defaults()
 	return &Supervisor{
 		cfg: cfg, images: images, runtimes: runtimes, store: st, log: log,
+		pending:   store.NewWriteBehind(st, log),
+		resumed:   make(chan struct{}),
 		workloads: map[string]*workload{},
 		dirty:     map[string]*hubv1.WorkloadStatus{},
 		wake:      make(chan struct{}, 1),
@@ -108,7 +111,9 @@ func New(cfg Config, images Images, runtimes Runtimes, st *store.Store, log *slo
 func (s *Supervisor) Run(ctx context.Context) error {
 	gen, ws, err := s.store.Desired()
 	if err != nil {
-		return fmt.Errorf("load desired state: %w", err)
+		// The hub's full state replaces it when the agent connects.
+		s.log.Error("stored desired state unreadable; waiting for the hub's", "err", err)
+		gen, ws = 0, nil
 	}
 	s.mu.Lock()
 	s.ctx = ctx
@@ -116,9 +121,13 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	if len(ws) > 0 {
 		s.log.Info("resuming workloads from store", "count", len(ws), "generation", gen)
 	}
+	var persisting sync.WaitGroup
+	persisting.Go(func() { _ = s.pending.Run(ctx) })
 	s.reconcile(gen, ws, true)
+	close(s.resumed)
 	<-ctx.Done()
 	s.wg.Wait()
+	persisting.Wait()
 	return nil
 }
 
@@ -131,29 +140,29 @@ func (s *Supervisor) Generation() uint64 {
 
 // SetDesired makes ws everything that should run: workloads whose spec hash is
 // unchanged keep running untouched, changed ones restart, missing ones stop.
+// The change reaches the store in the background (store.WriteBehind).
+// It waits until Run has resumed the stored workloads, which it replaces.
 func (s *Supervisor) SetDesired(gen uint64, ws []*hubv1.Workload) error {
-	if err := s.store.SetDesired(gen, ws); err != nil {
-		return fmt.Errorf("persist desired state: %w", err)
-	}
+	<-s.resumed
+	s.pending.Queue(store.Change{Generation: gen, Replace: true, Workloads: ws})
 	s.reconcile(gen, ws, false)
 	return nil
 }
 
-// Apply applies one change of the desired state.
+// Apply applies one change of the desired state; the change reaches the
+// store in the background (store.WriteBehind).
+// It waits until Run has resumed the stored workloads.
 func (s *Supervisor) Apply(d *hubv1.WorkloadDelta) error {
+	<-s.resumed
 	if w := d.GetUpsert(); w != nil {
-		if err := s.store.Upsert(d.GetGeneration(), w); err != nil {
-			return fmt.Errorf("persist workload: %w", err)
-		}
+		s.pending.Queue(store.Change{Generation: d.GetGeneration(), Upsert: w})
 		s.mu.Lock()
 		s.generation = d.GetGeneration()
 		s.mu.Unlock()
 		s.upsert(w, false)
 		return nil
 	}
-	if err := s.store.Delete(d.GetGeneration(), d.GetDeleteUid()); err != nil {
-		return fmt.Errorf("persist delete: %w", err)
-	}
+	s.pending.Queue(store.Change{Generation: d.GetGeneration(), Delete: d.GetDeleteUid()})
 	s.mu.Lock()
 	s.generation = d.GetGeneration()
 	old := s.workloads[d.GetDeleteUid()]

@@ -261,6 +261,43 @@ func TestResumesFromStoreAfterRestart(t *testing.T) {
 	}
 }
 
+// TestHubStateBeforeResumeWins gives the supervisor the hub's full state
+// before Run has resumed the stored one: the hub's is what runs, and what is
+// stored once Run ends.
+func TestHubStateBeforeResumeWins(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(filepath.Join(dir, "agent.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetDesired(4, []*hubv1.Workload{spec("old", "Always", "INTERVAL", "50ms")}); err != nil {
+		t.Fatal(err)
+	}
+	rt, err := wasm.New(t.Context(), wasm.Config{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(context.Background())
+	defer st.Close()
+	sup := New(Config{LogDir: filepath.Join(dir, "logs")}, images{module: hello(t)}, Runtimes{RuntimeWASM: WASM(rt)}, st, slog.New(slog.DiscardHandler))
+	set := make(chan error, 1)
+	go func() { set <- sup.SetDesired(7, []*hubv1.Workload{spec("new", "Always", "INTERVAL", "50ms")}) }()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = sup.Run(ctx) }()
+	if err := <-set; err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, sup, "new", func(st *hubv1.WorkloadStatus) bool { return container(st).GetState().GetRunning() != nil })
+	waitFor(t, func() bool { _, ok := sup.Workload("old"); return !ok })
+	cancel()
+	<-done
+	gen, ws, err := st.Desired()
+	if err != nil || gen != 7 || len(ws) != 1 || ws[0].GetUid() != "new" {
+		t.Errorf("stored after Run: generation %d, %d workloads (%v), %v; want 7 and only new", gen, len(ws), ws, err)
+	}
+}
+
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)

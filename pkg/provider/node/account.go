@@ -319,12 +319,22 @@ func (n *accountNode) place(ctx context.Context, uid string) {
 	}
 	n.mu.Unlock()
 	n.m.fab.Assign(n.account, dev, w)
+	time.AfterFunc(n.m.cfg.PendingDelay, func() { n.creating(uid, dev) })
+}
+
+// creating marks the pod ContainerCreating if its device has not reported on
+// it since it was placed there. Most devices report sooner, and that report
+// is then the pod's first status write.
+func (n *accountNode) creating(uid, dev string) {
 	n.mu.Lock()
-	hasReport := st.seq > 0
-	n.mu.Unlock()
-	if !hasReport {
-		n.setStatus(uid, translate.PendingStatus(pod, "ContainerCreating", "", time.Now()))
+	st, ok := n.byUID[uid]
+	if !ok || st.seq > 0 || st.deleting || st.device != dev {
+		n.mu.Unlock()
+		return
 	}
+	pod := st.pod.DeepCopy()
+	n.mu.Unlock()
+	n.setStatus(uid, translate.PendingStatus(pod, "ContainerCreating", "", time.Now()))
 }
 
 func (n *accountNode) wait(uid, reason, message string) {

@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/flowcontrol"
 	"k8s.io/client-go/util/workqueue"
 
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
@@ -55,6 +56,15 @@ type Config struct {
 	// RetryInterval is how often pods that could not be placed or configured are
 	// tried again, besides whenever devices change; zero means 5 s.
 	RetryInterval time.Duration
+	// EventQPS and EventBurst limit the rate of event writes, as the
+	// kubelet's --event-qps and --event-burst do; zero means 50 and 100
+	// (the kubelet's defaults).
+	EventQPS   float32
+	EventBurst int
+	// PendingDelay is how long a placed pod waits for its device's first
+	// report before it is marked ContainerCreating: a device that starts the
+	// pod sooner saves that status write. Zero means 1 s.
+	PendingDelay time.Duration
 }
 
 func (c *Config) defaults() {
@@ -69,6 +79,15 @@ func (c *Config) defaults() {
 	}
 	if c.RetryInterval == 0 {
 		c.RetryInterval = 5 * time.Second
+	}
+	if c.EventQPS == 0 {
+		c.EventQPS = 50
+	}
+	if c.EventBurst == 0 {
+		c.EventBurst = 100
+	}
+	if c.PendingDelay == 0 {
+		c.PendingDelay = time.Second
 	}
 }
 
@@ -131,7 +150,11 @@ func NewManager(cfg Config, client kubernetes.Interface, fab *fabric.Fabric, log
 // served before it (re)started, marks the fabric ready and serves until ctx ends.
 func (m *Manager) Run(ctx context.Context) error {
 	m.broadcaster = record.NewBroadcaster(record.WithContext(ctx))
-	m.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: m.client.CoreV1().Events("")})
+	m.broadcaster.StartRecordingToSink(&rateLimitedSink{
+		ctx:     ctx,
+		limiter: flowcontrol.NewTokenBucketRateLimiter(m.cfg.EventQPS, m.cfg.EventBurst),
+		sink:    &typedcorev1.EventSinkImpl{Interface: m.client.CoreV1().Events("")},
+	})
 	defer m.broadcaster.Shutdown()
 
 	m.scm.Start(ctx.Done())

@@ -84,9 +84,11 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 		if w.GetUid() != string(p.UID) || w.GetContainers()[0].GetImage() != "reg/x:1" {
 			t.Fatalf("workload: got %v", w)
 		}
+		// A device that has not reported within the pending delay leaves the
+		// pod ContainerCreating, recorded on its device.
 		got := waitPod(t, env, "web", func(p *corev1.Pod) bool { return p.Annotations["edgefabric.io/device"] == "pi-1" })
-		if got.Status.Phase != corev1.PodPending {
-			t.Errorf("before any report: phase %s", got.Status.Phase)
+		if got.Status.Phase != corev1.PodPending || waitingReason(got) != "ContainerCreating" {
+			t.Errorf("before any report: phase %s, waiting %q", got.Status.Phase, waitingReason(got))
 		}
 		started := timestamppb.New(time.Now().Add(-time.Second))
 		fab.Report(dev, &hubv1.StatusReport{Statuses: []*hubv1.WorkloadStatus{{
@@ -117,6 +119,34 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 			}}},
 		}}})
 		waitGone(t, env, "web")
+	})
+
+	t.Run("a device that reports at once saves the pending write", func(t *testing.T) {
+		createPod(t, env, "quick")
+		w := nextUpsert(t, sess)
+		fab.Report(dev, &hubv1.StatusReport{Statuses: []*hubv1.WorkloadStatus{{
+			Uid: w.GetUid(), Seq: 1, PodIp: "10.1.2.3",
+			Containers: []*hubv1.ContainerStatus{{Name: "app", Ready: true, State: &hubv1.ContainerState{
+				State: &hubv1.ContainerState_Running_{Running: &hubv1.ContainerState_Running{StartedAt: timestamppb.Now()}},
+			}}},
+		}}})
+		var seen []string
+		got := waitPod(t, env, "quick", func(p *corev1.Pod) bool {
+			seen = append(seen, string(p.Status.Phase)+"/"+waitingReason(p))
+			return p.Status.Phase == corev1.PodRunning
+		})
+		if got.Annotations["edgefabric.io/device"] != "pi-1" {
+			t.Errorf("device annotation: got %q", got.Annotations["edgefabric.io/device"])
+		}
+		if slices.Contains(seen, "Pending/ContainerCreating") {
+			t.Errorf("pod was written ContainerCreating although its device reported at once: %v", seen)
+		}
+		// Nor is it written later, once the delay has passed.
+		time.Sleep(1500 * time.Millisecond)
+		if p, err := env.Client.CoreV1().Pods("default").Get(t.Context(), "quick", metav1.GetOptions{}); err != nil || p.Status.Phase != corev1.PodRunning {
+			t.Errorf("after the pending delay: %v, %v", p.Status.Phase, err)
+		}
+		deletePod(t, env, fab, sess, dev, w.GetUid(), "quick")
 	})
 
 	t.Run("unsupported pod fails with a reason", func(t *testing.T) {
@@ -258,4 +288,30 @@ func ready(n *corev1.Node) bool {
 		}
 	}
 	return false
+}
+
+// waitingReason is the waiting reason of the pod's first container, or "".
+func waitingReason(p *corev1.Pod) string {
+	if len(p.Status.ContainerStatuses) == 0 || p.Status.ContainerStatuses[0].State.Waiting == nil {
+		return ""
+	}
+	return p.Status.ContainerStatuses[0].State.Waiting.Reason
+}
+
+// deletePod deletes the pod and confirms, as its device would, that its
+// workload stopped.
+func deletePod(t *testing.T, env *kubetest.Env, fab *fabric.Fabric, sess *fabric.Session, dev identity.Device, uid, name string) {
+	t.Helper()
+	if err := env.Client.CoreV1().Pods("default").Delete(t.Context(), name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for nextDelta(t, sess).GetDeleteUid() != uid {
+	}
+	fab.Report(dev, &hubv1.StatusReport{Statuses: []*hubv1.WorkloadStatus{{
+		Uid: uid, Seq: 100, Phase: "Failed",
+		Containers: []*hubv1.ContainerStatus{{Name: "app", State: &hubv1.ContainerState{
+			State: &hubv1.ContainerState_Terminated_{Terminated: &hubv1.ContainerState_Terminated{ExitCode: 137, Reason: "Killed"}},
+		}}},
+	}}})
+	waitGone(t, env, name)
 }

@@ -26,6 +26,10 @@ type limitedMemory struct {
 	// does not run.
 	startOver bool
 	startSize uint64
+
+	// image, if set, is the module's initialised data, which is not in the
+	// module: it is mapped (or copied) into the memory when it is created.
+	image *dataImage
 }
 
 func (m *limitedMemory) allocate(capacity, maxSize uint64) experimental.LinearMemory {
@@ -61,7 +65,11 @@ func (l *linearMemory) Reallocate(size uint64) []byte {
 		l.owner.startOver, l.owner.startSize = true, size
 	}
 	if l.reserved != nil {
-		return l.reserved.grow(size)
+		buf := l.reserved.grow(size)
+		if first && buf != nil {
+			l.initData(buf)
+		}
+		return buf
 	}
 	if first {
 		hint := l.capacity
@@ -69,6 +77,7 @@ func (l *linearMemory) Reallocate(size uint64) []byte {
 			hint = min(hint, limit)
 		}
 		l.buf = make([]byte, size, max(size, hint))
+		l.initData(l.buf)
 		return l.buf
 	}
 	if size <= uint64(cap(l.buf)) {
@@ -84,6 +93,22 @@ func (l *linearMemory) Reallocate(size uint64) []byte {
 	copy(buf, l.buf)
 	l.buf = buf
 	return buf
+}
+
+// initData puts the module's data image into the new memory buf: mapped
+// from its file where the memory is a reserved region and the image has a
+// file, copied otherwise. splitDataImage made sure it fits the initial size.
+func (l *linearMemory) initData(buf []byte) {
+	img := l.owner.image
+	if img == nil || img.offset+uint64(len(img.data)) > uint64(len(buf)) {
+		return
+	}
+	if l.reserved != nil && img.file != nil {
+		if err := l.reserved.mapFile(img.offset, img.file, uint64(len(img.data))); err == nil {
+			return
+		}
+	}
+	copy(buf[img.offset:], img.data)
 }
 
 // Free releases the memory. wazero calls it when the module is closed, from

@@ -3,8 +3,13 @@
 package wasm
 
 import (
+	"fmt"
+	"os"
 	"strconv"
 	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // region is an address range reserved for one linear memory; its first
@@ -43,6 +48,20 @@ func (r *region) grow(size uint64) []byte {
 		r.committed = size
 	}
 	return r.mem[:size:size]
+}
+
+// mapFile maps length bytes of f, from its start, copy-on-write over the
+// region at off: a multiple of the OS page size, inside the committed part.
+// Writes to those pages stay the instance's own; pages never touched cost
+// nothing; pages only read are the page cache's, shared with every other
+// instance that maps the file.
+func (r *region) mapFile(off uint64, f *os.File, length uint64) error {
+	if off+length > r.committed || length == 0 {
+		return fmt.Errorf("map %d bytes at %d: beyond the %d committed", length, off, r.committed)
+	}
+	_, err := unix.MmapPtr(int(f.Fd()), 0, unsafe.Pointer(&r.mem[off]), uintptr(length),
+		unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_FIXED)
+	return err
 }
 
 // free returns the range to the OS.

@@ -42,9 +42,10 @@ type Config struct {
 
 // Runtime compiles and runs modules. It is safe for concurrent use.
 type Runtime struct {
-	log   *slog.Logger
-	cache wazero.CompilationCache
-	rt    wazero.Runtime
+	log      *slog.Logger
+	cache    wazero.CompilationCache
+	cacheDir string
+	rt       wazero.Runtime
 
 	mu        sync.Mutex
 	closed    bool
@@ -63,9 +64,10 @@ type fileDigest struct {
 
 // compiled is a module compiled once; done is closed when mod or err is set.
 type compiled struct {
-	done chan struct{}
-	mod  wazero.CompiledModule
-	err  error
+	done  chan struct{}
+	mod   wazero.CompiledModule
+	image *dataImage // the module's data, taken out of mod; nil if it is in mod
+	err   error
 }
 
 // New creates a Runtime with WASI preview 1 available to modules.
@@ -86,6 +88,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Runtime, error) {
 	return &Runtime{
 		log:       log,
 		cache:     cache,
+		cacheDir:  cfg.CacheDir,
 		rt:        rt,
 		compiled:  make(map[string]*compiled),
 		digests:   make(map[string]fileDigest),
@@ -113,7 +116,7 @@ func (r *Runtime) Close(ctx context.Context) error {
 	for _, c := range compiled {
 		<-c.done
 		if c.mod != nil {
-			errs = append(errs, c.mod.Close(ctx))
+			errs = append(errs, c.mod.Close(ctx), c.image.close())
 		}
 	}
 	errs = append(errs, r.rt.Close(ctx), r.cache.Close(ctx))
@@ -171,10 +174,11 @@ func (r *Runtime) start(ctx context.Context, spec Spec) (*Instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	mod, err := r.compile(ctx, spec.ModulePath)
+	c, err := r.compile(ctx, spec.ModulePath)
 	if err != nil {
 		return nil, err
 	}
+	mod := c.mod
 	if _, ok := mod.ExportedFunctions()["_start"]; !ok {
 		return nil, errors.New("module exports no _start function: not a WASI command")
 	}
@@ -188,7 +192,7 @@ func (r *Runtime) start(ctx context.Context, spec Spec) (*Instance, error) {
 		stopCh:     make(chan struct{}),
 		done:       make(chan struct{}),
 	}
-	inst.memory = &limitedMemory{}
+	inst.memory = &limitedMemory{image: c.image}
 	if spec.MemoryLimitBytes > 0 {
 		pages := uint64(spec.MemoryLimitBytes) / pageSize
 		inst.memory.limit = pages * pageSize
@@ -282,7 +286,7 @@ func moduleConfig(spec Spec) (wazero.ModuleConfig, error) {
 // stay the same (the image store's module files never change): a Go module
 // is megabytes, and reading it on every start costs more CPU than starting
 // it, and as much garbage as its linear memory.
-func (r *Runtime) compile(ctx context.Context, path string) (wazero.CompiledModule, error) {
+func (r *Runtime) compile(ctx context.Context, path string) (*compiled, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, err
@@ -298,7 +302,7 @@ func (r *Runtime) compile(ctx context.Context, path string) (wazero.CompiledModu
 		select {
 		case <-c.done:
 			if c.err == nil {
-				return c.mod, nil
+				return c, nil
 			}
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -328,14 +332,17 @@ func (r *Runtime) compile(ctx context.Context, path string) (wazero.CompiledModu
 	if ok {
 		select {
 		case <-c.done:
-			return c.mod, c.err
+			if c.err != nil {
+				return nil, c.err
+			}
+			return c, nil
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
 	}
 
 	start := time.Now()
-	c.mod, c.err = r.rt.CompileModule(ctx, mergeDataSegments(b))
+	c.mod, c.image, c.err = r.compileBytes(ctx, b, key)
 	if c.err != nil {
 		c.err = fmt.Errorf("compile: %w", c.err)
 		r.mu.Lock()
@@ -353,5 +360,31 @@ func (r *Runtime) compile(ctx context.Context, path string) (wazero.CompiledModu
 		// (once per module and agent, thanks to the cache on disk).
 		debug.FreeOSMemory()
 	}
-	return c.mod, c.err
+	if c.err != nil {
+		return nil, c.err
+	}
+	return c, nil
+}
+
+// compileBytes compiles a module, with its data taken out into an image
+// where that can be done (see splitDataImage), else with its data segments
+// joined (see mergeDataSegments). With a cache directory, the image is kept
+// there as a file, which instances map rather than copy.
+func (r *Runtime) compileBytes(ctx context.Context, b []byte, key string) (wazero.CompiledModule, *dataImage, error) {
+	stripped, img, ok := splitDataImage(b)
+	if !ok {
+		mod, err := r.rt.CompileModule(ctx, mergeDataSegments(b))
+		return mod, nil, err
+	}
+	if r.cacheDir != "" {
+		if err := img.persist(r.cacheDir, "data-"+key+".img"); err != nil {
+			r.log.Warn("data image not kept on disk; instances copy it", "digest", "sha256:"+key, "err", err)
+		}
+	}
+	mod, err := r.rt.CompileModule(ctx, stripped)
+	if err != nil {
+		_ = img.close()
+		return nil, nil, err
+	}
+	return mod, img, nil
 }
