@@ -1582,7 +1582,7 @@ type Workload struct {
 	Uid                     string                 `protobuf:"bytes,1,opt,name=uid,proto3" json:"uid,omitempty"`
 	Namespace               string                 `protobuf:"bytes,2,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	Name                    string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
-	Runtime                 string                 `protobuf:"bytes,4,opt,name=runtime,proto3" json:"runtime,omitempty"`                                  // "wasm"
+	Runtime                 string                 `protobuf:"bytes,4,opt,name=runtime,proto3" json:"runtime,omitempty"`                                  // "wasm" or "process"
 	RestartPolicy           string                 `protobuf:"bytes,5,opt,name=restart_policy,json=restartPolicy,proto3" json:"restart_policy,omitempty"` // Always, OnFailure, Never
 	Containers              []*Container           `protobuf:"bytes,6,rep,name=containers,proto3" json:"containers,omitempty"`
 	TerminationGraceSeconds int64                  `protobuf:"varint,7,opt,name=termination_grace_seconds,json=terminationGraceSeconds,proto3" json:"termination_grace_seconds,omitempty"`
