@@ -36,11 +36,11 @@ type Instance interface {
 	Stop(grace time.Duration)
 }
 
-// Execer is an Instance that can run another command in the container's
+// ContainerExecer is an Instance that can run another command in the container's
 // environment (its root, env, working dir and volumes): exec probes and
 // kubectl exec use it. A process container runs the executable argv[0] of
 // its image; a wasm container runs its own module again as a WASI command.
-type Execer interface {
+type ContainerExecer interface {
 	Exec(ctx context.Context, argv []string, stdin io.Reader, stdout, stderr io.Writer) (exitCode int, err error)
 }
 
@@ -202,10 +202,10 @@ func (i processInstance) Result() Result {
 }
 
 var (
-	_ Runtime  = wasmRuntime{}
-	_ Runtime  = processRuntime{}
-	_ Instance = wasmInstance{}
-	_ Instance = processInstance{}
-	_ Execer   = processInstance{}
-	_ Execer   = wasmInstance{}
+	_ Runtime         = wasmRuntime{}
+	_ Runtime         = processRuntime{}
+	_ Instance        = wasmInstance{}
+	_ Instance        = processInstance{}
+	_ ContainerExecer = processInstance{}
+	_ ContainerExecer = wasmInstance{}
 )

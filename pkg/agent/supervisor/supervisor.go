@@ -284,7 +284,7 @@ func (s *Supervisor) Workload(uid string) (*hubv1.Workload, bool) {
 }
 
 // Instance returns the running instance of a container of a workload, for
-// exec and attach; it implements Execer where the runtime can exec.
+// exec and attach; it implements ContainerExecer where the runtime can exec.
 func (s *Supervisor) Instance(uid, container string) (Instance, bool) {
 	s.mu.Lock()
 	w, ok := s.workloads[uid]
@@ -294,7 +294,7 @@ func (s *Supervisor) Instance(uid, container string) (Instance, bool) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	inst, ok := w.running[container]
+	inst, ok := w.instances[container]
 	return inst, ok
 }
 

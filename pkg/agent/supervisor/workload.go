@@ -28,7 +28,7 @@ type workload struct {
 
 	mu         sync.Mutex
 	containers map[string]*hubv1.ContainerStatus // init and app containers by name
-	running    map[string]Instance               // by container name
+	instances  map[string]Instance               // running, by container name
 	vols       *volumeSet
 	filesHash  *string // volumes hash of the files written by updateVolumes; nil: spec's
 	startTime  *timestamppb.Timestamp
@@ -42,7 +42,7 @@ func newWorkload(s *Supervisor, spec *hubv1.Workload, resumed bool) *workload {
 		started:    make(chan struct{}),
 		done:       make(chan struct{}),
 		containers: map[string]*hubv1.ContainerStatus{},
-		running:    map[string]Instance{},
+		instances:  map[string]Instance{},
 		startTime:  timestamppb.Now(),
 	}
 	appWaiting := "ContainerCreating"
@@ -404,11 +404,11 @@ func (w *workload) runOnce(ctx context.Context, c *hubv1.Container, art *image.A
 		return w.startFailed(name, started, err)
 	}
 	w.mu.Lock()
-	w.running[name] = inst
+	w.instances[name] = inst
 	w.mu.Unlock()
 	defer func() {
 		w.mu.Lock()
-		delete(w.running, name)
+		delete(w.instances, name)
 		w.mu.Unlock()
 	}()
 	w.update(name, func(cs *hubv1.ContainerStatus) {
