@@ -135,6 +135,15 @@ func New(cfg Config, log *slog.Logger) (*Runtime, error) {
 	sum := sha256.Sum256([]byte(cfg.StateDir))
 	r := &Runtime{cfg: cfg, log: log, instances: map[*Instance]struct{}{}, cgroupPrefix: hex.EncodeToString(sum[:4]) + "-"}
 	r.isolate = !cfg.NoIsolation && canIsolate()
+	if r.isolate {
+		// Containers of an agent that crashed: their mounts and layers.
+		entries, _ := os.ReadDir(cfg.StateDir)
+		for _, e := range entries {
+			if err := clearStale(filepath.Join(cfg.StateDir, e.Name())); err != nil {
+				log.Warn("clear a stale container", "dir", e.Name(), "err", err)
+			}
+		}
+	}
 	if !cfg.NoCgroups {
 		r.cgroups = detectCgroups(log)
 	}

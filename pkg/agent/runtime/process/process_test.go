@@ -450,3 +450,36 @@ func TestRunAsUser(t *testing.T) {
 		}
 	}
 }
+
+// TestStaleContainerCleared: the scratch directory of a container whose
+// agent crashed is unmounted and removed by the next runtime, and the volume
+// that was bound into it keeps its files.
+func TestStaleContainerCleared(t *testing.T) {
+	if os.Geteuid() != 0 || runtime.GOOS != "linux" {
+		t.Skip("mounts need root on Linux")
+	}
+	state := t.TempDir()
+	vol := t.TempDir()
+	if err := os.WriteFile(filepath.Join(vol, "keep"), []byte("precious"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(state, "crashed", "merged", "data")
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "--bind", vol, target).CombinedOutput(); err != nil {
+		t.Fatalf("mount: %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", target).Run() })
+	r, err := process.New(process.Config{StateDir: state}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := os.Stat(filepath.Join(state, "crashed")); !os.IsNotExist(err) {
+		t.Errorf("stale container directory: got %v, want it removed", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(vol, "keep")); err != nil || string(b) != "precious" {
+		t.Errorf("volume after the cleanup: got %q, %v; want its file kept", b, err)
+	}
+}
