@@ -96,6 +96,35 @@ func (s *Supervisor) volumePath(vs *volumeSet, v *hubv1.Volume) (string, error) 
 	return p, os.Chmod(p, mode)
 }
 
+// removeOrphanVolumes removes the volumes of pods the device no longer runs
+// (deleted while the agent was down, or left by a crash): mounts first, so
+// that nothing is removed through one.
+func (s *Supervisor) removeOrphanVolumes(ws []*hubv1.Workload) {
+	keep := map[string]bool{}
+	for _, w := range ws {
+		keep[w.GetUid()] = true
+	}
+	for _, root := range []string{s.cfg.VolumeDir, s.cfg.SharedMemoryDir} {
+		if root == "" {
+			continue
+		}
+		entries, _ := os.ReadDir(root)
+		for _, e := range entries {
+			if keep[e.Name()] || !e.IsDir() {
+				continue
+			}
+			dir := filepath.Join(root, e.Name())
+			if err := unmountUnder(dir); err != nil {
+				s.log.Warn("unmount orphan volumes", "dir", dir, "err", err)
+				continue
+			}
+			if err := os.RemoveAll(dir); err != nil {
+				s.log.Warn("remove orphan volumes", "dir", dir, "err", err)
+			}
+		}
+	}
+}
+
 // removeVolumes removes the workload's volumes: the pod is gone.
 func (w *workload) removeVolumes(vs *volumeSet) {
 	if vs == nil {
