@@ -33,13 +33,14 @@ func isDataVolume(v *hubv1.Volume) bool { return v.GetKind() != "emptyDir" && v.
 // inMemory reports whether v must never touch the device's disk.
 func inMemory(v *hubv1.Volume) bool { return v.GetMemory() || v.GetSensitive() }
 
-// setupVolumes creates the workload's volumes and writes their files.
+// setupVolumes creates the workload's volumes and writes their files, as
+// spec (the latest) has them.
 // Volumes kept in memory are a tmpfs (as root on Linux) or live under the
 // device's shared-memory directory; where neither exists they are refused,
 // never written to disk.
-func (w *workload) setupVolumes() (*volumeSet, error) {
+func (w *workload) setupVolumes(spec *hubv1.Workload) (*volumeSet, error) {
 	vs := &volumeSet{dir: filepath.Join(w.s.cfg.VolumeDir, w.spec.GetUid()), paths: map[string]string{}}
-	for _, v := range w.spec.GetVolumes() {
+	for _, v := range spec.GetVolumes() {
 		p, err := w.s.volumePath(vs, v)
 		if err != nil {
 			return vs, fmt.Errorf("volume %q: %w", v.GetName(), err)
@@ -159,22 +160,26 @@ func (w *workload) releaseMemory(vs *volumeSet) {
 	}
 }
 
-// volumesHash is the hash of the volume contents the workload's files hold.
-func (w *workload) volumesHash() string {
+// latest is the workload's latest spec: the one it runs, or a newer one
+// whose volume contents changed.
+func (w *workload) latest() *hubv1.Workload {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.filesHash == nil {
-		return w.spec.GetVolumesHash()
+	if w.newer != nil {
+		return w.newer
 	}
-	return *w.filesHash
+	return w.spec
 }
 
-// updateVolumes writes the new contents of the data volumes of spec.
+// volumesHash is the hash of the latest volume contents.
+func (w *workload) volumesHash() string { return w.latest().GetVolumesHash() }
+
+// updateVolumes writes the new contents of the data volumes of spec; a
+// workload whose volumes are not set up yet writes them when they are.
 func (w *workload) updateVolumes(spec *hubv1.Workload) {
 	w.mu.Lock()
 	vs := w.vols
-	h := spec.GetVolumesHash()
-	w.filesHash = &h
+	w.newer = spec
 	w.mu.Unlock()
 	if vs == nil {
 		return

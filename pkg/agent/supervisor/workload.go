@@ -30,7 +30,9 @@ type workload struct {
 	containers map[string]*hubv1.ContainerStatus // init and app containers by name
 	instances  map[string]Instance               // running, by container name
 	vols       *volumeSet
-	filesHash  *string // volumes hash of the files written by updateVolumes; nil: spec's
+	// newer holds the workload's latest spec when only its volume contents
+	// changed since it started (nil: spec is the latest).
+	newer *hubv1.Workload
 	startTime  *timestamppb.Timestamp
 	seq        uint64
 	deleted    bool
@@ -83,10 +85,14 @@ func (w *workload) run(parent context.Context) {
 	close(w.started)
 	w.publish()
 
-	vs, err := w.setupVolumes()
+	used := w.latest()
+	vs, err := w.setupVolumes(used)
 	w.mu.Lock()
 	w.vols = vs
 	w.mu.Unlock()
+	if err == nil && w.latest() != used {
+		w.updateVolumes(w.latest()) // contents changed while they were set up
+	}
 	defer func() {
 		w.mu.Lock()
 		deleted := w.deleted
