@@ -184,11 +184,21 @@ func testInitFailure(f *fabrictest.Fabric, imgs podImages) {
 	}
 	f.WaitPod("init-always", 90*time.Second, func(p *corev1.Pod) bool {
 		cs := p.Status.InitContainerStatuses
-		return len(cs) == 1 && cs[0].RestartCount >= 1 && p.Status.Phase == corev1.PodPending
+		return len(cs) == 1 && cs[0].RestartCount >= 2 && cs[0].State.Waiting != nil && cs[0].State.Waiting.Reason == "CrashLoopBackOff" &&
+			p.Status.Phase == corev1.PodPending
 	})
-	out, err := f.Kubectl("get", "pod", "init-always", "--no-headers")
-	if err != nil || (!strings.Contains(out, "Init:CrashLoopBackOff") && !strings.Contains(out, "Init:Error")) {
-		t.Errorf("kubectl get pod init-always: got %q (%v), want Init:CrashLoopBackOff or Init:Error", out, err)
+	// Between back-offs the init container runs again for a moment (Init:0/1).
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, err := f.Kubectl("get", "pod", "init-always", "--no-headers")
+		if err == nil && strings.Contains(out, "Init:CrashLoopBackOff") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("kubectl get pod init-always: got %q (%v), want Init:CrashLoopBackOff", out, err)
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
