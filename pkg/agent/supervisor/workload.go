@@ -32,10 +32,10 @@ type workload struct {
 	vols       *volumeSet
 	// newer holds the workload's latest spec when only its volume contents
 	// changed since it started (nil: spec is the latest).
-	newer *hubv1.Workload
-	startTime  *timestamppb.Timestamp
-	seq        uint64
-	deleted    bool
+	newer     *hubv1.Workload
+	startTime *timestamppb.Timestamp
+	seq       uint64
+	deleted   bool
 }
 
 func newWorkload(s *Supervisor, spec *hubv1.Workload, resumed bool) *workload {
