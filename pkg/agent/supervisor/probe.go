@@ -246,7 +246,7 @@ func deadlineOf(ctx context.Context) time.Time {
 }
 
 func probeExec(ctx context.Context, e *hubv1.Probe_Exec, inst Instance) error {
-	ex, ok := inst.(ContainerExecer)
+	ex, ok := inst.(Execer)
 	if !ok {
 		return errors.New("exec probes are not supported by this container's runtime: use httpGet, tcpSocket or grpc")
 	}

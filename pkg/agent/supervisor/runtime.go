@@ -36,11 +36,11 @@ type Instance interface {
 	Stop(grace time.Duration)
 }
 
-// ContainerExecer is an Instance that can run another command in the container's
+// Execer is an Instance that can run another command in the container's
 // environment (its root, env, working dir and volumes): exec probes and
 // kubectl exec use it. A process container runs the executable argv[0] of
 // its image; a wasm container runs its own module again as a WASI command.
-type ContainerExecer interface {
+type Execer interface {
 	Exec(ctx context.Context, argv []string, stdin io.Reader, stdout, stderr io.Writer) (exitCode int, err error)
 }
 
@@ -80,6 +80,10 @@ type ContainerSpec struct {
 	// RunAsNonRoot refuses to start a container that would run as root.
 	RunAsUser, RunAsGroup *int64
 	RunAsNonRoot          bool
+	// Listeners are the TCP addresses of the container's ports. A WASM
+	// container gets them as preopened listening sockets; a process listens
+	// on its ports itself.
+	Listeners []string
 }
 
 // Runtimes are the runtimes of a device by name (RuntimeWASM, RuntimeProcess).
@@ -100,6 +104,7 @@ func (r wasmRuntime) Start(ctx context.Context, spec ContainerSpec) (Instance, e
 		Stdin:            spec.Stdin,
 		Stdout:           spec.Stdout,
 		Stderr:           spec.Stderr,
+		Listeners:        spec.Listeners,
 	}
 	for _, m := range spec.Mounts {
 		if m.ReadOnly {
@@ -141,6 +146,7 @@ func (i wasmInstance) Exec(ctx context.Context, argv []string, stdin io.Reader, 
 	}
 	spec := i.spec
 	spec.Args, spec.Stdin, spec.Stdout, spec.Stderr = argv, stdin, stdout, stderr
+	spec.Listeners = nil // the container holds its ports
 	inst, err := i.rt.Start(ctx, spec)
 	if err != nil {
 		return -1, err
@@ -202,10 +208,10 @@ func (i processInstance) Result() Result {
 }
 
 var (
-	_ Runtime         = wasmRuntime{}
-	_ Runtime         = processRuntime{}
-	_ Instance        = wasmInstance{}
-	_ Instance        = processInstance{}
-	_ ContainerExecer = processInstance{}
-	_ ContainerExecer = wasmInstance{}
+	_ Runtime  = wasmRuntime{}
+	_ Runtime  = processRuntime{}
+	_ Instance = wasmInstance{}
+	_ Instance = processInstance{}
+	_ Execer   = processInstance{}
+	_ Execer   = wasmInstance{}
 )

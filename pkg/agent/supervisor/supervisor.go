@@ -285,7 +285,7 @@ func (s *Supervisor) Workload(uid string) (*hubv1.Workload, bool) {
 }
 
 // Instance returns the running instance of a container of a workload, for
-// exec and attach; it implements ContainerExecer where the runtime can exec.
+// exec and attach; it implements Execer where the runtime can exec.
 func (s *Supervisor) Instance(uid, container string) (Instance, bool) {
 	s.mu.Lock()
 	w, ok := s.workloads[uid]
@@ -295,8 +295,11 @@ func (s *Supervisor) Instance(uid, container string) (Instance, bool) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	inst, ok := w.instances[container]
-	return inst, ok
+	r, ok := w.running[container]
+	if !ok {
+		return nil, false
+	}
+	return r.inst, true
 }
 
 func (s *Supervisor) publish(st *hubv1.WorkloadStatus) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/edgefabric/edgefabric/pkg/agent/image"
 	"github.com/edgefabric/edgefabric/pkg/agent/logs"
+	"github.com/edgefabric/edgefabric/pkg/agent/runtime/wasm"
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
 )
 
@@ -28,7 +29,6 @@ type workload struct {
 
 	mu         sync.Mutex
 	containers map[string]*hubv1.ContainerStatus // init and app containers by name
-	instances  map[string]Instance               // running, by container name
 	vols       *volumeSet
 	// newer holds the workload's latest spec when only its volume contents
 	// changed since it started (nil: spec is the latest).
@@ -36,6 +36,7 @@ type workload struct {
 	startTime *timestamppb.Timestamp
 	seq       uint64
 	deleted   bool
+	running   map[string]*running // by container name, for exec and attach
 }
 
 func newWorkload(s *Supervisor, spec *hubv1.Workload, resumed bool) *workload {
@@ -44,7 +45,7 @@ func newWorkload(s *Supervisor, spec *hubv1.Workload, resumed bool) *workload {
 		started:    make(chan struct{}),
 		done:       make(chan struct{}),
 		containers: map[string]*hubv1.ContainerStatus{},
-		instances:  map[string]Instance{},
+		running:    map[string]*running{},
 		startTime:  timestamppb.Now(),
 	}
 	appWaiting := "ContainerCreating"
@@ -376,6 +377,8 @@ func (w *workload) runOnce(ctx context.Context, c *hubv1.Container, art *image.A
 		return w.startFailed(name, started, fmt.Errorf("open log: %w", err))
 	}
 	defer lw.Close()
+	att := newAttachPoint(c)
+	defer att.end()
 	rt, err := w.runtimeFor(art)
 	if err != nil {
 		return w.startFailed(name, started, err)
@@ -400,8 +403,10 @@ func (w *workload) runOnce(ctx context.Context, c *hubv1.Container, art *image.A
 		Mounts:           mounts,
 		MemoryLimitBytes: c.GetMemoryLimitBytes(),
 		CPULimitMillis:   c.GetCpuLimitMillis(),
-		Stdout:           lw.Stdout(),
-		Stderr:           lw.Stderr(),
+		Stdin:            att.stdin(),
+		Stdout:           att.output(lw.Stdout(), false),
+		Stderr:           att.output(lw.Stderr(), true),
+		Listeners:        listeners(c),
 		RunAsUser:        c.RunAsUser,
 		RunAsGroup:       c.RunAsGroup,
 		RunAsNonRoot:     c.GetRunAsNonRoot(),
@@ -409,14 +414,18 @@ func (w *workload) runOnce(ctx context.Context, c *hubv1.Container, art *image.A
 	if err != nil {
 		return w.startFailed(name, started, err)
 	}
-	w.mu.Lock()
-	w.instances[name] = inst
-	w.mu.Unlock()
-	defer func() {
-		w.mu.Lock()
-		delete(w.instances, name)
-		w.mu.Unlock()
-	}()
+	var usage func() wasm.Usage
+	if u, ok := inst.(interface{ Usage() wasm.Usage }); ok {
+		usage = u.Usage
+	}
+	w.setRunning(name, &running{
+		inst:     inst,
+		commands: commandsOf(art, argv(c, art)),
+		attach:   att,
+		usage:    usage,
+		started:  started.AsTime(),
+	})
+	defer w.setRunning(name, nil)
 	w.update(name, func(cs *hubv1.ContainerStatus) {
 		cs.State = &hubv1.ContainerState{State: &hubv1.ContainerState_Running_{Running: &hubv1.ContainerState_Running{StartedAt: started}}}
 		cs.Ready, cs.Started = false, false

@@ -401,9 +401,11 @@ func (x *Hello) GetStatuses() []*WorkloadStatus {
 }
 
 type Heartbeat struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Time          *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
-	Allocated     *Resources             `protobuf:"bytes,2,opt,name=allocated,proto3" json:"allocated,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Time      *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
+	Allocated *Resources             `protobuf:"bytes,2,opt,name=allocated,proto3" json:"allocated,omitempty"`
+	// Resource usage of the running workloads (field 10 and up: the tunnel's).
+	Usage         []*WorkloadUsage `protobuf:"bytes,10,rep,name=usage,proto3" json:"usage,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -452,6 +454,153 @@ func (x *Heartbeat) GetAllocated() *Resources {
 	return nil
 }
 
+func (x *Heartbeat) GetUsage() []*WorkloadUsage {
+	if x != nil {
+		return x.Usage
+	}
+	return nil
+}
+
+// WorkloadUsage is what a workload's running containers use now.
+type WorkloadUsage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Uid           string                 `protobuf:"bytes,1,opt,name=uid,proto3" json:"uid,omitempty"`
+	Time          *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	Containers    []*ContainerUsage      `protobuf:"bytes,3,rep,name=containers,proto3" json:"containers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WorkloadUsage) Reset() {
+	*x = WorkloadUsage{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkloadUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkloadUsage) ProtoMessage() {}
+
+func (x *WorkloadUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkloadUsage.ProtoReflect.Descriptor instead.
+func (*WorkloadUsage) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *WorkloadUsage) GetUid() string {
+	if x != nil {
+		return x.Uid
+	}
+	return ""
+}
+
+func (x *WorkloadUsage) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *WorkloadUsage) GetContainers() []*ContainerUsage {
+	if x != nil {
+		return x.Containers
+	}
+	return nil
+}
+
+type ContainerUsage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// CPU time used since the container started; 0 where the runtime cannot
+	// measure it (see cpu_measured).
+	CpuUsageNanos uint64 `protobuf:"varint,2,opt,name=cpu_usage_nanos,json=cpuUsageNanos,proto3" json:"cpu_usage_nanos,omitempty"`
+	CpuMeasured   bool   `protobuf:"varint,3,opt,name=cpu_measured,json=cpuMeasured,proto3" json:"cpu_measured,omitempty"`
+	// Memory in use: for WASM, the size of the module's linear memory.
+	MemoryBytes   uint64                 `protobuf:"varint,4,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
+	StartTime     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContainerUsage) Reset() {
+	*x = ContainerUsage{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContainerUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContainerUsage) ProtoMessage() {}
+
+func (x *ContainerUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContainerUsage.ProtoReflect.Descriptor instead.
+func (*ContainerUsage) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ContainerUsage) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ContainerUsage) GetCpuUsageNanos() uint64 {
+	if x != nil {
+		return x.CpuUsageNanos
+	}
+	return 0
+}
+
+func (x *ContainerUsage) GetCpuMeasured() bool {
+	if x != nil {
+		return x.CpuMeasured
+	}
+	return false
+}
+
+func (x *ContainerUsage) GetMemoryBytes() uint64 {
+	if x != nil {
+		return x.MemoryBytes
+	}
+	return 0
+}
+
+func (x *ContainerUsage) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
 type AgentMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Msg:
@@ -467,7 +616,7 @@ type AgentMessage struct {
 
 func (x *AgentMessage) Reset() {
 	*x = AgentMessage{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[6]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -479,7 +628,7 @@ func (x *AgentMessage) String() string {
 func (*AgentMessage) ProtoMessage() {}
 
 func (x *AgentMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[6]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -492,7 +641,7 @@ func (x *AgentMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentMessage.ProtoReflect.Descriptor instead.
 func (*AgentMessage) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{6}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *AgentMessage) GetMsg() isAgentMessage_Msg {
@@ -578,7 +727,7 @@ type StatusReport struct {
 
 func (x *StatusReport) Reset() {
 	*x = StatusReport{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[7]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -590,7 +739,7 @@ func (x *StatusReport) String() string {
 func (*StatusReport) ProtoMessage() {}
 
 func (x *StatusReport) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[7]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -603,7 +752,7 @@ func (x *StatusReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusReport.ProtoReflect.Descriptor instead.
 func (*StatusReport) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{7}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *StatusReport) GetStatuses() []*WorkloadStatus {
@@ -629,7 +778,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[8]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -641,7 +790,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[8]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -654,7 +803,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{8}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Ack) GetGeneration() uint64 {
@@ -679,7 +828,7 @@ type HubMessage struct {
 
 func (x *HubMessage) Reset() {
 	*x = HubMessage{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[9]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -691,7 +840,7 @@ func (x *HubMessage) String() string {
 func (*HubMessage) ProtoMessage() {}
 
 func (x *HubMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[9]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -704,7 +853,7 @@ func (x *HubMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HubMessage.ProtoReflect.Descriptor instead.
 func (*HubMessage) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{9}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *HubMessage) GetMsg() isHubMessage_Msg {
@@ -789,7 +938,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[10]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -801,7 +950,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[10]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -814,7 +963,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{10}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Welcome) GetAccount() string {
@@ -850,7 +999,7 @@ type DesiredState struct {
 
 func (x *DesiredState) Reset() {
 	*x = DesiredState{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[11]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -862,7 +1011,7 @@ func (x *DesiredState) String() string {
 func (*DesiredState) ProtoMessage() {}
 
 func (x *DesiredState) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[11]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -875,7 +1024,7 @@ func (x *DesiredState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DesiredState.ProtoReflect.Descriptor instead.
 func (*DesiredState) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{11}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DesiredState) GetGeneration() uint64 {
@@ -904,7 +1053,7 @@ type WorkloadDelta struct {
 
 func (x *WorkloadDelta) Reset() {
 	*x = WorkloadDelta{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[12]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -916,7 +1065,7 @@ func (x *WorkloadDelta) String() string {
 func (*WorkloadDelta) ProtoMessage() {}
 
 func (x *WorkloadDelta) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[12]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -929,7 +1078,7 @@ func (x *WorkloadDelta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkloadDelta.ProtoReflect.Descriptor instead.
 func (*WorkloadDelta) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{12}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *WorkloadDelta) GetGeneration() uint64 {
@@ -963,7 +1112,7 @@ type EnvVar struct {
 
 func (x *EnvVar) Reset() {
 	*x = EnvVar{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[13]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -975,7 +1124,7 @@ func (x *EnvVar) String() string {
 func (*EnvVar) ProtoMessage() {}
 
 func (x *EnvVar) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[13]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -988,7 +1137,7 @@ func (x *EnvVar) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvVar.ProtoReflect.Descriptor instead.
 func (*EnvVar) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{13}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *EnvVar) GetName() string {
@@ -1027,16 +1176,24 @@ type Container struct {
 	RestartPolicy string `protobuf:"bytes,16,opt,name=restart_policy,json=restartPolicy,proto3" json:"restart_policy,omitempty"`
 	// securityContext (the container's over the pod's): the user and group the
 	// process runtime runs the container as; unset: the image's user.
-	RunAsUser     *int64 `protobuf:"varint,17,opt,name=run_as_user,json=runAsUser,proto3,oneof" json:"run_as_user,omitempty"`
-	RunAsGroup    *int64 `protobuf:"varint,18,opt,name=run_as_group,json=runAsGroup,proto3,oneof" json:"run_as_group,omitempty"`
-	RunAsNonRoot  bool   `protobuf:"varint,19,opt,name=run_as_non_root,json=runAsNonRoot,proto3" json:"run_as_non_root,omitempty"`
+	RunAsUser    *int64 `protobuf:"varint,17,opt,name=run_as_user,json=runAsUser,proto3,oneof" json:"run_as_user,omitempty"`
+	RunAsGroup   *int64 `protobuf:"varint,18,opt,name=run_as_group,json=runAsGroup,proto3,oneof" json:"run_as_group,omitempty"`
+	RunAsNonRoot bool   `protobuf:"varint,19,opt,name=run_as_non_root,json=runAsNonRoot,proto3" json:"run_as_non_root,omitempty"`
+	// Fields 40 and up: the tunnel's (exec, attach, inbound ports).
+	// TCP ports the container serves on the device (containerPort); a WASM
+	// container gets each as a preopened listening socket.
+	Ports []*ContainerPort `protobuf:"bytes,40,rep,name=ports,proto3" json:"ports,omitempty"`
+	// stdin: the container reads a stdin that kubectl attach writes to.
+	Stdin         bool `protobuf:"varint,41,opt,name=stdin,proto3" json:"stdin,omitempty"`
+	StdinOnce     bool `protobuf:"varint,42,opt,name=stdin_once,json=stdinOnce,proto3" json:"stdin_once,omitempty"`
+	Tty           bool `protobuf:"varint,43,opt,name=tty,proto3" json:"tty,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Container) Reset() {
 	*x = Container{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[14]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1048,7 +1205,7 @@ func (x *Container) String() string {
 func (*Container) ProtoMessage() {}
 
 func (x *Container) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[14]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1061,7 +1218,7 @@ func (x *Container) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Container.ProtoReflect.Descriptor instead.
 func (*Container) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{14}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Container) GetName() string {
@@ -1197,6 +1354,34 @@ func (x *Container) GetRunAsNonRoot() bool {
 	return false
 }
 
+func (x *Container) GetPorts() []*ContainerPort {
+	if x != nil {
+		return x.Ports
+	}
+	return nil
+}
+
+func (x *Container) GetStdin() bool {
+	if x != nil {
+		return x.Stdin
+	}
+	return false
+}
+
+func (x *Container) GetStdinOnce() bool {
+	if x != nil {
+		return x.StdinOnce
+	}
+	return false
+}
+
+func (x *Container) GetTty() bool {
+	if x != nil {
+		return x.Tty
+	}
+	return false
+}
+
 // Probe is a container probe with the pod's timings, resolved by the provider
 // (named ports are numbers here).
 type Probe struct {
@@ -1220,7 +1405,7 @@ type Probe struct {
 
 func (x *Probe) Reset() {
 	*x = Probe{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[15]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1232,7 +1417,7 @@ func (x *Probe) String() string {
 func (*Probe) ProtoMessage() {}
 
 func (x *Probe) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[15]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1245,7 +1430,7 @@ func (x *Probe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Probe.ProtoReflect.Descriptor instead.
 func (*Probe) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{15}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Probe) GetHandler() isProbe_Handler {
@@ -1373,7 +1558,7 @@ type VolumeMount struct {
 
 func (x *VolumeMount) Reset() {
 	*x = VolumeMount{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[16]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1385,7 +1570,7 @@ func (x *VolumeMount) String() string {
 func (*VolumeMount) ProtoMessage() {}
 
 func (x *VolumeMount) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[16]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1398,7 +1583,7 @@ func (x *VolumeMount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeMount.ProtoReflect.Descriptor instead.
 func (*VolumeMount) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{16}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *VolumeMount) GetName() string {
@@ -1441,7 +1626,7 @@ type VolumeFile struct {
 
 func (x *VolumeFile) Reset() {
 	*x = VolumeFile{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[17]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1453,7 +1638,7 @@ func (x *VolumeFile) String() string {
 func (*VolumeFile) ProtoMessage() {}
 
 func (x *VolumeFile) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[17]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1466,7 +1651,7 @@ func (x *VolumeFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeFile.ProtoReflect.Descriptor instead.
 func (*VolumeFile) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{17}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *VolumeFile) GetPath() string {
@@ -1507,7 +1692,7 @@ type Volume struct {
 
 func (x *Volume) Reset() {
 	*x = Volume{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[18]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1519,7 +1704,7 @@ func (x *Volume) String() string {
 func (*Volume) ProtoMessage() {}
 
 func (x *Volume) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[18]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1532,7 +1717,7 @@ func (x *Volume) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Volume.ProtoReflect.Descriptor instead.
 func (*Volume) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{18}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Volume) GetName() string {
@@ -1577,6 +1762,66 @@ func (x *Volume) GetSensitive() bool {
 	return false
 }
 
+type ContainerPort struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	ContainerPort int32                  `protobuf:"varint,2,opt,name=container_port,json=containerPort,proto3" json:"container_port,omitempty"`
+	Protocol      string                 `protobuf:"bytes,3,opt,name=protocol,proto3" json:"protocol,omitempty"` // TCP (the only one served)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContainerPort) Reset() {
+	*x = ContainerPort{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContainerPort) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContainerPort) ProtoMessage() {}
+
+func (x *ContainerPort) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContainerPort.ProtoReflect.Descriptor instead.
+func (*ContainerPort) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ContainerPort) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ContainerPort) GetContainerPort() int32 {
+	if x != nil {
+		return x.ContainerPort
+	}
+	return 0
+}
+
+func (x *ContainerPort) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
 type Workload struct {
 	state                   protoimpl.MessageState `protogen:"open.v1"`
 	Uid                     string                 `protobuf:"bytes,1,opt,name=uid,proto3" json:"uid,omitempty"`
@@ -1602,7 +1847,7 @@ type Workload struct {
 
 func (x *Workload) Reset() {
 	*x = Workload{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[19]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1614,7 +1859,7 @@ func (x *Workload) String() string {
 func (*Workload) ProtoMessage() {}
 
 func (x *Workload) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[19]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1627,7 +1872,7 @@ func (x *Workload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Workload.ProtoReflect.Descriptor instead.
 func (*Workload) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{19}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Workload) GetUid() string {
@@ -1728,7 +1973,7 @@ type ContainerState struct {
 
 func (x *ContainerState) Reset() {
 	*x = ContainerState{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[20]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1740,7 +1985,7 @@ func (x *ContainerState) String() string {
 func (*ContainerState) ProtoMessage() {}
 
 func (x *ContainerState) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[20]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1753,7 +1998,7 @@ func (x *ContainerState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerState.ProtoReflect.Descriptor instead.
 func (*ContainerState) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{20}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ContainerState) GetState() isContainerState_State {
@@ -1828,7 +2073,7 @@ type ContainerStatus struct {
 
 func (x *ContainerStatus) Reset() {
 	*x = ContainerStatus{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[21]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1840,7 +2085,7 @@ func (x *ContainerStatus) String() string {
 func (*ContainerStatus) ProtoMessage() {}
 
 func (x *ContainerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[21]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1853,7 +2098,7 @@ func (x *ContainerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerStatus.ProtoReflect.Descriptor instead.
 func (*ContainerStatus) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{21}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ContainerStatus) GetName() string {
@@ -1933,7 +2178,7 @@ type WorkloadStatus struct {
 
 func (x *WorkloadStatus) Reset() {
 	*x = WorkloadStatus{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[22]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1945,7 +2190,7 @@ func (x *WorkloadStatus) String() string {
 func (*WorkloadStatus) ProtoMessage() {}
 
 func (x *WorkloadStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[22]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1958,7 +2203,7 @@ func (x *WorkloadStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkloadStatus.ProtoReflect.Descriptor instead.
 func (*WorkloadStatus) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{22}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *WorkloadStatus) GetUid() string {
@@ -2052,7 +2297,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[23]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2064,7 +2309,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[23]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2077,7 +2322,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{23}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Event) GetWorkloadUid() string {
@@ -2137,7 +2382,7 @@ type LogOptions struct {
 
 func (x *LogOptions) Reset() {
 	*x = LogOptions{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[24]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2149,7 +2394,7 @@ func (x *LogOptions) String() string {
 func (*LogOptions) ProtoMessage() {}
 
 func (x *LogOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[24]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2162,7 +2407,7 @@ func (x *LogOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogOptions.ProtoReflect.Descriptor instead.
 func (*LogOptions) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{24}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *LogOptions) GetFollow() bool {
@@ -2222,6 +2467,9 @@ type StreamRequest struct {
 	// Types that are valid to be assigned to Kind:
 	//
 	//	*StreamRequest_Logs
+	//	*StreamRequest_Exec
+	//	*StreamRequest_Attach
+	//	*StreamRequest_PortForward
 	Kind          isStreamRequest_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2229,7 +2477,7 @@ type StreamRequest struct {
 
 func (x *StreamRequest) Reset() {
 	*x = StreamRequest{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[25]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2241,7 +2489,7 @@ func (x *StreamRequest) String() string {
 func (*StreamRequest) ProtoMessage() {}
 
 func (x *StreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[25]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2254,7 +2502,7 @@ func (x *StreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamRequest.ProtoReflect.Descriptor instead.
 func (*StreamRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{25}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *StreamRequest) GetId() string {
@@ -2294,6 +2542,33 @@ func (x *StreamRequest) GetLogs() *LogOptions {
 	return nil
 }
 
+func (x *StreamRequest) GetExec() *ExecOptions {
+	if x != nil {
+		if x, ok := x.Kind.(*StreamRequest_Exec); ok {
+			return x.Exec
+		}
+	}
+	return nil
+}
+
+func (x *StreamRequest) GetAttach() *AttachOptions {
+	if x != nil {
+		if x, ok := x.Kind.(*StreamRequest_Attach); ok {
+			return x.Attach
+		}
+	}
+	return nil
+}
+
+func (x *StreamRequest) GetPortForward() *PortForwardOptions {
+	if x != nil {
+		if x, ok := x.Kind.(*StreamRequest_PortForward); ok {
+			return x.PortForward
+		}
+	}
+	return nil
+}
+
 type isStreamRequest_Kind interface {
 	isStreamRequest_Kind()
 }
@@ -2302,23 +2577,351 @@ type StreamRequest_Logs struct {
 	Logs *LogOptions `protobuf:"bytes,4,opt,name=logs,proto3,oneof"`
 }
 
+type StreamRequest_Exec struct {
+	Exec *ExecOptions `protobuf:"bytes,5,opt,name=exec,proto3,oneof"`
+}
+
+type StreamRequest_Attach struct {
+	Attach *AttachOptions `protobuf:"bytes,6,opt,name=attach,proto3,oneof"`
+}
+
+type StreamRequest_PortForward struct {
+	PortForward *PortForwardOptions `protobuf:"bytes,7,opt,name=port_forward,json=portForward,proto3,oneof"`
+}
+
 func (*StreamRequest_Logs) isStreamRequest_Kind() {}
 
+func (*StreamRequest_Exec) isStreamRequest_Kind() {}
+
+func (*StreamRequest_Attach) isStreamRequest_Kind() {}
+
+func (*StreamRequest_PortForward) isStreamRequest_Kind() {}
+
+// ExecOptions runs a command in a running container (kubectl exec). The hub
+// sends stdin as data frames and resizes; the device sends stdout as data
+// frames, stderr as data frames with stderr set, and ends with an exit frame.
+type ExecOptions struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Command       []string               `protobuf:"bytes,1,rep,name=command,proto3" json:"command,omitempty"`
+	Stdin         bool                   `protobuf:"varint,2,opt,name=stdin,proto3" json:"stdin,omitempty"`
+	Stdout        bool                   `protobuf:"varint,3,opt,name=stdout,proto3" json:"stdout,omitempty"`
+	Stderr        bool                   `protobuf:"varint,4,opt,name=stderr,proto3" json:"stderr,omitempty"`
+	Tty           bool                   `protobuf:"varint,5,opt,name=tty,proto3" json:"tty,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecOptions) Reset() {
+	*x = ExecOptions{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecOptions) ProtoMessage() {}
+
+func (x *ExecOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecOptions.ProtoReflect.Descriptor instead.
+func (*ExecOptions) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ExecOptions) GetCommand() []string {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+func (x *ExecOptions) GetStdin() bool {
+	if x != nil {
+		return x.Stdin
+	}
+	return false
+}
+
+func (x *ExecOptions) GetStdout() bool {
+	if x != nil {
+		return x.Stdout
+	}
+	return false
+}
+
+func (x *ExecOptions) GetStderr() bool {
+	if x != nil {
+		return x.Stderr
+	}
+	return false
+}
+
+func (x *ExecOptions) GetTty() bool {
+	if x != nil {
+		return x.Tty
+	}
+	return false
+}
+
+// AttachOptions attaches to the running container's stdin and output.
+type AttachOptions struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stdin         bool                   `protobuf:"varint,1,opt,name=stdin,proto3" json:"stdin,omitempty"`
+	Stdout        bool                   `protobuf:"varint,2,opt,name=stdout,proto3" json:"stdout,omitempty"`
+	Stderr        bool                   `protobuf:"varint,3,opt,name=stderr,proto3" json:"stderr,omitempty"`
+	Tty           bool                   `protobuf:"varint,4,opt,name=tty,proto3" json:"tty,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttachOptions) Reset() {
+	*x = AttachOptions{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttachOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttachOptions) ProtoMessage() {}
+
+func (x *AttachOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttachOptions.ProtoReflect.Descriptor instead.
+func (*AttachOptions) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *AttachOptions) GetStdin() bool {
+	if x != nil {
+		return x.Stdin
+	}
+	return false
+}
+
+func (x *AttachOptions) GetStdout() bool {
+	if x != nil {
+		return x.Stdout
+	}
+	return false
+}
+
+func (x *AttachOptions) GetStderr() bool {
+	if x != nil {
+		return x.Stderr
+	}
+	return false
+}
+
+func (x *AttachOptions) GetTty() bool {
+	if x != nil {
+		return x.Tty
+	}
+	return false
+}
+
+// PortForwardOptions opens one TCP connection to port on the device, piped
+// both ways; close_write frames carry half-closes.
+type PortForwardOptions struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Port          int32                  `protobuf:"varint,1,opt,name=port,proto3" json:"port,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PortForwardOptions) Reset() {
+	*x = PortForwardOptions{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PortForwardOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PortForwardOptions) ProtoMessage() {}
+
+func (x *PortForwardOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PortForwardOptions.ProtoReflect.Descriptor instead.
+func (*PortForwardOptions) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *PortForwardOptions) GetPort() int32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+type TerminalSize struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Width         uint32                 `protobuf:"varint,1,opt,name=width,proto3" json:"width,omitempty"`
+	Height        uint32                 `protobuf:"varint,2,opt,name=height,proto3" json:"height,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TerminalSize) Reset() {
+	*x = TerminalSize{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TerminalSize) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TerminalSize) ProtoMessage() {}
+
+func (x *TerminalSize) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TerminalSize.ProtoReflect.Descriptor instead.
+func (*TerminalSize) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *TerminalSize) GetWidth() uint32 {
+	if x != nil {
+		return x.Width
+	}
+	return 0
+}
+
+func (x *TerminalSize) GetHeight() uint32 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
+// ExitStatus ends an exec: the command's exit code, or a message when it could
+// not run (with code 126 or 127 as a shell says).
+type ExitStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          int32                  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExitStatus) Reset() {
+	*x = ExitStatus{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExitStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExitStatus) ProtoMessage() {}
+
+func (x *ExitStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExitStatus.ProtoReflect.Descriptor instead.
+func (*ExitStatus) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ExitStatus) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *ExitStatus) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 // StreamFrame: the agent's first frame carries open (the request id); then data
-// frames flow. A frame with error set ends the stream with that error.
+// frames flow both ways. A frame with error set ends the stream with that error.
+//
+// Data from the device is stdout (or the forwarded connection's bytes) unless
+// stderr is set; data from the hub is stdin (or the connection's bytes).
+// close_write says its sender sends no more data (stdin's end, a TCP
+// half-close) while it still reads. Each direction is flow controlled by its
+// gRPC stream: a sender blocks while its reader is behind.
 type StreamFrame struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Open          string                 `protobuf:"bytes,1,opt,name=open,proto3" json:"open,omitempty"`
 	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
 	Error         string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
 	Eof           bool                   `protobuf:"varint,4,opt,name=eof,proto3" json:"eof,omitempty"`
+	Stderr        bool                   `protobuf:"varint,5,opt,name=stderr,proto3" json:"stderr,omitempty"`
+	CloseWrite    bool                   `protobuf:"varint,6,opt,name=close_write,json=closeWrite,proto3" json:"close_write,omitempty"`
+	Resize        *TerminalSize          `protobuf:"bytes,7,opt,name=resize,proto3" json:"resize,omitempty"`
+	Exit          *ExitStatus            `protobuf:"bytes,8,opt,name=exit,proto3" json:"exit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StreamFrame) Reset() {
 	*x = StreamFrame{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[26]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2330,7 +2933,7 @@ func (x *StreamFrame) String() string {
 func (*StreamFrame) ProtoMessage() {}
 
 func (x *StreamFrame) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[26]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2343,7 +2946,7 @@ func (x *StreamFrame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamFrame.ProtoReflect.Descriptor instead.
 func (*StreamFrame) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{26}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *StreamFrame) GetOpen() string {
@@ -2374,6 +2977,34 @@ func (x *StreamFrame) GetEof() bool {
 	return false
 }
 
+func (x *StreamFrame) GetStderr() bool {
+	if x != nil {
+		return x.Stderr
+	}
+	return false
+}
+
+func (x *StreamFrame) GetCloseWrite() bool {
+	if x != nil {
+		return x.CloseWrite
+	}
+	return false
+}
+
+func (x *StreamFrame) GetResize() *TerminalSize {
+	if x != nil {
+		return x.Resize
+	}
+	return nil
+}
+
+func (x *StreamFrame) GetExit() *ExitStatus {
+	if x != nil {
+		return x.Exit
+	}
+	return nil
+}
+
 type Probe_Exec struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Command       []string               `protobuf:"bytes,1,rep,name=command,proto3" json:"command,omitempty"`
@@ -2383,7 +3014,7 @@ type Probe_Exec struct {
 
 func (x *Probe_Exec) Reset() {
 	*x = Probe_Exec{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[28]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2395,7 +3026,7 @@ func (x *Probe_Exec) String() string {
 func (*Probe_Exec) ProtoMessage() {}
 
 func (x *Probe_Exec) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[28]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2408,7 +3039,7 @@ func (x *Probe_Exec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Probe_Exec.ProtoReflect.Descriptor instead.
 func (*Probe_Exec) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{15, 0}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{17, 0}
 }
 
 func (x *Probe_Exec) GetCommand() []string {
@@ -2431,7 +3062,7 @@ type Probe_HTTPGet struct {
 
 func (x *Probe_HTTPGet) Reset() {
 	*x = Probe_HTTPGet{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[29]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2443,7 +3074,7 @@ func (x *Probe_HTTPGet) String() string {
 func (*Probe_HTTPGet) ProtoMessage() {}
 
 func (x *Probe_HTTPGet) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[29]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2456,7 +3087,7 @@ func (x *Probe_HTTPGet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Probe_HTTPGet.ProtoReflect.Descriptor instead.
 func (*Probe_HTTPGet) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{15, 1}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{17, 1}
 }
 
 func (x *Probe_HTTPGet) GetPath() string {
@@ -2504,7 +3135,7 @@ type Probe_TCPSocket struct {
 
 func (x *Probe_TCPSocket) Reset() {
 	*x = Probe_TCPSocket{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[30]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2516,7 +3147,7 @@ func (x *Probe_TCPSocket) String() string {
 func (*Probe_TCPSocket) ProtoMessage() {}
 
 func (x *Probe_TCPSocket) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[30]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2529,7 +3160,7 @@ func (x *Probe_TCPSocket) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Probe_TCPSocket.ProtoReflect.Descriptor instead.
 func (*Probe_TCPSocket) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{15, 2}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{17, 2}
 }
 
 func (x *Probe_TCPSocket) GetPort() int32 {
@@ -2556,7 +3187,7 @@ type Probe_GRPC struct {
 
 func (x *Probe_GRPC) Reset() {
 	*x = Probe_GRPC{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[31]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2568,7 +3199,7 @@ func (x *Probe_GRPC) String() string {
 func (*Probe_GRPC) ProtoMessage() {}
 
 func (x *Probe_GRPC) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[31]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2581,7 +3212,7 @@ func (x *Probe_GRPC) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Probe_GRPC.ProtoReflect.Descriptor instead.
 func (*Probe_GRPC) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{15, 3}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{17, 3}
 }
 
 func (x *Probe_GRPC) GetPort() int32 {
@@ -2608,7 +3239,7 @@ type ContainerState_Waiting struct {
 
 func (x *ContainerState_Waiting) Reset() {
 	*x = ContainerState_Waiting{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[32]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2620,7 +3251,7 @@ func (x *ContainerState_Waiting) String() string {
 func (*ContainerState_Waiting) ProtoMessage() {}
 
 func (x *ContainerState_Waiting) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[32]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2633,7 +3264,7 @@ func (x *ContainerState_Waiting) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerState_Waiting.ProtoReflect.Descriptor instead.
 func (*ContainerState_Waiting) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{20, 0}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{23, 0}
 }
 
 func (x *ContainerState_Waiting) GetReason() string {
@@ -2659,7 +3290,7 @@ type ContainerState_Running struct {
 
 func (x *ContainerState_Running) Reset() {
 	*x = ContainerState_Running{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[33]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2671,7 +3302,7 @@ func (x *ContainerState_Running) String() string {
 func (*ContainerState_Running) ProtoMessage() {}
 
 func (x *ContainerState_Running) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[33]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2684,7 +3315,7 @@ func (x *ContainerState_Running) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerState_Running.ProtoReflect.Descriptor instead.
 func (*ContainerState_Running) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{20, 1}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{23, 1}
 }
 
 func (x *ContainerState_Running) GetStartedAt() *timestamppb.Timestamp {
@@ -2707,7 +3338,7 @@ type ContainerState_Terminated struct {
 
 func (x *ContainerState_Terminated) Reset() {
 	*x = ContainerState_Terminated{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[34]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2719,7 +3350,7 @@ func (x *ContainerState_Terminated) String() string {
 func (*ContainerState_Terminated) ProtoMessage() {}
 
 func (x *ContainerState_Terminated) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[34]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2732,7 +3363,7 @@ func (x *ContainerState_Terminated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerState_Terminated.ProtoReflect.Descriptor instead.
 func (*ContainerState_Terminated) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{20, 2}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{23, 2}
 }
 
 func (x *ContainerState_Terminated) GetExitCode() int32 {
@@ -2807,10 +3438,25 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"\bstatuses\x18\v \x03(\v2!.edgefabric.hub.v1.WorkloadStatusR\bstatuses\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"w\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xaf\x01\n" +
 	"\tHeartbeat\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12:\n" +
-	"\tallocated\x18\x02 \x01(\v2\x1c.edgefabric.hub.v1.ResourcesR\tallocated\"\xec\x01\n" +
+	"\tallocated\x18\x02 \x01(\v2\x1c.edgefabric.hub.v1.ResourcesR\tallocated\x126\n" +
+	"\x05usage\x18\n" +
+	" \x03(\v2 .edgefabric.hub.v1.WorkloadUsageR\x05usage\"\x94\x01\n" +
+	"\rWorkloadUsage\x12\x10\n" +
+	"\x03uid\x18\x01 \x01(\tR\x03uid\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12A\n" +
+	"\n" +
+	"containers\x18\x03 \x03(\v2!.edgefabric.hub.v1.ContainerUsageR\n" +
+	"containers\"\xcd\x01\n" +
+	"\x0eContainerUsage\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12&\n" +
+	"\x0fcpu_usage_nanos\x18\x02 \x01(\x04R\rcpuUsageNanos\x12!\n" +
+	"\fcpu_measured\x18\x03 \x01(\bR\vcpuMeasured\x12!\n" +
+	"\fmemory_bytes\x18\x04 \x01(\x04R\vmemoryBytes\x129\n" +
+	"\n" +
+	"start_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\"\xec\x01\n" +
 	"\fAgentMessage\x120\n" +
 	"\x05hello\x18\x01 \x01(\v2\x18.edgefabric.hub.v1.HelloH\x00R\x05hello\x12<\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x1c.edgefabric.hub.v1.HeartbeatH\x00R\theartbeat\x129\n" +
@@ -2850,7 +3496,7 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"delete_uid\x18\x03 \x01(\tR\tdeleteUid\"2\n" +
 	"\x06EnvVar\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\xd8\x06\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\xd7\a\n" +
 	"\tContainer\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05image\x18\x02 \x01(\tR\x05image\x12\x18\n" +
@@ -2873,7 +3519,12 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"\vrun_as_user\x18\x11 \x01(\x03H\x00R\trunAsUser\x88\x01\x01\x12%\n" +
 	"\frun_as_group\x18\x12 \x01(\x03H\x01R\n" +
 	"runAsGroup\x88\x01\x01\x12%\n" +
-	"\x0frun_as_non_root\x18\x13 \x01(\bR\frunAsNonRootB\x0e\n" +
+	"\x0frun_as_non_root\x18\x13 \x01(\bR\frunAsNonRoot\x126\n" +
+	"\x05ports\x18( \x03(\v2 .edgefabric.hub.v1.ContainerPortR\x05ports\x12\x14\n" +
+	"\x05stdin\x18) \x01(\bR\x05stdin\x12\x1d\n" +
+	"\n" +
+	"stdin_once\x18* \x01(\bR\tstdinOnce\x12\x10\n" +
+	"\x03tty\x18+ \x01(\bR\x03ttyB\x0e\n" +
 	"\f_run_as_userB\x0f\n" +
 	"\r_run_as_group\"\xbc\x06\n" +
 	"\x05Probe\x123\n" +
@@ -2921,7 +3572,11 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"\x06memory\x18\x03 \x01(\bR\x06memory\x12(\n" +
 	"\x10size_limit_bytes\x18\x04 \x01(\x03R\x0esizeLimitBytes\x123\n" +
 	"\x05files\x18\x05 \x03(\v2\x1d.edgefabric.hub.v1.VolumeFileR\x05files\x12\x1c\n" +
-	"\tsensitive\x18\x06 \x01(\bR\tsensitive\"\xe8\x03\n" +
+	"\tsensitive\x18\x06 \x01(\bR\tsensitive\"f\n" +
+	"\rContainerPort\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12%\n" +
+	"\x0econtainer_port\x18\x02 \x01(\x05R\rcontainerPort\x12\x1a\n" +
+	"\bprotocol\x18\x03 \x01(\tR\bprotocol\"\xe8\x03\n" +
 	"\bWorkload\x12\x10\n" +
 	"\x03uid\x18\x01 \x01(\tR\x03uid\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x12\n" +
@@ -3006,18 +3661,46 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"timestamps\x12\x1a\n" +
 	"\bprevious\x18\x06 \x01(\bR\bprevious\x12\x1f\n" +
 	"\vlimit_bytes\x18\a \x01(\x03R\n" +
-	"limitBytes\"\x9d\x01\n" +
+	"limitBytes\"\xdb\x02\n" +
 	"\rStreamRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fworkload_uid\x18\x02 \x01(\tR\vworkloadUid\x12\x1c\n" +
 	"\tcontainer\x18\x03 \x01(\tR\tcontainer\x123\n" +
-	"\x04logs\x18\x04 \x01(\v2\x1d.edgefabric.hub.v1.LogOptionsH\x00R\x04logsB\x06\n" +
-	"\x04kind\"]\n" +
+	"\x04logs\x18\x04 \x01(\v2\x1d.edgefabric.hub.v1.LogOptionsH\x00R\x04logs\x124\n" +
+	"\x04exec\x18\x05 \x01(\v2\x1e.edgefabric.hub.v1.ExecOptionsH\x00R\x04exec\x12:\n" +
+	"\x06attach\x18\x06 \x01(\v2 .edgefabric.hub.v1.AttachOptionsH\x00R\x06attach\x12J\n" +
+	"\fport_forward\x18\a \x01(\v2%.edgefabric.hub.v1.PortForwardOptionsH\x00R\vportForwardB\x06\n" +
+	"\x04kind\"\x7f\n" +
+	"\vExecOptions\x12\x18\n" +
+	"\acommand\x18\x01 \x03(\tR\acommand\x12\x14\n" +
+	"\x05stdin\x18\x02 \x01(\bR\x05stdin\x12\x16\n" +
+	"\x06stdout\x18\x03 \x01(\bR\x06stdout\x12\x16\n" +
+	"\x06stderr\x18\x04 \x01(\bR\x06stderr\x12\x10\n" +
+	"\x03tty\x18\x05 \x01(\bR\x03tty\"g\n" +
+	"\rAttachOptions\x12\x14\n" +
+	"\x05stdin\x18\x01 \x01(\bR\x05stdin\x12\x16\n" +
+	"\x06stdout\x18\x02 \x01(\bR\x06stdout\x12\x16\n" +
+	"\x06stderr\x18\x03 \x01(\bR\x06stderr\x12\x10\n" +
+	"\x03tty\x18\x04 \x01(\bR\x03tty\"(\n" +
+	"\x12PortForwardOptions\x12\x12\n" +
+	"\x04port\x18\x01 \x01(\x05R\x04port\"<\n" +
+	"\fTerminalSize\x12\x14\n" +
+	"\x05width\x18\x01 \x01(\rR\x05width\x12\x16\n" +
+	"\x06height\x18\x02 \x01(\rR\x06height\":\n" +
+	"\n" +
+	"ExitStatus\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x82\x02\n" +
 	"\vStreamFrame\x12\x12\n" +
 	"\x04open\x18\x01 \x01(\tR\x04open\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x12\x10\n" +
-	"\x03eof\x18\x04 \x01(\bR\x03eof2\xca\x02\n" +
+	"\x03eof\x18\x04 \x01(\bR\x03eof\x12\x16\n" +
+	"\x06stderr\x18\x05 \x01(\bR\x06stderr\x12\x1f\n" +
+	"\vclose_write\x18\x06 \x01(\bR\n" +
+	"closeWrite\x127\n" +
+	"\x06resize\x18\a \x01(\v2\x1f.edgefabric.hub.v1.TerminalSizeR\x06resize\x121\n" +
+	"\x04exit\x18\b \x01(\v2\x1d.edgefabric.hub.v1.ExitStatusR\x04exit2\xca\x02\n" +
 	"\x03Hub\x12V\n" +
 	"\tBootstrap\x12#.edgefabric.hub.v1.BootstrapRequest\x1a$.edgefabric.hub.v1.BootstrapResponse\x12N\n" +
 	"\x05Renew\x12\x1f.edgefabric.hub.v1.RenewRequest\x1a$.edgefabric.hub.v1.BootstrapResponse\x12M\n" +
@@ -3036,7 +3719,7 @@ func file_pkg_apis_hub_v1_hub_proto_rawDescGZIP() []byte {
 	return file_pkg_apis_hub_v1_hub_proto_rawDescData
 }
 
-var file_pkg_apis_hub_v1_hub_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_pkg_apis_hub_v1_hub_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_pkg_apis_hub_v1_hub_proto_goTypes = []any{
 	(*BootstrapRequest)(nil),          // 0: edgefabric.hub.v1.BootstrapRequest
 	(*RenewRequest)(nil),              // 1: edgefabric.hub.v1.RenewRequest
@@ -3044,98 +3727,116 @@ var file_pkg_apis_hub_v1_hub_proto_goTypes = []any{
 	(*Resources)(nil),                 // 3: edgefabric.hub.v1.Resources
 	(*Hello)(nil),                     // 4: edgefabric.hub.v1.Hello
 	(*Heartbeat)(nil),                 // 5: edgefabric.hub.v1.Heartbeat
-	(*AgentMessage)(nil),              // 6: edgefabric.hub.v1.AgentMessage
-	(*StatusReport)(nil),              // 7: edgefabric.hub.v1.StatusReport
-	(*Ack)(nil),                       // 8: edgefabric.hub.v1.Ack
-	(*HubMessage)(nil),                // 9: edgefabric.hub.v1.HubMessage
-	(*Welcome)(nil),                   // 10: edgefabric.hub.v1.Welcome
-	(*DesiredState)(nil),              // 11: edgefabric.hub.v1.DesiredState
-	(*WorkloadDelta)(nil),             // 12: edgefabric.hub.v1.WorkloadDelta
-	(*EnvVar)(nil),                    // 13: edgefabric.hub.v1.EnvVar
-	(*Container)(nil),                 // 14: edgefabric.hub.v1.Container
-	(*Probe)(nil),                     // 15: edgefabric.hub.v1.Probe
-	(*VolumeMount)(nil),               // 16: edgefabric.hub.v1.VolumeMount
-	(*VolumeFile)(nil),                // 17: edgefabric.hub.v1.VolumeFile
-	(*Volume)(nil),                    // 18: edgefabric.hub.v1.Volume
-	(*Workload)(nil),                  // 19: edgefabric.hub.v1.Workload
-	(*ContainerState)(nil),            // 20: edgefabric.hub.v1.ContainerState
-	(*ContainerStatus)(nil),           // 21: edgefabric.hub.v1.ContainerStatus
-	(*WorkloadStatus)(nil),            // 22: edgefabric.hub.v1.WorkloadStatus
-	(*Event)(nil),                     // 23: edgefabric.hub.v1.Event
-	(*LogOptions)(nil),                // 24: edgefabric.hub.v1.LogOptions
-	(*StreamRequest)(nil),             // 25: edgefabric.hub.v1.StreamRequest
-	(*StreamFrame)(nil),               // 26: edgefabric.hub.v1.StreamFrame
-	nil,                               // 27: edgefabric.hub.v1.Hello.LabelsEntry
-	(*Probe_Exec)(nil),                // 28: edgefabric.hub.v1.Probe.Exec
-	(*Probe_HTTPGet)(nil),             // 29: edgefabric.hub.v1.Probe.HTTPGet
-	(*Probe_TCPSocket)(nil),           // 30: edgefabric.hub.v1.Probe.TCPSocket
-	(*Probe_GRPC)(nil),                // 31: edgefabric.hub.v1.Probe.GRPC
-	(*ContainerState_Waiting)(nil),    // 32: edgefabric.hub.v1.ContainerState.Waiting
-	(*ContainerState_Running)(nil),    // 33: edgefabric.hub.v1.ContainerState.Running
-	(*ContainerState_Terminated)(nil), // 34: edgefabric.hub.v1.ContainerState.Terminated
-	(*timestamppb.Timestamp)(nil),     // 35: google.protobuf.Timestamp
+	(*WorkloadUsage)(nil),             // 6: edgefabric.hub.v1.WorkloadUsage
+	(*ContainerUsage)(nil),            // 7: edgefabric.hub.v1.ContainerUsage
+	(*AgentMessage)(nil),              // 8: edgefabric.hub.v1.AgentMessage
+	(*StatusReport)(nil),              // 9: edgefabric.hub.v1.StatusReport
+	(*Ack)(nil),                       // 10: edgefabric.hub.v1.Ack
+	(*HubMessage)(nil),                // 11: edgefabric.hub.v1.HubMessage
+	(*Welcome)(nil),                   // 12: edgefabric.hub.v1.Welcome
+	(*DesiredState)(nil),              // 13: edgefabric.hub.v1.DesiredState
+	(*WorkloadDelta)(nil),             // 14: edgefabric.hub.v1.WorkloadDelta
+	(*EnvVar)(nil),                    // 15: edgefabric.hub.v1.EnvVar
+	(*Container)(nil),                 // 16: edgefabric.hub.v1.Container
+	(*Probe)(nil),                     // 17: edgefabric.hub.v1.Probe
+	(*VolumeMount)(nil),               // 18: edgefabric.hub.v1.VolumeMount
+	(*VolumeFile)(nil),                // 19: edgefabric.hub.v1.VolumeFile
+	(*Volume)(nil),                    // 20: edgefabric.hub.v1.Volume
+	(*ContainerPort)(nil),             // 21: edgefabric.hub.v1.ContainerPort
+	(*Workload)(nil),                  // 22: edgefabric.hub.v1.Workload
+	(*ContainerState)(nil),            // 23: edgefabric.hub.v1.ContainerState
+	(*ContainerStatus)(nil),           // 24: edgefabric.hub.v1.ContainerStatus
+	(*WorkloadStatus)(nil),            // 25: edgefabric.hub.v1.WorkloadStatus
+	(*Event)(nil),                     // 26: edgefabric.hub.v1.Event
+	(*LogOptions)(nil),                // 27: edgefabric.hub.v1.LogOptions
+	(*StreamRequest)(nil),             // 28: edgefabric.hub.v1.StreamRequest
+	(*ExecOptions)(nil),               // 29: edgefabric.hub.v1.ExecOptions
+	(*AttachOptions)(nil),             // 30: edgefabric.hub.v1.AttachOptions
+	(*PortForwardOptions)(nil),        // 31: edgefabric.hub.v1.PortForwardOptions
+	(*TerminalSize)(nil),              // 32: edgefabric.hub.v1.TerminalSize
+	(*ExitStatus)(nil),                // 33: edgefabric.hub.v1.ExitStatus
+	(*StreamFrame)(nil),               // 34: edgefabric.hub.v1.StreamFrame
+	nil,                               // 35: edgefabric.hub.v1.Hello.LabelsEntry
+	(*Probe_Exec)(nil),                // 36: edgefabric.hub.v1.Probe.Exec
+	(*Probe_HTTPGet)(nil),             // 37: edgefabric.hub.v1.Probe.HTTPGet
+	(*Probe_TCPSocket)(nil),           // 38: edgefabric.hub.v1.Probe.TCPSocket
+	(*Probe_GRPC)(nil),                // 39: edgefabric.hub.v1.Probe.GRPC
+	(*ContainerState_Waiting)(nil),    // 40: edgefabric.hub.v1.ContainerState.Waiting
+	(*ContainerState_Running)(nil),    // 41: edgefabric.hub.v1.ContainerState.Running
+	(*ContainerState_Terminated)(nil), // 42: edgefabric.hub.v1.ContainerState.Terminated
+	(*timestamppb.Timestamp)(nil),     // 43: google.protobuf.Timestamp
 }
 var file_pkg_apis_hub_v1_hub_proto_depIdxs = []int32{
-	35, // 0: edgefabric.hub.v1.BootstrapResponse.not_after:type_name -> google.protobuf.Timestamp
+	43, // 0: edgefabric.hub.v1.BootstrapResponse.not_after:type_name -> google.protobuf.Timestamp
 	3,  // 1: edgefabric.hub.v1.Hello.capacity:type_name -> edgefabric.hub.v1.Resources
-	27, // 2: edgefabric.hub.v1.Hello.labels:type_name -> edgefabric.hub.v1.Hello.LabelsEntry
-	22, // 3: edgefabric.hub.v1.Hello.statuses:type_name -> edgefabric.hub.v1.WorkloadStatus
-	35, // 4: edgefabric.hub.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
+	35, // 2: edgefabric.hub.v1.Hello.labels:type_name -> edgefabric.hub.v1.Hello.LabelsEntry
+	25, // 3: edgefabric.hub.v1.Hello.statuses:type_name -> edgefabric.hub.v1.WorkloadStatus
+	43, // 4: edgefabric.hub.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
 	3,  // 5: edgefabric.hub.v1.Heartbeat.allocated:type_name -> edgefabric.hub.v1.Resources
-	4,  // 6: edgefabric.hub.v1.AgentMessage.hello:type_name -> edgefabric.hub.v1.Hello
-	5,  // 7: edgefabric.hub.v1.AgentMessage.heartbeat:type_name -> edgefabric.hub.v1.Heartbeat
-	7,  // 8: edgefabric.hub.v1.AgentMessage.status:type_name -> edgefabric.hub.v1.StatusReport
-	8,  // 9: edgefabric.hub.v1.AgentMessage.ack:type_name -> edgefabric.hub.v1.Ack
-	22, // 10: edgefabric.hub.v1.StatusReport.statuses:type_name -> edgefabric.hub.v1.WorkloadStatus
-	23, // 11: edgefabric.hub.v1.StatusReport.events:type_name -> edgefabric.hub.v1.Event
-	11, // 12: edgefabric.hub.v1.HubMessage.desired:type_name -> edgefabric.hub.v1.DesiredState
-	12, // 13: edgefabric.hub.v1.HubMessage.delta:type_name -> edgefabric.hub.v1.WorkloadDelta
-	25, // 14: edgefabric.hub.v1.HubMessage.stream:type_name -> edgefabric.hub.v1.StreamRequest
-	10, // 15: edgefabric.hub.v1.HubMessage.welcome:type_name -> edgefabric.hub.v1.Welcome
-	35, // 16: edgefabric.hub.v1.Welcome.server_time:type_name -> google.protobuf.Timestamp
-	19, // 17: edgefabric.hub.v1.DesiredState.workloads:type_name -> edgefabric.hub.v1.Workload
-	19, // 18: edgefabric.hub.v1.WorkloadDelta.upsert:type_name -> edgefabric.hub.v1.Workload
-	13, // 19: edgefabric.hub.v1.Container.env:type_name -> edgefabric.hub.v1.EnvVar
-	15, // 20: edgefabric.hub.v1.Container.liveness_probe:type_name -> edgefabric.hub.v1.Probe
-	15, // 21: edgefabric.hub.v1.Container.readiness_probe:type_name -> edgefabric.hub.v1.Probe
-	15, // 22: edgefabric.hub.v1.Container.startup_probe:type_name -> edgefabric.hub.v1.Probe
-	16, // 23: edgefabric.hub.v1.Container.volume_mounts:type_name -> edgefabric.hub.v1.VolumeMount
-	28, // 24: edgefabric.hub.v1.Probe.exec:type_name -> edgefabric.hub.v1.Probe.Exec
-	29, // 25: edgefabric.hub.v1.Probe.http_get:type_name -> edgefabric.hub.v1.Probe.HTTPGet
-	30, // 26: edgefabric.hub.v1.Probe.tcp_socket:type_name -> edgefabric.hub.v1.Probe.TCPSocket
-	31, // 27: edgefabric.hub.v1.Probe.grpc:type_name -> edgefabric.hub.v1.Probe.GRPC
-	17, // 28: edgefabric.hub.v1.Volume.files:type_name -> edgefabric.hub.v1.VolumeFile
-	14, // 29: edgefabric.hub.v1.Workload.containers:type_name -> edgefabric.hub.v1.Container
-	14, // 30: edgefabric.hub.v1.Workload.init_containers:type_name -> edgefabric.hub.v1.Container
-	18, // 31: edgefabric.hub.v1.Workload.volumes:type_name -> edgefabric.hub.v1.Volume
-	32, // 32: edgefabric.hub.v1.ContainerState.waiting:type_name -> edgefabric.hub.v1.ContainerState.Waiting
-	33, // 33: edgefabric.hub.v1.ContainerState.running:type_name -> edgefabric.hub.v1.ContainerState.Running
-	34, // 34: edgefabric.hub.v1.ContainerState.terminated:type_name -> edgefabric.hub.v1.ContainerState.Terminated
-	20, // 35: edgefabric.hub.v1.ContainerStatus.state:type_name -> edgefabric.hub.v1.ContainerState
-	20, // 36: edgefabric.hub.v1.ContainerStatus.last_state:type_name -> edgefabric.hub.v1.ContainerState
-	21, // 37: edgefabric.hub.v1.WorkloadStatus.containers:type_name -> edgefabric.hub.v1.ContainerStatus
-	35, // 38: edgefabric.hub.v1.WorkloadStatus.start_time:type_name -> google.protobuf.Timestamp
-	21, // 39: edgefabric.hub.v1.WorkloadStatus.init_containers:type_name -> edgefabric.hub.v1.ContainerStatus
-	35, // 40: edgefabric.hub.v1.Event.time:type_name -> google.protobuf.Timestamp
-	35, // 41: edgefabric.hub.v1.LogOptions.since_time:type_name -> google.protobuf.Timestamp
-	24, // 42: edgefabric.hub.v1.StreamRequest.logs:type_name -> edgefabric.hub.v1.LogOptions
-	13, // 43: edgefabric.hub.v1.Probe.HTTPGet.headers:type_name -> edgefabric.hub.v1.EnvVar
-	35, // 44: edgefabric.hub.v1.ContainerState.Running.started_at:type_name -> google.protobuf.Timestamp
-	35, // 45: edgefabric.hub.v1.ContainerState.Terminated.started_at:type_name -> google.protobuf.Timestamp
-	35, // 46: edgefabric.hub.v1.ContainerState.Terminated.finished_at:type_name -> google.protobuf.Timestamp
-	0,  // 47: edgefabric.hub.v1.Hub.Bootstrap:input_type -> edgefabric.hub.v1.BootstrapRequest
-	1,  // 48: edgefabric.hub.v1.Hub.Renew:input_type -> edgefabric.hub.v1.RenewRequest
-	6,  // 49: edgefabric.hub.v1.Hub.Control:input_type -> edgefabric.hub.v1.AgentMessage
-	26, // 50: edgefabric.hub.v1.Hub.Stream:input_type -> edgefabric.hub.v1.StreamFrame
-	2,  // 51: edgefabric.hub.v1.Hub.Bootstrap:output_type -> edgefabric.hub.v1.BootstrapResponse
-	2,  // 52: edgefabric.hub.v1.Hub.Renew:output_type -> edgefabric.hub.v1.BootstrapResponse
-	9,  // 53: edgefabric.hub.v1.Hub.Control:output_type -> edgefabric.hub.v1.HubMessage
-	26, // 54: edgefabric.hub.v1.Hub.Stream:output_type -> edgefabric.hub.v1.StreamFrame
-	51, // [51:55] is the sub-list for method output_type
-	47, // [47:51] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	6,  // 6: edgefabric.hub.v1.Heartbeat.usage:type_name -> edgefabric.hub.v1.WorkloadUsage
+	43, // 7: edgefabric.hub.v1.WorkloadUsage.time:type_name -> google.protobuf.Timestamp
+	7,  // 8: edgefabric.hub.v1.WorkloadUsage.containers:type_name -> edgefabric.hub.v1.ContainerUsage
+	43, // 9: edgefabric.hub.v1.ContainerUsage.start_time:type_name -> google.protobuf.Timestamp
+	4,  // 10: edgefabric.hub.v1.AgentMessage.hello:type_name -> edgefabric.hub.v1.Hello
+	5,  // 11: edgefabric.hub.v1.AgentMessage.heartbeat:type_name -> edgefabric.hub.v1.Heartbeat
+	9,  // 12: edgefabric.hub.v1.AgentMessage.status:type_name -> edgefabric.hub.v1.StatusReport
+	10, // 13: edgefabric.hub.v1.AgentMessage.ack:type_name -> edgefabric.hub.v1.Ack
+	25, // 14: edgefabric.hub.v1.StatusReport.statuses:type_name -> edgefabric.hub.v1.WorkloadStatus
+	26, // 15: edgefabric.hub.v1.StatusReport.events:type_name -> edgefabric.hub.v1.Event
+	13, // 16: edgefabric.hub.v1.HubMessage.desired:type_name -> edgefabric.hub.v1.DesiredState
+	14, // 17: edgefabric.hub.v1.HubMessage.delta:type_name -> edgefabric.hub.v1.WorkloadDelta
+	28, // 18: edgefabric.hub.v1.HubMessage.stream:type_name -> edgefabric.hub.v1.StreamRequest
+	12, // 19: edgefabric.hub.v1.HubMessage.welcome:type_name -> edgefabric.hub.v1.Welcome
+	43, // 20: edgefabric.hub.v1.Welcome.server_time:type_name -> google.protobuf.Timestamp
+	22, // 21: edgefabric.hub.v1.DesiredState.workloads:type_name -> edgefabric.hub.v1.Workload
+	22, // 22: edgefabric.hub.v1.WorkloadDelta.upsert:type_name -> edgefabric.hub.v1.Workload
+	15, // 23: edgefabric.hub.v1.Container.env:type_name -> edgefabric.hub.v1.EnvVar
+	17, // 24: edgefabric.hub.v1.Container.liveness_probe:type_name -> edgefabric.hub.v1.Probe
+	17, // 25: edgefabric.hub.v1.Container.readiness_probe:type_name -> edgefabric.hub.v1.Probe
+	17, // 26: edgefabric.hub.v1.Container.startup_probe:type_name -> edgefabric.hub.v1.Probe
+	18, // 27: edgefabric.hub.v1.Container.volume_mounts:type_name -> edgefabric.hub.v1.VolumeMount
+	21, // 28: edgefabric.hub.v1.Container.ports:type_name -> edgefabric.hub.v1.ContainerPort
+	36, // 29: edgefabric.hub.v1.Probe.exec:type_name -> edgefabric.hub.v1.Probe.Exec
+	37, // 30: edgefabric.hub.v1.Probe.http_get:type_name -> edgefabric.hub.v1.Probe.HTTPGet
+	38, // 31: edgefabric.hub.v1.Probe.tcp_socket:type_name -> edgefabric.hub.v1.Probe.TCPSocket
+	39, // 32: edgefabric.hub.v1.Probe.grpc:type_name -> edgefabric.hub.v1.Probe.GRPC
+	19, // 33: edgefabric.hub.v1.Volume.files:type_name -> edgefabric.hub.v1.VolumeFile
+	16, // 34: edgefabric.hub.v1.Workload.containers:type_name -> edgefabric.hub.v1.Container
+	16, // 35: edgefabric.hub.v1.Workload.init_containers:type_name -> edgefabric.hub.v1.Container
+	20, // 36: edgefabric.hub.v1.Workload.volumes:type_name -> edgefabric.hub.v1.Volume
+	40, // 37: edgefabric.hub.v1.ContainerState.waiting:type_name -> edgefabric.hub.v1.ContainerState.Waiting
+	41, // 38: edgefabric.hub.v1.ContainerState.running:type_name -> edgefabric.hub.v1.ContainerState.Running
+	42, // 39: edgefabric.hub.v1.ContainerState.terminated:type_name -> edgefabric.hub.v1.ContainerState.Terminated
+	23, // 40: edgefabric.hub.v1.ContainerStatus.state:type_name -> edgefabric.hub.v1.ContainerState
+	23, // 41: edgefabric.hub.v1.ContainerStatus.last_state:type_name -> edgefabric.hub.v1.ContainerState
+	24, // 42: edgefabric.hub.v1.WorkloadStatus.containers:type_name -> edgefabric.hub.v1.ContainerStatus
+	43, // 43: edgefabric.hub.v1.WorkloadStatus.start_time:type_name -> google.protobuf.Timestamp
+	24, // 44: edgefabric.hub.v1.WorkloadStatus.init_containers:type_name -> edgefabric.hub.v1.ContainerStatus
+	43, // 45: edgefabric.hub.v1.Event.time:type_name -> google.protobuf.Timestamp
+	43, // 46: edgefabric.hub.v1.LogOptions.since_time:type_name -> google.protobuf.Timestamp
+	27, // 47: edgefabric.hub.v1.StreamRequest.logs:type_name -> edgefabric.hub.v1.LogOptions
+	29, // 48: edgefabric.hub.v1.StreamRequest.exec:type_name -> edgefabric.hub.v1.ExecOptions
+	30, // 49: edgefabric.hub.v1.StreamRequest.attach:type_name -> edgefabric.hub.v1.AttachOptions
+	31, // 50: edgefabric.hub.v1.StreamRequest.port_forward:type_name -> edgefabric.hub.v1.PortForwardOptions
+	32, // 51: edgefabric.hub.v1.StreamFrame.resize:type_name -> edgefabric.hub.v1.TerminalSize
+	33, // 52: edgefabric.hub.v1.StreamFrame.exit:type_name -> edgefabric.hub.v1.ExitStatus
+	15, // 53: edgefabric.hub.v1.Probe.HTTPGet.headers:type_name -> edgefabric.hub.v1.EnvVar
+	43, // 54: edgefabric.hub.v1.ContainerState.Running.started_at:type_name -> google.protobuf.Timestamp
+	43, // 55: edgefabric.hub.v1.ContainerState.Terminated.started_at:type_name -> google.protobuf.Timestamp
+	43, // 56: edgefabric.hub.v1.ContainerState.Terminated.finished_at:type_name -> google.protobuf.Timestamp
+	0,  // 57: edgefabric.hub.v1.Hub.Bootstrap:input_type -> edgefabric.hub.v1.BootstrapRequest
+	1,  // 58: edgefabric.hub.v1.Hub.Renew:input_type -> edgefabric.hub.v1.RenewRequest
+	8,  // 59: edgefabric.hub.v1.Hub.Control:input_type -> edgefabric.hub.v1.AgentMessage
+	34, // 60: edgefabric.hub.v1.Hub.Stream:input_type -> edgefabric.hub.v1.StreamFrame
+	2,  // 61: edgefabric.hub.v1.Hub.Bootstrap:output_type -> edgefabric.hub.v1.BootstrapResponse
+	2,  // 62: edgefabric.hub.v1.Hub.Renew:output_type -> edgefabric.hub.v1.BootstrapResponse
+	11, // 63: edgefabric.hub.v1.Hub.Control:output_type -> edgefabric.hub.v1.HubMessage
+	34, // 64: edgefabric.hub.v1.Hub.Stream:output_type -> edgefabric.hub.v1.StreamFrame
+	61, // [61:65] is the sub-list for method output_type
+	57, // [57:61] is the sub-list for method input_type
+	57, // [57:57] is the sub-list for extension type_name
+	57, // [57:57] is the sub-list for extension extendee
+	0,  // [0:57] is the sub-list for field type_name
 }
 
 func init() { file_pkg_apis_hub_v1_hub_proto_init() }
@@ -3143,32 +3844,35 @@ func file_pkg_apis_hub_v1_hub_proto_init() {
 	if File_pkg_apis_hub_v1_hub_proto != nil {
 		return
 	}
-	file_pkg_apis_hub_v1_hub_proto_msgTypes[6].OneofWrappers = []any{
+	file_pkg_apis_hub_v1_hub_proto_msgTypes[8].OneofWrappers = []any{
 		(*AgentMessage_Hello)(nil),
 		(*AgentMessage_Heartbeat)(nil),
 		(*AgentMessage_Status)(nil),
 		(*AgentMessage_Ack)(nil),
 	}
-	file_pkg_apis_hub_v1_hub_proto_msgTypes[9].OneofWrappers = []any{
+	file_pkg_apis_hub_v1_hub_proto_msgTypes[11].OneofWrappers = []any{
 		(*HubMessage_Desired)(nil),
 		(*HubMessage_Delta)(nil),
 		(*HubMessage_Stream)(nil),
 		(*HubMessage_Welcome)(nil),
 	}
-	file_pkg_apis_hub_v1_hub_proto_msgTypes[14].OneofWrappers = []any{}
-	file_pkg_apis_hub_v1_hub_proto_msgTypes[15].OneofWrappers = []any{
+	file_pkg_apis_hub_v1_hub_proto_msgTypes[16].OneofWrappers = []any{}
+	file_pkg_apis_hub_v1_hub_proto_msgTypes[17].OneofWrappers = []any{
 		(*Probe_Exec_)(nil),
 		(*Probe_HttpGet)(nil),
 		(*Probe_TcpSocket)(nil),
 		(*Probe_Grpc)(nil),
 	}
-	file_pkg_apis_hub_v1_hub_proto_msgTypes[20].OneofWrappers = []any{
+	file_pkg_apis_hub_v1_hub_proto_msgTypes[23].OneofWrappers = []any{
 		(*ContainerState_Waiting_)(nil),
 		(*ContainerState_Running_)(nil),
 		(*ContainerState_Terminated_)(nil),
 	}
-	file_pkg_apis_hub_v1_hub_proto_msgTypes[25].OneofWrappers = []any{
+	file_pkg_apis_hub_v1_hub_proto_msgTypes[28].OneofWrappers = []any{
 		(*StreamRequest_Logs)(nil),
+		(*StreamRequest_Exec)(nil),
+		(*StreamRequest_Attach)(nil),
+		(*StreamRequest_PortForward)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -3176,7 +3880,7 @@ func file_pkg_apis_hub_v1_hub_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pkg_apis_hub_v1_hub_proto_rawDesc), len(file_pkg_apis_hub_v1_hub_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   35,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
