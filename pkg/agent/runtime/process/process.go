@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -408,7 +409,7 @@ func lookPath(root, argv0 string, env []string) (string, error) {
 			return "", fmt.Errorf("executable %q is not an absolute path", argv0)
 		}
 		if _, err := os.Stat(filepath.Join(root, p)); err != nil {
-			return "", fmt.Errorf("executable %s: not found in the image", argv0)
+			return "", fmt.Errorf("executable %s: not found in the image: %w", argv0, fs.ErrNotExist)
 		}
 		return p, nil
 	}
@@ -424,7 +425,7 @@ func lookPath(root, argv0 string, env []string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("executable %q: not found in the image's PATH %s", argv0, pathVar)
+	return "", fmt.Errorf("executable %q: not found in the image's PATH %s: %w", argv0, pathVar, fs.ErrNotExist)
 }
 
 // volumeEnv names a volume's environment variable: EDGEFABRIC_VOLUME_ and
