@@ -101,6 +101,19 @@ func testNativeProcess(f *fabrictest.Fabric, imgs podImages) {
 		// The image's own file, read from inside the container's root.
 		f.LogsUntil(30*time.Second, func(s string) bool { return strings.Contains(s, "WATCH_FILE: a native edgefabric image") }, name)
 	}
+	// kubectl exec runs a program of the image in the container's
+	// environment (its root: /etc/motd is the image's), with exit codes.
+	out, err := f.Kubectl("exec", "native-class", "--", "app", "check")
+	if err != nil || !strings.Contains(out, "healthy") {
+		t.Errorf("kubectl exec native-class -- app check: got %q, %v; want healthy", out, err)
+	}
+	out, err = f.Kubectl("exec", "native-class", "--", "/app/bin/app", "check")
+	if err != nil || !strings.Contains(out, "healthy") {
+		t.Errorf("kubectl exec native-class -- /app/bin/app check: got %q, %v", out, err)
+	}
+	if _, err := f.Kubectl("exec", "native-class", "--", "no-such-program"); err == nil || !strings.Contains(err.Error(), "exit code 127") {
+		t.Errorf("kubectl exec of a missing program: got %v, want exit code 127", err)
+	}
 	p := f.WaitPod("native-wrong-class", 60*time.Second, func(p *corev1.Pod) bool {
 		return app(p).LastTerminationState.Terminated != nil || app(p).State.Terminated != nil
 	})
