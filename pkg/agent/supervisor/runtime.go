@@ -76,6 +76,10 @@ type ContainerSpec struct {
 	CPULimitMillis   int64
 	Stdin            io.Reader
 	Stdout, Stderr   io.Writer
+	// RunAsUser and RunAsGroup override the image's user (process runtime);
+	// RunAsNonRoot refuses to start a container that would run as root.
+	RunAsUser, RunAsGroup *int64
+	RunAsNonRoot          bool
 	// Listeners are the TCP addresses of the container's ports. A WASM
 	// container gets them as preopened listening sockets; a process listens
 	// on its ports itself.
@@ -188,6 +192,14 @@ func (r processRuntime) Start(ctx context.Context, spec ContainerSpec) (Instance
 	for _, m := range spec.Mounts {
 		ps.Mounts = append(ps.Mounts, process.Mount{Name: m.Name, Source: m.HostPath, Target: m.Path, ReadOnly: m.ReadOnly})
 	}
+	user, err := process.ResolveUser(spec.Artifact.RootFS, spec.Artifact.User, spec.RunAsUser, spec.RunAsGroup)
+	if err != nil {
+		return nil, err
+	}
+	if spec.RunAsNonRoot && user.UID == 0 {
+		return nil, errors.New("container has runAsNonRoot and image will run as root")
+	}
+	ps.User = &user
 	inst, err := r.rt.Start(ctx, ps)
 	if err != nil {
 		return nil, err

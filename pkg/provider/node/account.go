@@ -17,6 +17,7 @@ import (
 	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
 	vknode "github.com/virtual-kubelet/virtual-kubelet/node"
 	"github.com/virtual-kubelet/virtual-kubelet/node/api"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -45,6 +46,8 @@ type podState struct {
 	// edgefabric.io/fencing-epoch); it grows each time the pod is placed
 	// again after its device was lost.
 	epoch uint64
+	// sent is the workload last given to the fabric for the device.
+	sent *hubv1.Workload
 }
 
 // accountNode is the virtual node of one cluster of an account's devices:
@@ -335,7 +338,7 @@ func (n *accountNode) recover(ctx context.Context) error {
 		epoch, _ := strconv.ParseUint(p.Annotations[AnnotationFencingEpoch], 10, 64)
 		w.FencingEpoch = epoch
 		n.mu.Lock()
-		n.byUID[string(p.UID)] = &podState{pod: p.DeepCopy(), device: dev, epoch: epoch}
+		n.byUID[string(p.UID)] = &podState{pod: p.DeepCopy(), device: dev, epoch: epoch, sent: w}
 		n.byKey[p.Namespace+"/"+p.Name] = string(p.UID)
 		n.mu.Unlock()
 		n.m.track(string(p.UID), n)
@@ -456,6 +459,7 @@ func (n *accountNode) place(ctx context.Context, uid string) {
 		st.pod.Annotations[AnnotationDevice] = dev
 		st.pod.Annotations[AnnotationFencingEpoch] = epoch
 	}
+	st.sent = w
 	n.mu.Unlock()
 	n.m.fab.Assign(n.account, dev, w)
 	time.AfterFunc(n.m.cfg.PendingDelay, func() { n.creating(uid, dev) })
@@ -525,16 +529,18 @@ func (n *accountNode) retry() {
 // volumes no longer resolve keeps what its device has, as the kubelet does.
 func (n *accountNode) refreshVolumes() {
 	type placed struct {
-		pod *corev1.Pod
-		dev string
+		uid  string
+		pod  *corev1.Pod
+		dev  string
+		sent *hubv1.Workload
 	}
 	var pods []placed
 	n.mu.Lock()
-	for _, st := range n.byUID {
-		if st.device == "" || st.waiting != "" || st.failed || st.deleting || !hasDataVolumes(st.pod) {
+	for uid, st := range n.byUID {
+		if st.device == "" || st.waiting != "" || st.failed || st.deleting || st.sent == nil || !hasDataVolumes(st.pod) {
 			continue
 		}
-		pods = append(pods, placed{st.pod.DeepCopy(), st.device})
+		pods = append(pods, placed{uid, st.pod.DeepCopy(), st.device, st.sent})
 	}
 	n.mu.Unlock()
 	for _, p := range pods {
@@ -543,10 +549,28 @@ func (n *accountNode) refreshVolumes() {
 			ip = d.IP()
 		}
 		w, err := translate.Workload(p.pod, envSource{n.m}, ip)
-		if err != nil {
+		if err != nil || w.GetVolumesHash() == p.sent.GetVolumesHash() {
 			continue
 		}
-		n.m.fab.Assign(n.account, p.dev, w)
+		if w.GetSpecHash() != p.sent.GetSpecHash() {
+			// Something else the pod refers to changed too (env from a
+			// ConfigMap, say): as on a kubelet, that reaches the containers
+			// when they are created again, not now. Only the volumes change.
+			upd := proto.Clone(p.sent).(*hubv1.Workload)
+			upd.Volumes, upd.VolumesHash = w.GetVolumes(), w.GetVolumesHash()
+			w = upd
+		}
+		w.FencingEpoch = p.sent.GetFencingEpoch() // the same assignment
+		n.mu.Lock()
+		st, ok := n.byUID[p.uid]
+		current := ok && st.sent == p.sent && st.device == p.dev && !st.deleting
+		if current {
+			st.sent = w
+		}
+		n.mu.Unlock()
+		if current {
+			n.m.fab.Assign(n.account, p.dev, w)
+		}
 	}
 }
 
