@@ -33,7 +33,6 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/experimental/sock"
-	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 )
 
 // Config configures a Runtime.
@@ -85,8 +84,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Runtime, error) {
 	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().
 		WithCompilationCache(cache).
 		WithCloseOnContextDone(true))
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
-		return nil, errors.Join(fmt.Errorf("instantiate WASI: %w", err), rt.Close(ctx), cache.Close(ctx))
+	if err := wasiHostModule(ctx, rt); err != nil {
+		return nil, errors.Join(err, rt.Close(ctx), cache.Close(ctx))
 	}
 	return &Runtime{
 		log:       log,
@@ -224,11 +223,20 @@ func (r *Runtime) start(ctx context.Context, spec Spec) (*Instance, error) {
 			sc = sc.WithTCPListener(host, p)
 		}
 		runCtx = sock.WithConfig(runCtx, sc)
+		// Real readiness of the sockets in poll_oneoff (see pollOneoff).
+		p, err := newPoller()
+		if err != nil {
+			r.log.Warn("module sockets polled without waiting", "module", spec.ModulePath, "err", err)
+		} else if p != nil {
+			inst.poller = p
+		}
+		runCtx = context.WithValue(runCtx, instanceKey{}, inst)
 	}
 	mcfg = mcfg.WithNanosleep(inst.sleep)
 
 	if err := inst.instantiate(runCtx, r.rt, mod, mcfg); err != nil {
 		cancel()
+		inst.closePoller()
 		return nil, err
 	}
 	if inst.memory.startOver {
