@@ -73,37 +73,7 @@ func moduleFilesOf(mod api.Module) (files *moduleFiles, ok bool) {
 // is a TCP socket (listener or connection). The descriptor stays valid while
 // the module keeps fd open: only the module's own calls close it.
 func (m *moduleFiles) socketFD(fd int32) (host int, ok bool) {
-	defer func() {
-		if recover() != nil {
-			host, ok = -1, false
-		}
-	}()
-	if fd < 0 {
-		return -1, false
-	}
-	out := m.lookup.Call([]reflect.Value{reflect.ValueOf(fd)})
-	if !out[1].Bool() || out[0].IsNil() {
-		return -1, false
-	}
-	file := out[0].Elem().FieldByName("File")
-	if file.IsNil() {
-		return -1, false
-	}
-	f := file.Elem() // the dynamic value: a pointer to wazero's socket file
-	if f.Kind() != reflect.Pointer || f.IsNil() || f.Elem().Kind() != reflect.Struct {
-		return -1, false
-	}
-	var conn syscall.Conn
-	s := f.Elem()
-	if v := s.FieldByName("tc"); v.IsValid() && v.Type() == tcpConnType && v.CanAddr() {
-		if c := *(**net.TCPConn)(unsafe.Pointer(v.UnsafeAddr())); c != nil {
-			conn = c
-		}
-	} else if v := s.FieldByName("tl"); v.IsValid() && v.Type() == tcpListenerType && v.CanAddr() {
-		if l := *(**net.TCPListener)(unsafe.Pointer(v.UnsafeAddr())); l != nil {
-			conn = l
-		}
-	}
+	conn := m.socket(fd)
 	if conn == nil {
 		return -1, false
 	}
@@ -116,4 +86,47 @@ func (m *moduleFiles) socketFD(fd int32) (host int, ok bool) {
 		return -1, false
 	}
 	return host, true
+}
+
+// tcpConn returns the connection behind the module's file fd, or nil if fd
+// is not an accepted TCP connection.
+func (m *moduleFiles) tcpConn(fd int32) *net.TCPConn {
+	c, _ := m.socket(fd).(*net.TCPConn)
+	return c
+}
+
+// socket returns the *net.TCPConn or *net.TCPListener behind the module's
+// file fd, or nil.
+func (m *moduleFiles) socket(fd int32) (conn syscall.Conn) {
+	defer func() {
+		if recover() != nil {
+			conn = nil
+		}
+	}()
+	if fd < 0 {
+		return nil
+	}
+	out := m.lookup.Call([]reflect.Value{reflect.ValueOf(fd)})
+	if !out[1].Bool() || out[0].IsNil() {
+		return nil
+	}
+	file := out[0].Elem().FieldByName("File")
+	if file.IsNil() {
+		return nil
+	}
+	f := file.Elem() // the dynamic value: a pointer to wazero's socket file
+	if f.Kind() != reflect.Pointer || f.IsNil() || f.Elem().Kind() != reflect.Struct {
+		return nil
+	}
+	s := f.Elem()
+	if v := s.FieldByName("tc"); v.IsValid() && v.Type() == tcpConnType && v.CanAddr() {
+		if c := *(**net.TCPConn)(unsafe.Pointer(v.UnsafeAddr())); c != nil {
+			return c
+		}
+	} else if v := s.FieldByName("tl"); v.IsValid() && v.Type() == tcpListenerType && v.CanAddr() {
+		if l := *(**net.TCPListener)(unsafe.Pointer(v.UnsafeAddr())); l != nil {
+			return l
+		}
+	}
+	return nil
 }

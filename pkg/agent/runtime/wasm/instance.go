@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -84,6 +85,7 @@ type Instance struct {
 	files         *moduleFiles
 	filesFailed   bool
 	pollSubs      []pollSub
+	conns         map[*net.TCPConn]struct{} // accepted, not closed (see sockAccept)
 	pollWaits     atomic.Int64
 	pollFallbacks atomic.Int64
 
@@ -182,6 +184,7 @@ func (i *Instance) run(ctx context.Context) {
 	res := i.classify(err)
 	_ = i.mod.Close(context.Background())
 	closeResources(i.mod) // if the module was marked closed on Stop
+	i.closeConns()
 	i.runtime.mu.Lock()
 	delete(i.runtime.instances, i)
 	i.runtime.mu.Unlock()

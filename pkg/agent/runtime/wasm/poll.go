@@ -70,36 +70,51 @@ type poller interface {
 }
 
 // wasiHostModule instantiates WASI preview 1 into rt with pollOneoff in
-// place of wazero's poll_oneoff.
+// place of wazero's poll_oneoff, and sockAccept and fdClose around its
+// sock_accept and fd_close.
 func wasiHostModule(ctx context.Context, rt wazero.Runtime) error {
-	// wazero's own poll_oneoff, for the polls pollOneoff leaves to it: the
-	// Go function of the export of a compiled (never instantiated) copy.
+	// wazero's own functions, to call from ours: the Go functions of the
+	// exports of a compiled (never instantiated) copy.
 	orig := rt.NewHostModuleBuilder(wasi_snapshot_preview1.ModuleName)
 	wasi_snapshot_preview1.NewFunctionExporter().ExportFunctions(orig)
 	compiled, err := orig.Compile(ctx)
 	if err != nil {
 		return fmt.Errorf("compile WASI: %w", err)
 	}
-	def, ok := compiled.ExportedFunctions()["poll_oneoff"]
-	var fallback api.GoModuleFunction
-	if ok {
-		fallback, _ = def.GoFunction().(api.GoModuleFunction)
+	defs := compiled.ExportedFunctions()
+	fn := func(name string) api.GoModuleFunction {
+		if def, ok := defs[name]; ok {
+			f, _ := def.GoFunction().(api.GoModuleFunction)
+			return f
+		}
+		return nil
 	}
+	poll, accept, closeFD := fn("poll_oneoff"), fn("sock_accept"), fn("fd_close")
 	if err := compiled.Close(ctx); err != nil {
 		return fmt.Errorf("close WASI: %w", err)
 	}
-	if fallback == nil {
-		return errors.New("WASI has no poll_oneoff implemented in Go")
+	if poll == nil || accept == nil || closeFD == nil {
+		return errors.New("WASI has no poll_oneoff, sock_accept or fd_close implemented in Go")
 	}
 
 	b := rt.NewHostModuleBuilder(wasi_snapshot_preview1.ModuleName)
 	wasi_snapshot_preview1.NewFunctionExporter().ExportFunctions(b)
 	i32 := api.ValueTypeI32
 	b.NewFunctionBuilder().
-		WithGoModuleFunction(pollOneoff{fallback: fallback}, []api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32}).
+		WithGoModuleFunction(pollOneoff{fallback: poll}, []api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32}).
 		WithParameterNames("in", "out", "nsubscriptions", "result.nevents").
 		WithResultNames("errno").
 		Export("poll_oneoff")
+	b.NewFunctionBuilder().
+		WithGoModuleFunction(sockAccept{accept: accept}, []api.ValueType{i32, i32, i32}, []api.ValueType{i32}).
+		WithParameterNames("fd", "flags", "result.fd").
+		WithResultNames("errno").
+		Export("sock_accept")
+	b.NewFunctionBuilder().
+		WithGoModuleFunction(fdClose{close: closeFD}, []api.ValueType{i32}, []api.ValueType{i32}).
+		WithParameterNames("fd").
+		WithResultNames("errno").
+		Export("fd_close")
 	if _, err := b.Instantiate(ctx); err != nil {
 		return fmt.Errorf("instantiate WASI: %w", err)
 	}
@@ -146,12 +161,8 @@ func (i *Instance) poll(ctx context.Context, mod api.Module, stack []uint64) boo
 	if _, ok := mem.ReadUint32Le(resultNevents); !ok {
 		return false
 	}
-	if i.files == nil {
-		if i.files, ok = moduleFilesOf(mod); !ok {
-			i.filesFailed = true // wazero is not what it was: leave polls to it
-			i.runtime.log.Warn("module sockets cannot be reached; poll_oneoff reports them ready at once", "module", i.modulePath)
-			return false
-		}
+	if i.moduleFiles(mod) == nil {
+		return false
 	}
 
 	timeout := time.Duration(-1) // none: wait for a socket or Stop
