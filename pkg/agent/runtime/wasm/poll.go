@@ -197,6 +197,11 @@ func (i *Instance) poll(ctx context.Context, mod api.Module, stack []uint64) boo
 
 	i.pollWaits.Add(1)
 	woken, err := i.poller.wait(subs, timeout)
+	if err != nil {
+		// The host poll failed (it should not): wazero answers.
+		i.runtime.log.Debug("poll of module sockets failed", "module", i.modulePath, "err", err)
+		return false
+	}
 	clear(outBuf)
 	nevents := uint32(0)
 	event := func(k uint32, typ byte, errno uint16, flags uint16) {
@@ -208,13 +213,6 @@ func (i *Instance) poll(ctx context.Context, mod api.Module, stack []uint64) boo
 		nevents++
 	}
 	switch {
-	case err != nil:
-		// The host poll failed (it should not): report every socket
-		// ready, so that the module tries them and learns what is wrong.
-		i.runtime.log.Debug("poll of module sockets failed", "module", i.modulePath, "err", err)
-		for _, s := range subs {
-			event(s.index, eventType(s.write), 0, 0)
-		}
 	case woken:
 		// Stop: end the module here, as proc_exit does, rather than
 		// let it go on until wazero sees its context cancelled (at

@@ -8,6 +8,12 @@
 // caller waits on Instance.Done and reads Instance.Result, or ends it with
 // Instance.Stop. A module can never crash the agent: traps, panics in host
 // calls and exhausted memory all end as a Result.
+//
+// WASI is wazero's, but for poll_oneoff, sock_accept and fd_close, which the
+// runtime wraps or replaces for modules with Spec.Listeners: on Linux a poll
+// of sockets waits on their host file descriptors instead of reporting them
+// ready at once (poll.go), and a connection the module closes is closed
+// (conns.go).
 package wasm
 
 import (
