@@ -2,6 +2,7 @@ package wasm
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -204,5 +205,48 @@ func TestListenersIdle(t *testing.T) {
 	resp.Body.Close()
 	if string(b) != "hello from wasm\n" {
 		t.Errorf("GET / after idling: got %q", b)
+	}
+}
+
+// TestPollWrite downloads from a Go HTTP server through a slow reader, so
+// that the module's writes fill the socket and it waits for the socket to be
+// writable (fd_write subscriptions), and checks every byte arrives.
+func TestPollWrite(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("sockets are polled for real on Linux only")
+	}
+	r := newRuntime(t, sharedCache)
+	module := filepath.Join(t.TempDir(), "httpserver.wasm")
+	if err := os.WriteFile(module, ocitest.BuildGo(t, "examples/httpserver"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	out := newSyncBuffer()
+	inst, err := r.Start(t.Context(), Spec{ModulePath: module, Listeners: []string{addr}, Stdout: out, Stderr: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Stop(0)
+	out.waitFor(t, "serving on")
+
+	const size = 16 << 20
+	resp, err := http.Get(fmt.Sprintf("http://%s/bytes?n=%d", addr, size))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	// Read nothing for a while: the module fills the socket's buffers and
+	// waits for it to become writable.
+	waits := inst.pollWaits.Load()
+	time.Sleep(300 * time.Millisecond)
+	if got := inst.pollWaits.Load() - waits; got > 5 {
+		t.Errorf("the module polled %d times while its socket was full, want at most 5", got)
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err != nil || n != size {
+		t.Fatalf("GET %d bytes: got %d, %v", size, n, err)
+	}
+	if n := inst.pollFallbacks.Load(); n != 0 {
+		t.Errorf("%d polls left to wazero, want none", n)
 	}
 }
