@@ -163,7 +163,7 @@ func TestScopes(t *testing.T) {
 		p := f.WaitPod("mover", 90*time.Second, fabrictest.PodReady)
 		lost := f.DeviceOf(p)
 		epoch := p.Annotations["edgefabric.io/fencing-epoch"]
-		lost.Proc.Stop(t, syscall.SIGKILL)
+		lost.Stop(t, syscall.SIGKILL)
 		killed := time.Now()
 		moved := f.WaitPod("mover", 90*time.Second, func(q *corev1.Pod) bool {
 			d := q.Annotations["edgefabric.io/device"]
@@ -224,7 +224,7 @@ func TestScopes(t *testing.T) {
 		// The agents of LAN 2 still count each other as peers.
 		time.Sleep(3 * time.Second)
 		for _, id := range []string{"a4", "a5", "a6"} {
-			if out := f.Agent(id).Proc.Output(); strings.Contains(out, "change=departed") {
+			if out := f.Agent(id).Output(); strings.Contains(out, "change=departed") {
 				t.Errorf("agent %s lost a LAN peer while the uplink was cut:\n%s", id, fabrictest.Tail(out, 20))
 			}
 		}
