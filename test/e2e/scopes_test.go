@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -221,7 +222,18 @@ func TestScopes(t *testing.T) {
 		if q.Annotations["edgefabric.io/device"] != dev.ID || q.DeletionTimestamp != nil {
 			t.Errorf("pod lan2 moved or evicted %v after the cut (grace 60s): device %s", time.Since(cut), q.Annotations["edgefabric.io/device"])
 		}
-		// The agents of LAN 2 still count each other as peers.
+		// The agents of LAN 2 still count each other as peers, and say so.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			out, err := exec.Command(f.AgentBin(), "status", "--data-dir", f.Agent("a4").DataDir).CombinedOutput()
+			if err == nil && strings.Contains(string(out), "disconnected") && strings.Contains(string(out), "(2 LAN peers: a5, a6)") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("edgeagent status of a4 while its uplink is cut: %v\n%s", err, out)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
 		time.Sleep(3 * time.Second)
 		for _, id := range []string{"a4", "a5", "a6"} {
 			if out := f.Agent(id).Output(); strings.Contains(out, "change=departed") {
