@@ -267,7 +267,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Scopes:            func() *hubv1.Scopes { return watcher.Scopes() },
 		ScopesChanged:     watcher.Changed(),
 		HubRTT:            func(rtt time.Duration) { watcher.HubRTT(rtt) },
-	}, st, sup, streamHandler(sup), log.With("component", "hub-client"))
+	}, st, sup, tunnelHandler(sup, cfg.AdvertiseAddress, streamHandler(sup)), log.With("component", "hub-client"))
 	if err != nil {
 		return err
 	}
@@ -304,7 +304,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 // streamHandler serves the hub's log requests from the container log files.
 func streamHandler(sup *supervisor.Supervisor) client.StreamHandler {
-	return func(ctx context.Context, req *hubv1.StreamRequest, send func(*hubv1.StreamFrame) error) error {
+	return func(ctx context.Context, req *hubv1.StreamRequest, send func(*hubv1.StreamFrame) error, _ func() (*hubv1.StreamFrame, error)) error {
 		lo := req.GetLogs()
 		if lo == nil {
 			return errors.New("unsupported stream kind")
@@ -319,7 +319,7 @@ func streamHandler(sup *supervisor.Supervisor) client.StreamHandler {
 		if t := lo.GetSinceTime(); t != nil {
 			opts.Since = t.AsTime()
 		}
-		err := logs.Read(ctx, sup.LogDir(req.GetWorkloadUid(), req.GetContainer()), opts, frameWriter{send})
+		err := logs.Read(ctx, sup.LogDir(req.GetWorkloadUid(), req.GetContainer()), opts, frameWriter{send: send})
 		// Say what kubectl users know, as the kubelet does: not where the
 		// device keeps its files.
 		pod := req.GetWorkloadUid()
@@ -337,7 +337,8 @@ func streamHandler(sup *supervisor.Supervisor) client.StreamHandler {
 }
 
 type frameWriter struct {
-	send func(*hubv1.StreamFrame) error
+	send   func(*hubv1.StreamFrame) error
+	stderr bool
 }
 
 func (w frameWriter) Write(p []byte) (int, error) {
@@ -345,7 +346,7 @@ func (w frameWriter) Write(p []byte) (int, error) {
 	n := 0
 	for len(p) > 0 {
 		k := min(len(p), chunk)
-		if err := w.send(&hubv1.StreamFrame{Data: append([]byte(nil), p[:k]...)}); err != nil {
+		if err := w.send(&hubv1.StreamFrame{Data: append([]byte(nil), p[:k]...), Stderr: w.stderr}); err != nil {
 			return n, err
 		}
 		n += k

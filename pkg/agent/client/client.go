@@ -39,9 +39,20 @@ type Workloads interface {
 	TakeReport() *hubv1.StatusReport
 }
 
+// UsageReporter is implemented by Workloads that can say what their running
+// containers use; the client sends it with every heartbeat. Usage must not
+// block.
+type UsageReporter interface {
+	Usage() []*hubv1.WorkloadUsage
+}
+
 // StreamHandler serves one data stream the hub asked for, writing with send
-// until done or ctx ends.
-type StreamHandler func(ctx context.Context, req *hubv1.StreamRequest, send func(*hubv1.StreamFrame) error) error
+// until done or ctx ends, and reading what the hub sends (stdin, a forwarded
+// connection's bytes, resizes) with recv. send is safe for concurrent use and
+// blocks while the hub is behind (gRPC flow control); recv returns an error
+// once the hub ended the stream, which also cancels ctx. A handler that never
+// calls recv still sees the hub's end through ctx.
+type StreamHandler func(ctx context.Context, req *hubv1.StreamRequest, send func(*hubv1.StreamFrame) error, recv func() (*hubv1.StreamFrame, error)) error
 
 // Config configures a Client.
 type Config struct {
@@ -281,7 +292,11 @@ func (c *Client) sendLoop(ctx context.Context, stream grpc.BidiStreamingClient[h
 				}
 			}
 		case <-t.C:
-			if err := stream.Send(&hubv1.AgentMessage{Msg: &hubv1.AgentMessage_Heartbeat{Heartbeat: &hubv1.Heartbeat{Time: timestamppb.Now()}}}); err != nil {
+			hb := &hubv1.Heartbeat{Time: timestamppb.Now()}
+			if u, ok := c.work.(UsageReporter); ok {
+				hb.Usage = u.Usage()
+			}
+			if err := stream.Send(&hubv1.AgentMessage{Msg: &hubv1.AgentMessage_Heartbeat{Heartbeat: hb}}); err != nil {
 				return err
 			}
 			if err := stream.Send(c.probe()); err != nil {
@@ -346,22 +361,54 @@ func (c *Client) serveStream(ctx context.Context, hub hubv1.HubClient, req *hubv
 		return
 	}
 	// The hub ends the RPC when its consumer is gone; stop the handler then.
+	// Frames the hub sends are handed to the handler's recv one at a time.
+	frames := make(chan *hubv1.StreamFrame)
+	var recvErr error
+	recvDone := make(chan struct{})
 	go func() {
+		defer close(recvDone)
 		for {
-			if _, err := s.Recv(); err != nil {
+			f, err := s.Recv()
+			if err != nil {
+				recvErr = err
 				cancel()
+				return
+			}
+			select {
+			case frames <- f:
+			case <-ctx.Done():
 				return
 			}
 		}
 	}()
-	err = c.streams(ctx, req, s.Send)
+	recv := func() (*hubv1.StreamFrame, error) {
+		select {
+		case f := <-frames:
+			return f, nil
+		case <-recvDone:
+			if recvErr != nil {
+				return nil, recvErr
+			}
+			return nil, ctx.Err()
+		}
+	}
+	var sendMu sync.Mutex
+	send := func(f *hubv1.StreamFrame) error {
+		sendMu.Lock()
+		defer sendMu.Unlock()
+		return s.Send(f)
+	}
+	err = c.streams(ctx, req, send, recv)
+	sendMu.Lock()
 	if err != nil && ctx.Err() == nil {
 		_ = s.Send(&hubv1.StreamFrame{Error: err.Error()})
 	} else if err == nil {
 		_ = s.Send(&hubv1.StreamFrame{Eof: true})
 	}
+	sendMu.Unlock()
 	_ = s.CloseSend()
 	<-ctx.Done()
+	<-recvDone
 }
 
 // Nearest asks the hub for the devices of this device's account nearest to

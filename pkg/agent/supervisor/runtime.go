@@ -76,6 +76,10 @@ type ContainerSpec struct {
 	CPULimitMillis   int64
 	Stdin            io.Reader
 	Stdout, Stderr   io.Writer
+	// Listeners are the TCP addresses of the container's ports. A WASM
+	// container gets them as preopened listening sockets; a process listens
+	// on its ports itself.
+	Listeners []string
 }
 
 // Runtimes are the runtimes of a device by name (RuntimeWASM, RuntimeProcess).
@@ -96,6 +100,7 @@ func (r wasmRuntime) Start(ctx context.Context, spec ContainerSpec) (Instance, e
 		Stdin:            spec.Stdin,
 		Stdout:           spec.Stdout,
 		Stderr:           spec.Stderr,
+		Listeners:        spec.Listeners,
 	}
 	for _, m := range spec.Mounts {
 		if m.ReadOnly {
@@ -137,6 +142,7 @@ func (i wasmInstance) Exec(ctx context.Context, argv []string, stdin io.Reader, 
 	}
 	spec := i.spec
 	spec.Args, spec.Stdin, spec.Stdout, spec.Stderr = argv, stdin, stdout, stderr
+	spec.Listeners = nil // the container holds its ports
 	inst, err := i.rt.Start(ctx, spec)
 	if err != nil {
 		return -1, err

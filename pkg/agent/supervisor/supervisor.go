@@ -294,8 +294,11 @@ func (s *Supervisor) Instance(uid, container string) (Instance, bool) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	inst, ok := w.running[container]
-	return inst, ok
+	r, ok := w.running[container]
+	if !ok {
+		return nil, false
+	}
+	return r.inst, true
 }
 
 func (s *Supervisor) publish(st *hubv1.WorkloadStatus) {

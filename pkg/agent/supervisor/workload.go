@@ -13,6 +13,7 @@ import (
 
 	"github.com/edgefabric/edgefabric/pkg/agent/image"
 	"github.com/edgefabric/edgefabric/pkg/agent/logs"
+	"github.com/edgefabric/edgefabric/pkg/agent/runtime/wasm"
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
 )
 
@@ -28,12 +29,12 @@ type workload struct {
 
 	mu         sync.Mutex
 	containers map[string]*hubv1.ContainerStatus // init and app containers by name
-	running    map[string]Instance               // by container name
 	vols       *volumeSet
 	filesHash  *string // volumes hash of the files written by updateVolumes; nil: spec's
 	startTime  *timestamppb.Timestamp
 	seq        uint64
 	deleted    bool
+	running    map[string]*running // by container name, for exec and attach
 }
 
 func newWorkload(s *Supervisor, spec *hubv1.Workload, resumed bool) *workload {
@@ -42,7 +43,7 @@ func newWorkload(s *Supervisor, spec *hubv1.Workload, resumed bool) *workload {
 		started:    make(chan struct{}),
 		done:       make(chan struct{}),
 		containers: map[string]*hubv1.ContainerStatus{},
-		running:    map[string]Instance{},
+		running:    map[string]*running{},
 		startTime:  timestamppb.Now(),
 	}
 	appWaiting := "ContainerCreating"
@@ -370,6 +371,8 @@ func (w *workload) runOnce(ctx context.Context, c *hubv1.Container, art *image.A
 		return w.startFailed(name, started, fmt.Errorf("open log: %w", err))
 	}
 	defer lw.Close()
+	att := newAttachPoint(c)
+	defer att.end()
 	rt, err := w.runtimeFor(art)
 	if err != nil {
 		return w.startFailed(name, started, err)
@@ -394,20 +397,26 @@ func (w *workload) runOnce(ctx context.Context, c *hubv1.Container, art *image.A
 		Mounts:           mounts,
 		MemoryLimitBytes: c.GetMemoryLimitBytes(),
 		CPULimitMillis:   c.GetCpuLimitMillis(),
-		Stdout:           lw.Stdout(),
-		Stderr:           lw.Stderr(),
+		Stdin:            att.stdin(),
+		Stdout:           att.output(lw.Stdout(), false),
+		Stderr:           att.output(lw.Stderr(), true),
+		Listeners:        listeners(c),
 	})
 	if err != nil {
 		return w.startFailed(name, started, err)
 	}
-	w.mu.Lock()
-	w.running[name] = inst
-	w.mu.Unlock()
-	defer func() {
-		w.mu.Lock()
-		delete(w.running, name)
-		w.mu.Unlock()
-	}()
+	var usage func() wasm.Usage
+	if u, ok := inst.(interface{ Usage() wasm.Usage }); ok {
+		usage = u.Usage
+	}
+	w.setRunning(name, &running{
+		inst:     inst,
+		commands: commandsOf(art, argv(c, art)),
+		attach:   att,
+		usage:    usage,
+		started:  started.AsTime(),
+	})
+	defer w.setRunning(name, nil)
 	w.update(name, func(cs *hubv1.ContainerStatus) {
 		cs.State = &hubv1.ContainerState{State: &hubv1.ContainerState_Running_{Running: &hubv1.ContainerState_Running{StartedAt: started}}}
 		cs.Ready, cs.Started = false, false

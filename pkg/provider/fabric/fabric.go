@@ -72,6 +72,9 @@ type device struct {
 	// before the fabric was ready, when it could not tell which workloads are
 	// the device's; MarkReady passes on those it owns.
 	early map[string]*hubv1.WorkloadStatus
+	// usage is the newest resource usage the device reported, by workload
+	// uid, and prevUsage the one before (rates come from the two).
+	usage, prevUsage map[string]*hubv1.WorkloadUsage
 }
 
 // Fabric is safe for concurrent use.

@@ -3,7 +3,6 @@ package fabric
 import (
 	"context"
 	"errors"
-	"io"
 	"sort"
 	"sync"
 
@@ -151,38 +150,3 @@ func (s *Session) Next(ctx context.Context) ([]*hubv1.HubMessage, error) {
 		}
 	}
 }
-
-// Stream is one data stream from a device to a consumer in the provider (a
-// kubectl logs request, say). The hub writes what the device sends; the
-// consumer reads it and closes the stream when it is done, which the hub sees
-// on Done and passes on to the device.
-type Stream struct {
-	r      *io.PipeReader
-	w      *io.PipeWriter
-	once   sync.Once
-	closed chan struct{}
-}
-
-// NewStream returns an open stream.
-func NewStream() *Stream {
-	r, w := io.Pipe()
-	return &Stream{r: r, w: w, closed: make(chan struct{})}
-}
-
-// Read reads what the device sent.
-func (s *Stream) Read(p []byte) (int, error) { return s.r.Read(p) }
-
-// Close is called by the consumer when it wants no more data.
-func (s *Stream) Close() error {
-	s.once.Do(func() { close(s.closed) })
-	return s.r.Close()
-}
-
-// Done is closed once the consumer closed the stream.
-func (s *Stream) Done() <-chan struct{} { return s.closed }
-
-// Write passes data from the device to the consumer; it blocks until read.
-func (s *Stream) Write(p []byte) (int, error) { return s.w.Write(p) }
-
-// Finish ends the data from the device: err nil means a clean end of stream.
-func (s *Stream) Finish(err error) { s.w.CloseWithError(err) }

@@ -263,6 +263,7 @@ func (s *Server) Control(stream grpc.BidiStreamingServer[hubv1.AgentMessage, hub
 			switch m := m.GetMsg().(type) {
 			case *hubv1.AgentMessage_Heartbeat:
 				s.fab.Heartbeat(d)
+				s.fab.ReportUsage(d, m.Heartbeat.GetUsage())
 			case *hubv1.AgentMessage_Status:
 				s.fab.Heartbeat(d)
 				s.fab.Report(d, m.Status)
@@ -294,7 +295,9 @@ func (s *Server) Control(stream grpc.BidiStreamingServer[hubv1.AgentMessage, hub
 	return err
 }
 
-// Stream carries one data stream the hub asked a device to open.
+// Stream carries one data stream the hub asked a device to open. Frames go
+// from the device to the consumer and back one at a time, so each direction
+// is flow controlled end to end by this RPC alone.
 func (s *Server) Stream(stream grpc.BidiStreamingServer[hubv1.StreamFrame, hubv1.StreamFrame]) error {
 	d, err := caller(stream.Context())
 	if err != nil {
@@ -308,9 +311,10 @@ func (s *Server) Stream(stream grpc.BidiStreamingServer[hubv1.StreamFrame, hubv1
 	if err := s.fab.AcceptStream(d, first.GetOpen(), st); err != nil {
 		return status.Error(codes.NotFound, err.Error())
 	}
-	done := make(chan struct{})
+	ctx := stream.Context()
+	received := make(chan struct{})
 	go func() {
-		defer close(done)
+		defer close(received)
 		for {
 			f, err := stream.Recv()
 			switch {
@@ -324,8 +328,9 @@ func (s *Server) Stream(stream grpc.BidiStreamingServer[hubv1.StreamFrame, hubv1
 				st.Finish(errors.New(f.GetError()))
 				return
 			}
-			if len(f.GetData()) > 0 {
-				if _, err := st.Write(f.GetData()); err != nil {
+			if len(f.GetData()) > 0 || f.GetExit() != nil || f.GetCloseWrite() {
+				f.Eof = false
+				if err := st.Deliver(ctx, f); err != nil {
 					return // the consumer closed
 				}
 			}
@@ -335,18 +340,29 @@ func (s *Server) Stream(stream grpc.BidiStreamingServer[hubv1.StreamFrame, hubv1
 			}
 		}
 	}()
-	select {
-	case <-done:
-		// Wait for the consumer so the device's last bytes are not cut.
+	for {
 		select {
+		case f := <-st.Outgoing():
+			if err := stream.Send(f); err != nil {
+				st.Finish(err)
+				<-received
+				return nil
+			}
+		case <-received:
+			// The device is done; wait for the consumer so the device's
+			// last frames are not cut.
+			select {
+			case <-st.Done():
+			case <-ctx.Done():
+			}
+			return nil
 		case <-st.Done():
-		case <-stream.Context().Done():
+			return nil
+		case <-ctx.Done():
+			st.Finish(ctx.Err())
+			return nil
 		}
-	case <-st.Done():
-	case <-stream.Context().Done():
-		st.Finish(stream.Context().Err())
 	}
-	return nil
 }
 
 // caller is the device named by the verified client certificate of ctx's peer.

@@ -1,4 +1,4 @@
-// Package kubeletapi serves the kubelet HTTP API (logs, and later exec, attach,
+// Package kubeletapi serves the kubelet HTTP API (logs, exec, attach,
 // port-forward and stats) for every virtual node of the provider. The API
 // server reaches it at the nodes' InternalIP and kubelet port; requests name
 // the pod, so one server answers for all nodes.
@@ -14,9 +14,10 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/virtual-kubelet/virtual-kubelet/node/api"
 	corev1 "k8s.io/api/core/v1"
+	statsv1alpha1 "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 )
 
 // Backend answers the requests. Its methods may block on the device and must
@@ -24,26 +25,28 @@ import (
 type Backend interface {
 	Logs(ctx context.Context, namespace, pod, container string, opts api.ContainerLogOpts) (io.ReadCloser, error)
 	Pods(ctx context.Context) ([]*corev1.Pod, error)
+	// Exec runs cmd in a container; a non-zero exit is a utilexec.ExitError.
+	Exec(ctx context.Context, namespace, pod, container string, cmd []string, attach api.AttachIO) error
+	// Attach attaches to a running container until it ends or ctx ends.
+	Attach(ctx context.Context, namespace, pod, container string, attach api.AttachIO) error
+	// PortForward pipes one connection to a TCP port of the pod.
+	PortForward(ctx context.Context, namespace, pod string, port int32, conn io.ReadWriteCloser) error
+	// StatsSummary is /stats/summary; MetricsResource is /metrics/resource.
+	StatsSummary(ctx context.Context) (*statsv1alpha1.Summary, error)
+	MetricsResource(ctx context.Context) ([]*dto.MetricFamily, error)
 }
 
 // Handler returns the kubelet API's HTTP handler over b.
 func Handler(b Backend) http.Handler {
-	unsupported := func(what string) error {
-		return errdefs.InvalidInput(what + " is not supported by edgefabric yet")
-	}
 	return api.PodHandler(api.PodHandlerConfig{
 		GetContainerLogs:      b.Logs,
 		GetPods:               b.Pods,
 		GetPodsFromKubernetes: b.Pods,
-		RunInContainer: func(context.Context, string, string, string, []string, api.AttachIO) error {
-			return unsupported("exec")
-		},
-		AttachToContainer: func(context.Context, string, string, string, api.AttachIO) error {
-			return unsupported("attach")
-		},
-		PortForward: func(context.Context, string, string, int32, io.ReadWriteCloser) error {
-			return unsupported("port-forward")
-		},
+		RunInContainer:        b.Exec,
+		AttachToContainer:     b.Attach,
+		PortForward:           b.PortForward,
+		GetStatsSummary:       b.StatsSummary,
+		GetMetricsResource:    b.MetricsResource,
 		StreamIdleTimeout:     30 * time.Minute,
 		StreamCreationTimeout: 30 * time.Second,
 	}, false)

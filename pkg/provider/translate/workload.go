@@ -172,6 +172,20 @@ func (h hashWriter) container(c *hubv1.Container) {
 	h.int(c.GetMemoryRequestBytes())
 	h.int(c.GetCpuRequestMillis())
 	h.string(c.GetImagePullPolicy())
+	// Tunnel fields, hashed only when set so that the hash of a container
+	// without them is what it was before they existed.
+	if len(c.GetPorts()) > 0 || c.GetStdin() || c.GetStdinOnce() || c.GetTty() {
+		h.string("tunnel")
+		h.int(int64(len(c.GetPorts())))
+		for _, p := range c.GetPorts() {
+			h.string(p.GetName())
+			h.int(int64(p.GetContainerPort()))
+			h.string(p.GetProtocol())
+		}
+		h.bool(c.GetStdin())
+		h.bool(c.GetStdinOnce())
+		h.bool(c.GetTty())
+	}
 }
 
 // hashWriter writes length-prefixed fields, so that no two different
@@ -266,6 +280,10 @@ func (r *resolver) container(c *corev1.Container, podVolumes map[string]bool) (*
 		MemoryRequestBytes: c.Resources.Requests.Memory().Value(),
 		CpuRequestMillis:   c.Resources.Requests.Cpu().MilliValue(),
 		ImagePullPolicy:    string(imagePullPolicy(c.Image, c.ImagePullPolicy)),
+		Ports:              ports(c.Ports),
+		Stdin:              c.Stdin,
+		StdinOnce:          c.StdinOnce,
+		Tty:                c.TTY,
 	}
 	if out.LivenessProbe, err = probe(c, "liveness", c.LivenessProbe); err != nil {
 		return nil, err
@@ -280,6 +298,22 @@ func (r *resolver) container(c *corev1.Container, podVolumes map[string]bool) (*
 		return nil, err
 	}
 	return out, nil
+}
+
+// ports are the container's TCP ports (the ones the device serves).
+func ports(ps []corev1.ContainerPort) []*hubv1.ContainerPort {
+	var out []*hubv1.ContainerPort
+	for _, p := range ps {
+		proto := string(p.Protocol)
+		if proto == "" {
+			proto = string(corev1.ProtocolTCP)
+		}
+		if proto != string(corev1.ProtocolTCP) {
+			continue
+		}
+		out = append(out, &hubv1.ContainerPort{Name: p.Name, ContainerPort: p.ContainerPort, Protocol: proto})
+	}
+	return out
 }
 
 // envVars is an environment in definition order; redefining a name changes

@@ -542,6 +542,20 @@ func TestSpecHash(t *testing.T) {
 			wantChange: true,
 		},
 		{
+			name: "a container port",
+			mutate: func(p *corev1.Pod, _ *fakeSource) {
+				p.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 8080}}
+			},
+			wantChange: true,
+		},
+		{
+			name: "stdin",
+			mutate: func(p *corev1.Pod, _ *fakeSource) {
+				p.Spec.Containers[0].Stdin = true
+			},
+			wantChange: true,
+		},
+		{
 			name: "an argument moved into the command",
 			mutate: func(p *corev1.Pod, _ *fakeSource) {
 				p.Spec.Containers[0].Command = []string{"run"}
@@ -576,7 +590,8 @@ func TestSpecHashCoversContainer(t *testing.T) {
 		msg  proto.Message
 		want int
 	}{
-		{msg: &hubv1.Container{}, want: 16},
+		{msg: &hubv1.Container{}, want: 20},
+		{msg: &hubv1.ContainerPort{}, want: 3},
 		{msg: &hubv1.EnvVar{}, want: 2},
 		// fencing_epoch is not hashed: it is set after translation, and a
 		// pod placed again lands on another device, which runs it anew.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +31,12 @@ const maxMessage = 4096
 
 const pageSize = 64 * 1024
 
+// The bounds of an instance's sleep when it has sockets (see Instance.polls).
+const (
+	pollMin = 50 * time.Microsecond
+	pollMax = 2 * time.Millisecond
+)
+
 // Result is how an instance ended.
 type Result struct {
 	// ExitCode is the status passed to proc_exit, 0 when _start returned,
@@ -49,11 +56,22 @@ type Instance struct {
 	stdin      io.Reader
 	mod        api.Module
 	memory     *limitedMemory
+	cpu        threadCPU
 	cancel     context.CancelFunc
 
 	stopOnce sync.Once
 	stopped  atomic.Bool
 	stopCh   chan struct{} // closed by Stop, ends sleeps
+
+	// With preopened sockets, wazero's poll_oneoff reports a socket ready
+	// at once and then sleeps for the whole timeout of the poll (forever
+	// for a server waiting for a connection). sleep then caps each sleep,
+	// from pollMin doubling up to pollMax while the module stays idle, so
+	// that it looks at its sockets again soon; pollStep and lastWake hold
+	// that back-off (touched by the instance's goroutine only).
+	polls    bool
+	pollStep time.Duration
+	lastWake time.Time
 
 	done   chan struct{}
 	result Result // set before done is closed
@@ -117,9 +135,33 @@ func (i *Instance) instantiate(ctx context.Context, rt wazero.Runtime, mod wazer
 	return nil
 }
 
+// Usage is what a running instance uses.
+type Usage struct {
+	// CPUNanos is the CPU time the instance's goroutine has used, measured
+	// as the CPU time of the OS thread it is locked to; CPUMeasured is false
+	// where the OS does not let that be read (then CPUNanos is 0).
+	CPUNanos    uint64
+	CPUMeasured bool
+	// MemoryBytes is the size of the module's linear memory.
+	MemoryBytes uint64
+}
+
+// Usage returns what the instance uses now (or used, once it has ended).
+func (i *Instance) Usage() Usage {
+	u := Usage{MemoryBytes: i.memory.size.Load()}
+	u.CPUNanos, u.CPUMeasured = i.cpu.used()
+	return u
+}
+
 // run calls _start and records the result; it is the instance's goroutine.
 func (i *Instance) run(ctx context.Context) {
+	// The goroutine keeps one OS thread while it runs the module, so that
+	// the thread's CPU time is the module's (see threadCPU).
+	runtime.LockOSThread()
+	i.cpu.start()
 	err := i.call(ctx)
+	i.cpu.stop()
+	runtime.UnlockOSThread()
 	res := i.classify(err)
 	_ = i.mod.Close(context.Background())
 	i.runtime.mu.Lock()
@@ -197,7 +239,17 @@ func (i *Instance) sleep(ns int64) {
 	if ns <= 0 {
 		return
 	}
-	t := time.NewTimer(time.Duration(ns))
+	d := time.Duration(ns)
+	if i.polls {
+		if time.Since(i.lastWake) > pollMin || i.pollStep == 0 {
+			i.pollStep = pollMin // it did some work since: look again soon
+		} else {
+			i.pollStep = min(2*i.pollStep, pollMax)
+		}
+		d = min(d, i.pollStep)
+		defer func() { i.lastWake = time.Now() }()
+	}
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:

@@ -30,6 +30,9 @@ type limitedMemory struct {
 	// image, if set, is the module's initialised data, which is not in the
 	// module: it is mapped (or copied) into the memory when it is created.
 	image *dataImage
+
+	// size is the linear memory's current size in bytes, for Usage.
+	size atomic.Uint64
 }
 
 func (m *limitedMemory) allocate(capacity, maxSize uint64) experimental.LinearMemory {
@@ -64,6 +67,7 @@ func (l *linearMemory) Reallocate(size uint64) []byte {
 		}
 		l.owner.startOver, l.owner.startSize = true, size
 	}
+	l.owner.size.Store(size)
 	if l.reserved != nil {
 		buf := l.reserved.grow(size)
 		if first && buf != nil {
@@ -115,6 +119,7 @@ func (l *linearMemory) initData(buf []byte) {
 // the goroutine that ran it or after that goroutine has left the module's
 // code, so nothing reads the memory afterwards.
 func (l *linearMemory) Free() {
+	l.owner.size.Store(0)
 	if l.reserved != nil {
 		l.reserved.free()
 		l.reserved = nil

@@ -20,16 +20,19 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/experimental/sock"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 )
 
@@ -151,6 +154,12 @@ type Spec struct {
 	Dirs map[string]string
 	// ReadOnlyDirs maps guest paths to host directories preopened read-only.
 	ReadOnlyDirs map[string]string
+	// Listeners are TCP addresses ("host:port", host empty for every
+	// interface) the runtime listens on and hands to the module as
+	// preopened sockets, after the preopened directories (Dirs, then ReadOnlyDirs): with none the
+	// first is file descriptor 3 (in Go: net.FileListener(os.NewFile(3, ""))).
+	// Start fails if one cannot be listened on.
+	Listeners []string
 }
 
 // Start compiles the module (once per module digest for the Runtime's
@@ -190,6 +199,7 @@ func (r *Runtime) start(ctx context.Context, spec Spec) (*Instance, error) {
 		stdin:      spec.Stdin,
 		cancel:     cancel,
 		stopCh:     make(chan struct{}),
+		polls:      len(spec.Listeners) > 0,
 		done:       make(chan struct{}),
 	}
 	inst.memory = &limitedMemory{image: c.image}
@@ -198,6 +208,23 @@ func (r *Runtime) start(ctx context.Context, spec Spec) (*Instance, error) {
 		inst.memory.limit = pages * pageSize
 	}
 	runCtx = experimental.WithMemoryAllocator(runCtx, experimental.MemoryAllocatorFunc(inst.memory.allocate))
+	if len(spec.Listeners) > 0 {
+		sc := sock.NewConfig()
+		for _, addr := range spec.Listeners {
+			host, port, err := net.SplitHostPort(addr)
+			if err != nil {
+				cancel()
+				return nil, fmt.Errorf("listener %q: %w", addr, err)
+			}
+			p, err := strconv.Atoi(port)
+			if err != nil || p <= 0 || p > 65535 {
+				cancel()
+				return nil, fmt.Errorf("listener %q: bad port", addr)
+			}
+			sc = sc.WithTCPListener(host, p)
+		}
+		runCtx = sock.WithConfig(runCtx, sc)
+	}
 	mcfg = mcfg.WithNanosleep(inst.sleep)
 
 	if err := inst.instantiate(runCtx, r.rt, mod, mcfg); err != nil {

@@ -411,9 +411,11 @@ func (x *Hello) GetScopes() *Scopes {
 }
 
 type Heartbeat struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Time          *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
-	Allocated     *Resources             `protobuf:"bytes,2,opt,name=allocated,proto3" json:"allocated,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Time      *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
+	Allocated *Resources             `protobuf:"bytes,2,opt,name=allocated,proto3" json:"allocated,omitempty"`
+	// Resource usage of the running workloads (field 10 and up: the tunnel's).
+	Usage         []*WorkloadUsage `protobuf:"bytes,10,rep,name=usage,proto3" json:"usage,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -462,6 +464,153 @@ func (x *Heartbeat) GetAllocated() *Resources {
 	return nil
 }
 
+func (x *Heartbeat) GetUsage() []*WorkloadUsage {
+	if x != nil {
+		return x.Usage
+	}
+	return nil
+}
+
+// WorkloadUsage is what a workload's running containers use now.
+type WorkloadUsage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Uid           string                 `protobuf:"bytes,1,opt,name=uid,proto3" json:"uid,omitempty"`
+	Time          *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	Containers    []*ContainerUsage      `protobuf:"bytes,3,rep,name=containers,proto3" json:"containers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WorkloadUsage) Reset() {
+	*x = WorkloadUsage{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkloadUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkloadUsage) ProtoMessage() {}
+
+func (x *WorkloadUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkloadUsage.ProtoReflect.Descriptor instead.
+func (*WorkloadUsage) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *WorkloadUsage) GetUid() string {
+	if x != nil {
+		return x.Uid
+	}
+	return ""
+}
+
+func (x *WorkloadUsage) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *WorkloadUsage) GetContainers() []*ContainerUsage {
+	if x != nil {
+		return x.Containers
+	}
+	return nil
+}
+
+type ContainerUsage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// CPU time used since the container started; 0 where the runtime cannot
+	// measure it (see cpu_measured).
+	CpuUsageNanos uint64 `protobuf:"varint,2,opt,name=cpu_usage_nanos,json=cpuUsageNanos,proto3" json:"cpu_usage_nanos,omitempty"`
+	CpuMeasured   bool   `protobuf:"varint,3,opt,name=cpu_measured,json=cpuMeasured,proto3" json:"cpu_measured,omitempty"`
+	// Memory in use: for WASM, the size of the module's linear memory.
+	MemoryBytes   uint64                 `protobuf:"varint,4,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
+	StartTime     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContainerUsage) Reset() {
+	*x = ContainerUsage{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContainerUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContainerUsage) ProtoMessage() {}
+
+func (x *ContainerUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContainerUsage.ProtoReflect.Descriptor instead.
+func (*ContainerUsage) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ContainerUsage) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ContainerUsage) GetCpuUsageNanos() uint64 {
+	if x != nil {
+		return x.CpuUsageNanos
+	}
+	return 0
+}
+
+func (x *ContainerUsage) GetCpuMeasured() bool {
+	if x != nil {
+		return x.CpuMeasured
+	}
+	return false
+}
+
+func (x *ContainerUsage) GetMemoryBytes() uint64 {
+	if x != nil {
+		return x.MemoryBytes
+	}
+	return 0
+}
+
+func (x *ContainerUsage) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
 type AgentMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Msg:
@@ -479,7 +628,7 @@ type AgentMessage struct {
 
 func (x *AgentMessage) Reset() {
 	*x = AgentMessage{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[6]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -491,7 +640,7 @@ func (x *AgentMessage) String() string {
 func (*AgentMessage) ProtoMessage() {}
 
 func (x *AgentMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[6]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -504,7 +653,7 @@ func (x *AgentMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentMessage.ProtoReflect.Descriptor instead.
 func (*AgentMessage) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{6}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *AgentMessage) GetMsg() isAgentMessage_Msg {
@@ -622,7 +771,7 @@ type StatusReport struct {
 
 func (x *StatusReport) Reset() {
 	*x = StatusReport{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[7]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -634,7 +783,7 @@ func (x *StatusReport) String() string {
 func (*StatusReport) ProtoMessage() {}
 
 func (x *StatusReport) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[7]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -647,7 +796,7 @@ func (x *StatusReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusReport.ProtoReflect.Descriptor instead.
 func (*StatusReport) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{7}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *StatusReport) GetStatuses() []*WorkloadStatus {
@@ -673,7 +822,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[8]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -685,7 +834,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[8]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -698,7 +847,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{8}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Ack) GetGeneration() uint64 {
@@ -724,7 +873,7 @@ type HubMessage struct {
 
 func (x *HubMessage) Reset() {
 	*x = HubMessage{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[9]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -736,7 +885,7 @@ func (x *HubMessage) String() string {
 func (*HubMessage) ProtoMessage() {}
 
 func (x *HubMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[9]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -749,7 +898,7 @@ func (x *HubMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HubMessage.ProtoReflect.Descriptor instead.
 func (*HubMessage) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{9}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *HubMessage) GetMsg() isHubMessage_Msg {
@@ -849,7 +998,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[10]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -861,7 +1010,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[10]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -874,7 +1023,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{10}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Welcome) GetAccount() string {
@@ -910,7 +1059,7 @@ type DesiredState struct {
 
 func (x *DesiredState) Reset() {
 	*x = DesiredState{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[11]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -922,7 +1071,7 @@ func (x *DesiredState) String() string {
 func (*DesiredState) ProtoMessage() {}
 
 func (x *DesiredState) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[11]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -935,7 +1084,7 @@ func (x *DesiredState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DesiredState.ProtoReflect.Descriptor instead.
 func (*DesiredState) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{11}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DesiredState) GetGeneration() uint64 {
@@ -964,7 +1113,7 @@ type WorkloadDelta struct {
 
 func (x *WorkloadDelta) Reset() {
 	*x = WorkloadDelta{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[12]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -976,7 +1125,7 @@ func (x *WorkloadDelta) String() string {
 func (*WorkloadDelta) ProtoMessage() {}
 
 func (x *WorkloadDelta) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[12]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -989,7 +1138,7 @@ func (x *WorkloadDelta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkloadDelta.ProtoReflect.Descriptor instead.
 func (*WorkloadDelta) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{12}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *WorkloadDelta) GetGeneration() uint64 {
@@ -1023,7 +1172,7 @@ type EnvVar struct {
 
 func (x *EnvVar) Reset() {
 	*x = EnvVar{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[13]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1035,7 +1184,7 @@ func (x *EnvVar) String() string {
 func (*EnvVar) ProtoMessage() {}
 
 func (x *EnvVar) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[13]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1048,7 +1197,7 @@ func (x *EnvVar) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvVar.ProtoReflect.Descriptor instead.
 func (*EnvVar) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{13}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *EnvVar) GetName() string {
@@ -1085,13 +1234,21 @@ type Container struct {
 	// For init containers: "Always" makes it a sidecar (started in order, kept
 	// running, restarted whatever the pod's restart policy).
 	RestartPolicy string `protobuf:"bytes,16,opt,name=restart_policy,json=restartPolicy,proto3" json:"restart_policy,omitempty"`
+	// Fields 40 and up: the tunnel's (exec, attach, inbound ports).
+	// TCP ports the container serves on the device (containerPort); a WASM
+	// container gets each as a preopened listening socket.
+	Ports []*ContainerPort `protobuf:"bytes,40,rep,name=ports,proto3" json:"ports,omitempty"`
+	// stdin: the container reads a stdin that kubectl attach writes to.
+	Stdin         bool `protobuf:"varint,41,opt,name=stdin,proto3" json:"stdin,omitempty"`
+	StdinOnce     bool `protobuf:"varint,42,opt,name=stdin_once,json=stdinOnce,proto3" json:"stdin_once,omitempty"`
+	Tty           bool `protobuf:"varint,43,opt,name=tty,proto3" json:"tty,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Container) Reset() {
 	*x = Container{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[14]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1103,7 +1260,7 @@ func (x *Container) String() string {
 func (*Container) ProtoMessage() {}
 
 func (x *Container) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[14]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1116,7 +1273,7 @@ func (x *Container) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Container.ProtoReflect.Descriptor instead.
 func (*Container) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{14}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Container) GetName() string {
@@ -1231,6 +1388,34 @@ func (x *Container) GetRestartPolicy() string {
 	return ""
 }
 
+func (x *Container) GetPorts() []*ContainerPort {
+	if x != nil {
+		return x.Ports
+	}
+	return nil
+}
+
+func (x *Container) GetStdin() bool {
+	if x != nil {
+		return x.Stdin
+	}
+	return false
+}
+
+func (x *Container) GetStdinOnce() bool {
+	if x != nil {
+		return x.StdinOnce
+	}
+	return false
+}
+
+func (x *Container) GetTty() bool {
+	if x != nil {
+		return x.Tty
+	}
+	return false
+}
+
 // Probe is a container probe with the pod's timings, resolved by the provider
 // (named ports are numbers here).
 type Probe struct {
@@ -1254,7 +1439,7 @@ type Probe struct {
 
 func (x *Probe) Reset() {
 	*x = Probe{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[15]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1266,7 +1451,7 @@ func (x *Probe) String() string {
 func (*Probe) ProtoMessage() {}
 
 func (x *Probe) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[15]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1279,7 +1464,7 @@ func (x *Probe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Probe.ProtoReflect.Descriptor instead.
 func (*Probe) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{15}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Probe) GetHandler() isProbe_Handler {
@@ -1407,7 +1592,7 @@ type VolumeMount struct {
 
 func (x *VolumeMount) Reset() {
 	*x = VolumeMount{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[16]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1419,7 +1604,7 @@ func (x *VolumeMount) String() string {
 func (*VolumeMount) ProtoMessage() {}
 
 func (x *VolumeMount) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[16]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1432,7 +1617,7 @@ func (x *VolumeMount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeMount.ProtoReflect.Descriptor instead.
 func (*VolumeMount) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{16}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *VolumeMount) GetName() string {
@@ -1475,7 +1660,7 @@ type VolumeFile struct {
 
 func (x *VolumeFile) Reset() {
 	*x = VolumeFile{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[17]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1487,7 +1672,7 @@ func (x *VolumeFile) String() string {
 func (*VolumeFile) ProtoMessage() {}
 
 func (x *VolumeFile) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[17]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1500,7 +1685,7 @@ func (x *VolumeFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VolumeFile.ProtoReflect.Descriptor instead.
 func (*VolumeFile) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{17}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *VolumeFile) GetPath() string {
@@ -1541,7 +1726,7 @@ type Volume struct {
 
 func (x *Volume) Reset() {
 	*x = Volume{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[18]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1553,7 +1738,7 @@ func (x *Volume) String() string {
 func (*Volume) ProtoMessage() {}
 
 func (x *Volume) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[18]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1566,7 +1751,7 @@ func (x *Volume) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Volume.ProtoReflect.Descriptor instead.
 func (*Volume) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{18}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Volume) GetName() string {
@@ -1611,6 +1796,66 @@ func (x *Volume) GetSensitive() bool {
 	return false
 }
 
+type ContainerPort struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	ContainerPort int32                  `protobuf:"varint,2,opt,name=container_port,json=containerPort,proto3" json:"container_port,omitempty"`
+	Protocol      string                 `protobuf:"bytes,3,opt,name=protocol,proto3" json:"protocol,omitempty"` // TCP (the only one served)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContainerPort) Reset() {
+	*x = ContainerPort{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContainerPort) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContainerPort) ProtoMessage() {}
+
+func (x *ContainerPort) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContainerPort.ProtoReflect.Descriptor instead.
+func (*ContainerPort) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ContainerPort) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ContainerPort) GetContainerPort() int32 {
+	if x != nil {
+		return x.ContainerPort
+	}
+	return 0
+}
+
+func (x *ContainerPort) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
 type Workload struct {
 	state                   protoimpl.MessageState `protogen:"open.v1"`
 	Uid                     string                 `protobuf:"bytes,1,opt,name=uid,proto3" json:"uid,omitempty"`
@@ -1640,7 +1885,7 @@ type Workload struct {
 
 func (x *Workload) Reset() {
 	*x = Workload{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[19]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1652,7 +1897,7 @@ func (x *Workload) String() string {
 func (*Workload) ProtoMessage() {}
 
 func (x *Workload) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[19]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1665,7 +1910,7 @@ func (x *Workload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Workload.ProtoReflect.Descriptor instead.
 func (*Workload) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{19}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Workload) GetUid() string {
@@ -1773,7 +2018,7 @@ type ContainerState struct {
 
 func (x *ContainerState) Reset() {
 	*x = ContainerState{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[20]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1785,7 +2030,7 @@ func (x *ContainerState) String() string {
 func (*ContainerState) ProtoMessage() {}
 
 func (x *ContainerState) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[20]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1798,7 +2043,7 @@ func (x *ContainerState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerState.ProtoReflect.Descriptor instead.
 func (*ContainerState) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{20}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ContainerState) GetState() isContainerState_State {
@@ -1873,7 +2118,7 @@ type ContainerStatus struct {
 
 func (x *ContainerStatus) Reset() {
 	*x = ContainerStatus{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[21]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1885,7 +2130,7 @@ func (x *ContainerStatus) String() string {
 func (*ContainerStatus) ProtoMessage() {}
 
 func (x *ContainerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[21]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1898,7 +2143,7 @@ func (x *ContainerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerStatus.ProtoReflect.Descriptor instead.
 func (*ContainerStatus) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{21}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ContainerStatus) GetName() string {
@@ -1978,7 +2223,7 @@ type WorkloadStatus struct {
 
 func (x *WorkloadStatus) Reset() {
 	*x = WorkloadStatus{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[22]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1990,7 +2235,7 @@ func (x *WorkloadStatus) String() string {
 func (*WorkloadStatus) ProtoMessage() {}
 
 func (x *WorkloadStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[22]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2003,7 +2248,7 @@ func (x *WorkloadStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkloadStatus.ProtoReflect.Descriptor instead.
 func (*WorkloadStatus) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{22}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *WorkloadStatus) GetUid() string {
@@ -2097,7 +2342,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[23]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2109,7 +2354,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[23]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2122,7 +2367,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{23}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Event) GetWorkloadUid() string {
@@ -2182,7 +2427,7 @@ type LogOptions struct {
 
 func (x *LogOptions) Reset() {
 	*x = LogOptions{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[24]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2194,7 +2439,7 @@ func (x *LogOptions) String() string {
 func (*LogOptions) ProtoMessage() {}
 
 func (x *LogOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[24]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2207,7 +2452,7 @@ func (x *LogOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogOptions.ProtoReflect.Descriptor instead.
 func (*LogOptions) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{24}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *LogOptions) GetFollow() bool {
@@ -2267,6 +2512,9 @@ type StreamRequest struct {
 	// Types that are valid to be assigned to Kind:
 	//
 	//	*StreamRequest_Logs
+	//	*StreamRequest_Exec
+	//	*StreamRequest_Attach
+	//	*StreamRequest_PortForward
 	Kind          isStreamRequest_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2274,7 +2522,7 @@ type StreamRequest struct {
 
 func (x *StreamRequest) Reset() {
 	*x = StreamRequest{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[25]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2286,7 +2534,7 @@ func (x *StreamRequest) String() string {
 func (*StreamRequest) ProtoMessage() {}
 
 func (x *StreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[25]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2299,7 +2547,7 @@ func (x *StreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamRequest.ProtoReflect.Descriptor instead.
 func (*StreamRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{25}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *StreamRequest) GetId() string {
@@ -2339,6 +2587,33 @@ func (x *StreamRequest) GetLogs() *LogOptions {
 	return nil
 }
 
+func (x *StreamRequest) GetExec() *ExecOptions {
+	if x != nil {
+		if x, ok := x.Kind.(*StreamRequest_Exec); ok {
+			return x.Exec
+		}
+	}
+	return nil
+}
+
+func (x *StreamRequest) GetAttach() *AttachOptions {
+	if x != nil {
+		if x, ok := x.Kind.(*StreamRequest_Attach); ok {
+			return x.Attach
+		}
+	}
+	return nil
+}
+
+func (x *StreamRequest) GetPortForward() *PortForwardOptions {
+	if x != nil {
+		if x, ok := x.Kind.(*StreamRequest_PortForward); ok {
+			return x.PortForward
+		}
+	}
+	return nil
+}
+
 type isStreamRequest_Kind interface {
 	isStreamRequest_Kind()
 }
@@ -2347,23 +2622,351 @@ type StreamRequest_Logs struct {
 	Logs *LogOptions `protobuf:"bytes,4,opt,name=logs,proto3,oneof"`
 }
 
+type StreamRequest_Exec struct {
+	Exec *ExecOptions `protobuf:"bytes,5,opt,name=exec,proto3,oneof"`
+}
+
+type StreamRequest_Attach struct {
+	Attach *AttachOptions `protobuf:"bytes,6,opt,name=attach,proto3,oneof"`
+}
+
+type StreamRequest_PortForward struct {
+	PortForward *PortForwardOptions `protobuf:"bytes,7,opt,name=port_forward,json=portForward,proto3,oneof"`
+}
+
 func (*StreamRequest_Logs) isStreamRequest_Kind() {}
 
+func (*StreamRequest_Exec) isStreamRequest_Kind() {}
+
+func (*StreamRequest_Attach) isStreamRequest_Kind() {}
+
+func (*StreamRequest_PortForward) isStreamRequest_Kind() {}
+
+// ExecOptions runs a command in a running container (kubectl exec). The hub
+// sends stdin as data frames and resizes; the device sends stdout as data
+// frames, stderr as data frames with stderr set, and ends with an exit frame.
+type ExecOptions struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Command       []string               `protobuf:"bytes,1,rep,name=command,proto3" json:"command,omitempty"`
+	Stdin         bool                   `protobuf:"varint,2,opt,name=stdin,proto3" json:"stdin,omitempty"`
+	Stdout        bool                   `protobuf:"varint,3,opt,name=stdout,proto3" json:"stdout,omitempty"`
+	Stderr        bool                   `protobuf:"varint,4,opt,name=stderr,proto3" json:"stderr,omitempty"`
+	Tty           bool                   `protobuf:"varint,5,opt,name=tty,proto3" json:"tty,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecOptions) Reset() {
+	*x = ExecOptions{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecOptions) ProtoMessage() {}
+
+func (x *ExecOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecOptions.ProtoReflect.Descriptor instead.
+func (*ExecOptions) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ExecOptions) GetCommand() []string {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+func (x *ExecOptions) GetStdin() bool {
+	if x != nil {
+		return x.Stdin
+	}
+	return false
+}
+
+func (x *ExecOptions) GetStdout() bool {
+	if x != nil {
+		return x.Stdout
+	}
+	return false
+}
+
+func (x *ExecOptions) GetStderr() bool {
+	if x != nil {
+		return x.Stderr
+	}
+	return false
+}
+
+func (x *ExecOptions) GetTty() bool {
+	if x != nil {
+		return x.Tty
+	}
+	return false
+}
+
+// AttachOptions attaches to the running container's stdin and output.
+type AttachOptions struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stdin         bool                   `protobuf:"varint,1,opt,name=stdin,proto3" json:"stdin,omitempty"`
+	Stdout        bool                   `protobuf:"varint,2,opt,name=stdout,proto3" json:"stdout,omitempty"`
+	Stderr        bool                   `protobuf:"varint,3,opt,name=stderr,proto3" json:"stderr,omitempty"`
+	Tty           bool                   `protobuf:"varint,4,opt,name=tty,proto3" json:"tty,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttachOptions) Reset() {
+	*x = AttachOptions{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttachOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttachOptions) ProtoMessage() {}
+
+func (x *AttachOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttachOptions.ProtoReflect.Descriptor instead.
+func (*AttachOptions) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *AttachOptions) GetStdin() bool {
+	if x != nil {
+		return x.Stdin
+	}
+	return false
+}
+
+func (x *AttachOptions) GetStdout() bool {
+	if x != nil {
+		return x.Stdout
+	}
+	return false
+}
+
+func (x *AttachOptions) GetStderr() bool {
+	if x != nil {
+		return x.Stderr
+	}
+	return false
+}
+
+func (x *AttachOptions) GetTty() bool {
+	if x != nil {
+		return x.Tty
+	}
+	return false
+}
+
+// PortForwardOptions opens one TCP connection to port on the device, piped
+// both ways; close_write frames carry half-closes.
+type PortForwardOptions struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Port          int32                  `protobuf:"varint,1,opt,name=port,proto3" json:"port,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PortForwardOptions) Reset() {
+	*x = PortForwardOptions{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PortForwardOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PortForwardOptions) ProtoMessage() {}
+
+func (x *PortForwardOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PortForwardOptions.ProtoReflect.Descriptor instead.
+func (*PortForwardOptions) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *PortForwardOptions) GetPort() int32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+type TerminalSize struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Width         uint32                 `protobuf:"varint,1,opt,name=width,proto3" json:"width,omitempty"`
+	Height        uint32                 `protobuf:"varint,2,opt,name=height,proto3" json:"height,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TerminalSize) Reset() {
+	*x = TerminalSize{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TerminalSize) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TerminalSize) ProtoMessage() {}
+
+func (x *TerminalSize) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TerminalSize.ProtoReflect.Descriptor instead.
+func (*TerminalSize) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *TerminalSize) GetWidth() uint32 {
+	if x != nil {
+		return x.Width
+	}
+	return 0
+}
+
+func (x *TerminalSize) GetHeight() uint32 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
+// ExitStatus ends an exec: the command's exit code, or a message when it could
+// not run (with code 126 or 127 as a shell says).
+type ExitStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          int32                  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExitStatus) Reset() {
+	*x = ExitStatus{}
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExitStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExitStatus) ProtoMessage() {}
+
+func (x *ExitStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExitStatus.ProtoReflect.Descriptor instead.
+func (*ExitStatus) Descriptor() ([]byte, []int) {
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ExitStatus) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *ExitStatus) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 // StreamFrame: the agent's first frame carries open (the request id); then data
-// frames flow. A frame with error set ends the stream with that error.
+// frames flow both ways. A frame with error set ends the stream with that error.
+//
+// Data from the device is stdout (or the forwarded connection's bytes) unless
+// stderr is set; data from the hub is stdin (or the connection's bytes).
+// close_write says its sender sends no more data (stdin's end, a TCP
+// half-close) while it still reads. Each direction is flow controlled by its
+// gRPC stream: a sender blocks while its reader is behind.
 type StreamFrame struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Open          string                 `protobuf:"bytes,1,opt,name=open,proto3" json:"open,omitempty"`
 	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
 	Error         string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
 	Eof           bool                   `protobuf:"varint,4,opt,name=eof,proto3" json:"eof,omitempty"`
+	Stderr        bool                   `protobuf:"varint,5,opt,name=stderr,proto3" json:"stderr,omitempty"`
+	CloseWrite    bool                   `protobuf:"varint,6,opt,name=close_write,json=closeWrite,proto3" json:"close_write,omitempty"`
+	Resize        *TerminalSize          `protobuf:"bytes,7,opt,name=resize,proto3" json:"resize,omitempty"`
+	Exit          *ExitStatus            `protobuf:"bytes,8,opt,name=exit,proto3" json:"exit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StreamFrame) Reset() {
 	*x = StreamFrame{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[26]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2375,7 +2978,7 @@ func (x *StreamFrame) String() string {
 func (*StreamFrame) ProtoMessage() {}
 
 func (x *StreamFrame) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[26]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2388,7 +2991,7 @@ func (x *StreamFrame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamFrame.ProtoReflect.Descriptor instead.
 func (*StreamFrame) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{26}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *StreamFrame) GetOpen() string {
@@ -2419,6 +3022,34 @@ func (x *StreamFrame) GetEof() bool {
 	return false
 }
 
+func (x *StreamFrame) GetStderr() bool {
+	if x != nil {
+		return x.Stderr
+	}
+	return false
+}
+
+func (x *StreamFrame) GetCloseWrite() bool {
+	if x != nil {
+		return x.CloseWrite
+	}
+	return false
+}
+
+func (x *StreamFrame) GetResize() *TerminalSize {
+	if x != nil {
+		return x.Resize
+	}
+	return nil
+}
+
+func (x *StreamFrame) GetExit() *ExitStatus {
+	if x != nil {
+		return x.Exit
+	}
+	return nil
+}
+
 // Coordinate is a Vivaldi network coordinate (pkg/scopes/proximity); lengths
 // in seconds.
 type Coordinate struct {
@@ -2433,7 +3064,7 @@ type Coordinate struct {
 
 func (x *Coordinate) Reset() {
 	*x = Coordinate{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[27]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2445,7 +3076,7 @@ func (x *Coordinate) String() string {
 func (*Coordinate) ProtoMessage() {}
 
 func (x *Coordinate) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[27]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2458,7 +3089,7 @@ func (x *Coordinate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Coordinate.ProtoReflect.Descriptor instead.
 func (*Coordinate) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{27}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Coordinate) GetVec() []float64 {
@@ -2503,7 +3134,7 @@ type LANPeer struct {
 
 func (x *LANPeer) Reset() {
 	*x = LANPeer{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[28]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2515,7 +3146,7 @@ func (x *LANPeer) String() string {
 func (*LANPeer) ProtoMessage() {}
 
 func (x *LANPeer) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[28]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2528,7 +3159,7 @@ func (x *LANPeer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LANPeer.ProtoReflect.Descriptor instead.
 func (*LANPeer) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{28}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *LANPeer) GetDeviceId() string {
@@ -2590,7 +3221,7 @@ type Scopes struct {
 
 func (x *Scopes) Reset() {
 	*x = Scopes{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[29]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2602,7 +3233,7 @@ func (x *Scopes) String() string {
 func (*Scopes) ProtoMessage() {}
 
 func (x *Scopes) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[29]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2615,7 +3246,7 @@ func (x *Scopes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Scopes.ProtoReflect.Descriptor instead.
 func (*Scopes) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{29}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Scopes) GetSeq() uint64 {
@@ -2726,7 +3357,7 @@ type HubProbe struct {
 
 func (x *HubProbe) Reset() {
 	*x = HubProbe{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[30]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2738,7 +3369,7 @@ func (x *HubProbe) String() string {
 func (*HubProbe) ProtoMessage() {}
 
 func (x *HubProbe) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[30]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2751,7 +3382,7 @@ func (x *HubProbe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HubProbe.ProtoReflect.Descriptor instead.
 func (*HubProbe) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{30}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *HubProbe) GetNonce() uint64 {
@@ -2770,7 +3401,7 @@ type HubProbeReply struct {
 
 func (x *HubProbeReply) Reset() {
 	*x = HubProbeReply{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[31]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2782,7 +3413,7 @@ func (x *HubProbeReply) String() string {
 func (*HubProbeReply) ProtoMessage() {}
 
 func (x *HubProbeReply) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[31]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2795,7 +3426,7 @@ func (x *HubProbeReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HubProbeReply.ProtoReflect.Descriptor instead.
 func (*HubProbeReply) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{31}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *HubProbeReply) GetNonce() uint64 {
@@ -2817,7 +3448,7 @@ type NearestRequest struct {
 
 func (x *NearestRequest) Reset() {
 	*x = NearestRequest{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[32]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2829,7 +3460,7 @@ func (x *NearestRequest) String() string {
 func (*NearestRequest) ProtoMessage() {}
 
 func (x *NearestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[32]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2842,7 +3473,7 @@ func (x *NearestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NearestRequest.ProtoReflect.Descriptor instead.
 func (*NearestRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{32}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *NearestRequest) GetFree() *Resources {
@@ -2879,7 +3510,7 @@ type NearestDevice struct {
 
 func (x *NearestDevice) Reset() {
 	*x = NearestDevice{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[33]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2891,7 +3522,7 @@ func (x *NearestDevice) String() string {
 func (*NearestDevice) ProtoMessage() {}
 
 func (x *NearestDevice) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[33]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2904,7 +3535,7 @@ func (x *NearestDevice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NearestDevice.ProtoReflect.Descriptor instead.
 func (*NearestDevice) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{33}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *NearestDevice) GetDeviceId() string {
@@ -2965,7 +3596,7 @@ type NearestResponse struct {
 
 func (x *NearestResponse) Reset() {
 	*x = NearestResponse{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[34]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2977,7 +3608,7 @@ func (x *NearestResponse) String() string {
 func (*NearestResponse) ProtoMessage() {}
 
 func (x *NearestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[34]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2990,7 +3621,7 @@ func (x *NearestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NearestResponse.ProtoReflect.Descriptor instead.
 func (*NearestResponse) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{34}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *NearestResponse) GetDevices() []*NearestDevice {
@@ -3009,7 +3640,7 @@ type Probe_Exec struct {
 
 func (x *Probe_Exec) Reset() {
 	*x = Probe_Exec{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[36]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3021,7 +3652,7 @@ func (x *Probe_Exec) String() string {
 func (*Probe_Exec) ProtoMessage() {}
 
 func (x *Probe_Exec) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[36]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3034,7 +3665,7 @@ func (x *Probe_Exec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Probe_Exec.ProtoReflect.Descriptor instead.
 func (*Probe_Exec) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{15, 0}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{17, 0}
 }
 
 func (x *Probe_Exec) GetCommand() []string {
@@ -3057,7 +3688,7 @@ type Probe_HTTPGet struct {
 
 func (x *Probe_HTTPGet) Reset() {
 	*x = Probe_HTTPGet{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[37]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3069,7 +3700,7 @@ func (x *Probe_HTTPGet) String() string {
 func (*Probe_HTTPGet) ProtoMessage() {}
 
 func (x *Probe_HTTPGet) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[37]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3082,7 +3713,7 @@ func (x *Probe_HTTPGet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Probe_HTTPGet.ProtoReflect.Descriptor instead.
 func (*Probe_HTTPGet) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{15, 1}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{17, 1}
 }
 
 func (x *Probe_HTTPGet) GetPath() string {
@@ -3130,7 +3761,7 @@ type Probe_TCPSocket struct {
 
 func (x *Probe_TCPSocket) Reset() {
 	*x = Probe_TCPSocket{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[38]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3142,7 +3773,7 @@ func (x *Probe_TCPSocket) String() string {
 func (*Probe_TCPSocket) ProtoMessage() {}
 
 func (x *Probe_TCPSocket) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[38]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3155,7 +3786,7 @@ func (x *Probe_TCPSocket) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Probe_TCPSocket.ProtoReflect.Descriptor instead.
 func (*Probe_TCPSocket) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{15, 2}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{17, 2}
 }
 
 func (x *Probe_TCPSocket) GetPort() int32 {
@@ -3182,7 +3813,7 @@ type Probe_GRPC struct {
 
 func (x *Probe_GRPC) Reset() {
 	*x = Probe_GRPC{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[39]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3194,7 +3825,7 @@ func (x *Probe_GRPC) String() string {
 func (*Probe_GRPC) ProtoMessage() {}
 
 func (x *Probe_GRPC) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[39]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3207,7 +3838,7 @@ func (x *Probe_GRPC) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Probe_GRPC.ProtoReflect.Descriptor instead.
 func (*Probe_GRPC) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{15, 3}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{17, 3}
 }
 
 func (x *Probe_GRPC) GetPort() int32 {
@@ -3234,7 +3865,7 @@ type ContainerState_Waiting struct {
 
 func (x *ContainerState_Waiting) Reset() {
 	*x = ContainerState_Waiting{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[40]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3246,7 +3877,7 @@ func (x *ContainerState_Waiting) String() string {
 func (*ContainerState_Waiting) ProtoMessage() {}
 
 func (x *ContainerState_Waiting) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[40]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3259,7 +3890,7 @@ func (x *ContainerState_Waiting) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerState_Waiting.ProtoReflect.Descriptor instead.
 func (*ContainerState_Waiting) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{20, 0}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{23, 0}
 }
 
 func (x *ContainerState_Waiting) GetReason() string {
@@ -3285,7 +3916,7 @@ type ContainerState_Running struct {
 
 func (x *ContainerState_Running) Reset() {
 	*x = ContainerState_Running{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[41]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3297,7 +3928,7 @@ func (x *ContainerState_Running) String() string {
 func (*ContainerState_Running) ProtoMessage() {}
 
 func (x *ContainerState_Running) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[41]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3310,7 +3941,7 @@ func (x *ContainerState_Running) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerState_Running.ProtoReflect.Descriptor instead.
 func (*ContainerState_Running) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{20, 1}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{23, 1}
 }
 
 func (x *ContainerState_Running) GetStartedAt() *timestamppb.Timestamp {
@@ -3333,7 +3964,7 @@ type ContainerState_Terminated struct {
 
 func (x *ContainerState_Terminated) Reset() {
 	*x = ContainerState_Terminated{}
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[42]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3345,7 +3976,7 @@ func (x *ContainerState_Terminated) String() string {
 func (*ContainerState_Terminated) ProtoMessage() {}
 
 func (x *ContainerState_Terminated) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[42]
+	mi := &file_pkg_apis_hub_v1_hub_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3358,7 +3989,7 @@ func (x *ContainerState_Terminated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerState_Terminated.ProtoReflect.Descriptor instead.
 func (*ContainerState_Terminated) Descriptor() ([]byte, []int) {
-	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{20, 2}
+	return file_pkg_apis_hub_v1_hub_proto_rawDescGZIP(), []int{23, 2}
 }
 
 func (x *ContainerState_Terminated) GetExitCode() int32 {
@@ -3434,10 +4065,25 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"\x06scopes\x18\x1e \x01(\v2\x19.edgefabric.hub.v1.ScopesR\x06scopes\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"w\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xaf\x01\n" +
 	"\tHeartbeat\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12:\n" +
-	"\tallocated\x18\x02 \x01(\v2\x1c.edgefabric.hub.v1.ResourcesR\tallocated\"\xd6\x02\n" +
+	"\tallocated\x18\x02 \x01(\v2\x1c.edgefabric.hub.v1.ResourcesR\tallocated\x126\n" +
+	"\x05usage\x18\n" +
+	" \x03(\v2 .edgefabric.hub.v1.WorkloadUsageR\x05usage\"\x94\x01\n" +
+	"\rWorkloadUsage\x12\x10\n" +
+	"\x03uid\x18\x01 \x01(\tR\x03uid\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12A\n" +
+	"\n" +
+	"containers\x18\x03 \x03(\v2!.edgefabric.hub.v1.ContainerUsageR\n" +
+	"containers\"\xcd\x01\n" +
+	"\x0eContainerUsage\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12&\n" +
+	"\x0fcpu_usage_nanos\x18\x02 \x01(\x04R\rcpuUsageNanos\x12!\n" +
+	"\fcpu_measured\x18\x03 \x01(\bR\vcpuMeasured\x12!\n" +
+	"\fmemory_bytes\x18\x04 \x01(\x04R\vmemoryBytes\x129\n" +
+	"\n" +
+	"start_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\"\xd6\x02\n" +
 	"\fAgentMessage\x120\n" +
 	"\x05hello\x18\x01 \x01(\v2\x18.edgefabric.hub.v1.HelloH\x00R\x05hello\x12<\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x1c.edgefabric.hub.v1.HeartbeatH\x00R\theartbeat\x129\n" +
@@ -3481,7 +4127,7 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"delete_uid\x18\x03 \x01(\tR\tdeleteUid\"2\n" +
 	"\x06EnvVar\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\xc4\x05\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\xc3\x06\n" +
 	"\tContainer\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05image\x18\x02 \x01(\tR\x05image\x12\x18\n" +
@@ -3500,7 +4146,12 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"\x0freadiness_probe\x18\r \x01(\v2\x18.edgefabric.hub.v1.ProbeR\x0ereadinessProbe\x12=\n" +
 	"\rstartup_probe\x18\x0e \x01(\v2\x18.edgefabric.hub.v1.ProbeR\fstartupProbe\x12C\n" +
 	"\rvolume_mounts\x18\x0f \x03(\v2\x1e.edgefabric.hub.v1.VolumeMountR\fvolumeMounts\x12%\n" +
-	"\x0erestart_policy\x18\x10 \x01(\tR\rrestartPolicy\"\xbc\x06\n" +
+	"\x0erestart_policy\x18\x10 \x01(\tR\rrestartPolicy\x126\n" +
+	"\x05ports\x18( \x03(\v2 .edgefabric.hub.v1.ContainerPortR\x05ports\x12\x14\n" +
+	"\x05stdin\x18) \x01(\bR\x05stdin\x12\x1d\n" +
+	"\n" +
+	"stdin_once\x18* \x01(\bR\tstdinOnce\x12\x10\n" +
+	"\x03tty\x18+ \x01(\bR\x03tty\"\xbc\x06\n" +
 	"\x05Probe\x123\n" +
 	"\x04exec\x18\x01 \x01(\v2\x1d.edgefabric.hub.v1.Probe.ExecH\x00R\x04exec\x12=\n" +
 	"\bhttp_get\x18\x02 \x01(\v2 .edgefabric.hub.v1.Probe.HTTPGetH\x00R\ahttpGet\x12C\n" +
@@ -3546,7 +4197,11 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"\x06memory\x18\x03 \x01(\bR\x06memory\x12(\n" +
 	"\x10size_limit_bytes\x18\x04 \x01(\x03R\x0esizeLimitBytes\x123\n" +
 	"\x05files\x18\x05 \x03(\v2\x1d.edgefabric.hub.v1.VolumeFileR\x05files\x12\x1c\n" +
-	"\tsensitive\x18\x06 \x01(\bR\tsensitive\"\x8d\x04\n" +
+	"\tsensitive\x18\x06 \x01(\bR\tsensitive\"f\n" +
+	"\rContainerPort\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12%\n" +
+	"\x0econtainer_port\x18\x02 \x01(\x05R\rcontainerPort\x12\x1a\n" +
+	"\bprotocol\x18\x03 \x01(\tR\bprotocol\"\x8d\x04\n" +
 	"\bWorkload\x12\x10\n" +
 	"\x03uid\x18\x01 \x01(\tR\x03uid\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x12\n" +
@@ -3632,18 +4287,46 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"timestamps\x12\x1a\n" +
 	"\bprevious\x18\x06 \x01(\bR\bprevious\x12\x1f\n" +
 	"\vlimit_bytes\x18\a \x01(\x03R\n" +
-	"limitBytes\"\x9d\x01\n" +
+	"limitBytes\"\xdb\x02\n" +
 	"\rStreamRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fworkload_uid\x18\x02 \x01(\tR\vworkloadUid\x12\x1c\n" +
 	"\tcontainer\x18\x03 \x01(\tR\tcontainer\x123\n" +
-	"\x04logs\x18\x04 \x01(\v2\x1d.edgefabric.hub.v1.LogOptionsH\x00R\x04logsB\x06\n" +
-	"\x04kind\"]\n" +
+	"\x04logs\x18\x04 \x01(\v2\x1d.edgefabric.hub.v1.LogOptionsH\x00R\x04logs\x124\n" +
+	"\x04exec\x18\x05 \x01(\v2\x1e.edgefabric.hub.v1.ExecOptionsH\x00R\x04exec\x12:\n" +
+	"\x06attach\x18\x06 \x01(\v2 .edgefabric.hub.v1.AttachOptionsH\x00R\x06attach\x12J\n" +
+	"\fport_forward\x18\a \x01(\v2%.edgefabric.hub.v1.PortForwardOptionsH\x00R\vportForwardB\x06\n" +
+	"\x04kind\"\x7f\n" +
+	"\vExecOptions\x12\x18\n" +
+	"\acommand\x18\x01 \x03(\tR\acommand\x12\x14\n" +
+	"\x05stdin\x18\x02 \x01(\bR\x05stdin\x12\x16\n" +
+	"\x06stdout\x18\x03 \x01(\bR\x06stdout\x12\x16\n" +
+	"\x06stderr\x18\x04 \x01(\bR\x06stderr\x12\x10\n" +
+	"\x03tty\x18\x05 \x01(\bR\x03tty\"g\n" +
+	"\rAttachOptions\x12\x14\n" +
+	"\x05stdin\x18\x01 \x01(\bR\x05stdin\x12\x16\n" +
+	"\x06stdout\x18\x02 \x01(\bR\x06stdout\x12\x16\n" +
+	"\x06stderr\x18\x03 \x01(\bR\x06stderr\x12\x10\n" +
+	"\x03tty\x18\x04 \x01(\bR\x03tty\"(\n" +
+	"\x12PortForwardOptions\x12\x12\n" +
+	"\x04port\x18\x01 \x01(\x05R\x04port\"<\n" +
+	"\fTerminalSize\x12\x14\n" +
+	"\x05width\x18\x01 \x01(\rR\x05width\x12\x16\n" +
+	"\x06height\x18\x02 \x01(\rR\x06height\":\n" +
+	"\n" +
+	"ExitStatus\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x82\x02\n" +
 	"\vStreamFrame\x12\x12\n" +
 	"\x04open\x18\x01 \x01(\tR\x04open\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x12\x10\n" +
-	"\x03eof\x18\x04 \x01(\bR\x03eof\"l\n" +
+	"\x03eof\x18\x04 \x01(\bR\x03eof\x12\x16\n" +
+	"\x06stderr\x18\x05 \x01(\bR\x06stderr\x12\x1f\n" +
+	"\vclose_write\x18\x06 \x01(\bR\n" +
+	"closeWrite\x127\n" +
+	"\x06resize\x18\a \x01(\v2\x1f.edgefabric.hub.v1.TerminalSizeR\x06resize\x121\n" +
+	"\x04exit\x18\b \x01(\v2\x1d.edgefabric.hub.v1.ExitStatusR\x04exit\"l\n" +
 	"\n" +
 	"Coordinate\x12\x10\n" +
 	"\x03vec\x18\x01 \x03(\x01R\x03vec\x12\x14\n" +
@@ -3714,7 +4397,7 @@ func file_pkg_apis_hub_v1_hub_proto_rawDescGZIP() []byte {
 	return file_pkg_apis_hub_v1_hub_proto_rawDescData
 }
 
-var file_pkg_apis_hub_v1_hub_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_pkg_apis_hub_v1_hub_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_pkg_apis_hub_v1_hub_proto_goTypes = []any{
 	(*BootstrapRequest)(nil),          // 0: edgefabric.hub.v1.BootstrapRequest
 	(*RenewRequest)(nil),              // 1: edgefabric.hub.v1.RenewRequest
@@ -3722,118 +4405,136 @@ var file_pkg_apis_hub_v1_hub_proto_goTypes = []any{
 	(*Resources)(nil),                 // 3: edgefabric.hub.v1.Resources
 	(*Hello)(nil),                     // 4: edgefabric.hub.v1.Hello
 	(*Heartbeat)(nil),                 // 5: edgefabric.hub.v1.Heartbeat
-	(*AgentMessage)(nil),              // 6: edgefabric.hub.v1.AgentMessage
-	(*StatusReport)(nil),              // 7: edgefabric.hub.v1.StatusReport
-	(*Ack)(nil),                       // 8: edgefabric.hub.v1.Ack
-	(*HubMessage)(nil),                // 9: edgefabric.hub.v1.HubMessage
-	(*Welcome)(nil),                   // 10: edgefabric.hub.v1.Welcome
-	(*DesiredState)(nil),              // 11: edgefabric.hub.v1.DesiredState
-	(*WorkloadDelta)(nil),             // 12: edgefabric.hub.v1.WorkloadDelta
-	(*EnvVar)(nil),                    // 13: edgefabric.hub.v1.EnvVar
-	(*Container)(nil),                 // 14: edgefabric.hub.v1.Container
-	(*Probe)(nil),                     // 15: edgefabric.hub.v1.Probe
-	(*VolumeMount)(nil),               // 16: edgefabric.hub.v1.VolumeMount
-	(*VolumeFile)(nil),                // 17: edgefabric.hub.v1.VolumeFile
-	(*Volume)(nil),                    // 18: edgefabric.hub.v1.Volume
-	(*Workload)(nil),                  // 19: edgefabric.hub.v1.Workload
-	(*ContainerState)(nil),            // 20: edgefabric.hub.v1.ContainerState
-	(*ContainerStatus)(nil),           // 21: edgefabric.hub.v1.ContainerStatus
-	(*WorkloadStatus)(nil),            // 22: edgefabric.hub.v1.WorkloadStatus
-	(*Event)(nil),                     // 23: edgefabric.hub.v1.Event
-	(*LogOptions)(nil),                // 24: edgefabric.hub.v1.LogOptions
-	(*StreamRequest)(nil),             // 25: edgefabric.hub.v1.StreamRequest
-	(*StreamFrame)(nil),               // 26: edgefabric.hub.v1.StreamFrame
-	(*Coordinate)(nil),                // 27: edgefabric.hub.v1.Coordinate
-	(*LANPeer)(nil),                   // 28: edgefabric.hub.v1.LANPeer
-	(*Scopes)(nil),                    // 29: edgefabric.hub.v1.Scopes
-	(*HubProbe)(nil),                  // 30: edgefabric.hub.v1.HubProbe
-	(*HubProbeReply)(nil),             // 31: edgefabric.hub.v1.HubProbeReply
-	(*NearestRequest)(nil),            // 32: edgefabric.hub.v1.NearestRequest
-	(*NearestDevice)(nil),             // 33: edgefabric.hub.v1.NearestDevice
-	(*NearestResponse)(nil),           // 34: edgefabric.hub.v1.NearestResponse
-	nil,                               // 35: edgefabric.hub.v1.Hello.LabelsEntry
-	(*Probe_Exec)(nil),                // 36: edgefabric.hub.v1.Probe.Exec
-	(*Probe_HTTPGet)(nil),             // 37: edgefabric.hub.v1.Probe.HTTPGet
-	(*Probe_TCPSocket)(nil),           // 38: edgefabric.hub.v1.Probe.TCPSocket
-	(*Probe_GRPC)(nil),                // 39: edgefabric.hub.v1.Probe.GRPC
-	(*ContainerState_Waiting)(nil),    // 40: edgefabric.hub.v1.ContainerState.Waiting
-	(*ContainerState_Running)(nil),    // 41: edgefabric.hub.v1.ContainerState.Running
-	(*ContainerState_Terminated)(nil), // 42: edgefabric.hub.v1.ContainerState.Terminated
-	(*timestamppb.Timestamp)(nil),     // 43: google.protobuf.Timestamp
+	(*WorkloadUsage)(nil),             // 6: edgefabric.hub.v1.WorkloadUsage
+	(*ContainerUsage)(nil),            // 7: edgefabric.hub.v1.ContainerUsage
+	(*AgentMessage)(nil),              // 8: edgefabric.hub.v1.AgentMessage
+	(*StatusReport)(nil),              // 9: edgefabric.hub.v1.StatusReport
+	(*Ack)(nil),                       // 10: edgefabric.hub.v1.Ack
+	(*HubMessage)(nil),                // 11: edgefabric.hub.v1.HubMessage
+	(*Welcome)(nil),                   // 12: edgefabric.hub.v1.Welcome
+	(*DesiredState)(nil),              // 13: edgefabric.hub.v1.DesiredState
+	(*WorkloadDelta)(nil),             // 14: edgefabric.hub.v1.WorkloadDelta
+	(*EnvVar)(nil),                    // 15: edgefabric.hub.v1.EnvVar
+	(*Container)(nil),                 // 16: edgefabric.hub.v1.Container
+	(*Probe)(nil),                     // 17: edgefabric.hub.v1.Probe
+	(*VolumeMount)(nil),               // 18: edgefabric.hub.v1.VolumeMount
+	(*VolumeFile)(nil),                // 19: edgefabric.hub.v1.VolumeFile
+	(*Volume)(nil),                    // 20: edgefabric.hub.v1.Volume
+	(*ContainerPort)(nil),             // 21: edgefabric.hub.v1.ContainerPort
+	(*Workload)(nil),                  // 22: edgefabric.hub.v1.Workload
+	(*ContainerState)(nil),            // 23: edgefabric.hub.v1.ContainerState
+	(*ContainerStatus)(nil),           // 24: edgefabric.hub.v1.ContainerStatus
+	(*WorkloadStatus)(nil),            // 25: edgefabric.hub.v1.WorkloadStatus
+	(*Event)(nil),                     // 26: edgefabric.hub.v1.Event
+	(*LogOptions)(nil),                // 27: edgefabric.hub.v1.LogOptions
+	(*StreamRequest)(nil),             // 28: edgefabric.hub.v1.StreamRequest
+	(*ExecOptions)(nil),               // 29: edgefabric.hub.v1.ExecOptions
+	(*AttachOptions)(nil),             // 30: edgefabric.hub.v1.AttachOptions
+	(*PortForwardOptions)(nil),        // 31: edgefabric.hub.v1.PortForwardOptions
+	(*TerminalSize)(nil),              // 32: edgefabric.hub.v1.TerminalSize
+	(*ExitStatus)(nil),                // 33: edgefabric.hub.v1.ExitStatus
+	(*StreamFrame)(nil),               // 34: edgefabric.hub.v1.StreamFrame
+	(*Coordinate)(nil),                // 35: edgefabric.hub.v1.Coordinate
+	(*LANPeer)(nil),                   // 36: edgefabric.hub.v1.LANPeer
+	(*Scopes)(nil),                    // 37: edgefabric.hub.v1.Scopes
+	(*HubProbe)(nil),                  // 38: edgefabric.hub.v1.HubProbe
+	(*HubProbeReply)(nil),             // 39: edgefabric.hub.v1.HubProbeReply
+	(*NearestRequest)(nil),            // 40: edgefabric.hub.v1.NearestRequest
+	(*NearestDevice)(nil),             // 41: edgefabric.hub.v1.NearestDevice
+	(*NearestResponse)(nil),           // 42: edgefabric.hub.v1.NearestResponse
+	nil,                               // 43: edgefabric.hub.v1.Hello.LabelsEntry
+	(*Probe_Exec)(nil),                // 44: edgefabric.hub.v1.Probe.Exec
+	(*Probe_HTTPGet)(nil),             // 45: edgefabric.hub.v1.Probe.HTTPGet
+	(*Probe_TCPSocket)(nil),           // 46: edgefabric.hub.v1.Probe.TCPSocket
+	(*Probe_GRPC)(nil),                // 47: edgefabric.hub.v1.Probe.GRPC
+	(*ContainerState_Waiting)(nil),    // 48: edgefabric.hub.v1.ContainerState.Waiting
+	(*ContainerState_Running)(nil),    // 49: edgefabric.hub.v1.ContainerState.Running
+	(*ContainerState_Terminated)(nil), // 50: edgefabric.hub.v1.ContainerState.Terminated
+	(*timestamppb.Timestamp)(nil),     // 51: google.protobuf.Timestamp
 }
 var file_pkg_apis_hub_v1_hub_proto_depIdxs = []int32{
-	43, // 0: edgefabric.hub.v1.BootstrapResponse.not_after:type_name -> google.protobuf.Timestamp
+	51, // 0: edgefabric.hub.v1.BootstrapResponse.not_after:type_name -> google.protobuf.Timestamp
 	3,  // 1: edgefabric.hub.v1.Hello.capacity:type_name -> edgefabric.hub.v1.Resources
-	35, // 2: edgefabric.hub.v1.Hello.labels:type_name -> edgefabric.hub.v1.Hello.LabelsEntry
-	22, // 3: edgefabric.hub.v1.Hello.statuses:type_name -> edgefabric.hub.v1.WorkloadStatus
-	29, // 4: edgefabric.hub.v1.Hello.scopes:type_name -> edgefabric.hub.v1.Scopes
-	43, // 5: edgefabric.hub.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
+	43, // 2: edgefabric.hub.v1.Hello.labels:type_name -> edgefabric.hub.v1.Hello.LabelsEntry
+	25, // 3: edgefabric.hub.v1.Hello.statuses:type_name -> edgefabric.hub.v1.WorkloadStatus
+	37, // 4: edgefabric.hub.v1.Hello.scopes:type_name -> edgefabric.hub.v1.Scopes
+	51, // 5: edgefabric.hub.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
 	3,  // 6: edgefabric.hub.v1.Heartbeat.allocated:type_name -> edgefabric.hub.v1.Resources
-	4,  // 7: edgefabric.hub.v1.AgentMessage.hello:type_name -> edgefabric.hub.v1.Hello
-	5,  // 8: edgefabric.hub.v1.AgentMessage.heartbeat:type_name -> edgefabric.hub.v1.Heartbeat
-	7,  // 9: edgefabric.hub.v1.AgentMessage.status:type_name -> edgefabric.hub.v1.StatusReport
-	8,  // 10: edgefabric.hub.v1.AgentMessage.ack:type_name -> edgefabric.hub.v1.Ack
-	29, // 11: edgefabric.hub.v1.AgentMessage.scopes:type_name -> edgefabric.hub.v1.Scopes
-	30, // 12: edgefabric.hub.v1.AgentMessage.probe:type_name -> edgefabric.hub.v1.HubProbe
-	22, // 13: edgefabric.hub.v1.StatusReport.statuses:type_name -> edgefabric.hub.v1.WorkloadStatus
-	23, // 14: edgefabric.hub.v1.StatusReport.events:type_name -> edgefabric.hub.v1.Event
-	11, // 15: edgefabric.hub.v1.HubMessage.desired:type_name -> edgefabric.hub.v1.DesiredState
-	12, // 16: edgefabric.hub.v1.HubMessage.delta:type_name -> edgefabric.hub.v1.WorkloadDelta
-	25, // 17: edgefabric.hub.v1.HubMessage.stream:type_name -> edgefabric.hub.v1.StreamRequest
-	10, // 18: edgefabric.hub.v1.HubMessage.welcome:type_name -> edgefabric.hub.v1.Welcome
-	31, // 19: edgefabric.hub.v1.HubMessage.probe_reply:type_name -> edgefabric.hub.v1.HubProbeReply
-	43, // 20: edgefabric.hub.v1.Welcome.server_time:type_name -> google.protobuf.Timestamp
-	19, // 21: edgefabric.hub.v1.DesiredState.workloads:type_name -> edgefabric.hub.v1.Workload
-	19, // 22: edgefabric.hub.v1.WorkloadDelta.upsert:type_name -> edgefabric.hub.v1.Workload
-	13, // 23: edgefabric.hub.v1.Container.env:type_name -> edgefabric.hub.v1.EnvVar
-	15, // 24: edgefabric.hub.v1.Container.liveness_probe:type_name -> edgefabric.hub.v1.Probe
-	15, // 25: edgefabric.hub.v1.Container.readiness_probe:type_name -> edgefabric.hub.v1.Probe
-	15, // 26: edgefabric.hub.v1.Container.startup_probe:type_name -> edgefabric.hub.v1.Probe
-	16, // 27: edgefabric.hub.v1.Container.volume_mounts:type_name -> edgefabric.hub.v1.VolumeMount
-	36, // 28: edgefabric.hub.v1.Probe.exec:type_name -> edgefabric.hub.v1.Probe.Exec
-	37, // 29: edgefabric.hub.v1.Probe.http_get:type_name -> edgefabric.hub.v1.Probe.HTTPGet
-	38, // 30: edgefabric.hub.v1.Probe.tcp_socket:type_name -> edgefabric.hub.v1.Probe.TCPSocket
-	39, // 31: edgefabric.hub.v1.Probe.grpc:type_name -> edgefabric.hub.v1.Probe.GRPC
-	17, // 32: edgefabric.hub.v1.Volume.files:type_name -> edgefabric.hub.v1.VolumeFile
-	14, // 33: edgefabric.hub.v1.Workload.containers:type_name -> edgefabric.hub.v1.Container
-	14, // 34: edgefabric.hub.v1.Workload.init_containers:type_name -> edgefabric.hub.v1.Container
-	18, // 35: edgefabric.hub.v1.Workload.volumes:type_name -> edgefabric.hub.v1.Volume
-	40, // 36: edgefabric.hub.v1.ContainerState.waiting:type_name -> edgefabric.hub.v1.ContainerState.Waiting
-	41, // 37: edgefabric.hub.v1.ContainerState.running:type_name -> edgefabric.hub.v1.ContainerState.Running
-	42, // 38: edgefabric.hub.v1.ContainerState.terminated:type_name -> edgefabric.hub.v1.ContainerState.Terminated
-	20, // 39: edgefabric.hub.v1.ContainerStatus.state:type_name -> edgefabric.hub.v1.ContainerState
-	20, // 40: edgefabric.hub.v1.ContainerStatus.last_state:type_name -> edgefabric.hub.v1.ContainerState
-	21, // 41: edgefabric.hub.v1.WorkloadStatus.containers:type_name -> edgefabric.hub.v1.ContainerStatus
-	43, // 42: edgefabric.hub.v1.WorkloadStatus.start_time:type_name -> google.protobuf.Timestamp
-	21, // 43: edgefabric.hub.v1.WorkloadStatus.init_containers:type_name -> edgefabric.hub.v1.ContainerStatus
-	43, // 44: edgefabric.hub.v1.Event.time:type_name -> google.protobuf.Timestamp
-	43, // 45: edgefabric.hub.v1.LogOptions.since_time:type_name -> google.protobuf.Timestamp
-	24, // 46: edgefabric.hub.v1.StreamRequest.logs:type_name -> edgefabric.hub.v1.LogOptions
-	43, // 47: edgefabric.hub.v1.LANPeer.last_seen:type_name -> google.protobuf.Timestamp
-	28, // 48: edgefabric.hub.v1.Scopes.peers:type_name -> edgefabric.hub.v1.LANPeer
-	27, // 49: edgefabric.hub.v1.Scopes.coordinate:type_name -> edgefabric.hub.v1.Coordinate
-	3,  // 50: edgefabric.hub.v1.NearestRequest.free:type_name -> edgefabric.hub.v1.Resources
-	3,  // 51: edgefabric.hub.v1.NearestDevice.free:type_name -> edgefabric.hub.v1.Resources
-	33, // 52: edgefabric.hub.v1.NearestResponse.devices:type_name -> edgefabric.hub.v1.NearestDevice
-	13, // 53: edgefabric.hub.v1.Probe.HTTPGet.headers:type_name -> edgefabric.hub.v1.EnvVar
-	43, // 54: edgefabric.hub.v1.ContainerState.Running.started_at:type_name -> google.protobuf.Timestamp
-	43, // 55: edgefabric.hub.v1.ContainerState.Terminated.started_at:type_name -> google.protobuf.Timestamp
-	43, // 56: edgefabric.hub.v1.ContainerState.Terminated.finished_at:type_name -> google.protobuf.Timestamp
-	0,  // 57: edgefabric.hub.v1.Hub.Bootstrap:input_type -> edgefabric.hub.v1.BootstrapRequest
-	1,  // 58: edgefabric.hub.v1.Hub.Renew:input_type -> edgefabric.hub.v1.RenewRequest
-	6,  // 59: edgefabric.hub.v1.Hub.Control:input_type -> edgefabric.hub.v1.AgentMessage
-	26, // 60: edgefabric.hub.v1.Hub.Stream:input_type -> edgefabric.hub.v1.StreamFrame
-	32, // 61: edgefabric.hub.v1.Hub.Nearest:input_type -> edgefabric.hub.v1.NearestRequest
-	2,  // 62: edgefabric.hub.v1.Hub.Bootstrap:output_type -> edgefabric.hub.v1.BootstrapResponse
-	2,  // 63: edgefabric.hub.v1.Hub.Renew:output_type -> edgefabric.hub.v1.BootstrapResponse
-	9,  // 64: edgefabric.hub.v1.Hub.Control:output_type -> edgefabric.hub.v1.HubMessage
-	26, // 65: edgefabric.hub.v1.Hub.Stream:output_type -> edgefabric.hub.v1.StreamFrame
-	34, // 66: edgefabric.hub.v1.Hub.Nearest:output_type -> edgefabric.hub.v1.NearestResponse
-	62, // [62:67] is the sub-list for method output_type
-	57, // [57:62] is the sub-list for method input_type
-	57, // [57:57] is the sub-list for extension type_name
-	57, // [57:57] is the sub-list for extension extendee
-	0,  // [0:57] is the sub-list for field type_name
+	6,  // 7: edgefabric.hub.v1.Heartbeat.usage:type_name -> edgefabric.hub.v1.WorkloadUsage
+	51, // 8: edgefabric.hub.v1.WorkloadUsage.time:type_name -> google.protobuf.Timestamp
+	7,  // 9: edgefabric.hub.v1.WorkloadUsage.containers:type_name -> edgefabric.hub.v1.ContainerUsage
+	51, // 10: edgefabric.hub.v1.ContainerUsage.start_time:type_name -> google.protobuf.Timestamp
+	4,  // 11: edgefabric.hub.v1.AgentMessage.hello:type_name -> edgefabric.hub.v1.Hello
+	5,  // 12: edgefabric.hub.v1.AgentMessage.heartbeat:type_name -> edgefabric.hub.v1.Heartbeat
+	9,  // 13: edgefabric.hub.v1.AgentMessage.status:type_name -> edgefabric.hub.v1.StatusReport
+	10, // 14: edgefabric.hub.v1.AgentMessage.ack:type_name -> edgefabric.hub.v1.Ack
+	37, // 15: edgefabric.hub.v1.AgentMessage.scopes:type_name -> edgefabric.hub.v1.Scopes
+	38, // 16: edgefabric.hub.v1.AgentMessage.probe:type_name -> edgefabric.hub.v1.HubProbe
+	25, // 17: edgefabric.hub.v1.StatusReport.statuses:type_name -> edgefabric.hub.v1.WorkloadStatus
+	26, // 18: edgefabric.hub.v1.StatusReport.events:type_name -> edgefabric.hub.v1.Event
+	13, // 19: edgefabric.hub.v1.HubMessage.desired:type_name -> edgefabric.hub.v1.DesiredState
+	14, // 20: edgefabric.hub.v1.HubMessage.delta:type_name -> edgefabric.hub.v1.WorkloadDelta
+	28, // 21: edgefabric.hub.v1.HubMessage.stream:type_name -> edgefabric.hub.v1.StreamRequest
+	12, // 22: edgefabric.hub.v1.HubMessage.welcome:type_name -> edgefabric.hub.v1.Welcome
+	39, // 23: edgefabric.hub.v1.HubMessage.probe_reply:type_name -> edgefabric.hub.v1.HubProbeReply
+	51, // 24: edgefabric.hub.v1.Welcome.server_time:type_name -> google.protobuf.Timestamp
+	22, // 25: edgefabric.hub.v1.DesiredState.workloads:type_name -> edgefabric.hub.v1.Workload
+	22, // 26: edgefabric.hub.v1.WorkloadDelta.upsert:type_name -> edgefabric.hub.v1.Workload
+	15, // 27: edgefabric.hub.v1.Container.env:type_name -> edgefabric.hub.v1.EnvVar
+	17, // 28: edgefabric.hub.v1.Container.liveness_probe:type_name -> edgefabric.hub.v1.Probe
+	17, // 29: edgefabric.hub.v1.Container.readiness_probe:type_name -> edgefabric.hub.v1.Probe
+	17, // 30: edgefabric.hub.v1.Container.startup_probe:type_name -> edgefabric.hub.v1.Probe
+	18, // 31: edgefabric.hub.v1.Container.volume_mounts:type_name -> edgefabric.hub.v1.VolumeMount
+	21, // 32: edgefabric.hub.v1.Container.ports:type_name -> edgefabric.hub.v1.ContainerPort
+	44, // 33: edgefabric.hub.v1.Probe.exec:type_name -> edgefabric.hub.v1.Probe.Exec
+	45, // 34: edgefabric.hub.v1.Probe.http_get:type_name -> edgefabric.hub.v1.Probe.HTTPGet
+	46, // 35: edgefabric.hub.v1.Probe.tcp_socket:type_name -> edgefabric.hub.v1.Probe.TCPSocket
+	47, // 36: edgefabric.hub.v1.Probe.grpc:type_name -> edgefabric.hub.v1.Probe.GRPC
+	19, // 37: edgefabric.hub.v1.Volume.files:type_name -> edgefabric.hub.v1.VolumeFile
+	16, // 38: edgefabric.hub.v1.Workload.containers:type_name -> edgefabric.hub.v1.Container
+	16, // 39: edgefabric.hub.v1.Workload.init_containers:type_name -> edgefabric.hub.v1.Container
+	20, // 40: edgefabric.hub.v1.Workload.volumes:type_name -> edgefabric.hub.v1.Volume
+	48, // 41: edgefabric.hub.v1.ContainerState.waiting:type_name -> edgefabric.hub.v1.ContainerState.Waiting
+	49, // 42: edgefabric.hub.v1.ContainerState.running:type_name -> edgefabric.hub.v1.ContainerState.Running
+	50, // 43: edgefabric.hub.v1.ContainerState.terminated:type_name -> edgefabric.hub.v1.ContainerState.Terminated
+	23, // 44: edgefabric.hub.v1.ContainerStatus.state:type_name -> edgefabric.hub.v1.ContainerState
+	23, // 45: edgefabric.hub.v1.ContainerStatus.last_state:type_name -> edgefabric.hub.v1.ContainerState
+	24, // 46: edgefabric.hub.v1.WorkloadStatus.containers:type_name -> edgefabric.hub.v1.ContainerStatus
+	51, // 47: edgefabric.hub.v1.WorkloadStatus.start_time:type_name -> google.protobuf.Timestamp
+	24, // 48: edgefabric.hub.v1.WorkloadStatus.init_containers:type_name -> edgefabric.hub.v1.ContainerStatus
+	51, // 49: edgefabric.hub.v1.Event.time:type_name -> google.protobuf.Timestamp
+	51, // 50: edgefabric.hub.v1.LogOptions.since_time:type_name -> google.protobuf.Timestamp
+	27, // 51: edgefabric.hub.v1.StreamRequest.logs:type_name -> edgefabric.hub.v1.LogOptions
+	29, // 52: edgefabric.hub.v1.StreamRequest.exec:type_name -> edgefabric.hub.v1.ExecOptions
+	30, // 53: edgefabric.hub.v1.StreamRequest.attach:type_name -> edgefabric.hub.v1.AttachOptions
+	31, // 54: edgefabric.hub.v1.StreamRequest.port_forward:type_name -> edgefabric.hub.v1.PortForwardOptions
+	32, // 55: edgefabric.hub.v1.StreamFrame.resize:type_name -> edgefabric.hub.v1.TerminalSize
+	33, // 56: edgefabric.hub.v1.StreamFrame.exit:type_name -> edgefabric.hub.v1.ExitStatus
+	51, // 57: edgefabric.hub.v1.LANPeer.last_seen:type_name -> google.protobuf.Timestamp
+	36, // 58: edgefabric.hub.v1.Scopes.peers:type_name -> edgefabric.hub.v1.LANPeer
+	35, // 59: edgefabric.hub.v1.Scopes.coordinate:type_name -> edgefabric.hub.v1.Coordinate
+	3,  // 60: edgefabric.hub.v1.NearestRequest.free:type_name -> edgefabric.hub.v1.Resources
+	3,  // 61: edgefabric.hub.v1.NearestDevice.free:type_name -> edgefabric.hub.v1.Resources
+	41, // 62: edgefabric.hub.v1.NearestResponse.devices:type_name -> edgefabric.hub.v1.NearestDevice
+	15, // 63: edgefabric.hub.v1.Probe.HTTPGet.headers:type_name -> edgefabric.hub.v1.EnvVar
+	51, // 64: edgefabric.hub.v1.ContainerState.Running.started_at:type_name -> google.protobuf.Timestamp
+	51, // 65: edgefabric.hub.v1.ContainerState.Terminated.started_at:type_name -> google.protobuf.Timestamp
+	51, // 66: edgefabric.hub.v1.ContainerState.Terminated.finished_at:type_name -> google.protobuf.Timestamp
+	0,  // 67: edgefabric.hub.v1.Hub.Bootstrap:input_type -> edgefabric.hub.v1.BootstrapRequest
+	1,  // 68: edgefabric.hub.v1.Hub.Renew:input_type -> edgefabric.hub.v1.RenewRequest
+	8,  // 69: edgefabric.hub.v1.Hub.Control:input_type -> edgefabric.hub.v1.AgentMessage
+	34, // 70: edgefabric.hub.v1.Hub.Stream:input_type -> edgefabric.hub.v1.StreamFrame
+	40, // 71: edgefabric.hub.v1.Hub.Nearest:input_type -> edgefabric.hub.v1.NearestRequest
+	2,  // 72: edgefabric.hub.v1.Hub.Bootstrap:output_type -> edgefabric.hub.v1.BootstrapResponse
+	2,  // 73: edgefabric.hub.v1.Hub.Renew:output_type -> edgefabric.hub.v1.BootstrapResponse
+	11, // 74: edgefabric.hub.v1.Hub.Control:output_type -> edgefabric.hub.v1.HubMessage
+	34, // 75: edgefabric.hub.v1.Hub.Stream:output_type -> edgefabric.hub.v1.StreamFrame
+	42, // 76: edgefabric.hub.v1.Hub.Nearest:output_type -> edgefabric.hub.v1.NearestResponse
+	72, // [72:77] is the sub-list for method output_type
+	67, // [67:72] is the sub-list for method input_type
+	67, // [67:67] is the sub-list for extension type_name
+	67, // [67:67] is the sub-list for extension extendee
+	0,  // [0:67] is the sub-list for field type_name
 }
 
 func init() { file_pkg_apis_hub_v1_hub_proto_init() }
@@ -3841,7 +4542,7 @@ func file_pkg_apis_hub_v1_hub_proto_init() {
 	if File_pkg_apis_hub_v1_hub_proto != nil {
 		return
 	}
-	file_pkg_apis_hub_v1_hub_proto_msgTypes[6].OneofWrappers = []any{
+	file_pkg_apis_hub_v1_hub_proto_msgTypes[8].OneofWrappers = []any{
 		(*AgentMessage_Hello)(nil),
 		(*AgentMessage_Heartbeat)(nil),
 		(*AgentMessage_Status)(nil),
@@ -3849,26 +4550,29 @@ func file_pkg_apis_hub_v1_hub_proto_init() {
 		(*AgentMessage_Scopes)(nil),
 		(*AgentMessage_Probe)(nil),
 	}
-	file_pkg_apis_hub_v1_hub_proto_msgTypes[9].OneofWrappers = []any{
+	file_pkg_apis_hub_v1_hub_proto_msgTypes[11].OneofWrappers = []any{
 		(*HubMessage_Desired)(nil),
 		(*HubMessage_Delta)(nil),
 		(*HubMessage_Stream)(nil),
 		(*HubMessage_Welcome)(nil),
 		(*HubMessage_ProbeReply)(nil),
 	}
-	file_pkg_apis_hub_v1_hub_proto_msgTypes[15].OneofWrappers = []any{
+	file_pkg_apis_hub_v1_hub_proto_msgTypes[17].OneofWrappers = []any{
 		(*Probe_Exec_)(nil),
 		(*Probe_HttpGet)(nil),
 		(*Probe_TcpSocket)(nil),
 		(*Probe_Grpc)(nil),
 	}
-	file_pkg_apis_hub_v1_hub_proto_msgTypes[20].OneofWrappers = []any{
+	file_pkg_apis_hub_v1_hub_proto_msgTypes[23].OneofWrappers = []any{
 		(*ContainerState_Waiting_)(nil),
 		(*ContainerState_Running_)(nil),
 		(*ContainerState_Terminated_)(nil),
 	}
-	file_pkg_apis_hub_v1_hub_proto_msgTypes[25].OneofWrappers = []any{
+	file_pkg_apis_hub_v1_hub_proto_msgTypes[28].OneofWrappers = []any{
 		(*StreamRequest_Logs)(nil),
+		(*StreamRequest_Exec)(nil),
+		(*StreamRequest_Attach)(nil),
+		(*StreamRequest_PortForward)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -3876,7 +4580,7 @@ func file_pkg_apis_hub_v1_hub_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pkg_apis_hub_v1_hub_proto_rawDesc), len(file_pkg_apis_hub_v1_hub_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   43,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

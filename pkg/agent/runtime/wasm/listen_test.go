@@ -1,0 +1,97 @@
+package wasm
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/edgefabric/edgefabric/test/ocitest"
+)
+
+// freeAddr returns a loopback address with a port nobody listens on now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// TestListeners serves HTTP from a Go wasip1 module on a preopened socket.
+func TestListeners(t *testing.T) {
+	r := newRuntime(t, sharedCache)
+	module := filepath.Join(t.TempDir(), "httpserver.wasm")
+	if err := os.WriteFile(module, ocitest.BuildGo(t, "examples/httpserver"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	out := newSyncBuffer()
+	inst, err := r.Start(t.Context(), Spec{ModulePath: module, Env: []string{"HOSTNAME=wasm"}, Listeners: []string{addr}, Stdout: out, Stderr: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Stop(0)
+	out.waitFor(t, "serving on")
+
+	for _, tt := range []struct{ path, want string }{
+		{"/", "hello from wasm\n"},
+		{"/work?n=0", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n"},
+	} {
+		resp, err := http.Get("http://" + addr + tt.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != tt.want {
+			t.Errorf("GET %s: got %q, want %q", tt.path, b, tt.want)
+		}
+	}
+	resp, err := http.Post("http://"+addr+"/sha256", "application/octet-stream", strings.NewReader("abc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad 3\n"; string(b) != want {
+		t.Errorf("POST /sha256: got %q, want %q", b, want)
+	}
+
+	inst.Stop(0)
+	if res := inst.Result(); res.Reason != ReasonKilled {
+		t.Errorf("result after Stop: got %+v", res)
+	}
+	// The listener is closed with the module: the port is free again.
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Errorf("listen on %s after the module ended: %v", addr, err)
+	} else {
+		l.Close()
+	}
+}
+
+func TestListenerErrors(t *testing.T) {
+	r := newRuntime(t, sharedCache)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	for _, tt := range []struct{ addr, want string }{
+		{"nonsense", "listener"},
+		{"127.0.0.1:99999", "bad port"},
+		{busy.Addr().String(), "address already in use"},
+	} {
+		_, err := r.Start(t.Context(), Spec{ModulePath: hello(t), Listeners: []string{tt.addr}})
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("listener %q: got %v, want an error with %q", tt.addr, err, tt.want)
+		}
+	}
+}

@@ -1,0 +1,174 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/edgefabric/edgefabric/pkg/agent/client"
+	"github.com/edgefabric/edgefabric/pkg/agent/supervisor"
+	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+)
+
+// tunnelHandler serves the hub's stream requests: exec, attach and
+// port-forward here, logs by logsHandler.
+func tunnelHandler(sup *supervisor.Supervisor, podIP string, logsHandler client.StreamHandler) client.StreamHandler {
+	return func(ctx context.Context, req *hubv1.StreamRequest, send func(*hubv1.StreamFrame) error, recv func() (*hubv1.StreamFrame, error)) error {
+		switch k := req.GetKind().(type) {
+		case *hubv1.StreamRequest_Exec:
+			return serveExec(ctx, sup, req, k.Exec, send, recv)
+		case *hubv1.StreamRequest_Attach:
+			return serveAttach(ctx, sup, req, k.Attach, send, recv)
+		case *hubv1.StreamRequest_PortForward:
+			return servePortForward(ctx, podIP, k.PortForward.GetPort(), send, recv)
+		case *hubv1.StreamRequest_Logs:
+			return logsHandler(ctx, req, send, recv)
+		}
+		return errors.New("unsupported stream kind")
+	}
+}
+
+// pumpInput passes the hub's data frames to w until a close_write frame
+// (which closes w), the stream's end or a failed write; resizes go to
+// resize, the newest winning when the reader is behind.
+func pumpInput(recv func() (*hubv1.StreamFrame, error), w *io.PipeWriter, resize chan supervisor.TerminalSize) {
+	for {
+		f, err := recv()
+		if err != nil {
+			if w != nil {
+				_ = w.CloseWithError(err)
+			}
+			return
+		}
+		if r := f.GetResize(); r != nil && resize != nil {
+			ts := supervisor.TerminalSize{Width: uint16(r.GetWidth()), Height: uint16(r.GetHeight())}
+			select {
+			case resize <- ts:
+			default:
+				select {
+				case <-resize:
+				default:
+				}
+				select {
+				case resize <- ts:
+				default:
+				}
+			}
+		}
+		if len(f.GetData()) > 0 && w != nil {
+			if _, err := w.Write(f.GetData()); err != nil {
+				return
+			}
+		}
+		if f.GetCloseWrite() && w != nil {
+			_ = w.Close()
+			w = nil
+		}
+	}
+}
+
+func serveExec(ctx context.Context, sup *supervisor.Supervisor, req *hubv1.StreamRequest, o *hubv1.ExecOptions,
+	send func(*hubv1.StreamFrame) error, recv func() (*hubv1.StreamFrame, error)) error {
+	er := supervisor.ExecRequest{Command: o.GetCommand(), TTY: o.GetTty()}
+	var stdinW *io.PipeWriter
+	if o.GetStdin() {
+		var stdinR *io.PipeReader
+		stdinR, stdinW = io.Pipe()
+		defer stdinR.Close()
+		er.Stdin = stdinR
+	}
+	resize := make(chan supervisor.TerminalSize, 1)
+	er.Resize = resize
+	// Not joined: it ends with the stream, which ends after this returns.
+	go pumpInput(recv, stdinW, resize)
+	if o.GetStdout() {
+		er.Stdout = frameWriter{send: send}
+	}
+	if o.GetStderr() {
+		er.Stderr = frameWriter{send: send, stderr: true}
+	} else if o.GetTty() {
+		er.Stderr = er.Stdout
+	}
+	code, err := sup.Exec(ctx, req.GetWorkloadUid(), req.GetContainer(), er)
+	var exit *supervisor.ExitError
+	switch {
+	case errors.As(err, &exit):
+		if er.Stderr != nil {
+			_, _ = fmt.Fprintln(er.Stderr, exit.Message)
+		}
+		return send(&hubv1.StreamFrame{Exit: &hubv1.ExitStatus{Code: int32(exit.Code), Message: exit.Message}})
+	case err != nil:
+		return err
+	}
+	return send(&hubv1.StreamFrame{Exit: &hubv1.ExitStatus{Code: int32(code)}})
+}
+
+func serveAttach(ctx context.Context, sup *supervisor.Supervisor, req *hubv1.StreamRequest, o *hubv1.AttachOptions,
+	send func(*hubv1.StreamFrame) error, recv func() (*hubv1.StreamFrame, error)) error {
+	ar := supervisor.AttachRequest{TTY: o.GetTty()}
+	var stdinW *io.PipeWriter
+	if o.GetStdin() {
+		var stdinR *io.PipeReader
+		stdinR, stdinW = io.Pipe()
+		defer stdinR.Close()
+		ar.Stdin = stdinR
+	}
+	go pumpInput(recv, stdinW, nil)
+	if o.GetStdout() {
+		ar.Stdout = frameWriter{send: send}
+	}
+	if o.GetStderr() {
+		ar.Stderr = frameWriter{send: send, stderr: true}
+	}
+	return sup.Attach(ctx, req.GetWorkloadUid(), req.GetContainer(), ar)
+}
+
+// servePortForward connects to port on the device and pipes the connection
+// through the stream: the hub's close_write half-closes the connection, and
+// the stream ends once the workload's side has ended.
+func servePortForward(ctx context.Context, podIP string, port int32, send func(*hubv1.StreamFrame) error, recv func() (*hubv1.StreamFrame, error)) error {
+	if port <= 0 || port > 65535 {
+		return fmt.Errorf("port %d is not a TCP port", port)
+	}
+	var d net.Dialer
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := d.DialContext(dctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port))))
+	if err != nil && podIP != "" && podIP != "127.0.0.1" {
+		conn, err = d.DialContext(dctx, "tcp", net.JoinHostPort(podIP, strconv.Itoa(int(port))))
+	}
+	if err != nil {
+		return fmt.Errorf("connect to port %d on the device: %w", port, err)
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	defer stop()
+	go func() { // not joined: ends with the stream or the connection
+		for {
+			f, err := recv()
+			if err != nil {
+				_ = conn.Close()
+				return
+			}
+			if len(f.GetData()) > 0 {
+				if _, err := conn.Write(f.GetData()); err != nil {
+					return
+				}
+			}
+			if f.GetCloseWrite() {
+				if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+					_ = cw.CloseWrite()
+				}
+			}
+		}
+	}()
+	_, err = io.CopyBuffer(frameWriter{send: send}, conn, make([]byte, 32<<10))
+	if err != nil && ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("read from port %d: %w", port, err)
+	}
+	return nil
+}
