@@ -10,6 +10,7 @@ import (
 	statsv1alpha1 "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+	"github.com/edgefabric/edgefabric/pkg/scopes"
 )
 
 // podUsage is one pod's usage as its device last reported it.
@@ -126,9 +127,13 @@ func (m *Manager) StatsSummary(context.Context) (*statsv1alpha1.Summary, error) 
 		s.Pods = append(s.Pods, ps)
 	}
 	// One kubelet port serves every node; with one node (the usual case
-	// per provider and account) the summary is that node's.
+	// per provider and account) the summary is that node's. The nodes of an
+	// account's network and proximity clusters share its devices: with pods
+	// on the account node only, the summary is still the account node's.
 	for _, n := range m.allNodes() {
-		names[n.name] = true
+		if n.key.Scope == scopes.Account {
+			names[n.name] = true
+		}
 	}
 	if len(names) == 1 {
 		for name := range names {
