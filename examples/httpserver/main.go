@@ -48,8 +48,12 @@ func run(args []string) int {
 		r := bufio.NewReader(os.Stdin)
 		for {
 			line, err := r.ReadBytes('\n')
-			w.Write(line)
-			w.Flush()
+			if _, werr := w.Write(line); werr != nil {
+				return 1
+			}
+			if werr := w.Flush(); werr != nil {
+				return 1
+			}
 			if err != nil {
 				return 0
 			}

@@ -173,8 +173,12 @@ func serve(ctx context.Context, cfg Config, client kubernetes.Interface, log *sl
 		return fmt.Errorf("kubelet API listen: %w", err)
 	}
 	defer kLis.Close()
-	_, kport, _ := net.SplitHostPort(kLis.Addr().String())
+	khost, kport, _ := net.SplitHostPort(kLis.Addr().String())
 	port, _ := strconv.Atoi(kport)
+	ktls, err := kubeletTLS(ca, cfg.NodeIP)
+	if err != nil {
+		return err
+	}
 
 	fab := fabric.New(log.With("component", "fabric"))
 	var fw *fleet.Writer
@@ -184,7 +188,8 @@ func serve(ctx context.Context, cfg Config, client kubernetes.Interface, log *sl
 		}
 	}
 	mgr, err := node.NewManager(node.Config{
-		NodeIP: cfg.NodeIP, KubeletPort: int32(port), Version: cfg.Version, Workers: cfg.Workers,
+		NodeIP: cfg.NodeIP, KubeletPort: int32(port), KubeletTLS: ktls, KubeletHost: khost,
+		Version: cfg.Version, Workers: cfg.Workers,
 		Clusters: fabric.ClusterConfig{
 			Scopes:    cfg.Scopes,
 			Proximity: proximity.GroupConfig{RTT: cfg.ProximityRTT, Km: cfg.ProximityKm},
@@ -212,10 +217,6 @@ func serve(ctx context.Context, cfg Config, client kubernetes.Interface, log *sl
 	h, err := hub.New(hub.Config{
 		CA: ca, Hosts: cfg.HubHosts, Tokens: SecretTokens{Client: client, Namespace: cfg.Namespace}, CertTTL: cfg.CertTTL,
 	}, fab, log.With("component", "hub"))
-	if err != nil {
-		return err
-	}
-	ktls, err := kubeletTLS(ca, cfg.NodeIP)
 	if err != nil {
 		return err
 	}

@@ -2,10 +2,11 @@ package bench
 
 import (
 	"context"
-	"github.com/edgefabric/edgefabric/test/fabrictest"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/edgefabric/edgefabric/test/fabrictest"
 
 	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
 	vknode "github.com/virtual-kubelet/virtual-kubelet/node"

@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"github.com/edgefabric/edgefabric/test/fabrictest"
 	"io"
 	"net/http"
 	"os"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/edgefabric/edgefabric/test/fabrictest"
 
 	"k8s.io/client-go/kubernetes"
 )

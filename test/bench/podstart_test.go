@@ -3,13 +3,14 @@ package bench
 import (
 	"context"
 	"fmt"
-	"github.com/edgefabric/edgefabric/test/fabrictest"
 	"math"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/edgefabric/edgefabric/test/fabrictest"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -39,8 +40,7 @@ import (
 func BenchmarkTunnel(b *testing.B) {
 	f := startFabric(b, 1)
 	ref, _ := f.PushExample("httpserver", "v1", ocitest.Image)
-	_, p, _ := net.SplitHostPort(fabrictest.FreePort(b))
-	port, _ := strconv.Atoi(p)
+	port := servicePort(b)
 	f.Create(f.Pod("web", ref, func(p *corev1.Pod) {
 		p.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: int32(port)}}
 	}))
@@ -313,4 +313,20 @@ func load(tb testing.TB, addr string, d time.Duration) float64 {
 		tb.Fatalf("load on %s: %v", addr, err)
 	}
 	return float64(n.Load()) / time.Since(t0).Seconds()
+}
+
+// servicePort is a free TCP port below the ephemeral range, so that no
+// outgoing connection takes it before the pod starts.
+func servicePort(tb testing.TB) int {
+	tb.Helper()
+	for range 100 {
+		p := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", fmt.Sprintf(":%d", p))
+		if err == nil {
+			l.Close()
+			return p
+		}
+	}
+	tb.Fatal("no free port in 20000-31999")
+	return 0
 }

@@ -2,12 +2,13 @@ package e2e
 
 import (
 	"crypto/x509"
-	"github.com/edgefabric/edgefabric/test/fabrictest"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/edgefabric/edgefabric/test/fabrictest"
 
 	corev1 "k8s.io/api/core/v1"
 

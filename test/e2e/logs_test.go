@@ -3,13 +3,14 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"github.com/edgefabric/edgefabric/test/fabrictest"
 	"os"
 	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/edgefabric/edgefabric/test/fabrictest"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"

@@ -1,13 +1,20 @@
 package e2e
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
-	"github.com/edgefabric/edgefabric/test/fabrictest"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/edgefabric/edgefabric/test/fabrictest"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -81,8 +88,13 @@ func testNode(f *fabrictest.Fabric) {
 			internal = a.Address
 		}
 	}
-	if internal != "127.0.0.1" || fmt.Sprint(n.Status.DaemonEndpoints.KubeletEndpoint.Port) != f.KubeletPort {
-		t.Errorf("kubelet endpoint: got %s:%d, want 127.0.0.1:%s", internal, n.Status.DaemonEndpoints.KubeletEndpoint.Port, f.KubeletPort)
+	// The node's kubelet endpoint is its own: it answers for its pods.
+	port := n.Status.DaemonEndpoints.KubeletEndpoint.Port
+	if internal != "127.0.0.1" || port == 0 {
+		t.Errorf("kubelet endpoint: got %s:%d, want 127.0.0.1 and a port", internal, port)
+	}
+	if body, err := kubeletGet(f, fmt.Sprintf("https://127.0.0.1:%d/pods", port)); err != nil || !strings.Contains(body, `"kind":"PodList"`) {
+		t.Errorf("GET /pods on the node's kubelet endpoint: %v, %.200s", err, body)
 	}
 
 	// What a user sees with kubectl.
@@ -218,4 +230,26 @@ func replaceFlag(args []string, flag, value string) []string {
 		out = append(out, args[i])
 	}
 	return out
+}
+
+// kubeletGet GETs url from a kubelet API the provider serves, trusting the
+// provider's CA.
+func kubeletGet(f *fabrictest.Fabric, url string) (string, error) {
+	caPEM, err := os.ReadFile(filepath.Join(f.StateDir, "ca.crt"))
+	if err != nil {
+		return "", err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := c.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return string(b), fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return string(b), err
 }

@@ -3,12 +3,13 @@ package e2e
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"github.com/edgefabric/edgefabric/test/fabrictest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/edgefabric/edgefabric/test/fabrictest"
 
 	"github.com/edgefabric/edgefabric/test/ocitest"
 )

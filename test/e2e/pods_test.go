@@ -81,18 +81,38 @@ func mountAt(volume, path string) func(*corev1.Container) {
 // platform alone.
 func testNativeProcess(f *fabrictest.Fabric, imgs podImages) {
 	t := f.T()
+	created := time.Now()
 	f.Create(f.Pod("native-class", imgs.native, fabrictest.Env("WATCH_FILE", "/etc/motd"), func(p *corev1.Pod) {
 		p.Spec.RuntimeClassName = new("edgefabric-process")
 	}))
 	f.Create(f.Pod("native-auto", imgs.native, fabrictest.Env("WATCH_FILE", "/etc/motd")))
 	f.Create(f.Pod("native-wrong-class", imgs.native, func(p *corev1.Pod) { p.Spec.RuntimeClassName = new("edgefabric-wasm") }))
-	for _, name := range []string{"native-class", "native-auto"} {
+	f.Create(f.Pod("wasm-auto", imgs.wasm, fabrictest.Env("WATCH_FILE", "/nonexistent")))
+	for _, name := range []string{"native-class", "native-auto", "wasm-auto"} {
 		p := f.WaitPod(name, 90*time.Second, fabrictest.PodReady)
+		// A first pull and (native) unpack or (wasm) compile; for the record.
+		t.Logf("%s: Ready %s after it was created", name, time.Since(created).Round(10*time.Millisecond))
+		if name == "wasm-auto" {
+			continue
+		}
 		if app(p).ImageID == "" {
 			t.Errorf("%s: no imageID in %+v", name, app(p))
 		}
 		// The image's own file, read from inside the container's root.
 		f.LogsUntil(30*time.Second, func(s string) bool { return strings.Contains(s, "WATCH_FILE: a native edgefabric image") }, name)
+	}
+	// kubectl exec runs a program of the image in the container's
+	// environment (its root: /etc/motd is the image's), with exit codes.
+	out, err := f.Kubectl("exec", "native-class", "--", "app", "check")
+	if err != nil || !strings.Contains(out, "healthy") {
+		t.Errorf("kubectl exec native-class -- app check: got %q, %v; want healthy", out, err)
+	}
+	out, err = f.Kubectl("exec", "native-class", "--", "/app/bin/app", "check")
+	if err != nil || !strings.Contains(out, "healthy") {
+		t.Errorf("kubectl exec native-class -- /app/bin/app check: got %q, %v", out, err)
+	}
+	if _, err := f.Kubectl("exec", "native-class", "--", "no-such-program"); err == nil || !strings.Contains(err.Error(), "exit code 127") {
+		t.Errorf("kubectl exec of a missing program: got %v, want exit code 127", err)
 	}
 	p := f.WaitPod("native-wrong-class", 60*time.Second, func(p *corev1.Pod) bool {
 		return app(p).LastTerminationState.Terminated != nil || app(p).State.Terminated != nil
@@ -177,11 +197,21 @@ func testInitFailure(f *fabrictest.Fabric, imgs podImages) {
 	}
 	f.WaitPod("init-always", 90*time.Second, func(p *corev1.Pod) bool {
 		cs := p.Status.InitContainerStatuses
-		return len(cs) == 1 && cs[0].RestartCount >= 1 && p.Status.Phase == corev1.PodPending
+		return len(cs) == 1 && cs[0].RestartCount >= 2 && cs[0].State.Waiting != nil && cs[0].State.Waiting.Reason == "CrashLoopBackOff" &&
+			p.Status.Phase == corev1.PodPending
 	})
-	out, err := f.Kubectl("get", "pod", "init-always", "--no-headers")
-	if err != nil || (!strings.Contains(out, "Init:CrashLoopBackOff") && !strings.Contains(out, "Init:Error")) {
-		t.Errorf("kubectl get pod init-always: got %q (%v), want Init:CrashLoopBackOff or Init:Error", out, err)
+	// Between back-offs the init container runs again for a moment (Init:0/1).
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, err := f.Kubectl("get", "pod", "init-always", "--no-headers")
+		if err == nil && strings.Contains(out, "Init:CrashLoopBackOff") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("kubectl get pod init-always: got %q (%v), want Init:CrashLoopBackOff", out, err)
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 

@@ -1,10 +1,11 @@
 package e2e
 
 import (
-	"github.com/edgefabric/edgefabric/test/fabrictest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/edgefabric/edgefabric/test/fabrictest"
 
 	corev1 "k8s.io/api/core/v1"
 

@@ -1,11 +1,12 @@
 package e2e
 
 import (
-	"github.com/edgefabric/edgefabric/test/fabrictest"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/edgefabric/edgefabric/test/fabrictest"
 
 	corev1 "k8s.io/api/core/v1"
 

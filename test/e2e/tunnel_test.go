@@ -21,6 +21,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	corev1 "k8s.io/api/core/v1"
 
 	statsv1alpha1 "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
@@ -48,8 +51,7 @@ func TestTunnel(t *testing.T) {
 	}
 	f := startFabric(t, 1, opts...)
 	ref, _ := f.PushExample("httpserver", "v1", ocitest.Image)
-	_, p, _ := net.SplitHostPort(fabrictest.FreePort(t))
-	port, _ := strconv.Atoi(p)
+	port := ServicePort(t)
 	f.Create(f.Pod("web", ref, func(p *corev1.Pod) {
 		c := &p.Spec.Containers[0]
 		c.Ports = []corev1.ContainerPort{{ContainerPort: int32(port)}}
@@ -58,6 +60,7 @@ func TestTunnel(t *testing.T) {
 	f.WaitPod("web", 90*time.Second, running)
 	t.Run("exec", func(t *testing.T) { testExec(t, f.For(t)) })
 	t.Run("exec -it", func(t *testing.T) { testExecTTY(t, f.For(t)) })
+	t.Run("exec another module", func(t *testing.T) { testExecOtherModule(t, f.For(t)) })
 	t.Run("port-forward", func(t *testing.T) { testPortForward(t, f.For(t), port) })
 	t.Run("attach", func(t *testing.T) { testAttach(t, f.For(t), ref) })
 	t.Run("stats", func(t *testing.T) {
@@ -473,4 +476,79 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// testExecOtherModule runs, by path, another module of the container's image.
+func testExecOtherModule(t *testing.T, f *fabrictest.Fabric) {
+	img, err := ocitest.BuildImage(&v1.ConfigFile{
+		OS: "wasip1", Architecture: "wasm",
+		Config: v1.Config{Entrypoint: []string{"/app/module.wasm"}, WorkingDir: "/app"},
+	},
+		[]ocitest.File{{Path: "/app/module.wasm", Data: ocitest.BuildGo(t, "examples/httpserver"), Mode: 0o755}},
+		[]ocitest.File{
+			{Path: "/bin/hello.wasm", Data: ocitest.BuildGo(t, "examples/hello"), Mode: 0o755},
+			{Path: "/app/notes.txt", Data: []byte("not a module\n")},
+		},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := f.Registry + "/two-modules:v1"
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(r, img, remote.WithContext(t.Context())); err != nil {
+		t.Fatal(err)
+	}
+	// hello (run by exec with the pod's env) prints one line and exits.
+	f.Create(f.Pod("two", ref, func(p *corev1.Pod) {
+		p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "COUNT", Value: "1"}, {Name: "INTERVAL", Value: "1ms"}}
+		p.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: int32(ServicePort(t))}}
+	}))
+	f.WaitPod("two", 90*time.Second, running)
+	tests := []struct {
+		name     string
+		args     []string
+		wantOut  string
+		wantErr  string
+		wantCode int
+	}{
+		{name: "absolute path", args: []string{"/bin/hello.wasm", "a", "b"}, wantOut: "hello from two\nargs: [\"a\" \"b\"]\n"},
+		{name: "own module", args: []string{"/app/module.wasm", "echo", "own"}, wantOut: "own\n"},
+		{name: "missing", args: []string{"/bin/nope.wasm"}, wantCode: 127, wantErr: "no such file"},
+		{name: "relative to the working directory", args: []string{"./notes.txt"}, wantCode: 126, wantErr: "not a WebAssembly module"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"exec", "two", "--"}, tt.args...)
+			out, errOut, code := kubectl(f.For(t), nil, args...)
+			if code != tt.wantCode {
+				t.Errorf("exit code: got %d, want %d (stdout %q, stderr %q)", code, tt.wantCode, fabrictest.Tail(out, 5), errOut)
+			}
+			if tt.wantOut != "" && !strings.HasPrefix(out, tt.wantOut) {
+				t.Errorf("stdout: got %q, want it to start with %q", fabrictest.Tail(out, 5), tt.wantOut)
+			}
+			if tt.wantErr != "" && !strings.Contains(errOut, tt.wantErr) {
+				t.Errorf("stderr: got %q, want it to contain %q", errOut, tt.wantErr)
+			}
+		})
+	}
+}
+
+// ServicePort is a free TCP port for a workload to serve on, below the
+// ephemeral range, so that no outgoing connection on this busy machine takes
+// it between now and the pod's start.
+func ServicePort(tb testing.TB) int {
+	tb.Helper()
+	for range 100 {
+		p := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", fmt.Sprintf(":%d", p))
+		if err == nil {
+			l.Close()
+			return p
+		}
+	}
+	tb.Fatal("no free port in 20000-31999")
+	return 0
 }

@@ -1,9 +1,10 @@
 package e2e
 
 import (
-	"github.com/edgefabric/edgefabric/test/fabrictest"
 	"strconv"
 	"testing"
+
+	"github.com/edgefabric/edgefabric/test/fabrictest"
 
 	"github.com/edgefabric/edgefabric/test/ocitest"
 )

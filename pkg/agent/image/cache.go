@@ -35,6 +35,7 @@ type record struct {
 	Cmd        []string `json:"cmd,omitempty"`
 	Env        []string `json:"env,omitempty"`
 	WorkingDir string   `json:"workingDir,omitempty"`
+	User       string   `json:"user,omitempty"`
 	// Blobs are the digests of the blobs kept for the image: its manifest,
 	// config and layers, and indexes that led to it.
 	Blobs []string `json:"blobs"`
@@ -57,6 +58,7 @@ func (r *record) artifact(s *Store) *Artifact {
 		Cmd:        slices.Clone(r.Cmd),
 		Env:        slices.Clone(r.Env),
 		WorkingDir: r.WorkingDir,
+		User:       r.User,
 	}
 	if r.RootFS {
 		a.RootFS = s.rootfsPath(r.ImageID)

@@ -140,6 +140,9 @@ type Artifact struct {
 	Cmd        []string
 	Env        []string
 	WorkingDir string
+	// User is the image config's user ("uid", "uid:gid", "name" or
+	// "name:group"); empty means root.
+	User string
 }
 
 // Store is the image cache. It is safe for concurrent use.

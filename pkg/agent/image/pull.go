@@ -294,6 +294,7 @@ func (pl *puller) imageModule(ctx context.Context, m *v1.Manifest, imageID strin
 		Cmd:        cfg.Config.Cmd,
 		Env:        cfg.Config.Env,
 		WorkingDir: cfg.Config.WorkingDir,
+		User:       cfg.Config.User,
 		Blobs:      []string{m.Config.Digest.String()},
 	}
 	var layers []string

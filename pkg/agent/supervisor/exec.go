@@ -10,6 +10,7 @@ import (
 	"path"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -56,8 +57,9 @@ var ErrNotRunning = errors.New("container is not running")
 type running struct {
 	inst Instance
 	// commands, if set, says whether the container's image can run a
-	// command named so (an *ExitError if not).
-	commands func(name string) error
+	// command named so (an *ExitError if not), and which module of the
+	// image runs it ("": the container's own).
+	commands func(name string) (module string, err error)
 	attach   *attachPoint
 	usage    func() wasm.Usage // nil: not measured
 	started  time.Time
@@ -141,12 +143,18 @@ func (s *Supervisor) Exec(ctx context.Context, uid, container string, req ExecRe
 	if !ok {
 		return 0, &ExitError{Code: 126, Message: fmt.Sprintf("exec: the runtime of container %q in pod %s cannot run commands", container, key)}
 	}
+	module := ""
 	if r.commands != nil {
-		if err := r.commands(req.Command[0]); err != nil {
+		if module, err = r.commands(req.Command[0]); err != nil {
 			return 0, err
 		}
 	}
-	code, err := ex.Exec(ctx, req.Command, req.Stdin, req.Stdout, req.Stderr)
+	var code int
+	if me, ok := r.inst.(moduleExecer); ok && module != "" {
+		code, err = me.ExecModule(ctx, module, req.Command, req.Stdin, req.Stdout, req.Stderr)
+	} else {
+		code, err = ex.Exec(ctx, req.Command, req.Stdin, req.Stdout, req.Stderr)
+	}
 	if err != nil {
 		exit := &ExitError{Code: 126, Message: fmt.Sprintf("exec %s: %v", req.Command[0], err)}
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, exec.ErrNotFound) {
@@ -157,12 +165,30 @@ func (s *Supervisor) Exec(ctx context.Context, uid, container string, req ExecRe
 	return code, nil
 }
 
+// moduleExecer is a WASM instance that can exec another module of its image.
+type moduleExecer interface {
+	ExecModule(ctx context.Context, module string, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error)
+}
+
+// ImageModules finds other modules in an image's filesystem for exec;
+// *image.Store implements it. It may read the image's layers.
+type ImageModules interface {
+	ImageModule(imageID, path string) (string, error)
+}
+
+// imageModules is images' ImageModules, if it has them.
+func imageModules(images Images) ImageModules {
+	m, _ := images.(ImageModules)
+	return m
+}
+
 // commandsOf says which commands a container of art can exec: any program
 // of a native image (the runtime finds it, or not, in the image's root); for
-// a WASM module only the module itself, named as its entrypoint (as given,
-// or by base name) or by its file name. Other files of the image are not
-// kept on the device.
-func commandsOf(art *image.Artifact, argv []string) func(string) error {
+// a WASM module, the module itself, named as its entrypoint (as given, or by
+// base name) or by its file name, or, for a path (one with a "/"; relative
+// from the image's working directory), the module at that path in the
+// image's filesystem, found by mods (nil: none).
+func commandsOf(art *image.Artifact, argv []string, mods ImageModules) func(string) (string, error) {
 	if art == nil || art.ModulePath == "" {
 		return nil
 	}
@@ -170,11 +196,21 @@ func commandsOf(art *image.Artifact, argv []string) func(string) error {
 	if len(argv) > 0 {
 		names = append(names, argv[0], path.Base(argv[0]))
 	}
-	return func(name string) error {
+	return func(name string) (string, error) {
 		if slices.Contains(names, name) || slices.Contains(names, path.Base(name)) {
-			return nil
+			return "", nil
 		}
-		return &ExitError{Code: 127, Message: fmt.Sprintf("exec: %q: executable file not found in the container's image (a WASM container can run its own module, %q)", name, names[len(names)-1])}
+		if strings.Contains(name, "/") && mods != nil {
+			p, err := mods.ImageModule(art.ImageID, name)
+			switch {
+			case errors.Is(err, image.ErrNotInImage):
+				return "", &ExitError{Code: 127, Message: fmt.Sprintf("exec: %q: no such file in the container's image", name)}
+			case err != nil:
+				return "", &ExitError{Code: 126, Message: fmt.Sprintf("exec: %q: %v", name, err)}
+			}
+			return p, nil
+		}
+		return "", &ExitError{Code: 127, Message: fmt.Sprintf("exec: %q: executable file not found in the container's image (a WASM container runs its own module, %q, or another module of its image by path)", name, names[len(names)-1])}
 	}
 }
 

@@ -447,3 +447,80 @@ func TestWasmExecProbe(t *testing.T) {
 	}
 	waitStatus(t, f.sup, "wexec", func(st *hubv1.WorkloadStatus) bool { return container(st).GetRestartCount() >= 1 })
 }
+
+// TestRunAsNonRoot: a process container that would run as root under
+// runAsNonRoot does not start, and says why; with a user it starts.
+func TestRunAsNonRoot(t *testing.T) {
+	f := startPods(t)
+	root := native("root", "info", "0")
+	root.RunAsNonRoot = true
+	user := native("user", "info", "0")
+	uid := int64(65534)
+	user.RunAsNonRoot, user.RunAsUser = true, &uid
+	if err := f.sup.SetDesired(1, []*hubv1.Workload{pod("nonroot", "Never", nil, root), pod("asuser", "Never", nil, user)}); err != nil {
+		t.Fatal(err)
+	}
+	st := waitStatus(t, f.sup, "nonroot", func(st *hubv1.WorkloadStatus) bool { return container(st).GetState().GetTerminated() != nil })
+	if term := container(st).GetState().GetTerminated(); term.GetReason() != "StartError" || !strings.Contains(term.GetMessage(), "runAsNonRoot and image will run as root") {
+		t.Errorf("root under runAsNonRoot: got %v, want a StartError", term)
+	}
+	st = waitStatus(t, f.sup, "asuser", func(st *hubv1.WorkloadStatus) bool { return container(st).GetState().GetTerminated() != nil })
+	if term := container(st).GetState().GetTerminated(); term.GetReason() == "StartError" {
+		t.Errorf("user 65534 under runAsNonRoot: got %v, want it started", term)
+	}
+}
+
+// TestOrphanVolumesRemoved: volumes of pods the device no longer runs (left
+// by a crash) are unmounted and removed when the supervisor starts; those of
+// desired pods stay.
+func TestOrphanVolumesRemoved(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("tmpfs needs root")
+	}
+	dir := t.TempDir()
+	volumes := filepath.Join(dir, "volumes")
+	orphan := filepath.Join(volumes, "gone", "memory", "creds")
+	kept := filepath.Join(volumes, "kept", "volumes", "data")
+	for _, d := range []string{orphan, kept} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "tmpfs", orphan).CombinedOutput(); err != nil {
+		t.Fatalf("mount: %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", orphan).Run() })
+	if err := os.WriteFile(filepath.Join(orphan, "password"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(filepath.Join(dir, "agent.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	// "kept" is desired, with a native container that keeps running.
+	if err := st.SetDesired(1, []*hubv1.Workload{pod("kept", "Always", nil, native("app", "serve"))}); err != nil {
+		t.Fatal(err)
+	}
+	root := nativeRoot(t)
+	prt, err := process.New(process.Config{StateDir: filepath.Join(dir, "containers")}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prt.Close()
+	sup := New(Config{LogDir: filepath.Join(dir, "logs"), VolumeDir: volumes}, podImages{root: root}, Runtimes{RuntimeProcess: Process(prt)}, st, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = sup.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitStatus(t, sup, "kept", func(st *hubv1.WorkloadStatus) bool { return container(st).GetState().GetRunning() != nil })
+	if _, err := os.Stat(filepath.Join(volumes, "gone")); !os.IsNotExist(err) {
+		t.Errorf("orphan volumes: got %v, want them removed", err)
+	}
+	if isTmpfs(t, orphan) {
+		t.Errorf("the orphan's tmpfs is still mounted")
+	}
+	if _, err := os.Stat(kept); err != nil {
+		t.Errorf("volumes of a desired pod: %v", err)
+	}
+}

@@ -76,6 +76,10 @@ type ContainerSpec struct {
 	CPULimitMillis   int64
 	Stdin            io.Reader
 	Stdout, Stderr   io.Writer
+	// RunAsUser and RunAsGroup override the image's user (process runtime);
+	// RunAsNonRoot refuses to start a container that would run as root.
+	RunAsUser, RunAsGroup *int64
+	RunAsNonRoot          bool
 	// Listeners are the TCP addresses of the container's ports. A WASM
 	// container gets them as preopened listening sockets; a process listens
 	// on its ports itself.
@@ -132,6 +136,12 @@ type wasmInstance struct {
 }
 
 func (i wasmInstance) Exec(ctx context.Context, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	return i.ExecModule(ctx, i.spec.ModulePath, argv, stdin, stdout, stderr)
+}
+
+// ExecModule is Exec with another module of the container's image (at the
+// host path module).
+func (i wasmInstance) ExecModule(ctx context.Context, module string, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	select {
 	case <-i.Done():
 		return -1, errors.New("container is not running")
@@ -141,6 +151,7 @@ func (i wasmInstance) Exec(ctx context.Context, argv []string, stdin io.Reader, 
 		return -1, errors.New("empty command")
 	}
 	spec := i.spec
+	spec.ModulePath = module
 	spec.Args, spec.Stdin, spec.Stdout, spec.Stderr = argv, stdin, stdout, stderr
 	spec.Listeners = nil // the container holds its ports
 	inst, err := i.rt.Start(ctx, spec)
@@ -181,6 +192,14 @@ func (r processRuntime) Start(ctx context.Context, spec ContainerSpec) (Instance
 	for _, m := range spec.Mounts {
 		ps.Mounts = append(ps.Mounts, process.Mount{Name: m.Name, Source: m.HostPath, Target: m.Path, ReadOnly: m.ReadOnly})
 	}
+	user, err := process.ResolveUser(spec.Artifact.RootFS, spec.Artifact.User, spec.RunAsUser, spec.RunAsGroup)
+	if err != nil {
+		return nil, err
+	}
+	if spec.RunAsNonRoot && user.UID == 0 {
+		return nil, errors.New("container has runAsNonRoot and image will run as root")
+	}
+	ps.User = &user
 	inst, err := r.rt.Start(ctx, ps)
 	if err != nil {
 		return nil, err

@@ -121,6 +121,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	if len(ws) > 0 {
 		s.log.Info("resuming workloads from store", "count", len(ws), "generation", gen)
 	}
+	s.removeOrphanVolumes(ws)
 	var persisting sync.WaitGroup
 	persisting.Go(func() { _ = s.pending.Run(ctx) })
 	s.reconcile(gen, ws, true)

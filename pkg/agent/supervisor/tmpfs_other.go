@@ -2,10 +2,15 @@
 
 package supervisor
 
-import "errors"
+import (
+	"errors"
+	"os"
+)
 
-func mountTmpfs(string, int64) (bool, error) {
+func mountTmpfs(string, int64, os.FileMode) (bool, error) {
 	return false, errors.New("tmpfs is a Linux feature")
 }
 
 func unmountTmpfs(string) error { return nil }
+
+func unmountUnder(string) error { return nil }

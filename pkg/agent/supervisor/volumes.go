@@ -33,13 +33,14 @@ func isDataVolume(v *hubv1.Volume) bool { return v.GetKind() != "emptyDir" && v.
 // inMemory reports whether v must never touch the device's disk.
 func inMemory(v *hubv1.Volume) bool { return v.GetMemory() || v.GetSensitive() }
 
-// setupVolumes creates the workload's volumes and writes their files.
+// setupVolumes creates the workload's volumes and writes their files, as
+// spec (the latest) has them.
 // Volumes kept in memory are a tmpfs (as root on Linux) or live under the
 // device's shared-memory directory; where neither exists they are refused,
 // never written to disk.
-func (w *workload) setupVolumes() (*volumeSet, error) {
+func (w *workload) setupVolumes(spec *hubv1.Workload) (*volumeSet, error) {
 	vs := &volumeSet{dir: filepath.Join(w.s.cfg.VolumeDir, w.spec.GetUid()), paths: map[string]string{}}
-	for _, v := range w.spec.GetVolumes() {
+	for _, v := range spec.GetVolumes() {
 		p, err := w.s.volumePath(vs, v)
 		if err != nil {
 			return vs, fmt.Errorf("volume %q: %w", v.GetName(), err)
@@ -60,15 +61,24 @@ func (s *Supervisor) volumePath(vs *volumeSet, v *hubv1.Volume) (string, error) 
 	if name == "" || strings.ContainsAny(name, `/\`) || name == "." || name == ".." {
 		return "", fmt.Errorf("bad volume name %q", name)
 	}
+	// As the kubelet: an emptyDir is writable by any user the container
+	// runs as, the files of the other kinds are readable by their mode.
+	mode := os.FileMode(0o755)
+	if !isDataVolume(v) {
+		mode = 0o777
+	}
 	if !inMemory(v) {
 		p := filepath.Join(vs.dir, "volumes", name)
-		return p, os.MkdirAll(p, 0o755)
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			return "", err
+		}
+		return p, os.Chmod(p, mode)
 	}
 	p := filepath.Join(vs.dir, "memory", name)
 	if err := os.MkdirAll(p, 0o700); err != nil {
 		return "", err
 	}
-	if mounted, err := mountTmpfs(p, v.GetSizeLimitBytes()); err == nil {
+	if mounted, err := mountTmpfs(p, v.GetSizeLimitBytes(), mode); err == nil {
 		if mounted {
 			vs.mem = append(vs.mem, p)
 		}
@@ -81,7 +91,39 @@ func (s *Supervisor) volumePath(vs *volumeSet, v *hubv1.Volume) (string, error) 
 	}
 	os.Remove(p)
 	p = filepath.Join(s.cfg.SharedMemoryDir, filepath.Base(vs.dir), name)
-	return p, os.MkdirAll(p, 0o700)
+	if err := os.MkdirAll(p, 0o700); err != nil {
+		return "", err
+	}
+	return p, os.Chmod(p, mode)
+}
+
+// removeOrphanVolumes removes the volumes of pods the device no longer runs
+// (deleted while the agent was down, or left by a crash): mounts first, so
+// that nothing is removed through one.
+func (s *Supervisor) removeOrphanVolumes(ws []*hubv1.Workload) {
+	keep := map[string]bool{}
+	for _, w := range ws {
+		keep[w.GetUid()] = true
+	}
+	for _, root := range []string{s.cfg.VolumeDir, s.cfg.SharedMemoryDir} {
+		if root == "" {
+			continue
+		}
+		entries, _ := os.ReadDir(root)
+		for _, e := range entries {
+			if keep[e.Name()] || !e.IsDir() {
+				continue
+			}
+			dir := filepath.Join(root, e.Name())
+			if err := unmountUnder(dir); err != nil {
+				s.log.Warn("unmount orphan volumes", "dir", dir, "err", err)
+				continue
+			}
+			if err := os.RemoveAll(dir); err != nil {
+				s.log.Warn("remove orphan volumes", "dir", dir, "err", err)
+			}
+		}
+	}
 }
 
 // removeVolumes removes the workload's volumes: the pod is gone.
@@ -118,22 +160,26 @@ func (w *workload) releaseMemory(vs *volumeSet) {
 	}
 }
 
-// volumesHash is the hash of the volume contents the workload's files hold.
-func (w *workload) volumesHash() string {
+// latest is the workload's latest spec: the one it runs, or a newer one
+// whose volume contents changed.
+func (w *workload) latest() *hubv1.Workload {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.filesHash == nil {
-		return w.spec.GetVolumesHash()
+	if w.newer != nil {
+		return w.newer
 	}
-	return *w.filesHash
+	return w.spec
 }
 
-// updateVolumes writes the new contents of the data volumes of spec.
+// volumesHash is the hash of the latest volume contents.
+func (w *workload) volumesHash() string { return w.latest().GetVolumesHash() }
+
+// updateVolumes writes the new contents of the data volumes of spec; a
+// workload whose volumes are not set up yet writes them when they are.
 func (w *workload) updateVolumes(spec *hubv1.Workload) {
 	w.mu.Lock()
 	vs := w.vols
-	h := spec.GetVolumesHash()
-	w.filesHash = &h
+	w.newer = spec
 	w.mu.Unlock()
 	if vs == nil {
 		return

@@ -30,11 +30,13 @@ type workload struct {
 	mu         sync.Mutex
 	containers map[string]*hubv1.ContainerStatus // init and app containers by name
 	vols       *volumeSet
-	filesHash  *string // volumes hash of the files written by updateVolumes; nil: spec's
-	startTime  *timestamppb.Timestamp
-	seq        uint64
-	deleted    bool
-	running    map[string]*running // by container name, for exec and attach
+	// newer holds the workload's latest spec when only its volume contents
+	// changed since it started (nil: spec is the latest).
+	newer     *hubv1.Workload
+	startTime *timestamppb.Timestamp
+	seq       uint64
+	deleted   bool
+	running   map[string]*running // by container name, for exec and attach
 }
 
 func newWorkload(s *Supervisor, spec *hubv1.Workload, resumed bool) *workload {
@@ -84,10 +86,14 @@ func (w *workload) run(parent context.Context) {
 	close(w.started)
 	w.publish()
 
-	vs, err := w.setupVolumes()
+	used := w.latest()
+	vs, err := w.setupVolumes(used)
 	w.mu.Lock()
 	w.vols = vs
 	w.mu.Unlock()
+	if err == nil && w.latest() != used {
+		w.updateVolumes(w.latest()) // contents changed while they were set up
+	}
 	defer func() {
 		w.mu.Lock()
 		deleted := w.deleted
@@ -401,6 +407,9 @@ func (w *workload) runOnce(ctx context.Context, c *hubv1.Container, art *image.A
 		Stdout:           att.output(lw.Stdout(), false),
 		Stderr:           att.output(lw.Stderr(), true),
 		Listeners:        listeners(c),
+		RunAsUser:        c.RunAsUser,
+		RunAsGroup:       c.RunAsGroup,
+		RunAsNonRoot:     c.GetRunAsNonRoot(),
 	})
 	if err != nil {
 		return w.startFailed(name, started, err)
@@ -411,7 +420,7 @@ func (w *workload) runOnce(ctx context.Context, c *hubv1.Container, art *image.A
 	}
 	w.setRunning(name, &running{
 		inst:     inst,
-		commands: commandsOf(art, argv(c, art)),
+		commands: commandsOf(art, argv(c, art), imageModules(w.s.images)),
 		attach:   att,
 		usage:    usage,
 		started:  started.AsTime(),

@@ -566,13 +566,29 @@ func resources(r *hubv1.Resources) placement.Resources {
 	return placement.Resources{CPUMillis: r.GetCpuMillis(), MemoryBytes: r.GetMemoryBytes(), Pods: r.GetPods()}
 }
 
+// requests is what a workload reserves on its device, as Kubernetes
+// computes a pod's effective requests: the larger of what the app containers
+// and all sidecars request together, and what each init container requests
+// alongside the sidecars started before it.
 func requests(w *hubv1.Workload) placement.Resources {
-	var r placement.Resources
-	for _, c := range w.GetContainers() {
-		r.CPUMillis += c.GetCpuRequestMillis()
-		r.MemoryBytes += c.GetMemoryRequestBytes()
+	var app, sidecars, initPeak placement.Resources
+	for _, c := range w.GetInitContainers() {
+		if c.GetRestartPolicy() == "Always" {
+			sidecars.CPUMillis += c.GetCpuRequestMillis()
+			sidecars.MemoryBytes += c.GetMemoryRequestBytes()
+			continue
+		}
+		initPeak.CPUMillis = max(initPeak.CPUMillis, sidecars.CPUMillis+c.GetCpuRequestMillis())
+		initPeak.MemoryBytes = max(initPeak.MemoryBytes, sidecars.MemoryBytes+c.GetMemoryRequestBytes())
 	}
-	return r
+	for _, c := range w.GetContainers() {
+		app.CPUMillis += c.GetCpuRequestMillis()
+		app.MemoryBytes += c.GetMemoryRequestBytes()
+	}
+	return placement.Resources{
+		CPUMillis:   max(app.CPUMillis+sidecars.CPUMillis, initPeak.CPUMillis),
+		MemoryBytes: max(app.MemoryBytes+sidecars.MemoryBytes, initPeak.MemoryBytes),
+	}
 }
 
 func allocated(ws map[string]*hubv1.Workload) placement.Resources {

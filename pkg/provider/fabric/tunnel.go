@@ -27,18 +27,18 @@ type Interaction struct {
 // and returns the exit status the device sent (nil for an attach). It closes
 // s before it returns. A goroutine reading Stdin may outlive it until Stdin's
 // Read returns: the caller closes Stdin after Interact returns.
-func (s *Stream) Interact(ctx context.Context, io_ Interaction) (*hubv1.ExitStatus, error) {
+func (s *Stream) Interact(ctx context.Context, in Interaction) (*hubv1.ExitStatus, error) {
 	defer s.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if io_.Stdin != nil {
-		go s.sendAll(ctx, io_.Stdin)
+	if in.Stdin != nil {
+		go func() { _ = s.sendAll(ctx, in.Stdin) }()
 	}
-	if io_.Resize != nil {
+	if in.Resize != nil {
 		go func() {
 			for {
 				select {
-				case r, ok := <-io_.Resize:
+				case r, ok := <-in.Resize:
 					if !ok {
 						return
 					}
@@ -63,9 +63,9 @@ func (s *Stream) Interact(ctx context.Context, io_ Interaction) (*hubv1.ExitStat
 		if f.GetExit() != nil {
 			exit = f.GetExit()
 		}
-		w := io_.Stdout
+		w := in.Stdout
 		if f.GetStderr() {
-			w = io_.Stderr
+			w = in.Stderr
 		}
 		if len(f.GetData()) > 0 && w != nil {
 			if _, err := w.Write(f.GetData()); err != nil {
@@ -102,7 +102,7 @@ func (s *Stream) Pipe(ctx context.Context, conn io.ReadWriter) error {
 	defer s.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go s.sendAll(ctx, conn) // not joined: ends when the caller closes conn
+	go func() { _ = s.sendAll(ctx, conn) }() // not joined: ends when the caller closes conn
 	for {
 		f, err := s.Recv()
 		if errors.Is(err, io.EOF) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"slices"
 	"sort"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
 	vknode "github.com/virtual-kubelet/virtual-kubelet/node"
 	"github.com/virtual-kubelet/virtual-kubelet/node/api"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -44,6 +46,8 @@ type podState struct {
 	// edgefabric.io/fencing-epoch); it grows each time the pod is placed
 	// again after its device was lost.
 	epoch uint64
+	// sent is the workload last given to the fabric for the device.
+	sent *hubv1.Workload
 }
 
 // accountNode is the virtual node of one cluster of an account's devices:
@@ -77,6 +81,10 @@ type accountNode struct {
 	dissolved time.Time
 	// stop ends run; set by the manager.
 	stop context.CancelFunc
+	// kubeletLis and kubeletPort are the node's own kubelet API, if it has
+	// one (see Config.KubeletTLS).
+	kubeletLis  net.Listener
+	kubeletPort int32
 }
 
 type informersFactory interface {
@@ -107,13 +115,18 @@ func newAccountNode(m *Manager, key fabric.ClusterKey) (*accountNode, error) {
 		nodeChanged: make(chan struct{}, 1),
 		retryNow:    make(chan struct{}, 1),
 	}
+	if err := n.listenKubelet(); err != nil {
+		return nil, fmt.Errorf("kubelet API for %s: %w", n.name, err)
+	}
 	pods := m.podsInformer(n.name)
 	pc, err := m.newPodController(n, pods)
 	if err != nil {
+		n.closeKubelet()
 		return nil, fmt.Errorf("pod controller for %s: %w", n.name, err)
 	}
 	nc, err := m.newNodeController(n)
 	if err != nil {
+		n.closeKubelet()
 		return nil, fmt.Errorf("node controller for %s: %w", n.name, err)
 	}
 	n.pc, n.nc, n.pods = pc, nc, pods
@@ -138,6 +151,11 @@ func (n *accountNode) run(ctx context.Context) error {
 	var loops sync.WaitGroup
 	loops.Go(func() { n.sendNodeStatus(loopCtx) })
 	loops.Go(func() { n.retryLoop(loopCtx) })
+	loops.Go(func() {
+		if err := n.serveKubelet(loopCtx); err != nil {
+			n.m.log.Error("kubelet API stopped", "node", n.name, "err", err)
+		}
+	})
 
 	var err error
 	running := 2
@@ -320,7 +338,7 @@ func (n *accountNode) recover(ctx context.Context) error {
 		epoch, _ := strconv.ParseUint(p.Annotations[AnnotationFencingEpoch], 10, 64)
 		w.FencingEpoch = epoch
 		n.mu.Lock()
-		n.byUID[string(p.UID)] = &podState{pod: p.DeepCopy(), device: dev, epoch: epoch}
+		n.byUID[string(p.UID)] = &podState{pod: p.DeepCopy(), device: dev, epoch: epoch, sent: w}
 		n.byKey[p.Namespace+"/"+p.Name] = string(p.UID)
 		n.mu.Unlock()
 		n.m.track(string(p.UID), n)
@@ -441,6 +459,7 @@ func (n *accountNode) place(ctx context.Context, uid string) {
 		st.pod.Annotations[AnnotationDevice] = dev
 		st.pod.Annotations[AnnotationFencingEpoch] = epoch
 	}
+	st.sent = w
 	n.mu.Unlock()
 	n.m.fab.Assign(n.account, dev, w)
 	time.AfterFunc(n.m.cfg.PendingDelay, func() { n.creating(uid, dev) })
@@ -510,16 +529,18 @@ func (n *accountNode) retry() {
 // volumes no longer resolve keeps what its device has, as the kubelet does.
 func (n *accountNode) refreshVolumes() {
 	type placed struct {
-		pod *corev1.Pod
-		dev string
+		uid  string
+		pod  *corev1.Pod
+		dev  string
+		sent *hubv1.Workload
 	}
 	var pods []placed
 	n.mu.Lock()
-	for _, st := range n.byUID {
-		if st.device == "" || st.waiting != "" || st.failed || st.deleting || !hasDataVolumes(st.pod) {
+	for uid, st := range n.byUID {
+		if st.device == "" || st.waiting != "" || st.failed || st.deleting || st.sent == nil || !hasDataVolumes(st.pod) {
 			continue
 		}
-		pods = append(pods, placed{st.pod.DeepCopy(), st.device})
+		pods = append(pods, placed{uid, st.pod.DeepCopy(), st.device, st.sent})
 	}
 	n.mu.Unlock()
 	for _, p := range pods {
@@ -528,10 +549,28 @@ func (n *accountNode) refreshVolumes() {
 			ip = d.IP()
 		}
 		w, err := translate.Workload(p.pod, envSource{n.m}, ip)
-		if err != nil {
+		if err != nil || w.GetVolumesHash() == p.sent.GetVolumesHash() {
 			continue
 		}
-		n.m.fab.Assign(n.account, p.dev, w)
+		if w.GetSpecHash() != p.sent.GetSpecHash() {
+			// Something else the pod refers to changed too (env from a
+			// ConfigMap, say): as on a kubelet, that reaches the containers
+			// when they are created again, not now. Only the volumes change.
+			upd := proto.Clone(p.sent).(*hubv1.Workload)
+			upd.Volumes, upd.VolumesHash = w.GetVolumes(), w.GetVolumesHash()
+			w = upd
+		}
+		w.FencingEpoch = p.sent.GetFencingEpoch() // the same assignment
+		n.mu.Lock()
+		st, ok := n.byUID[p.uid]
+		current := ok && st.sent == p.sent && st.device == p.dev && !st.deleting
+		if current {
+			st.sent = w
+		}
+		n.mu.Unlock()
+		if current {
+			n.m.fab.Assign(n.account, p.dev, w)
+		}
 	}
 }
 
@@ -949,7 +988,7 @@ func (n *accountNode) nodeStatus() *corev1.Node {
 				{Type: corev1.NodeInternalIP, Address: n.m.cfg.NodeIP},
 				{Type: corev1.NodeHostName, Address: n.name},
 			},
-			DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: n.m.cfg.KubeletPort}},
+			DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: n.publishedKubeletPort()}},
 			NodeInfo: corev1.NodeSystemInfo{
 				OperatingSystem: osName,
 				Architecture:    arch,

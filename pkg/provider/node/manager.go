@@ -9,6 +9,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -52,8 +53,17 @@ type Config struct {
 	// NodeIP is the address the API server reaches the kubelet API on; it is
 	// published as each node's InternalIP. Required.
 	NodeIP string
-	// KubeletPort is the kubelet API's port published on each node; zero means 10250.
+	// KubeletPort is the provider's shared kubelet API port, which answers
+	// for every node; zero means 10250. Nodes publish it unless KubeletTLS
+	// gives them ports of their own.
 	KubeletPort int32
+	// KubeletTLS, if set, gives every node a kubelet API server of its own
+	// on KubeletHost (empty: every interface) and a port the system picks,
+	// which the node publishes: it answers for that node's pods only, so
+	// that the API server's node proxy (/stats/summary, /metrics/resource,
+	// metrics-server, kubectl top) sees each node's own.
+	KubeletTLS  *tls.Config
+	KubeletHost string
 	// Workers is the number of pod sync workers per node; zero means 8.
 	Workers int
 	// Version is reported as the nodes' kubelet version.

@@ -10,7 +10,6 @@ import (
 	statsv1alpha1 "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
-	"github.com/edgefabric/edgefabric/pkg/scopes"
 )
 
 // podUsage is one pod's usage as its device last reported it.
@@ -20,9 +19,9 @@ type podUsage struct {
 }
 
 // usages returns the reported usage of every pod of every node, ordered.
-func (m *Manager) usages() []podUsage {
+func usages(m *Manager, nodes []*accountNode) []podUsage {
 	var out []podUsage
-	for _, n := range m.allNodes() {
+	for _, n := range nodes {
 		n.mu.Lock()
 		var pods []podUsage
 		for uid, st := range n.byUID {
@@ -82,11 +81,16 @@ func add(a *uint64, b uint64) *uint64 {
 // last reported them (with their heartbeats). Containers whose CPU time their
 // runtime cannot measure have no CPU stats.
 func (m *Manager) StatsSummary(context.Context) (*statsv1alpha1.Summary, error) {
+	return statsSummary(m, m.allNodes()), nil
+}
+
+// statsSummary is the summary of nodes' pods.
+func statsSummary(m *Manager, nodes []*accountNode) *statsv1alpha1.Summary {
 	s := &statsv1alpha1.Summary{}
 	nodeCPU := &statsv1alpha1.CPUStats{Time: metav1.Now()}
 	nodeMem := &statsv1alpha1.MemoryStats{Time: metav1.Now()}
 	names := map[string]bool{}
-	for _, p := range m.usages() {
+	for _, p := range usages(m, nodes) {
 		names[p.node] = true
 		ts := metav1.NewTime(p.cur.GetTime().AsTime())
 		ps := statsv1alpha1.PodStats{
@@ -126,14 +130,10 @@ func (m *Manager) StatsSummary(context.Context) (*statsv1alpha1.Summary, error) 
 		nodeMem.WorkingSetBytes = add(nodeMem.WorkingSetBytes, *ps.Memory.WorkingSetBytes)
 		s.Pods = append(s.Pods, ps)
 	}
-	// One kubelet port serves every node; with one node (the usual case
-	// per provider and account) the summary is that node's. The nodes of an
-	// account's network and proximity clusters share its devices: with pods
-	// on the account node only, the summary is still the account node's.
-	for _, n := range m.allNodes() {
-		if n.key.Scope == scopes.Account {
-			names[n.name] = true
-		}
+	// The provider's shared kubelet port answers for every node; with one
+	// node the summary is that node's. Each node's own port answers for it.
+	for _, n := range nodes {
+		names[n.name] = true
 	}
 	if len(names) == 1 {
 		for name := range names {
@@ -143,12 +143,17 @@ func (m *Manager) StatsSummary(context.Context) (*statsv1alpha1.Summary, error) 
 		s.Node.NodeName = "edgefabric"
 	}
 	s.Node.CPU, s.Node.Memory = nodeCPU, nodeMem
-	return s, nil
+	return s
 }
 
 // MetricsResource is the kubelet's /metrics/resource (what metrics-server
 // scrapes) over the same numbers as StatsSummary.
 func (m *Manager) MetricsResource(context.Context) ([]*dto.MetricFamily, error) {
+	return metricsResource(m, m.allNodes()), nil
+}
+
+// metricsResource is /metrics/resource over nodes' pods.
+func metricsResource(m *Manager, nodes []*accountNode) []*dto.MetricFamily {
 	gauge, counter := dto.MetricType_GAUGE, dto.MetricType_COUNTER
 	family := func(name, help string, t dto.MetricType) *dto.MetricFamily {
 		return &dto.MetricFamily{Name: &name, Help: &help, Type: &t}
@@ -169,7 +174,7 @@ func (m *Manager) MetricsResource(context.Context) ([]*dto.MetricFamily, error) 
 	nMem := family("node_memory_working_set_bytes", "[STABLE] Current working set of the node in bytes", gauge)
 	var nodeCPU, nodeMem float64
 	now := time.Now().UnixMilli()
-	for _, p := range m.usages() {
+	for _, p := range usages(m, nodes) {
 		ms := p.cur.GetTime().AsTime().UnixMilli()
 		var podCPU, podMem float64
 		cpuMeasured := false
@@ -203,5 +208,5 @@ func (m *Manager) MetricsResource(context.Context) ([]*dto.MetricFamily, error) 
 			out = append(out, f)
 		}
 	}
-	return out, nil
+	return out
 }

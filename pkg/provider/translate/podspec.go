@@ -346,7 +346,8 @@ func volumesHash(vs []*hubv1.Volume) string {
 func (h hashWriter) podFields(w *hubv1.Workload) {
 	extra := len(w.GetInitContainers()) > 0 || len(w.GetVolumes()) > 0
 	for _, c := range w.GetContainers() {
-		extra = extra || c.GetLivenessProbe() != nil || c.GetReadinessProbe() != nil || c.GetStartupProbe() != nil || len(c.GetVolumeMounts()) > 0
+		extra = extra || c.GetLivenessProbe() != nil || c.GetReadinessProbe() != nil || c.GetStartupProbe() != nil || len(c.GetVolumeMounts()) > 0 ||
+			c.RunAsUser != nil || c.RunAsGroup != nil || c.GetRunAsNonRoot()
 	}
 	if !extra {
 		return
@@ -368,6 +369,13 @@ func (h hashWriter) podFields(w *hubv1.Workload) {
 			h.string(m.GetSubPath())
 			h.bool(m.GetReadOnly())
 		}
+		for _, id := range []*int64{c.RunAsUser, c.RunAsGroup} {
+			h.bool(id != nil)
+			if id != nil {
+				h.int(*id)
+			}
+		}
+		h.bool(c.GetRunAsNonRoot())
 	}
 	h.int(int64(len(w.GetVolumes())))
 	for _, v := range w.GetVolumes() {

@@ -432,3 +432,41 @@ func TestPodStatusStartupProbe(t *testing.T) {
 		})
 	}
 }
+
+func TestWorkloadUser(t *testing.T) {
+	tests := []struct {
+		name          string
+		ctr           *corev1.SecurityContext
+		podSC         *corev1.PodSecurityContext
+		wantUID       *int64
+		wantGID       *int64
+		wantNonRoot   bool
+		wantSameAsNil bool // the spec hash is that of a pod without any
+	}{
+		{name: "unset", wantSameAsNil: true},
+		{name: "pod level", podSC: &corev1.PodSecurityContext{RunAsUser: new(int64(1000)), RunAsGroup: new(int64(2000)), RunAsNonRoot: new(true)}, wantUID: new(int64(1000)), wantGID: new(int64(2000)), wantNonRoot: true},
+		{name: "container over pod", podSC: &corev1.PodSecurityContext{RunAsUser: new(int64(1000)), RunAsNonRoot: new(true)}, ctr: &corev1.SecurityContext{RunAsUser: new(int64(0)), RunAsNonRoot: new(false)}, wantUID: new(int64(0))},
+	}
+	base, err := Workload(testPod(), newSource(), "10.0.0.7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pod := testPod()
+			pod.Spec.SecurityContext = tt.podSC
+			pod.Spec.Containers[0].SecurityContext = tt.ctr
+			w, err := Workload(pod, newSource(), "10.0.0.7")
+			if err != nil {
+				t.Fatalf("Workload: %v", err)
+			}
+			c := w.GetContainers()[0]
+			if diff := cmp.Diff([]any{tt.wantUID, tt.wantGID, tt.wantNonRoot}, []any{c.RunAsUser, c.RunAsGroup, c.GetRunAsNonRoot()}); diff != "" {
+				t.Errorf("user (-want +got):\n%s", diff)
+			}
+			if same := w.GetSpecHash() == base.GetSpecHash(); same != tt.wantSameAsNil {
+				t.Errorf("spec hash same as without a securityContext: got %v, want %v", same, tt.wantSameAsNil)
+			}
+		})
+	}
+}

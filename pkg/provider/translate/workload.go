@@ -297,7 +297,29 @@ func (r *resolver) container(c *corev1.Container, podVolumes map[string]bool) (*
 	if out.VolumeMounts, err = volumeMounts(c, podVolumes); err != nil {
 		return nil, err
 	}
+	out.RunAsUser, out.RunAsGroup, out.RunAsNonRoot = r.user(c)
 	return out, nil
+}
+
+// user is the container's runAsUser, runAsGroup and runAsNonRoot: its own
+// securityContext's, else the pod's.
+func (r *resolver) user(c *corev1.Container) (uid, gid *int64, nonRoot bool) {
+	if psc := r.pod.Spec.SecurityContext; psc != nil {
+		uid, gid = psc.RunAsUser, psc.RunAsGroup
+		nonRoot = optional(psc.RunAsNonRoot)
+	}
+	if sc := c.SecurityContext; sc != nil {
+		if sc.RunAsUser != nil {
+			uid = sc.RunAsUser
+		}
+		if sc.RunAsGroup != nil {
+			gid = sc.RunAsGroup
+		}
+		if sc.RunAsNonRoot != nil {
+			nonRoot = *sc.RunAsNonRoot
+		}
+	}
+	return uid, gid, nonRoot
 }
 
 // ports are the container's TCP ports (the ones the device serves).

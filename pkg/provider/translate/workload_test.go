@@ -590,7 +590,7 @@ func TestSpecHashCoversContainer(t *testing.T) {
 		msg  proto.Message
 		want int
 	}{
-		{msg: &hubv1.Container{}, want: 20},
+		{msg: &hubv1.Container{}, want: 23},
 		{msg: &hubv1.ContainerPort{}, want: 3},
 		{msg: &hubv1.EnvVar{}, want: 2},
 		// fencing_epoch is not hashed: it is set after translation, and a

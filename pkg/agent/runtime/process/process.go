@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -86,6 +87,9 @@ type Spec struct {
 	Stdin io.Reader
 	// Stdout and Stderr receive the container's output; nil discards it.
 	Stdout, Stderr io.Writer
+	// User is who the container runs as when isolated; nil is root. A plain
+	// (not isolated) container runs as the agent's user.
+	User *User
 }
 
 // Config configures a Runtime.
@@ -132,6 +136,15 @@ func New(cfg Config, log *slog.Logger) (*Runtime, error) {
 	sum := sha256.Sum256([]byte(cfg.StateDir))
 	r := &Runtime{cfg: cfg, log: log, instances: map[*Instance]struct{}{}, cgroupPrefix: hex.EncodeToString(sum[:4]) + "-"}
 	r.isolate = !cfg.NoIsolation && canIsolate()
+	if r.isolate {
+		// Containers of an agent that crashed: their mounts and layers.
+		entries, _ := os.ReadDir(cfg.StateDir)
+		for _, e := range entries {
+			if err := clearStale(filepath.Join(cfg.StateDir, e.Name())); err != nil {
+				log.Warn("clear a stale container", "dir", e.Name(), "err", err)
+			}
+		}
+	}
 	if !cfg.NoCgroups {
 		r.cgroups = detectCgroups(log)
 	}
@@ -396,7 +409,7 @@ func lookPath(root, argv0 string, env []string) (string, error) {
 			return "", fmt.Errorf("executable %q is not an absolute path", argv0)
 		}
 		if _, err := os.Stat(filepath.Join(root, p)); err != nil {
-			return "", fmt.Errorf("executable %s: not found in the image", argv0)
+			return "", fmt.Errorf("executable %s: not found in the image: %w", argv0, fs.ErrNotExist)
 		}
 		return p, nil
 	}
@@ -412,7 +425,7 @@ func lookPath(root, argv0 string, env []string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("executable %q: not found in the image's PATH %s", argv0, pathVar)
+	return "", fmt.Errorf("executable %q: not found in the image's PATH %s: %w", argv0, pathVar, fs.ErrNotExist)
 }
 
 // volumeEnv names a volume's environment variable: EDGEFABRIC_VOLUME_ and

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,6 +27,9 @@ func (i *Instance) prepare() error {
 	if !i.r.isolate {
 		i.root = i.spec.RootFS
 		return nil
+	}
+	if err := clearStale(i.dir); err != nil {
+		return err
 	}
 	upper, work, merged := filepath.Join(i.dir, "upper"), filepath.Join(i.dir, "work"), filepath.Join(i.dir, "merged")
 	for _, d := range []string{upper, work, merged} {
@@ -54,6 +58,21 @@ func (i *Instance) prepare() error {
 	}
 	if err := i.mountDev(merged); err != nil {
 		return err
+	}
+	// Name resolution as on the device: its resolv.conf and hosts, read-only.
+	for _, f := range []string{"/etc/resolv.conf", "/etc/hosts"} {
+		if fi, err := os.Stat(f); err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		target, err := mountPoint(merged, f, false)
+		if err != nil {
+			continue // the image has something odd there: leave it
+		}
+		if err := unix.Mount(f, target, "", unix.MS_BIND, ""); err != nil {
+			continue
+		}
+		i.mounts = append(i.mounts, target)
+		_ = unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, "")
 	}
 	for _, m := range i.spec.Mounts {
 		fi, err := os.Stat(m.Source)
@@ -159,6 +178,9 @@ func (i *Instance) command(argv []string, stdin io.Reader, stdout, stderr io.Wri
 	if i.r.isolate {
 		cmd.Path, cmd.Dir = exe, wd
 		attr.Chroot = i.root
+		if u := i.spec.User; u != nil && (u.UID != 0 || u.GID != 0) {
+			attr.Credential = &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: []uint32{}}
+		}
 		if main {
 			attr.Cloneflags = unix.CLONE_NEWNS | unix.CLONE_NEWPID
 		}
@@ -306,4 +328,54 @@ func rssOf(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// clearStale removes what a container left in dir when the agent did not
+// end it (a crash): its mounts first, deepest first, so that removing the
+// directory can never reach into a volume still bound below it.
+func clearStale(dir string) error {
+	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
+	var points []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		p := unescapeMount(f[4])
+		if p == dir || strings.HasPrefix(p, dir+"/") {
+			points = append(points, p)
+		}
+	}
+	slices.SortFunc(points, func(a, b string) int { return len(b) - len(a) })
+	for _, p := range points {
+		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("unmount stale %s: %w", p, err)
+		}
+	}
+	return os.RemoveAll(dir)
+}
+
+// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMount(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var out []byte
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				out = append(out, byte(n))
+				i += 3
+				continue
+			}
+		}
+		out = append(out, s[i])
+	}
+	return string(out)
 }

@@ -55,3 +55,5 @@ func killGroup(pid int) {
 func exitCode(ps *os.ProcessState) int { return ps.ExitCode() }
 func signalOf(*os.ProcessState) string { return "" }
 func treeRSS(int) int64                { return 0 }
+
+func clearStale(string) error { return nil }

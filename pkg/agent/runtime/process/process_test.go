@@ -283,6 +283,13 @@ func TestExec(t *testing.T) {
 			if err != nil || code != 1 {
 				t.Errorf("Exec cat of a missing file: got (%d, %v), want (1, nil)", code, err)
 			}
+			if r.Isolated() {
+				// The device's name resolution is there, read-only.
+				var hosts bytes.Buffer
+				if code, err := inst.Exec(ctx, []string{"/bin/app", "cat", "/etc/hosts"}, nil, &hosts, &hosts); err != nil || code != 0 || !strings.Contains(hosts.String(), "localhost") {
+					t.Errorf("Exec cat /etc/hosts: got (%d, %v, %q), want the device's hosts file", code, err, hosts.String())
+				}
+			}
 			if _, err := inst.Exec(ctx, []string{"/bin/missing"}, nil, io.Discard, io.Discard); err == nil {
 				t.Errorf("Exec of a missing executable: got no error")
 			}
@@ -368,3 +375,111 @@ func cgroupKind(t *testing.T) string {
 // uniqueID makes container IDs (and so cgroup names) unique across test
 // processes running at once.
 func uniqueID(name string) string { return name + "-" + strconv.Itoa(os.Getpid()) }
+
+func TestResolveUser(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc", "passwd"), []byte("root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/app:/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc", "group"), []byte("root:x:0:\nstaff:x:50:\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id := func(v int64) *int64 { return &v }
+	tests := []struct {
+		spec     string
+		uid, gid *int64
+		want     process.User
+		wantErr  string
+	}{
+		{spec: "", want: process.User{}},
+		{spec: "app", want: process.User{UID: 1000, GID: 1001}},
+		{spec: "app:staff", want: process.User{UID: 1000, GID: 50}},
+		{spec: "1000", want: process.User{UID: 1000, GID: 1001}},
+		{spec: "7:8", want: process.User{UID: 7, GID: 8}},
+		{spec: "app", uid: id(2000), want: process.User{UID: 2000}},
+		{spec: "app", uid: id(1000), gid: id(3), want: process.User{UID: 1000, GID: 3}},
+		{spec: "nobody", wantErr: "not in the image's /etc/passwd"},
+		{spec: "app:nogroup", wantErr: "not in the image's /etc/group"},
+		{spec: "", uid: id(-1), wantErr: "out of range"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.spec, func(t *testing.T) {
+			got, err := process.ResolveUser(root, tt.spec, tt.uid, tt.gid)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("ResolveUser: got %v, %v; want an error containing %q", got, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("ResolveUser: got %+v, %v; want %+v", got, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestRunAsUser: an isolated container runs as the given user, with no
+// supplementary groups of the agent.
+func TestRunAsUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("isolation needs root")
+	}
+	r := newRuntime(t, process.Config{})
+	vol := t.TempDir()
+	if err := os.Chmod(vol, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(vol, "in.txt"), []byte("for everyone"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuffer
+	inst, err := r.Start(t.Context(), process.Spec{
+		ID: uniqueID("user"), RootFS: rootfs(t), Args: []string{"/bin/app", "info"}, User: &process.User{UID: 65534, GID: 65533},
+		Mounts: []process.Mount{{Name: "data", Source: vol, Target: "/data", ReadOnly: true}}, Stdout: &out, Stderr: &out,
+	})
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	wait(t, inst, 30*time.Second)
+	for _, want := range []string{"uid=65534 gid=65533", `file="for everyone" err=<nil>`, "write-root-err="} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output %q: want %q", out.String(), want)
+		}
+	}
+}
+
+// TestStaleContainerCleared: the scratch directory of a container whose
+// agent crashed is unmounted and removed by the next runtime, and the volume
+// that was bound into it keeps its files.
+func TestStaleContainerCleared(t *testing.T) {
+	if os.Geteuid() != 0 || runtime.GOOS != "linux" {
+		t.Skip("mounts need root on Linux")
+	}
+	state := t.TempDir()
+	vol := t.TempDir()
+	if err := os.WriteFile(filepath.Join(vol, "keep"), []byte("precious"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(state, "crashed", "merged", "data")
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "--bind", vol, target).CombinedOutput(); err != nil {
+		t.Fatalf("mount: %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", target).Run() })
+	r, err := process.New(process.Config{StateDir: state}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := os.Stat(filepath.Join(state, "crashed")); !os.IsNotExist(err) {
+		t.Errorf("stale container directory: got %v, want it removed", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(vol, "keep")); err != nil || string(b) != "precious" {
+		t.Errorf("volume after the cleanup: got %q, %v; want its file kept", b, err)
+	}
+}

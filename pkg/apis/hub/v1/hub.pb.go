@@ -1234,6 +1234,11 @@ type Container struct {
 	// For init containers: "Always" makes it a sidecar (started in order, kept
 	// running, restarted whatever the pod's restart policy).
 	RestartPolicy string `protobuf:"bytes,16,opt,name=restart_policy,json=restartPolicy,proto3" json:"restart_policy,omitempty"`
+	// securityContext (the container's over the pod's): the user and group the
+	// process runtime runs the container as; unset: the image's user.
+	RunAsUser    *int64 `protobuf:"varint,17,opt,name=run_as_user,json=runAsUser,proto3,oneof" json:"run_as_user,omitempty"`
+	RunAsGroup   *int64 `protobuf:"varint,18,opt,name=run_as_group,json=runAsGroup,proto3,oneof" json:"run_as_group,omitempty"`
+	RunAsNonRoot bool   `protobuf:"varint,19,opt,name=run_as_non_root,json=runAsNonRoot,proto3" json:"run_as_non_root,omitempty"`
 	// Fields 40 and up: the tunnel's (exec, attach, inbound ports).
 	// TCP ports the container serves on the device (containerPort); a WASM
 	// container gets each as a preopened listening socket.
@@ -1386,6 +1391,27 @@ func (x *Container) GetRestartPolicy() string {
 		return x.RestartPolicy
 	}
 	return ""
+}
+
+func (x *Container) GetRunAsUser() int64 {
+	if x != nil && x.RunAsUser != nil {
+		return *x.RunAsUser
+	}
+	return 0
+}
+
+func (x *Container) GetRunAsGroup() int64 {
+	if x != nil && x.RunAsGroup != nil {
+		return *x.RunAsGroup
+	}
+	return 0
+}
+
+func (x *Container) GetRunAsNonRoot() bool {
+	if x != nil {
+		return x.RunAsNonRoot
+	}
+	return false
 }
 
 func (x *Container) GetPorts() []*ContainerPort {
@@ -1861,7 +1887,7 @@ type Workload struct {
 	Uid                     string                 `protobuf:"bytes,1,opt,name=uid,proto3" json:"uid,omitempty"`
 	Namespace               string                 `protobuf:"bytes,2,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	Name                    string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
-	Runtime                 string                 `protobuf:"bytes,4,opt,name=runtime,proto3" json:"runtime,omitempty"`                                  // "wasm"
+	Runtime                 string                 `protobuf:"bytes,4,opt,name=runtime,proto3" json:"runtime,omitempty"`                                  // "wasm" or "process"
 	RestartPolicy           string                 `protobuf:"bytes,5,opt,name=restart_policy,json=restartPolicy,proto3" json:"restart_policy,omitempty"` // Always, OnFailure, Never
 	Containers              []*Container           `protobuf:"bytes,6,rep,name=containers,proto3" json:"containers,omitempty"`
 	TerminationGraceSeconds int64                  `protobuf:"varint,7,opt,name=termination_grace_seconds,json=terminationGraceSeconds,proto3" json:"termination_grace_seconds,omitempty"`
@@ -4127,7 +4153,7 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"delete_uid\x18\x03 \x01(\tR\tdeleteUid\"2\n" +
 	"\x06EnvVar\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\xc3\x06\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\xd7\a\n" +
 	"\tContainer\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05image\x18\x02 \x01(\tR\x05image\x12\x18\n" +
@@ -4146,12 +4172,18 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"\x0freadiness_probe\x18\r \x01(\v2\x18.edgefabric.hub.v1.ProbeR\x0ereadinessProbe\x12=\n" +
 	"\rstartup_probe\x18\x0e \x01(\v2\x18.edgefabric.hub.v1.ProbeR\fstartupProbe\x12C\n" +
 	"\rvolume_mounts\x18\x0f \x03(\v2\x1e.edgefabric.hub.v1.VolumeMountR\fvolumeMounts\x12%\n" +
-	"\x0erestart_policy\x18\x10 \x01(\tR\rrestartPolicy\x126\n" +
+	"\x0erestart_policy\x18\x10 \x01(\tR\rrestartPolicy\x12#\n" +
+	"\vrun_as_user\x18\x11 \x01(\x03H\x00R\trunAsUser\x88\x01\x01\x12%\n" +
+	"\frun_as_group\x18\x12 \x01(\x03H\x01R\n" +
+	"runAsGroup\x88\x01\x01\x12%\n" +
+	"\x0frun_as_non_root\x18\x13 \x01(\bR\frunAsNonRoot\x126\n" +
 	"\x05ports\x18( \x03(\v2 .edgefabric.hub.v1.ContainerPortR\x05ports\x12\x14\n" +
 	"\x05stdin\x18) \x01(\bR\x05stdin\x12\x1d\n" +
 	"\n" +
 	"stdin_once\x18* \x01(\bR\tstdinOnce\x12\x10\n" +
-	"\x03tty\x18+ \x01(\bR\x03tty\"\xbc\x06\n" +
+	"\x03tty\x18+ \x01(\bR\x03ttyB\x0e\n" +
+	"\f_run_as_userB\x0f\n" +
+	"\r_run_as_group\"\xbc\x06\n" +
 	"\x05Probe\x123\n" +
 	"\x04exec\x18\x01 \x01(\v2\x1d.edgefabric.hub.v1.Probe.ExecH\x00R\x04exec\x12=\n" +
 	"\bhttp_get\x18\x02 \x01(\v2 .edgefabric.hub.v1.Probe.HTTPGetH\x00R\ahttpGet\x12C\n" +
@@ -4557,6 +4589,7 @@ func file_pkg_apis_hub_v1_hub_proto_init() {
 		(*HubMessage_Welcome)(nil),
 		(*HubMessage_ProbeReply)(nil),
 	}
+	file_pkg_apis_hub_v1_hub_proto_msgTypes[16].OneofWrappers = []any{}
 	file_pkg_apis_hub_v1_hub_proto_msgTypes[17].OneofWrappers = []any{
 		(*Probe_Exec_)(nil),
 		(*Probe_HttpGet)(nil),

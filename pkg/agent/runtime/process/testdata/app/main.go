@@ -22,7 +22,7 @@ func main() {
 	case "info":
 		// args, working dir, pid, an env var and a file.
 		wd, _ := os.Getwd()
-		fmt.Printf("args=%v\nwd=%s\npid=%d\nGREETING=%s\n", os.Args[2:], wd, os.Getpid(), os.Getenv("GREETING"))
+		fmt.Printf("args=%v\nwd=%s\npid=%d\nGREETING=%s\nuid=%d gid=%d\n", os.Args[2:], wd, os.Getpid(), os.Getenv("GREETING"), os.Getuid(), os.Getgid())
 		file := os.Getenv("FILE")
 		if file == "" {
 			file = "/data/in.txt"
