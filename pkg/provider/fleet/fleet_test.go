@@ -46,9 +46,9 @@ func TestWriterOnRealAPIServer(t *testing.T) {
 		{ClusterKey: fabric.ClusterKey{Account: "acme", Scope: scopes.Account}, Members: []string{"pi-1"}},
 	}
 	w, err := fleet.New(fleet.Config{
-		Devices:         func() []fabric.Device { return []fabric.Device{dev} },
-		Clusters:        func() []fabric.Cluster { return clusters },
-		NodeOf:          func(k fabric.ClusterKey) string { return k.NodeName() },
+		Devices:           func() []fabric.Device { return []fabric.Device{dev} },
+		Clusters:          func() []fabric.Cluster { return clusters },
+		NodeOf:            func(k fabric.ClusterKey) string { return k.NodeName() },
 		RefreshInterval:   time.Minute,
 		AllocatedInterval: 20 * time.Second,
 	}, c, slog.New(slog.DiscardHandler))
