@@ -266,6 +266,7 @@ func testProviderIdentity(t *testing.T, env *kubetest.Env, kubeconfig, token str
 			"--hub-listen", hub,
 			"--kubelet-listen", kubelet,
 			"--node-ip", "127.0.0.1",
+			"--kubelet-client-ca", env.KubeletClientCA,
 			"--health-listen", r.health,
 			"--leader-elect",
 			"--leader-elect-identity", r.name,
