@@ -6,6 +6,7 @@ package provider
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -135,7 +136,20 @@ func (c Config) Validate() error {
 			return fmt.Errorf("listen address %q: %w", a, err)
 		}
 	}
+	if err := c.KubeletAuth.validate(); err != nil {
+		return err
+	}
 	return c.LeaderElection.validate()
+}
+
+func (a KubeletAuth) validate() error {
+	if a.Disabled || len(a.ClientCA) == 0 {
+		return nil
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(a.ClientCA) {
+		return errors.New("kubelet client CA: no PEM certificate in it")
+	}
+	return nil
 }
 
 // Run serves until ctx ends and returns once everything has stopped. A
