@@ -67,6 +67,10 @@ type Env struct {
 	// KubeletClientGroup): a kubelet API under test passes it as its
 	// client CA (the provider's --kubelet-client-ca).
 	KubeletClientCA string
+	// KubeletClientCert and KubeletClientKey are the API server's kubelet
+	// client certificate and key (PEM files), for a test that calls a
+	// kubelet API as the API server does.
+	KubeletClientCert, KubeletClientKey string
 	// LogDir holds one log file per component (etcd.log, kube-apiserver.log,
 	// kube-scheduler.log, kube-controller-manager.log).
 	LogDir string
@@ -110,7 +114,7 @@ func Start(t testing.TB, opts Options) *Env {
 		Set("kubelet-client-certificate", kcCert).
 		Set("kubelet-client-key", kcKey)
 
-	env := &Env{AssetsDir: assets, LogDir: logDir, KubeletClientCA: kcCA}
+	env := &Env{AssetsDir: assets, LogDir: logDir, KubeletClientCA: kcCA, KubeletClientCert: kcCert, KubeletClientKey: kcKey}
 	var components []*component
 	// Runs after the components' cleanups: LIFO.
 	t.Cleanup(func() {
