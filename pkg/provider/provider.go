@@ -222,7 +222,11 @@ func serve(ctx context.Context, cfg Config, client kubernetes.Interface, log *sl
 		// The x509 authenticator verifies the certificate; the handshake
 		// only asks for it, so a bad one gets a 401 that says why.
 		ktls.ClientAuth = tls.RequestClientCert
-		log.Info("kubelet API guarded", "clientCertificates", len(cfg.KubeletAuth.ClientCA) > 0, "bearerTokens", true)
+		if len(cfg.KubeletAuth.ClientCA) == 0 {
+			log.Warn("kubelet API accepts no client certificate: without a kubelet client CA the API server's node proxy (kubectl logs, exec) is refused")
+		} else {
+			log.Info("kubelet API guarded", "clientCertificates", true, "bearerTokens", true)
+		}
 	}
 
 	fab := fabric.New(log.With("component", "fabric"))
