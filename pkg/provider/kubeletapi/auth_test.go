@@ -124,7 +124,7 @@ func TestGuard(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := g.Wrap(tt.node, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "served") }))
+			h := g.Wrap(tt.node, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "served") }))
 			r := httptest.NewRequest(tt.method, tt.path, nil)
 			if tt.token != "" {
 				r.Header.Set("Authorization", "Bearer "+tt.token)
@@ -140,7 +140,7 @@ func TestGuard(t *testing.T) {
 
 func TestNilGuardServesEveryone(t *testing.T) {
 	var g *Guard
-	h := g.Wrap("edge-a", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "served") }))
+	h := g.Wrap("edge-a", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "served") }))
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/exec/ns/p/c", nil))
 	if w.Code != http.StatusOK {
