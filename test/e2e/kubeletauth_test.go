@@ -213,3 +213,32 @@ func selfSignedClient(t *testing.T, user, group string) tls.Certificate {
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
+
+// TestKubeletAuthOff: --kubelet-auth=false serves the kubelet API to anyone,
+// for local debugging, on the node's port and the shared one.
+func TestKubeletAuthOff(t *testing.T) {
+	f := startFabric(t, 1, fabrictest.WithProviderArgs("--kubelet-auth=false"))
+	node := f.WaitNode(fabrictest.NodeReady)
+	caPEM, err := os.ReadFile(filepath.Join(f.StateDir, "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	t.Cleanup(c.CloseIdleConnections)
+	for _, port := range []string{fmt.Sprint(node.Status.DaemonEndpoints.KubeletEndpoint.Port), f.KubeletPort} {
+		resp, err := c.Get("https://127.0.0.1:" + port + "/pods")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"kind":"PodList"`) {
+			t.Errorf("GET /pods on port %s without credentials: got %d %.200s, want 200 and the pods", port, resp.StatusCode, body)
+		}
+	}
+	if out := f.Provider().Output(); !strings.Contains(out, "kubelet API authentication and authorization are off") {
+		t.Errorf("the provider does not warn that the kubelet API is open; its output:\n%s", fabrictest.Tail(out, 20))
+	}
+}
