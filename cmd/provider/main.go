@@ -59,6 +59,8 @@ func main() {
 	fs.DurationVar(&cfg.LeaderElection.LeaseDuration, "leader-elect-lease-duration", 15*time.Second, "how long standbys wait after the leader's last renewal before taking over")
 	fs.DurationVar(&cfg.LeaderElection.RenewDeadline, "leader-elect-renew-deadline", 10*time.Second, "how long the leader tries to renew before it stops leading")
 	fs.DurationVar(&cfg.LeaderElection.RetryPeriod, "leader-elect-retry-period", 2*time.Second, "how often candidates try to acquire or renew the Lease")
+	kubeletAuth := fs.Bool("kubelet-auth", true, "authenticate (client certificate, TokenReview) and authorize (SubjectAccessReview on nodes/proxy, log, stats, metrics) every kubelet API request; false serves it to anyone who reaches it (local debugging only)")
+	kubeletClientCA := fs.String("kubelet-client-ca", "", "PEM file of the CAs that sign the API server's kubelet client certificate; empty means the cluster CA of the ServiceAccount mount ("+serviceAccountCA+") when present")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	_ = fs.Parse(os.Args[1:])
 	if *showVersion {
@@ -75,6 +77,11 @@ func main() {
 		os.Exit(2)
 	}
 	cfg.Scopes = sc
+	cfg.KubeletAuth.Disabled = !*kubeletAuth
+	if cfg.KubeletAuth.ClientCA, err = readClientCA(*kubeletClientCA); err != nil {
+		fmt.Fprintf(os.Stderr, "provider: --kubelet-client-ca: %v\n", err)
+		os.Exit(2)
+	}
 
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
@@ -101,6 +108,22 @@ func main() {
 		log.Error("provider stopped", "err", err)
 		os.Exit(1)
 	}
+}
+
+// serviceAccountCA is the cluster CA in a pod's ServiceAccount mount.
+const serviceAccountCA = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+
+// readClientCA reads the kubelet client CA from path or, if path is empty,
+// from the ServiceAccount mount if there is one; nil if neither.
+func readClientCA(path string) ([]byte, error) {
+	if path == "" {
+		b, err := os.ReadFile(serviceAccountCA)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return b, err
+	}
+	return os.ReadFile(path)
 }
 
 func run(ctx context.Context, cfg provider.Config, kubeconfig string, qps float64, burst int, log *slog.Logger) error {

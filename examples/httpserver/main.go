@@ -31,7 +31,6 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"syscall"
 )
 
 func main() {
@@ -115,13 +114,8 @@ func serve() int {
 // listener is the preopened socket (fd 3) if there is one, else a new
 // listener on :$PORT.
 func listener() (net.Listener, error) {
-	// Non-blocking first, so that os.NewFile hands the socket to Go's
-	// poller: a blocking accept would stall every goroutine of a wasip1
-	// program (it has one thread) until the next connection.
-	_ = syscall.SetNonblock(3, true)
-	f := os.NewFile(3, "listener")
-	if ln, err := net.FileListener(f); err == nil {
-		return ln, nil
+	if ln, ok, err := preopenedListener(); ok {
+		return ln, err
 	}
 	port := os.Getenv("PORT")
 	if port == "" {

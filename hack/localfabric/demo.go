@@ -5,7 +5,10 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,8 +26,15 @@ import (
 //go:embed hello-pod.yaml.tmpl
 var helloPodTemplate string
 
-// demo runs the fabric in this process, deploys examples/hello on it, shows the
-// result and keeps everything running until ctx ends (Ctrl-C).
+//go:embed web-pod.yaml.tmpl
+var webPodTemplate string
+
+// webPort is the port the demo's web pod serves on, on its device.
+const webPort = 8080
+
+// demo runs the fabric in this process, deploys examples/hello and the
+// examples/httpserver service on it, shows them running and serving, and keeps
+// everything running until ctx ends (Ctrl-C).
 func demo(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err := preflight(ctx, &cfg); err != nil {
 		return err
@@ -68,9 +78,11 @@ To use this fabric from another shell while the demo runs:
   . %s
   kubectl get nodes,pods -o wide
   kubectl logs -f hello
+  kubectl port-forward pod/web 18080:%d   # then: curl localhost:18080/
+  kubectl exec web -- module.wasm echo hi
 
 Press Ctrl-C to stop the demo and tear the fabric down.
-`, info.EnvFile)
+`, info.EnvFile, webPort)
 	}
 	<-ctx.Done()
 	fmt.Println("\nstopping the local fabric...")
@@ -78,57 +90,13 @@ Press Ctrl-C to stop the demo and tear the fabric down.
 	return <-done
 }
 
-// runHello builds examples/hello for wasip1, pushes it to the fabric's registry,
-// applies the hello pod, waits for it to run and shows nodes, pods and its logs.
+// runHello deploys examples/hello and the web service (runWeb), then shows
+// nodes, pods and hello's logs.
 func runHello(ctx context.Context, cfg Config, info Info) error {
-	d := dirsOf(cfg.Dir)
-	fmt.Println("\n==> building examples/hello for GOOS=wasip1 GOARCH=wasm")
-	wasmPath := filepath.Join(d.root, "hello.wasm")
-	build := exec.CommandContext(ctx, "go", "build", "-o", wasmPath, "./examples/hello")
-	build.Dir = cfg.Root
-	build.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("build examples/hello: %w", err)
-	}
-	module, err := os.ReadFile(wasmPath)
-	if err != nil {
+	if _, err := deploy(ctx, cfg, info, "hello", "hello", helloPodTemplate); err != nil {
 		return err
 	}
-
-	ref := info.Registry + "/hello:v1"
-	fmt.Printf("\n==> pushing %s (%d KiB module)\n", ref, len(module)/1024)
-	digest, err := pushModule(ctx, ref, module)
-	if err != nil {
-		return fmt.Errorf("push %s: %w", ref, err)
-	}
-	fmt.Println(ref + "@" + digest)
-
-	var manifest bytes.Buffer
-	if err := template.Must(template.New("pod").Parse(helloPodTemplate)).Execute(&manifest, info); err != nil {
-		return err
-	}
-	manifestPath := filepath.Join(d.root, "hello-pod.yaml")
-	if err := os.WriteFile(manifestPath, manifest.Bytes(), 0o644); err != nil {
-		return err
-	}
-	fmt.Printf("\n==> kubectl apply -f %s\n", manifestPath)
-	if err := kubectl(ctx, info, "apply", "-f", manifestPath); err != nil {
-		return err
-	}
-
-	fmt.Println("\n==> waiting for pod hello to be Running")
-	restCfg, err := clientcmd.BuildConfigFromFlags("", info.Kubeconfig)
-	if err != nil {
-		return err
-	}
-	client, err := kubernetes.NewForConfig(restCfg)
-	if err != nil {
-		return err
-	}
-	waitCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	if err := waitPodRunning(waitCtx, client, "default", "hello"); err != nil {
+	if err := runWeb(ctx, cfg, info); err != nil {
 		return err
 	}
 
@@ -142,6 +110,93 @@ func runHello(ctx context.Context, cfg Config, info Info) error {
 		fmt.Fprintf(os.Stderr, "warning: %v\n", err)
 	}
 	return nil
+}
+
+// runWeb deploys examples/httpserver as the pod web and shows it serving: an
+// HTTP GET to the pod's IP (its device's address) and port.
+func runWeb(ctx context.Context, cfg Config, info Info) error {
+	pod, err := deploy(ctx, cfg, info, "httpserver", "web", webPodTemplate)
+	if err != nil {
+		return err
+	}
+	url := fmt.Sprintf("http://%s/", net.JoinHostPort(pod.Status.PodIP, fmt.Sprint(webPort)))
+	fmt.Printf("\n==> curl %s   (the pod serves on its device)\n", url)
+	client := &http.Client{Timeout: 5 * time.Second}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := client.Get(url)
+		if err == nil {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			resp.Body.Close()
+			fmt.Printf("%s %s", resp.Status, body)
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("GET %s: %w", url, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// deploy builds examples/<example> for wasip1, pushes it to the fabric's
+// registry as <example>:v1, applies the pod template (filled with info and
+// the web port) and waits until the pod, named pod, runs.
+func deploy(ctx context.Context, cfg Config, info Info, example, pod, podTemplate string) (*corev1.Pod, error) {
+	d := dirsOf(cfg.Dir)
+	fmt.Printf("\n==> building examples/%s for GOOS=wasip1 GOARCH=wasm\n", example)
+	wasmPath := filepath.Join(d.root, example+".wasm")
+	build := exec.CommandContext(ctx, "go", "build", "-o", wasmPath, "./examples/"+example)
+	build.Dir = cfg.Root
+	build.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		return nil, fmt.Errorf("build examples/%s: %w", example, err)
+	}
+	module, err := os.ReadFile(wasmPath)
+	if err != nil {
+		return nil, err
+	}
+
+	ref := info.Registry + "/" + example + ":v1"
+	fmt.Printf("\n==> pushing %s (%d KiB module)\n", ref, len(module)/1024)
+	digest, err := pushModule(ctx, ref, module)
+	if err != nil {
+		return nil, fmt.Errorf("push %s: %w", ref, err)
+	}
+	fmt.Println(ref + "@" + digest)
+
+	var manifest bytes.Buffer
+	data := struct {
+		Info
+		WebPort int
+	}{info, webPort}
+	if err := template.Must(template.New("pod").Parse(podTemplate)).Execute(&manifest, data); err != nil {
+		return nil, err
+	}
+	manifestPath := filepath.Join(d.root, pod+"-pod.yaml")
+	if err := os.WriteFile(manifestPath, manifest.Bytes(), 0o644); err != nil {
+		return nil, err
+	}
+	fmt.Printf("\n==> kubectl apply -f %s\n", manifestPath)
+	if err := kubectl(ctx, info, "apply", "-f", manifestPath); err != nil {
+		return nil, err
+	}
+
+	fmt.Printf("\n==> waiting for pod %s to be Running\n", pod)
+	restCfg, err := clientcmd.BuildConfigFromFlags("", info.Kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	client, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return nil, err
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := waitPodRunning(waitCtx, client, "default", pod); err != nil {
+		return nil, err
+	}
+	return client.CoreV1().Pods("default").Get(ctx, pod, metav1.GetOptions{})
 }
 
 // waitPodRunning returns once the pod's phase is Running, and fails if it ends or

@@ -407,6 +407,9 @@ func (f *fabric) startEdge(ctx context.Context, client kubernetes.Interface, inf
 		"--hub-san", sans,
 		"--kubelet-listen", "127.0.0.1:"+strconv.Itoa(kubeletPort),
 		"--node-ip", "127.0.0.1",
+		// The CA of the API server's kubelet client certificate: the kubelet
+		// API lets the API server in by it (kubectl logs, exec, top).
+		"--kubelet-client-ca", filepath.Join(d.pki, "ca.crt"),
 	)
 	if err != nil {
 		return err

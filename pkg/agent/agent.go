@@ -294,7 +294,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	// Give the pages of the binary that starting, pulling and compiling
 	// touched back to the kernel whenever the agent goes idle.
 	wg.Go(func() { _ = workingset.Run(ctx, workingset.Config{}, log.With("component", "working-set")) })
-	wg.Go(func() { serveLocalAPI(ctx, cfg, st, cl, sup, log.With("component", "local-api")) })
+	wg.Go(func() { serveLocalAPI(ctx, cfg, st, cl, sup, watcher.Clusters, log.With("component", "local-api")) })
 	log.Info("agent started", "hub", cfg.Hub, "dataDir", cfg.DataDir, "address", cfg.AdvertiseAddress, "version", version.Version, "meshPort", mh.Port())
 	err = cl.Run(ctx)
 	cancel()

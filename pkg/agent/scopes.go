@@ -3,9 +3,11 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -195,6 +197,24 @@ func (w *scopeWatcher) nextSeqLocked() uint64 {
 	return w.lastSeq
 }
 
+// Clusters describes the network cluster the device claims and the LAN
+// peers it verified, for edgeagent status.
+func (w *scopeWatcher) Clusters() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.claim == "" {
+		return nil
+	}
+	if !w.settled {
+		return []string{"network " + w.claim + " (discovering LAN peers)"}
+	}
+	peers := w.aliveLocked()
+	if len(peers) == 0 {
+		return []string{"network " + w.claim + " (no LAN peers)"}
+	}
+	return []string{fmt.Sprintf("network %s (%d LAN peers: %s)", w.claim, len(peers), strings.Join(peers, ", "))}
+}
+
 // aliveLocked returns the IDs of the peers that have not left, sorted.
 func (w *scopeWatcher) aliveLocked() []string {
 	var out []string
@@ -240,10 +260,13 @@ func (w *scopeWatcher) Run(ctx context.Context) error {
 	wg.Go(func() {
 		// Answers to the first browse come within a second on a LAN; the
 		// probe round after that settles the first view of the peers.
+		// Without multicast the browse never starts: the device then reports
+		// after a while that it sees no peers rather than discover forever.
 		select {
 		case <-ctx.Done():
 			return
 		case <-disc.Ready():
+		case <-time.After(settleWithoutMDNS):
 		}
 		w.mu.Lock()
 		w.settleAt = time.Now().Add(settleDelay)
@@ -263,6 +286,10 @@ var errNoAddress = errors.New("peer announced no usable address")
 // settleDelay is how long after the first browse started the agent reports
 // its first view of its LAN peers.
 const settleDelay = time.Second
+
+// settleWithoutMDNS is how long the agent waits for mDNS to start before it
+// reports its view of its LAN anyway.
+const settleWithoutMDNS = 15 * time.Second
 
 // probeSoon asks probeLoop for a round now.
 func (w *scopeWatcher) probeSoon() {

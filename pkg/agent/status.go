@@ -17,7 +17,9 @@ import (
 // serveLocalAPI serves the agent's status on the socket in its data directory
 // until ctx ends (see package localapi). It only logs a failure: the device
 // keeps running its workloads without it.
-func serveLocalAPI(ctx context.Context, cfg Config, st *store.Store, cl *client.Client, sup *supervisor.Supervisor, log *slog.Logger) {
+// clusters, if not nil, adds the clusters the device observes itself (its
+// network cluster and LAN peers).
+func serveLocalAPI(ctx context.Context, cfg Config, st *store.Store, cl *client.Client, sup *supervisor.Supervisor, clusters func() []string, log *slog.Logger) {
 	started := time.Now()
 	status := func() localapi.Status {
 		s := localapi.Status{
@@ -34,6 +36,9 @@ func serveLocalAPI(ctx context.Context, cfg Config, st *store.Store, cl *client.
 		if s.Account != "" {
 			// The account's cluster is the one every device belongs to.
 			s.Clusters = append(s.Clusters, "account "+s.Account)
+		}
+		if clusters != nil {
+			s.Clusters = append(s.Clusters, clusters()...)
 		}
 		for _, ws := range sup.Statuses() {
 			w := localapi.Workload{

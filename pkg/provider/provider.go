@@ -6,6 +6,7 @@ package provider
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -79,6 +80,24 @@ type Config struct {
 	// LeaderElection lets replicas share the work as leader and standbys.
 	// The zero value is off: this process serves alone.
 	LeaderElection LeaderElection
+	// KubeletAuth guards the kubelet API (shared port and nodes' ports). The
+	// zero value authenticates by bearer token only and authorizes every
+	// request by SubjectAccessReview.
+	KubeletAuth KubeletAuth
+}
+
+// KubeletAuth is how the kubelet API authenticates and authorizes requests,
+// as a kubelet in webhook mode: by client certificate (ClientCA) or bearer
+// token (TokenReview), then SubjectAccessReview on nodes/<subresource>.
+type KubeletAuth struct {
+	// Disabled serves the kubelet API to anyone who reaches it: for local
+	// debugging only. False (the default) guards it.
+	Disabled bool
+	// ClientCA is a PEM bundle of the CAs that sign accepted client
+	// certificates (the API server's kubelet client certificate). Empty
+	// accepts no client certificate, so the API server's node proxy (kubectl
+	// logs/exec) fails unless it authenticates by token.
+	ClientCA []byte
 }
 
 // Default fills in the defaults of unset fields.
@@ -117,7 +136,20 @@ func (c Config) Validate() error {
 			return fmt.Errorf("listen address %q: %w", a, err)
 		}
 	}
+	if err := c.KubeletAuth.validate(); err != nil {
+		return err
+	}
 	return c.LeaderElection.validate()
+}
+
+func (a KubeletAuth) validate() error {
+	if a.Disabled || len(a.ClientCA) == 0 {
+		return nil
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(a.ClientCA) {
+		return errors.New("kubelet client CA: no PEM certificate in it")
+	}
+	return nil
 }
 
 // Run serves until ctx ends and returns once everything has stopped. A
@@ -179,6 +211,23 @@ func serve(ctx context.Context, cfg Config, client kubernetes.Interface, log *sl
 	if err != nil {
 		return err
 	}
+	var guard *kubeletapi.Guard
+	if cfg.KubeletAuth.Disabled {
+		log.Warn("kubelet API authentication and authorization are off: anyone who reaches it may exec into pods")
+	} else {
+		if guard, err = kubeletapi.NewGuard(kubeletapi.GuardConfig{ClientCA: cfg.KubeletAuth.ClientCA, Client: client},
+			log.With("component", "kubelet-api")); err != nil {
+			return err
+		}
+		// The x509 authenticator verifies the certificate; the handshake
+		// only asks for it, so a bad one gets a 401 that says why.
+		ktls.ClientAuth = tls.RequestClientCert
+		if len(cfg.KubeletAuth.ClientCA) == 0 {
+			log.Warn("kubelet API accepts no client certificate: without a kubelet client CA the API server's node proxy (kubectl logs, exec) is refused")
+		} else {
+			log.Info("kubelet API guarded", "clientCertificates", true, "bearerTokens", true)
+		}
+	}
 
 	fab := fabric.New(log.With("component", "fabric"))
 	var fw *fleet.Writer
@@ -188,7 +237,7 @@ func serve(ctx context.Context, cfg Config, client kubernetes.Interface, log *sl
 		}
 	}
 	mgr, err := node.NewManager(node.Config{
-		NodeIP: cfg.NodeIP, KubeletPort: int32(port), KubeletTLS: ktls, KubeletHost: khost,
+		NodeIP: cfg.NodeIP, KubeletPort: int32(port), KubeletTLS: ktls, KubeletHost: khost, KubeletGuard: guard,
 		Version: cfg.Version, Workers: cfg.Workers,
 		Clusters: fabric.ClusterConfig{
 			Scopes:    cfg.Scopes,
@@ -241,7 +290,7 @@ func serve(ctx context.Context, cfg Config, client kubernetes.Interface, log *sl
 		start("fleet", func() error { return fw.Run(ctx) })
 	}
 	start("kubelet API", func() error {
-		return kubeletapi.Serve(ctx, kLis, ktls, kubeletapi.Handler(mgr), log.With("component", "kubelet-api"))
+		return kubeletapi.Serve(ctx, kLis, ktls, guard.Wrap(kubeletapi.AllNodes, kubeletapi.Handler(mgr)), log.With("component", "kubelet-api"))
 	})
 	wg.Add(1)
 	go func() {

@@ -112,7 +112,7 @@ func BenchmarkScopesFailover(b *testing.B) {
 		}))
 		p := f.WaitPod("failover", 2*time.Minute, fabrictest.PodReady)
 		lost := f.DeviceOf(p)
-		lost.Proc.Stop(b, syscall.SIGKILL)
+		lost.Stop(b, syscall.SIGKILL)
 		start := time.Now()
 		moved := f.WaitPod("failover", 2*time.Minute, func(q *corev1.Pod) bool {
 			d := q.Annotations["edgefabric.io/device"]

@@ -161,6 +161,50 @@ func TestTemplate(t *testing.T) {
 	}
 }
 
+// TestTemplateKubeletAuth checks the kubelet API's flags, volume and RBAC
+// for each way of giving its client CA, and with auth off.
+func TestTemplateKubeletAuth(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		set           []string
+		want, wantNot []string
+	}{
+		{"service account CA", nil,
+			[]string{"resources: [tokenreviews]", "resources: [subjectaccessreviews]"},
+			[]string{"--kubelet-client-ca", "--kubelet-auth=false", "kubelet-client-ca"}},
+		{"secret", []string{"kubelet.auth.clientCA.secretName=front-ca"},
+			[]string{"--kubelet-client-ca=/etc/edgefabric/kubelet-client-ca/ca.crt", "secretName: front-ca", "mountPath: /etc/edgefabric/kubelet-client-ca", "resources: [tokenreviews]"},
+			[]string{"configMap:"}},
+		{"config map", []string{"kubelet.auth.clientCA.configMapName=kube-root-ca.crt", "kubelet.auth.clientCA.key=ca.crt"},
+			[]string{"--kubelet-client-ca=/etc/edgefabric/kubelet-client-ca/ca.crt", "configMap:\n            name: kube-root-ca.crt"},
+			[]string{"secretName: kube-root-ca.crt"}},
+		{"off", []string{"kubelet.auth.enabled=false", "kubelet.auth.clientCA.secretName=front-ca"},
+			[]string{"--kubelet-auth=false"},
+			[]string{"--kubelet-client-ca", "tokenreviews", "subjectaccessreviews", "front-ca"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"template", release, chartDir(t), "--namespace", namespace}
+			for _, s := range tc.set {
+				args = append(args, "--set", s)
+			}
+			out, err := helm(t, args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("helm template with %v: no %q in the output", tc.set, w)
+				}
+			}
+			for _, w := range tc.wantNot {
+				if strings.Contains(out, w) {
+					t.Errorf("helm template with %v: %q in the output, want none", tc.set, w)
+				}
+			}
+		})
+	}
+}
+
 // TestTemplateRejects checks that bad values fail with a message that names
 // the field, not with broken manifests.
 func TestTemplateRejects(t *testing.T) {
@@ -176,6 +220,9 @@ func TestTemplateRejects(t *testing.T) {
 		{"misspelt field", []string{"replica=2"}, "additional properties 'replica' not allowed"},
 		{"duration", []string{"leaderElection.leaseDuration=15"}, "/leaderElection/leaseDuration"},
 		{"CA cert without key", []string{"ca.cert=PEM"}, "ca.cert and ca.key must be given together"},
+		{"kubelet client CA twice", []string{"kubelet.auth.clientCA.secretName=a", "kubelet.auth.clientCA.configMapName=b"}, "give secretName or configMapName, not both"},
+		{"kubelet client CA key", []string{"kubelet.auth.clientCA.key="}, "/kubelet/auth/clientCA/key"},
+		{"kubelet auth", []string{"kubelet.auth.enabled=maybe"}, "/kubelet/auth/enabled"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := []string{"template", release, chartDir(t), "--namespace", namespace}

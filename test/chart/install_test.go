@@ -107,7 +107,11 @@ func TestInstall(t *testing.T) {
 			{"update", "coordination.k8s.io", "leases", "", namespace, true},
 			{"create", "edgefabric.io", "edgedevices", "", all, true},
 			{"patch", "edgefabric.io", "edgedevices", "status", all, true},
+			// The kubelet API's webhook authentication and authorization.
+			{"create", "authentication.k8s.io", "tokenreviews", "", all, true},
+			{"create", "authorization.k8s.io", "subjectaccessreviews", "", all, true},
 			// And no more.
+			{"get", "", "nodes", "proxy", all, false},
 			{"create", "", "pods", "", "default", false},
 			{"create", "apps", "deployments", "", namespace, false},
 			{"create", "", "secrets", "", "default", false},
@@ -266,6 +270,7 @@ func testProviderIdentity(t *testing.T, env *kubetest.Env, kubeconfig, token str
 			"--hub-listen", hub,
 			"--kubelet-listen", kubelet,
 			"--node-ip", "127.0.0.1",
+			"--kubelet-client-ca", env.KubeletClientCA,
 			"--health-listen", r.health,
 			"--leader-elect",
 			"--leader-elect-identity", r.name,

@@ -233,7 +233,7 @@ func replaceFlag(args []string, flag, value string) []string {
 }
 
 // kubeletGet GETs url from a kubelet API the provider serves, trusting the
-// provider's CA.
+// provider's CA, as the API server does (its kubelet client certificate).
 func kubeletGet(f *fabrictest.Fabric, url string) (string, error) {
 	caPEM, err := os.ReadFile(filepath.Join(f.StateDir, "ca.crt"))
 	if err != nil {
@@ -241,7 +241,12 @@ func kubeletGet(f *fabrictest.Fabric, url string) (string, error) {
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(caPEM)
-	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	// As the API server calls it: with its kubelet client certificate.
+	cert, err := tls.LoadX509KeyPair(f.Env.KubeletClientCert, f.Env.KubeletClientKey)
+	if err != nil {
+		return "", err
+	}
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}}}
 	resp, err := c.Get(url)
 	if err != nil {
 		return "", err

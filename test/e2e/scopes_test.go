@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -163,7 +164,7 @@ func TestScopes(t *testing.T) {
 		p := f.WaitPod("mover", 90*time.Second, fabrictest.PodReady)
 		lost := f.DeviceOf(p)
 		epoch := p.Annotations["edgefabric.io/fencing-epoch"]
-		lost.Proc.Stop(t, syscall.SIGKILL)
+		lost.Stop(t, syscall.SIGKILL)
 		killed := time.Now()
 		moved := f.WaitPod("mover", 90*time.Second, func(q *corev1.Pod) bool {
 			d := q.Annotations["edgefabric.io/device"]
@@ -221,10 +222,21 @@ func TestScopes(t *testing.T) {
 		if q.Annotations["edgefabric.io/device"] != dev.ID || q.DeletionTimestamp != nil {
 			t.Errorf("pod lan2 moved or evicted %v after the cut (grace 60s): device %s", time.Since(cut), q.Annotations["edgefabric.io/device"])
 		}
-		// The agents of LAN 2 still count each other as peers.
+		// The agents of LAN 2 still count each other as peers, and say so.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			out, err := exec.Command(f.AgentBin(), "status", "--data-dir", f.Agent("a4").DataDir).CombinedOutput()
+			if err == nil && strings.Contains(string(out), "disconnected") && strings.Contains(string(out), "(2 LAN peers: a5, a6)") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("edgeagent status of a4 while its uplink is cut: %v\n%s", err, out)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
 		time.Sleep(3 * time.Second)
 		for _, id := range []string{"a4", "a5", "a6"} {
-			if out := f.Agent(id).Proc.Output(); strings.Contains(out, "change=departed") {
+			if out := f.Agent(id).Output(); strings.Contains(out, "change=departed") {
 				t.Errorf("agent %s lost a LAN peer while the uplink was cut:\n%s", id, fabrictest.Tail(out, 20))
 			}
 		}

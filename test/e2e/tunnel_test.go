@@ -56,6 +56,11 @@ func TestTunnel(t *testing.T) {
 		c := &p.Spec.Containers[0]
 		c.Ports = []corev1.ContainerPort{{ContainerPort: int32(port)}}
 		c.Env = []corev1.EnvVar{{Name: "GREETING", Value: "hi there"}}
+		// A volume is preopened before the listening socket, as the
+		// ServiceAccount token volume is in a real cluster: the server must
+		// find its socket after it.
+		p.Spec.Volumes = []corev1.Volume{{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+		c.VolumeMounts = []corev1.VolumeMount{{Name: "scratch", MountPath: "/scratch"}}
 	}))
 	f.WaitPod("web", 90*time.Second, running)
 	t.Run("exec", func(t *testing.T) { testExec(t, f.For(t)) })

@@ -317,6 +317,7 @@ func (f *Fabric) StartProvider() {
 		"--hub-listen", f.HubAddr,
 		"--kubelet-listen", "127.0.0.1:" + f.KubeletPort,
 		"--node-ip", "127.0.0.1",
+		"--kubelet-client-ca", f.Env.KubeletClientCA,
 	}, f.testFlags("--log-level", "debug")...)
 	p := f.start("provider", f.provBin, append(args, f.provArgs...)...)
 	f.mu.Lock()

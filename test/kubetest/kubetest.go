@@ -62,6 +62,15 @@ type Env struct {
 	KubectlPath string
 	// AssetsDir is the directory that holds the control-plane binaries.
 	AssetsDir string
+	// KubeletClientCA is the path of the PEM CA that signs the API server's
+	// kubelet client certificate (user KubeletClientUser, group
+	// KubeletClientGroup): a kubelet API under test passes it as its
+	// client CA (the provider's --kubelet-client-ca).
+	KubeletClientCA string
+	// KubeletClientCert and KubeletClientKey are the API server's kubelet
+	// client certificate and key (PEM files), for a test that calls a
+	// kubelet API as the API server does.
+	KubeletClientCert, KubeletClientKey string
 	// LogDir holds one log file per component (etcd.log, kube-apiserver.log,
 	// kube-scheduler.log, kube-controller-manager.log).
 	LogDir string
@@ -95,8 +104,17 @@ func Start(t testing.TB, opts Options) *Env {
 	// Virtual nodes publish an InternalIP but a Hostname that does not resolve, so
 	// the API server must reach their kubelet API (logs, exec) by address.
 	te.ControlPlane.APIServer.Configure().Set("kubelet-preferred-address-types", "InternalIP,ExternalIP,Hostname")
+	// It proxies to kubelet APIs (logs, exec, stats) with a client certificate,
+	// as in a cluster, so that they can authenticate it.
+	kcCA, kcCert, kcKey, err := writeKubeletClient(logDir)
+	if err != nil {
+		t.Fatalf("kubelet client certificate: %v", err)
+	}
+	te.ControlPlane.APIServer.Configure().
+		Set("kubelet-client-certificate", kcCert).
+		Set("kubelet-client-key", kcKey)
 
-	env := &Env{AssetsDir: assets, LogDir: logDir}
+	env := &Env{AssetsDir: assets, LogDir: logDir, KubeletClientCA: kcCA, KubeletClientCert: kcCert, KubeletClientKey: kcKey}
 	var components []*component
 	// Runs after the components' cleanups: LIFO.
 	t.Cleanup(func() {

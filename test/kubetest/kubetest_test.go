@@ -2,12 +2,16 @@ package kubetest_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -51,6 +55,44 @@ func TestStartAPIServerOnly(t *testing.T) {
 	}
 	if _, err := env.Kubectl(t, "get", "nosuchkind"); err == nil || !strings.Contains(err.Error(), "nosuchkind") {
 		t.Errorf("kubectl get nosuchkind: got error %v, want one that names nosuchkind", err)
+	}
+	checkKubeletClient(t, env)
+}
+
+// checkKubeletClient checks the API server's kubelet client certificate: it
+// verifies against Env.KubeletClientCA and its user may use nodes/proxy. (The
+// e2e tests show the API server presents it: kubectl logs, exec, node proxy.)
+func checkKubeletClient(t *testing.T, env *kubetest.Env) {
+	t.Helper()
+	caPEM, err := os.ReadFile(env.KubeletClientCA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caPEM) {
+		t.Fatalf("%s holds no PEM certificate", env.KubeletClientCA)
+	}
+	pair, err := tls.LoadX509KeyPair(env.KubeletClientCert, env.KubeletClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Errorf("kubelet client certificate does not verify as a client against its CA: %v", err)
+	}
+	if cert.Subject.CommonName != kubetest.KubeletClientUser || len(cert.Subject.Organization) != 1 || cert.Subject.Organization[0] != kubetest.KubeletClientGroup {
+		t.Errorf("kubelet client certificate subject: got %v", cert.Subject)
+	}
+	// A kubelet API asks the API server whether that user may exec.
+	sar, err := env.Client.AuthorizationV1().SubjectAccessReviews().Create(t.Context(), &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+		User: cert.Subject.CommonName, Groups: cert.Subject.Organization,
+		ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: "create", Resource: "nodes", Subresource: "proxy", Name: "any"},
+	}}, metav1.CreateOptions{})
+	if err != nil || !sar.Status.Allowed {
+		t.Errorf("SubjectAccessReview of the kubelet client on nodes/proxy: got %+v, %v; want allowed", sar, err)
 	}
 }
 

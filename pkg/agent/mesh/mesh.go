@@ -207,11 +207,11 @@ func (m *Mesh) tlsConfig(id Identity, want string) *tls.Config {
 			inter.AddCert(c)
 		}
 		if _, err := leaf.Verify(x509.VerifyOptions{Roots: id.CA, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
-			return fmt.Errorf("%w: %v", ErrNotProven, err)
+			return fmt.Errorf("%w: %w", ErrNotProven, err)
 		}
 		d, err := identity.FromCertificate(leaf)
 		if err != nil {
-			return fmt.Errorf("%w: %v", ErrNotProven, err)
+			return fmt.Errorf("%w: %w", ErrNotProven, err)
 		}
 		if d.Account != id.Account {
 			return fmt.Errorf("%w: device %s is of another account", ErrNotProven, d.ID)
@@ -309,7 +309,7 @@ func (m *Mesh) conn(ctx context.Context, addr, want string) (*conn, error) {
 	dev, err := identity.FromCertificate(tc.ConnectionState().PeerCertificates[0])
 	if err != nil {
 		tc.Close()
-		return nil, fmt.Errorf("%w: %v", ErrNotProven, err)
+		return nil, fmt.Errorf("%w: %w", ErrNotProven, err)
 	}
 	c = &conn{tc: tc, r: bufio.NewReader(tc), device: dev}
 	m.mu.Lock()
@@ -334,7 +334,7 @@ func (m *Mesh) ping(c *conn) (Result, error) {
 		return Result{}, err
 	}
 	_ = c.tc.SetDeadline(time.Now().Add(m.cfg.Timeout))
-	defer c.tc.SetDeadline(time.Time{})
+	defer func() { _ = c.tc.SetDeadline(time.Time{}) }()
 	start := time.Now()
 	if _, err := c.tc.Write(append(b, '\n')); err != nil {
 		return Result{}, err

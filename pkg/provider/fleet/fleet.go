@@ -41,6 +41,12 @@ type Config struct {
 	RefreshInterval time.Duration
 	// Debounce is how long after Changed a sync runs; zero means 500 ms.
 	Debounce time.Duration
+	// AllocatedInterval is how long an object whose only change is its
+	// allocation (pods placed or gone) waits after its last write; zero
+	// means 30 s. Every pod started or deleted changes an allocation: written
+	// at once, a device running pods one after another costs the API server
+	// an EdgeDevice GET and PUT per pod.
+	AllocatedInterval time.Duration
 }
 
 // Writer keeps the EdgeDevice objects.
@@ -67,6 +73,9 @@ func New(cfg Config, c client.Client, log *slog.Logger) (*Writer, error) {
 	}
 	if cfg.RefreshInterval == 0 {
 		cfg.RefreshInterval = 3 * time.Minute
+	}
+	if cfg.AllocatedInterval == 0 {
+		cfg.AllocatedInterval = 30 * time.Second
 	}
 	if cfg.Debounce == 0 {
 		cfg.Debounce = 500 * time.Millisecond
@@ -166,6 +175,9 @@ func (w *Writer) Sync(ctx context.Context, now time.Time) {
 		if ok && sameContent(last.status, st) && now.Sub(last.at) < w.cfg.RefreshInterval {
 			continue
 		}
+		if ok && sameButAllocated(last.status, st) && now.Sub(last.at) < w.cfg.AllocatedInterval {
+			continue // written by a later sync (Run syncs at least every minute)
+		}
 		if err := w.write(ctx, name, st); err != nil {
 			if meta.IsNoMatchError(err) {
 				if !w.missing {
@@ -186,6 +198,13 @@ func (w *Writer) Sync(ctx context.Context, now time.Time) {
 func sameContent(a, b efv1.EdgeDeviceStatus) bool {
 	a.LastSeen, b.LastSeen = metav1.Time{}, metav1.Time{}
 	return equality.Semantic.DeepEqual(a, b)
+}
+
+// sameButAllocated compares two statuses but for their allocations and
+// last-seen times.
+func sameButAllocated(a, b efv1.EdgeDeviceStatus) bool {
+	a.Allocated, b.Allocated = nil, nil
+	return sameContent(a, b)
 }
 
 func (w *Writer) write(ctx context.Context, name string, st efv1.EdgeDeviceStatus) error {

@@ -46,10 +46,11 @@ func TestWriterOnRealAPIServer(t *testing.T) {
 		{ClusterKey: fabric.ClusterKey{Account: "acme", Scope: scopes.Account}, Members: []string{"pi-1"}},
 	}
 	w, err := fleet.New(fleet.Config{
-		Devices:         func() []fabric.Device { return []fabric.Device{dev} },
-		Clusters:        func() []fabric.Cluster { return clusters },
-		NodeOf:          func(k fabric.ClusterKey) string { return k.NodeName() },
-		RefreshInterval: time.Minute,
+		Devices:           func() []fabric.Device { return []fabric.Device{dev} },
+		Clusters:          func() []fabric.Cluster { return clusters },
+		NodeOf:            func(k fabric.ClusterKey) string { return k.NodeName() },
+		RefreshInterval:   time.Minute,
+		AllocatedInterval: 20 * time.Second,
 	}, c, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -80,6 +81,10 @@ func TestWriterOnRealAPIServer(t *testing.T) {
 		{name: "nothing new", change: func() {}, at: 30 * time.Second},
 		{name: "refresh after the interval", change: func() { dev.LastSeen = start.Add(70 * time.Second) }, at: 90 * time.Second, wantWrite: true},
 		{name: "joined another cluster", change: func() { clusters[0].ID = "lan2" }, at: 95 * time.Second, wantWrite: true},
+		{name: "pod placed: allocation waits", change: func() { dev.Allocated = placement.Resources{CPUMillis: 100, Pods: 1} }, at: 100 * time.Second},
+		{name: "another pod placed", change: func() { dev.Allocated = placement.Resources{CPUMillis: 200, Pods: 2} }, at: 110 * time.Second},
+		{name: "allocation written after its interval", change: func() {}, at: 116 * time.Second, wantWrite: true},
+		{name: "online again is written at once", change: func() { dev.Online, dev.Allocated = true, placement.Resources{} }, at: 117 * time.Second, wantWrite: true},
 	}
 	rv := first.ResourceVersion
 	for _, s := range steps {
@@ -91,7 +96,7 @@ func TestWriterOnRealAPIServer(t *testing.T) {
 		}
 		rv = d.ResourceVersion
 	}
-	if d := get(); d.Status.Phase != efv1.DeviceOffline || d.Status.Nodes != "edge-acme,edge-acme-net-lan2" {
+	if d := get(); d.Status.Phase != efv1.DeviceOnline || d.Status.Nodes != "edge-acme,edge-acme-net-lan2" {
 		t.Errorf("last write: got %+v", d.Status)
 	}
 }

@@ -1,7 +1,9 @@
 // Package kubeletapi serves the kubelet HTTP API (logs, exec, attach,
 // port-forward and stats) for every virtual node of the provider. The API
 // server reaches it at the nodes' InternalIP and kubelet port; requests name
-// the pod, so one server answers for all nodes.
+// the pod, so one server answers for all nodes. A Guard (auth.go) puts
+// authentication and authorization in front of it, as a kubelet in webhook
+// mode does.
 package kubeletapi
 
 import (

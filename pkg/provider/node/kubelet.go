@@ -54,7 +54,8 @@ func (n *accountNode) serveKubelet(ctx context.Context) error {
 	if n.kubeletLis == nil {
 		return nil
 	}
-	return kubeletapi.Serve(ctx, n.kubeletLis, n.m.cfg.KubeletTLS, kubeletapi.Handler(nodeKubelet{n}),
+	h := n.m.cfg.KubeletGuard.Wrap(n.name, kubeletapi.Handler(nodeKubelet{n}))
+	return kubeletapi.Serve(ctx, n.kubeletLis, n.m.cfg.KubeletTLS, h,
 		n.m.log.With("component", "kubelet-api", "node", n.name))
 }
 

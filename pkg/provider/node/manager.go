@@ -35,6 +35,7 @@ import (
 
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
 	"github.com/edgefabric/edgefabric/pkg/provider/fabric"
+	"github.com/edgefabric/edgefabric/pkg/provider/kubeletapi"
 	"github.com/edgefabric/edgefabric/pkg/scopes"
 )
 
@@ -64,6 +65,9 @@ type Config struct {
 	// metrics-server, kubectl top) sees each node's own.
 	KubeletTLS  *tls.Config
 	KubeletHost string
+	// KubeletGuard authenticates and authorizes the requests to each node's
+	// own kubelet API, for that node's name. Nil serves them to anyone.
+	KubeletGuard *kubeletapi.Guard
 	// Workers is the number of pod sync workers per node; zero means 8.
 	Workers int
 	// Version is reported as the nodes' kubelet version.
