@@ -1,7 +1,8 @@
 // Package bench holds edgefabric's end-to-end benchmarks: pod start latency
 // through a real kube-apiserver against a minimal virtual-kubelet baseline on
-// the same API server, the agent's binary size, and the agent's resident
-// memory with idle workloads. Every benchmark starts what it measures as real
+// the same API server, the agent's binary size, the agent's resident
+// memory with idle workloads, and the agent's CPU time with an idle WASM
+// service (BenchmarkWASMIdle). Every benchmark starts what it measures as real
 // processes (test/kubetest, test/ocitest, the provider and edgeagent binaries
 // built from this tree as `make build` builds them), measures once per
 // iteration, and prints its figures (testing.B.ReportMetric, and details on

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -65,13 +66,28 @@ type Instance struct {
 
 	// With preopened sockets, wazero's poll_oneoff reports a socket ready
 	// at once and then sleeps for the whole timeout of the poll (forever
-	// for a server waiting for a connection). sleep then caps each sleep,
+	// for a server waiting for a connection). The runtime's poll_oneoff
+	// waits on the sockets for real where it can (see pollOneoff); for
+	// the polls it leaves to wazero, sleep caps each sleep,
 	// from pollMin doubling up to pollMax while the module stays idle, so
 	// that it looks at its sockets again soon; pollStep and lastWake hold
 	// that back-off (touched by the instance's goroutine only).
 	polls    bool
 	pollStep time.Duration
 	lastWake time.Time
+
+	// poller, on an OS that has one, lets poll_oneoff wait on the host
+	// sockets of an instance with Listeners (see pollOneoff); files,
+	// filesFailed and pollSubs serve it (touched by the instance's
+	// goroutine only). pollWaits counts the polls it waited for,
+	// pollFallbacks those left to wazero.
+	poller        poller
+	files         *moduleFiles
+	filesFailed   bool
+	pollSubs      []pollSub
+	conns         map[*net.TCPConn]struct{} // accepted, not closed (see sockAccept)
+	pollWaits     atomic.Int64
+	pollFallbacks atomic.Int64
 
 	done   chan struct{}
 	result Result // set before done is closed
@@ -95,6 +111,9 @@ func (i *Instance) Stop(grace time.Duration) {
 	i.stopOnce.Do(func() {
 		i.stopped.Store(true)
 		close(i.stopCh)
+		if i.poller != nil {
+			i.poller.wake()
+		}
 		i.cancel()
 	})
 	if grace > 0 {
@@ -164,6 +183,8 @@ func (i *Instance) run(ctx context.Context) {
 	runtime.UnlockOSThread()
 	res := i.classify(err)
 	_ = i.mod.Close(context.Background())
+	closeResources(i.mod) // if the module was marked closed on Stop
+	i.closeConns()
 	i.runtime.mu.Lock()
 	delete(i.runtime.instances, i)
 	i.runtime.mu.Unlock()
@@ -182,9 +203,20 @@ func (i *Instance) call(ctx context.Context) (err error) {
 
 // finish publishes the result; the module must be closed already.
 func (i *Instance) finish(res Result) {
+	i.closePoller()
 	i.result = res
 	close(i.done)
 	i.cancel()
+}
+
+// closePoller releases the instance's poller, if it has one.
+func (i *Instance) closePoller() {
+	if i.poller == nil {
+		return
+	}
+	if err := i.poller.close(); err != nil {
+		i.runtime.log.Debug("close of module poller failed", "module", i.modulePath, "err", err)
+	}
 }
 
 // classify turns the error _start returned into a Result.

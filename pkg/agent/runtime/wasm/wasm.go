@@ -8,6 +8,12 @@
 // caller waits on Instance.Done and reads Instance.Result, or ends it with
 // Instance.Stop. A module can never crash the agent: traps, panics in host
 // calls and exhausted memory all end as a Result.
+//
+// WASI is wazero's, but for poll_oneoff, sock_accept and fd_close, which the
+// runtime wraps or replaces for modules with Spec.Listeners: on Linux a poll
+// of sockets waits on their host file descriptors instead of reporting them
+// ready at once (poll.go), and a connection the module closes is closed
+// (conns.go).
 package wasm
 
 import (
@@ -33,7 +39,6 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/experimental/sock"
-	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 )
 
 // Config configures a Runtime.
@@ -85,8 +90,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Runtime, error) {
 	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().
 		WithCompilationCache(cache).
 		WithCloseOnContextDone(true))
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
-		return nil, errors.Join(fmt.Errorf("instantiate WASI: %w", err), rt.Close(ctx), cache.Close(ctx))
+	if err := wasiHostModule(ctx, rt); err != nil {
+		return nil, errors.Join(err, rt.Close(ctx), cache.Close(ctx))
 	}
 	return &Runtime{
 		log:       log,
@@ -224,11 +229,20 @@ func (r *Runtime) start(ctx context.Context, spec Spec) (*Instance, error) {
 			sc = sc.WithTCPListener(host, p)
 		}
 		runCtx = sock.WithConfig(runCtx, sc)
+		// Real readiness of the sockets in poll_oneoff (see pollOneoff).
+		p, err := newPoller()
+		if err != nil {
+			r.log.Warn("module sockets polled without waiting", "module", spec.ModulePath, "err", err)
+		} else if p != nil {
+			inst.poller = p
+		}
+		runCtx = context.WithValue(runCtx, instanceKey{}, inst)
 	}
 	mcfg = mcfg.WithNanosleep(inst.sleep)
 
 	if err := inst.instantiate(runCtx, r.rt, mod, mcfg); err != nil {
 		cancel()
+		inst.closePoller()
 		return nil, err
 	}
 	if inst.memory.startOver {
