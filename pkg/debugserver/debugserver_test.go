@@ -34,7 +34,8 @@ func TestServesProfilesUntilStopped(t *testing.T) {
 		t.Errorf("got %d %q", resp.StatusCode, body[:min(len(body), 80)])
 	}
 	stop()
-	if _, err := c.Get("http://" + addr + "/debug/pprof/"); err == nil {
+	if resp, err := c.Get("http://" + addr + "/debug/pprof/"); err == nil {
+		resp.Body.Close()
 		t.Error("still serving after stop")
 	}
 }

@@ -25,7 +25,7 @@ func testRunningStatus(f *fabrictest.Fabric, _ image) {
 	if cs.Image != ref || cs.ImageID != imageID {
 		t.Errorf("image %q, imageID %q; want %q, %q", cs.Image, cs.ImageID, ref, imageID)
 	}
-	if r := cs.State.Running; r == nil || r.StartedAt.Time.Before(created.CreationTimestamp.Time) || r.StartedAt.Time.After(time.Now().Add(time.Second)) {
+	if r := cs.State.Running; r == nil || r.StartedAt.Before(&created.CreationTimestamp) || r.StartedAt.After(time.Now().Add(time.Second)) {
 		t.Errorf("running state: got %+v, want startedAt after the pod was created (%s)", cs.State, created.CreationTimestamp)
 	}
 	if !cs.Ready || cs.Started == nil || !*cs.Started || cs.RestartCount != 0 || cs.LastTerminationState != (corev1.ContainerState{}) {

@@ -62,7 +62,7 @@ func binaries(t testing.TB) (provider, agent string) {
 		cmd.Dir = ocitest.RepoRoot(t)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
 		}
 	})
 	if buildErr != nil {
@@ -603,7 +603,7 @@ func (f *Fabric) Kubectl(args ...string) (string, error) {
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
 	if err != nil {
-		return out.String(), fmt.Errorf("kubectl %s: %v: %s", strings.Join(args, " "), err, errb.String())
+		return out.String(), fmt.Errorf("kubectl %s: %s: %w", strings.Join(args, " "), errb.String(), err)
 	}
 	return out.String(), nil
 }

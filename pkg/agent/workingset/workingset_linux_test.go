@@ -34,7 +34,7 @@ func TestTrimDropsCleanFilePages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer unix.Munmap(m)
+	defer func() { _ = unix.Munmap(m) }()
 	var sum, want int
 	for i := 0; i < size; i += 4096 {
 		sum += int(m[i])

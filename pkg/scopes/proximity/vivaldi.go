@@ -332,7 +332,8 @@ func (c *Client) updateAdjustment(other Coordinate, rtt float64) {
 
 func (c *Client) updateGravity() {
 	dist := c.origin.distanceTo(c.coord)
-	force := -math.Pow(dist/c.cfg.GravityRho, 2)
+	r := dist / c.cfg.GravityRho
+	force := -r * r
 	c.coord = c.coord.applyForce(c.cfg, c.rand, force, c.origin)
 }
 

@@ -74,7 +74,7 @@ func vethLab(t *testing.T) (a, b side) {
 	ip := func(args ...string) error {
 		out, err := exec.Command("ip", args...).CombinedOutput()
 		if err != nil {
-			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+			return fmt.Errorf("ip %s: %s: %w", strings.Join(args, " "), out, err)
 		}
 		return nil
 	}

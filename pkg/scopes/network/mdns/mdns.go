@@ -652,7 +652,7 @@ func ParsePeer(txt []string, port int, v4, v6 []net.IP) (Peer, error) {
 	}
 	for _, ip := range slices.Concat(v4, v6) {
 		a, ok := netip.AddrFromSlice(ip)
-		if a = a.Unmap(); ok && !(a.Is6() && a.IsLinkLocalUnicast()) {
+		if a = a.Unmap(); ok && (!a.Is6() || !a.IsLinkLocalUnicast()) {
 			p.Addrs = append(p.Addrs, a)
 		}
 	}
@@ -667,7 +667,7 @@ func isFingerprint(s string) bool {
 		return false
 	}
 	for _, r := range s {
-		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') {
+		if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
 			return false
 		}
 	}
