@@ -1,12 +1,18 @@
 package image
 
 import (
+	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/edgefabric/edgefabric/test/ocitest"
 )
@@ -84,5 +90,35 @@ func TestAgentDependencies(t *testing.T) {
 				t.Errorf("agent package depends on %s", dep)
 			}
 		}
+	}
+}
+
+// TestPickPlatformReportsTheImagesPlatforms: an index with nothing this
+// device can run says which platforms it has, as os/arch, once each.
+func TestPickPlatformReportsTheImagesPlatforms(t *testing.T) {
+	digest := func(s string) v1.Hash { return v1.Hash{Algorithm: "sha256", Hex: strings.Repeat(s, 64)} }
+	idx := v1.IndexManifest{SchemaVersion: 2, Manifests: []v1.Descriptor{
+		{MediaType: types.OCIManifestSchema1, Digest: digest("a"), Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}},
+		{MediaType: types.OCIManifestSchema1, Digest: digest("b"), Platform: &v1.Platform{OS: "linux", Architecture: "arm", Variant: "v7"}},
+		{MediaType: types.OCIManifestSchema1, Digest: digest("c"), Platform: &v1.Platform{OS: "linux", Architecture: "arm", Variant: "v6"}},
+	}}
+	raw, err := json.Marshal(idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = pickPlatform(raw, &v1.Platform{OS: "linux", Architecture: "amd64"})
+	var pe *PlatformError
+	if !errors.As(err, &pe) {
+		t.Fatalf("got %v, want a *PlatformError", err)
+	}
+	if want := []string{"linux/arm64", "linux/arm"}; !slices.Equal(pe.Platforms, want) {
+		t.Errorf("platforms: got %v, want %v", pe.Platforms, want)
+	}
+	if !strings.Contains(err.Error(), "linux/arm/v7") {
+		t.Errorf("message %q does not name the variants", err)
+	}
+	// The device's own platform is picked.
+	if d, err := pickPlatform(raw, &v1.Platform{OS: "linux", Architecture: "arm64"}); err != nil || d.Platform.Architecture != "arm64" {
+		t.Errorf("arm64 device: got %v, %v", d.Platform, err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -203,10 +204,13 @@ func pickPlatform(raw []byte, native *v1.Platform) (v1.Descriptor, error) {
 			}
 		}
 	}
-	var have []string
+	var have, platforms []string
 	for _, m := range idx.Manifests {
 		if m.Platform != nil {
 			have = append(have, m.Platform.String())
+			if p := m.Platform.OS + "/" + m.Platform.Architecture; !slices.Contains(platforms, p) {
+				platforms = append(platforms, p)
+			}
 		} else {
 			have = append(have, "unknown")
 		}
@@ -218,8 +222,17 @@ func pickPlatform(raw []byte, native *v1.Platform) (v1.Descriptor, error) {
 	if len(have) == 0 {
 		return v1.Descriptor{}, fmt.Errorf("image index has no %s platform: it is empty", want)
 	}
-	return v1.Descriptor{}, fmt.Errorf("image index has no %s platform, only %s", want, strings.Join(have, ", "))
+	return v1.Descriptor{}, &PlatformError{Platforms: platforms, msg: fmt.Sprintf("image index has no %s platform, only %s", want, strings.Join(have, ", "))}
 }
+
+// PlatformError is an image with no manifest this device can run: none
+// for WASM, none for its own os/arch. Platforms are the image's, as os/arch.
+type PlatformError struct {
+	Platforms []string
+	msg       string
+}
+
+func (e *PlatformError) Error() string { return e.msg }
 
 // unpack classifies the manifest and fetches what its packaging needs.
 func (pl *puller) unpack(ctx context.Context, m *v1.Manifest, digest string) (*record, error) {
@@ -297,6 +310,11 @@ func (pl *puller) imageModule(ctx context.Context, m *v1.Manifest, imageID strin
 		User:       cfg.Config.User,
 		Blobs:      []string{m.Config.Digest.String()},
 	}
+	platform := cfg.OS + "/" + cfg.Architecture
+	if n := pl.s.native; n != nil && cfg.Architecture != "" && cfg.Architecture != "wasm" &&
+		(cfg.OS != n.OS || cfg.Architecture != n.Architecture) {
+		return nil, &PlatformError{Platforms: []string{platform}, msg: fmt.Sprintf("image is for %s; this device runs wasm images and %s images", platform, n)}
+	}
 	var layers []string
 	for _, l := range m.Layers {
 		if !isTarLayer(l.MediaType) {
@@ -308,7 +326,6 @@ func (pl *puller) imageModule(ctx context.Context, m *v1.Manifest, imageID strin
 		layers = append(layers, pl.s.blobPath(l.Digest.String()))
 		rec.Blobs = append(rec.Blobs, l.Digest.String())
 	}
-	platform := cfg.OS + "/" + cfg.Architecture
 	rec.Platform = platform
 	if n := pl.s.native; n != nil && cfg.OS == n.OS && cfg.Architecture == n.Architecture {
 		if err := pl.s.unpackRootFS(layers, pl.s.rootfsPath(imageID)); err != nil {
@@ -316,8 +333,6 @@ func (pl *puller) imageModule(ctx context.Context, m *v1.Manifest, imageID strin
 		}
 		rec.Packaging, rec.RootFS = PackagingNative, true
 		return rec, nil
-	} else if n != nil && cfg.Architecture != "" && cfg.Architecture != "wasm" {
-		return nil, fmt.Errorf("image is for %s; this device runs wasm images and %s images", platform, n)
 	}
 	digest, err := pl.s.extractModule(layers, cfg.Config)
 	if err != nil {

@@ -349,7 +349,15 @@ func (w *workload) pull(ctx context.Context, c *hubv1.Container) *image.Artifact
 			if ctx.Err() != nil {
 				return nil
 			}
-			w.update(name, func(cs *hubv1.ContainerStatus) { cs.State = waiting("ErrImagePull", err.Error()) })
+			var pe *image.PlatformError
+			errors.As(err, &pe)
+			w.update(name, func(cs *hubv1.ContainerStatus) {
+				cs.State = waiting("ErrImagePull", err.Error())
+				cs.ImagePlatforms = nil
+				if pe != nil {
+					cs.ImagePlatforms = pe.Platforms
+				}
+			})
 			w.event(name, "Warning", "Failed", "Failed to pull image %q: %v", ref, err)
 		}
 		delay := max(w.backoff(failures+1), time.Second)
@@ -428,6 +436,7 @@ func (w *workload) runOnce(ctx context.Context, c *hubv1.Container, art *image.A
 	defer w.setRunning(name, nil)
 	w.update(name, func(cs *hubv1.ContainerStatus) {
 		cs.State = &hubv1.ContainerState{State: &hubv1.ContainerState_Running_{Running: &hubv1.ContainerState_Running{StartedAt: started}}}
+		cs.ImagePlatforms = nil
 		cs.Ready, cs.Started = false, false
 	})
 	w.event(name, "Normal", "Started", "Started container %s", name)

@@ -48,6 +48,10 @@ type podState struct {
 	epoch uint64
 	// sent is the workload last given to the fabric for the device.
 	sent *hubv1.Workload
+	// misplaced is the device the pod is on when that device reported it
+	// cannot run the pod's image (not for its os/arch); the retry loop
+	// places the pod again.
+	misplaced string
 }
 
 // accountNode is the virtual node of one cluster of an account's devices:
@@ -221,6 +225,7 @@ func (n *accountNode) retryLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-n.retryNow:
+			n.moveMisplaced()
 			n.retry()
 		case <-t.C:
 			n.moveLost(time.Now())
@@ -716,11 +721,90 @@ func (n *accountNode) workloadStatus(uid string, ws *hubv1.WorkloadStatus) {
 		}
 		return
 	}
+	if n.wrongPlatform(uid, dev, ws) {
+		return
+	}
 	ip := ws.GetPodIp()
 	if d, ok := n.m.fab.Device(n.account, dev); ok && ip == "" {
 		ip = d.IP()
 	}
 	n.setStatus(uid, translate.PodStatus(pod, ws, ip, time.Now()))
+}
+
+// wrongPlatform handles a device that cannot pull a container's image because
+// the image is not for its os/arch: it remembers the image's platforms, so
+// that placement filters on them from now on, and has the retry loop place
+// the pod again on a device that can run it (or leave it Pending, saying
+// why). It reports whether it did. A device whose os/arch is among the
+// platforms it reports (a variant it lacks, say) is left to report
+// ErrImagePull. It runs in the fabric's listener call, so it must not call
+// the fabric.
+func (n *accountNode) wrongPlatform(uid, dev string, ws *hubv1.WorkloadStatus) bool {
+	var ref string
+	var platforms []string
+	for _, c := range append(slices.Clone(ws.GetInitContainers()), ws.GetContainers()...) {
+		if len(c.GetImagePlatforms()) > 0 {
+			ref, platforms = c.GetImage(), c.GetImagePlatforms()
+			break
+		}
+	}
+	if ref == "" {
+		return false
+	}
+	d, ok := n.m.fab.Device(n.account, dev)
+	if !ok || slices.Contains(platforms, d.OS+"/"+d.Arch) {
+		return false
+	}
+	n.m.setImagePlatforms(ref, platforms)
+	n.m.log.Info("device cannot run the image", "device", dev, "platform", d.OS+"/"+d.Arch, "image", ref, "imagePlatforms", platforms)
+	n.mu.Lock()
+	if st, ok := n.byUID[uid]; ok && st.device == dev {
+		st.misplaced = dev
+	}
+	n.mu.Unlock()
+	select {
+	case n.retryNow <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// moveMisplaced places again the pods whose device cannot run their image.
+func (n *accountNode) moveMisplaced() {
+	type move struct {
+		uid, device string
+		pod         *corev1.Pod
+	}
+	var moves []move
+	n.mu.Lock()
+	for uid, st := range n.byUID {
+		if st.misplaced != "" && st.misplaced == st.device && !st.deleting {
+			moves = append(moves, move{uid, st.device, st.pod.DeepCopy()})
+		}
+		st.misplaced = ""
+	}
+	n.mu.Unlock()
+	for _, mv := range moves {
+		n.m.fab.Remove(mv.uid)
+		n.mu.Lock()
+		st, ok := n.byUID[mv.uid]
+		if ok && st.device == mv.device {
+			st.device, st.seq = "", 0
+		}
+		n.mu.Unlock()
+		if !ok {
+			continue
+		}
+		n.m.log.Info("placing pod again: its device cannot run its image", "pod", mv.pod.Namespace+"/"+mv.pod.Name, "device", mv.device)
+		d, _ := n.m.fab.Device(n.account, mv.device)
+		images := []string{}
+		for _, c := range mv.pod.Spec.Containers {
+			images = append(images, c.Image)
+		}
+		n.recorder.Eventf(mv.pod, corev1.EventTypeWarning, "ImagePlatform", "Device %s (%s/%s) cannot run image %s: placing the pod on a device that can",
+			mv.device, d.OS, d.Arch, strings.Join(images, ", "))
+		n.place(context.Background(), mv.uid)
+	}
 }
 
 func allTerminated(pod *corev1.Pod, ws *hubv1.WorkloadStatus) bool {
@@ -834,7 +918,10 @@ const AnnotationDeviceSelector = "edgefabric.io/device-selector"
 // placeOptions narrows placement to the cluster's members and the pod's
 // device selector, and spreads the replicas of the pod's owner.
 func (n *accountNode) placeOptions(pod *corev1.Pod) (fabric.PlaceOptions, error) {
-	opts := fabric.PlaceOptions{Members: n.memberList()}
+	opts := fabric.PlaceOptions{Members: n.memberList(), Platforms: n.m.podPlatforms(pod)}
+	if opts.Platforms != nil && len(opts.Platforms) == 0 {
+		return opts, errors.New("the pod's images have no os/arch platform in common")
+	}
 	if s, ok := pod.Annotations[AnnotationDeviceSelector]; ok {
 		sel, err := labels.Parse(s)
 		if err != nil {

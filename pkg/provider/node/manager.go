@@ -166,6 +166,9 @@ type Manager struct {
 	wg      sync.WaitGroup
 	started chan struct{}
 
+	platformsMu    sync.Mutex
+	imagePlatforms map[string][]string // image ref → os/arch platforms, learnt from devices
+
 	// recompute asks for clusters to be formed again (capacity 1).
 	recompute  chan struct{}
 	startedAt  time.Time // devices not seen since count as lost from then
@@ -637,4 +640,41 @@ func (e envSource) ConfigMap(ns, name string) (*corev1.ConfigMap, error) {
 
 func (e envSource) Secret(ns, name string) (*corev1.Secret, error) {
 	return e.m.scm.Core().V1().Secrets().Lister().Secrets(ns).Get(name)
+}
+
+// setImagePlatforms remembers the os/arch platforms of an image, as a device
+// that could not pull it reported them.
+func (m *Manager) setImagePlatforms(ref string, platforms []string) {
+	m.platformsMu.Lock()
+	defer m.platformsMu.Unlock()
+	if m.imagePlatforms == nil {
+		m.imagePlatforms = map[string][]string{}
+	}
+	m.imagePlatforms[ref] = slices.Clone(platforms)
+}
+
+// podPlatforms are the os/arch platforms every image of the pod is known to
+// have (nil: none known, any device may try). WASM images run anywhere and
+// are never known here: only a device's failed pull teaches an image's
+// platforms.
+func (m *Manager) podPlatforms(pod *corev1.Pod) []string {
+	m.platformsMu.Lock()
+	defer m.platformsMu.Unlock()
+	var out []string
+	known := false
+	for _, c := range append(slices.Clone(pod.Spec.InitContainers), pod.Spec.Containers...) {
+		ps, ok := m.imagePlatforms[c.Image]
+		if !ok {
+			continue
+		}
+		if !known {
+			out, known = slices.Clone(ps), true
+			continue
+		}
+		out = slices.DeleteFunc(out, func(p string) bool { return !slices.Contains(ps, p) })
+	}
+	if known && out == nil {
+		out = []string{} // known, and no platform has them all
+	}
+	return out
 }

@@ -174,6 +174,44 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 		waitEvent(t, env, "huge", "FailedScheduling")
 	})
 
+	t.Run("an image for another platform moves the pod to a device that can run it", func(t *testing.T) {
+		nuc := identity.Device{ID: "nuc-1", Account: "acme"}
+		nucSess := fab.Connect(nuc, &hubv1.Hello{
+			DeviceId: "nuc-1", Os: "linux", Arch: "amd64", Runtimes: []string{"wasm", "process"}, Addresses: []string{"10.1.2.4"},
+			Capacity: &hubv1.Resources{CpuMillis: 4000, MemoryBytes: 2 << 30, Pods: 20},
+		})
+		devs := map[string]*fabric.Session{"pi-1": sess, "nuc-1": nucSess}
+		platform := map[string]string{"pi-1": "linux/arm64", "nuc-1": "linux/amd64"}
+		idOf := map[string]identity.Device{"pi-1": dev, "nuc-1": nuc}
+		native := func(p *corev1.Pod) { p.Spec.Containers[0].Image = "reg/native:1" }
+
+		p := createPod(t, env, "native", native)
+		first, _ := upsertOn(t, string(p.UID), devs)
+		other := "nuc-1"
+		if first == "nuc-1" {
+			other = "pi-1"
+		}
+		// The first device cannot pull it: the image is for the other's platform.
+		fab.Report(idOf[first], &hubv1.StatusReport{Statuses: []*hubv1.WorkloadStatus{{
+			Uid: string(p.UID), Seq: 1,
+			Containers: []*hubv1.ContainerStatus{{Name: "app", Image: "reg/native:1", ImagePlatforms: []string{platform[other]},
+				State: &hubv1.ContainerState{State: &hubv1.ContainerState_Waiting_{Waiting: &hubv1.ContainerState_Waiting{Reason: "ErrImagePull", Message: "image is for " + platform[other]}}}}},
+		}}})
+		if got, _ := upsertOn(t, string(p.UID), map[string]*fabric.Session{other: devs[other]}); got != other {
+			t.Fatalf("moved to %s, want %s", got, other)
+		}
+		waitEvent(t, env, "native", "ImagePlatform")
+		waitPod(t, env, "native", func(p *corev1.Pod) bool { return p.Annotations["edgefabric.io/device"] == other })
+
+		// The platform is known now: the next pod of that image goes
+		// straight to a device that can run it.
+		p2 := createPod(t, env, "native-2", native)
+		if got, _ := upsertOn(t, string(p2.UID), devs); got != other {
+			t.Errorf("second pod of the image placed on %s, want %s", got, other)
+		}
+		fab.Disconnect(nucSess)
+	})
+
 	t.Run("provider restart keeps placed pods on their device", func(t *testing.T) {
 		p := createPod(t, env, "keep")
 		w := nextUpsert(t, sess)
@@ -197,6 +235,52 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 		}
 		sess = sess2
 	})
+
+}
+
+// upsertOn waits until one of the sessions (by device) is sent the workload
+// uid and returns that device and the workload.
+func upsertOn(t *testing.T, uid string, sessions map[string]*fabric.Session) (string, *hubv1.Workload) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	type hit struct {
+		dev string
+		w   *hubv1.Workload
+	}
+	found := make(chan hit, len(sessions))
+	var wg sync.WaitGroup
+	for dev, s := range sessions {
+		wg.Go(func() {
+			for {
+				msgs, err := s.Next(ctx)
+				if err != nil {
+					return
+				}
+				for _, m := range msgs {
+					if w := m.GetDelta().GetUpsert(); w.GetUid() == uid {
+						found <- hit{dev, w}
+						return
+					}
+					for _, w := range m.GetDesired().GetWorkloads() {
+						if w.GetUid() == uid {
+							found <- hit{dev, w}
+							return
+						}
+					}
+				}
+			}
+		})
+	}
+	defer wg.Wait()
+	select {
+	case h := <-found:
+		cancel()
+		return h.dev, h.w
+	case <-ctx.Done():
+		t.Fatalf("workload %s was sent to no device within 30s", uid)
+		return "", nil
+	}
 }
 
 func resourceQuantity(s string) *resource.Quantity { q := resource.MustParse(s); return &q }

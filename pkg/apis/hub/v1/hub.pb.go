@@ -2129,17 +2129,21 @@ func (*ContainerState_Running_) isContainerState_State() {}
 func (*ContainerState_Terminated_) isContainerState_State() {}
 
 type ContainerStatus struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	State         *ContainerState        `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
-	LastState     *ContainerState        `protobuf:"bytes,3,opt,name=last_state,json=lastState,proto3" json:"last_state,omitempty"`
-	RestartCount  int32                  `protobuf:"varint,4,opt,name=restart_count,json=restartCount,proto3" json:"restart_count,omitempty"`
-	Image         string                 `protobuf:"bytes,5,opt,name=image,proto3" json:"image,omitempty"`
-	ImageId       string                 `protobuf:"bytes,6,opt,name=image_id,json=imageId,proto3" json:"image_id,omitempty"`
-	Ready         bool                   `protobuf:"varint,7,opt,name=ready,proto3" json:"ready,omitempty"`
-	Started       bool                   `protobuf:"varint,8,opt,name=started,proto3" json:"started,omitempty"` // startup probe passed (or none), while running
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Name         string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	State        *ContainerState        `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	LastState    *ContainerState        `protobuf:"bytes,3,opt,name=last_state,json=lastState,proto3" json:"last_state,omitempty"`
+	RestartCount int32                  `protobuf:"varint,4,opt,name=restart_count,json=restartCount,proto3" json:"restart_count,omitempty"`
+	Image        string                 `protobuf:"bytes,5,opt,name=image,proto3" json:"image,omitempty"`
+	ImageId      string                 `protobuf:"bytes,6,opt,name=image_id,json=imageId,proto3" json:"image_id,omitempty"`
+	Ready        bool                   `protobuf:"varint,7,opt,name=ready,proto3" json:"ready,omitempty"`
+	Started      bool                   `protobuf:"varint,8,opt,name=started,proto3" json:"started,omitempty"` // startup probe passed (or none), while running
+	// The image's os/arch platforms, set while its pull fails because none of
+	// them is one the device can run: the provider places the pod again on a
+	// device that can.
+	ImagePlatforms []string `protobuf:"bytes,40,rep,name=image_platforms,json=imagePlatforms,proto3" json:"image_platforms,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ContainerStatus) Reset() {
@@ -2226,6 +2230,13 @@ func (x *ContainerStatus) GetStarted() bool {
 		return x.Started
 	}
 	return false
+}
+
+func (x *ContainerStatus) GetImagePlatforms() []string {
+	if x != nil {
+		return x.ImagePlatforms
+	}
+	return nil
 }
 
 type WorkloadStatus struct {
@@ -4272,7 +4283,7 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"started_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12;\n" +
 	"\vfinished_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"finishedAtB\a\n" +
-	"\x05state\"\xa6\x02\n" +
+	"\x05state\"\xcf\x02\n" +
 	"\x0fContainerStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x127\n" +
 	"\x05state\x18\x02 \x01(\v2!.edgefabric.hub.v1.ContainerStateR\x05state\x12@\n" +
@@ -4282,7 +4293,8 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"\x05image\x18\x05 \x01(\tR\x05image\x12\x19\n" +
 	"\bimage_id\x18\x06 \x01(\tR\aimageId\x12\x14\n" +
 	"\x05ready\x18\a \x01(\bR\x05ready\x12\x18\n" +
-	"\astarted\x18\b \x01(\bR\astarted\"\x91\x03\n" +
+	"\astarted\x18\b \x01(\bR\astarted\x12'\n" +
+	"\x0fimage_platforms\x18( \x03(\tR\x0eimagePlatforms\"\x91\x03\n" +
 	"\x0eWorkloadStatus\x12\x10\n" +
 	"\x03uid\x18\x01 \x01(\tR\x03uid\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x12\n" +
