@@ -196,11 +196,19 @@ func (w *workload) statusLocked() *hubv1.WorkloadStatus {
 }
 
 // update changes one container's status and publishes the workload's.
+// update changes the status of container name and publishes the workload's
+// status, unless fn changed nothing: every publication is a report to the
+// hub and a status write to the API server.
 func (w *workload) update(name string, fn func(*hubv1.ContainerStatus)) {
 	w.mu.Lock()
-	fn(w.containers[name])
+	cs := w.containers[name]
+	before := proto.Clone(cs)
+	fn(cs)
+	same := proto.Equal(before, cs)
 	w.mu.Unlock()
-	w.publish()
+	if !same {
+		w.publish()
+	}
 }
 
 func (w *workload) publish() {
@@ -437,7 +445,11 @@ func (w *workload) runOnce(ctx context.Context, c *hubv1.Container, art *image.A
 	w.update(name, func(cs *hubv1.ContainerStatus) {
 		cs.State = &hubv1.ContainerState{State: &hubv1.ContainerState_Running_{Running: &hubv1.ContainerState_Running{StartedAt: started}}}
 		cs.ImagePlatforms = nil
-		cs.Ready, cs.Started = false, false
+		// Without a startup probe the container has started; without a
+		// readiness probe too, it is ready: said in the same report as
+		// Running, so the pod is Ready with its first status write.
+		cs.Started = c.GetStartupProbe() == nil
+		cs.Ready = cs.Started && c.GetReadinessProbe() == nil
 	})
 	w.event(name, "Normal", "Started", "Started container %s", name)
 
