@@ -6,13 +6,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"sync"
@@ -40,14 +38,14 @@ import (
 func BenchmarkTunnel(b *testing.B) {
 	f := startFabric(b, 1)
 	ref, _ := f.PushExample("httpserver", "v1", ocitest.Image)
-	port := servicePort(b)
+	port := fabrictest.ServicePort(b)
 	f.Create(f.Pod("web", ref, func(p *corev1.Pod) {
 		p.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: int32(port)}}
 	}))
 	f.WaitPod("web", 2*time.Minute, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
 	direct := fmt.Sprintf("127.0.0.1:%d", port)
 	waitHTTP(b, direct)
-	fwd := portForward(b, f, "web", port)
+	fwd := f.PortForward("web", port)
 
 	b.Run("PortForwardThroughput", func(b *testing.B) {
 		const n = 64 << 20
@@ -64,7 +62,7 @@ func BenchmarkTunnel(b *testing.B) {
 		native := startNative(b, "")
 		_, np, _ := net.SplitHostPort(native)
 		nport, _ := strconv.Atoi(np)
-		nfwd := portForward(b, f, "web", nport)
+		nfwd := f.PortForward("web", nport)
 		var ntun, ndir []float64
 		for range max(b.N, 3) {
 			ndir = append(ndir, download(b, native, n))
@@ -137,38 +135,6 @@ func waitHTTP(tb testing.TB, addr string) {
 			tb.Fatalf("%s does not answer: %v", addr, err)
 		}
 		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// portForward starts kubectl port-forward and returns the local address.
-func portForward(tb testing.TB, f *fabrictest.Fabric, pod string, port int) string {
-	tb.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, f.Env.KubectlPath, "--kubeconfig", f.Env.Kubeconfig, "port-forward", "--address", "127.0.0.1", "pod/"+pod, fmt.Sprintf(":%d", port))
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { cancel(); _ = cmd.Wait() })
-	re := regexp.MustCompile(`Forwarding from (127\.0\.0\.1:\d+) ->`)
-	found := make(chan string, 1)
-	go func() {
-		s := bufio.NewScanner(stdout)
-		for s.Scan() {
-			if m := re.FindStringSubmatch(s.Text()); m != nil {
-				found <- m[1]
-			}
-		}
-	}()
-	select {
-	case addr := <-found:
-		return addr
-	case <-time.After(time.Minute):
-		tb.Fatal("kubectl port-forward did not start")
-		return ""
 	}
 }
 
@@ -313,20 +279,4 @@ func load(tb testing.TB, addr string, d time.Duration) float64 {
 		tb.Fatalf("load on %s: %v", addr, err)
 	}
 	return float64(n.Load()) / time.Since(t0).Seconds()
-}
-
-// servicePort is a free TCP port below the ephemeral range, so that no
-// outgoing connection takes it before the pod starts.
-func servicePort(tb testing.TB) int {
-	tb.Helper()
-	for range 100 {
-		p := 20000 + rand.IntN(12000)
-		l, err := net.Listen("tcp", fmt.Sprintf(":%d", p))
-		if err == nil {
-			l.Close()
-			return p
-		}
-	}
-	tb.Fatal("no free port in 20000-31999")
-	return 0
 }

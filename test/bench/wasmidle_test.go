@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/edgefabric/edgefabric/test/fabrictest"
 	"github.com/edgefabric/edgefabric/test/ocitest"
 )
 
@@ -26,7 +27,7 @@ func BenchmarkWASMIdle(b *testing.B) {
 		b.Fatal("no agent dev-0")
 	}
 	ref, _ := f.PushExample("httpserver", "v1", ocitest.Image)
-	port := servicePort(b)
+	port := fabrictest.ServicePort(b)
 
 	// Let the agent settle after its start (registration, first heartbeats).
 	time.Sleep(5 * time.Second)

@@ -14,7 +14,6 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,7 +50,7 @@ func TestTunnel(t *testing.T) {
 	}
 	f := startFabric(t, 1, opts...)
 	ref, _ := f.PushExample("httpserver", "v1", ocitest.Image)
-	port := ServicePort(t)
+	port := fabrictest.ServicePort(t)
 	f.Create(f.Pod("web", ref, func(p *corev1.Pod) {
 		c := &p.Spec.Containers[0]
 		c.Ports = []corev1.ContainerPort{{ContainerPort: int32(port)}}
@@ -141,43 +140,6 @@ func testExec(t *testing.T, f *fabrictest.Fabric) {
 	}
 }
 
-// portForward starts kubectl port-forward to pod's port and returns the local address.
-func portForward(f *fabrictest.Fabric, pod string, port int) string {
-	t := f.T()
-	ctx, cancel := context.WithCancel(t.Context())
-	cmd := exec.CommandContext(ctx, f.Env.KubectlPath, "--kubeconfig", f.Env.Kubeconfig, "port-forward", "--address", "127.0.0.1", "pod/"+pod, fmt.Sprintf(":%d", port))
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var errb bytes.Buffer
-	cmd.Stderr = &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		_ = cmd.Wait()
-	})
-	re := regexp.MustCompile(`Forwarding from (127\.0\.0\.1:\d+) ->`)
-	found := make(chan string, 1)
-	go func() {
-		s := bufio.NewScanner(stdout)
-		for s.Scan() {
-			if m := re.FindStringSubmatch(s.Text()); m != nil {
-				found <- m[1]
-			}
-		}
-	}()
-	select {
-	case addr := <-found:
-		return addr
-	case <-time.After(60 * time.Second):
-		t.Fatalf("kubectl port-forward did not start: %s", errb.String())
-		return ""
-	}
-}
-
 // chacha returns the sha256 of httpserver's /bytes?n=n&seed=seed.
 func chacha(n int64, seed uint64) string {
 	h := sha256.New()
@@ -214,7 +176,7 @@ func (w *limitWriter) Write(p []byte) (int, error) {
 }
 
 func testPortForward(t *testing.T, f *fabrictest.Fabric, port int) {
-	addr := portForward(f, "web", port)
+	addr := f.PortForward("web", port)
 	base := "http://" + addr
 	if _, body := get(t, base+"/"); string(body) != "hello from web\n" {
 		t.Fatalf("GET /: got %q", body)
@@ -265,7 +227,7 @@ func testPortForward(t *testing.T, f *fabrictest.Fabric, port int) {
 	t.Run("nothing listening", func(t *testing.T) {
 		_, p, _ := net.SplitHostPort(fabrictest.FreePort(t))
 		closed, _ := strconv.Atoi(p)
-		addr := portForward(f.For(t), "web", closed)
+		addr := f.For(t).PortForward("web", closed)
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
@@ -509,7 +471,7 @@ func testExecOtherModule(t *testing.T, f *fabrictest.Fabric) {
 	// hello (run by exec with the pod's env) prints one line and exits.
 	f.Create(f.Pod("two", ref, func(p *corev1.Pod) {
 		p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "COUNT", Value: "1"}, {Name: "INTERVAL", Value: "1ms"}}
-		p.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: int32(ServicePort(t))}}
+		p.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: int32(fabrictest.ServicePort(t))}}
 	}))
 	f.WaitPod("two", 90*time.Second, running)
 	tests := []struct {
@@ -539,21 +501,4 @@ func testExecOtherModule(t *testing.T, f *fabrictest.Fabric) {
 			}
 		})
 	}
-}
-
-// ServicePort is a free TCP port for a workload to serve on, below the
-// ephemeral range, so that no outgoing connection on this busy machine takes
-// it between now and the pod's start.
-func ServicePort(tb testing.TB) int {
-	tb.Helper()
-	for range 100 {
-		p := 20000 + rand.IntN(12000)
-		l, err := net.Listen("tcp", fmt.Sprintf(":%d", p))
-		if err == nil {
-			l.Close()
-			return p
-		}
-	}
-	tb.Fatal("no free port in 20000-31999")
-	return 0
 }

@@ -11,13 +11,16 @@ package fabrictest
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	mathrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -839,3 +842,59 @@ func (f *Fabric) WaitLog(p *Proc, msg string, n int, timeout time.Duration) {
 
 // T is the test the fabric reports to.
 func (f *Fabric) T() testing.TB { return f.t }
+
+// PortForward starts `kubectl port-forward` to the pod's port, for as long
+// as the test runs, and returns the local address it forwards from.
+func (f *Fabric) PortForward(pod string, port int) string {
+	t := f.T()
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	cmd := exec.CommandContext(ctx, f.Env.KubectlPath, "--kubeconfig", f.Env.Kubeconfig, "port-forward", "--address", "127.0.0.1", "pod/"+pod, fmt.Sprintf(":%d", port))
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		_ = cmd.Wait()
+	})
+	re := regexp.MustCompile(`Forwarding from (127\.0\.0\.1:\d+) ->`)
+	found := make(chan string, 1)
+	go func() {
+		s := bufio.NewScanner(stdout)
+		for s.Scan() {
+			if m := re.FindStringSubmatch(s.Text()); m != nil {
+				found <- m[1]
+			}
+		}
+	}()
+	select {
+	case addr := <-found:
+		return addr
+	case <-time.After(60 * time.Second):
+		t.Fatalf("kubectl port-forward did not start: %s", errb.String())
+		return ""
+	}
+}
+
+// ServicePort is a free TCP port for a workload to serve on, below the
+// ephemeral range, so that no outgoing connection on this busy machine takes
+// it between now and the pod's start.
+func ServicePort(tb testing.TB) int {
+	tb.Helper()
+	for range 100 {
+		p := 20000 + mathrand.IntN(12000)
+		l, err := net.Listen("tcp", fmt.Sprintf(":%d", p))
+		if err == nil {
+			l.Close()
+			return p
+		}
+	}
+	tb.Fatal("no free port in 20000-31999")
+	return 0
+}

@@ -232,22 +232,30 @@ func TestReconcileKeepsUnchangedAndStopsRemoved(t *testing.T) {
 	}
 }
 
-func TestResumesFromStoreAfterRestart(t *testing.T) {
+// storedSupervisor returns a supervisor, not running yet, whose store holds
+// generation 4 of the desired state: w, as an agent that is started again
+// finds it.
+func storedSupervisor(t *testing.T, w *hubv1.Workload) (*Supervisor, *store.Store) {
+	t.Helper()
 	dir := t.TempDir()
 	st, err := store.Open(filepath.Join(dir, "agent.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.SetDesired(4, []*hubv1.Workload{spec("r", "Always", "INTERVAL", "50ms")}); err != nil {
+	t.Cleanup(func() { st.Close() })
+	if err := st.SetDesired(4, []*hubv1.Workload{w}); err != nil {
 		t.Fatal(err)
 	}
 	rt, err := wasm.New(t.Context(), wasm.Config{}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rt.Close(context.Background())
-	defer st.Close()
-	sup := New(Config{LogDir: filepath.Join(dir, "logs")}, images{module: hello(t)}, Runtimes{RuntimeWASM: WASM(rt)}, st, slog.New(slog.DiscardHandler))
+	t.Cleanup(func() { rt.Close(context.Background()) })
+	return New(Config{LogDir: filepath.Join(dir, "logs")}, images{module: hello(t)}, Runtimes{RuntimeWASM: WASM(rt)}, st, slog.New(slog.DiscardHandler)), st
+}
+
+func TestResumesFromStoreAfterRestart(t *testing.T) {
+	sup, _ := storedSupervisor(t, spec("r", "Always", "INTERVAL", "50ms"))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = sup.Run(ctx) }()
@@ -265,21 +273,7 @@ func TestResumesFromStoreAfterRestart(t *testing.T) {
 // before Run has resumed the stored one: the hub's is what runs, and what is
 // stored once Run ends.
 func TestHubStateBeforeResumeWins(t *testing.T) {
-	dir := t.TempDir()
-	st, err := store.Open(filepath.Join(dir, "agent.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.SetDesired(4, []*hubv1.Workload{spec("old", "Always", "INTERVAL", "50ms")}); err != nil {
-		t.Fatal(err)
-	}
-	rt, err := wasm.New(t.Context(), wasm.Config{}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close(context.Background())
-	defer st.Close()
-	sup := New(Config{LogDir: filepath.Join(dir, "logs")}, images{module: hello(t)}, Runtimes{RuntimeWASM: WASM(rt)}, st, slog.New(slog.DiscardHandler))
+	sup, st := storedSupervisor(t, spec("old", "Always", "INTERVAL", "50ms"))
 	set := make(chan error, 1)
 	go func() { set <- sup.SetDesired(7, []*hubv1.Workload{spec("new", "Always", "INTERVAL", "50ms")}) }()
 	ctx, cancel := context.WithCancel(context.Background())

@@ -5,31 +5,17 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/edgefabric/edgefabric/test/ocitest"
 )
 
 // TestConnsClosed checks that a connection a module closes, and the
 // connections still open when it is stopped, reach their peer as closed.
 func TestConnsClosed(t *testing.T) {
 	r := newRuntime(t, sharedCache)
-	module := filepath.Join(t.TempDir(), "httpserver.wasm")
-	if err := os.WriteFile(module, ocitest.BuildGo(t, "examples/httpserver"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	addr := freeAddr(t)
-	out := newSyncBuffer()
-	inst, err := r.Start(t.Context(), Spec{ModulePath: module, Env: []string{"HOSTNAME=wasm"}, Listeners: []string{addr}, Stdout: out, Stderr: out})
-	if err != nil {
-		t.Fatal(err)
-	}
+	inst, addr := startHTTPServer(t, r)
 	defer inst.Stop(0)
-	out.waitFor(t, "serving on")
 
 	dial := func() net.Conn {
 		t.Helper()

@@ -24,9 +24,10 @@ func freeAddr(t testing.TB) string {
 	return addr
 }
 
-// TestListeners serves HTTP from a Go wasip1 module on a preopened socket.
-func TestListeners(t *testing.T) {
-	r := newRuntime(t, sharedCache)
+// startHTTPServer runs examples/httpserver on a preopened socket and returns
+// once it serves, with the address it serves on.
+func startHTTPServer(t *testing.T, r *Runtime) (*Instance, string) {
+	t.Helper()
 	module := filepath.Join(t.TempDir(), "httpserver.wasm")
 	if err := os.WriteFile(module, ocitest.BuildGo(t, "examples/httpserver"), 0o644); err != nil {
 		t.Fatal(err)
@@ -37,8 +38,15 @@ func TestListeners(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer inst.Stop(0)
 	out.waitFor(t, "serving on")
+	return inst, addr
+}
+
+// TestListeners serves HTTP from a Go wasip1 module on a preopened socket.
+func TestListeners(t *testing.T) {
+	r := newRuntime(t, sharedCache)
+	inst, addr := startHTTPServer(t, r)
+	defer inst.Stop(0)
 
 	for _, tt := range []struct{ path, want string }{
 		{"/", "hello from wasm\n"},

@@ -155,18 +155,8 @@ func TestListenersIdle(t *testing.T) {
 		t.Skip("sockets are polled for real on Linux only")
 	}
 	r := newRuntime(t, sharedCache)
-	module := filepath.Join(t.TempDir(), "httpserver.wasm")
-	if err := os.WriteFile(module, ocitest.BuildGo(t, "examples/httpserver"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	addr := freeAddr(t)
-	out := newSyncBuffer()
-	inst, err := r.Start(t.Context(), Spec{ModulePath: module, Env: []string{"HOSTNAME=wasm"}, Listeners: []string{addr}, Stdout: out, Stderr: out})
-	if err != nil {
-		t.Fatal(err)
-	}
+	inst, addr := startHTTPServer(t, r)
 	defer inst.Stop(0)
-	out.waitFor(t, "serving on")
 
 	tr := &http.Transport{MaxIdleConnsPerHost: 4}
 	defer tr.CloseIdleConnections()
