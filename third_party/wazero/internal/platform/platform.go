@@ -2,6 +2,7 @@
 package platform
 
 import (
+	"os"
 	"runtime"
 
 	"github.com/tetratelabs/wazero/api"
@@ -68,4 +69,14 @@ func executableMmapSupported() bool {
 		return false
 	}
 	return true
+}
+
+// MapCodeFile maps size bytes of f at offset (a multiple of the page size)
+// as private, read-only, executable memory, or fails where the platform
+// cannot. Release it with MunmapCodeSegment.
+func MapCodeFile(f *os.File, offset int64, size int) ([]byte, error) {
+	if size == 0 {
+		panic("BUG: MapCodeFile with zero length")
+	}
+	return mapCodeFile(f, offset, size)
 }

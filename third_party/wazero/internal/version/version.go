@@ -10,7 +10,7 @@ const Default = "dev"
 
 // forkSuffix marks the version of edgefabric's patched copy (see
 // hack/wazero in the edgefabric repository).
-const forkSuffix = "+edgefabric.1"
+const forkSuffix = "+edgefabric.2"
 
 // version holds the current version from the go.mod of downstream users or set by ldflag for wazero CLI.
 var version string
@@ -43,7 +43,7 @@ func GetWazeroVersion() (ret string) {
 		}
 	}
 	if versionMissing(ret) {
-		return Default // don't return parens
+		return Default + forkSuffix // don't return parens
 	}
 
 	// edgefabric's patched copy compiles different code: keep its

@@ -164,6 +164,9 @@ func serializeCompiledModule(wazeroVersion string, cm *compiledModule) io.Reader
 	}
 	// The length of code segment (8 bytes).
 	buf.Write(u64.LeBytes(uint64(len(cm.executable))))
+	// Zeros up to a multiple of codeAlignment, so that a cache file's code
+	// can be mapped rather than read (see deserializeCompiledModule).
+	buf.Write(make([]byte, codePadding(buf.Len())))
 	// Append the native code.
 	buf.Write(cm.executable)
 	// Append checksum.
@@ -247,28 +250,44 @@ func deserializeCompiledModule(wazeroVersion string, reader io.ReadCloser) (cm *
 		return
 	}
 
-	if executableLen > 0 {
-		executable, err := platform.MmapCodeSegment(int(executableLen))
-		if err != nil {
-			err = fmt.Errorf("compilationcache: error mmapping executable (len=%d): %v", executableLen, err)
-			return nil, false, err
-		}
+	headerLen := cacheHeaderSize + 8*int(functionsNum) + 8
+	if _, err = io.CopyN(io.Discard, reader, int64(codePadding(headerLen))); err != nil {
+		return nil, false, fmt.Errorf("compilationcache: error reading code padding: %v", err)
+	}
 
-		_, err = io.ReadFull(reader, executable)
-		if err != nil {
-			err = fmt.Errorf("compilationcache: error reading executable (len=%d): %v", executableLen, err)
-			return nil, false, err
+	if executableLen > 0 {
+		// A cache file's code is mapped from the file where the platform
+		// can: its pages are then the page cache's, clean, and the kernel can
+		// drop those a module does not use (read, they would be anonymous
+		// memory for as long as the module lives).
+		executable, mapped := mapCodeFile(reader, int64(headerLen+codePadding(headerLen)), int(executableLen))
+		if !mapped {
+			executable, err = platform.MmapCodeSegment(int(executableLen))
+			if err != nil {
+				err = fmt.Errorf("compilationcache: error mmapping executable (len=%d): %v", executableLen, err)
+				return nil, false, err
+			}
+
+			_, err = io.ReadFull(reader, executable)
+			if err != nil {
+				err = fmt.Errorf("compilationcache: error reading executable (len=%d): %v", executableLen, err)
+				return nil, false, err
+			}
 		}
 
 		expected := crc32.Checksum(executable, crc)
 		if _, err = io.ReadFull(reader, eightBytes[:4]); err != nil {
+			unmapOnError(executable)
 			return nil, false, fmt.Errorf("compilationcache: could not read checksum: %v", err)
 		} else if checksum := binary.LittleEndian.Uint32(eightBytes[:4]); expected != checksum {
+			unmapOnError(executable)
 			return nil, false, fmt.Errorf("compilationcache: checksum mismatch (expected %d, got %d)", expected, checksum)
 		}
 
-		if err = platform.MprotectCodeSegment(executable); err != nil {
-			return nil, false, err
+		if !mapped {
+			if err = platform.MprotectCodeSegment(executable); err != nil {
+				return nil, false, err
+			}
 		}
 		cm.executable = executable
 	}
