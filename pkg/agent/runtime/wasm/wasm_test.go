@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -370,6 +371,42 @@ func TestStopSpinning(t *testing.T) {
 	}
 	if got := inst.Result(); got.Reason != ReasonKilled {
 		t.Errorf("result %+v, want Killed", got)
+	}
+}
+
+// TestSpinningModulesYield runs more modules computing without host calls
+// than there are CPUs, and checks that the Go runtime still gets on: a
+// garbage collection, which must stop the world, completes, and a timer
+// fires. Compiled code cannot be preempted; the runtime must call out of
+// its loops now and then.
+func TestSpinningModulesYield(t *testing.T) {
+	r := newRuntime(t, "")
+	module := wat(t, "spin.wat")
+	var insts []*Instance
+	for range runtime.GOMAXPROCS(0) + 1 {
+		stdout := newSyncBuffer()
+		inst, err := r.Start(t.Context(), Spec{ModulePath: module, Stdout: stdout})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stdout.waitFor(t, "spinning")
+		insts = append(insts, inst)
+	}
+	defer func() {
+		for _, inst := range insts {
+			inst.Stop(0)
+		}
+	}()
+	done := make(chan struct{})
+	go func() {
+		time.Sleep(10 * time.Millisecond)
+		runtime.GC()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("a timer and a garbage collection did not complete while modules spun")
 	}
 }
 

@@ -114,6 +114,14 @@ type (
 		// See /RATIONALE.md
 		Closed atomic.Uint64
 
+		// LoopFuel counts down, in the compiled code of a runtime that
+		// ensures termination, at every loop header; when it goes negative
+		// the code calls out to Go (which ends the call if the module is
+		// closed, and otherwise yields to the Go scheduler) and sets it
+		// again to wazevoapi.LoopFuel. Written by compiled code without
+		// atomics: a lost update only moves the next call-out.
+		LoopFuel atomic.Int64
+
 		// CodeCloser is non-nil when the code should be closed after this module.
 		CodeCloser api.Closer
 

@@ -16,7 +16,6 @@ import (
 	"github.com/tetratelabs/wazero/internal/wasm"
 	"github.com/tetratelabs/wazero/internal/wasmdebug"
 	"github.com/tetratelabs/wazero/internal/wasmruntime"
-	"github.com/tetratelabs/wazero/sys"
 )
 
 type (
@@ -478,18 +477,14 @@ func (c *callEngine) callWithStack(ctx context.Context, paramResultStack []uint6
 			if err := m.FailIfClosed(); err != nil {
 				panic(err)
 			}
+			// Called out once per LoopFuel loop iterations (see
+			// frontend.insertTerminationCheck): compiled code cannot be
+			// preempted, so give the scheduler, and a garbage collection
+			// waiting to stop the world, the chance here.
+			runtime.Gosched()
 			c.execCtx.exitCode = wazevoapi.ExitCodeOK
 			afterGoFunctionCallEntrypoint(c.execCtx.goCallReturnAddress, c.execCtxPtr,
 				uintptr(unsafe.Pointer(c.execCtx.stackPointerBeforeGoCall)), c.execCtx.framePointerBeforeGoCall)
-		case wazevoapi.ExitCodeModuleClosed:
-			// A loop header found the module closed. The exit saved no
-			// registers, so the call must not resume: end it with the exit
-			// error of whichever module was closed.
-			err := m.FailIfClosed()
-			if err == nil { // the closed module is another one, reached by a call
-				err = sys.NewExitError(sys.ExitCodeContextCanceled)
-			}
-			panic(err)
 		case wazevoapi.ExitCodeRefFunc:
 			mod := c.callerModuleInstance()
 			s := goCallStackView(c.execCtx.stackPointerBeforeGoCall)

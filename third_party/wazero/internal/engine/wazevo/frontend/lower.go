@@ -1353,23 +1353,7 @@ func (c *Compiler) lowerCurrentOpcode() {
 		c.switchTo(originalLen, loopHeader)
 
 		if c.ensureTermination {
-			// Inline termination check: load the module instance's Closed
-			// word and exit only if it is set, instead of calling out to Go
-			// at every loop header. Closed never goes back to zero, so the
-			// exit never resumes and needs no saved registers.
-			modulePtr := builder.AllocateInstruction().
-				AsLoad(c.moduleCtxPtrValue, c.offset.ModuleInstanceOffset.U32(), ssa.TypeI64).
-				Insert(builder).Return()
-			closed := builder.AllocateInstruction().
-				AsLoad(modulePtr, moduleInstanceClosedOffset, ssa.TypeI64).
-				Insert(builder).Return()
-			zero := builder.AllocateInstruction().AsIconst64(0).Insert(builder).Return()
-			isClosed := builder.AllocateInstruction().
-				AsIcmp(closed, zero, ssa.IntegerCmpCondNotEqual).
-				Insert(builder).Return()
-			builder.AllocateInstruction().
-				AsExitIfTrueWithCode(c.execCtxPtrValue, isClosed, wazevoapi.ExitCodeModuleClosed).
-				Insert(builder)
+			c.insertTerminationCheck()
 		}
 	case wasm.OpcodeIf:
 		bt := c.readBlockType()

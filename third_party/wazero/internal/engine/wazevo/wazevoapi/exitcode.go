@@ -49,10 +49,6 @@ const (
 	// ExitCodeTryTableLeave is an exit code for leaving a try_table block.
 	// The dispatch loop pops the most recent try handler.
 	ExitCodeTryTableLeave
-	// ExitCodeModuleClosed is an exit code for a loop header that found its
-	// module closed (the inline form of the termination check): the call
-	// ends with the module's exit error and never resumes.
-	ExitCodeModuleClosed
 	exitCodeMax
 )
 
@@ -119,8 +115,6 @@ func (e ExitCode) String() string {
 		return "try_table_enter"
 	case ExitCodeTryTableLeave:
 		return "try_table_leave"
-	case ExitCodeModuleClosed:
-		return "module_closed"
 	}
 	panic("TODO")
 }

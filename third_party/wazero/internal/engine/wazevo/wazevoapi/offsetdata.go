@@ -246,3 +246,8 @@ func align16(o Offset) Offset {
 func align8(o Offset) Offset {
 	return (o + 7) &^ 7
 }
+
+// LoopFuel is how many loop headers compiled code that ensures termination
+// passes between two call-outs to Go (see wasm.ModuleInstance's LoopFuel): at
+// a few nanoseconds per iteration of a tight loop, a millisecond or so.
+const LoopFuel = 1 << 18
