@@ -186,3 +186,10 @@ func (c ConfigMap) Save(ctx context.Context, data []byte) error {
 	}
 	return fmt.Errorf("configmap %s/%s keeps changing", c.Namespace, c.Name)
 }
+
+// RevokedBefore returns the time before which d's certificates are revoked,
+// if d has a revocation that has not expired at now.
+func (s *Store) RevokedBefore(d identity.Device, now time.Time) (time.Time, bool) {
+	e, ok := s.Revoked(d, now)
+	return e.At, ok
+}
