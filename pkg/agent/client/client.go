@@ -8,12 +8,14 @@ package client
 import (
 	"context"
 	"crypto/ecdsa"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -78,6 +80,12 @@ type Config struct {
 	Scopes func() *hubv1.Scopes
 	// ScopesChanged signals that Scopes has something new; nil never does.
 	ScopesChanged <-chan struct{}
+	// Decommissioned is called when the hub refuses the device because it
+	// was removed from the fleet (msg is the hub's message): the workloads
+	// must stop, they run elsewhere now. The client keeps the store, and
+	// joins again only with a bootstrap token other than the one it had
+	// then. Nil means nothing is called. It may block briefly.
+	Decommissioned func(msg string)
 	// HubRTT receives each round trip to the hub measured by a probe (one on
 	// connect, then one per heartbeat); nil drops them. It must not block.
 	HubRTT func(time.Duration)
@@ -86,6 +94,11 @@ type Config struct {
 // ErrRefused is wrapped by errors that retrying cannot fix: the hub refused
 // the bootstrap token or the device's identity.
 var ErrRefused = errors.New("refused by the hub")
+
+// ErrDecommissioned is wrapped by the errors of a device the hub refuses
+// because it was removed from the fleet. The client keeps trying (a new join
+// may follow), it does not return it.
+var ErrDecommissioned = errors.New("decommissioned")
 
 // Client is the hub connection.
 type Client struct {
@@ -96,7 +109,7 @@ type Client struct {
 	log     *slog.Logger
 
 	mu        sync.Mutex
-	id        store.Identity
+	id        store.Identity // Decommissioned set while refused as such
 	key       *ecdsa.PrivateKey
 	cert      *tls.Certificate
 	connected bool
@@ -130,6 +143,51 @@ func New(cfg Config, st *store.Store, work Workloads, streams StreamHandler, log
 	return &Client{cfg: cfg, store: st, work: work, streams: streams, log: log, joined: make(chan struct{}), probes: map[uint64]time.Time{}}, nil
 }
 
+// isDecommissioned reports whether err is the hub's refusal of a device
+// removed from the fleet.
+func isDecommissioned(err error) bool {
+	st, ok := status.FromError(err)
+	return ok && st.Code() == codes.PermissionDenied && strings.Contains(st.Message(), hubv1.DecommissionedMarker)
+}
+
+// decommission records that the hub refused the device as decommissioned
+// (err says so) and, the first time, has the workloads stopped.
+func (c *Client) decommission(err error) {
+	msg := strings.TrimPrefix(err.Error(), ErrDecommissioned.Error()+": ")
+	c.mu.Lock()
+	first := c.id.Decommissioned == ""
+	c.id.Decommissioned = msg
+	c.id.DecommissionedToken = tokenSum(c.cfg.Token)
+	id := c.id
+	c.mu.Unlock()
+	if !first {
+		return
+	}
+	c.log.Error("device decommissioned: the hub refuses it; its workloads are stopped. Join it again with a new bootstrap token (edgeagent join --token)", "hub", c.cfg.Hub, "reason", msg)
+	if err := c.store.SetIdentity(id); err != nil {
+		c.log.Warn("save identity", "err", err)
+	}
+	if c.cfg.Decommissioned != nil {
+		c.cfg.Decommissioned(msg)
+	}
+}
+
+// Decommissioned returns the hub's refusal if the device was removed from
+// the fleet, "" otherwise.
+func (c *Client) Decommissioned() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.id.Decommissioned
+}
+
+func tokenSum(token string) []byte {
+	if token == "" {
+		return nil
+	}
+	sum := sha256.Sum256([]byte(token))
+	return sum[:]
+}
+
 // Connected reports whether the control stream is up.
 func (c *Client) Connected() bool {
 	c.mu.Lock()
@@ -158,7 +216,9 @@ func (c *Client) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if errors.Is(err, ErrRefused) {
+		if errors.Is(err, ErrDecommissioned) {
+			c.decommission(err)
+		} else if errors.Is(err, ErrRefused) {
 			return err
 		}
 		c.mu.Lock()
@@ -325,7 +385,7 @@ func (c *Client) recvLoop(ctx context.Context, hub hubv1.HubClient, stream grpc.
 			if ctx.Err() != nil {
 				return nil
 			}
-			return err
+			return refusal(err)
 		}
 		switch m := m.GetMsg().(type) {
 		case *hubv1.HubMessage_Desired:
@@ -429,6 +489,9 @@ func (c *Client) Nearest(ctx context.Context, free *hubv1.Resources, limit int) 
 
 // refusal marks errors that mean the hub will never accept this device as is.
 func refusal(err error) error {
+	if isDecommissioned(err) {
+		return fmt.Errorf("%w: %v", ErrDecommissioned, status.Convert(err).Message())
+	}
 	switch status.Code(err) {
 	case codes.Unauthenticated, codes.PermissionDenied:
 		return fmt.Errorf("%w: %v", ErrRefused, status.Convert(err).Message())
