@@ -32,7 +32,7 @@ func TestDeviceLifecycle(t *testing.T) {
 		gone := f.DeviceOf(p)
 		staleLog := newestLog(t, gone.LogDir(p, "app"))
 
-		waitEdgeDevice(f, account+"."+gone.ID, "Online", 30*time.Second)
+		f.WaitEdgeDevice(account+"."+gone.ID, "Online", 30*time.Second)
 		deleted := time.Now()
 		if out, err := f.Kubectl("delete", "edgedevice", account+"."+gone.ID); err != nil {
 			t.Fatalf("kubectl delete edgedevice: %v\n%s", err, out)
@@ -95,7 +95,7 @@ func TestDeviceLifecycle(t *testing.T) {
 		f.RestartAgent(gone, args...)
 		f.WaitLog(gone.Proc, "joined the fabric", 1, 60*time.Second)
 		f.WaitNode(func(n *corev1.Node) bool { return strings.HasPrefix(readyMessage(n), "2/2 devices ready") })
-		waitEdgeDevice(f, account+"."+gone.ID, "Online", 30*time.Second)
+		f.WaitEdgeDevice(account+"."+gone.ID, "Online", 30*time.Second)
 		out, err = exec.Command(f.AgentBin(), "status", "--data-dir", gone.DataDir).CombinedOutput()
 		if err != nil || strings.Contains(string(out), "REFUSED") {
 			t.Errorf("edgeagent status after the new join: %v\n%s", err, out)
@@ -105,10 +105,10 @@ func TestDeviceLifecycle(t *testing.T) {
 	t.Run("offline past the GC period", func(t *testing.T) {
 		f := f.For(t)
 		a := f.Agent("dev-1")
-		waitEdgeDevice(f, account+".dev-1", "Online", 30*time.Second)
+		f.WaitEdgeDevice(account+".dev-1", "Online", 30*time.Second)
 		a.Stop(t, syscall.SIGTERM)
 		stopped := time.Now()
-		waitEdgeDevice(f, account+".dev-1", "", 60*time.Second)
+		f.WaitEdgeDevice(account+".dev-1", "", 60*time.Second)
 		if took := time.Since(stopped); took < 8*time.Second {
 			t.Errorf("EdgeDevice deleted %v after the device went offline, before --device-gc-after 8s", took)
 		}
@@ -118,27 +118,7 @@ func TestDeviceLifecycle(t *testing.T) {
 		}
 		// It comes back: it simply appears again.
 		f.RestartAgent(a)
-		waitEdgeDevice(f, account+".dev-1", "Online", 60*time.Second)
+		f.WaitEdgeDevice(account+".dev-1", "Online", 60*time.Second)
 		f.WaitNode(func(n *corev1.Node) bool { return strings.HasPrefix(readyMessage(n), "2/2 devices ready") })
 	})
-}
-
-// waitEdgeDevice waits until kubectl shows the EdgeDevice name in phase, or,
-// with phase "", until it no longer exists.
-func waitEdgeDevice(f *fabrictest.Fabric, name, phase string, timeout time.Duration) {
-	f.T().Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		out, err := f.Kubectl("get", "edgedevice", name, "-o", "jsonpath={.status.phase}")
-		switch {
-		case phase == "" && err != nil && strings.Contains(out+err.Error(), "NotFound"):
-			return
-		case phase != "" && err == nil && strings.TrimSpace(out) == phase:
-			return
-		}
-		if time.Now().After(deadline) {
-			f.T().Fatalf("EdgeDevice %s: want phase %q (\"\": gone) within %s; got %q, %v", name, phase, timeout, out, err)
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
 }

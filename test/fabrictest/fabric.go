@@ -840,6 +840,26 @@ func (f *Fabric) WaitLog(p *Proc, msg string, n int, timeout time.Duration) {
 	}
 }
 
+// WaitEdgeDevice waits until kubectl shows the EdgeDevice name in phase, or,
+// with phase "", until it no longer exists.
+func (f *Fabric) WaitEdgeDevice(name, phase string, timeout time.Duration) {
+	f.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		out, err := f.Kubectl("get", "edgedevice", name, "-o", "jsonpath={.status.phase}")
+		switch {
+		case phase == "" && err != nil && strings.Contains(out+err.Error(), "NotFound"):
+			return
+		case phase != "" && err == nil && strings.TrimSpace(out) == phase:
+			return
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("EdgeDevice %s: want phase %q (\"\": gone) within %s; got %q, %v", name, phase, timeout, out, err)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
 // T is the test the fabric reports to.
 func (f *Fabric) T() testing.TB { return f.t }
 
