@@ -385,7 +385,10 @@ func (c *Client) recvLoop(ctx context.Context, hub hubv1.HubClient, stream grpc.
 			if ctx.Err() != nil {
 				return nil
 			}
-			return refusal(err)
+			if isDecommissioned(err) {
+				return refusal(err)
+			}
+			return err
 		}
 		switch m := m.GetMsg().(type) {
 		case *hubv1.HubMessage_Desired:
