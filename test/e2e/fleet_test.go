@@ -64,17 +64,7 @@ func TestDeviceLifecycle(t *testing.T) {
 			t.Fatalf("the refused agent exited: %s", fabrictest.Tail(gone.Output(), 10))
 		}
 		// Its copy of the pod stopped.
-		deadline = time.Now().Add(30 * time.Second)
-		for {
-			size := fabrictest.FileSize(staleLog)
-			time.Sleep(2 * time.Second)
-			if fabrictest.FileSize(staleLog) == size {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the decommissioned device still runs the pod (%s grows)", staleLog)
-			}
-		}
+		f.WaitFileStops(staleLog, 30*time.Second)
 		out, err := exec.Command(f.AgentBin(), "status", "--data-dir", gone.DataDir).CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "REFUSED: "+want) || !strings.Contains(string(out), "Workloads: 0") {
 			t.Errorf("edgeagent status of the decommissioned device: %v\n%s", err, out)

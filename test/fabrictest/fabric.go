@@ -756,6 +756,23 @@ func (f *Fabric) WaitFileGrows(path string, size int64, timeout time.Duration) i
 	}
 }
 
+// WaitFileStops waits until the file at path stops growing (the same size
+// two seconds apart), within timeout: what writes it has stopped.
+func (f *Fabric) WaitFileStops(path string, timeout time.Duration) {
+	f.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		size := FileSize(path)
+		time.Sleep(2 * time.Second)
+		if FileSize(path) == size {
+			return
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("%s still grows %s later: what writes it did not stop", path, timeout)
+		}
+	}
+}
+
 // FileSize is the size of the file at path, -1 if it does not exist.
 func FileSize(path string) int64 {
 	fi, err := os.Stat(path)

@@ -28,9 +28,10 @@ func crdDir(t *testing.T) string {
 	return filepath.Join(filepath.Dir(file), "..", "..", "..", "deploy", "helm", "edgefabric", "crds")
 }
 
-// TestWriterOnRealAPIServer checks that EdgeDevices are written on change and
-// on refresh only, never when only the last-seen time moved.
-func TestWriterOnRealAPIServer(t *testing.T) {
+// apiServer starts a real API server with the EdgeDevice CRD and returns a
+// client of it.
+func apiServer(t *testing.T) client.Client {
+	t.Helper()
 	env := kubetest.Start(t, kubetest.Options{CRDDirectoryPaths: []string{crdDir(t)}})
 	scheme := k8sruntime.NewScheme()
 	if err := efv1.AddToScheme(scheme); err != nil {
@@ -40,6 +41,13 @@ func TestWriterOnRealAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+// TestWriterOnRealAPIServer checks that EdgeDevices are written on change and
+// on refresh only, never when only the last-seen time moved.
+func TestWriterOnRealAPIServer(t *testing.T) {
+	c := apiServer(t)
 	start := time.Now()
 	dev := fabric.Device{
 		Device: identity.Device{Account: "acme", ID: "pi-1"}, Online: true, OS: "linux", Arch: "arm64",
@@ -138,15 +146,7 @@ func TestExpired(t *testing.T) {
 // from before a restart is deleted too, and that an object deleted by
 // someone else decommissions its device instead of being written again.
 func TestWriterForgetsAndDecommissions(t *testing.T) {
-	env := kubetest.Start(t, kubetest.Options{CRDDirectoryPaths: []string{crdDir(t)}})
-	scheme := k8sruntime.NewScheme()
-	if err := efv1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(env.Config, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := apiServer(t)
 	start := time.Now()
 	devs := map[string]*fabric.Device{}
 	for _, id := range []string{"pi-1", "pi-2", "pi-3"} {
