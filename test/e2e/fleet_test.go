@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"os/exec"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -79,10 +78,7 @@ func TestDeviceLifecycle(t *testing.T) {
 		const newToken = "rejoin-token-0123456789abcdef"
 		f.CreateToken("bootstrap-token-rejoin", newToken, account, "")
 		gone.Stop(t, syscall.SIGTERM)
-		args := slices.Clone(gone.Args)
-		i := slices.Index(args, "--token")
-		args[i+1] = newToken
-		f.RestartAgent(gone, args...)
+		f.RestartAgent(gone, replaceFlag(gone.Args, "--token", newToken)...)
 		f.WaitLog(gone.Proc, "joined the fabric", 1, 60*time.Second)
 		f.WaitNode(func(n *corev1.Node) bool { return strings.HasPrefix(readyMessage(n), "2/2 devices ready") })
 		f.WaitEdgeDevice(account+"."+gone.ID, "Online", 30*time.Second)
