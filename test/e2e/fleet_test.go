@@ -74,6 +74,19 @@ func TestDeviceLifecycle(t *testing.T) {
 			t.Errorf("kubectl get edgedevice %s after the decommission: %v\n%s", gone.ID, err, out)
 		}
 
+		// Restarted with the same token, it stays out and runs nothing.
+		gone.Stop(t, syscall.SIGKILL)
+		f.RestartAgent(gone)
+		f.WaitLog(gone.Proc, "device decommissioned: the hub refuses it; its workloads are stopped. Join it again with a new bootstrap token (edgeagent join --token)", 1, 30*time.Second)
+		f.WaitFileStops(staleLog, 30*time.Second)
+		out, err = exec.Command(f.AgentBin(), "status", "--data-dir", gone.DataDir).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "REFUSED: "+want) || !strings.Contains(string(out), "Workloads: 0") {
+			t.Errorf("edgeagent status of the decommissioned device after a restart: %v\n%s", err, out)
+		}
+		if strings.Contains(gone.Output(), "joined the fabric") {
+			t.Error("the decommissioned agent joined again with the token it had")
+		}
+
 		// A join with a new token brings the device back with a fresh certificate.
 		const newToken = "rejoin-token-0123456789abcdef"
 		f.CreateToken("bootstrap-token-rejoin", newToken, account, "")

@@ -114,6 +114,7 @@ type Client struct {
 	cert      *tls.Certificate
 	connected bool
 	lastErr   error
+	refused   bool // refused as decommissioned since the client started
 
 	joined     chan struct{}
 	joinedOnce sync.Once
@@ -151,21 +152,25 @@ func isDecommissioned(err error) bool {
 }
 
 // decommission records that the hub refused the device as decommissioned
-// (err says so) and, the first time, has the workloads stopped.
+// (err says so) and has the workloads stopped: every time, for an agent
+// that restarted resumed its workloads from its store before it was refused.
 func (c *Client) decommission(err error) {
 	msg := strings.TrimPrefix(err.Error(), ErrDecommissioned.Error()+": ")
 	c.mu.Lock()
-	first := c.id.Decommissioned == ""
+	changed := c.id.Decommissioned != msg
+	first := !c.refused
+	c.refused = true
 	c.id.Decommissioned = msg
 	c.id.DecommissionedToken = tokenSum(c.cfg.Token)
 	id := c.id
 	c.mu.Unlock()
-	if !first {
-		return
+	if first {
+		c.log.Error("device decommissioned: the hub refuses it; its workloads are stopped. Join it again with a new bootstrap token (edgeagent join --token)", "hub", c.cfg.Hub, "reason", msg)
 	}
-	c.log.Error("device decommissioned: the hub refuses it; its workloads are stopped. Join it again with a new bootstrap token (edgeagent join --token)", "hub", c.cfg.Hub, "reason", msg)
-	if err := c.store.SetIdentity(id); err != nil {
-		c.log.Warn("save identity", "err", err)
+	if changed {
+		if err := c.store.SetIdentity(id); err != nil {
+			c.log.Warn("save identity", "err", err)
+		}
 	}
 	if c.cfg.Decommissioned != nil {
 		c.cfg.Decommissioned(msg)

@@ -182,6 +182,7 @@ func (c *Client) saveCert(resp *hubv1.BootstrapResponse) error {
 	c.mu.Lock()
 	c.id.CertDER, c.id.CADER, c.id.Account = resp.GetCertificateDer(), resp.GetCaDer(), resp.GetAccount()
 	c.id.Decommissioned, c.id.DecommissionedToken = "", nil
+	c.refused = false
 	id, key := c.id, c.key
 	c.cert = &tls.Certificate{Certificate: [][]byte{id.CertDER}, PrivateKey: key}
 	c.mu.Unlock()
