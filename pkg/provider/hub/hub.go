@@ -1,6 +1,7 @@
 // Package hub is the provider's gRPC endpoint that agents dial. It signs device
 // certificates for bootstrap tokens, authorises every other call by the
-// caller's certificate, and pumps each agent's control and data streams into
+// caller's certificate (refusing those of decommissioned devices, see
+// Revocations), and pumps each agent's control and data streams into
 // the fabric. Run it with Serve; it returns once every stream has ended.
 package hub
 
