@@ -228,13 +228,15 @@ func waitPods(tb testing.TB, client kubernetes.Interface, sel string, cond func(
 
 // smapsSummary adds up a process's resident memory by kind of mapping, from
 // /proc/<pid>/smaps: anonymous read-write (the Go heap, linear memories,
-// stacks), anonymous executable (compiled WASM code), and file-backed (the
-// binary, the compilation cache).
+// stacks), anonymous executable (compiled WASM code not mapped from a file),
+// the binary, executable mappings of other files (compiled WASM code mapped
+// from the compilation cache) and other files (the modules' data images).
 func smapsSummary(pid int) string {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
 	if err != nil {
 		return err.Error()
 	}
+	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 	sums := map[string]int64{}
 	kind := ""
 	for _, line := range strings.Split(string(raw), "\n") {
@@ -247,10 +249,15 @@ func smapsSummary(pid int) string {
 			if len(f) >= 6 {
 				path = f[5]
 			}
+			exec := strings.Contains(f[1], "x")
 			switch {
+			case path == exe:
+				kind = "binary"
+			case path != "" && !strings.HasPrefix(path, "[") && exec:
+				kind = "code-file"
 			case path != "" && !strings.HasPrefix(path, "["):
 				kind = "file"
-			case strings.Contains(f[1], "x"):
+			case exec:
 				kind = "anon-exec"
 			default:
 				kind = "anon-rw"
@@ -263,6 +270,6 @@ func smapsSummary(pid int) string {
 		}
 	}
 	mb := func(v int64) float64 { return float64(v) / 1e6 }
-	return fmt.Sprintf("anon-rw %.1f MB (Go heap, linear memories, stacks), anon-exec %.1f MB (compiled code), file %.1f MB (mostly the binary)",
-		mb(sums["anon-rw"]), mb(sums["anon-exec"]), mb(sums["file"]))
+	return fmt.Sprintf("anon-rw %.1f MB (Go heap, linear memories, stacks), compiled code %.1f MB anonymous + %.1f MB mapped from the cache, binary %.1f MB, other files %.1f MB (module data images)",
+		mb(sums["anon-rw"]), mb(sums["anon-exec"]), mb(sums["code-file"]), mb(sums["binary"]), mb(sums["file"]))
 }

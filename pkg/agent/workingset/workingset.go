@@ -8,17 +8,28 @@
 // asks the kernel to page those mappings out (MADV_PAGEOUT): clean pages are
 // dropped and read back on their next use; anonymous pages, and pages other
 // processes map too, stay. It discards nothing the process wrote, so it is
-// safe on any mapping. Where the kernel lacks MADV_PAGEOUT (before Linux 5.4)
+// safe on any mapping. Before that, Run collects the Go heap's garbage and
+// returns its free pages to the kernel. Where the kernel lacks MADV_PAGEOUT (before Linux 5.4)
 // or on other systems it does nothing.
+//
+// The kernel reads ahead around a page fault in a file and maps the
+// neighbouring pages it has cached (64 KiB), so an idle agent that touches a
+// few scattered pages of its binary would soon have megabytes of it resident
+// again. Trim therefore also marks those mappings for random access
+// (MADV_RANDOM: no read-ahead, so a fault reads and maps one page) until Wake
+// restores the default.
 //
 // Run trims when the process has been idle (less than IdleCPU of CPU time in
 // an Interval) after having been busy, so that a steadily idle agent is not
-// trimmed over and over, and a busy one not at all.
+// trimmed over and over, and a busy one not at all; and wakes at the first
+// busy interval after a trim, so that a busy agent reads its binary with
+// read-ahead.
 package workingset
 
 import (
 	"context"
 	"log/slog"
+	"runtime/debug"
 	"time"
 )
 
@@ -54,11 +65,21 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		case <-t.C:
 		}
 		now := cpuTime()
-		trim := d.step(now - last)
+		act := d.step(now - last)
 		last = now
-		if !trim {
+		switch act {
+		case wake:
+			if err := Wake(); err != nil {
+				log.Debug("read-ahead not restored", "err", err)
+			}
+			continue
+		case none:
 			continue
 		}
+		// The Go heap first: what the busy spell allocated and dropped is
+		// garbage that an idle agent would not collect for minutes, nor
+		// the scavenger give back to the kernel at once.
+		debug.FreeOSMemory()
 		st, err := Trim()
 		if err != nil {
 			log.Debug("working set not trimmed", "err", err)
@@ -69,21 +90,39 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 }
 
-// detector decides, interval by interval, when the process has gone idle.
+// action is what Run does after an interval.
+type action int
+
+const (
+	none action = iota
+	trim        // the process went idle: trim its working set
+	wake        // busy again after a trim: restore read-ahead
+)
+
+// detector decides, interval by interval, when the process has gone idle
+// and when it is busy again.
 type detector struct {
-	idle time.Duration // CPU time per interval below which it counts as idle
-	busy bool          // there was activity since the last trim
+	idle    time.Duration // CPU time per interval below which it counts as idle
+	busy    bool          // there was activity since the last trim
+	trimmed bool          // trimmed, and not busy since
 }
 
-// step takes the CPU time used in the last interval and reports whether to
-// trim now: at the first idle interval after a busy one.
-func (d *detector) step(used time.Duration) bool {
+// step takes the CPU time used in the last interval and says what to do:
+// trim at the first idle interval after a busy one, wake at the first busy
+// interval after a trim.
+func (d *detector) step(used time.Duration) action {
 	if used >= d.idle {
 		d.busy = true
-		return false
+		if d.trimmed {
+			d.trimmed = false
+			return wake
+		}
+		return none
 	}
-	trim := d.busy
-	d.busy = false
+	if !d.busy {
+		return none
+	}
+	d.busy, d.trimmed = false, true
 	return trim
 }
 

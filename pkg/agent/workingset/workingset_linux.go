@@ -14,8 +14,9 @@ import (
 )
 
 // Trim pages out every private or shared file-backed mapping of the process
-// that is not writable: the binary's text and read-only data, and read-only
-// file maps such as the store's.
+// that is not writable: the binary's text and read-only data, compiled WASM
+// code mapped from the compilation cache, and read-only file maps such as the
+// store's; and marks them for random access until Wake.
 func Trim() (Stats, error) {
 	maps, err := os.ReadFile("/proc/self/maps")
 	if err != nil {
@@ -32,11 +33,31 @@ func Trim() (Stats, error) {
 			}
 			continue // the mapping went away meanwhile
 		}
+		madvise(m, unix.MADV_RANDOM)
 		st.Mappings++
 		st.Bytes += int64(m.end - m.start)
 	}
 	st.ResidentAfter = resident()
 	return st, nil
+}
+
+// Wake restores read-ahead (MADV_NORMAL) on the mappings Trim marked.
+func Wake() error {
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		return fmt.Errorf("read mappings: %w", err)
+	}
+	for _, m := range readOnlyFileMappings(maps) {
+		madvise(m, unix.MADV_NORMAL)
+	}
+	return nil
+}
+
+// madvise advises on a mapping of this process, not Go memory: madvise takes
+// it as addresses, with no slice to stand for it. Errors are ignored: the
+// mapping may have gone away meanwhile, and the advice is only advice.
+func madvise(m mapping, advice int) {
+	_, _, _ = unix.Syscall(unix.SYS_MADVISE, m.start, m.end-m.start, uintptr(advice))
 }
 
 type mapping struct{ start, end uintptr }

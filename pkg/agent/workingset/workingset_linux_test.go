@@ -1,9 +1,13 @@
 package workingset
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -71,6 +75,35 @@ func TestTrimDropsCleanFilePages(t *testing.T) {
 			t.Fatalf("anonymous byte %d after trim: got %d, want 7", i, b)
 		}
 	}
+	start := fmt.Sprintf("%x-", uintptr(unsafe.Pointer(&m[0])))
+	if !randomRead(t, start) {
+		t.Errorf("mapping %s not marked for random access after Trim", start)
+	}
+	if err := Wake(); err != nil {
+		t.Fatal(err)
+	}
+	if randomRead(t, start) {
+		t.Errorf("mapping %s still marked for random access after Wake", start)
+	}
+}
+
+// randomRead reports whether the mapping starting at start (hex, then "-")
+// has the kernel's random-read flag (VmFlags "rr" in /proc/self/smaps).
+func randomRead(t *testing.T, start string) bool {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := false // past the mapping's first line: its VmFlags is the next
+	for line := range strings.Lines(string(b)) {
+		in = in || strings.HasPrefix(line, start)
+		if in && strings.HasPrefix(line, "VmFlags:") {
+			return slices.Contains(strings.Fields(line)[1:], "rr")
+		}
+	}
+	t.Fatalf("no mapping at %s in smaps", start)
+	return false
 }
 
 func TestReadOnlyFileMappings(t *testing.T) {

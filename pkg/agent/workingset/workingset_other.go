@@ -10,6 +10,9 @@ import (
 // Trim does nothing outside Linux.
 func Trim() (Stats, error) { return Stats{}, errors.ErrUnsupported }
 
+// Wake does nothing outside Linux.
+func Wake() error { return errors.ErrUnsupported }
+
 // cpuTime is not measured outside Linux: every interval counts as idle, and
 // Trim does nothing.
 func cpuTime() time.Duration { return 0 }

@@ -10,20 +10,20 @@ func TestDetector(t *testing.T) {
 	tests := []struct {
 		name string
 		used []time.Duration // CPU time per interval
-		want []bool          // trim after each
+		want []action        // what to do after each
 	}{
-		{name: "idle after start", used: []time.Duration{0}, want: []bool{true}},
-		{name: "busy start, then idle", used: []time.Duration{time.Second, 2 * time.Second, 0}, want: []bool{false, false, true}},
-		{name: "steadily idle trims once", used: []time.Duration{0, 0, 0, 10 * time.Millisecond}, want: []bool{true, false, false, false}},
-		{name: "busy again, trimmed again", used: []time.Duration{0, 0, idle, 0, 0}, want: []bool{true, false, false, true, false}},
-		{name: "busy throughout", used: []time.Duration{idle, idle, time.Second}, want: []bool{false, false, false}},
+		{name: "idle after start", used: []time.Duration{0}, want: []action{trim}},
+		{name: "busy start, then idle", used: []time.Duration{time.Second, 2 * time.Second, 0}, want: []action{none, none, trim}},
+		{name: "steadily idle trims once", used: []time.Duration{0, 0, 0, 10 * time.Millisecond}, want: []action{trim, none, none, none}},
+		{name: "busy again: wake, then trimmed again", used: []time.Duration{0, 0, idle, idle, 0, 0}, want: []action{trim, none, wake, none, trim, none}},
+		{name: "busy throughout", used: []time.Duration{idle, idle, time.Second}, want: []action{none, none, none}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := detector{idle: idle, busy: true}
 			for i, u := range tt.used {
 				if got := d.step(u); got != tt.want[i] {
-					t.Errorf("interval %d (%v used): trim %v, want %v", i, u, got, tt.want[i])
+					t.Errorf("interval %d (%v used): %v, want %v", i, u, got, tt.want[i])
 				}
 			}
 		})

@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"net"
@@ -414,7 +415,7 @@ func (r *Runtime) compile(ctx context.Context, path string) (*compiled, error) {
 func (r *Runtime) compileBytes(ctx context.Context, b []byte, key string) (wazero.CompiledModule, *dataImage, error) {
 	stripped, img, ok := splitDataImage(b)
 	if !ok {
-		mod, err := r.rt.CompileModule(ctx, mergeDataSegments(b))
+		mod, err := r.compileMapped(ctx, mergeDataSegments(b))
 		return mod, nil, err
 	}
 	if r.cacheDir != "" {
@@ -422,10 +423,46 @@ func (r *Runtime) compileBytes(ctx context.Context, b []byte, key string) (wazer
 			r.log.Warn("data image not kept on disk; instances copy it", "digest", "sha256:"+key, "err", err)
 		}
 	}
-	mod, err := r.rt.CompileModule(ctx, stripped)
+	mod, err := r.compileMapped(ctx, stripped)
 	if err != nil {
 		_ = img.close()
 		return nil, nil, err
 	}
 	return mod, img, nil
+}
+
+// compileMapped compiles a module so that its native code is mapped from the
+// compilation cache on disk where there is one. wazero (patched, see
+// hack/wazero) maps code it loads from a cache file; code it has just
+// compiled is anonymous memory, resident for as long as the module lives,
+// though an idle module runs little of it. So a module compiled afresh, which
+// adds a file to the cache, is compiled again at once: that second time
+// decodes the module and maps the file, and the kernel can drop the code's
+// pages that nothing runs.
+func (r *Runtime) compileMapped(ctx context.Context, b []byte) (wazero.CompiledModule, error) {
+	before := countFiles(r.cacheDir)
+	mod, err := r.rt.CompileModule(ctx, b)
+	if err != nil || r.cacheDir == "" || countFiles(r.cacheDir) == before {
+		return mod, err
+	}
+	if err := mod.Close(ctx); err != nil {
+		return nil, fmt.Errorf("close module compiled afresh: %w", err)
+	}
+	return r.rt.CompileModule(ctx, b)
+}
+
+// countFiles counts the files under dir (0 for ""): the compilation cache
+// keeps one file per compiled module.
+func countFiles(dir string) int {
+	if dir == "" {
+		return 0
+	}
+	n := 0
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			n++
+		}
+		return nil
+	})
+	return n
 }

@@ -351,6 +351,48 @@ func TestStopBusyLoop(t *testing.T) {
 	}
 }
 
+// TestStopSpinning stops a module computing in a loop that makes no host
+// call: the runtime's termination check at loop headers must end it.
+func TestStopSpinning(t *testing.T) {
+	r := newRuntime(t, "")
+	stdout := newSyncBuffer()
+	inst, err := r.Start(t.Context(), Spec{ModulePath: wat(t, "spin.wat"), Stdout: stdout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout.waitFor(t, "spinning")
+	time.Sleep(100 * time.Millisecond) // well inside the loops
+	inst.Stop(0)
+	select {
+	case <-inst.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("a spinning module did not end after Stop")
+	}
+	if got := inst.Result(); got.Reason != ReasonKilled {
+		t.Errorf("result %+v, want Killed", got)
+	}
+}
+
+// TestLoopsCompute checks what nested loops compute with the termination
+// check at their headers against the same sum computed in Go.
+func TestLoopsCompute(t *testing.T) {
+	var sum uint32
+	for i := range uint32(1000) {
+		for j := range uint32(1000) {
+			sum += (i*j + i) % 251
+		}
+	}
+	r := newRuntime(t, "")
+	inst, err := r.Start(t.Context(), Spec{ModulePath: wat(t, "loops.wat")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait(t, inst)
+	if got, want := inst.Result().ExitCode, int(sum&255); got != want {
+		t.Errorf("exit code %d, want %d", got, want)
+	}
+}
+
 func TestStopAfterExitKeepsResult(t *testing.T) {
 	r := newRuntime(t, "")
 	inst, err := r.Start(t.Context(), Spec{ModulePath: wat(t, "exit.wat")})

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Regenerates third_party/wazero: wazero at the version go.mod requires, from
+# the Go module cache (the module proxy), without its tests, examples, CLI and
+# site, with hack/wazero/*.patch applied in order. go.mod replaces the module
+# with that directory. Run it after changing a patch or the version, then
+# commit the result; builds and CI never run it.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+version=$(go list -m -f '{{.Version}}' github.com/tetratelabs/wazero)
+src=$(go mod download -json "github.com/tetratelabs/wazero@${version}" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+dst=third_party/wazero
+rm -rf "$dst"
+mkdir -p "$dst"
+(
+	cd "$src"
+	find . -type f \( -name '*.go' -o -name '*.s' \) ! -name '*_test.go' \
+		! -path './cmd/*' ! -path './examples/*' ! -path './site/*' \
+		! -path './internal/integration_test/*' ! -path './internal/testing/*' \
+		! -path '*/testdata/*' ! -path './imports/assemblyscript/*' ! -path './imports/emscripten/*' \
+		-print0 | xargs -0 cp --parents -t "$OLDPWD/$dst"
+	cp go.mod LICENSE NOTICE "$OLDPWD/$dst/"
+)
+chmod -R u+w "$dst"
+for p in hack/wazero/*.patch; do
+	[ -e "$p" ] || continue
+	patch -s -p1 -d "$dst" <"$p"
+done
+echo "wazero ${version} in ${dst}, patches applied: $(cd hack/wazero && ls *.patch 2>/dev/null | tr "\n" " ")"
