@@ -222,7 +222,10 @@ func (w *Writer) gcInterval() time.Duration {
 // written RefreshInterval ago or more.
 func (w *Writer) Sync(ctx context.Context, now time.Time) {
 	w.handleDeleted(ctx)
-	if w.cfg.GCAfter > 0 && now.Sub(w.lastGC) >= w.gcInterval() {
+	// Devices get a moment to reconnect to a provider that just started
+	// before their last-seen times, maybe old from its downtime, count.
+	reconnect := min(w.cfg.GCAfter, 5*time.Minute)
+	if w.cfg.GCAfter > 0 && now.Sub(w.started) >= reconnect && now.Sub(w.lastGC) >= w.gcInterval() {
 		w.lastGC = now
 		w.collect(ctx, now)
 	}

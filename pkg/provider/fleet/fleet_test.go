@@ -180,7 +180,7 @@ func TestWriterForgetsAndDecommissions(t *testing.T) {
 	// An object from before a restart, of a device the fabric does not know.
 	stale := &efv1.EdgeDevice{
 		ObjectMeta: metav1.ObjectMeta{Name: "acme.old"},
-		Status:     efv1.EdgeDeviceStatus{Account: "acme", DeviceID: "old", Phase: efv1.DeviceOnline, LastSeen: metav1.NewTime(start.Add(-30 * time.Minute))},
+		Status:     efv1.EdgeDeviceStatus{Account: "acme", DeviceID: "old", Phase: efv1.DeviceOnline, LastSeen: metav1.NewTime(start.Add(-2 * time.Hour))},
 	}
 	if err := c.Create(t.Context(), stale); err != nil {
 		t.Fatal(err)
@@ -195,6 +195,8 @@ func TestWriterForgetsAndDecommissions(t *testing.T) {
 	}
 
 	w.Sync(t.Context(), start)
+	// Nothing is forgotten in the first five minutes: devices reconnect to a
+	// provider that just started, whatever their objects' last-seen times.
 	for _, n := range []string{"acme.pi-1", "acme.pi-2", "acme.pi-3", "acme.old"} {
 		if !exists(n) {
 			t.Fatalf("%s not there after the first sync", n)
@@ -203,6 +205,9 @@ func TestWriterForgetsAndDecommissions(t *testing.T) {
 	devs["pi-1"].Online, devs["pi-1"].LastSeen = false, start.Add(time.Minute)
 	devs["pi-2"].Online, devs["pi-2"].LastSeen = false, start.Add(40*time.Minute)
 	w.Sync(t.Context(), start.Add(2*time.Minute))
+	if !exists("acme.old") || len(forgotten) > 0 {
+		t.Errorf("forgotten within five minutes of the start: %v, acme.old exists %v", forgotten, exists("acme.old"))
+	}
 
 	// The operator deletes pi-3's object: the next sync must not write it again.
 	if err := c.Delete(t.Context(), &efv1.EdgeDevice{ObjectMeta: metav1.ObjectMeta{Name: "acme.pi-3"}}); err != nil {
