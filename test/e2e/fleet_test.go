@@ -74,6 +74,19 @@ func TestDeviceLifecycle(t *testing.T) {
 			t.Errorf("kubectl get edgedevice %s after the decommission: %v\n%s", gone.ID, err, out)
 		}
 
+		// A restarted provider still refuses it: the revocation is kept.
+		refused := strings.Count(gone.Output(), want)
+		f.StopProvider()
+		f.StartProvider()
+		deadline = time.Now().Add(60 * time.Second)
+		for strings.Count(gone.Output(), want) <= refused {
+			if time.Now().After(deadline) {
+				t.Fatalf("agent %s not refused by the restarted provider:\n%s", gone.ID, fabrictest.Tail(gone.Output(), 10))
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		f.WaitNode(func(n *corev1.Node) bool { return strings.HasPrefix(readyMessage(n), "1/1 devices ready") })
+
 		// Restarted with the same token, it stays out and runs nothing.
 		gone.Stop(t, syscall.SIGKILL)
 		f.RestartAgent(gone)
