@@ -251,6 +251,12 @@ func (s *Server) Control(stream grpc.BidiStreamingServer[hubv1.AgentMessage, hub
 
 	sess := s.fab.Connect(d, hello)
 	defer s.fab.Disconnect(sess)
+	// Decommissioned since the certificate was checked above: the
+	// decommission dropped the device before this session existed.
+	if _, err := s.caller(stream.Context()); status.Code(err) == codes.PermissionDenied {
+		s.fab.Drop(d, true)
+		return err
+	}
 
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
