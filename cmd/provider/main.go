@@ -52,6 +52,7 @@ func main() {
 	fs.Float64Var(&cfg.ProximityKm, "proximity-km", 0, "radius of proximity clusters in kilometres, for devices with --location lat,long (with --scopes proximity)")
 	fs.DurationVar(&cfg.ClusterDissolveGrace, "cluster-dissolve-grace", 5*time.Minute, "how long the node of a cluster that no longer forms stays, NotReady, before it is deleted once no pods are left on it")
 	fs.DurationVar(&cfg.DeviceLossGrace, "device-loss-grace", 60*time.Second, "how long a pod's device may be offline before the pod is placed on another device of its cluster (per pod: annotation edgefabric.io/device-loss-grace)")
+	fs.DurationVar(&cfg.DeviceGCAfter, "device-gc-after", 168*time.Hour, "how long a device may be offline before it is forgotten: dropped from its clusters and its EdgeDevice deleted (it appears again if it comes back); 0 never forgets")
 	fs.StringVar(&cfg.HealthListen, "health-listen", "", "serve /healthz and /readyz (200 only on the serving leader) on this address, e.g. :8081; empty means off")
 	fs.BoolVar(&cfg.LeaderElection.Enabled, "leader-elect", false, "elect a leader among replicas through a Lease in --namespace; only the leader serves, the others stand by")
 	fs.StringVar(&cfg.LeaderElection.Name, "leader-elect-id", "edgefabric-provider", "name of the leader-election Lease")

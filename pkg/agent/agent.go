@@ -267,6 +267,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Scopes:            func() *hubv1.Scopes { return watcher.Scopes() },
 		ScopesChanged:     watcher.Changed(),
 		HubRTT:            func(rtt time.Duration) { watcher.HubRTT(rtt) },
+		// The pods run elsewhere now: none of them may keep running here.
+		Decommissioned: func(string) {
+			if err := sup.SetDesired(sup.Generation(), nil); err != nil {
+				log.Error("stop workloads of a decommissioned device", "err", err)
+			}
+		},
 	}, st, sup, tunnelHandler(sup, cfg.AdvertiseAddress, streamHandler(sup)), log.With("component", "hub-client"))
 	if err != nil {
 		return err

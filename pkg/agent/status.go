@@ -24,7 +24,7 @@ func serveLocalAPI(ctx context.Context, cfg Config, st *store.Store, cl *client.
 	status := func() localapi.Status {
 		s := localapi.Status{
 			Version: version.Version, Started: started, DataDir: cfg.DataDir,
-			Device: cfg.DeviceID, Hub: cfg.Hub, Connected: cl.Connected(),
+			Device: cfg.DeviceID, Hub: cfg.Hub, Connected: cl.Connected(), Decommissioned: cl.Decommissioned(),
 			Clusters: []string{}, Workloads: []localapi.Workload{},
 		}
 		if id, err := st.Identity(); err == nil {

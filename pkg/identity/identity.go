@@ -171,13 +171,21 @@ func (ca *CA) SignDevice(csrDER []byte, d Device, now time.Time, ttl time.Durati
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: d.ID, Organization: []string{d.Account}},
 		URIs:         []*url.URL{d.URI()},
-		NotBefore:    now.Add(-5 * time.Minute),
+		NotBefore:    now.Add(-Backdate),
 		NotAfter:     now.Add(ttl),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth},
 	}
 	return ca.sign(tmpl, csr.PublicKey)
 }
+
+// Backdate is how long before its signing a device certificate is valid
+// from, for clocks a little behind.
+const Backdate = 5 * time.Minute
+
+// IssuedAt is when a device certificate from SignDevice was signed, to the
+// second.
+func IssuedAt(c *x509.Certificate) time.Time { return c.NotBefore.Add(Backdate) }
 
 // SignServer issues a serving certificate for the given DNS names and IPs.
 func (ca *CA) SignServer(key crypto.Signer, name string, hosts []string, now time.Time, ttl time.Duration) (*x509.Certificate, error) {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -18,6 +19,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	ctrlclient "sigs.k8s.io/controller-runtime/pkg/client"
 
 	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
@@ -27,6 +30,7 @@ import (
 	"github.com/edgefabric/edgefabric/pkg/provider/hub"
 	"github.com/edgefabric/edgefabric/pkg/provider/kubeletapi"
 	"github.com/edgefabric/edgefabric/pkg/provider/node"
+	"github.com/edgefabric/edgefabric/pkg/provider/revocation"
 	"github.com/edgefabric/edgefabric/pkg/scopes"
 	"github.com/edgefabric/edgefabric/pkg/scopes/proximity"
 )
@@ -71,6 +75,10 @@ type Config struct {
 	// pod is placed on another device (pods may say otherwise with the
 	// edgefabric.io/device-loss-grace annotation). Zero means 60 s.
 	DeviceLossGrace time.Duration
+	// DeviceGCAfter is how long a device may be offline before it is
+	// forgotten: dropped from the fabric and its EdgeDevice deleted (it
+	// appears again if it comes back). Zero never forgets.
+	DeviceGCAfter time.Duration
 	// RESTConfig connects the controller-runtime client that writes the
 	// EdgeDevice objects (the CRD must be installed); nil writes none.
 	RESTConfig *rest.Config
@@ -229,8 +237,14 @@ func serve(ctx context.Context, cfg Config, client kubernetes.Interface, log *sl
 		}
 	}
 
+	revs, err := openRevocations(ctx, cfg, client)
+	if err != nil {
+		return err
+	}
+
 	fab := fabric.New(log.With("component", "fabric"))
 	var fw *fleet.Writer
+	var deletions cache.Cache
 	changed := func() {
 		if fw != nil {
 			fw.Changed()
@@ -259,12 +273,37 @@ func serve(ctx context.Context, cfg Config, client kubernetes.Interface, log *sl
 		if err != nil {
 			return fmt.Errorf("EdgeDevice client: %w", err)
 		}
-		if fw, err = fleet.New(fleet.Config{Devices: fab.AllDevices, Clusters: mgr.Clusters, NodeOf: mgr.NodeOf}, c, log.With("component", "fleet")); err != nil {
+		certTTL := cfg.CertTTL
+		if certTTL == 0 {
+			certTTL = 24 * time.Hour
+		}
+		if fw, err = fleet.New(fleet.Config{
+			Devices: fab.AllDevices, Clusters: mgr.Clusters, NodeOf: mgr.NodeOf,
+			GCAfter: cfg.DeviceGCAfter,
+			Forget: func(account, id string) {
+				fab.Drop(identity.Device{Account: account, ID: id}, false)
+				mgr.DeviceRemoved(account, id, "was forgotten (offline longer than the device GC period)")
+			},
+			Decommission: func(ctx context.Context, account, id string) error {
+				d := identity.Device{Account: account, ID: id}
+				// Revoked first: the session Drop ends is refused from then on.
+				if _, err := revs.Revoke(ctx, d, time.Now(), certTTL+identity.Backdate); err != nil {
+					return err
+				}
+				fab.Drop(d, true)
+				mgr.DeviceRemoved(account, id, "was decommissioned")
+				return nil
+			},
+		}, c, log.With("component", "fleet")); err != nil {
 			return err
+		}
+		if deletions, err = watchDeletions(ctx, cfg.RESTConfig, scheme, fw); err != nil {
+			log.Warn("EdgeDevice deletions are not watched; deleting one does not decommission its device", "err", err)
 		}
 	}
 	h, err := hub.New(hub.Config{
 		CA: ca, Hosts: cfg.HubHosts, Tokens: SecretTokens{Client: client, Namespace: cfg.Namespace}, CertTTL: cfg.CertTTL,
+		Revocations: revs,
 	}, fab, log.With("component", "hub"))
 	if err != nil {
 		return err
@@ -273,7 +312,7 @@ func serve(ctx context.Context, cfg Config, client kubernetes.Interface, log *sl
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 4)
+	errs := make(chan error, 6)
 	start := func(name string, fn func() error) {
 		wg.Add(1)
 		go func() {
@@ -288,6 +327,9 @@ func serve(ctx context.Context, cfg Config, client kubernetes.Interface, log *sl
 	start("hub", func() error { return h.Serve(ctx, hubLis) })
 	if fw != nil {
 		start("fleet", func() error { return fw.Run(ctx) })
+	}
+	if deletions != nil {
+		start("EdgeDevice watch", func() error { return deletions.Start(ctx) })
 	}
 	start("kubelet API", func() error {
 		return kubeletapi.Serve(ctx, kLis, ktls, guard.Wrap(kubeletapi.AllNodes, kubeletapi.Handler(mgr)), log.With("component", "kubelet-api"))
@@ -321,4 +363,43 @@ func kubeletTLS(ca *identity.CA, nodeIP string) (*tls.Config, error) {
 		MinVersion:   tls.VersionTLS12,
 		Certificates: []tls.Certificate{{Certificate: [][]byte{cert.Raw, ca.Cert.Raw}, PrivateKey: key, Leaf: cert}},
 	}, nil
+}
+
+// RevocationsName is the ConfigMap, in the provider's namespace, that keeps
+// the decommissioned devices (revocations.json in --state-dir instead).
+const RevocationsName = "edgefabric-revocations"
+
+func openRevocations(ctx context.Context, cfg Config, client kubernetes.Interface) (*revocation.Store, error) {
+	var b revocation.Backend = revocation.ConfigMap{Client: client, Namespace: cfg.Namespace, Name: RevocationsName}
+	if cfg.StateDir != "" {
+		b = revocation.File{Path: filepath.Join(cfg.StateDir, "revocations.json")}
+	}
+	return revocation.Open(ctx, b, time.Now())
+}
+
+// watchDeletions returns a cache whose EdgeDevice informer tells fw of every
+// deleted object once the cache is started.
+func watchDeletions(ctx context.Context, rc *rest.Config, scheme *runtime.Scheme, fw *fleet.Writer) (cache.Cache, error) {
+	c, err := cache.New(rc, cache.Options{Scheme: scheme})
+	if err != nil {
+		return nil, err
+	}
+	inf, err := c.GetInformer(ctx, &efv1.EdgeDevice{}, cache.BlockUntilSynced(false))
+	if err != nil {
+		return nil, err
+	}
+	_, err = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		DeleteFunc: func(obj any) {
+			if tomb, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+				obj = tomb.Obj
+			}
+			if d, ok := obj.(*efv1.EdgeDevice); ok {
+				fw.Deleted(d)
+			}
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }

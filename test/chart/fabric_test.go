@@ -7,7 +7,12 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/edgefabric/edgefabric/pkg/identity"
+	"github.com/edgefabric/edgefabric/pkg/provider"
+	"github.com/edgefabric/edgefabric/pkg/provider/revocation"
 	"github.com/edgefabric/edgefabric/test/fabrictest"
 	"github.com/edgefabric/edgefabric/test/kubetest"
 	"github.com/edgefabric/edgefabric/test/ocitest"
@@ -73,8 +78,62 @@ func TestFabricWithChartIdentity(t *testing.T) {
 	for _, name := range []string{"chart-a", "chart-b"} {
 		f.WaitPodGone(name, 60*time.Second)
 	}
+	// Decommissioning a device needs the EdgeDevice watch and delete, and
+	// the revocations ConfigMap (tested on its own below: this provider
+	// keeps them in --state-dir).
+	gone := f.Agent("dev-0")
+	waited := time.Now()
+	f.WaitEdgeDevice(fabrictest.DefaultAccount+"."+gone.ID, "Online", 60*time.Second)
+	t.Logf("EdgeDevice written after %v more", time.Since(waited))
+	if _, err := f.Kubectl("delete", "edgedevice", fabrictest.DefaultAccount+"."+gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	f.WaitLog(f.Provider(), "device decommissioned: its EdgeDevice was deleted", 1, 30*time.Second)
+	f.WaitLog(gone.Proc, "device decommissioned: the hub refuses it; its workloads are stopped. Join it again with a new bootstrap token (edgeagent join --token)", 1, 30*time.Second)
 	f.CheckAlive()
 	if out := f.Provider().Output(); strings.Contains(out, "forbidden") {
 		t.Errorf("the provider was refused by the chart's RBAC:\n%s", fabrictest.Tail(out, 20))
+	}
+}
+
+// TestRevocationsWithChartIdentity keeps decommissioned devices in the
+// ConfigMap edgefabric-revocations as the chart's ServiceAccount, as the
+// provider does in-cluster: created the first time, updated after.
+func TestRevocationsWithChartIdentity(t *testing.T) {
+	env := kubetest.Start(t, kubetest.Options{})
+	if _, err := env.Client.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := helm(t, "install", release, chartDir(t), "--namespace", namespace, "--kubeconfig", env.Kubeconfig,
+		"--set", "replicas=0", "--set", "bootstrapToken.enabled=false", "--skip-crds"); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", serviceAccountKubeconfig(t, env, namespace, release))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := revocation.ConfigMap{Client: sa, Namespace: namespace, Name: provider.RevocationsName}
+	now := time.Now()
+	for _, id := range []string{"pi-1", "pi-2"} {
+		s, err := revocation.Open(t.Context(), b, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Revoke(t.Context(), identity.Device{Account: "acme", ID: id}, now, time.Hour); err != nil {
+			t.Fatalf("revoke %s as the chart's ServiceAccount: %v", id, err)
+		}
+	}
+	s, err := revocation.Open(t.Context(), b, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"pi-1", "pi-2"} {
+		if _, ok := s.Revoked(identity.Device{Account: "acme", ID: id}, now); !ok {
+			t.Errorf("%s not kept in the ConfigMap", id)
+		}
 	}
 }

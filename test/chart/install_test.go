@@ -106,7 +106,9 @@ func TestInstall(t *testing.T) {
 			{"create", "", "secrets", "", namespace, true},
 			{"update", "coordination.k8s.io", "leases", "", namespace, true},
 			{"create", "edgefabric.io", "edgedevices", "", all, true},
-			{"patch", "edgefabric.io", "edgedevices", "status", all, true},
+			{"watch", "edgefabric.io", "edgedevices", "", all, true},
+			{"delete", "edgefabric.io", "edgedevices", "", all, true},
+			{"create", "", "configmaps", "", namespace, true}, // edgefabric-revocations (updated by name only)
 			// The kubelet API's webhook authentication and authorization.
 			{"create", "authentication.k8s.io", "tokenreviews", "", all, true},
 			{"create", "authorization.k8s.io", "subjectaccessreviews", "", all, true},
@@ -118,6 +120,8 @@ func TestInstall(t *testing.T) {
 			{"update", "", "secrets", "", namespace, false},
 			{"delete", "", "secrets", "", namespace, false},
 			{"update", "", "configmaps", "", "default", false},
+			{"update", "", "configmaps", "", namespace, false},
+			{"patch", "edgefabric.io", "edgedevices", "status", all, false},
 			{"delete", "", "namespaces", "", all, false},
 			{"create", "rbac.authorization.k8s.io", "clusterrolebindings", "", all, false},
 			{"update", "coordination.k8s.io", "leases", "", "default", false},

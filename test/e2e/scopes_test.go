@@ -187,17 +187,7 @@ func TestScopes(t *testing.T) {
 		staleLog := newestLog(t, lost.LogDir(p, "app"))
 		lan1.RestartAgent(lost)
 		waitClusterNode(f, "network", account, "a1, a2, a3", 3)
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			size := fabrictest.FileSize(staleLog)
-			time.Sleep(2 * time.Second)
-			if fabrictest.FileSize(staleLog) == size {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the stale copy on %s still writes to %s 30s after the device came back", lost.ID, staleLog)
-			}
-		}
+		f.WaitFileStops(staleLog, 30*time.Second)
 		// Still one copy: the pod runs where it moved.
 		if q := f.WaitPod("mover", 10*time.Second, fabrictest.PodReady); q.Annotations["edgefabric.io/device"] != moved.Annotations["edgefabric.io/device"] {
 			t.Errorf("mover went back to %s", q.Annotations["edgefabric.io/device"])

@@ -756,6 +756,23 @@ func (f *Fabric) WaitFileGrows(path string, size int64, timeout time.Duration) i
 	}
 }
 
+// WaitFileStops waits until the file at path stops growing (the same size
+// two seconds apart), within timeout: what writes it has stopped.
+func (f *Fabric) WaitFileStops(path string, timeout time.Duration) {
+	f.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		size := FileSize(path)
+		time.Sleep(2 * time.Second)
+		if FileSize(path) == size {
+			return
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("%s still grows %s later: what writes it did not stop", path, timeout)
+		}
+	}
+}
+
 // FileSize is the size of the file at path, -1 if it does not exist.
 func FileSize(path string) int64 {
 	fi, err := os.Stat(path)
@@ -837,6 +854,26 @@ func (f *Fabric) WaitLog(p *Proc, msg string, n int, timeout time.Duration) {
 			f.t.Fatalf("%s did not log %q %d times within %s:\n%s", p.Name, msg, n, timeout, Tail(p.Output(), 20))
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// WaitEdgeDevice waits until kubectl shows the EdgeDevice name in phase, or,
+// with phase "", until it no longer exists.
+func (f *Fabric) WaitEdgeDevice(name, phase string, timeout time.Duration) {
+	f.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		out, err := f.Kubectl("get", "edgedevice", name, "-o", "jsonpath={.status.phase}")
+		switch {
+		case phase == "" && err != nil && strings.Contains(out+err.Error(), "NotFound"):
+			return
+		case phase != "" && err == nil && strings.TrimSpace(out) == phase:
+			return
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("EdgeDevice %s: want phase %q (\"\": gone) within %s; got %q, %v", name, phase, timeout, out, err)
+		}
+		time.Sleep(300 * time.Millisecond)
 	}
 }
 

@@ -8,12 +8,14 @@ package client
 import (
 	"context"
 	"crypto/ecdsa"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -78,6 +80,12 @@ type Config struct {
 	Scopes func() *hubv1.Scopes
 	// ScopesChanged signals that Scopes has something new; nil never does.
 	ScopesChanged <-chan struct{}
+	// Decommissioned is called when the hub refuses the device because it
+	// was removed from the fleet (msg is the hub's message): the workloads
+	// must stop, they run elsewhere now. The client keeps the store, and
+	// joins again only with a bootstrap token other than the one it had
+	// then. Nil means nothing is called. It may block briefly.
+	Decommissioned func(msg string)
 	// HubRTT receives each round trip to the hub measured by a probe (one on
 	// connect, then one per heartbeat); nil drops them. It must not block.
 	HubRTT func(time.Duration)
@@ -86,6 +94,11 @@ type Config struct {
 // ErrRefused is wrapped by errors that retrying cannot fix: the hub refused
 // the bootstrap token or the device's identity.
 var ErrRefused = errors.New("refused by the hub")
+
+// ErrDecommissioned is wrapped by the errors of a device the hub refuses
+// because it was removed from the fleet. The client keeps trying (a new join
+// may follow), it does not return it.
+var ErrDecommissioned = errors.New("decommissioned")
 
 // Client is the hub connection.
 type Client struct {
@@ -96,11 +109,12 @@ type Client struct {
 	log     *slog.Logger
 
 	mu        sync.Mutex
-	id        store.Identity
+	id        store.Identity // Decommissioned set while refused as such
 	key       *ecdsa.PrivateKey
 	cert      *tls.Certificate
 	connected bool
 	lastErr   error
+	refused   bool // refused as decommissioned since the client started
 
 	joined     chan struct{}
 	joinedOnce sync.Once
@@ -128,6 +142,55 @@ func New(cfg Config, st *store.Store, work Workloads, streams StreamHandler, log
 		cfg.Hello = func() *hubv1.Hello { return &hubv1.Hello{} }
 	}
 	return &Client{cfg: cfg, store: st, work: work, streams: streams, log: log, joined: make(chan struct{}), probes: map[uint64]time.Time{}}, nil
+}
+
+// isDecommissioned reports whether err is the hub's refusal of a device
+// removed from the fleet.
+func isDecommissioned(err error) bool {
+	st, ok := status.FromError(err)
+	return ok && st.Code() == codes.PermissionDenied && strings.Contains(st.Message(), hubv1.DecommissionedMarker)
+}
+
+// decommission records that the hub refused the device as decommissioned
+// (err says so) and has the workloads stopped: every time, for an agent
+// that restarted resumed its workloads from its store before it was refused.
+func (c *Client) decommission(err error) {
+	msg := strings.TrimPrefix(err.Error(), ErrDecommissioned.Error()+": ")
+	c.mu.Lock()
+	changed := c.id.Decommissioned != msg
+	first := !c.refused
+	c.refused = true
+	c.id.Decommissioned = msg
+	c.id.DecommissionedToken = tokenSum(c.cfg.Token)
+	id := c.id
+	c.mu.Unlock()
+	if first {
+		c.log.Error("device decommissioned: the hub refuses it; its workloads are stopped. Join it again with a new bootstrap token (edgeagent join --token)", "hub", c.cfg.Hub, "reason", msg)
+	}
+	if changed {
+		if err := c.store.SetIdentity(id); err != nil {
+			c.log.Warn("save identity", "err", err)
+		}
+	}
+	if c.cfg.Decommissioned != nil {
+		c.cfg.Decommissioned(msg)
+	}
+}
+
+// Decommissioned returns the hub's refusal if the device was removed from
+// the fleet, "" otherwise.
+func (c *Client) Decommissioned() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.id.Decommissioned
+}
+
+func tokenSum(token string) []byte {
+	if token == "" {
+		return nil
+	}
+	sum := sha256.Sum256([]byte(token))
+	return sum[:]
 }
 
 // Connected reports whether the control stream is up.
@@ -158,7 +221,9 @@ func (c *Client) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if errors.Is(err, ErrRefused) {
+		if errors.Is(err, ErrDecommissioned) {
+			c.decommission(err)
+		} else if errors.Is(err, ErrRefused) {
 			return err
 		}
 		c.mu.Lock()
@@ -325,6 +390,9 @@ func (c *Client) recvLoop(ctx context.Context, hub hubv1.HubClient, stream grpc.
 			if ctx.Err() != nil {
 				return nil
 			}
+			if isDecommissioned(err) {
+				return refusal(err)
+			}
 			return err
 		}
 		switch m := m.GetMsg().(type) {
@@ -429,6 +497,9 @@ func (c *Client) Nearest(ctx context.Context, free *hubv1.Resources, limit int) 
 
 // refusal marks errors that mean the hub will never accept this device as is.
 func refusal(err error) error {
+	if isDecommissioned(err) {
+		return fmt.Errorf("%w: %v", ErrDecommissioned, status.Convert(err).Message())
+	}
 	switch status.Code(err) {
 	case codes.Unauthenticated, codes.PermissionDenied:
 		return fmt.Errorf("%w: %v", ErrRefused, status.Convert(err).Message())

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/tls"
@@ -96,6 +97,17 @@ func (c *Client) certLeft(now time.Time) float64 {
 // a third of its life left: renewing it with the current one, or joining again
 // with the bootstrap token when there is none or it expired.
 func (c *Client) ensureCertificate(ctx context.Context) error {
+	c.mu.Lock()
+	decommissioned, oldToken := c.id.Decommissioned != "", c.id.DecommissionedToken
+	c.mu.Unlock()
+	if decommissioned {
+		// Only another token joins again: the one the agent had when it
+		// was removed from the fleet may still be valid.
+		if c.cfg.Token != "" && !bytes.Equal(tokenSum(c.cfg.Token), oldToken) {
+			return c.bootstrap(ctx)
+		}
+		return nil // the hub refuses the certificate again, and says why
+	}
 	left := c.certLeft(time.Now())
 	if left > 1.0/3 {
 		return nil
@@ -104,6 +116,9 @@ func (c *Client) ensureCertificate(ctx context.Context) error {
 		err := c.renew(ctx)
 		if err == nil {
 			return nil
+		}
+		if isDecommissioned(err) {
+			return refusal(err)
 		}
 		c.log.Warn("certificate renewal failed", "err", err)
 		if c.cfg.Token == "" {
@@ -166,6 +181,8 @@ func (c *Client) renew(ctx context.Context) error {
 func (c *Client) saveCert(resp *hubv1.BootstrapResponse) error {
 	c.mu.Lock()
 	c.id.CertDER, c.id.CADER, c.id.Account = resp.GetCertificateDer(), resp.GetCaDer(), resp.GetAccount()
+	c.id.Decommissioned, c.id.DecommissionedToken = "", nil
+	c.refused = false
 	id, key := c.id, c.key
 	c.cert = &tls.Certificate{Certificate: [][]byte{id.CertDER}, PrivateKey: key}
 	c.mu.Unlock()

@@ -40,6 +40,9 @@ type Status struct {
 	CertificateExpires time.Time `json:"certificateExpires,omitzero"`
 	Hub                string    `json:"hub"`
 	Connected          bool      `json:"connected"`
+	// Decommissioned is the hub's refusal of a device removed from the
+	// fleet; empty while the device is in it.
+	Decommissioned string `json:"decommissioned,omitempty"`
 	// Clusters are the edge clusters the device belongs to, as it knows them.
 	Clusters  []string   `json:"clusters"`
 	Workloads []Workload `json:"workloads"`
@@ -163,6 +166,9 @@ func (s Status) Write(w io.Writer, now time.Time) error {
 	hub := "disconnected (reconnecting)"
 	if s.Connected {
 		hub = "connected"
+	}
+	if s.Decommissioned != "" {
+		hub = "REFUSED: " + s.Decommissioned + " (workloads stopped; edgeagent join --token NEW-TOKEN)"
 	}
 	clusters := strings.Join(s.Clusters, ", ")
 	if clusters == "" {

@@ -128,6 +128,11 @@ type Identity struct {
 	KeyDER   []byte // PKCS#8
 	CertDER  []byte // nil before bootstrap
 	CADER    []byte
+	// Decommissioned is the hub's refusal of a device removed from the
+	// fleet, empty while it is in it; DecommissionedToken is the SHA-256 of
+	// the bootstrap token the agent had then (only another token joins again).
+	Decommissioned      string
+	DecommissionedToken []byte
 }
 
 // Identity returns the stored identity; a zero Identity if none.
@@ -140,6 +145,8 @@ func (s *Store) Identity() (Identity, error) {
 		id.KeyDER = clone(b.Get([]byte("key")))
 		id.CertDER = clone(b.Get([]byte("cert")))
 		id.CADER = clone(b.Get([]byte("ca")))
+		id.Decommissioned = string(b.Get([]byte("decommissioned")))
+		id.DecommissionedToken = clone(b.Get([]byte("decommissioned-token")))
 		return nil
 	})
 	return id, err
@@ -152,6 +159,7 @@ func (s *Store) SetIdentity(id Identity) error {
 		for k, v := range map[string][]byte{
 			"device": []byte(id.DeviceID), "account": []byte(id.Account),
 			"key": id.KeyDER, "cert": id.CertDER, "ca": id.CADER,
+			"decommissioned": []byte(id.Decommissioned), "decommissioned-token": id.DecommissionedToken,
 		} {
 			if err := b.Put([]byte(k), v); err != nil {
 				return err

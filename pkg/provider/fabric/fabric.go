@@ -220,6 +220,48 @@ func (f *Fabric) Disconnect(s *Session) {
 	f.notify(func(l Listener) { l.DevicesChanged(s.device.Account) })
 }
 
+// Drop removes a device from the fabric: it no longer counts in any cluster,
+// capacity or placement, its desired state is forgotten, and its session, if
+// it has one, ends (with ErrDecommissioned when decommissioned is true, so
+// the hub can tell the agent why). It returns the UIDs of the workloads the
+// device held, whose pods must be placed again, and whether the device was
+// known. A dropped device that connects again is a new device.
+func (f *Fabric) Drop(id identity.Device, decommissioned bool) (uids []string, known bool) {
+	f.mu.Lock()
+	k := key(id)
+	d := f.devices[k]
+	if d == nil {
+		f.mu.Unlock()
+		return nil, false
+	}
+	if d.sess != nil {
+		if decommissioned {
+			d.sess.closeWith(ErrDecommissioned)
+		} else {
+			d.sess.close()
+		}
+	}
+	for uid := range d.workloads {
+		uids = append(uids, uid)
+	}
+	for uid, owner := range f.owner {
+		if owner == k {
+			delete(f.owner, uid)
+		}
+	}
+	for sid, p := range f.streams {
+		if p.device == k {
+			p.fail(errors.New("device removed from the fleet"))
+			delete(f.streams, sid)
+		}
+	}
+	delete(f.devices, k)
+	f.mu.Unlock()
+	sort.Strings(uids)
+	f.notify(func(l Listener) { l.DevicesChanged(id.Account) })
+	return uids, true
+}
+
 // Heartbeat records that the device is alive.
 func (f *Fabric) Heartbeat(id identity.Device) {
 	f.mu.Lock()

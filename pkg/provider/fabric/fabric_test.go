@@ -1,7 +1,9 @@
 package fabric_test
 
 import (
+	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 
@@ -64,5 +66,78 @@ func TestStatusBeforeReady(t *testing.T) {
 	f.MarkReady()
 	if got := rec.restartCounts(); len(got) != 2 || got[1] != 3 {
 		t.Errorf("listener heard %v, want [2 3]", got)
+	}
+}
+
+// TestDrop removes devices from the fabric: a connected one decommissioned
+// (its session ends saying so), an offline one forgotten. Neither counts any
+// more, their workloads are theirs no more (Remove finds nothing and does not
+// crash), reports from them are dropped, and a device that connects again is
+// a new one with nothing to run.
+func TestDrop(t *testing.T) {
+	ctx := t.Context()
+	f := fabric.New(slog.New(slog.DiscardHandler))
+	rec := &recorder{}
+	f.SetListener(rec)
+	f.MarkReady()
+	pi, gw := identity.Device{ID: "pi", Account: "acme"}, identity.Device{ID: "gw", Account: "acme"}
+	sess := f.Connect(pi, &hubv1.Hello{Capacity: &hubv1.Resources{CpuMillis: 1000, Pods: 10}})
+	gwSess := f.Connect(gw, &hubv1.Hello{Capacity: &hubv1.Resources{CpuMillis: 1000, Pods: 10}})
+	f.Disconnect(gwSess)
+	f.Assign("acme", "pi", &hubv1.Workload{Uid: "w1", SpecHash: "h"})
+	f.Assign("acme", "pi", &hubv1.Workload{Uid: "w2", SpecHash: "h"})
+	f.Assign("acme", "gw", &hubv1.Workload{Uid: "w3", SpecHash: "h"})
+
+	tests := []struct {
+		name           string
+		dev            identity.Device
+		decommissioned bool
+		sess           *fabric.Session
+		wantUIDs       []string
+		wantErr        error
+	}{
+		{name: "connected, decommissioned", dev: pi, decommissioned: true, sess: sess, wantUIDs: []string{"w1", "w2"}, wantErr: fabric.ErrDecommissioned},
+		{name: "offline, forgotten", dev: gw, wantUIDs: []string{"w3"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			uids, known := f.Drop(tc.dev, tc.decommissioned)
+			if !known || !slices.Equal(uids, tc.wantUIDs) {
+				t.Errorf("Drop: got %v, %v; want %v, true", uids, known, tc.wantUIDs)
+			}
+			if tc.sess != nil {
+				for {
+					if _, err := tc.sess.Next(ctx); err != nil {
+						if !errors.Is(err, tc.wantErr) {
+							t.Errorf("session ended with %v, want %v", err, tc.wantErr)
+						}
+						break
+					}
+				}
+			}
+			if _, ok := f.Device("acme", tc.dev.ID); ok {
+				t.Errorf("%s still in the fabric", tc.dev.ID)
+			}
+			for _, uid := range tc.wantUIDs {
+				if d, _ := f.Remove(uid); d != "" {
+					t.Errorf("Remove(%s) found it on %s", uid, d)
+				}
+			}
+			if _, known := f.Drop(tc.dev, tc.decommissioned); known {
+				t.Error("dropped twice")
+			}
+		})
+	}
+	f.Report(pi, &hubv1.StatusReport{Statuses: []*hubv1.WorkloadStatus{status("w1", 5)}})
+	if got := rec.restartCounts(); len(got) != 0 {
+		t.Errorf("statuses from a dropped device reached the listener: %v", got)
+	}
+	if dev, why := f.Place("acme", &hubv1.Workload{Uid: "w4"}); dev != "" {
+		t.Errorf("placed on dropped device %s (%s)", dev, why)
+	}
+	again := f.Connect(pi, &hubv1.Hello{})
+	msgs, err := again.Next(ctx)
+	if err != nil || len(msgs) != 1 || len(msgs[0].GetDesired().GetWorkloads()) != 0 {
+		t.Errorf("a device back after Drop: got %v, %v; want an empty desired state", msgs, err)
 	}
 }

@@ -14,6 +14,10 @@ import (
 // the device was disconnected.
 var ErrSessionClosed = errors.New("session closed")
 
+// ErrDecommissioned is returned by Next once the device was removed from the
+// fleet by Drop.
+var ErrDecommissioned = errors.New("device decommissioned")
+
 // Session is what the fabric has to say to one connected agent. Its queue is
 // bounded by the device's workloads: a newer delta of a workload replaces an
 // unsent older one, and a full desired state replaces every unsent delta.
@@ -27,6 +31,7 @@ type Session struct {
 	replies []uint64 // probe nonces to answer, at most maxReplies
 	wake    chan struct{}
 	closed  chan struct{}
+	reason  error // why closed: ErrSessionClosed unless set
 }
 
 func newSession(d identity.Device) *Session {
@@ -44,12 +49,16 @@ func (s *Session) Device() identity.Device { return s.device }
 // Done is closed when the session was replaced or disconnected.
 func (s *Session) Done() <-chan struct{} { return s.closed }
 
-func (s *Session) close() {
+func (s *Session) close() { s.closeWith(ErrSessionClosed) }
+
+// closeWith closes the session; Next returns reason from then on.
+func (s *Session) closeWith(reason error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	select {
 	case <-s.closed:
 	default:
+		s.reason = reason
 		close(s.closed)
 	}
 }
@@ -144,7 +153,9 @@ func (s *Session) Next(ctx context.Context) ([]*hubv1.HubMessage, error) {
 		select {
 		case <-s.wake:
 		case <-s.closed:
-			return nil, ErrSessionClosed
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return nil, s.reason
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}

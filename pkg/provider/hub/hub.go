@@ -1,6 +1,7 @@
 // Package hub is the provider's gRPC endpoint that agents dial. It signs device
 // certificates for bootstrap tokens, authorises every other call by the
-// caller's certificate, and pumps each agent's control and data streams into
+// caller's certificate (refusing those of decommissioned devices, see
+// Revocations), and pumps each agent's control and data streams into
 // the fabric. Run it with Serve; it returns once every stream has ended.
 package hub
 
@@ -37,6 +38,15 @@ type Tokens interface {
 	Account(ctx context.Context, token string) (string, error)
 }
 
+// Revocations says which devices' certificates are revoked. Implementations
+// must be safe for concurrent use and must not block.
+type Revocations interface {
+	// RevokedBefore returns the time before which d's certificates are
+	// revoked (certificates issued at or after it are good), if d has a
+	// revocation in force at now.
+	RevokedBefore(d identity.Device, now time.Time) (time.Time, bool)
+}
+
 // Config configures a Server.
 type Config struct {
 	// CA signs device certificates and verifies client certificates. Required.
@@ -48,6 +58,8 @@ type Config struct {
 	Tokens Tokens
 	// CertTTL is how long a device certificate is valid; zero means 24 hours.
 	CertTTL time.Duration
+	// Revocations says which devices were decommissioned; nil means none.
+	Revocations Revocations
 	// KeepaliveTime is how often an idle connection is probed; zero means 10 s.
 	// A device that does not answer within the same time again is dropped.
 	KeepaliveTime time.Duration
@@ -158,7 +170,7 @@ func (s *Server) Bootstrap(ctx context.Context, req *hubv1.BootstrapRequest) (*h
 // Nearest lists the caller's account's devices nearest to it that have the
 // requested free capacity.
 func (s *Server) Nearest(ctx context.Context, req *hubv1.NearestRequest) (*hubv1.NearestResponse, error) {
-	d, err := caller(ctx)
+	d, err := s.caller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +196,7 @@ func (s *Server) Nearest(ctx context.Context, req *hubv1.NearestRequest) (*hubv1
 
 // Renew signs a fresh certificate for the caller's device.
 func (s *Server) Renew(ctx context.Context, req *hubv1.RenewRequest) (*hubv1.BootstrapResponse, error) {
-	d, err := caller(ctx)
+	d, err := s.caller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +204,15 @@ func (s *Server) Renew(ctx context.Context, req *hubv1.RenewRequest) (*hubv1.Boo
 }
 
 func (s *Server) sign(csr []byte, d identity.Device) (*hubv1.BootstrapResponse, error) {
-	cert, err := s.cfg.CA.SignDevice(csr, d, s.now(), s.cfg.CertTTL)
+	now := s.now()
+	if s.cfg.Revocations != nil {
+		// A device joining again within the second it was decommissioned
+		// gets a certificate issued at the revocation, which is good.
+		if before, ok := s.cfg.Revocations.RevokedBefore(d, now); ok && now.Before(before) {
+			now = before
+		}
+	}
+	cert, err := s.cfg.CA.SignDevice(csr, d, now, s.cfg.CertTTL)
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "sign: %v", err)
 	}
@@ -208,7 +228,7 @@ func (s *Server) sign(csr []byte, d identity.Device) (*hubv1.BootstrapResponse, 
 // Control runs one agent session: hello, then the fabric's messages down and
 // the agent's reports up, until either side ends it.
 func (s *Server) Control(stream grpc.BidiStreamingServer[hubv1.AgentMessage, hubv1.HubMessage]) error {
-	d, err := caller(stream.Context())
+	d, err := s.caller(stream.Context())
 	if err != nil {
 		return err
 	}
@@ -231,6 +251,12 @@ func (s *Server) Control(stream grpc.BidiStreamingServer[hubv1.AgentMessage, hub
 
 	sess := s.fab.Connect(d, hello)
 	defer s.fab.Disconnect(sess)
+	// Decommissioned since the certificate was checked above: the
+	// decommission dropped the device before this session existed.
+	if _, err := s.caller(stream.Context()); status.Code(err) == codes.PermissionDenied {
+		s.fab.Drop(d, true)
+		return err
+	}
 
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
@@ -286,6 +312,9 @@ func (s *Server) Control(stream grpc.BidiStreamingServer[hubv1.AgentMessage, hub
 		// The sender ended: the session was replaced, or the stream broke.
 		// Returning ends the RPC, which ends the receiver.
 	}
+	if errors.Is(err, fabric.ErrDecommissioned) {
+		return decommissioned(d)
+	}
 	if errors.Is(err, fabric.ErrSessionClosed) {
 		return status.Error(codes.Aborted, "replaced by a newer session of the same device")
 	}
@@ -299,7 +328,7 @@ func (s *Server) Control(stream grpc.BidiStreamingServer[hubv1.AgentMessage, hub
 // from the device to the consumer and back one at a time, so each direction
 // is flow controlled end to end by this RPC alone.
 func (s *Server) Stream(stream grpc.BidiStreamingServer[hubv1.StreamFrame, hubv1.StreamFrame]) error {
-	d, err := caller(stream.Context())
+	d, err := s.caller(stream.Context())
 	if err != nil {
 		return err
 	}
@@ -365,25 +394,53 @@ func (s *Server) Stream(stream grpc.BidiStreamingServer[hubv1.StreamFrame, hubv1
 	}
 }
 
-// caller is the device named by the verified client certificate of ctx's peer.
-func caller(ctx context.Context) (identity.Device, error) {
+// caller is the device named by the verified client certificate of ctx's
+// peer, unless that certificate was revoked.
+func (s *Server) caller(ctx context.Context) (identity.Device, error) {
+	d, leaf, err := certificate(ctx)
+	if err != nil {
+		return identity.Device{}, err
+	}
+	if s.revoked(d, leaf) {
+		return identity.Device{}, decommissioned(d)
+	}
+	return d, nil
+}
+
+// revoked reports whether leaf, d's certificate, was revoked.
+func (s *Server) revoked(d identity.Device, leaf *x509.Certificate) bool {
+	if s.cfg.Revocations == nil {
+		return false
+	}
+	before, ok := s.cfg.Revocations.RevokedBefore(d, s.now())
+	return ok && identity.IssuedAt(leaf).Before(before)
+}
+
+// decommissioned is the status a decommissioned device is refused with.
+func decommissioned(d identity.Device) error {
+	return status.Error(codes.PermissionDenied, hubv1.DecommissionedMessage(d.ID))
+}
+
+// certificate is the device named by the verified client certificate of
+// ctx's peer, and that certificate.
+func certificate(ctx context.Context) (identity.Device, *x509.Certificate, error) {
 	p, ok := peer.FromContext(ctx)
 	if !ok {
-		return identity.Device{}, status.Error(codes.Unauthenticated, "no peer")
+		return identity.Device{}, nil, status.Error(codes.Unauthenticated, "no peer")
 	}
 	ti, ok := p.AuthInfo.(credentials.TLSInfo)
 	if !ok || len(ti.State.VerifiedChains) == 0 || len(ti.State.VerifiedChains[0]) == 0 {
-		return identity.Device{}, status.Error(codes.Unauthenticated, "a device certificate is required; bootstrap first")
+		return identity.Device{}, nil, status.Error(codes.Unauthenticated, "a device certificate is required; bootstrap first")
 	}
 	leaf := ti.State.VerifiedChains[0][0]
 	if !hasClientAuth(leaf) {
-		return identity.Device{}, status.Error(codes.PermissionDenied, "certificate is not a device certificate")
+		return identity.Device{}, nil, status.Error(codes.PermissionDenied, "certificate is not a device certificate")
 	}
 	d, err := identity.FromCertificate(leaf)
 	if err != nil {
-		return identity.Device{}, status.Error(codes.PermissionDenied, fmt.Sprintf("certificate: %v", err))
+		return identity.Device{}, nil, status.Error(codes.PermissionDenied, fmt.Sprintf("certificate: %v", err))
 	}
-	return d, nil
+	return d, leaf, nil
 }
 
 func hasClientAuth(c *x509.Certificate) bool {

@@ -41,7 +41,10 @@ type fixture struct {
 	addr string
 }
 
-func start(t *testing.T) *fixture {
+func start(t *testing.T) *fixture { t.Helper(); return startWith(t, nil) }
+
+// startWith starts a hub that refuses the devices revs revokes.
+func startWith(t *testing.T, revs Revocations) *fixture {
 	t.Helper()
 	ca, err := identity.NewCA("test", time.Now())
 	if err != nil {
@@ -49,7 +52,7 @@ func start(t *testing.T) *fixture {
 	}
 	log := slog.New(slog.DiscardHandler)
 	fab := fabric.New(log)
-	srv, err := New(Config{CA: ca, Tokens: tokens{"good": "acme"}}, fab, log)
+	srv, err := New(Config{CA: ca, Tokens: tokens{"good": "acme"}, Revocations: revs}, fab, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -243,6 +243,10 @@ const (
 	AnnotationFencingEpoch = "edgefabric.io/fencing-epoch"
 )
 
+// ReasonDeviceRemoved is the event reason of a pod placed again because its
+// device was removed from the fleet (decommissioned or forgotten).
+const ReasonDeviceRemoved = "DeviceRemoved"
+
 // lossGrace is the pod's device-loss grace.
 func (n *accountNode) lossGrace(pod *corev1.Pod) time.Duration {
 	if v, ok := pod.Annotations[AnnotationDeviceLossGrace]; ok {
@@ -257,11 +261,17 @@ func (n *accountNode) lossGrace(pod *corev1.Pod) time.Duration {
 // their grace. The lost device's desired state no longer holds them, so when
 // it comes back the first thing it is sent, the full desired state, stops
 // its stale copies; their statuses are no longer taken from it.
-func (n *accountNode) moveLost(now time.Time) {
+func (n *accountNode) moveLost(now time.Time) { n.moveFrom(now, "", "") }
+
+// moveFrom is moveLost that also places again at once, without waiting for
+// any grace, every pod of device gone (if not empty), which was removed from
+// the fleet: why says how, for the pods' events.
+func (n *accountNode) moveFrom(now time.Time, gone, why string) {
 	type lost struct {
 		uid, device string
 		pod         *corev1.Pod
 		offline     time.Duration
+		removed     bool
 	}
 	var moves []lost
 	devices := map[string]fabric.Device{}
@@ -274,6 +284,10 @@ func (n *accountNode) moveLost(now time.Time) {
 			continue
 		}
 		if ph := st.pod.Status.Phase; ph == corev1.PodSucceeded || ph == corev1.PodFailed {
+			continue
+		}
+		if gone != "" && st.device == gone {
+			moves = append(moves, lost{uid: uid, device: st.device, pod: st.pod.DeepCopy(), removed: true})
 			continue
 		}
 		d, ok := devices[st.device]
@@ -300,8 +314,13 @@ func (n *accountNode) moveLost(now time.Time) {
 		if !ok {
 			continue
 		}
-		n.m.log.Info("device lost, placing pod again", "pod", mv.pod.Namespace+"/"+mv.pod.Name, "device", mv.device, "offline", mv.offline.Round(time.Second))
-		n.recorder.Eventf(mv.pod, corev1.EventTypeWarning, "DeviceLost", "Device %s offline for %s; placing the pod on another device", mv.device, mv.offline.Round(time.Second))
+		if mv.removed {
+			n.m.log.Info("device removed from the fleet, placing pod again", "pod", mv.pod.Namespace+"/"+mv.pod.Name, "device", mv.device, "why", why)
+			n.recorder.Eventf(mv.pod, corev1.EventTypeWarning, ReasonDeviceRemoved, "Device %s %s; placing the pod on another device", mv.device, why)
+		} else {
+			n.m.log.Info("device lost, placing pod again", "pod", mv.pod.Namespace+"/"+mv.pod.Name, "device", mv.device, "offline", mv.offline.Round(time.Second))
+			n.recorder.Eventf(mv.pod, corev1.EventTypeWarning, "DeviceLost", "Device %s offline for %s; placing the pod on another device", mv.device, mv.offline.Round(time.Second))
+		}
 		n.place(context.Background(), mv.uid)
 	}
 }

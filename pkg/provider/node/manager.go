@@ -513,6 +513,18 @@ func (m *Manager) DevicesChanged(account string) {
 	}
 }
 
+// DeviceRemoved places again at once the pods of device id of account,
+// which the fabric dropped (fabric.Drop): no device-loss grace applies. why
+// says what happened to the device ("was decommissioned"), for the pods'
+// events.
+func (m *Manager) DeviceRemoved(account, id, why string) {
+	for _, n := range m.allNodes() {
+		if n.account == account {
+			n.moveFrom(time.Now(), id, why)
+		}
+	}
+}
+
 // WorkloadStatus implements fabric.Listener.
 func (m *Manager) WorkloadStatus(uid string, st *hubv1.WorkloadStatus) {
 	if n := m.nodeOf(uid); n != nil {

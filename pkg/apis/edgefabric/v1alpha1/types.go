@@ -1,7 +1,9 @@
 // Package v1alpha1 holds the Go types of edgefabric's custom resources, group
 // edgefabric.io, version v1alpha1: EdgeDevice, one cluster-scoped object per
-// device, the fleet view (`kubectl get edgedevices`). The provider writes them;
-// nothing reads them back to decide anything. The CRD manifest is
+// device, the fleet view (`kubectl get edgedevices`). The provider writes them
+// and deletes those of devices offline past its GC period; deleting one
+// yourself decommissions its device (see docs/operations.md, "Removing
+// devices"). Nothing else is read back to decide anything. The CRD manifest is
 // deploy/helm/edgefabric/crds/edgefabric.io_edgedevices.yaml.
 //
 // The agent must not import this package: it links the Kubernetes API types.
