@@ -101,6 +101,7 @@ func (r wasmRuntime) Start(ctx context.Context, spec ContainerSpec) (Instance, e
 		Args:             spec.Args,
 		Env:              spec.Env,
 		MemoryLimitBytes: spec.MemoryLimitBytes,
+		CPULimitMillis:   spec.CPULimitMillis,
 		Stdin:            spec.Stdin,
 		Stdout:           spec.Stdout,
 		Stderr:           spec.Stderr,

@@ -148,6 +148,10 @@ type Spec struct {
 	// pages; a module that needs more ends OOMKilled. 0 leaves only the
 	// module's own maximum.
 	MemoryLimitBytes int64
+	// CPULimitMillis holds the module to that many thousandths of a CPU,
+	// over periods of 100 ms (see cpuThrottle); 0 (or 1000 and more: a
+	// module runs on one thread) means no limit.
+	CPULimitMillis int64
 	// Stdin is the module's standard input; nil reads as empty. Stop cannot
 	// interrupt a module blocked reading it, so a blocking reader should be
 	// closed by the caller to end the read.
@@ -184,6 +188,9 @@ func (r *Runtime) Start(ctx context.Context, spec Spec) (*Instance, error) {
 func (r *Runtime) start(ctx context.Context, spec Spec) (*Instance, error) {
 	if spec.MemoryLimitBytes < 0 {
 		return nil, fmt.Errorf("negative memory limit %d", spec.MemoryLimitBytes)
+	}
+	if spec.CPULimitMillis < 0 {
+		return nil, fmt.Errorf("negative CPU limit %d", spec.CPULimitMillis)
 	}
 	mcfg, err := moduleConfig(spec)
 	if err != nil {
@@ -240,6 +247,9 @@ func (r *Runtime) start(ctx context.Context, spec Spec) (*Instance, error) {
 		runCtx = context.WithValue(runCtx, instanceKey{}, inst)
 	}
 	mcfg = mcfg.WithNanosleep(inst.sleep)
+	if t := newCPUThrottle(spec.CPULimitMillis, &inst.cpu, inst.stopCh); t != nil {
+		runCtx = experimental.WithYieldHook(runCtx, t.wait)
+	}
 
 	if err := inst.instantiate(runCtx, r.rt, mod, mcfg); err != nil {
 		cancel()

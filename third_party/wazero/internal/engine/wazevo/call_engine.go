@@ -480,8 +480,13 @@ func (c *callEngine) callWithStack(ctx context.Context, paramResultStack []uint6
 			// Called out once per LoopFuel loop iterations (see
 			// frontend.insertTerminationCheck): compiled code cannot be
 			// preempted, so give the scheduler, and a garbage collection
-			// waiting to stop the world, the chance here.
-			runtime.Gosched()
+			// waiting to stop the world, the chance here; or let the
+			// embedder's hook do that (see experimental.WithYieldHook).
+			if hook, ok := ctx.Value(expctxkeys.YieldHookKey{}).(func()); ok {
+				hook()
+			} else {
+				runtime.Gosched()
+			}
 			c.execCtx.exitCode = wazevoapi.ExitCodeOK
 			afterGoFunctionCallEntrypoint(c.execCtx.goCallReturnAddress, c.execCtxPtr,
 				uintptr(unsafe.Pointer(c.execCtx.stackPointerBeforeGoCall)), c.execCtx.framePointerBeforeGoCall)
