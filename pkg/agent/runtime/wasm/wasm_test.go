@@ -119,7 +119,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func (s *syncBuffer) waitFor(t *testing.T, substr string) {
+func (s *syncBuffer) waitFor(t testing.TB, substr string) {
 	t.Helper()
 	timeout := time.NewTimer(30 * time.Second)
 	defer timeout.Stop()
