@@ -91,6 +91,10 @@ type Config struct {
 	DiscoveryInterval time.Duration `json:"discoveryInterval" yaml:"discoveryInterval"`
 	// ProbeInterval is how often LAN peers are probed over the mesh; zero means 2 s.
 	ProbeInterval time.Duration `json:"probeInterval" yaml:"probeInterval"`
+	// KeepIdlePages keeps the binary's and compiled modules' pages resident
+	// when the agent goes idle; by default they are given back to the kernel
+	// (see pkg/agent/workingset) and read back from storage on use.
+	KeepIdlePages bool `json:"keepIdlePages" yaml:"keepIdlePages"`
 }
 
 // Default fills in defaults that need no I/O.
@@ -299,7 +303,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	})
 	// Give the pages of the binary that starting, pulling and compiling
 	// touched back to the kernel whenever the agent goes idle.
-	wg.Go(func() { _ = workingset.Run(ctx, workingset.Config{}, log.With("component", "working-set")) })
+	if !cfg.KeepIdlePages {
+		wg.Go(func() { _ = workingset.Run(ctx, workingset.Config{}, log.With("component", "working-set")) })
+	}
 	wg.Go(func() { serveLocalAPI(ctx, cfg, st, cl, sup, watcher.Clusters, log.With("component", "local-api")) })
 	log.Info("agent started", "hub", cfg.Hub, "dataDir", cfg.DataDir, "address", cfg.AdvertiseAddress, "version", version.Version, "meshPort", mh.Port())
 	err = cl.Run(ctx)

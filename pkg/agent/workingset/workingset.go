@@ -58,6 +58,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	defer t.Stop()
 	d := detector{idle: time.Duration(cfg.IdleCPU * float64(cfg.Interval)), busy: true} // starting up is busy
 	last := cpuTime()
+	var trimmedTo int64 // file-backed resident bytes right after the last trim
 	for {
 		select {
 		case <-ctx.Done():
@@ -65,7 +66,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		case <-t.C:
 		}
 		now := cpuTime()
-		act := d.step(now - last)
+		act := d.step(now-last, residentFile()-trimmedTo >= regrowth)
 		last = now
 		switch act {
 		case wake:
@@ -86,6 +87,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			continue
 		}
 		log.Debug("working set trimmed", "mappings", st.Mappings, "bytes", st.Bytes, "residentBefore", st.ResidentBefore, "residentAfter", st.ResidentAfter)
+		trimmedTo = residentFile()
 		last = cpuTime() // the trim's own CPU time is not activity
 	}
 }
@@ -99,6 +101,13 @@ const (
 	wake        // busy again after a trim: restore read-ahead
 )
 
+// regrowth is how much file-backed memory an idle process may bring back
+// after a trim before it is trimmed again: the tail of a busy spell (the
+// last status reports, finalizers, the first round of periodic work) runs
+// code once more after the process has gone idle, and those pages would
+// stay resident.
+const regrowth = 1 << 20
+
 // detector decides, interval by interval, when the process has gone idle
 // and when it is busy again.
 type detector struct {
@@ -107,10 +116,11 @@ type detector struct {
 	trimmed bool          // trimmed, and not busy since
 }
 
-// step takes the CPU time used in the last interval and says what to do:
-// trim at the first idle interval after a busy one, wake at the first busy
-// interval after a trim.
-func (d *detector) step(used time.Duration) action {
+// step takes the CPU time used in the last interval, and whether file pages
+// grew back by regrowth since the last trim, and says what to do: trim at the
+// first idle interval after a busy one, and again at an idle interval once
+// pages grew back; wake at the first busy interval after a trim.
+func (d *detector) step(used time.Duration, regrown bool) action {
 	if used >= d.idle {
 		d.busy = true
 		if d.trimmed {
@@ -119,7 +129,7 @@ func (d *detector) step(used time.Duration) action {
 		}
 		return none
 	}
-	if !d.busy {
+	if !d.busy && !(d.trimmed && regrown) {
 		return none
 	}
 	d.busy, d.trimmed = false, true

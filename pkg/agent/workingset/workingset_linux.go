@@ -88,16 +88,23 @@ func readOnlyFileMappings(maps []byte) []mapping {
 }
 
 // resident is the process's resident set in bytes, 0 if unknown.
-func resident() int64 {
+func resident() int64 { return statm(1) }
+
+// residentFile is the process's resident file-backed (and shared) memory in
+// bytes, 0 if unknown.
+func residentFile() int64 { return statm(2) }
+
+// statm returns field i of /proc/self/statm, in bytes.
+func statm(i int) int64 {
 	b, err := os.ReadFile("/proc/self/statm")
 	if err != nil {
 		return 0
 	}
 	f := strings.Fields(string(b))
-	if len(f) < 2 {
+	if len(f) <= i {
 		return 0
 	}
-	pages, _ := strconv.ParseInt(f[1], 10, 64)
+	pages, _ := strconv.ParseInt(f[i], 10, 64)
 	return pages * int64(os.Getpagesize())
 }
 

@@ -16,3 +16,5 @@ func Wake() error { return errors.ErrUnsupported }
 // cpuTime is not measured outside Linux: every interval counts as idle, and
 // Trim does nothing.
 func cpuTime() time.Duration { return 0 }
+
+func residentFile() int64 { return 0 }
