@@ -52,6 +52,13 @@ type podState struct {
 	// cannot run the pod's image (not for its os/arch); the retry loop
 	// places the pod again.
 	misplaced string
+	// creatingDue is set when the pod is placed and cleared by the creating
+	// timer PendingDelay later; until then a device's report that the
+	// pod's containers are being created is held (in held) rather than
+	// written: most pods report Running within the delay, and that is then
+	// their first status write, not their second.
+	creatingDue bool
+	held        *corev1.PodStatus
 }
 
 // accountNode is the virtual node of one cluster of an account's devices:
@@ -484,24 +491,49 @@ func (n *accountNode) place(ctx context.Context, uid string) {
 		st.pod.Annotations[AnnotationFencingEpoch] = epoch
 	}
 	st.sent = w
+	st.creatingDue, st.held = true, nil
 	n.mu.Unlock()
 	n.m.fab.Assign(n.account, dev, w)
 	time.AfterFunc(n.m.cfg.PendingDelay, func() { n.creating(uid, dev) })
 }
 
 // creating marks the pod ContainerCreating if its device has not reported on
-// it since it was placed there. Most devices report sooner, and that report
-// is then the pod's first status write.
+// it since it was placed there, or writes the device's report that it is
+// creating the containers, held until now (see podState.creatingDue). Most
+// devices report more (Running) sooner, and that report is then the pod's
+// first status write.
 func (n *accountNode) creating(uid, dev string) {
 	n.mu.Lock()
 	st, ok := n.byUID[uid]
-	if !ok || st.seq > 0 || st.deleting || st.device != dev {
+	if !ok || !st.creatingDue || st.deleting || st.device != dev {
 		n.mu.Unlock()
 		return
 	}
+	st.creatingDue = false
+	held := st.held
+	st.held = nil
+	seq := st.seq
 	pod := st.pod.DeepCopy()
 	n.mu.Unlock()
-	n.setStatus(uid, translate.PendingStatus(pod, "ContainerCreating", "", time.Now()))
+	switch {
+	case held != nil:
+		n.setStatus(uid, *held)
+	case seq == 0:
+		n.setStatus(uid, translate.PendingStatus(pod, "ContainerCreating", "", time.Now()))
+	}
+}
+
+// onlyCreating reports whether a device's report says no more than that the
+// pod's containers are being created.
+func onlyCreating(ws *hubv1.WorkloadStatus) bool {
+	for _, c := range append(slices.Clone(ws.GetInitContainers()), ws.GetContainers()...) {
+		w := c.GetState().GetWaiting()
+		if w == nil || w.GetMessage() != "" || c.GetRestartCount() != 0 ||
+			(w.GetReason() != translate.ReasonContainerCreating && w.GetReason() != translate.ReasonPodInitializing) {
+			return false
+		}
+	}
+	return true
 }
 
 func (n *accountNode) wait(uid, reason, message string) {
@@ -747,7 +779,18 @@ func (n *accountNode) workloadStatus(uid string, ws *hubv1.WorkloadStatus) {
 	if d, ok := n.m.fab.Device(n.account, dev); ok && ip == "" {
 		ip = d.IP()
 	}
-	n.setStatus(uid, translate.PodStatus(pod, ws, ip, time.Now()))
+	status := translate.PodStatus(pod, ws, ip, time.Now())
+	n.mu.Lock()
+	if st, ok := n.byUID[uid]; ok && st.device == dev && st.creatingDue {
+		if onlyCreating(ws) {
+			st.held = &status
+			n.mu.Unlock()
+			return
+		}
+		st.creatingDue, st.held = false, nil
+	}
+	n.mu.Unlock()
+	n.setStatus(uid, status)
 }
 
 // wrongPlatform handles a device that cannot pull a container's image because

@@ -149,6 +149,68 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 		deletePod(t, env, fab, sess, dev, w.GetUid(), "quick")
 	})
 
+	creatingReport := func(uid string, seq uint64) *hubv1.StatusReport {
+		return &hubv1.StatusReport{Statuses: []*hubv1.WorkloadStatus{{
+			Uid: uid, Seq: seq,
+			Containers: []*hubv1.ContainerStatus{{Name: "app", State: &hubv1.ContainerState{
+				State: &hubv1.ContainerState_Waiting_{Waiting: &hubv1.ContainerState_Waiting{Reason: "ContainerCreating"}},
+			}}},
+		}}}
+	}
+
+	t.Run("a device's creating report, then Running within the delay, is one write", func(t *testing.T) {
+		p := createPod(t, env, "twostep")
+		// Every write of the pod from here on, seen through a watch.
+		watch, err := env.Client.CoreV1().Pods("default").Watch(t.Context(), metav1.ListOptions{
+			FieldSelector: "metadata.name=twostep", ResourceVersion: p.ResourceVersion,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer watch.Stop()
+		w := nextUpsert(t, sess)
+		fab.Report(dev, creatingReport(w.GetUid(), 1))
+		time.Sleep(300 * time.Millisecond) // time enough for a write, within the delay
+		fab.Report(dev, &hubv1.StatusReport{Statuses: []*hubv1.WorkloadStatus{{
+			Uid: w.GetUid(), Seq: 2, PodIp: "10.1.2.3",
+			Containers: []*hubv1.ContainerStatus{{Name: "app", Ready: true, State: &hubv1.ContainerState{
+				State: &hubv1.ContainerState_Running_{Running: &hubv1.ContainerState_Running{StartedAt: timestamppb.Now()}},
+			}}},
+		}}})
+		var seen []string
+		timeout := time.After(30 * time.Second)
+		for running := false; !running; {
+			select {
+			case ev := <-watch.ResultChan():
+				if p, ok := ev.Object.(*corev1.Pod); ok {
+					seen = append(seen, string(p.Status.Phase)+"/"+waitingReason(p))
+					running = p.Status.Phase == corev1.PodRunning
+				}
+			case <-timeout:
+				t.Fatalf("pod not Running; writes seen: %v", seen)
+			}
+		}
+		if slices.Contains(seen, "Pending/ContainerCreating") {
+			t.Errorf("the creating report was written before Running: %v", seen)
+		}
+		time.Sleep(1500 * time.Millisecond) // the held report is not written late either
+		if p, err := env.Client.CoreV1().Pods("default").Get(t.Context(), "twostep", metav1.GetOptions{}); err != nil || p.Status.Phase != corev1.PodRunning {
+			t.Errorf("after the pending delay: %v, %v", p.Status.Phase, err)
+		}
+		deletePod(t, env, fab, sess, dev, w.GetUid(), "twostep")
+	})
+
+	t.Run("a device's creating report alone is written after the delay", func(t *testing.T) {
+		createPod(t, env, "slowpull")
+		w := nextUpsert(t, sess)
+		fab.Report(dev, creatingReport(w.GetUid(), 1))
+		got := waitPod(t, env, "slowpull", func(p *corev1.Pod) bool { return p.Annotations["edgefabric.io/device"] == "pi-1" })
+		if got.Status.Phase != corev1.PodPending || waitingReason(got) != "ContainerCreating" {
+			t.Errorf("phase %s, waiting %q; want Pending, ContainerCreating", got.Status.Phase, waitingReason(got))
+		}
+		deletePod(t, env, fab, sess, dev, w.GetUid(), "slowpull")
+	})
+
 	t.Run("unsupported pod fails with a reason", func(t *testing.T) {
 		createPod(t, env, "hostnet", func(p *corev1.Pod) { p.Spec.HostNetwork = true })
 		got := waitPod(t, env, "hostnet", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
