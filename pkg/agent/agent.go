@@ -219,10 +219,18 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	defer prt.Close()
 
+	// The supervisor fences workloads on partition by the hub client's last
+	// contact; the client is made below, before either runs.
+	var cl *client.Client
 	sup := supervisor.New(supervisor.Config{
 		LogDir: filepath.Join(cfg.DataDir, "logs"), PodIP: cfg.AdvertiseAddress, BackoffBase: cfg.RestartBackoff,
 		LogMaxBytes: cfg.LogMaxBytes, LogMaxFiles: cfg.LogMaxFiles,
 		VolumeDir: filepath.Join(cfg.DataDir, "volumes"), SharedMemoryDir: sharedMemoryDir(),
+		LastContact: func() time.Time { return cl.LastContact() },
+		// Fenced while the session looked up: it was not (no word from
+		// the hub for too long). A new session brings the full desired
+		// state, which alone starts fenced workloads again.
+		Fenced: func() { cl.Resync() },
 	}, images, supervisor.Runtimes{
 		supervisor.RuntimeWASM:    supervisor.WASM(rt),
 		supervisor.RuntimeProcess: supervisor.Process(prt),
@@ -232,7 +240,6 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	// The mesh and the scope watcher need each other and the hub client; all
 	// three are wired up before any of them runs.
 	var watcher *scopeWatcher
-	var cl *client.Client
 	mh, err := mesh.New(mesh.Config{
 		Listen: cfg.MeshListen,
 		Identity: func() (mesh.Identity, bool) {
@@ -271,6 +278,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Scopes:            func() *hubv1.Scopes { return watcher.Scopes() },
 		ScopesChanged:     watcher.Changed(),
 		HubRTT:            func(rtt time.Duration) { watcher.HubRTT(rtt) },
+		ContactInterval:   sup.FenceLease,
 		// The pods run elsewhere now: none of them may keep running here.
 		Decommissioned: func(string) {
 			if err := sup.SetDesired(sup.Generation(), nil); err != nil {

@@ -89,6 +89,12 @@ type Config struct {
 	// HubRTT receives each round trip to the hub measured by a probe (one on
 	// connect, then one per heartbeat); nil drops them. It must not block.
 	HubRTT func(time.Duration)
+	// ContactInterval returns how often the device must hear from the hub
+	// while connected (see LastContact): the client probes the hub that
+	// often, on top of the probe sent with each heartbeat. Nil or zero means
+	// the heartbeat's probe is enough. It is asked again after each probe,
+	// and must not block.
+	ContactInterval func() time.Duration
 }
 
 // ErrRefused is wrapped by errors that retrying cannot fix: the hub refused
@@ -114,6 +120,10 @@ type Client struct {
 	cert      *tls.Certificate
 	connected bool
 	lastErr   error
+	// lastContact is when the newest message from the hub arrived (zero:
+	// none since the client started); endSession ends the current session.
+	lastContact time.Time
+	endSession  context.CancelFunc
 	refused   bool // refused as decommissioned since the client started
 
 	joined     chan struct{}
@@ -200,6 +210,36 @@ func (c *Client) Connected() bool {
 	return c.connected
 }
 
+// LastContact is when the device last heard from the hub (the welcome, a
+// desired state or change, a probe's reply): zero if it has not since the
+// client started. The hub marks a device offline only after its control
+// stream ended, so after anything it sent on it: the device-loss grace the
+// hub counts from then starts no earlier than LastContact less the message's
+// way over the network. Both are local clocks' elapsed times; no clock sync
+// is needed.
+func (c *Client) LastContact() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastContact
+}
+
+func (c *Client) touch() {
+	c.mu.Lock()
+	c.lastContact = time.Now()
+	c.mu.Unlock()
+}
+
+// Resync ends the current control session, if any; the client connects again
+// at once and the hub sends its full desired state.
+func (c *Client) Resync() {
+	c.mu.Lock()
+	end := c.endSession
+	c.mu.Unlock()
+	if end != nil {
+		end()
+	}
+}
+
 // Run keeps the device joined until ctx ends. It returns early only with an
 // error wrapping ErrRefused, which no retry can fix.
 func (c *Client) Run(ctx context.Context) error {
@@ -260,6 +300,14 @@ func (c *Client) session(ctx context.Context) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	c.mu.Lock()
+	c.endSession = cancel
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.endSession = nil
+		c.mu.Unlock()
+	}()
 	stream, err := hub.Control(ctx)
 	if err != nil {
 		return err
@@ -284,7 +332,7 @@ func (c *Client) session(ctx context.Context) error {
 		return errors.New("hub did not welcome the device")
 	}
 	c.mu.Lock()
-	c.connected, c.lastErr = true, nil
+	c.connected, c.lastErr, c.lastContact = true, nil, time.Now()
 	c.mu.Unlock()
 	c.log.Info("connected to hub", "hub", c.cfg.Hub, "account", first.GetWelcome().GetAccount())
 	// Events raised while the hub was away still go out; the statuses taken
@@ -309,6 +357,21 @@ func (c *Client) session(ctx context.Context) error {
 		return recvErr
 	}
 	return <-sendErr
+}
+
+// contactProbeEvery is how often to probe the hub so that the device hears
+// from it at least every ContactInterval: a third of it (so that a lost
+// reply or two does not let it lapse), at least 200 ms; HeartbeatInterval
+// when no contact interval is asked for.
+func (c *Client) contactProbeEvery() time.Duration {
+	if c.cfg.ContactInterval == nil {
+		return c.cfg.HeartbeatInterval
+	}
+	iv := c.cfg.ContactInterval()
+	if iv <= 0 {
+		return c.cfg.HeartbeatInterval
+	}
+	return min(max(iv/3, 200*time.Millisecond), c.cfg.HeartbeatInterval)
 }
 
 // maxProbes bounds the probes awaiting their reply; older ones are dropped.
@@ -343,10 +406,21 @@ func (c *Client) sendLoop(ctx context.Context, stream grpc.BidiStreamingClient[h
 	if err := stream.Send(c.probe()); err != nil {
 		return err
 	}
+	probeT := time.NewTimer(c.contactProbeEvery())
+	defer probeT.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-probeT.C:
+			every := c.contactProbeEvery()
+			probeT.Reset(every)
+			if every >= c.cfg.HeartbeatInterval {
+				continue // the heartbeat's probe is enough
+			}
+			if err := stream.Send(c.probe()); err != nil {
+				return err
+			}
 		case <-c.cfg.ScopesChanged:
 			if c.cfg.Scopes == nil {
 				continue
@@ -395,6 +469,7 @@ func (c *Client) recvLoop(ctx context.Context, hub hubv1.HubClient, stream grpc.
 			}
 			return err
 		}
+		c.touch()
 		switch m := m.GetMsg().(type) {
 		case *hubv1.HubMessage_Desired:
 			if err := c.work.SetDesired(m.Desired.GetGeneration(), m.Desired.GetWorkloads()); err != nil {

@@ -32,6 +32,7 @@ var (
 	bucketIdentity = []byte("identity")
 	bucketDesired  = []byte("desired")
 	bucketRestarts = []byte("restarts")
+	bucketFenced   = []byte("fenced")
 	keyGeneration  = []byte("\x00generation")
 )
 
@@ -104,7 +105,7 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketIdentity, bucketDesired, bucketRestarts} {
+		for _, b := range [][]byte{bucketIdentity, bucketDesired, bucketRestarts, bucketFenced} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -319,4 +320,30 @@ func clone(b []byte) []byte {
 		return nil
 	}
 	return append([]byte(nil), b...)
+}
+
+// SetFenced records that the workload uid was stopped because the device lost
+// the hub (why says so), or with why empty that it no longer is. The record
+// outlives an agent restart, so that a fenced workload is not started again
+// before the hub has said it still wants it here.
+func (s *Store) SetFenced(uid, why string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketFenced)
+		if why == "" {
+			return b.Delete([]byte(uid))
+		}
+		return b.Put([]byte(uid), []byte(why))
+	})
+}
+
+// Fenced returns the fenced workloads' uids with why each was fenced.
+func (s *Store) Fenced() (map[string]string, error) {
+	out := map[string]string{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketFenced).ForEach(func(k, v []byte) error {
+			out[string(k)] = string(v)
+			return nil
+		})
+	})
+	return out, err
 }

@@ -141,3 +141,29 @@ func TestSealedWorkloads(t *testing.T) {
 		})
 	}
 }
+
+func TestFencedSurvivesReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "agent.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ uid, why string }{{"a", "lost the hub"}, {"b", "also"}, {"b", ""}} {
+		if err := s.SetFenced(c.uid, c.why); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	s, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.Fenced()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]string{"a": "lost the hub"}, got); diff != "" {
+		t.Errorf("fenced (-want +got):\n%s", diff)
+	}
+}

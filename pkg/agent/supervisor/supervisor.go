@@ -50,6 +50,14 @@ type Config struct {
 	LogMaxBytes int64
 	// LogMaxFiles is how many rotated files are kept per container; zero means 5.
 	LogMaxFiles int
+	// LastContact returns when the device last heard from the hub (zero:
+	// not since the agent started); the workloads that fence on partition
+	// are stopped when it is too long ago (see FenceDue). Nil means they
+	// never are: they run as any other.
+	LastContact func() time.Time
+	// Fenced, if not nil, is called after workloads were fenced. Only a
+	// desired state from the hub starts them again.
+	Fenced func()
 }
 
 func (c *Config) defaults() {
@@ -86,6 +94,7 @@ type Supervisor struct {
 	ctx        context.Context // Run's; nil before Run
 	generation uint64
 	workloads  map[string]*workload
+	fenced     map[string]string // why, by uid: fenced until a desired state from the hub
 	dirty      map[string]*hubv1.WorkloadStatus // newest unsent status by uid
 	events     []*hubv1.Event
 	wake       chan struct{}
@@ -101,6 +110,7 @@ func New(cfg Config, images Images, runtimes Runtimes, st *store.Store, log *slo
 		pending:   store.NewWriteBehind(st, log),
 		resumed:   make(chan struct{}),
 		workloads: map[string]*workload{},
+		fenced:    map[string]string{},
 		dirty:     map[string]*hubv1.WorkloadStatus{},
 		wake:      make(chan struct{}, 1),
 	}
@@ -115,8 +125,15 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		s.log.Error("stored desired state unreadable; waiting for the hub's", "err", err)
 		gen, ws = 0, nil
 	}
+	fenced, err := s.store.Fenced()
+	if err != nil {
+		s.log.Error("stored fenced workloads unreadable", "err", err)
+	}
 	s.mu.Lock()
 	s.ctx = ctx
+	for uid, why := range fenced {
+		s.fenced[uid] = why
+	}
 	s.mu.Unlock()
 	if len(ws) > 0 {
 		s.log.Info("resuming workloads from store", "count", len(ws), "generation", gen)
@@ -126,6 +143,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	persisting.Go(func() { _ = s.pending.Run(ctx) })
 	s.reconcile(gen, ws, true)
 	close(s.resumed)
+	persisting.Go(func() { s.fenceLoop(ctx) })
 	<-ctx.Done()
 	s.wg.Wait()
 	persisting.Wait()
@@ -143,9 +161,21 @@ func (s *Supervisor) Generation() uint64 {
 // unchanged keep running untouched, changed ones restart, missing ones stop.
 // The change reaches the store in the background (store.WriteBehind).
 // It waits until Run has resumed the stored workloads, which it replaces.
+//
+// The desired state comes from the hub: the workloads fenced on partition
+// that it still holds start again; those it does not are removed as any.
 func (s *Supervisor) SetDesired(gen uint64, ws []*hubv1.Workload) error {
 	<-s.resumed
 	s.pending.Queue(store.Change{Generation: gen, Replace: true, Workloads: ws})
+	s.mu.Lock()
+	unfence := s.fenced
+	s.fenced = map[string]string{}
+	s.mu.Unlock()
+	for uid := range unfence {
+		if err := s.store.SetFenced(uid, ""); err != nil {
+			s.log.Error("persist unfenced workload", "uid", uid, "err", err)
+		}
+	}
 	s.reconcile(gen, ws, false)
 	return nil
 }
@@ -168,7 +198,14 @@ func (s *Supervisor) Apply(d *hubv1.WorkloadDelta) error {
 	s.generation = d.GetGeneration()
 	old := s.workloads[d.GetDeleteUid()]
 	delete(s.workloads, d.GetDeleteUid())
+	_, fenced := s.fenced[d.GetDeleteUid()]
+	delete(s.fenced, d.GetDeleteUid())
 	s.mu.Unlock()
+	if fenced {
+		if err := s.store.SetFenced(d.GetDeleteUid(), ""); err != nil {
+			s.log.Error("persist unfenced workload", "uid", d.GetDeleteUid(), "err", err)
+		}
+	}
 	if old != nil {
 		old.stop(true)
 	}
@@ -206,7 +243,8 @@ func (s *Supervisor) upsert(spec *hubv1.Workload, resumed bool) {
 		return // Run starts it from the store
 	}
 	old := s.workloads[spec.GetUid()]
-	if old != nil && old.spec.GetSpecHash() == spec.GetSpecHash() && spec.GetSpecHash() != "" {
+	if old != nil && old.fenced == "" && old.spec.GetSpecHash() == spec.GetSpecHash() && spec.GetSpecHash() != "" {
+		old.fence = fenceOf(spec) // not in the spec hash
 		// The running workload keeps its spec (its goroutines read it
 		// without a lock; what they use is what the hash covers); only new
 		// volume contents are applied, without a restart.
@@ -220,9 +258,25 @@ func (s *Supervisor) upsert(spec *hubv1.Workload, resumed bool) {
 	w := newWorkload(s, proto.Clone(spec).(*hubv1.Workload), resumed || old != nil)
 	s.workloads[spec.GetUid()] = w
 	ctx := s.ctx
+	why := s.fenced[spec.GetUid()]
+	if why == "" && w.fence.on && s.cfg.LastContact != nil {
+		if last, now := s.cfg.LastContact(), time.Now(); FenceDue(last, w.fence.grace, now) {
+			why = fenceWhy(last, w.fence.grace, now)
+			s.fenced[spec.GetUid()] = why
+		}
+	}
+	w.fenced = why
 	s.mu.Unlock()
 	if old != nil {
 		old.stop(false)
+	}
+	if why != "" {
+		// Fenced: it waits, stopped, for a desired state from the hub.
+		if err := s.store.SetFenced(spec.GetUid(), why); err != nil {
+			s.log.Error("persist fenced workload", "pod", w.key(), "err", err)
+		}
+		w.idle(why)
+		return
 	}
 	s.wg.Add(1)
 	go func() {

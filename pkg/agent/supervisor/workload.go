@@ -23,6 +23,11 @@ type workload struct {
 	spec    *hubv1.Workload
 	resumed bool // started again after an agent restart or a spec change
 
+	// Guarded by s.mu: what the workload asks of fencing (see fence.go), and
+	// why it was fenced (empty: it was not).
+	fence  fenceSpec
+	fenced string
+
 	cancel  context.CancelFunc
 	started chan struct{} // closed once cancel is set
 	done    chan struct{}
@@ -41,7 +46,7 @@ type workload struct {
 
 func newWorkload(s *Supervisor, spec *hubv1.Workload, resumed bool) *workload {
 	w := &workload{
-		s: s, spec: spec, resumed: resumed,
+		s: s, spec: spec, resumed: resumed, fence: fenceOf(spec),
 		started:    make(chan struct{}),
 		done:       make(chan struct{}),
 		containers: map[string]*hubv1.ContainerStatus{},
@@ -165,6 +170,9 @@ func (w *workload) stop(deleted bool) {
 	<-w.started
 	w.cancel()
 	<-w.done
+	if deleted {
+		w.endFenced()
+	}
 }
 
 func (w *workload) status() *hubv1.WorkloadStatus {
@@ -465,7 +473,7 @@ func (w *workload) runOnce(ctx context.Context, c *hubv1.Container, art *image.A
 	case <-inst.Done():
 	case <-ctx.Done():
 		w.event(name, "Normal", "Killing", "Stopping container %s", name)
-		inst.Stop(grace)
+		inst.Stop(w.stopGrace(grace))
 	case why := <-kill:
 		for _, p := range []*hubv1.Probe{c.GetLivenessProbe(), c.GetStartupProbe()} {
 			if p.GetTerminationGraceSeconds() > 0 {

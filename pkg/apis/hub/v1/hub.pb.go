@@ -1904,9 +1904,19 @@ type Workload struct {
 	// Fencing epoch of the pod's assignment to this device: it grows each time
 	// the pod is placed again after its device was lost, and a device that
 	// comes back is sent a desired state without its stale copy first.
-	FencingEpoch  uint64 `protobuf:"varint,30,opt,name=fencing_epoch,json=fencingEpoch,proto3" json:"fencing_epoch,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	FencingEpoch uint64 `protobuf:"varint,30,opt,name=fencing_epoch,json=fencingEpoch,proto3" json:"fencing_epoch,omitempty"`
+	// fence_on_partition (pod annotation edgefabric.io/fence-on-partition):
+	// the device stops the workload once it has been out of contact with the
+	// hub for nearly device_loss_grace_millis, so that it never runs on two
+	// devices at once; it starts it again only when a desired state from the
+	// hub still holds it.
+	FenceOnPartition bool `protobuf:"varint,31,opt,name=fence_on_partition,json=fenceOnPartition,proto3" json:"fence_on_partition,omitempty"`
+	// The pod's effective device-loss grace: how long its device may be
+	// offline before the pod is placed on another device. Sent with
+	// fence_on_partition.
+	DeviceLossGraceMillis int64 `protobuf:"varint,32,opt,name=device_loss_grace_millis,json=deviceLossGraceMillis,proto3" json:"device_loss_grace_millis,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *Workload) Reset() {
@@ -2026,6 +2036,20 @@ func (x *Workload) GetVolumesHash() string {
 func (x *Workload) GetFencingEpoch() uint64 {
 	if x != nil {
 		return x.FencingEpoch
+	}
+	return 0
+}
+
+func (x *Workload) GetFenceOnPartition() bool {
+	if x != nil {
+		return x.FenceOnPartition
+	}
+	return false
+}
+
+func (x *Workload) GetDeviceLossGraceMillis() int64 {
+	if x != nil {
+		return x.DeviceLossGraceMillis
 	}
 	return 0
 }
@@ -4244,7 +4268,7 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"\rContainerPort\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12%\n" +
 	"\x0econtainer_port\x18\x02 \x01(\x05R\rcontainerPort\x12\x1a\n" +
-	"\bprotocol\x18\x03 \x01(\tR\bprotocol\"\x8d\x04\n" +
+	"\bprotocol\x18\x03 \x01(\tR\bprotocol\"\xf4\x04\n" +
 	"\bWorkload\x12\x10\n" +
 	"\x03uid\x18\x01 \x01(\tR\x03uid\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x12\n" +
@@ -4261,7 +4285,9 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	" \x03(\v2\x19.edgefabric.hub.v1.VolumeR\avolumes\x12!\n" +
 	"\fruntime_auto\x18\v \x01(\bR\vruntimeAuto\x12!\n" +
 	"\fvolumes_hash\x18\f \x01(\tR\vvolumesHash\x12#\n" +
-	"\rfencing_epoch\x18\x1e \x01(\x04R\ffencingEpoch\"\xd0\x04\n" +
+	"\rfencing_epoch\x18\x1e \x01(\x04R\ffencingEpoch\x12,\n" +
+	"\x12fence_on_partition\x18\x1f \x01(\bR\x10fenceOnPartition\x127\n" +
+	"\x18device_loss_grace_millis\x18  \x01(\x03R\x15deviceLossGraceMillis\"\xd0\x04\n" +
 	"\x0eContainerState\x12E\n" +
 	"\awaiting\x18\x01 \x01(\v2).edgefabric.hub.v1.ContainerState.WaitingH\x00R\awaiting\x12E\n" +
 	"\arunning\x18\x02 \x01(\v2).edgefabric.hub.v1.ContainerState.RunningH\x00R\arunning\x12N\n" +

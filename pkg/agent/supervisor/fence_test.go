@@ -1,0 +1,258 @@
+package supervisor
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/edgefabric/edgefabric/pkg/agent/runtime/wasm"
+	"github.com/edgefabric/edgefabric/pkg/agent/store"
+	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+)
+
+func TestFenceDue(t *testing.T) {
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		name     string
+		lastAgo  time.Duration // how long ago the last contact was; <0: never
+		grace    time.Duration
+		wantDue  bool
+		wantLeas time.Duration
+	}{
+		{"never in contact since start", -1, time.Minute, true, 50 * time.Second},
+		{"fresh contact", 0, time.Minute, false, 50 * time.Second},
+		{"margin capped at 10s: before", 49 * time.Second, time.Minute, false, 50 * time.Second},
+		{"margin capped at 10s: at", 50 * time.Second, time.Minute, true, 50 * time.Second},
+		{"long grace keeps the 10s margin", 9*time.Minute + 49*time.Second, 10 * time.Minute, false, 9*time.Minute + 50*time.Second},
+		{"short grace: margin a quarter, before", 5900 * time.Millisecond, 8 * time.Second, false, 6 * time.Second},
+		{"short grace: margin a quarter, at", 6 * time.Second, 8 * time.Second, true, 6 * time.Second},
+		{"well past the grace", time.Hour, 8 * time.Second, true, 6 * time.Second},
+		{"zero grace fences as soon as contact lapses", time.Millisecond, 0, true, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var last time.Time
+			if c.lastAgo >= 0 {
+				last = now.Add(-c.lastAgo)
+			}
+			if got := FenceDue(last, c.grace, now); got != c.wantDue {
+				t.Errorf("FenceDue(%v ago, grace %v): got %v, want %v", c.lastAgo, c.grace, got, c.wantDue)
+			}
+			if got := FenceLease(c.grace); got != c.wantLeas {
+				t.Errorf("FenceLease(%v): got %v, want %v", c.grace, got, c.wantLeas)
+			}
+		})
+	}
+}
+
+// fenceFixture is a supervisor whose last contact with the hub the test sets.
+type fenceFixture struct {
+	sup     *Supervisor
+	contact atomic.Int64 // unix nanos; 0: never
+	fenced  atomic.Int32 // calls of Config.Fenced
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+func (f *fenceFixture) setContact(t time.Time) { f.contact.Store(t.UnixNano()) }
+
+// startFence starts a supervisor on st; contact says whether it has heard
+// from the hub (just now) when it starts.
+func startFence(t *testing.T, st *store.Store, dir string, contact bool) *fenceFixture {
+	t.Helper()
+	rt, err := wasm.New(t.Context(), wasm.Config{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fenceFixture{}
+	if contact {
+		f.setContact(time.Now())
+	}
+	f.sup = New(Config{
+		LogDir: filepath.Join(dir, "logs"), BackoffBase: 200 * time.Millisecond,
+		LastContact: func() time.Time {
+			if n := f.contact.Load(); n != 0 {
+				return time.Unix(0, n)
+			}
+			return time.Time{}
+		},
+		Fenced: func() { f.fenced.Add(1) },
+	}, images{module: hello(t)}, Runtimes{RuntimeWASM: WASM(rt)}, st, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	f.cancel = cancel
+	f.wg.Go(func() { _ = f.sup.Run(ctx) })
+	t.Cleanup(func() {
+		f.stop()
+		rt.Close(context.Background())
+	})
+	waitFor(t, func() bool { f.sup.mu.Lock(); defer f.sup.mu.Unlock(); return f.sup.ctx != nil })
+	return f
+}
+
+func (f *fenceFixture) stop() {
+	f.cancel()
+	f.wg.Wait()
+}
+
+func fencedSpec(uid string, grace time.Duration) *hubv1.Workload {
+	w := spec(uid, "Always", "INTERVAL", "50ms")
+	w.FenceOnPartition = true
+	w.DeviceLossGraceMillis = grace.Milliseconds()
+	return w
+}
+
+func isRunning(st *hubv1.WorkloadStatus) bool { return container(st).GetState().GetRunning() != nil }
+
+func TestFenceStopsOnlyOptedInWorkloadsUntilTheHubWantsThem(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(filepath.Join(dir, "agent.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	f := startFence(t, st, dir, true)
+	fenced, plain := fencedSpec("fenced", 8*time.Second), spec("plain", "Always", "INTERVAL", "50ms")
+	if err := f.sup.SetDesired(1, []*hubv1.Workload{fenced, plain}); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, f.sup, "fenced", isRunning)
+	waitStatus(t, f.sup, "plain", isRunning)
+	if got := f.sup.FenceLease(); got != 6*time.Second {
+		t.Errorf("fence lease: got %v, want 6s", got)
+	}
+	f.sup.TakeReport()
+
+	// Contact lapsed for longer than grace − margin (8s − 2s).
+	f.setContact(time.Now().Add(-7 * time.Second))
+	st1 := waitStatus(t, f.sup, "fenced", func(st *hubv1.WorkloadStatus) bool {
+		return container(st).GetState().GetTerminated().GetReason() == ReasonFenced
+	})
+	if msg := container(st1).GetState().GetTerminated().GetMessage(); !strings.Contains(msg, "no contact with the hub") {
+		t.Errorf("fenced message: got %q", msg)
+	}
+	if fs, _ := st.Fenced(); fs["fenced"] == "" {
+		t.Errorf("fenced state not persisted: %v", fs)
+	}
+	if f.fenced.Load() == 0 {
+		t.Error("Config.Fenced not called")
+	}
+	var sawEvent bool
+	for _, e := range f.sup.TakeReport().GetEvents() {
+		if e.GetReason() == ReasonFenced && e.GetWorkloadUid() == "fenced" && e.GetType() == "Warning" {
+			sawEvent = true
+		}
+	}
+	if !sawEvent {
+		t.Error("no Fenced event")
+	}
+	// It stays stopped, the other keeps running: autonomy for those that
+	// did not opt in.
+	time.Sleep(time.Second)
+	for _, s := range f.sup.Statuses() {
+		switch s.GetUid() {
+		case "fenced":
+			if isRunning(s) {
+				t.Errorf("fenced workload running again while out of contact: %v", s)
+			}
+		case "plain":
+			if !isRunning(s) {
+				t.Errorf("workload without fence-on-partition stopped: %v", s)
+			}
+		}
+	}
+	// Contact again; a delta alone does not start it, only a desired state.
+	f.setContact(time.Now())
+	time.Sleep(500 * time.Millisecond)
+	if s := statusOf(f.sup, "fenced"); isRunning(s) {
+		t.Errorf("fenced workload restarted before a desired state: %v", s)
+	}
+	if err := f.sup.SetDesired(2, []*hubv1.Workload{fenced, plain}); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, f.sup, "fenced", isRunning)
+	if fs, _ := st.Fenced(); len(fs) != 0 {
+		t.Errorf("fenced state not cleared: %v", fs)
+	}
+
+	// Fenced again, then the hub no longer wants it here: it is removed.
+	f.setContact(time.Now().Add(-7 * time.Second))
+	waitStatus(t, f.sup, "fenced", func(st *hubv1.WorkloadStatus) bool {
+		return container(st).GetState().GetTerminated().GetReason() == ReasonFenced
+	})
+	f.setContact(time.Now())
+	if err := f.sup.SetDesired(3, []*hubv1.Workload{plain}); err != nil {
+		t.Fatal(err)
+	}
+	if s := statusOf(f.sup, "fenced"); s != nil {
+		t.Errorf("workload the hub no longer wants still there: %v", s)
+	}
+}
+
+func TestFencedWorkloadStaysStoppedAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(filepath.Join(dir, "agent.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	f := startFence(t, st, dir, true)
+	w := fencedSpec("w", 8*time.Second)
+	if err := f.sup.SetDesired(1, []*hubv1.Workload{w}); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, f.sup, "w", isRunning)
+	f.setContact(time.Now().Add(-time.Minute))
+	waitStatus(t, f.sup, "w", func(st *hubv1.WorkloadStatus) bool {
+		return container(st).GetState().GetTerminated().GetReason() == ReasonFenced
+	})
+	f.stop()
+
+	for _, c := range []struct {
+		name    string
+		contact bool // the restarted agent heard from the hub (but no desired state yet)
+	}{{"no contact since the restart", false}, {"contact, no desired state yet", true}} {
+		t.Run(c.name, func(t *testing.T) {
+			g := startFence(t, st, dir, c.contact)
+			s := waitStatus(t, g.sup, "w", func(st *hubv1.WorkloadStatus) bool {
+				return container(st).GetState().GetWaiting().GetReason() == ReasonFenced
+			})
+			time.Sleep(500 * time.Millisecond)
+			if s := statusOf(g.sup, "w"); isRunning(s) {
+				t.Fatalf("fenced workload resurrected by a restart: %v", s)
+			}
+			if !strings.Contains(container(s).GetState().GetWaiting().GetMessage(), "hub") {
+				t.Errorf("message: got %v", container(s).GetState())
+			}
+			g.stop()
+		})
+	}
+
+	// A restarted agent that has not heard from the hub does not start a
+	// fence-on-partition workload that was not fenced either: it cannot know
+	// for how long it has been cut off. The hub's desired state starts it.
+	if err := st.SetFenced("w", ""); err != nil {
+		t.Fatal(err)
+	}
+	g := startFence(t, st, dir, false)
+	waitStatus(t, g.sup, "w", func(st *hubv1.WorkloadStatus) bool {
+		return container(st).GetState().GetWaiting().GetReason() == ReasonFenced
+	})
+	g.setContact(time.Now())
+	if err := g.sup.SetDesired(2, []*hubv1.Workload{w}); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, g.sup, "w", isRunning)
+}
+
+func statusOf(s *Supervisor, uid string) *hubv1.WorkloadStatus {
+	for _, st := range s.Statuses() {
+		if st.GetUid() == uid {
+			return st
+		}
+	}
+	return nil
+}
