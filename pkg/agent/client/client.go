@@ -124,7 +124,7 @@ type Client struct {
 	// none since the client started); endSession ends the current session.
 	lastContact time.Time
 	endSession  context.CancelFunc
-	refused   bool // refused as decommissioned since the client started
+	refused     bool // refused as decommissioned since the client started
 
 	joined     chan struct{}
 	joinedOnce sync.Once

@@ -94,7 +94,7 @@ type Supervisor struct {
 	ctx        context.Context // Run's; nil before Run
 	generation uint64
 	workloads  map[string]*workload
-	fenced     map[string]string // why, by uid: fenced until a desired state from the hub
+	fenced     map[string]string                // why, by uid: fenced until a desired state from the hub
 	dirty      map[string]*hubv1.WorkloadStatus // newest unsent status by uid
 	events     []*hubv1.Event
 	wake       chan struct{}
