@@ -245,7 +245,7 @@ const (
 	// AnnotationDeviceLossGrace is how long a pod's device may be offline
 	// before the pod is placed again on another device (a Go duration, e.g.
 	// "30s"); Config.DeviceLossGrace if absent.
-	AnnotationDeviceLossGrace = "edgefabric.io/device-loss-grace"
+	AnnotationDeviceLossGrace = translate.AnnotationDeviceLossGrace
 	// AnnotationFencingEpoch is the fencing epoch of the pod's assignment.
 	AnnotationFencingEpoch = "edgefabric.io/fencing-epoch"
 )
@@ -256,12 +256,19 @@ const ReasonDeviceRemoved = "DeviceRemoved"
 
 // lossGrace is the pod's device-loss grace.
 func (n *accountNode) lossGrace(pod *corev1.Pod) time.Duration {
-	if v, ok := pod.Annotations[AnnotationDeviceLossGrace]; ok {
-		if d, err := time.ParseDuration(v); err == nil && d >= 0 {
-			return d
-		}
+	if d, ok, err := translate.DeviceLossGrace(pod); ok && err == nil {
+		return d
 	}
 	return n.m.cfg.DeviceLossGrace
+}
+
+// fenceGrace gives a workload that fences on partition its pod's effective
+// device-loss grace: the device stops it before that has passed without
+// word from the hub.
+func (n *accountNode) fenceGrace(pod *corev1.Pod, w *hubv1.Workload) {
+	if w.GetFenceOnPartition() {
+		w.DeviceLossGraceMillis = n.lossGrace(pod).Milliseconds()
+	}
 }
 
 // moveLost places again the pods whose device has been offline longer than
@@ -368,6 +375,7 @@ func (n *accountNode) recover(ctx context.Context) error {
 		}
 		epoch, _ := strconv.ParseUint(p.Annotations[AnnotationFencingEpoch], 10, 64)
 		w.FencingEpoch = epoch
+		n.fenceGrace(p, w)
 		n.mu.Lock()
 		n.byUID[string(p.UID)] = &podState{pod: p.DeepCopy(), device: dev, epoch: epoch, sent: w}
 		n.byKey[p.Namespace+"/"+p.Name] = string(p.UID)
@@ -395,7 +403,11 @@ func (n *accountNode) CreatePod(ctx context.Context, pod *corev1.Pod) error {
 	n.mu.Unlock()
 	n.m.track(uid, n)
 
-	if err := translate.Validate(pod); err != nil {
+	err := translate.Validate(pod)
+	if err == nil {
+		err = translate.FenceGraceError(pod, n.lossGrace(pod))
+	}
+	if err != nil {
 		var ue *translate.UnsupportedError
 		reason := "Unsupported"
 		if errors.As(err, &ue) {
@@ -479,6 +491,7 @@ func (n *accountNode) place(ctx context.Context, uid string) {
 	st.device = dev
 	st.waiting = ""
 	w.FencingEpoch = st.epoch
+	n.fenceGrace(pod, w)
 	// virtual-kubelet writes status with the pod as GetPod returns it, metadata
 	// included: without the annotations there, it would erase them again.
 	epoch := strconv.FormatUint(st.epoch, 10)
@@ -617,6 +630,7 @@ func (n *accountNode) refreshVolumes() {
 			w = upd
 		}
 		w.FencingEpoch = p.sent.GetFencingEpoch() // the same assignment
+		n.fenceGrace(p.pod, w)
 		n.mu.Lock()
 		st, ok := n.byUID[p.uid]
 		current := ok && st.sent == p.sent && st.device == p.dev && !st.deleting

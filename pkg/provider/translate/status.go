@@ -65,7 +65,10 @@ func protoTime(ts *timestamppb.Timestamp) metav1.Time {
 //     otherwise it is derived from the containers like the kubelet's: Pending
 //     while a container waits to start; Running while one runs; once all have
 //     stopped, Running under restartPolicy Always (they restart), Succeeded if
-//     all exited 0, Failed under Never, and Running under OnFailure.
+//     all exited 0, Failed under Never, and Running under OnFailure. A
+//     report of containers stopped by fencing (reason Fenced: the device
+//     lost the hub, see hubv1.Workload fence_on_partition) is no crash and
+//     no end: the phase stays Pending or Running, as it was.
 //   - Container statuses follow the order of the pod spec; a container the
 //     device did not report is Waiting with reason ContainerCreating. A
 //     container is ready and started only while it runs.
@@ -125,6 +128,12 @@ func PodStatus(pod *corev1.Pod, ws *hubv1.WorkloadStatus, deviceIP string, now t
 			phase = corev1.PodPending
 		default:
 			phase = derivePhase(pod.Spec.RestartPolicy, statuses)
+		}
+		if fencedReport(ws) {
+			phase = corev1.PodRunning
+			if pod.Status.Phase == corev1.PodPending || pod.Status.Phase == "" {
+				phase = corev1.PodPending
+			}
 		}
 	}
 
@@ -560,4 +569,18 @@ func requirementsQOS(r *corev1.ResourceRequirements) corev1.PodQOSClass {
 		}
 	}
 	return qos
+}
+
+// ReasonFenced is the reason a device gives the containers it stopped, or
+// did not start, because it lost the hub and the pod fences on partition.
+const ReasonFenced = "Fenced"
+
+// fencedReport reports whether the device says it fenced the workload.
+func fencedReport(ws *hubv1.WorkloadStatus) bool {
+	for _, c := range append(slices.Clone(ws.GetInitContainers()), ws.GetContainers()...) {
+		if c.GetState().GetTerminated().GetReason() == ReasonFenced || c.GetState().GetWaiting().GetReason() == ReasonFenced {
+			return true
+		}
+	}
+	return false
 }

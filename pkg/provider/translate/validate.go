@@ -89,7 +89,8 @@ func Runtime(pod *corev1.Pod) (string, error) {
 // capabilities (init, regular, then ephemeral containers); hostPath volumes;
 // hostPort; the runtime class; ephemeral containers; volume
 // types other than emptyDir, configMap, secret, projected and downwardAPI;
-// environment variables read from files (fileKeyRef).
+// environment variables read from files (fileKeyRef); the values of the
+// fencing annotations (device-loss grace, fence-on-partition).
 //
 // Ephemeral containers are added to running pods (kubectl debug); a caller
 // re-validating a running pod should decide whether that makes it fail.
@@ -167,7 +168,7 @@ func Validate(pod *corev1.Pod) error {
 			}
 		}
 	}
-	return nil
+	return validateAnnotations(pod)
 }
 
 // containerRef is the part of any kind of container Validate looks at.

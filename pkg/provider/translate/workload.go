@@ -114,6 +114,9 @@ func Workload(pod *corev1.Pod, env EnvSource, deviceIP string) (*hubv1.Workload,
 		Volumes:                 volumes,
 		RuntimeAuto:             pod.Spec.RuntimeClassName == nil || *pod.Spec.RuntimeClassName == "",
 	}
+	// Validated above. The effective device-loss grace that goes with it
+	// is the caller's to fill in (it may be the provider's default).
+	w.FenceOnPartition, _ = FenceOnPartition(pod)
 	w.SpecHash = specHash(w)
 	w.VolumesHash = volumesHash(volumes)
 	return w, nil

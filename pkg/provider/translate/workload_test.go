@@ -595,7 +595,10 @@ func TestSpecHashCoversContainer(t *testing.T) {
 		{msg: &hubv1.EnvVar{}, want: 2},
 		// fencing_epoch is not hashed: it is set after translation, and a
 		// pod placed again lands on another device, which runs it anew.
-		{msg: &hubv1.Workload{}, want: 13},
+		// fence_on_partition and device_loss_grace_millis are not hashed
+		// either: turning fencing on or off restarts nothing; the device
+		// takes the new settings in place.
+		{msg: &hubv1.Workload{}, want: 15},
 	}
 	for _, tt := range tests {
 		d := tt.msg.ProtoReflect().Descriptor()
