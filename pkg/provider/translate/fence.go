@@ -76,4 +76,3 @@ func FenceGraceError(pod *corev1.Pod, grace time.Duration) error {
 	}
 	return nil
 }
-
