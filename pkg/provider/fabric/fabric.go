@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -313,6 +314,10 @@ func sameShape(a, b *hubv1.Scopes) bool {
 	return true
 }
 
+// reasonFenced is the reason of the event of a device that stopped a workload
+// because it was cut off from the hub (supervisor.ReasonFenced).
+const reasonFenced = "Fenced"
+
 // Report passes a device's status report to the listener. Statuses of
 // workloads the device does not own (any more) are dropped; before the fabric
 // is ready, statuses are also kept for MarkReady, which passes on those of
@@ -336,7 +341,12 @@ func (f *Fabric) Report(id identity.Device, r *hubv1.StatusReport) {
 	}
 	var evs []*hubv1.Event
 	for _, ev := range r.GetEvents() {
-		if f.owner[ev.GetWorkloadUid()] == k {
+		owner, ok := f.owner[ev.GetWorkloadUid()]
+		// A device that was cut off says it stopped its copy of a pod that
+		// fences on partition once it is back, when the pod may run
+		// elsewhere already: that event still belongs to the pod.
+		fencedHere := ok && ev.GetReason() == reasonFenced && strings.HasPrefix(owner, id.Account+"/")
+		if owner == k || fencedHere {
 			evs = append(evs, ev)
 		}
 	}
