@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -93,6 +94,24 @@ func TestFenceOnPartition(t *testing.T) {
 	size := fabrictest.FileSize(autoLog)
 	f.WaitFileGrows(autoLog, size, 10*time.Second)
 
+	// The agent restarts while still cut off: it resumes the autonomous pod
+	// from its store, but not the fenced one.
+	a.Stop(t, syscall.SIGKILL)
+	lan.RestartAgent(a)
+	deadline := time.Now().Add(30 * time.Second)
+	for newestLog(t, a.LogDir(auto, "app")) == autoLog {
+		if time.Now().After(deadline) {
+			t.Fatalf("agent %s restarted while cut off did not resume the autonomous pod", a.ID)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	autoLog = newestLog(t, a.LogDir(auto, "app"))
+	f.WaitFileGrows(autoLog, 0, 10*time.Second)
+	time.Sleep(2 * time.Second)
+	if got := newestLog(t, a.LogDir(fenced, "app")); got != fencedLog {
+		t.Errorf("agent %s restarted while cut off resurrected the fenced pod (new log %s)", a.ID, got)
+	}
+
 	// The uplink comes back: the device hears it no longer holds the pod
 	// and does not run it again; its Fenced event reaches the API.
 	lan.RestoreUplink()
@@ -112,10 +131,10 @@ func TestFenceOnPartition(t *testing.T) {
 		t.Errorf("pod fenced went back to %s", p.Annotations["edgefabric.io/device"])
 	}
 	if got := newestLog(t, a.LogDir(auto, "app")); got != autoLog {
-		t.Errorf("the autonomous pod restarted (new log %s)", got)
+		t.Errorf("the autonomous pod restarted when the uplink came back (new log %s)", got)
 	}
-	if p := f.WaitPod("autonomous", 10*time.Second, fabrictest.PodReady); p.Annotations["edgefabric.io/device"] != a.ID || app(p).RestartCount != 0 {
-		t.Errorf("pod autonomous: device %s, restarts %d; want %s, none", p.Annotations["edgefabric.io/device"], app(p).RestartCount, a.ID)
+	if p := f.WaitPod("autonomous", 10*time.Second, fabrictest.PodReady); p.Annotations["edgefabric.io/device"] != a.ID {
+		t.Errorf("pod autonomous: device %s, want %s", p.Annotations["edgefabric.io/device"], a.ID)
 	}
 	f.CheckAlive()
 }
@@ -168,4 +187,58 @@ func firstLine(t *testing.T, path string) time.Time { return waitLogTimes(t, pat
 func lastLine(t *testing.T, path string) time.Time {
 	ts := waitLogTimes(t, path)
 	return ts[len(ts)-1]
+}
+
+// TestFenceOnPartitionComesBack cuts off the only device of a pod that fences
+// on partition: the device stops it, the provider has nowhere else to place
+// it, and when the uplink comes back the pod runs on the device again, after
+// the old copy stopped.
+func TestFenceOnPartitionComesBack(t *testing.T) {
+	fabrictest.NeedLANs(t)
+	f := startFabric(t, 0)
+	lan := f.StartLAN()
+	a := lan.StartAgent("only")
+	f.WaitNode(func(n *corev1.Node) bool { return fabrictest.NodeReady(n) && fabrictest.ReadyDevices(n) == 1 })
+	ref, _ := f.PushExample("hello", "fence-back", ocitest.Image)
+	p := f.Pod("single", ref, fabrictest.Env("INTERVAL", "100ms"))
+	p.Annotations = map[string]string{"edgefabric.io/fence-on-partition": "true", "edgefabric.io/device-loss-grace": "4s"}
+	f.Create(p)
+	p = f.WaitPod("single", 90*time.Second, fabrictest.PodReady)
+	oldLog := newestLog(t, a.LogDir(p, "app"))
+
+	lan.CutUplink()
+	cut := time.Now()
+	f.WaitEvent("single", "DeviceLost", 30*time.Second)
+	lastOld := lastLine(t, oldLog)
+	if ran := lastOld.Sub(cut); ran >= 4*time.Second {
+		t.Errorf("the cut-off copy ran %v after the cut, not less than the grace 4s", ran)
+	}
+	lan.RestoreUplink()
+	restored := time.Now()
+	back := f.WaitPod("single", 90*time.Second, func(q *corev1.Pod) bool {
+		return q.Annotations["edgefabric.io/device"] == a.ID && fabrictest.PodReady(q) && q.Annotations["edgefabric.io/fencing-epoch"] != p.Annotations["edgefabric.io/fencing-epoch"]
+	})
+	// The new copy writes (to the same attempt's file: a new assignment
+	// starts counting restarts again), and nothing ran in between.
+	newLog := newestLog(t, a.LogDir(back, "app"))
+	var resumed time.Time
+	deadline := time.Now().Add(10 * time.Second)
+	for resumed.IsZero() {
+		for _, ts := range logTimes(t, newLog) {
+			if ts.After(lastOld) {
+				resumed = ts
+				break
+			}
+		}
+		if resumed.IsZero() && time.Now().After(deadline) {
+			t.Fatalf("pod Ready again on %s but %s shows no new lines", a.ID, newLog)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if resumed.Before(restored) {
+		t.Errorf("the pod ran again at %v, before the uplink came back at %v", resumed, restored)
+	}
+	t.Logf("old copy's last line %v after the cut; Running again on %s after the uplink came back (epoch %s → %s)",
+		lastOld.Sub(cut).Round(10*time.Millisecond), a.ID, p.Annotations["edgefabric.io/fencing-epoch"], back.Annotations["edgefabric.io/fencing-epoch"])
+	f.CheckAlive()
 }

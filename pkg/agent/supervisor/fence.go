@@ -169,6 +169,7 @@ func (w *workload) halt(why string) {
 // (completed init containers) keep theirs.
 func (w *workload) markFenced(why string, since time.Time) {
 	w.mu.Lock()
+	w.fencedWhy = why
 	for _, cs := range w.containers {
 		cs.Ready, cs.Started = false, false
 		switch st := cs.GetState(); {
@@ -198,6 +199,7 @@ func (w *workload) idle(why string) {
 	close(w.started)
 	close(w.done)
 	w.markFenced(why, time.Now())
+	w.event("", "Warning", ReasonFenced, "%s", why)
 }
 
 // endFenced reports the containers of a fenced workload that was removed

@@ -184,11 +184,30 @@ func TestFenceStopsOnlyOptedInWorkloadsUntilTheHubWantsThem(t *testing.T) {
 		return container(st).GetState().GetTerminated().GetReason() == ReasonFenced
 	})
 	f.setContact(time.Now())
+	f.sup.TakeReport()
 	if err := f.sup.SetDesired(3, []*hubv1.Workload{plain}); err != nil {
 		t.Fatal(err)
 	}
 	if s := statusOf(f.sup, "fenced"); s != nil {
 		t.Errorf("workload the hub no longer wants still there: %v", s)
+	}
+	// Its last status says it ended, but no phase: the hub may give it to
+	// this device again (it found no other), and the statuses of the new
+	// copy must then come after it.
+	var last *hubv1.WorkloadStatus
+	for _, s := range f.sup.TakeReport().GetStatuses() {
+		if s.GetUid() == "fenced" {
+			last = s
+		}
+	}
+	if last == nil || last.GetPhase() != "" || container(last).GetState().GetTerminated() == nil {
+		t.Fatalf("last status of the removed fenced workload: got %v, want terminated containers and no phase", last)
+	}
+	if err := f.sup.SetDesired(4, []*hubv1.Workload{fenced, plain}); err != nil {
+		t.Fatal(err)
+	}
+	if s := waitStatus(t, f.sup, "fenced", isRunning); s.GetSeq() <= last.GetSeq() {
+		t.Errorf("status seq of the new copy %d, not after the removed one's %d", s.GetSeq(), last.GetSeq())
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -89,6 +90,7 @@ type Supervisor struct {
 	pending  *store.WriteBehind // desired state on its way to the store
 	resumed  chan struct{}      // closed once Run has resumed the stored workloads
 	log      *slog.Logger
+	seq      atomic.Uint64 // the newest status's seq (see workload.publish)
 
 	mu         sync.Mutex
 	ctx        context.Context // Run's; nil before Run
@@ -105,7 +107,7 @@ type Supervisor struct {
 // (by name: RuntimeWASM, RuntimeProcess); workloads start once Run is called.
 func New(cfg Config, images Images, runtimes Runtimes, st *store.Store, log *slog.Logger) *Supervisor {
 	cfg.defaults()
-	return &Supervisor{
+	s := &Supervisor{
 		cfg: cfg, images: images, runtimes: runtimes, store: st, log: log,
 		pending:   store.NewWriteBehind(st, log),
 		resumed:   make(chan struct{}),
@@ -114,6 +116,8 @@ func New(cfg Config, images Images, runtimes Runtimes, st *store.Store, log *slo
 		dirty:     map[string]*hubv1.WorkloadStatus{},
 		wake:      make(chan struct{}, 1),
 	}
+	s.seq.Store(uint64(time.Now().UnixNano()))
+	return s
 }
 
 // Run starts the workloads of the stored desired state, then serves until ctx

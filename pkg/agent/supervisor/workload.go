@@ -41,6 +41,10 @@ type workload struct {
 	startTime *timestamppb.Timestamp
 	seq       uint64
 	deleted   bool
+	// fencedWhy is set once the workload was fenced (see fence.go): its
+	// last status then says no phase even when it is removed, since the
+	// pod may be placed on this device again.
+	fencedWhy string
 	running   map[string]*running // by container name, for exec and attach
 }
 
@@ -192,7 +196,7 @@ func (w *workload) statusLocked() *hubv1.WorkloadStatus {
 	for _, c := range w.spec.GetInitContainers() {
 		st.InitContainers = append(st.InitContainers, proto.Clone(w.containers[c.GetName()]).(*hubv1.ContainerStatus))
 	}
-	if w.deleted {
+	if w.deleted && w.fencedWhy == "" {
 		st.Phase = "Succeeded"
 		for _, c := range st.Containers {
 			if t := c.GetState().GetTerminated(); t == nil || t.GetExitCode() != 0 {
@@ -221,7 +225,10 @@ func (w *workload) update(name string, fn func(*hubv1.ContainerStatus)) {
 
 func (w *workload) publish() {
 	w.mu.Lock()
-	w.seq++
+	// From the supervisor's counter: the statuses of a pod stay ordered
+	// when its workload is replaced, or removed and given to the device
+	// again, and across agent restarts (the counter starts at the time).
+	w.seq = w.s.seq.Add(1)
 	st := w.statusLocked()
 	w.mu.Unlock()
 	w.s.publish(st)
