@@ -120,4 +120,3 @@ func (i *Instance) ExecTTY(ctx context.Context, argv []string, stdin io.Reader, 
 	}
 	return -1, err
 }
-
