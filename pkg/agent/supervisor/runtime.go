@@ -222,4 +222,6 @@ var (
 	_ Instance = processInstance{}
 	_ Execer   = processInstance{}
 	_ Execer   = wasmInstance{}
+
+	_ terminalExecer = processInstance{}
 )
