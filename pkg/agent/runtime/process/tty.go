@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"sync"
 	"time"
@@ -119,4 +120,60 @@ func (i *Instance) ExecTTY(ctx context.Context, argv []string, stdin io.Reader, 
 		return exitCode(ee.ProcessState), nil
 	}
 	return -1, err
+}
+
+// terminal is the pseudo-terminal of a container started with Spec.TTY.
+type terminal struct {
+	master, slave *os.File
+	output        chan struct{} // closed when the output copy ended
+}
+
+// newTerminal allocates a container's terminal; nil where there are none.
+func newTerminal() (*terminal, error) {
+	master, slave, err := pty.Open()
+	if errors.Is(err, pty.ErrUnsupported) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &terminal{master: master, slave: slave, output: make(chan struct{})}, nil
+}
+
+// run copies the terminal's output to out and stdin (if any) to it, once
+// the container started (which holds the slave now).
+func (t *terminal) run(stdin io.Reader, out io.Writer) {
+	t.slave.Close()
+	if out == nil {
+		out = io.Discard
+	}
+	go func() { // ends with drain
+		defer close(t.output)
+		_, _ = io.Copy(out, t.master)
+	}()
+	if stdin != nil {
+		// Not joined: it ends when stdin ends (the container's end
+		// closes it) or with a write to the closed master.
+		go func() { _, _ = io.Copy(t.master, stdin) }()
+	}
+}
+
+// drain reads what the container's terminal still holds once the
+// container ended, then closes it.
+func (t *terminal) drain() {
+	select {
+	case <-t.output:
+	case <-time.After(ttyDrain):
+	}
+	_ = t.master.SetReadDeadline(time.Now())
+	<-t.output
+	t.master.Close()
+}
+
+// Resize sets the size of the container's terminal (Spec.TTY); without one
+// it does nothing.
+func (i *Instance) Resize(s pty.Size) {
+	if i.term != nil {
+		_ = pty.SetSize(i.term.master, s)
+	}
 }

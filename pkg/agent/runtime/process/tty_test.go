@@ -93,3 +93,38 @@ func TestExecTTYCancel(t *testing.T) {
 		t.Fatal("ExecTTY did not return after its context ended")
 	}
 }
+
+// TestStartTTY runs a container's main process on a terminal (a pod's tty:
+// true): it sees a terminal, its input comes from Stdin, its output (echo
+// included) goes to Stdout, Resize reaches it, and its exit code is the
+// container's.
+func TestStartTTY(t *testing.T) {
+	for _, cfg := range modes(t) {
+		t.Run(modeName(cfg), func(t *testing.T) {
+			r := newRuntime(t, cfg)
+			stdinR, stdinW := io.Pipe()
+			defer stdinW.Close()
+			var out, errOut syncBuffer
+			inst, err := r.Start(t.Context(), process.Spec{
+				ID: uniqueID("main-tty"), RootFS: rootfs(t), Args: []string{"/bin/app", "tty"},
+				Stdin: stdinR, Stdout: &out, Stderr: &errOut, TTY: true,
+			})
+			if err != nil {
+				t.Fatalf("Start: %v", err)
+			}
+			defer inst.Stop(0)
+			waitOutput(t, &out, "tty=true size=0x0 leader=true\r\n")
+			inst.Resize(pty.Size{Width: 120, Height: 40})
+			waitOutput(t, &out, "resized 120x40\r\n")
+			_, _ = io.WriteString(stdinW, "abc\r")
+			waitOutput(t, &out, "abc\r\ngot abc\r\n")
+			_, _ = io.WriteString(stdinW, "exit 5\r")
+			if res := wait(t, inst, 30*time.Second); res.ExitCode != 5 {
+				t.Errorf("exit code: got %d, want 5", res.ExitCode)
+			}
+			if errOut.String() != "" {
+				t.Errorf("stderr: got %q, want nothing (one stream on a terminal)", errOut.String())
+			}
+		})
+	}
+}
