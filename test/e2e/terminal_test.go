@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,10 +26,19 @@ func TestTerminal(t *testing.T) {
 	nativeRef := f.Registry + "/tinysh-native:v1"
 	ocitest.PushNative(t, nativeRef, ocitest.BuildGoNative(t, "examples/tinysh"))
 	sleep := func(p *corev1.Pod) { p.Spec.Containers[0].Args = []string{"sleep"} }
+	// The shell as the main process, on a terminal, for attach -it.
+	interactive := func(p *corev1.Pod) {
+		c := &p.Spec.Containers[0]
+		c.Stdin, c.TTY = true, true
+		p.Spec.RestartPolicy = corev1.RestartPolicyNever
+	}
 	f.Create(f.Pod("tsh-native", nativeRef, sleep))
 	f.Create(f.Pod("tsh-wasm", wasmRef, sleep))
-	f.WaitPod("tsh-native", 90*time.Second, running)
-	f.WaitPod("tsh-wasm", 90*time.Second, running)
+	f.Create(f.Pod("tsh-native-tty", nativeRef, interactive))
+	f.Create(f.Pod("tsh-wasm-tty", wasmRef, interactive))
+	for _, name := range []string{"tsh-native", "tsh-wasm", "tsh-native-tty", "tsh-wasm-tty"} {
+		f.WaitPod(name, 90*time.Second, running)
+	}
 
 	size := pty.Size{Width: 91, Height: 27}
 	const wait = 60 * time.Second
@@ -81,6 +91,32 @@ func TestTerminal(t *testing.T) {
 				term.Type("echo never\x03")
 				if code := term.Wait(wait); code != 130 {
 					t.Errorf("kubectl exit code: got %d, want 130 (SIGINT); terminal %q", code, term.Output())
+				}
+			})
+			t.Run("attach", func(t *testing.T) {
+				f := f.For(t)
+				pod := rt.pod + "-tty"
+				term := f.KubectlTerminal(size, "attach", "-it", pod)
+				// The prompt was written before the attach: a line typed
+				// once kubectl is attached is answered.
+				mark := term.WaitFor(0, "If you don't see a command prompt", wait)
+				term.Type("echo attached\r")
+				mark = term.WaitFor(mark, "echo attached\r\nattached\r\n$ ", wait)
+				if rt.native {
+					term.Type("tty\r")
+					mark = term.WaitFor(mark, "stdin is a terminal\r\n", wait)
+					term.Type("size\r")
+					mark = term.WaitFor(mark, "91x27\r\n", wait)
+				}
+				term.Type("exit 5\r")
+				term.Wait(wait)
+				p := f.WaitPod(pod, wait, func(p *corev1.Pod) bool { return app(p).State.Terminated != nil })
+				if code := app(p).State.Terminated.ExitCode; code != 5 {
+					t.Errorf("container exit code: got %d, want 5", code)
+				}
+				// The terminal's output is the container's log, as on a kubelet.
+				if out, err := f.Kubectl("logs", pod); err != nil || !strings.Contains(out, "attached\r\n") {
+					t.Errorf("logs: got %q, %v; want the terminal's output", out, err)
 				}
 			})
 		})

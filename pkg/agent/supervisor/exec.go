@@ -263,6 +263,9 @@ type AttachRequest struct {
 	// TTY, stderr goes to Stdout as on a terminal.
 	Stdout, Stderr io.Writer
 	TTY            bool
+	// Resize carries the client's terminal size changes (with TTY) to a
+	// container that runs on a terminal (tty: true, process runtime).
+	Resize <-chan TerminalSize
 }
 
 // Attach connects to a running container until it ends or ctx ends.
@@ -274,7 +277,32 @@ func (s *Supervisor) Attach(ctx context.Context, uid, container string, req Atta
 	if req.Stdin != nil && r.attach.stdinW == nil {
 		return fmt.Errorf("container %q in pod %s was not started with stdin: true", container, key)
 	}
+	if rs, ok := r.inst.(resizer); ok && req.TTY && req.Resize != nil {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		// Not joined: it ends with ctx, at the latest when this returns.
+		go func() {
+			for {
+				select {
+				case s, ok := <-req.Resize:
+					if !ok {
+						return
+					}
+					rs.Resize(s)
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+		return r.attach.attach(ctx, req)
+	}
 	return r.attach.attach(ctx, req)
+}
+
+// resizer is an Instance that runs on a terminal whose size can be set
+// (process.Instance with tty: true).
+type resizer interface {
+	Resize(pty.Size)
 }
 
 // attachPoint is a running container's stdin and its output as seen by
