@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"path/filepath"
 	"testing"
@@ -64,7 +65,14 @@ func TestWatchDeletions(t *testing.T) {
 		done := make(chan error, 2)
 		go func() { done <- c.Start(ctx) }()
 		go func() { done <- w.Run(ctx) }()
-		defer func() { cancel(); <-done; <-done }()
+		defer func() {
+			cancel()
+			for range 2 {
+				if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+					t.Errorf("stopping: %v", err)
+				}
+			}
+		}()
 		if !c.WaitForCacheSync(ctx) {
 			t.Fatal("cache did not sync")
 		}

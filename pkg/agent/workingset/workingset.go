@@ -129,7 +129,7 @@ func (d *detector) step(used time.Duration, regrown bool) action {
 		}
 		return none
 	}
-	if !d.busy && !(d.trimmed && regrown) {
+	if !d.busy && (!d.trimmed || !regrown) {
 		return none
 	}
 	d.busy, d.trimmed = false, true
