@@ -72,7 +72,7 @@ func TestTerminal(t *testing.T) {
 					term.Type("tty\r")
 					mark = term.WaitFor(mark, "stdin is a terminal\r\n", wait)
 					term.Type("size\r")
-					mark = term.WaitFor(mark, "91x27\r\n", wait)
+					term.WaitFor(mark, "91x27\r\n", wait)
 				}
 				term.Type("exit 3\r")
 				if code := term.Wait(wait); code != 3 {
@@ -106,7 +106,7 @@ func TestTerminal(t *testing.T) {
 					term.Type("tty\r")
 					mark = term.WaitFor(mark, "stdin is a terminal\r\n", wait)
 					term.Type("size\r")
-					mark = term.WaitFor(mark, "91x27\r\n", wait)
+					term.WaitFor(mark, "91x27\r\n", wait)
 				}
 				term.Type("exit 5\r")
 				term.Wait(wait)

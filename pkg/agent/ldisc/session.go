@@ -62,7 +62,7 @@ func (s *Session) Run() {
 			r := line.Input(p)
 			p = p[r.Consumed:]
 			if len(r.Echo) > 0 {
-				s.write(r.Echo)
+				_ = s.write(r.Echo) // a client gone: the command still gets its input
 			}
 			if len(r.Data) > 0 {
 				if _, werr := s.stdinW.Write(r.Data); werr != nil {

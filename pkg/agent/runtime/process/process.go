@@ -213,7 +213,7 @@ func (r *Runtime) start(ctx context.Context, spec Spec) (*Instance, error) {
 		inst.cleanup()
 		return nil, err
 	}
-	stdin, stdout, stderr := io.Reader(spec.Stdin), io.Writer(spec.Stdout), io.Writer(spec.Stderr)
+	stdin, stdout, stderr := spec.Stdin, spec.Stdout, spec.Stderr
 	if spec.TTY {
 		term, err := newTerminal()
 		if err != nil {
