@@ -63,8 +63,8 @@ type Info struct {
 	AgentBin   string // the agent binary
 	Account    string
 	EnvFile    string
-	Agents     int // how many agents run
-	LANs       int // how many LANs they are spread over
+	Agents     int  // how many agents run
+	LANs       int  // how many LANs they are spread over
 	Loopback   bool // the agents run on loopback, not in network namespaces
 	// ProviderKubeconfig authenticates as the chart's ServiceAccount: the
 	// provider runs with it, so every demo exercises the chart's RBAC.
