@@ -352,6 +352,13 @@ func (i *Instance) Exec(ctx context.Context, argv []string, stdin io.Reader, std
 	}()
 	err = cmd.Wait()
 	close(waitDone)
+	return commandResult(err)
+}
+
+// commandResult turns what exec.Cmd.Wait returned into an exec's exit code:
+// the command's own (128+n if signal n ended it), or -1 with the error that
+// kept it from running or being waited for.
+func commandResult(err error) (int, error) {
 	if err == nil {
 		return 0, nil
 	}

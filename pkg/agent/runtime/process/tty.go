@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"sync"
 	"time"
 
@@ -112,14 +111,7 @@ func (i *Instance) ExecTTY(ctx context.Context, argv []string, stdin io.Reader, 
 	}
 	_ = master.SetReadDeadline(time.Now())
 	wg.Wait()
-	if err == nil {
-		return 0, nil
-	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return exitCode(ee.ProcessState), nil
-	}
-	return -1, err
+	return commandResult(err)
 }
 
 // terminal is the pseudo-terminal of a container started with Spec.TTY.
