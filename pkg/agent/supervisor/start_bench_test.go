@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
 	"github.com/edgefabric/edgefabric/pkg/agent/runtime/wasm"
 	"github.com/edgefabric/edgefabric/pkg/agent/store"
+	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
 )
 
 // BenchmarkWorkloadStart applies b.N workloads of examples/hello, one delta
