@@ -67,10 +67,11 @@ func TestTerminal(t *testing.T) {
 				mark = term.WaitFor(mark, "echo ab\b \bc\r\nac\r\n$ ", wait)
 				term.Type("junk\x15echo x\r")
 				mark = term.WaitFor(mark, "\r\nx\r\n$ ", wait)
+				// A terminal: a pseudo-terminal (process), a character
+				// device (WASM); natively of the size of the user's.
+				term.Type("tty\r")
+				mark = term.WaitFor(mark, "stdin is a terminal\r\n", wait)
 				if rt.native {
-					// A real terminal, of the size of the user's.
-					term.Type("tty\r")
-					mark = term.WaitFor(mark, "stdin is a terminal\r\n", wait)
 					term.Type("size\r")
 					term.WaitFor(mark, "91x27\r\n", wait)
 				}
@@ -102,9 +103,9 @@ func TestTerminal(t *testing.T) {
 				mark := term.WaitFor(0, "If you don't see a command prompt", wait)
 				term.Type("echo attached\r")
 				mark = term.WaitFor(mark, "echo attached\r\nattached\r\n$ ", wait)
+				term.Type("tty\r")
+				mark = term.WaitFor(mark, "stdin is a terminal\r\n", wait)
 				if rt.native {
-					term.Type("tty\r")
-					mark = term.WaitFor(mark, "stdin is a terminal\r\n", wait)
 					term.Type("size\r")
 					term.WaitFor(mark, "91x27\r\n", wait)
 				}

@@ -31,8 +31,15 @@ func New(in io.Reader, term io.Writer, onInterrupt func()) *Session {
 	return s
 }
 
-// Stdin is the command's input: the lines typed.
-func (s *Session) Stdin() io.Reader { return s.stdinR }
+// Stdin is the command's input: the lines typed. It says it is a terminal
+// (IsTerminal), as Stdout does: the agent's WASM runtime then shows the
+// module character devices, so that isatty is true.
+func (s *Session) Stdin() io.Reader { return terminalInput{s.stdinR} }
+
+type terminalInput struct{ *io.PipeReader }
+
+// IsTerminal reports that the input is a terminal's.
+func (terminalInput) IsTerminal() bool { return true }
 
 // Stdout is the command's output (stdout and stderr: one stream on a
 // terminal).
@@ -109,6 +116,9 @@ func (s *Session) write(p []byte) error {
 }
 
 type output struct{ s *Session }
+
+// IsTerminal reports that the output goes to a terminal.
+func (output) IsTerminal() bool { return true }
 
 func (o output) Write(p []byte) (int, error) {
 	if err := o.s.write(Output(p)); err != nil {
