@@ -63,8 +63,9 @@ type Info struct {
 	AgentBin   string // the agent binary
 	Account    string
 	EnvFile    string
-	Agents     int // how many agents run
-	LANs       int // how many LANs they are spread over
+	Agents     int  // how many agents run
+	LANs       int  // how many LANs they are spread over
+	Loopback   bool // the agents run on loopback, not in network namespaces
 	// ProviderKubeconfig authenticates as the chart's ServiceAccount: the
 	// provider runs with it, so every demo exercises the chart's RBAC.
 	ProviderKubeconfig string
@@ -108,7 +109,7 @@ func prepare(dir string) error {
 // ctx ends, and tears it all down. Start-up must finish within cfg.ReadyTimeout.
 // It returns nil when ctx ends after a successful start.
 func (f *fabric) run(ctx context.Context, ready func(Info)) error {
-	if f.cfg.LANs > 1 {
+	if !f.cfg.Loopback {
 		defer teardownLANs() // after the processes in them have stopped
 	}
 	defer f.stopAll()
@@ -145,7 +146,7 @@ func (f *fabric) run(ctx context.Context, ready func(Info)) error {
 
 func (f *fabric) start(ctx context.Context) (Info, *http.Server, error) {
 	cfg, d := f.cfg, f.dirs
-	info := Info{Account: cfg.Account, AgentBin: cfg.AgentBin, EnvFile: filepath.Join(d.root, "env"), Agents: cfg.Agents, LANs: cfg.LANs}
+	info := Info{Account: cfg.Account, AgentBin: cfg.AgentBin, EnvFile: filepath.Join(d.root, "env"), Agents: cfg.agentCount(), LANs: cfg.LANs, Loopback: cfg.Loopback}
 	if cfg.ControlPlaneOnly {
 		info.Agents = 0
 	}
@@ -260,9 +261,9 @@ func (f *fabric) start(ctx context.Context) (Info, *http.Server, error) {
 
 	// With separate LANs, the agents reach the hub and the registry on the host's
 	// address in LAN 1; otherwise everything is on loopback.
-	if cfg.LANs > 1 {
+	if !cfg.Loopback {
 		f.log.Info("creating LANs", "lans", cfg.LANs, "subnet", lanSubnet)
-		if err := setupLANs(ctx, cfg.LANs, cfg.Agents); err != nil {
+		if err := setupLANs(ctx, cfg.LANs, cfg.agentCount()); err != nil {
 			return info, nil, fmt.Errorf("create LANs: %w", err)
 		}
 	}
@@ -393,7 +394,7 @@ func (f *fabric) startEdge(ctx context.Context, client kubernetes.Interface, inf
 	}
 	info.Hub = net.JoinHostPort(f.edgeHost(), strconv.Itoa(hubPort))
 	sans := "127.0.0.1,localhost"
-	if cfg.LANs > 1 {
+	if !cfg.Loopback {
 		sans += "," + f.edgeHost()
 	}
 	info.HubCA = filepath.Join(d.provider, "ca.crt")
@@ -418,9 +419,9 @@ func (f *fabric) startEdge(ctx context.Context, client kubernetes.Interface, inf
 		return err
 	}
 
-	for i := 1; i <= cfg.Agents; i++ {
+	for i := 1; i <= cfg.agentCount(); i++ {
 		name := "agent-" + strconv.Itoa(i)
-		an := lanPlan(i, cfg.LANs)
+		an := lanPlan(i, cfg.LANs, cfg.Loopback)
 		f.log.Info("starting agent", "name", name, "lan", an.lan, "address", an.addr, "netns", an.netns)
 		if _, err := f.startProcIn(name, an.netns, cfg.AgentBin,
 			"--hub", info.Hub,
@@ -495,7 +496,7 @@ func labelAccount(ctx context.Context, client kubernetes.Interface, account stri
 
 // edgeHost is the host address the agents reach the hub and the registry on.
 func (f *fabric) edgeHost() string {
-	if f.cfg.LANs > 1 {
+	if !f.cfg.Loopback {
 		return lanHost(1)
 	}
 	return "127.0.0.1"
@@ -576,8 +577,15 @@ func writeEnvFile(info Info) error {
 	line("TOKEN", info.Token)
 	line("ACCOUNT", info.Account)
 	line("EDGEAGENT", info.AgentBin)
+	if !info.Loopback {
+		var bridges []string
+		for lan := 1; lan <= info.LANs; lan++ {
+			bridges = append(bridges, lanBridge+strconv.Itoa(lan))
+		}
+		line("LAN_BRIDGES", strings.Join(bridges, " "))
+	}
 	for i := 1; i <= info.Agents; i++ {
-		if an := lanPlan(i, info.LANs); an.netns != "" {
+		if an := lanPlan(i, info.LANs, info.Loopback); an.netns != "" {
 			fmt.Fprintf(&b, "# agent-%d: LAN %d, %s in network namespace %s (ip netns exec %s ...)\n", i, an.lan, an.addr, an.netns, an.netns)
 		}
 	}

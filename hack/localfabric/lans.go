@@ -11,13 +11,14 @@ import (
 	"strings"
 )
 
-// Separate LANs (-lans > 1) are Linux network namespaces, made with iproute2, so
-// only root can have them. LAN i is a bridge efbr<i> on the host with address
-// 10.77.<i>.1/24; agent j lives in network namespace ef-agent-<j> with a veth into
-// its LAN's bridge and address 10.77.<i>.<10+j>, routed via the host. Multicast
-// (mDNS discovery) stays within a bridge, so each LAN discovers only its own
-// agents; every LAN reaches the host's addresses, where the hub and the registry
-// listen on 10.77.1.1.
+// LANs are Linux network namespaces, made with iproute2, so only root can have
+// them (without root, or with -loopback, one LAN runs on the host's loopback).
+// LAN i is a bridge efbr<i> on the host with address 10.77.<i>.1/24; agent j
+// lives in network namespace ef-agent-<j> with a veth into its LAN's bridge and
+// address 10.77.<i>.<10+j>, routed via the host. Multicast (mDNS discovery)
+// stays within a bridge, so each LAN discovers only its own agents; every LAN
+// reaches the host's addresses, where the hub and the registry listen on
+// 10.77.1.1.
 const (
 	lanSubnet    = "10.77.0.0/16"
 	lanBridge    = "efbr"
@@ -36,26 +37,24 @@ type agentNet struct {
 	lan   int
 }
 
-// lanPlan returns where agent i (1-based) of n runs with lans LANs: round-robin
-// over the LANs, or all on the host's loopback with one LAN.
-func lanPlan(i, lans int) agentNet {
-	if lans <= 1 {
+// lanPlan returns where agent i (1-based) runs with lans LANs: round-robin
+// over the LANs, or on the host's loopback.
+func lanPlan(i, lans int, loopback bool) agentNet {
+	if loopback {
 		return agentNet{addr: "127.0.0.1", lan: 1}
 	}
 	lan := (i-1)%lans + 1
 	return agentNet{netns: lanNetnsBase + strconv.Itoa(i), addr: "10.77." + strconv.Itoa(lan) + "." + strconv.Itoa(10+i), lan: lan}
 }
 
-// checkLANs says why -lans cannot work here, if it cannot.
+// checkLANs says why LANs in network namespaces cannot be had here, if they
+// cannot.
 func checkLANs(lans, agents int) error {
-	if lans <= 1 {
-		return nil
-	}
 	if os.Geteuid() != 0 {
-		return fmt.Errorf("-lans %d needs root (network namespaces)", lans)
+		return fmt.Errorf("LANs in network namespaces need root (-lans %d)", lans)
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
-		return fmt.Errorf("-lans %d needs iproute2's ip: %w", lans, err)
+		return fmt.Errorf("LANs in network namespaces need iproute2's ip: %w", err)
 	}
 	if lans > 250 || agents > 240 {
 		return errors.New("at most 250 LANs and 240 agents")
@@ -99,7 +98,7 @@ func setupLANs(ctx context.Context, lans, agents int) error {
 		}
 	}
 	for i := 1; i <= agents; i++ {
-		an := lanPlan(i, lans)
+		an := lanPlan(i, lans, false)
 		veth := lanVeth + strconv.Itoa(i)
 		if err := ipCmd(ctx,
 			[]string{"netns", "add", an.netns},

@@ -44,12 +44,18 @@ type Config struct {
 	HelmBin string
 	// ProviderBin and AgentBin are the edgefabric binaries (make build).
 	ProviderBin, AgentBin string
-	// Agents is how many agents to start (devices demo-1 ... demo-N).
+	// Agents is how many agents to start in each LAN (devices demo-1 ...
+	// demo-N, N = Agents × LANs).
 	Agents int
-	// LANs is how many separate LANs to spread the agents over: with 1 all run
-	// on loopback; with more, each LAN is a bridge and each agent a network
-	// namespace on it (root only; see lans.go).
+	// LANs is how many separate LANs to run the agents in: each LAN is a
+	// bridge and each agent a network namespace on it (root only; see
+	// lans.go). One LAN without root, or with Loopback, runs the agents on
+	// the host's loopback instead.
 	LANs int
+	// Loopback runs the agents of the one LAN on the host's loopback even
+	// where network namespaces could be had; preflight sets it where they
+	// cannot.
+	Loopback bool
 	// Account is the account of namespace default and of the bootstrap token.
 	Account string
 	// NodeName is the virtual node that must become Ready. Default edge-<account>.
@@ -110,8 +116,9 @@ func parseFlags(mode string, args []string) (Config, error) {
 	fs.StringVar(&cfg.HelmBin, "helm", os.Getenv("EDGEFABRIC_HELM"), "helm binary (default: $EDGEFABRIC_HELM, else what hack/build-helm.sh prints)")
 	fs.StringVar(&cfg.ProviderBin, "provider-bin", filepath.Join(root, "_output", "bin", "provider"), "provider binary")
 	fs.StringVar(&cfg.AgentBin, "agent-bin", filepath.Join(root, "_output", "bin", "edgeagent"), "edgeagent binary")
-	fs.IntVar(&cfg.Agents, "agents", 3, "number of agents")
-	fs.IntVar(&cfg.LANs, "lans", 1, "number of LANs to spread the agents over; more than 1 needs root (network namespaces)")
+	fs.IntVar(&cfg.Agents, "agents", 3, "number of agents in each LAN")
+	fs.IntVar(&cfg.LANs, "lans", 1, "number of LANs, each a bridge with the agents in network namespaces (root); one LAN runs on loopback without root")
+	fs.BoolVar(&cfg.Loopback, "loopback", false, "run the agents on the host's loopback (one LAN), not in network namespaces")
 	fs.StringVar(&cfg.Account, "account", "demo", "account of namespace default and of the bootstrap token")
 	fs.StringVar(&cfg.NodeName, "node", "", "virtual node to wait for (default edge-<account>)")
 	fs.IntVar(&cfg.APIServerPort, "apiserver-port", 6443, "preferred kube-apiserver port")
@@ -141,6 +148,8 @@ func parseFlags(mode string, args []string) (Config, error) {
 		return cfg, errors.New("-agents must not be negative")
 	case cfg.LANs < 1:
 		return cfg, errors.New("-lans must be at least 1")
+	case cfg.Loopback && cfg.LANs > 1:
+		return cfg, errors.New("-loopback runs one LAN; it cannot be given with -lans above 1")
 	}
 	return cfg, nil
 }
@@ -187,3 +196,6 @@ func repoRoot() (string, error) {
 func slogStd(logger *slog.Logger, component string) *log.Logger {
 	return slog.NewLogLogger(logger.With("component", component).Handler(), slog.LevelDebug)
 }
+
+// agentCount is how many agents run in all.
+func (cfg Config) agentCount() int { return cfg.Agents * cfg.LANs }

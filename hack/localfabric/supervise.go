@@ -41,8 +41,14 @@ func preflight(ctx context.Context, cfg *Config) error {
 	if pid, ok := running(*cfg); ok {
 		return fmt.Errorf("a local fabric is already running (pid %d); stop it with `make down`", pid)
 	}
-	if err := checkLANs(cfg.LANs, cfg.Agents); err != nil {
-		return err
+	if err := checkLANs(cfg.LANs, cfg.agentCount()); err != nil {
+		if cfg.LANs > 1 {
+			return err
+		}
+		if !cfg.Loopback {
+			fmt.Fprintf(os.Stderr, "localfabric: the agents run on loopback: %v\n", err)
+		}
+		cfg.Loopback = true
 	}
 	// Stray children and LANs of a supervisor that was killed hard.
 	killRecorded(dirsOf(cfg.Dir).pids)
@@ -284,6 +290,7 @@ func (cfg Config) flags() []string {
 		"-agent-bin=" + cfg.AgentBin,
 		"-agents=" + strconv.Itoa(cfg.Agents),
 		"-lans=" + strconv.Itoa(cfg.LANs),
+		"-loopback=" + strconv.FormatBool(cfg.Loopback),
 		"-account=" + cfg.Account,
 		"-node=" + cfg.NodeName,
 		"-apiserver-port=" + strconv.Itoa(cfg.APIServerPort),

@@ -117,7 +117,9 @@ func serveAttach(ctx context.Context, sup *supervisor.Supervisor, req *hubv1.Str
 		defer stdinR.Close()
 		ar.Stdin = stdinR
 	}
-	go pumpInput(recv, stdinW, nil)
+	resize := make(chan supervisor.TerminalSize, 1)
+	ar.Resize = resize
+	go pumpInput(recv, stdinW, resize)
 	if o.GetStdout() {
 		ar.Stdout = frameWriter{send: send}
 	}

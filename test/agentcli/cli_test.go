@@ -72,6 +72,7 @@ func TestJoinAndStatus(t *testing.T) {
 				t.Errorf("the dry run wrote %s (stat: %v)", p, err)
 			}
 		}
+		verifyUnit(t, out)
 	})
 
 	t.Run("join refuses", func(t *testing.T) {
@@ -171,4 +172,28 @@ func TestJoinAndStatus(t *testing.T) {
 	}
 	f.Forget(a)
 	f.CheckAlive()
+}
+
+// verifyUnit checks the systemd unit in join's dry-run output with systemd's
+// own offline checker, systemd-analyze verify (directives, the ExecStart
+// binary), where the machine has it.
+func verifyUnit(t *testing.T, dryRun string) {
+	t.Helper()
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Log("systemd-analyze not found: the unit is not verified")
+		return
+	}
+	_, rest, ok := strings.Cut(dryRun, "edgeagent.service (mode 0644):\n")
+	unit, _, ok2 := strings.Cut(rest, "# would run:")
+	if !ok || !ok2 {
+		t.Fatalf("no unit in the dry run output:\n%s", dryRun)
+	}
+	file := filepath.Join(t.TempDir(), "edgeagent.service")
+	if err := os.WriteFile(file, []byte(unit), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(analyze, "verify", "--man=no", file).CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s\nunit:\n%s", err, out, unit)
+	}
 }

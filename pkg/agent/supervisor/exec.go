@@ -17,14 +17,14 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/edgefabric/edgefabric/pkg/agent/image"
+	"github.com/edgefabric/edgefabric/pkg/agent/ldisc"
+	"github.com/edgefabric/edgefabric/pkg/agent/pty"
 	"github.com/edgefabric/edgefabric/pkg/agent/runtime/wasm"
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
 )
 
 // TerminalSize is a terminal's size in characters.
-type TerminalSize struct {
-	Width, Height uint16
-}
+type TerminalSize = pty.Size
 
 // ExecRequest is one command to run in a running container (kubectl exec).
 type ExecRequest struct {
@@ -35,7 +35,10 @@ type ExecRequest struct {
 	// Stdout and Stderr receive its output; nil discards it.
 	Stdout, Stderr io.Writer
 	// TTY asks for a terminal; Resize carries its size changes. A runtime
-	// without terminals (WASM) ignores both.
+	// with terminals (process) runs the command on a pseudo-terminal; for
+	// one without (WASM) the agent plays the terminal's line discipline
+	// (package ldisc) and ignores the size. Output then goes to Stdout
+	// only.
 	TTY    bool
 	Resize <-chan TerminalSize
 }
@@ -139,7 +142,7 @@ func (s *Supervisor) Exec(ctx context.Context, uid, container string, req ExecRe
 	if len(req.Command) == 0 || req.Command[0] == "" {
 		return 0, &ExitError{Code: 127, Message: "exec: no command given"}
 	}
-	ex, ok := r.inst.(Execer)
+	_, ok := r.inst.(Execer)
 	if !ok {
 		return 0, &ExitError{Code: 126, Message: fmt.Sprintf("exec: the runtime of container %q in pod %s cannot run commands", container, key)}
 	}
@@ -150,10 +153,13 @@ func (s *Supervisor) Exec(ctx context.Context, uid, container string, req ExecRe
 		}
 	}
 	var code int
-	if me, ok := r.inst.(moduleExecer); ok && module != "" {
-		code, err = me.ExecModule(ctx, module, req.Command, req.Stdin, req.Stdout, req.Stderr)
-	} else {
-		code, err = ex.Exec(ctx, req.Command, req.Stdin, req.Stdout, req.Stderr)
+	switch te, ok := r.inst.(terminalExecer); {
+	case req.TTY && ok && module == "":
+		code, err = te.ExecTTY(ctx, req.Command, req.Stdin, req.Stdout, req.Resize)
+	case req.TTY:
+		code, err = execOnLineDiscipline(ctx, r.inst, module, req)
+	default:
+		code, err = execPlain(ctx, r.inst, module, req)
 	}
 	if err != nil {
 		exit := &ExitError{Code: 126, Message: fmt.Sprintf("exec %s: %v", req.Command[0], err)}
@@ -163,6 +169,40 @@ func (s *Supervisor) Exec(ctx context.Context, uid, container string, req ExecRe
 		return 0, exit
 	}
 	return code, nil
+}
+
+// execPlain runs req's command with its streams as they are.
+func execPlain(ctx context.Context, inst Instance, module string, req ExecRequest) (int, error) {
+	if me, ok := inst.(moduleExecer); ok && module != "" {
+		return me.ExecModule(ctx, module, req.Command, req.Stdin, req.Stdout, req.Stderr)
+	}
+	return inst.(Execer).Exec(ctx, req.Command, req.Stdin, req.Stdout, req.Stderr)
+}
+
+// execOnLineDiscipline runs req's command, which has no terminal, behind
+// the line discipline a terminal would give it: the client's keystrokes
+// are echoed and reach it a line at a time, its output lines end in CRNL,
+// and ^C ends it with the exit code of SIGINT (130).
+func execOnLineDiscipline(ctx context.Context, inst Instance, module string, req ExecRequest) (int, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s := ldisc.New(req.Stdin, req.Stdout, cancel)
+	defer s.Close()
+	// Not joined: it ends with the client's input, which the caller
+	// closes once the exec returned, or with s.Close.
+	go s.Run()
+	req.Stdin, req.Stdout, req.Stderr = s.Stdin(), s.Stdout(), s.Stdout()
+	code, err := execPlain(ctx, inst, module, req)
+	if err == nil && s.Interrupted() {
+		code = 128 + 2 // SIGINT
+	}
+	return code, err
+}
+
+// terminalExecer is an Instance that can run a command on a terminal of
+// its own (process.Instance.ExecTTY).
+type terminalExecer interface {
+	ExecTTY(ctx context.Context, argv []string, stdin io.Reader, out io.Writer, resize <-chan pty.Size) (int, error)
 }
 
 // moduleExecer is a WASM instance that can exec another module of its image.
@@ -223,6 +263,9 @@ type AttachRequest struct {
 	// TTY, stderr goes to Stdout as on a terminal.
 	Stdout, Stderr io.Writer
 	TTY            bool
+	// Resize carries the client's terminal size changes (with TTY) to a
+	// container that runs on a terminal (tty: true, process runtime).
+	Resize <-chan TerminalSize
 }
 
 // Attach connects to a running container until it ends or ctx ends.
@@ -234,7 +277,32 @@ func (s *Supervisor) Attach(ctx context.Context, uid, container string, req Atta
 	if req.Stdin != nil && r.attach.stdinW == nil {
 		return fmt.Errorf("container %q in pod %s was not started with stdin: true", container, key)
 	}
+	if rs, ok := r.inst.(resizer); ok && req.TTY && req.Resize != nil {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		// Not joined: it ends with ctx, at the latest when this returns.
+		go func() {
+			for {
+				select {
+				case s, ok := <-req.Resize:
+					if !ok {
+						return
+					}
+					rs.Resize(s)
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+		return r.attach.attach(ctx, req)
+	}
 	return r.attach.attach(ctx, req)
+}
+
+// resizer is an Instance that runs on a terminal whose size can be set
+// (process.Instance with tty: true).
+type resizer interface {
+	Resize(pty.Size)
 }
 
 // attachPoint is a running container's stdin and its output as seen by

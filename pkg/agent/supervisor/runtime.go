@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgefabric/edgefabric/pkg/agent/image"
+	"github.com/edgefabric/edgefabric/pkg/agent/ldisc"
 	"github.com/edgefabric/edgefabric/pkg/agent/runtime/process"
 	"github.com/edgefabric/edgefabric/pkg/agent/runtime/wasm"
 )
@@ -84,6 +86,10 @@ type ContainerSpec struct {
 	// container gets them as preopened listening sockets; a process listens
 	// on its ports itself.
 	Listeners []string
+	// TTY gives the container a terminal (a pod's tty: true): a process
+	// runs on a pseudo-terminal, a WASM module behind the line discipline
+	// the agent plays (package ldisc). Its output then all goes to Stdout.
+	TTY bool
 }
 
 // Runtimes are the runtimes of a device by name (RuntimeWASM, RuntimeProcess).
@@ -120,11 +126,32 @@ func (r wasmRuntime) Start(ctx context.Context, spec ContainerSpec) (Instance, e
 			ws.Dirs[m.Path] = m.HostPath
 		}
 	}
+	var term *ldisc.Session
+	var started atomic.Pointer[wasm.Instance]
+	if spec.TTY {
+		// ^C ends the module, as SIGINT would a process.
+		term = ldisc.New(spec.Stdin, spec.Stdout, func() {
+			if inst := started.Load(); inst != nil {
+				go inst.Stop(0)
+			}
+		})
+		ws.Stdin, ws.Stdout, ws.Stderr = term.Stdin(), term.Stdout(), term.Stdout()
+	}
 	inst, err := r.rt.Start(ctx, ws)
 	if err != nil {
 		return nil, err
 	}
-	return wasmInstance{Instance: inst, rt: r.rt, spec: ws}, nil
+	if term != nil {
+		started.Store(inst)
+		// Not joined: it ends when the container's stdin ends, which the
+		// container's end closes, or with term.Close.
+		go term.Run()
+		go func() {
+			<-inst.Done()
+			_ = term.Close()
+		}()
+	}
+	return wasmInstance{Instance: inst, rt: r.rt, spec: ws, term: term}, nil
 }
 
 // wasmInstance is a running module; it execs by running the container's
@@ -134,6 +161,7 @@ type wasmInstance struct {
 	*wasm.Instance
 	rt   *wasm.Runtime
 	spec wasm.Spec
+	term *ldisc.Session // with ContainerSpec.TTY
 }
 
 func (i wasmInstance) Exec(ctx context.Context, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
@@ -168,6 +196,9 @@ func (i wasmInstance) ExecModule(ctx context.Context, module string, argv []stri
 }
 
 func (i wasmInstance) Result() Result {
+	if i.term != nil && i.term.Interrupted() {
+		return Result{ExitCode: 128 + 2, Reason: process.ReasonError, Message: "interrupted: ^C on its terminal"}
+	}
 	r := i.Instance.Result()
 	return Result{ExitCode: r.ExitCode, Reason: r.Reason, Message: r.Message}
 }
@@ -189,6 +220,7 @@ func (r processRuntime) Start(ctx context.Context, spec ContainerSpec) (Instance
 		Stdin:            spec.Stdin,
 		Stdout:           spec.Stdout,
 		Stderr:           spec.Stderr,
+		TTY:              spec.TTY,
 	}
 	for _, m := range spec.Mounts {
 		ps.Mounts = append(ps.Mounts, process.Mount{Name: m.Name, Source: m.HostPath, Target: m.Path, ReadOnly: m.ReadOnly})
@@ -222,4 +254,7 @@ var (
 	_ Instance = processInstance{}
 	_ Execer   = processInstance{}
 	_ Execer   = wasmInstance{}
+
+	_ terminalExecer = processInstance{}
+	_ resizer        = processInstance{}
 )

@@ -85,7 +85,7 @@ var (
 	helloPath string
 )
 
-func hello(t *testing.T) string {
+func hello(t testing.TB) string {
 	t.Helper()
 	helloOnce.Do(func() {
 		mod := ocitest.BuildGo(t, "examples/hello")

@@ -441,6 +441,7 @@ func (w *workload) runOnce(ctx context.Context, c *hubv1.Container, art *image.A
 		RunAsUser:        c.RunAsUser,
 		RunAsGroup:       c.RunAsGroup,
 		RunAsNonRoot:     c.GetRunAsNonRoot(),
+		TTY:              c.GetTty(),
 	})
 	if err != nil {
 		return w.startFailed(name, started, err)

@@ -90,6 +90,11 @@ type Spec struct {
 	// User is who the container runs as when isolated; nil is root. A plain
 	// (not isolated) container runs as the agent's user.
 	User *User
+	// TTY runs the container on a pseudo-terminal (a pod's tty: true): its
+	// stdin, stdout and stderr, read from Stdin and written to Stdout only.
+	// Instance.Resize sets its size. Where there are no pseudo-terminals it
+	// runs with pipes, as without TTY.
+	TTY bool
 }
 
 // Config configures a Runtime.
@@ -208,10 +213,31 @@ func (r *Runtime) start(ctx context.Context, spec Spec) (*Instance, error) {
 		inst.cleanup()
 		return nil, err
 	}
-	cmd, err := inst.command(spec.Args, spec.Stdin, spec.Stdout, spec.Stderr, true)
+	stdin, stdout, stderr := spec.Stdin, spec.Stdout, spec.Stderr
+	if spec.TTY {
+		term, err := newTerminal()
+		if err != nil {
+			inst.cleanup()
+			return nil, err
+		}
+		if term != nil {
+			inst.term = term
+			stdin, stdout, stderr = term.slave, term.slave, term.slave
+			defer func() {
+				if inst.cmd == nil { // not started
+					term.master.Close()
+					term.slave.Close()
+				}
+			}()
+		}
+	}
+	cmd, err := inst.command(spec.Args, stdin, stdout, stderr, true)
 	if err != nil {
 		inst.cleanup()
 		return nil, err
+	}
+	if inst.term != nil {
+		onTerminal(cmd)
 	}
 	if err := inst.attachCgroup(cmd); err != nil {
 		inst.cleanup()
@@ -224,6 +250,9 @@ func (r *Runtime) start(ctx context.Context, spec Spec) (*Instance, error) {
 	inst.cmd = cmd
 	inst.started = time.Now()
 	inst.afterStart()
+	if inst.term != nil {
+		inst.term.run(spec.Stdin, spec.Stdout)
+	}
 
 	r.mu.Lock()
 	if r.closed {
@@ -250,6 +279,7 @@ type Instance struct {
 	cg      cgroup
 	cmd     *exec.Cmd
 	started time.Time
+	term    *terminal // with Spec.TTY
 
 	stopOnce sync.Once
 	stopCh   chan struct{}
@@ -322,6 +352,13 @@ func (i *Instance) Exec(ctx context.Context, argv []string, stdin io.Reader, std
 	}()
 	err = cmd.Wait()
 	close(waitDone)
+	return commandResult(err)
+}
+
+// commandResult turns what exec.Cmd.Wait returned into an exec's exit code:
+// the command's own (128+n if signal n ended it), or -1 with the error that
+// kept it from running or being waited for.
+func commandResult(err error) (int, error) {
 	if err == nil {
 		return 0, nil
 	}
@@ -358,6 +395,9 @@ func (i *Instance) wait() {
 	}
 	if oom && res.ExitCode != 0 {
 		res = Result{ExitCode: 137, Reason: ReasonOOMKilled, Message: fmt.Sprintf("memory limit of %d bytes reached", i.spec.MemoryLimitBytes)}
+	}
+	if i.term != nil {
+		i.term.drain()
 	}
 	i.cleanup()
 	i.r.mu.Lock()

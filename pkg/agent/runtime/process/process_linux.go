@@ -379,3 +379,14 @@ func unescapeMount(s string) string {
 	}
 	return string(out)
 }
+
+// onTerminal makes a command whose stdin is a terminal run in a new session
+// with that terminal as its controlling terminal (it then gets ^C as SIGINT
+// and SIGWINCH on resize). The session is also its process group, which
+// killGroup ends.
+func onTerminal(cmd *exec.Cmd) {
+	cmd.SysProcAttr.Setpgid = false // a session leader cannot change its group
+	cmd.SysProcAttr.Setsid = true
+	cmd.SysProcAttr.Setctty = true
+	cmd.SysProcAttr.Ctty = 0 // the child's stdin
+}

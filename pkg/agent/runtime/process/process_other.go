@@ -57,3 +57,5 @@ func signalOf(*os.ProcessState) string { return "" }
 func treeRSS(int) int64                { return 0 }
 
 func clearStale(string) error { return nil }
+
+func onTerminal(*exec.Cmd) {}

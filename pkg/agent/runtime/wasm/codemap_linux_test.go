@@ -27,8 +27,10 @@ func TestCompiledCodeMapped(t *testing.T) {
 		if got := inst.Result().ExitCode; got == 0 {
 			t.Errorf("%s: exit code 0, want the sum computed", round)
 		}
-		if maps := codeMappings(t, cache); len(maps) != 1 {
-			t.Errorf("%s: executable mappings of cache files: %q, want one", round, maps)
+		// At least one: the previous round's may stay mapped until the
+		// garbage collector finalizes its code.
+		if maps := codeMappings(t, cache); len(maps) == 0 {
+			t.Errorf("%s: no executable mapping of a cache file", round)
 		}
 		if err := r.Close(t.Context()); err != nil {
 			t.Fatal(err)

@@ -31,15 +31,15 @@ func TestCPULimit(t *testing.T) {
 		}
 		return used
 	}
+	unlimited := run(0)
+	if unlimited < 400*time.Millisecond {
+		t.Skipf("a spinning module got only %v of CPU in 1s without a limit: the machine is too busy to tell a 200m limit", unlimited)
+	}
 	limited := run(200)
 	// 200m allows 0.2 s in a second; allow for the period in progress and
 	// a loaded machine giving the module less.
 	if limited > 350*time.Millisecond || limited < 20*time.Millisecond {
-		t.Errorf("with a 200m limit the module used %v of CPU in 1s, want about 200ms", limited)
-	}
-	unlimited := run(0)
-	if unlimited < 2*limited {
-		t.Errorf("without a limit the module used %v of CPU in 1s, with 200m %v: want clearly more", unlimited, limited)
+		t.Errorf("with a 200m limit the module used %v of CPU in 1s, want about 200ms (%v without a limit)", limited, unlimited)
 	}
 	t.Logf("CPU used in 1s: %v with 200m, %v without a limit", limited, unlimited)
 }

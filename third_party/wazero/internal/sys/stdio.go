@@ -2,6 +2,7 @@ package sys
 
 import (
 	"io"
+	"io/fs"
 	"os"
 
 	experimentalsys "github.com/tetratelabs/wazero/experimental/sys"
@@ -41,6 +42,26 @@ type writerFile struct {
 
 	w io.Writer
 }
+
+// terminal is what a standard stream's reader or writer implements to be a
+// terminal: the module then sees a character device (fd_fdstat_get), as
+// isatty(3) wants, rather than a block device.
+type terminal interface{ IsTerminal() bool }
+
+// stdioStat is the Stat of a standard stream backed by v.
+func stdioStat(v any) (sys.Stat_t, experimentalsys.Errno) {
+	st, errno := noopStdioFile{}.Stat()
+	if t, ok := v.(terminal); ok && t.IsTerminal() {
+		st.Mode |= fs.ModeCharDevice
+	}
+	return st, errno
+}
+
+// Stat implements the same method as documented on sys.File
+func (f *StdinFile) Stat() (sys.Stat_t, experimentalsys.Errno) { return stdioStat(f.Reader) }
+
+// Stat implements the same method as documented on sys.File
+func (f *writerFile) Stat() (sys.Stat_t, experimentalsys.Errno) { return stdioStat(f.w) }
 
 // Write implements the same method as documented on sys.File
 func (f *writerFile) Write(buf []byte) (int, experimentalsys.Errno) {

@@ -103,5 +103,7 @@ func main() {
 	case "spin":
 		for {
 		}
+	case "tty":
+		tty()
 	}
 }
