@@ -55,6 +55,16 @@ func TestFenceOnPartition(t *testing.T) {
 	if bad.Status.Reason != "InvalidAnnotation" || !strings.Contains(bad.Status.Message, `"yes" is neither "true" nor "false"`) {
 		t.Errorf("pod bad-fence: reason %q message %q, want InvalidAnnotation saying why", bad.Status.Reason, bad.Status.Message)
 	}
+	f.Create(f.Pod("short-fence", ref, annotate("edgefabric.io/fence-on-partition", "true", "edgefabric.io/device-loss-grace", "1s")))
+	short := f.WaitPod("short-fence", 30*time.Second, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
+	if short.Status.Reason != "InvalidAnnotation" || !strings.Contains(short.Status.Message, "at least 2s") {
+		t.Errorf("pod short-fence: reason %q message %q, want InvalidAnnotation asking for a longer grace", short.Status.Reason, short.Status.Message)
+	}
+	for _, name := range []string{"bad-fence", "short-fence"} {
+		if d := f.WaitPod(name, time.Second, func(*corev1.Pod) bool { return true }).Annotations["edgefabric.io/device"]; d != "" {
+			t.Errorf("pod %s with a bad annotation was placed on %s", name, d)
+		}
+	}
 
 	// A second device, on the hub's side of the cut, where the pod can move.
 	b := f.StartAgent("fence-b")
