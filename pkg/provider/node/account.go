@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,9 +22,11 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
 
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
@@ -218,6 +221,36 @@ func (n *accountNode) sendNodeStatus(ctx context.Context) {
 			// keep lastNode ours.
 			cb(node.DeepCopy())
 		}
+		if !same && last != nil {
+			n.dropLabels(ctx, last.Labels, node.Labels)
+		}
+	}
+}
+
+// dropLabels removes from the node object the labels it had (in was) and
+// should not have now (in now): os and arch, once its devices disagree.
+// virtual-kubelet writes the labels it is given, but it removes a label only
+// if its last write of the node's metadata had it, and the node's creation
+// is not such a write: a label set at creation and dropped before the
+// node's first status write would stay for ever.
+func (n *accountNode) dropLabels(ctx context.Context, was, now map[string]string) {
+	drop := map[string]any{}
+	for _, k := range []string{"kubernetes.io/os", "kubernetes.io/arch"} {
+		if _, ok := was[k]; ok {
+			if _, still := now[k]; !still {
+				drop[k] = nil
+			}
+		}
+	}
+	if len(drop) == 0 {
+		return
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": drop}})
+	if err != nil {
+		return
+	}
+	if _, err := n.m.client.CoreV1().Nodes().Patch(ctx, n.name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		n.m.log.Warn("node labels not removed", "node", n.name, "labels", slices.Sorted(maps.Keys(drop)), "err", err)
 	}
 }
 
