@@ -228,7 +228,7 @@ func (s *Store) Pull(ctx context.Context, ref string, policy PullPolicy) (*Artif
 	default:
 		return nil, fmt.Errorf("pull %s: unknown pull policy %q", ref, policy)
 	}
-	a, err := s.pullShared(ctx, r)
+	a, err := s.pullShared(ctx, r, policy != PullAlways)
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: %w", ref, err)
 	}
@@ -236,8 +236,10 @@ func (s *Store) Pull(ctx context.Context, ref string, policy PullPolicy) (*Artif
 	return a, nil
 }
 
-// pullShared pulls r, or waits for a pull of r already in progress.
-func (s *Store) pullShared(ctx context.Context, r name.Reference) (*Artifact, error) {
+// pullShared pulls r, or waits for a pull of r already in progress. With
+// ifNotPresent, a pull that finds no other in progress looks in the store
+// once more first: a pull of r may have ended since the caller looked.
+func (s *Store) pullShared(ctx context.Context, r name.Reference, ifNotPresent bool) (*Artifact, error) {
 	key := r.Name()
 	for {
 		s.flightMu.Lock()
@@ -247,7 +249,15 @@ func (s *Store) pullShared(ctx context.Context, r name.Reference) (*Artifact, er
 			s.flights[key] = f
 			s.flightMu.Unlock()
 
-			f.a, f.err = s.pull(ctx, r)
+			var present *Artifact
+			if ifNotPresent {
+				present, _ = s.lookup(r)
+			}
+			if present != nil {
+				f.a = present
+			} else {
+				f.a, f.err = s.pull(ctx, r)
+			}
 			s.flightMu.Lock()
 			delete(s.flights, key)
 			s.flightMu.Unlock()
