@@ -198,8 +198,11 @@ func (p joinPlan) apply(w io.Writer) error {
 		fmt.Fprintf(w, "no systemd here: start the agent with\n  edgeagent run --config %s\n", p.configPath)
 		return nil
 	}
+	if err := os.MkdirAll(filepath.Dir(p.unitPath), 0o755); err != nil {
+		return fmt.Errorf("systemd unit directory: %w", err)
+	}
 	if err := writeFile(p.unitPath, p.unit, 0o644); err != nil {
-		return err
+		return fmt.Errorf("write systemd unit: %w", err)
 	}
 	fmt.Fprintf(w, "wrote %s\n", p.unitPath)
 	for _, c := range p.commands {

@@ -27,7 +27,16 @@ func TestMain(m *testing.M) { fabrictest.Main(m) }
 // exit code.
 func edgeagent(t *testing.T, bin string, args ...string) (string, string, int) {
 	t.Helper()
+	return edgeagentEnv(t, nil, bin, args...)
+}
+
+// edgeagentEnv is edgeagent with env added to the process's environment.
+func edgeagentEnv(t *testing.T, env []string, bin string, args ...string) (string, string, int) {
+	t.Helper()
 	cmd := exec.CommandContext(t.Context(), bin, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -73,6 +82,54 @@ func TestJoinAndStatus(t *testing.T) {
 			}
 		}
 		verifyUnit(t, out)
+	})
+
+	// With systemd: the unit is written where --unit-dir says, is valid
+	// (systemd-analyze verify), and systemctl is asked to load, enable and
+	// start it, in that order. No systemd runs on the test machines, so
+	// systemctl is a script on PATH that records its arguments (and fails
+	// when told to): what is tested is edgeagent's side of the contract.
+	t.Run("join --systemd on", func(t *testing.T) {
+		sdir := t.TempDir()
+		stub, calls := filepath.Join(sdir, "bin"), filepath.Join(sdir, "calls")
+		if err := os.MkdirAll(stub, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		script := "#!/bin/sh\necho \"$*\" >> \"$SYSTEMCTL_CALLS\"\n[ \"$*\" != \"$SYSTEMCTL_FAIL\" ] || { echo \"Failed to $*\" >&2; exit 3; }\n"
+		if err := os.WriteFile(filepath.Join(stub, "systemctl"), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cfg, units := filepath.Join(sdir, "etc", "config.yaml"), filepath.Join(sdir, "units")
+		args := []string{"join", "--hub", f.AgentHub, "--token", f.Token, "--hub-ca", filepath.Join(f.StateDir, "ca.crt"),
+			"--config", cfg, "--data-dir", filepath.Join(sdir, "data"), "--unit-dir", units, "--systemd", "on"}
+		env := []string{"PATH=" + stub + ":" + os.Getenv("PATH"), "SYSTEMCTL_CALLS=" + calls}
+		out, errOut, code := edgeagentEnv(t, env, bin, args...)
+		if code != 0 {
+			t.Fatalf("exit %d: %s%s", code, out, errOut)
+		}
+		unit, err := os.ReadFile(filepath.Join(units, "edgeagent.service"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(unit), "ExecStart="+bin+" run --config "+cfg) {
+			t.Errorf("unit does not run the agent on its config:\n%s", unit)
+		}
+		verifyUnit(t, "edgeagent.service (mode 0644):\n"+string(unit)+"# would run:")
+		got, err := os.ReadFile(calls)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "daemon-reload\nenable --now edgeagent.service\nrestart edgeagent.service\n"; string(got) != want {
+			t.Errorf("systemctl calls:\n%s\nwant:\n%s", got, want)
+		}
+		if !strings.Contains(out, "started edgeagent.service") {
+			t.Errorf("join output does not say it started the unit:\n%s", out)
+		}
+		// systemctl failing is a clear error, not a success.
+		out, errOut, code = edgeagentEnv(t, append(env, "SYSTEMCTL_FAIL=enable --now edgeagent.service"), bin, args...)
+		if code != 1 || !strings.Contains(errOut, "systemctl enable --now edgeagent.service: exit status 3") {
+			t.Errorf("with systemctl failing: exit %d, stdout %q, stderr %q", code, out, errOut)
+		}
 	})
 
 	t.Run("join refuses", func(t *testing.T) {
