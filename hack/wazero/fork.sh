@@ -8,17 +8,20 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 version=$(go list -m -f '{{.Version}}' github.com/tetratelabs/wazero)
 src=$(go mod download -json "github.com/tetratelabs/wazero@${version}" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
-dst=third_party/wazero
+# WAZERO_FORK_DIR writes the copy elsewhere (a test compares it with the
+# committed one).
+dst=${WAZERO_FORK_DIR:-third_party/wazero}
 rm -rf "$dst"
 mkdir -p "$dst"
+dst=$(cd "$dst" && pwd)
 (
 	cd "$src"
 	find . -type f \( -name '*.go' -o -name '*.s' \) ! -name '*_test.go' \
 		! -path './cmd/*' ! -path './examples/*' ! -path './site/*' \
 		! -path './internal/integration_test/*' ! -path './internal/testing/*' \
 		! -path '*/testdata/*' ! -path './imports/assemblyscript/*' ! -path './imports/emscripten/*' \
-		-print0 | xargs -0 cp --parents -t "$OLDPWD/$dst"
-	cp go.mod LICENSE NOTICE "$OLDPWD/$dst/"
+		-print0 | xargs -0 cp --parents -t "$dst"
+	cp go.mod LICENSE NOTICE "$dst/"
 )
 chmod -R u+w "$dst"
 for p in hack/wazero/*.patch; do
