@@ -36,28 +36,7 @@ func TestUpDownTwoLANs(t *testing.T) {
 	if out, _ := exec.Command("ip", "netns", "list").Output(); bytes.Contains(out, []byte("ef-agent-")) {
 		t.Skip("a local fabric runs on this machine (make up / make demo)")
 	}
-	root := ocitest.RepoRoot(t)
-	bin := t.TempDir()
-	build := exec.Command("go", "build", "-trimpath", "-o", bin+"/", "./cmd/provider", "./cmd/edgeagent", "./hack/localfabric")
-	build.Dir = root
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	dir := filepath.Join(t.TempDir(), "local")
-	run := func(mode string, args ...string) {
-		t.Helper()
-		cmd := exec.CommandContext(t.Context(), filepath.Join(bin, "localfabric"), append([]string{mode, "-dir", dir}, args...)...)
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("localfabric %s: %v\n%s", mode, err, out)
-		}
-	}
-	run("up", "-lans=2", "-agents=2",
-		"-provider-bin", filepath.Join(bin, "provider"), "-agent-bin", filepath.Join(bin, "edgeagent"),
-		"-assets", os.Getenv("KUBEBUILDER_ASSETS"), "-helm", os.Getenv("EDGEFABRIC_HELM"),
-		// Not the defaults, which a developer's fabric may hold.
-		"-apiserver-port=0", "-registry-port=0", "-hub-port=0", "-kubelet-port=0")
+	dir, run := startFabric(t, "-lans=2", "-agents=2")
 	downed := false
 	t.Cleanup(func() {
 		if !downed {
@@ -107,6 +86,60 @@ func TestUpDownTwoLANs(t *testing.T) {
 		if strings.HasPrefix(i.Name, "efbr") || strings.HasPrefix(i.Name, "efv") {
 			t.Errorf("interface %s left after down", i.Name)
 		}
+	}
+}
+
+// startFabric builds the binaries and runs `localfabric up` with args into a
+// new state directory, which it returns with a runner of further modes
+// (down).
+func startFabric(t *testing.T, args ...string) (string, func(mode string, args ...string)) {
+	t.Helper()
+	root := ocitest.RepoRoot(t)
+	bin := t.TempDir()
+	build := exec.Command("go", "build", "-trimpath", "-o", bin+"/", "./cmd/provider", "./cmd/edgeagent", "./hack/localfabric")
+	build.Dir = root
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	dir := filepath.Join(t.TempDir(), "local")
+	run := func(mode string, args ...string) {
+		t.Helper()
+		cmd := exec.CommandContext(t.Context(), filepath.Join(bin, "localfabric"), append([]string{mode, "-dir", dir}, args...)...)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("localfabric %s: %v\n%s", mode, err, out)
+		}
+	}
+	run("up", append([]string{
+		"-provider-bin", filepath.Join(bin, "provider"), "-agent-bin", filepath.Join(bin, "edgeagent"),
+		"-assets", os.Getenv("KUBEBUILDER_ASSETS"), "-helm", os.Getenv("EDGEFABRIC_HELM"),
+		// Not the defaults, which a developer's fabric may hold.
+		"-apiserver-port=0", "-registry-port=0", "-hub-port=0", "-kubelet-port=0",
+	}, args...)...)
+	return dir, run
+}
+
+// TestUpDownLoopback runs the one LAN on loopback (-loopback, what a user
+// without root gets): no bridges, the hub on 127.0.0.1, the agents on the
+// account node.
+func TestUpDownLoopback(t *testing.T) {
+	dir, run := startFabric(t, "-loopback", "-agents=2")
+	defer run("down")
+	env := readEnv(t, filepath.Join(dir, "env"))
+	if _, ok := env["LAN_BRIDGES"]; ok {
+		t.Errorf("LAN_BRIDGES=%q on loopback", env["LAN_BRIDGES"])
+	}
+	if host, _, err := net.SplitHostPort(env["HUB"]); err != nil || host != "127.0.0.1" {
+		t.Errorf("HUB=%q, want loopback", env["HUB"])
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", env["KUBECONFIG"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := kubernetes.NewForConfigOrDie(cfg).CoreV1().Nodes().Get(t.Context(), "edge-demo", metav1.GetOptions{})
+	if err != nil || !fabrictest.NodeReady(n) {
+		t.Fatalf("edge-demo not Ready after up: %v", err)
 	}
 }
 
