@@ -71,26 +71,50 @@ func pumpInput(recv func() (*hubv1.StreamFrame, error), w *io.PipeWriter, resize
 	}
 }
 
-func serveExec(ctx context.Context, sup *supervisor.Supervisor, req *hubv1.StreamRequest, o *hubv1.ExecOptions,
-	send func(*hubv1.StreamFrame) error, recv func() (*hubv1.StreamFrame, error)) error {
-	er := supervisor.ExecRequest{Command: o.GetCommand(), TTY: o.GetTty()}
+// streamOptions are the options exec and attach share.
+type streamOptions interface {
+	GetStdin() bool
+	GetStdout() bool
+	GetStderr() bool
+}
+
+// streams are a stream's stdin, stdout, stderr (nil where not asked for) and
+// terminal resizes, as an exec or attach takes them.
+type streams struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	resize         chan supervisor.TerminalSize
+	close          func()
+}
+
+// openStreams starts reading the stream's input (stdin and resizes) and
+// makes writers of its output frames.
+func openStreams(o streamOptions, send func(*hubv1.StreamFrame) error, recv func() (*hubv1.StreamFrame, error)) streams {
+	s := streams{resize: make(chan supervisor.TerminalSize, 1), close: func() {}}
 	var stdinW *io.PipeWriter
 	if o.GetStdin() {
 		var stdinR *io.PipeReader
 		stdinR, stdinW = io.Pipe()
-		defer stdinR.Close()
-		er.Stdin = stdinR
+		s.stdin, s.close = stdinR, func() { _ = stdinR.Close() }
 	}
-	resize := make(chan supervisor.TerminalSize, 1)
-	er.Resize = resize
-	// Not joined: it ends with the stream, which ends after this returns.
-	go pumpInput(recv, stdinW, resize)
+	// Not joined: it ends with the stream, which ends after the exec or
+	// attach returns.
+	go pumpInput(recv, stdinW, s.resize)
 	if o.GetStdout() {
-		er.Stdout = frameWriter{send: send}
+		s.stdout = frameWriter{send: send}
 	}
 	if o.GetStderr() {
-		er.Stderr = frameWriter{send: send, stderr: true}
-	} else if o.GetTty() {
+		s.stderr = frameWriter{send: send, stderr: true}
+	}
+	return s
+}
+
+func serveExec(ctx context.Context, sup *supervisor.Supervisor, req *hubv1.StreamRequest, o *hubv1.ExecOptions,
+	send func(*hubv1.StreamFrame) error, recv func() (*hubv1.StreamFrame, error)) error {
+	s := openStreams(o, send, recv)
+	defer s.close()
+	er := supervisor.ExecRequest{Command: o.GetCommand(), TTY: o.GetTty(), Stdin: s.stdin, Stdout: s.stdout, Stderr: s.stderr, Resize: s.resize}
+	if er.Stderr == nil && o.GetTty() {
 		er.Stderr = er.Stdout
 	}
 	code, err := sup.Exec(ctx, req.GetWorkloadUid(), req.GetContainer(), er)
@@ -109,23 +133,9 @@ func serveExec(ctx context.Context, sup *supervisor.Supervisor, req *hubv1.Strea
 
 func serveAttach(ctx context.Context, sup *supervisor.Supervisor, req *hubv1.StreamRequest, o *hubv1.AttachOptions,
 	send func(*hubv1.StreamFrame) error, recv func() (*hubv1.StreamFrame, error)) error {
-	ar := supervisor.AttachRequest{TTY: o.GetTty()}
-	var stdinW *io.PipeWriter
-	if o.GetStdin() {
-		var stdinR *io.PipeReader
-		stdinR, stdinW = io.Pipe()
-		defer stdinR.Close()
-		ar.Stdin = stdinR
-	}
-	resize := make(chan supervisor.TerminalSize, 1)
-	ar.Resize = resize
-	go pumpInput(recv, stdinW, resize)
-	if o.GetStdout() {
-		ar.Stdout = frameWriter{send: send}
-	}
-	if o.GetStderr() {
-		ar.Stderr = frameWriter{send: send, stderr: true}
-	}
+	s := openStreams(o, send, recv)
+	defer s.close()
+	ar := supervisor.AttachRequest{TTY: o.GetTty(), Stdin: s.stdin, Stdout: s.stdout, Stderr: s.stderr, Resize: s.resize}
 	return sup.Attach(ctx, req.GetWorkloadUid(), req.GetContainer(), ar)
 }
 

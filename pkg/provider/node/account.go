@@ -351,14 +351,7 @@ func (n *accountNode) moveFrom(now time.Time, gone, why string) {
 	}
 	n.mu.Unlock()
 	for _, mv := range moves {
-		n.m.fab.Remove(mv.uid)
-		n.mu.Lock()
-		st, ok := n.byUID[mv.uid]
-		if ok && st.device == mv.device {
-			st.device, st.seq = "", 0
-		}
-		n.mu.Unlock()
-		if !ok {
+		if !n.unassign(mv.uid, mv.device) {
 			continue
 		}
 		if mv.removed {
@@ -878,6 +871,20 @@ func (n *accountNode) wrongPlatform(uid, dev string, ws *hubv1.WorkloadStatus) b
 	return true
 }
 
+// unassign takes a pod off its device (in the fabric, and in its state if
+// it is still on that device) before it is placed again, and reports whether
+// the pod is still known.
+func (n *accountNode) unassign(uid, device string) bool {
+	n.m.fab.Remove(uid)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	st, ok := n.byUID[uid]
+	if ok && st.device == device {
+		st.device, st.seq = "", 0
+	}
+	return ok
+}
+
 // moveMisplaced places again the pods whose device cannot run their image.
 func (n *accountNode) moveMisplaced() {
 	type move struct {
@@ -894,14 +901,7 @@ func (n *accountNode) moveMisplaced() {
 	}
 	n.mu.Unlock()
 	for _, mv := range moves {
-		n.m.fab.Remove(mv.uid)
-		n.mu.Lock()
-		st, ok := n.byUID[mv.uid]
-		if ok && st.device == mv.device {
-			st.device, st.seq = "", 0
-		}
-		n.mu.Unlock()
-		if !ok {
+		if !n.unassign(mv.uid, mv.device) {
 			continue
 		}
 		n.m.log.Info("placing pod again: its device cannot run its image", "pod", mv.pod.Namespace+"/"+mv.pod.Name, "device", mv.device)
