@@ -34,7 +34,9 @@ import (
 //     request through port-forward, against an HTTP request straight to the
 //     workload, each on one connection kept open;
 //   - WASM service throughput: requests/s of the WASM server against the same
-//     program built natively and run as a process, same load (8 connections).
+//     program built natively and run as a process, same load (8 connections);
+//     and of examples/cserver (C for WASI, a second pod) against native Go
+//     and against its own native build.
 func BenchmarkTunnel(b *testing.B) {
 	f := startFabric(b, 1)
 	ref, _ := f.PushExample("httpserver", "v1", ocitest.Image)
@@ -94,24 +96,45 @@ func BenchmarkTunnel(b *testing.B) {
 	})
 
 	b.Run("WASMvsNative", func(b *testing.B) {
+		// The C server (examples/cserver), a module with no language
+		// runtime of its own, in a second pod on the same agent.
+		cref := f.Registry + "/cserver:v1"
+		ocitest.Push(b, cref, ocitest.BuildC(b, "examples/cserver"), ocitest.Image)
+		cport := fabrictest.ServicePort(b)
+		f.Create(f.Pod("cweb", cref, func(p *corev1.Pod) {
+			p.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: int32(cport)}}
+		}))
+		f.WaitPod("cweb", 2*time.Minute, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+		cdirect := fmt.Sprintf("127.0.0.1:%d", cport)
+		waitHTTP(b, cdirect)
+
 		native := startNative(b, "")
 		native1 := startNative(b, "1") // one thread, as a wasip1 module has
+		nativeC := startNativeC(b)
 		const dur = 5 * time.Second
-		var w, nat, nat1 []float64
+		var w, wc, nat, nat1, natc []float64
 		for range max(b.N, 2) {
 			nat = append(nat, load(b, native, dur))
 			nat1 = append(nat1, load(b, native1, dur))
+			natc = append(natc, load(b, nativeC, dur))
 			w = append(w, load(b, direct, dur))
+			wc = append(wc, load(b, cdirect, dur))
 		}
-		mw, mn, mn1 := median(w), median(nat), median(nat1)
+		mw, mwc, mn, mn1, mnc := median(w), median(wc), median(nat), median(nat1), median(natc)
 		b.ReportMetric(0, "ns/op")
 		b.ReportMetric(mw, "wasm-req/s")
+		b.ReportMetric(mwc, "wasm-c-req/s")
 		b.ReportMetric(mn, "native-req/s")
 		b.ReportMetric(mn1, "native1-req/s")
+		b.ReportMetric(mnc, "native-c-req/s")
 		b.ReportMetric(mw/mn, "ratio")
 		b.ReportMetric(mw/mn1, "ratio1")
-		report(b, "GET /work?n=1024, 8 connections, %s each, median of %d: WASM %.0f req/s, native %.0f req/s (GOMAXPROCS=1: %.0f), ratio %.3f (against GOMAXPROCS=1: %.3f; target >= 0.5)",
+		b.ReportMetric(mwc/mn, "c-ratio")
+		b.ReportMetric(mwc/mnc, "c-ratio-c")
+		report(b, "GET /work?n=1024, 8 connections, %s each, median of %d: WASM (Go) %.0f req/s, native Go %.0f req/s (GOMAXPROCS=1: %.0f), ratio %.3f (against GOMAXPROCS=1: %.3f; target >= 0.5)",
 			dur, len(w), mw, mn, mn1, mw/mn, mw/mn1)
+		report(b, "the C server: WASM %.0f req/s, ratio %.3f against native Go (target >= 0.5); native C %.0f req/s, WASM/native C %.3f",
+			mwc, mwc/mn, mnc, mwc/mnc)
 	})
 	f.CheckAlive()
 }
@@ -232,6 +255,27 @@ func startNative(tb testing.TB, procs string) string {
 	if procs != "" {
 		cmd.Env = append(cmd.Env, "GOMAXPROCS="+procs)
 	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addr = "127.0.0.1:" + port
+	waitHTTP(tb, addr)
+	return addr
+}
+
+// startNativeC builds examples/cserver for this machine, runs it and returns
+// its address.
+func startNativeC(tb testing.TB) string {
+	tb.Helper()
+	bin := filepath.Join(tb.TempDir(), "cserver")
+	if err := os.WriteFile(bin, ocitest.BuildCNative(tb, "examples/cserver"), 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	addr := fabrictest.FreePort(tb)
+	_, port, _ := net.SplitHostPort(addr)
+	cmd := exec.Command(bin)
+	cmd.Env = []string{"PORT=" + port}
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
