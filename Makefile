@@ -92,7 +92,7 @@ cross: ## Build the agent for every supported OS/arch into _output/cross and pri
 	done
 
 .PHONY: examples
-examples: ## Build the example workloads into _output/examples (Go ones for wasip1; .wat ones if wat2wasm is installed)
+examples: ## Build the example workloads into _output/examples (Go ones for wasip1; .wat ones if wat2wasm is installed; C ones for WASI if clang and wasi-libc are)
 	@mkdir -p $(OUT)/examples
 	@for d in examples/*/; do \
 		n=$$(basename $$d); \
@@ -104,6 +104,11 @@ examples: ## Build the example workloads into _output/examples (Go ones for wasi
 			if command -v wat2wasm >/dev/null; then wat2wasm "$$w" -o $(OUT)/examples/$$(basename $$w .wat).wasm; \
 			else echo "skipping $$w: wat2wasm not installed (Debian: wabt)"; fi; \
 		done; \
+		if ls $$d*.c >/dev/null 2>&1; then \
+			if command -v clang >/dev/null && command -v wasm-ld >/dev/null && [ -e /usr/include/wasm32-wasi/stdio.h ]; then \
+				clang --target=wasm32-wasi --sysroot=/usr -O2 -Wl,--strip-debug -o $(OUT)/examples/$$n.wasm $$d*.c; \
+			else echo "skipping $$d: no C toolchain for WASI (Debian: clang lld wasi-libc libclang-rt-14-dev-wasm32)"; fi; \
+		fi; \
 	done
 
 .PHONY: controlplane
