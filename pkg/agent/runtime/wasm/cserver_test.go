@@ -119,8 +119,17 @@ func dial(t *testing.T, addr string) net.Conn {
 	return c
 }
 
+// answer is a response read off a connection, its body read and closed.
+type answer struct {
+	status int
+	header http.Header
+	close  bool  // the server said it closes the connection
+	length int64 // Content-Length
+	body   string
+}
+
 // readResponse reads one response (to a request with method) and its body.
-func readResponse(t *testing.T, c net.Conn, br *bufio.Reader, method string) (*http.Response, string) {
+func readResponse(t *testing.T, c net.Conn, br *bufio.Reader, method string) answer {
 	t.Helper()
 	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
 	resp, err := http.ReadResponse(br, &http.Request{Method: method})
@@ -132,7 +141,7 @@ func readResponse(t *testing.T, c net.Conn, br *bufio.Reader, method string) (*h
 	if err != nil {
 		t.Fatalf("read body: %v", err)
 	}
-	return resp, string(b)
+	return answer{status: resp.StatusCode, header: resp.Header, close: resp.Close, length: resp.ContentLength, body: string(b)}
 }
 
 // expectClosed waits for the server to close c.
@@ -301,12 +310,12 @@ func checkCServer(t *testing.T, addr, host string) {
 		}
 		check := func(how string) {
 			for i, w := range want {
-				resp, body := readResponse(t, c, br, w.method)
-				if resp.StatusCode != w.status || body != w.body {
-					t.Errorf("%s, response %d: got %d %q, want %d %q", how, i, resp.StatusCode, body, w.status, w.body)
+				a := readResponse(t, c, br, w.method)
+				if a.status != w.status || a.body != w.body {
+					t.Errorf("%s, response %d: got %d %q, want %d %q", how, i, a.status, a.body, w.status, w.body)
 				}
-				if w.method == "HEAD" && resp.ContentLength != 5 {
-					t.Errorf("%s: HEAD /bytes?n=5: Content-Length %d, want 5", how, resp.ContentLength)
+				if w.method == "HEAD" && a.length != 5 {
+					t.Errorf("%s: HEAD /bytes?n=5: Content-Length %d, want 5", how, a.length)
 				}
 			}
 		}
@@ -351,9 +360,9 @@ func checkCServer(t *testing.T, addr, host string) {
 				if _, err := io.WriteString(c, tt.req); err != nil {
 					t.Fatal(err)
 				}
-				resp, body := readResponse(t, c, br, "GET")
-				if resp.StatusCode != tt.status || !resp.Close {
-					t.Errorf("got %d (close %v) %q, want %d and close", resp.StatusCode, resp.Close, body, tt.status)
+				a := readResponse(t, c, br, "GET")
+				if a.status != tt.status || !a.close {
+					t.Errorf("got %d (close %v) %q, want %d and close", a.status, a.close, a.body, tt.status)
 				}
 				expectClosed(t, c, br)
 			})
@@ -378,10 +387,10 @@ func checkCServer(t *testing.T, addr, host string) {
 				if _, err := io.WriteString(c, tt.req); err != nil {
 					t.Fatal(err)
 				}
-				resp, _ := readResponse(t, c, br, "GET")
+				a := readResponse(t, c, br, "GET")
 				// ReadResponse turns "Connection: close" into Close.
-				if got := resp.Header.Get("Connection"); got != tt.header && (tt.header != "close" || !resp.Close) {
-					t.Errorf("Connection header: got %q (close %v), want %q", got, resp.Close, tt.header)
+				if got := a.header.Get("Connection"); got != tt.header && (tt.header != "close" || !a.close) {
+					t.Errorf("Connection header: got %q (close %v), want %q", got, a.close, tt.header)
 				}
 				if tt.closes {
 					expectClosed(t, c, br)
@@ -391,8 +400,8 @@ func checkCServer(t *testing.T, addr, host string) {
 				if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
 					t.Fatal(err)
 				}
-				if resp, body := readResponse(t, c, br, "GET"); resp.StatusCode != 200 {
-					t.Errorf("second request: got %d %q", resp.StatusCode, body)
+				if a := readResponse(t, c, br, "GET"); a.status != http.StatusOK {
+					t.Errorf("second request: got %d %q", a.status, a.body)
 				}
 			})
 		}
@@ -419,8 +428,8 @@ func checkConnLimit(t *testing.T, addr string) {
 		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
 			t.Fatal(err)
 		}
-		if resp, body := readResponse(t, c, br, "GET"); resp.StatusCode != 200 {
-			t.Fatalf("got %d %q", resp.StatusCode, body)
+		if a := readResponse(t, c, br, "GET"); a.status != http.StatusOK {
+			t.Fatalf("got %d %q", a.status, a.body)
 		}
 	}
 	c1, c2 := dial(t, addr), dial(t, addr)
@@ -436,11 +445,8 @@ func checkConnLimit(t *testing.T, addr string) {
 		t.Fatalf("a third connection was served beyond MAX_CONNS=2 (read %q)", b)
 	}
 	c1.Close()
-	resp, body := readResponse(t, c3, br3, "GET")
-	if resp.StatusCode != 200 {
-		t.Errorf("third connection after the first closed: got %d %q", resp.StatusCode, body)
-	}
-	if !strings.HasPrefix(body, "hello from ") {
-		t.Errorf("third connection: got %q", body)
+	a := readResponse(t, c3, br3, "GET")
+	if a.status != http.StatusOK || !strings.HasPrefix(a.body, "hello from ") {
+		t.Errorf("third connection after the first closed: got %d %q", a.status, a.body)
 	}
 }
