@@ -407,6 +407,40 @@ func checkCServer(t *testing.T, addr, host string) {
 		}
 	})
 
+	t.Run("random input", func(t *testing.T) {
+		// Random bytes, and valid requests with random bytes flipped,
+		// cut off anywhere: each connection gets whatever answers the
+		// server gives (or none) and is closed; the server goes on.
+		rng := rand.New(rand.NewPCG(3, 4))
+		valid := []byte("POST /sha256?n=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\nabcGET /work?n=9 HTTP/1.1\r\nHost: x\r\n\r\n")
+		for i := range 200 {
+			var in []byte
+			if i%2 == 0 {
+				in = make([]byte, rng.IntN(20000))
+				for k := range in {
+					in[k] = byte(rng.UintN(256))
+				}
+			} else {
+				in = bytes.Clone(valid)
+				for range 1 + rng.IntN(4) {
+					in[rng.IntN(len(in))] = byte(rng.UintN(256))
+				}
+				in = in[:rng.IntN(len(in)+1)]
+			}
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatalf("connection %d: %v", i, err)
+			}
+			_, _ = c.Write(in)
+			if i%4 == 1 {
+				// Read what comes until the server closes or goes quiet.
+				_ = c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+				_, _ = io.Copy(io.Discard, c)
+			}
+			c.Close()
+		}
+	})
+
 	t.Run("still serving", func(t *testing.T) {
 		resp, err := client.Get("http://" + addr + "/")
 		if err != nil {
