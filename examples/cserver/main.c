@@ -18,7 +18,8 @@
  *
  * HEAD works wherever GET does. One thread, non-blocking sockets and one
  * poll() loop (poll_oneoff under WASI); keep-alive and pipelined requests;
- * request bodies by Content-Length only (Transfer-Encoding gets 501). A
+ * request bodies by Content-Length only (Transfer-Encoding gets 501), with
+ * Expect: 100-continue. A
  * malformed request gets 400 and its connection is closed; the others go on.
  * At most $MAX_CONNS connections (default 256): beyond that the listener is
  * not polled and new connections wait in its backlog. A connection idle for
@@ -182,6 +183,7 @@ struct request {
 	uint64_t length;
 	int close;              /* answer, then close */
 	int keep10;             /* HTTP/1.0 with Connection: keep-alive */
+	int expect_continue;    /* Expect: 100-continue */
 	const char *error;      /* why it is malformed; status below */
 	int status;
 };
@@ -341,6 +343,10 @@ static int parse_head(char *head, size_t n, struct request *r)
 			return fail(r, 501, "Transfer-Encoding is not supported: send a Content-Length");
 		} else if (strcasecmp(line, "host") == 0) {
 			host++;
+		} else if (strcasecmp(line, "expect") == 0) {
+			if (strcasecmp(v, "100-continue") != 0)
+				return fail(r, 417, "unknown expectation");
+			r->expect_continue = r->minor == 1;
 		} else if (strcasecmp(line, "connection") == 0) {
 			if (has_token(v, "close"))
 				r->close = 1;
@@ -430,6 +436,10 @@ static void route(struct conn *c, struct request *r)
 		}
 		sha256_init(&c->hash);
 		c->body_sha = 1;
+		if (r->expect_continue && r->length > 0) {
+			static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+			append(c, cont, sizeof cont - 1);
+		}
 		c->body_head = 0;
 		c->body_close = r->close;
 		if (r->length == 0)
@@ -567,6 +577,7 @@ static int process(struct conn *c)
 		progress = 1;
 		if (ok < 0) {
 			const char *reason = r.status == 431   ? "Request Header Fields Too Large"
+					     : r.status == 417 ? "Expectation Failed"
 					     : r.status == 501 ? "Not Implemented"
 					     : r.status == 505 ? "HTTP Version Not Supported"
 							       : "Bad Request";
@@ -575,6 +586,12 @@ static int process(struct conn *c)
 		}
 		if (r.has_length)
 			c->body_left = r.length;
+		/* A client waiting for 100 Continue before its body may not
+		 * send it after a final answer: close after that answer rather
+		 * than wait for a body to skip. */
+		if (r.expect_continue && r.length > 0 &&
+		    !(strcmp(r.path, "/sha256") == 0 && strcmp(r.method, "POST") == 0))
+			r.close = 1;
 		c->keep10 = r.keep10;
 		route(c, &r);
 		if (c->close_after && c->body_left > 0 && !c->body_sha)

@@ -351,6 +351,8 @@ func checkCServer(t *testing.T, addr, host string) {
 			{"target not a path", "GET nope HTTP/1.1\r\nHost: x\r\n\r\n", 400},
 			{"chunked", "POST /sha256 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 501},
 			{"no length", "POST /sha256 HTTP/1.1\r\nHost: x\r\n\r\n", 411},
+			{"unknown expectation", "GET / HTTP/1.1\r\nHost: x\r\nExpect: magic\r\n\r\n", 417},
+			{"expecting to send a body nobody reads", "GET /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n", 404},
 			{"HTTP/2.0", "GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505},
 			{"head too large", "GET / HTTP/1.1\r\nHost: x\r\nX: " + strings.Repeat("a", 9000), 431},
 		} {
@@ -366,6 +368,26 @@ func checkCServer(t *testing.T, addr, host string) {
 				}
 				expectClosed(t, c, br)
 			})
+		}
+	})
+
+	t.Run("expect 100-continue", func(t *testing.T) {
+		c := dial(t, addr)
+		br := bufio.NewReader(c)
+		for range 2 { // and again on the same connection
+			if _, err := io.WriteString(c, "POST /sha256 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			if a := readResponse(t, c, br, "POST"); a.status != http.StatusContinue {
+				t.Fatalf("before the body: got %d %q, want 100", a.status, a.body)
+			}
+			if _, err := io.WriteString(c, "abc"); err != nil {
+				t.Fatal(err)
+			}
+			want := "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad 3\n"
+			if a := readResponse(t, c, br, "POST"); a.status != http.StatusOK || a.body != want {
+				t.Errorf("after the body: got %d %q, want 200 %q", a.status, a.body, want)
+			}
 		}
 	})
 
