@@ -89,7 +89,7 @@ void sha256_final(struct sha256 *s, uint8_t out[SHA256_SIZE])
 	uint64_t bits = s->len * 8;
 	uint8_t pad[72] = {0x80};
 	size_t padlen = (s->fill < 56 ? 56 : 120) - s->fill;
-	for (int i = 0; i < 8; i++)
+	for (size_t i = 0; i < 8; i++)
 		pad[padlen + i] = (uint8_t)(bits >> (56 - 8 * i));
 	sha256_update(s, pad, padlen + 8);
 	for (int i = 0; i < 8; i++) {
