@@ -38,10 +38,12 @@ func (s sockAccept) Call(ctx context.Context, mod api.Module, stack []uint64) {
 	}
 	if files := inst.moduleFiles(mod); files != nil {
 		if c := files.tcpConn(int32(fd)); c != nil {
+			inst.sockMu.Lock()
 			if inst.conns == nil {
 				inst.conns = make(map[*net.TCPConn]struct{})
 			}
 			inst.conns[c] = struct{}{}
+			inst.sockMu.Unlock()
 		}
 	}
 }
@@ -64,7 +66,9 @@ func (f fdClose) Call(ctx context.Context, mod api.Module, stack []uint64) {
 	f.close.Call(ctx, mod, stack)
 	if conn != nil && stack[0] == 0 {
 		_ = conn.Close()
+		inst.sockMu.Lock()
 		delete(inst.conns, conn)
+		inst.sockMu.Unlock()
 	}
 }
 
@@ -83,8 +87,44 @@ func (i *Instance) moduleFiles(mod api.Module) *moduleFiles {
 
 // closeConns closes the connections the instance accepted and did not close.
 func (i *Instance) closeConns() {
+	i.sockMu.Lock()
+	defer i.sockMu.Unlock()
 	for c := range i.conns {
 		_ = c.Close()
 	}
 	i.conns = nil
+}
+
+// Blocking sockets.
+//
+// A module may leave its sockets blocking, as Rust's std::net does (it
+// cannot even set a listener non-blocking): wazero's sock_accept, fd_read
+// and fd_write then block in Go's net package, where neither the cancelled
+// context nor poller.wake reaches them, and Stop would wait for the next
+// connection or byte forever. Stop closes the instance's sockets instead:
+// the blocked call returns an error and the module, cancelled already, ends
+// at its next function call.
+
+// findListeners records the preopened listening sockets of the instance,
+// which are among its first n descriptors from 3 on. It is called before the
+// instance's goroutine starts.
+func (i *Instance) findListeners(mod api.Module, n int) {
+	files := i.moduleFiles(mod)
+	if files == nil {
+		return
+	}
+	for fd := int32(3); fd < 3+int32(n); fd++ {
+		if l, ok := files.socket(fd).(*net.TCPListener); ok {
+			i.listeners = append(i.listeners, l)
+		}
+	}
+}
+
+// unblockSockets closes the instance's listeners and connections. It may be
+// called from any goroutine.
+func (i *Instance) unblockSockets() {
+	for _, l := range i.listeners {
+		_ = l.Close()
+	}
+	i.closeConns()
 }

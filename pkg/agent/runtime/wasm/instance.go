@@ -85,9 +85,18 @@ type Instance struct {
 	files         *moduleFiles
 	filesFailed   bool
 	pollSubs      []pollSub
-	conns         map[*net.TCPConn]struct{} // accepted, not closed (see sockAccept)
 	pollWaits     atomic.Int64
 	pollFallbacks atomic.Int64
+
+	// The instance's sockets, which Stop closes so that a host call
+	// blocked on one (the accept or read of a module whose sockets are
+	// blocking, as Rust's std::net are) returns (see unblockSockets).
+	// listeners are the preopened listening sockets, set before the
+	// instance's goroutine starts; conns are the connections it accepted
+	// and did not close (see sockAccept), guarded by sockMu.
+	listeners []*net.TCPListener
+	sockMu    sync.Mutex
+	conns     map[*net.TCPConn]struct{}
 
 	done   chan struct{}
 	result Result // set before done is closed
@@ -103,10 +112,11 @@ func (i *Instance) Result() Result { return i.result }
 // Result is then Killed with exit code 137, unless the module had already
 // exited. WASI preview 1 has no signals, so the module is cancelled at once:
 // it ends at its next function call or loop iteration, and a sleep is cut
-// short. Only a host call that blocks outside wazero's control can delay
-// that, such as a read of a blocking Spec.Stdin: after grace, Stop closes
-// Stdin if it is an io.Closer, then keeps waiting. Stop may be called more
-// than once and concurrently.
+// short. Its sockets are closed at once too, which ends an accept, read or
+// write blocked on one. Only a host call that blocks outside wazero's
+// control can delay that, such as a read of a blocking Spec.Stdin: after
+// grace, Stop closes Stdin if it is an io.Closer, then keeps waiting. Stop
+// may be called more than once and concurrently.
 func (i *Instance) Stop(grace time.Duration) {
 	i.stopOnce.Do(func() {
 		i.stopped.Store(true)
@@ -115,6 +125,7 @@ func (i *Instance) Stop(grace time.Duration) {
 			i.poller.wake()
 		}
 		i.cancel()
+		i.unblockSockets()
 	})
 	if grace > 0 {
 		t := time.NewTimer(grace)
@@ -242,7 +253,8 @@ func (i *Instance) classify(err error) Result {
 		switch {
 		case code == 0:
 			return Result{ExitCode: 0, Reason: ReasonCompleted}
-		case stopped && (cancelled || code == exitKilled):
+		case stopped:
+			// Cancelled, or failed once Stop closed its sockets.
 			return killed
 		case oom:
 			return oomResult

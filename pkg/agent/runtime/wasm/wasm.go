@@ -256,6 +256,9 @@ func (r *Runtime) start(ctx context.Context, spec Spec) (*Instance, error) {
 		inst.closePoller()
 		return nil, err
 	}
+	if len(spec.Listeners) > 0 {
+		inst.findListeners(inst.mod, len(spec.Dirs)+len(spec.ReadOnlyDirs)+len(spec.Listeners))
+	}
 	if inst.memory.startOver {
 		// The module's initial memory is over the limit: it cannot run.
 		_ = inst.mod.Close(ctx)

@@ -1,0 +1,311 @@
+package wasm
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/edgefabric/edgefabric/test/ocitest"
+)
+
+// examples/rusthello, a Rust program built for WASI with rustc and its
+// standard library, which uses WASI in Rust's ways: preopens found with
+// fd_prestat_*, path_open for files, its own stdout buffering, poll_oneoff
+// for sleeping, sock_accept on a blocking listener, panics as traps.
+
+// rustHello returns the path of the examples/rusthello module.
+func rustHello(t *testing.T) string {
+	t.Helper()
+	return writeModule(t, ocitest.BuildRust(t, "examples/rusthello"))
+}
+
+func TestRustHello(t *testing.T) {
+	r := newRuntime(t, sharedCache)
+	module := rustHello(t)
+
+	config := t.TempDir() // a configMap volume: read-only
+	if err := os.WriteFile(filepath.Join(config, "greeting"), []byte("hi from a configMap\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	scratch := t.TempDir() // an emptyDir
+	if err := os.WriteFile(filepath.Join(scratch, "before.txt"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mounts := func(s *Spec) {
+		s.Dirs = map[string]string{"/scratch": scratch}
+		s.ReadOnlyDirs = map[string]string{"/config": config}
+	}
+
+	tests := []struct {
+		name       string
+		args       []string
+		env        []string
+		spec       func(*Spec)
+		want       Result
+		wantStdout []string // substrings
+		wantStderr []string // substrings
+	}{
+		{
+			name: "run",
+			args: []string{"rusthello", "run", "a b", "ü"},
+			env:  []string{"GREETING=hej", "READ_FILE=/config/greeting", "WRITE_DIR=/scratch", "SLEEP_MS=300"},
+			spec: mounts,
+			want: Result{ExitCode: 0, Reason: ReasonCompleted},
+			wantStdout: []string{
+				"hello from rust\n",
+				`args: ["rusthello", "run", "a b", "ü"]` + "\n",
+				"env: GREETING=hej\n",
+				"read /config/greeting: hi from a configMap\n",
+				`wrote /scratch/rusthello.txt (1 lines); /scratch holds ["before.txt", "rusthello.txt"]` + "\n",
+				"(asked 300 ms)\n",
+				"done\n",
+			},
+		},
+		{
+			name:       "no args",
+			want:       Result{ExitCode: 0, Reason: ReasonCompleted},
+			wantStdout: []string{"hello from rust\n", `args: ["module.wasm"]`, "done\n"},
+		},
+		{
+			name:       "exit code from env",
+			env:        []string{"EXIT_CODE=3"},
+			want:       Result{ExitCode: 3, Reason: ReasonError},
+			wantStdout: []string{"hello from rust\n", "exiting with 3\n"},
+		},
+		{
+			name: "exit",
+			args: []string{"rusthello", "exit", "42"},
+			want: Result{ExitCode: 42, Reason: ReasonError},
+		},
+		{
+			name:       "panic",
+			args:       []string{"rusthello", "panic", "on", "request"},
+			want:       Result{ExitCode: 1, Reason: ReasonError, Message: "<trap>"},
+			wantStderr: []string{"panicked at 'on request'"},
+		},
+		{
+			name:       "panic from env",
+			env:        []string{"PANIC=boom"},
+			want:       Result{ExitCode: 1, Reason: ReasonError, Message: "<trap>"},
+			wantStdout: []string{"hello from rust\n"},
+			wantStderr: []string{"panicked at 'boom'"},
+		},
+		{
+			name:       "read-only volume",
+			env:        []string{"WRITE_DIR=/config"},
+			spec:       mounts,
+			want:       Result{ExitCode: 1, Reason: ReasonError},
+			wantStderr: []string{"rusthello: write in /config: "},
+		},
+		{
+			name:       "missing file",
+			args:       []string{"rusthello", "cat", "/config/nope"},
+			spec:       mounts,
+			want:       Result{ExitCode: 1, Reason: ReasonError},
+			wantStderr: []string{"rusthello: read /config/nope: No such file or directory"},
+		},
+		{
+			name:       "no filesystem",
+			args:       []string{"rusthello", "cat", "/config/greeting"},
+			want:       Result{ExitCode: 1, Reason: ReasonError},
+			wantStderr: []string{"rusthello: read /config/greeting: "},
+		},
+		{
+			name:       "serve without a socket",
+			args:       []string{"rusthello", "serve"},
+			want:       Result{ExitCode: 1, Reason: ReasonError},
+			wantStderr: []string{"no preopened listening socket"},
+		},
+		{
+			name:       "unknown command",
+			args:       []string{"rusthello", "fly"},
+			want:       Result{ExitCode: 2, Reason: ReasonError},
+			wantStderr: []string{`unknown command "fly"`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stdout, stderr := newSyncBuffer(), newSyncBuffer()
+			spec := Spec{ModulePath: module, Args: tt.args, Env: tt.env, Stdout: stdout, Stderr: stderr}
+			if tt.spec != nil {
+				tt.spec(&spec)
+			}
+			inst, err := r.Start(t.Context(), spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := wait(t, inst)
+			if tt.want.Message == "<trap>" {
+				// A panic aborts: Rust's abort is the unreachable instruction.
+				if !strings.Contains(got.Message, "unreachable") {
+					t.Errorf("got message %q, want a trap on unreachable", got.Message)
+				}
+				got.Message = tt.want.Message
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("result mismatch (-want +got):\n%s\nstdout: %s\nstderr: %s", diff, stdout, stderr)
+			}
+			for _, s := range tt.wantStdout {
+				if !strings.Contains(stdout.String(), s) {
+					t.Errorf("stdout %q does not contain %q", stdout, s)
+				}
+			}
+			for _, s := range tt.wantStderr {
+				if !strings.Contains(stderr.String(), s) {
+					t.Errorf("stderr %q does not contain %q", stderr, s)
+				}
+			}
+		})
+	}
+
+	b, err := os.ReadFile(filepath.Join(scratch, "rusthello.txt"))
+	if err != nil || string(b) != "written by rusthello\n" {
+		t.Errorf("the module's file in the emptyDir: %q, %v", b, err)
+	}
+}
+
+// TestRustSleep checks that Rust's thread::sleep (poll_oneoff on a relative
+// clock) sleeps as long as asked, with and without preopened sockets.
+func TestRustSleep(t *testing.T) {
+	r := newRuntime(t, sharedCache)
+	module := rustHello(t)
+	slept := regexp.MustCompile(`slept (\d+) ms`)
+	for _, tt := range []struct {
+		name      string
+		listeners []string
+	}{
+		{"no sockets", nil},
+		{"with a socket", []string{freeAddr(t)}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			out := newSyncBuffer()
+			start := time.Now()
+			inst, err := r.Start(t.Context(), Spec{ModulePath: module, Args: []string{"rusthello", "sleep", "400"}, Listeners: tt.listeners, Stdout: out, Stderr: out})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := wait(t, inst); got != (Result{Reason: ReasonCompleted}) {
+				t.Fatalf("got %+v, output %q", got, out)
+			}
+			took := time.Since(start)
+			m := slept.FindStringSubmatch(out.String())
+			if m == nil {
+				t.Fatalf("output %q", out)
+			}
+			ms, _ := strconv.Atoi(m[1])
+			if ms < 400 || took < 400*time.Millisecond {
+				t.Errorf("the module slept %d ms (%v in all), want at least 400 ms", ms, took)
+			}
+		})
+	}
+}
+
+// startRustServer runs examples/rusthello serve on a preopened socket, after
+// a preopened directory as a pod with a volume has, and returns once it
+// serves.
+func startRustServer(t *testing.T, r *Runtime) (*Instance, string) {
+	t.Helper()
+	config := t.TempDir()
+	if err := os.WriteFile(filepath.Join(config, "greeting"), []byte("hi from a file\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	out := newSyncBuffer()
+	inst, err := r.Start(t.Context(), Spec{
+		ModulePath:   rustHello(t),
+		Env:          []string{"HOSTNAME=wasm", "READ_FILE=/config/greeting"},
+		ReadOnlyDirs: map[string]string{"/config": config},
+		Listeners:    []string{addr},
+		Stdout:       out,
+		Stderr:       out,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { inst.Stop(0) })
+	out.waitFor(t, "serving HTTP")
+	return inst, addr
+}
+
+func TestRustServer(t *testing.T) {
+	r := newRuntime(t, sharedCache)
+	inst, addr := startRustServer(t, r)
+	for _, tt := range []struct {
+		method, path, body string
+		status             int
+		want               string
+	}{
+		{"GET", "/", "", 200, "hello from rust on wasm\n"},
+		{"GET", "/env?HOSTNAME", "", 200, "wasm\n"},
+		{"GET", "/env?NOPE", "", 404, "no such variable\n"},
+		{"GET", "/file", "", 200, "hi from a file\n"},
+		{"POST", "/echo", "some body", 200, "some body"},
+		{"POST", "/echo", strings.Repeat("x", 100000), 200, strings.Repeat("x", 100000)},
+		{"POST", "/", "", 405, "method not allowed\n"},
+		{"GET", "/nope", "", 404, "not found\n"},
+	} {
+		req, _ := http.NewRequest(tt.method, "http://"+addr+tt.path, strings.NewReader(tt.body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", tt.method, tt.path, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.status || string(b) != tt.want {
+			t.Errorf("%s %s: got %d %.100q, want %d %.100q", tt.method, tt.path, resp.StatusCode, b, tt.status, tt.want)
+		}
+	}
+	select {
+	case <-inst.Done():
+		t.Fatalf("the module ended while serving: %+v", inst.Result())
+	default:
+	}
+}
+
+// TestRustServerStop stops a Rust server blocked on a socket (std::net's are
+// blocking): in accept, and in the read of a request that does not come.
+// Stop must end it promptly, as Killed.
+func TestRustServerStop(t *testing.T) {
+	r := newRuntime(t, sharedCache)
+	for _, tt := range []struct {
+		name    string
+		request string // sent on a connection left open; none: no connection
+	}{
+		{"in accept", ""},
+		{"in read", "GET / HTTP/1.1\r\nHost: x\r\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			inst, addr := startRustServer(t, r)
+			if tt.request != "" {
+				c := dial(t, addr)
+				if _, err := io.WriteString(c, tt.request); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Into the blocking call: there is nothing to wait on for that.
+			time.Sleep(200 * time.Millisecond)
+			start := time.Now()
+			stopped := make(chan struct{})
+			go func() { inst.Stop(0); close(stopped) }()
+			select {
+			case <-stopped:
+			case <-time.After(30 * time.Second):
+				t.Fatal("Stop did not return within 30 s") // and the cleanup's Stop hangs
+			}
+			if took := time.Since(start); took > 5*time.Second {
+				t.Errorf("Stop took %v", took)
+			}
+			if diff := cmp.Diff(Result{ExitCode: 137, Reason: ReasonKilled, Message: "stopped"}, inst.Result()); diff != "" {
+				t.Errorf("result mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
