@@ -70,8 +70,8 @@ type poller interface {
 }
 
 // wasiHostModule instantiates WASI preview 1 into rt with pollOneoff in
-// place of wazero's poll_oneoff, and sockAccept and fdClose around its
-// sock_accept and fd_close.
+// place of wazero's poll_oneoff, and sockAccept, fdClose and fdPrestatGet
+// around its sock_accept, fd_close and fd_prestat_get.
 func wasiHostModule(ctx context.Context, rt wazero.Runtime) error {
 	// wazero's own functions, to call from ours: the Go functions of the
 	// exports of a compiled (never instantiated) copy.
@@ -90,11 +90,12 @@ func wasiHostModule(ctx context.Context, rt wazero.Runtime) error {
 		return nil
 	}
 	poll, accept, closeFD := fn("poll_oneoff"), fn("sock_accept"), fn("fd_close")
+	prestat := fn("fd_prestat_get")
 	if err := compiled.Close(ctx); err != nil {
 		return fmt.Errorf("close WASI: %w", err)
 	}
-	if poll == nil || accept == nil || closeFD == nil {
-		return errors.New("WASI has no poll_oneoff, sock_accept or fd_close implemented in Go")
+	if poll == nil || accept == nil || closeFD == nil || prestat == nil {
+		return errors.New("WASI has no poll_oneoff, sock_accept, fd_close or fd_prestat_get implemented in Go")
 	}
 
 	b := rt.NewHostModuleBuilder(wasi_snapshot_preview1.ModuleName)
@@ -115,6 +116,11 @@ func wasiHostModule(ctx context.Context, rt wazero.Runtime) error {
 		WithParameterNames("fd").
 		WithResultNames("errno").
 		Export("fd_close")
+	b.NewFunctionBuilder().
+		WithGoModuleFunction(fdPrestatGet{prestat: prestat}, []api.ValueType{i32, i32}, []api.ValueType{i32}).
+		WithParameterNames("fd", "result.prestat").
+		WithResultNames("errno").
+		Export("fd_prestat_get")
 	if _, err := b.Instantiate(ctx); err != nil {
 		return fmt.Errorf("instantiate WASI: %w", err)
 	}

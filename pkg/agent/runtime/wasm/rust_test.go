@@ -309,3 +309,49 @@ func TestRustServerStop(t *testing.T) {
 		})
 	}
 }
+
+// TestRustPreopensWithSockets reads files of a module that has preopened
+// directories and a preopened socket. wasi-libc (under Rust's std and C)
+// takes every descriptor fd_prestat_get describes for a preopened
+// directory; wazero describes a socket as one named "", a prefix of every
+// path, which wins over a directory mounted at "/" and catches the paths
+// outside the mounts, so that opening them fails with ENOTDIR.
+func TestRustPreopensWithSockets(t *testing.T) {
+	r := newRuntime(t, sharedCache)
+	module := rustHello(t)
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "data", "x.txt"), []byte("x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		mount, path string
+		want        Result
+		wantOut     string
+	}{
+		{"/", "/data/x.txt", Result{Reason: ReasonCompleted}, "read /data/x.txt: x\n"},
+		{"/", "data/x.txt", Result{Reason: ReasonCompleted}, "read data/x.txt: x\n"},
+		{"/mnt", "/mnt/data/x.txt", Result{Reason: ReasonCompleted}, "read /mnt/data/x.txt: x\n"},
+		{"/mnt", "/data/x.txt", Result{ExitCode: 1, Reason: ReasonError}, "rusthello: read /data/x.txt: failed to find a pre-opened file descriptor"},
+	} {
+		t.Run(tt.mount+" "+tt.path, func(t *testing.T) {
+			out := newSyncBuffer()
+			inst, err := r.Start(t.Context(), Spec{
+				ModulePath: module,
+				Args:       []string{"rusthello", "cat", tt.path},
+				Dirs:       map[string]string{tt.mount: dir},
+				Listeners:  []string{freeAddr(t)},
+				Stdout:     out,
+				Stderr:     out,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := wait(t, inst); got != tt.want || !strings.Contains(out.String(), tt.wantOut) {
+				t.Errorf("got %+v, output %q; want %+v, output with %q", got, out, tt.want, tt.wantOut)
+			}
+		})
+	}
+}

@@ -9,11 +9,13 @@
 // Instance.Stop. A module can never crash the agent: traps, panics in host
 // calls and exhausted memory all end as a Result.
 //
-// WASI is wazero's, but for poll_oneoff, sock_accept and fd_close, which the
-// runtime wraps or replaces for modules with Spec.Listeners: on Linux a poll
-// of sockets waits on their host file descriptors instead of reporting them
-// ready at once (poll.go), and a connection the module closes is closed
-// (conns.go).
+// WASI is wazero's, but for poll_oneoff, sock_accept, fd_close and
+// fd_prestat_get, which the runtime wraps or replaces for modules with
+// Spec.Listeners: on Linux a poll of sockets waits on their host file
+// descriptors instead of reporting them ready at once (poll.go), a
+// connection the module closes is closed (conns.go), and a preopened socket
+// is not described as a preopened directory (prestat.go). Stop closes the
+// sockets of an instance, so that a call blocked on one returns.
 package wasm
 
 import (
