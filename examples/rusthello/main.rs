@@ -12,6 +12,7 @@
 //!     rusthello sleep MS     sleep MS milliseconds, print how long it took
 //!     rusthello exit CODE    exit with CODE
 //!     rusthello panic MSG    panic with MSG (a trap under WASI)
+//!     rusthello alloc MB     allocate and touch MB mebibytes, print the sum
 //!     rusthello serve        serve HTTP (WASI: the first preopened listening
 //!                            socket, which the agent makes of the pod's
 //!                            containerPort; natively: :$PORT, default 8080)
@@ -60,9 +61,13 @@ fn main() {
             None => usage("exit CODE"),
         },
         "panic" => panic!("{}", rest.join(" ")),
+        "alloc" => match rest.first().and_then(|s| s.parse::<usize>().ok()) {
+            Some(mb) => alloc(mb),
+            None => usage("alloc MEBIBYTES"),
+        },
         "serve" => serve(),
         other => {
-            eprintln!("rusthello: unknown command {:?} (run, echo, cat, sleep, exit, panic, serve)", other);
+            eprintln!("rusthello: unknown command {:?} (run, echo, cat, sleep, exit, panic, alloc, serve)", other);
             2
         }
     };
@@ -139,8 +144,20 @@ fn cat(path: &str) -> i32 {
 }
 
 /// write_and_read appends a line to dir/rusthello.txt, creating it, lists dir
-/// and reads the file back.
+/// and reads the file back. On the way it creates, renames, inspects and
+/// removes files and directories in dir/tmp.
 fn write_and_read(dir: &Path) -> io::Result<()> {
+    let tmp = dir.join("tmp");
+    fs::create_dir_all(tmp.join("a/b"))?;
+    fs::write(tmp.join("a/b/new"), b"0123456789")?;
+    fs::rename(tmp.join("a/b/new"), tmp.join("a/moved"))?;
+    let meta = fs::metadata(tmp.join("a/moved"))?;
+    if meta.len() != 10 || !meta.is_file() || meta.modified().is_err() {
+        return Err(io::Error::new(io::ErrorKind::Other, "a renamed file's metadata is wrong"));
+    }
+    fs::remove_file(tmp.join("a/moved"))?;
+    fs::remove_dir_all(&tmp)?;
+
     let file = dir.join("rusthello.txt");
     let mut f = fs::OpenOptions::new().create(true).append(true).open(&file)?;
     writeln!(f, "written by rusthello")?;
@@ -154,6 +171,16 @@ fn write_and_read(dir: &Path) -> io::Result<()> {
     let n = fs::read_to_string(&file)?.lines().count();
     println!("wrote {} ({} lines); {} holds {:?}", file.display(), n, dir.display(), names);
     Ok(())
+}
+
+/// alloc allocates mb mebibytes, touches every page and prints their sum.
+fn alloc(mb: usize) -> i32 {
+    let mut v: Vec<u8> = vec![0; mb << 20];
+    for i in (0..v.len()).step_by(4096) {
+        v[i] = 1;
+    }
+    println!("allocated {} MiB, sum {}", mb, v.iter().map(|&b| b as u64).sum::<u64>());
+    0
 }
 
 fn sleep(ms: u64) {

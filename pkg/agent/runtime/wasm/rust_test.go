@@ -125,6 +125,19 @@ func TestRustHello(t *testing.T) {
 			wantStderr: []string{"no preopened listening socket"},
 		},
 		{
+			name:       "alloc",
+			args:       []string{"rusthello", "alloc", "16"},
+			spec:       func(s *Spec) { s.MemoryLimitBytes = 64 << 20 },
+			want:       Result{ExitCode: 0, Reason: ReasonCompleted},
+			wantStdout: []string{"allocated 16 MiB, sum 4096\n"},
+		},
+		{
+			name: "alloc over the memory limit",
+			args: []string{"rusthello", "alloc", "128"},
+			spec: func(s *Spec) { s.MemoryLimitBytes = 64 << 20 },
+			want: Result{ExitCode: 137, Reason: ReasonOOMKilled, Message: "linear memory limit of 67108864 bytes reached"},
+		},
+		{
 			name:       "unknown command",
 			args:       []string{"rusthello", "fly"},
 			want:       Result{ExitCode: 2, Reason: ReasonError},
