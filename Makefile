@@ -109,6 +109,11 @@ examples: ## Build the example workloads into _output/examples (Go ones for wasi
 				clang --target=wasm32-wasi --sysroot=/usr -O2 -Wl,--strip-debug -o $(OUT)/examples/$$n.wasm $$d*.c; \
 			else echo "skipping $$d: no C toolchain for WASI (Debian: clang lld wasi-libc libclang-rt-14-dev-wasm32)"; fi; \
 		fi; \
+		if [ -e $${d}main.rs ]; then \
+			if [ -x /usr/bin/rustc ] && [ -d /usr/lib/rustlib/wasm32-wasi/lib ]; then \
+				/usr/bin/rustc --edition=2021 --target=wasm32-wasi -O -C strip=symbols -o $(OUT)/examples/$$n.wasm $${d}main.rs; \
+			else echo "skipping $$d: no Rust toolchain for WASI (Debian: rustc libstd-rust-dev-wasm32 lld)"; fi; \
+		fi; \
 	done
 
 .PHONY: controlplane
