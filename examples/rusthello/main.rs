@@ -8,7 +8,7 @@
 //!                            with $PANIC, exit with $EXIT_CODE, and else serve
 //!                            HTTP if a listening socket was preopened
 //!     rusthello echo ARGS    print ARGS
-//!     rusthello cat FILE     print FILE
+//!     rusthello cat FILE     print FILE (-: standard input)
 //!     rusthello sleep MS     sleep MS milliseconds, print how long it took
 //!     rusthello exit CODE    exit with CODE
 //!     rusthello panic MSG    panic with MSG (a trap under WASI)
@@ -131,7 +131,13 @@ fn run(args: &[String]) -> i32 {
 }
 
 fn cat(path: &str) -> i32 {
-    match fs::read_to_string(path) {
+    let read = if path == "-" {
+        let mut s = String::new();
+        io::stdin().read_to_string(&mut s).map(|_| s)
+    } else {
+        fs::read_to_string(path)
+    };
+    match read {
         Ok(s) => {
             println!("read {}: {}", path, s.trim_end());
             0

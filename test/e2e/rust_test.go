@@ -106,18 +106,25 @@ func TestRustPod(t *testing.T) {
 
 	t.Run("exec", func(t *testing.T) {
 		for _, tt := range []struct {
+			stdin    string
 			args     []string
 			wantOut  string
 			wantErr  string
 			wantCode int
 		}{
-			{[]string{"module.wasm", "echo", "hi", "there"}, "hi there\n", "", 0},
-			{[]string{"module.wasm", "cat", "/config/greeting"}, "read /config/greeting: hi from a configMap\n", "", 0},
-			{[]string{"module.wasm", "cat", "/scratch/rusthello.txt"}, "read /scratch/rusthello.txt: written by rusthello\n", "", 0},
-			{[]string{"module.wasm", "exit", "7"}, "", "", 7},
-			{[]string{"module.wasm", "panic", "in exec"}, "", "panicked at 'in exec'", -1},
+			{"", []string{"module.wasm", "echo", "hi", "there"}, "hi there\n", "", 0},
+			{"", []string{"module.wasm", "cat", "/config/greeting"}, "read /config/greeting: hi from a configMap\n", "", 0},
+			{"", []string{"module.wasm", "cat", "/scratch/rusthello.txt"}, "read /scratch/rusthello.txt: written by rusthello\n", "", 0},
+			{"typed in\n", []string{"module.wasm", "cat", "-"}, "read -: typed in\n", "", 0},
+			{"", []string{"module.wasm", "exit", "7"}, "", "", 7},
+			{"", []string{"module.wasm", "panic", "in exec"}, "", "panicked at 'in exec'", -1},
 		} {
-			out, stderr, code := kubectl(f, nil, append([]string{"exec", "rweb", "--"}, tt.args...)...)
+			args := []string{"exec", "rweb", "--"}
+			var stdin io.Reader
+			if tt.stdin != "" {
+				args, stdin = []string{"exec", "-i", "rweb", "--"}, strings.NewReader(tt.stdin)
+			}
+			out, stderr, code := kubectl(f, stdin, append(args, tt.args...)...)
 			if out != tt.wantOut || !strings.Contains(stderr, tt.wantErr) || (tt.wantCode >= 0 && code != tt.wantCode) || (tt.wantCode < 0 && code == 0) {
 				t.Errorf("exec %v: got %q, stderr %q, exit %d; want %q, stderr with %q, exit %d (-1: not 0)", tt.args, out, stderr, code, tt.wantOut, tt.wantErr, tt.wantCode)
 			}

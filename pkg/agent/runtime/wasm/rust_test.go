@@ -106,6 +106,13 @@ func TestRustHello(t *testing.T) {
 			wantStderr: []string{"rusthello: write in /config: "},
 		},
 		{
+			name:       "stdin",
+			args:       []string{"rusthello", "cat", "-"},
+			spec:       func(s *Spec) { s.Stdin = strings.NewReader("from stdin\n") },
+			want:       Result{ExitCode: 0, Reason: ReasonCompleted},
+			wantStdout: []string{"read -: from stdin\n"},
+		},
+		{
 			name:       "missing file",
 			args:       []string{"rusthello", "cat", "/config/nope"},
 			spec:       mounts,
