@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +16,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 )
@@ -89,6 +92,7 @@ func BenchmarkPodStart(b *testing.B) {
 			return wg.Wait
 		}
 	}
+	ours.runningAt = func(device string, uid types.UID) time.Time { return firstLogLine(f, device, uid, "hello") }
 	baseline := podRound{name: "baseline", node: baselineNode, taint: "baseline", image: image, createdAt: base.createdAt}
 
 	// Warm-up, uncounted: one pod per agent pulls the image and compiles the
@@ -191,6 +195,9 @@ type podRound struct {
 	// createdAt, if set, says when the provider's CreatePod saw the pod;
 	// otherwise the first sight of the device annotation stands for it.
 	createdAt func(namespace, name string) (time.Time, bool)
+	// runningAt, if set, says when the workload of the pod with this UID
+	// began to run on the device.
+	runningAt func(device string, uid types.UID) time.Time
 	// during, if set, is started with each burst; the burst calls what it
 	// returns once its pods are Ready.
 	during func() (wait func())
@@ -205,6 +212,7 @@ type podTimes struct {
 	start   time.Time // the first Create of the round was sent
 	created time.Time // Create returned
 	placed  time.Time // CreatePod called (baseline), or the device annotation seen (ours: it comes with the first status)
+	running time.Time // ours: the workload's first log line on the device (zero for the baseline)
 	ready   time.Time // the watch saw Ready
 }
 
@@ -270,12 +278,16 @@ func (s roundStats) summary() string {
 	c50, cmax := s.sinceStart(func(p podTimes) time.Time { return p.created })
 	p50, pmax := s.sinceStart(func(p podTimes) time.Time { return p.placed })
 	r50, rmax := s.sinceStart(func(p podTimes) time.Time { return p.ready })
+	running := ""
+	if u50, umax := s.sinceStart(func(p podTimes) time.Time { return p.running }); umax > 0 {
+		running = fmt.Sprintf(", running %.0f/%.0f", ms(u50), ms(umax))
+	}
 	return fmt.Sprintf("p50 %.0f ms, p90 %.0f ms, p99 %.0f ms, max %.0f ms, wall %.2f s, create→placed p50 %.0f ms\n"+
-		"      from the first Create (p50/max ms): Create returned %.0f/%.0f, placed %.0f/%.0f, Ready %.0f/%.0f\n"+
+		"      from the first Create (p50/max ms): Create returned %.0f/%.0f%s, placed %.0f/%.0f, Ready %.0f/%.0f\n"+
 		"      API writes per pod %.1f: %s\n"+
 		"      CPU time until the last Ready %s",
 		ms(s.percentile(0.5)), ms(s.percentile(0.9)), ms(s.percentile(0.99)), ms(s.percentile(1)), s.meanWall().Seconds(), ms(s.placedPercentile(0.5)),
-		ms(c50), ms(cmax), ms(p50), ms(pmax), ms(r50), ms(rmax),
+		ms(c50), ms(cmax), running, ms(p50), ms(pmax), ms(r50), ms(rmax),
 		s.api.writes()/float64(len(s.pods)), s.api.perPod(len(s.pods)), s.cpu)
 }
 
@@ -285,6 +297,23 @@ func (s roundStats) coldSummary() string {
 		parts = append(parts, fmt.Sprintf("%s %.0f ms", p.device, ms(p.ready.Sub(p.created))))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// firstLogLine is the time of the first line the container logged on the
+// device (its CRI log line's timestamp), or zero.
+func firstLogLine(f *fabrictest.Fabric, device string, uid types.UID, container string) time.Time {
+	a := f.Agent(device)
+	if a == nil {
+		return time.Time{}
+	}
+	dir := filepath.Join(a.LogDir(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{UID: uid}}, container))
+	raw, err := os.ReadFile(filepath.Join(dir, "0.log"))
+	if err != nil {
+		return time.Time{}
+	}
+	ts, _, _ := strings.Cut(string(raw), " ")
+	t, _ := time.Parse(time.RFC3339Nano, ts)
+	return t
 }
 
 // percentile is the nearest-rank percentile of sorted durations.
@@ -369,6 +398,7 @@ func (r *podRound) round(tb testing.TB, client kubernetes.Interface, n int, inte
 	defer w.stop()
 
 	created := make([]time.Time, n)
+	uids := make([]types.UID, n)
 	pods := make([]*corev1.Pod, n)
 	for i := range n {
 		pods[i] = r.pod(label, i)
@@ -385,11 +415,12 @@ func (r *podRound) round(tb testing.TB, client kubernetes.Interface, n int, inte
 	for i := range n {
 		time.Sleep(time.Until(start.Add(time.Duration(i) * interval)))
 		wg.Go(func() {
-			if _, err := client.CoreV1().Pods(namespace).Create(context.Background(), pods[i], metav1.CreateOptions{}); err != nil {
+			p, err := client.CoreV1().Pods(namespace).Create(context.Background(), pods[i], metav1.CreateOptions{})
+			if err != nil {
 				errs <- err
 				return
 			}
-			created[i] = time.Now()
+			created[i], uids[i] = time.Now(), p.UID
 		})
 	}
 	wg.Wait()
@@ -404,6 +435,9 @@ func (r *podRound) round(tb testing.TB, client kubernetes.Interface, n int, inte
 		t.created = created[i]
 		if r.createdAt != nil {
 			t.placed, _ = r.createdAt(namespace, p.Name)
+		}
+		if r.runningAt != nil {
+			t.running = r.runningAt(t.device, uids[i])
 		}
 		out.pods = append(out.pods, t)
 		if t.ready.After(last) {

@@ -3,6 +3,7 @@ package wasm
 import (
 	"net"
 	"reflect"
+	"sync"
 	"syscall"
 	"unsafe"
 
@@ -22,6 +23,29 @@ import (
 // shows it.
 type moduleFiles struct {
 	lookup reflect.Value // func(int32) (*FileEntry, bool)
+	file   int           // index of FileEntry's field File
+}
+
+// socketFields are the indexes of the fields tc (*net.TCPConn) and tl
+// (*net.TCPListener) in a type of wazero's socket files, -1 where it has
+// none; looked up by name once per type, not on every call.
+type socketFields struct{ tc, tl int }
+
+var socketTypes sync.Map // reflect.Type (struct) → socketFields
+
+func socketFieldsOf(t reflect.Type) socketFields {
+	if v, ok := socketTypes.Load(t); ok {
+		return v.(socketFields)
+	}
+	sf := socketFields{tc: -1, tl: -1}
+	if f, ok := t.FieldByName("tc"); ok && f.Type == tcpConnType && len(f.Index) == 1 {
+		sf.tc = f.Index[0]
+	}
+	if f, ok := t.FieldByName("tl"); ok && f.Type == tcpListenerType && len(f.Index) == 1 {
+		sf.tl = f.Index[0]
+	}
+	socketTypes.Store(t, sf)
+	return sf
 }
 
 var (
@@ -63,10 +87,11 @@ func moduleFilesOf(mod api.Module) (files *moduleFiles, ok bool) {
 		t.Out(0).Kind() != reflect.Pointer || t.Out(0).Elem().Kind() != reflect.Struct {
 		return nil, false
 	}
-	if f, ok := t.Out(0).Elem().FieldByName("File"); !ok || f.Type.Kind() != reflect.Interface {
+	f, ok := t.Out(0).Elem().FieldByName("File")
+	if !ok || f.Type.Kind() != reflect.Interface || len(f.Index) != 1 {
 		return nil, false
 	}
-	return &moduleFiles{lookup: lookup}, true
+	return &moduleFiles{lookup: lookup, file: f.Index[0]}, true
 }
 
 // socketFD returns the host file descriptor of the module's file fd if it
@@ -110,7 +135,7 @@ func (m *moduleFiles) socket(fd int32) (conn syscall.Conn) {
 	if !out[1].Bool() || out[0].IsNil() {
 		return nil
 	}
-	file := out[0].Elem().FieldByName("File")
+	file := out[0].Elem().Field(m.file)
 	if file.IsNil() {
 		return nil
 	}
@@ -119,13 +144,18 @@ func (m *moduleFiles) socket(fd int32) (conn syscall.Conn) {
 		return nil
 	}
 	s := f.Elem()
-	if v := s.FieldByName("tc"); v.IsValid() && v.Type() == tcpConnType && v.CanAddr() {
-		if c := *(**net.TCPConn)(unsafe.Pointer(v.UnsafeAddr())); c != nil {
-			return c
+	switch sf := socketFieldsOf(s.Type()); {
+	case sf.tc >= 0:
+		if v := s.Field(sf.tc); v.CanAddr() {
+			if c := *(**net.TCPConn)(unsafe.Pointer(v.UnsafeAddr())); c != nil {
+				return c
+			}
 		}
-	} else if v := s.FieldByName("tl"); v.IsValid() && v.Type() == tcpListenerType && v.CanAddr() {
-		if l := *(**net.TCPListener)(unsafe.Pointer(v.UnsafeAddr())); l != nil {
-			return l
+	case sf.tl >= 0:
+		if v := s.Field(sf.tl); v.CanAddr() {
+			if l := *(**net.TCPListener)(unsafe.Pointer(v.UnsafeAddr())); l != nil {
+				return l
+			}
 		}
 	}
 	return nil

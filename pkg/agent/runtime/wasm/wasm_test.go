@@ -308,6 +308,34 @@ func TestStop(t *testing.T) {
 	}
 }
 
+// TestStopSleepingEndsAtOnce checks that a module stopped while it sleeps
+// ends in the sleep instead of running on: a Go module's scheduler, woken,
+// polls again at once, and without the exit there it spun until wazero's
+// termination check, 4 ms of CPU for a stopped hello (starting it takes 1).
+func TestStopSleepingEndsAtOnce(t *testing.T) {
+	r := newRuntime(t, sharedCache)
+	for range 3 {
+		stdout := newSyncBuffer()
+		inst, err := r.Start(t.Context(), Spec{ModulePath: hello(t), Env: []string{"INTERVAL=1h"}, Stdout: stdout})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stdout.waitFor(t, "args:")
+		before := inst.Usage()
+		if !before.CPUMeasured {
+			t.Skip("the instance's CPU time is not measured here")
+		}
+		inst.Stop(10 * time.Second)
+		if got := inst.Result(); got.Reason != ReasonKilled || got.ExitCode != 137 {
+			t.Errorf("result after Stop: %+v, want Killed (137)", got)
+		}
+		// Thread CPU time, not wall time: a loaded machine does not add to it.
+		if ran := time.Duration(inst.Usage().CPUNanos - before.CPUNanos); ran > 1500*time.Microsecond {
+			t.Errorf("the module ran %v of CPU after Stop, want it to end in its sleep", ran)
+		}
+	}
+}
+
 func TestStopBlockedInStdin(t *testing.T) {
 	r := newRuntime(t, "")
 	pr, pw := io.Pipe() // never written: reads block
