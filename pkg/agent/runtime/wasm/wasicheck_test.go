@@ -427,8 +427,16 @@ func TestWASICheckFS(t *testing.T) {
 				t.Fatalf("exit %d (%s): %s", run.exitCode, run.reason, run.stderr)
 			}
 			got := results(run.stdout)
-			native := runWasicheckNative(t, nil, nil, "fs", t.TempDir())
+			nativeDir := t.TempDir()
+			native := runWasicheckNative(t, nil, nil, "fs", nativeDir)
 			want := results(native.stdout)
+			// What the files it made are to the pod's other containers.
+			for _, name := range []string{"t", "t/excl", "t/f", "t/d3", "t/sub/in"} {
+				got, want := fileMode(t, filepath.Join(dirs[tt.mount], name)), fileMode(t, filepath.Join(nativeDir, name))
+				if got != want {
+					t.Errorf("%s: mode %v on the host, %v natively", name, got, want)
+				}
+			}
 			if len(want) < 100 {
 				t.Fatalf("native run printed %d results:\n%s%s", len(want), native.stdout, native.stderr)
 			}
@@ -440,6 +448,15 @@ func TestWASICheckFS(t *testing.T) {
 			}
 		})
 	}
+}
+
+func fileMode(t *testing.T, p string) os.FileMode {
+	t.Helper()
+	fi, err := os.Lstat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Mode()
 }
 
 // volumeFiles lays dir out as the supervisor writes a configMap, secret or
