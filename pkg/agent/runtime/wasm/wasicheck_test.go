@@ -2,10 +2,12 @@ package wasm
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,7 +38,7 @@ var (
 )
 
 // wasicheckModule returns the path of the wasicheck module, built once.
-func wasicheckModule(t *testing.T) string {
+func wasicheckModule(t testing.TB) string {
 	t.Helper()
 	module := ocitest.BuildC(t, wasicheckDir)
 	wasicheckOnce.Do(func() {
@@ -57,7 +59,7 @@ type wasicheckRun struct {
 
 // runWasicheck runs wasicheck with args (after argv[0]) in r; spec gives the
 // rest (ModulePath and Args are set here).
-func runWasicheck(t *testing.T, r *Runtime, spec Spec, args ...string) wasicheckRun {
+func runWasicheck(t testing.TB, r *Runtime, spec Spec, args ...string) wasicheckRun {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	spec.ModulePath = wasicheckModule(t)
@@ -72,13 +74,20 @@ func runWasicheck(t *testing.T, r *Runtime, spec Spec, args ...string) wasicheck
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := wait(t, inst)
+	var res Result
+	select {
+	case <-inst.Done():
+		res = inst.Result()
+	case <-time.After(60 * time.Second):
+		inst.Stop(0)
+		t.Fatalf("wasicheck %v did not end; output %q %q", args, stdout.String(), stderr.String())
+	}
 	return wasicheckRun{stdout: stdout.String(), stderr: stderr.String(), exitCode: res.ExitCode, reason: res.Reason}
 }
 
 // runWasicheckNative runs the native build of wasicheck with args, env and
 // stdin (nil: empty).
-func runWasicheckNative(t *testing.T, env []string, stdin io.Reader, args ...string) wasicheckRun {
+func runWasicheckNative(t testing.TB, env []string, stdin io.Reader, args ...string) wasicheckRun {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "wasicheck")
 	if err := os.WriteFile(bin, ocitest.BuildCNative(t, wasicheckDir), 0o755); err != nil {
@@ -669,5 +678,42 @@ func TestWASICheckEscape(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(root, "made-dotdot")); err == nil {
 		t.Error("a file was created next to the volume")
+	}
+}
+
+// BenchmarkWASIFileOps reports what an open (open, fstat, close) and a stat
+// of a file two directories deep in a volume cost a C module, and the same
+// natively: the price of resolving paths beneath the volume (see
+// hack/wazero/0006-dir-mounts-beneath.patch).
+func BenchmarkWASIFileOps(b *testing.B) {
+	const n = 20000
+	r, err := New(b.Context(), Config{CacheDir: sharedCache}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close(context.Background())
+	for _, kind := range []string{"wasm", "native"} {
+		b.Run(kind, func(b *testing.B) {
+			var open, stat float64
+			for b.Loop() {
+				var run wasicheckRun
+				if kind == "wasm" {
+					run = runWasicheck(b, r, Spec{Dirs: map[string]string{"/data": b.TempDir()}}, "fileops", "/data", strconv.Itoa(n))
+				} else {
+					run = runWasicheckNative(b, nil, nil, "fileops", b.TempDir(), strconv.Itoa(n))
+				}
+				out := run.stdout
+				res := results(out)
+				o, err1 := strconv.ParseFloat(res["open_ns"], 64)
+				s, err2 := strconv.ParseFloat(res["stat_ns"], 64)
+				if err1 != nil || err2 != nil {
+					b.Fatalf("fileops printed %q", out)
+				}
+				open += o
+				stat += s
+			}
+			b.ReportMetric(open/float64(b.N), "ns/open")
+			b.ReportMetric(stat/float64(b.N), "ns/stat")
+		})
 	}
 }

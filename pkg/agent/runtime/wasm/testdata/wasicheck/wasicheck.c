@@ -20,6 +20,8 @@
  *	wasicheck fs DIR        file system calls in the writable directory DIR
  *	wasicheck ro DIR FILE   writes to the read-only directory DIR holding FILE
  *	wasicheck escape DIR    ways out of the directory DIR (a volume; see cmd_escape)
+ *	wasicheck fileops DIR N time N opens (open, fstat, close) and N stats of a
+ *	                        file in DIR/a/b: nanoseconds per call
  *	wasicheck cat PATH      print the file at PATH
  *	wasicheck write PATH S  create PATH holding S
  */
@@ -302,6 +304,37 @@ static int cmd_pollfile(const char *p, const char *arg) {
 	printf("poll_stdin_in %s\n", (fds[0].revents & POLLIN) ? "yes" : "no");
 	printf("poll_file_in %s\n", (fds[1].revents & POLLIN) ? "yes" : "no");
 	printf("poll_ms %lld\n", (long long)((t1 - t0) / 1000000));
+	return 0;
+}
+
+static int cmd_fileops(const char *d, const char *arg) {
+	long n = atol(arg);
+	struct stat st;
+	mkdir(path(d, "a"), 0755);
+	mkdir(path(d, "a/b"), 0755);
+	char *f = strdup(path(d, "a/b/file"));
+	if (writefile(f, "x") != 0) {
+		printf("create %s\n", errname(errno));
+		return 1;
+	}
+	int64_t t0 = nanos(CLOCK_MONOTONIC);
+	for (long i = 0; i < n; i++) {
+		int fd = open(f, O_RDONLY);
+		if (fd < 0 || fstat(fd, &st) != 0) {
+			printf("open %s\n", errname(errno));
+			return 1;
+		}
+		close(fd);
+	}
+	int64_t t1 = nanos(CLOCK_MONOTONIC);
+	for (long i = 0; i < n; i++) {
+		if (stat(f, &st) != 0) {
+			printf("stat %s\n", errname(errno));
+			return 1;
+		}
+	}
+	int64_t t2 = nanos(CLOCK_MONOTONIC);
+	printf("open_ns %lld\nstat_ns %lld\n", (long long)((t1 - t0) / n), (long long)((t2 - t1) / n));
 	return 0;
 }
 
@@ -603,7 +636,7 @@ static int cmd_escape(const char *d) {
 int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc < 2) {
-		fprintf(stderr, "usage: wasicheck args|env|clock|sleep|random|exit|return|stdin|interleave|poll|pollfile|fs|ro|escape|cat|write ...\n");
+		fprintf(stderr, "usage: wasicheck args|env|clock|sleep|random|exit|return|stdin|interleave|poll|pollfile|fs|fileops|ro|escape|cat|write ...\n");
 		return 2;
 	}
 	const char *cmd = argv[1];
@@ -633,6 +666,8 @@ int main(int argc, char **argv) {
 		return cmd_poll(argv[2]);
 	if (strcmp(cmd, "pollfile") == 0 && argc == 4)
 		return cmd_pollfile(argv[2], argv[3]);
+	if (strcmp(cmd, "fileops") == 0 && argc == 4)
+		return cmd_fileops(argv[2], argv[3]);
 	if (strcmp(cmd, "fs") == 0 && argc == 3)
 		return cmd_fs(argv[2]);
 	if (strcmp(cmd, "ro") == 0 && argc == 4)
