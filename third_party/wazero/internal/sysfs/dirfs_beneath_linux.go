@@ -6,8 +6,10 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -24,21 +26,45 @@ import (
 // as a path with ".." that leaves a pre-open does. The call is then made
 // relative to the file descriptor of the resolved parent directory (mkdirat,
 // unlinkat, renameat, ...), so that the path is not resolved again. On a
-// kernel without openat2 (ENOSYS), paths are joined to the directory as
+// kernel without openat2 (ENOSYS), where a seccomp filter refuses it (EPERM),
+// and on Android (see probeBeneath), paths are joined to the directory as
 // elsewhere and Symlink refuses links whose target leaves it.
 //
 // (edgefabric patch 0006; upstream wazero joins the paths and lets the host
 // follow symlinks, which a guest can create.)
 
-// beneathMissing is set once openat2 failed with ENOSYS.
+// beneathMissing is set when openat2 is not to be used: the probe found it
+// missing or filtered, or a call failed with ENOSYS.
 var beneathMissing atomic.Bool
 
-func beneathSupported() bool { return !beneathMissing.Load() }
+// probeBeneath tries openat2 once before its first use. Android's app
+// sandbox kills a process for a system call its seccomp filter does not
+// allow, so openat2 is never tried there; other seccomp profiles (older
+// container runtimes') answer EPERM or ENOSYS for it, and it is then not used.
+var probeBeneath = sync.OnceFunc(func() {
+	if runtime.GOOS == "android" {
+		beneathMissing.Store(true)
+		return
+	}
+	how := unix.OpenHow{Flags: uint64(unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC), Resolve: unix.RESOLVE_BENEATH}
+	fd, err := unix.Openat2(unix.AT_FDCWD, ".", &how)
+	switch err {
+	case nil:
+		unix.Close(fd)
+	case unix.ENOSYS, unix.EPERM:
+		beneathMissing.Store(true)
+	}
+})
+
+func beneathSupported() bool {
+	probeBeneath()
+	return !beneathMissing.Load()
+}
 
 // openBeneath opens rel beneath d.dir with flags (O_CLOEXEC added). ok is
 // false if the kernel has no openat2: the caller then falls back.
 func (d *dirFS) openBeneath(rel string, flags int, perm uint32) (fd int, errno experimentalsys.Errno, ok bool) {
-	if beneathMissing.Load() {
+	if !beneathSupported() {
 		return -1, 0, false
 	}
 	root, err := unix.Open(d.dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
