@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -105,7 +107,7 @@ func (r wasmRuntime) Start(ctx context.Context, spec ContainerSpec) (Instance, e
 	ws := wasm.Spec{
 		ModulePath:       spec.Artifact.ModulePath,
 		Args:             spec.Args,
-		Env:              spec.Env,
+		Env:              withPWD(spec.Env, spec.WorkingDir),
 		MemoryLimitBytes: spec.MemoryLimitBytes,
 		CPULimitMillis:   spec.CPULimitMillis,
 		Stdin:            spec.Stdin,
@@ -157,6 +159,21 @@ func (r wasmRuntime) Start(ctx context.Context, spec ContainerSpec) (Instance, e
 // wasmInstance is a running module; it execs by running the container's
 // module again as a WASI command with the given argv (argv[0] is only the
 // program name), with the container's env and volumes.
+// withPWD adds PWD=dir to env unless env sets PWD or dir is empty: WASI has
+// no working directory of its own, and runtimes that keep one for the module
+// (Go's, for one) take it from PWD, as a shell's children do.
+func withPWD(env []string, dir string) []string {
+	if dir == "" {
+		return env
+	}
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "PWD=") {
+			return env
+		}
+	}
+	return append(slices.Clip(env), "PWD="+dir)
+}
+
 type wasmInstance struct {
 	*wasm.Instance
 	rt   *wasm.Runtime

@@ -15,7 +15,9 @@
 // descriptors instead of reporting them ready at once (poll.go), a
 // connection the module closes is closed (conns.go), and a preopened socket
 // is not described as a preopened directory (prestat.go). Stop closes the
-// sockets of an instance, so that a call blocked on one returns.
+// sockets of an instance, so that a call blocked on one returns. A module's
+// standard input can be polled for real (stdin.go): wazero takes a plain
+// reader for always ready.
 package wasm
 
 import (
@@ -156,7 +158,8 @@ type Spec struct {
 	CPULimitMillis int64
 	// Stdin is the module's standard input; nil reads as empty. Stop cannot
 	// interrupt a module blocked reading it, so a blocking reader should be
-	// closed by the caller to end the read.
+	// closed by the caller to end the read. A module that polls it waits
+	// for data (see pollStdin).
 	Stdin io.Reader
 	// Stdout and Stderr receive the module's output; nil discards it. They
 	// are written from the instance's goroutine.
@@ -249,6 +252,9 @@ func (r *Runtime) start(ctx context.Context, spec Spec) (*Instance, error) {
 		runCtx = context.WithValue(runCtx, instanceKey{}, inst)
 	}
 	mcfg = mcfg.WithNanosleep(inst.sleep)
+	if spec.Stdin != nil {
+		mcfg = mcfg.WithStdin(newPollStdin(spec.Stdin, inst.stopCh))
+	}
 	if t := newCPUThrottle(spec.CPULimitMillis, &inst.cpu, inst.stopCh); t != nil {
 		runCtx = experimental.WithYieldHook(runCtx, t.wait)
 	}
@@ -304,9 +310,6 @@ func moduleConfig(spec Spec) (wazero.ModuleConfig, error) {
 			return nil, fmt.Errorf("environment entry %q is not KEY=VALUE", kv)
 		}
 		cfg = cfg.WithEnv(k, v)
-	}
-	if spec.Stdin != nil {
-		cfg = cfg.WithStdin(spec.Stdin)
 	}
 	if spec.Stdout != nil {
 		cfg = cfg.WithStdout(spec.Stdout)

@@ -1353,7 +1353,10 @@ func pathCreateDirectoryFn(_ context.Context, mod api.Module, params []uint64) e
 		return errno
 	}
 
-	if errno = preopen.Mkdir(pathName, 0o700); errno != 0 {
+	// WASI has no modes: a directory gets what a process's mkdir(0777) gets
+	// under the usual umask 022, so that the pod's other containers can
+	// read it (edgefabric patch 0008; was 0o700).
+	if errno = preopen.Mkdir(pathName, 0o755); errno != 0 {
 		return errno
 	}
 
@@ -1612,7 +1615,9 @@ func pathOpenFn(_ context.Context, mod api.Module, params []uint64) experimental
 		return experimentalsys.EINVAL // use pathCreateDirectory!
 	}
 
-	newFD, errno := fsc.OpenFile(preopen, pathName, fileOpenFlags, 0o600)
+	// As for directories: open(O_CREAT, 0666) under umask 022 (edgefabric
+	// patch 0008; was 0o600).
+	newFD, errno := fsc.OpenFile(preopen, pathName, fileOpenFlags, 0o644)
 	if errno != 0 {
 		return errno
 	}

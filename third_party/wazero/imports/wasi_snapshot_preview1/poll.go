@@ -91,6 +91,9 @@ func pollOneoffFn(_ context.Context, mod api.Module, params []uint64) sys.Errno 
 	// nevents*32 returns at all times the offset where the next event should be written:
 	// this way we ensure that there are no gaps between records.
 	nevents := uint32(0)
+	// Count of the fd events written at once: with one, a poll of stdin
+	// must not wait (edgefabric patch 0007).
+	fdEvents := 0
 
 	// Layout is subscription_u: Union
 	// https://github.com/WebAssembly/WASI/blob/snapshot-01/phases/snapshot/docs.md#subscription_u
@@ -127,13 +130,17 @@ func pollOneoffFn(_ context.Context, mod api.Module, params []uint64) sys.Errno 
 			if fd < 0 {
 				return sys.EBADF
 			}
-			if file, ok := fsc.LookupFile(fd); !ok {
+			if _, ok := fsc.LookupFile(fd); !ok {
 				evt.errno = wasip1.ErrnoBadf
 				writeEvent(outBuf[outOffset:], evt)
 				nevents++
-			} else if fd != internalsys.FdStdin && isNonblock(file.File) {
+			} else if fd != internalsys.FdStdin {
+				// Ready, as non-blocking sockets are taken to be and as
+				// regular files are on Linux (edgefabric patch 0007: a
+				// file in blocking mode waited for stdin).
 				writeEvent(outBuf[outOffset:], evt)
 				nevents++
+				fdEvents++
 			} else {
 				// if the fd is Stdin, and it is in blocking mode,
 				// do not ack yet, append to a slice for delayed evaluation.
@@ -150,6 +157,7 @@ func pollOneoffFn(_ context.Context, mod api.Module, params []uint64) sys.Errno 
 				evt.errno = wasip1.ErrnoBadf
 			}
 			nevents++
+			fdEvents++
 			writeEvent(outBuf[outOffset:], evt)
 		default:
 			return sys.EINVAL
@@ -174,9 +182,14 @@ func pollOneoffFn(_ context.Context, mod api.Module, params []uint64) sys.Errno 
 		return sys.EBADF
 	}
 
-	// Wait for the timeout to expire, or for some data to become available on Stdin.
+	// Wait for the timeout to expire, or for some data to become available on
+	// Stdin; not at all if another fd is ready (edgefabric patch 0007).
+	stdinTimeout := int32(timeout.Milliseconds())
+	if fdEvents > 0 {
+		stdinTimeout = 0
+	}
 	if p, ok := stdin.File.(sys.Pollable); ok {
-		if stdinReady, errno := p.Poll(sys.POLLIN, int32(timeout.Milliseconds())); errno != 0 {
+		if stdinReady, errno := p.Poll(sys.POLLIN, stdinTimeout); errno != 0 {
 			return errno
 		} else if stdinReady {
 			// stdin has data ready to for reading, write back all the events

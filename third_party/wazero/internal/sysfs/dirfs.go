@@ -4,6 +4,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"strings"
 
 	experimentalsys "github.com/tetratelabs/wazero/experimental/sys"
 	"github.com/tetratelabs/wazero/internal/platform"
@@ -42,23 +43,35 @@ func (d *dirFS) String() string {
 
 // OpenFile implements the same method as documented on sys.FS
 func (d *dirFS) OpenFile(path string, flag experimentalsys.Oflag, perm fs.FileMode) (experimentalsys.File, experimentalsys.Errno) {
+	if f, errno, ok := d.openFileBeneath(path, flag, perm); ok {
+		return f, errno
+	}
 	return OpenOSFile(d.join(path), flag, perm)
 }
 
 // Lstat implements the same method as documented on sys.FS
 func (d *dirFS) Lstat(path string) (sys.Stat_t, experimentalsys.Errno) {
+	if st, errno, ok := d.statBeneath(path, false); ok {
+		return st, errno
+	}
 	return lstat(d.join(path))
 }
 
 // Stat implements the same method as documented on sys.FS
 func (d *dirFS) Stat(path string) (sys.Stat_t, experimentalsys.Errno) {
+	if st, errno, ok := d.statBeneath(path, true); ok {
+		return st, errno
+	}
 	return stat(d.join(path))
 }
 
 // Mkdir implements the same method as documented on sys.FS
 func (d *dirFS) Mkdir(path string, perm fs.FileMode) (errno experimentalsys.Errno) {
-	err := os.Mkdir(d.join(path), perm)
-	if errno = experimentalsys.UnwrapOSError(err); errno == experimentalsys.ENOTDIR {
+	var ok bool
+	if errno, ok = d.mkdirBeneath(path, perm); !ok {
+		errno = experimentalsys.UnwrapOSError(os.Mkdir(d.join(path), perm))
+	}
+	if errno == experimentalsys.ENOTDIR {
 		errno = experimentalsys.ENOENT
 	}
 	return
@@ -66,28 +79,43 @@ func (d *dirFS) Mkdir(path string, perm fs.FileMode) (errno experimentalsys.Errn
 
 // Chmod implements the same method as documented on sys.FS
 func (d *dirFS) Chmod(path string, perm fs.FileMode) experimentalsys.Errno {
+	if errno, ok := d.chmodBeneath(path, perm); ok {
+		return errno
+	}
 	err := os.Chmod(d.join(path), perm)
 	return experimentalsys.UnwrapOSError(err)
 }
 
 // Rename implements the same method as documented on sys.FS
 func (d *dirFS) Rename(from, to string) experimentalsys.Errno {
+	if errno, ok := d.renameBeneath(from, to); ok {
+		return errno
+	}
 	from, to = d.join(from), d.join(to)
 	return rename(from, to)
 }
 
 // Rmdir implements the same method as documented on sys.FS
 func (d *dirFS) Rmdir(path string) experimentalsys.Errno {
+	if errno, ok := d.rmdirBeneath(path); ok {
+		return errno
+	}
 	return rmdir(d.join(path))
 }
 
 // Unlink implements the same method as documented on sys.FS
 func (d *dirFS) Unlink(path string) (err experimentalsys.Errno) {
+	if errno, ok := d.unlinkBeneath(path); ok {
+		return errno
+	}
 	return unlink(d.join(path))
 }
 
 // Link implements the same method as documented on sys.FS
 func (d *dirFS) Link(oldName, newName string) experimentalsys.Errno {
+	if errno, ok := d.linkBeneath(oldName, newName); ok {
+		return errno
+	}
 	err := os.Link(d.join(oldName), d.join(newName))
 	return experimentalsys.UnwrapOSError(err)
 }
@@ -102,6 +130,14 @@ func (d *dirFS) Symlink(oldName, link string) experimentalsys.Errno {
 	// Note: do not resolve `oldName` relative to this dirFS. The link result is always resolved
 	// when dereference the `link` on its usage (e.g. readlink, read, etc).
 	// https://github.com/bytecodealliance/cap-std/blob/v1.0.4/cap-std/src/fs/dir.rs#L404-L409
+	if errno, ok := d.symlinkBeneath(oldName, link); ok {
+		return errno
+	}
+	// Without resolution beneath the directory, the host would follow a
+	// link out of it: refuse one whose target leaves it.
+	if t := path.Join(path.Dir(link), oldName); t == ".." || strings.HasPrefix(t, "../") {
+		return experimentalsys.EPERM
+	}
 	err := os.Symlink(oldName, d.join(link))
 	return experimentalsys.UnwrapOSError(err)
 }
@@ -110,6 +146,9 @@ func (d *dirFS) Symlink(oldName, link string) experimentalsys.Errno {
 func (d *dirFS) Readlink(path string) (string, experimentalsys.Errno) {
 	// Note: do not use syscall.Readlink as that causes race on Windows.
 	// In any case, syscall.Readlink does almost the same logic as os.Readlink.
+	if dst, errno, ok := d.readlinkBeneath(path); ok {
+		return dst, errno
+	}
 	dst, err := os.Readlink(d.join(path))
 	if err != nil {
 		return "", experimentalsys.UnwrapOSError(err)
@@ -119,6 +158,9 @@ func (d *dirFS) Readlink(path string) (string, experimentalsys.Errno) {
 
 // Utimens implements the same method as documented on sys.FS
 func (d *dirFS) Utimens(path string, atim, mtim int64) experimentalsys.Errno {
+	if errno, ok := d.utimensBeneath(path, atim, mtim); ok {
+		return errno
+	}
 	return utimens(d.join(path), atim, mtim)
 }
 

@@ -13,17 +13,37 @@ type ReadFS struct {
 // OpenFile implements the same method as documented on sys.FS
 func (r *ReadFS) OpenFile(path string, flag experimentalsys.Oflag, perm fs.FileMode) (experimentalsys.File, experimentalsys.Errno) {
 	// Mask the mutually exclusive bits as they determine write mode.
-	switch flag & (experimentalsys.O_RDONLY | experimentalsys.O_WRONLY | experimentalsys.O_RDWR) {
-	case experimentalsys.O_WRONLY, experimentalsys.O_RDWR:
+	// O_TRUNC writes too, even with O_RDONLY. The errors are Linux's for a
+	// read-only mount: EISDIR for a directory, else EROFS.
+	mode := flag & (experimentalsys.O_RDONLY | experimentalsys.O_WRONLY | experimentalsys.O_RDWR)
+	if mode == experimentalsys.O_WRONLY || mode == experimentalsys.O_RDWR || flag&experimentalsys.O_TRUNC != 0 {
 		// Return the correct error if a directory was opened for write.
 		if flag&experimentalsys.O_DIRECTORY != 0 {
 			return nil, experimentalsys.EISDIR
 		}
-		return nil, experimentalsys.ENOSYS
-	default: // sys.O_RDONLY (integer zero) so we are ok!
+		if st, errno := r.FS.Stat(path); errno == 0 && st.Mode.IsDir() {
+			return nil, experimentalsys.EISDIR
+		}
+		return nil, experimentalsys.EROFS
 	}
 
-	f, errno := r.FS.OpenFile(path, flag, perm)
+	// O_CREAT opens a file that exists, and cannot create one.
+	var errno experimentalsys.Errno
+	var f experimentalsys.File
+	if flag&experimentalsys.O_CREAT != 0 {
+		excl := flag&experimentalsys.O_EXCL != 0
+		flag &^= experimentalsys.O_CREAT | experimentalsys.O_EXCL
+		f, errno = r.FS.OpenFile(path, flag, perm)
+		switch {
+		case errno == experimentalsys.ENOENT:
+			return nil, experimentalsys.EROFS
+		case errno == 0 && excl:
+			_ = f.Close()
+			return nil, experimentalsys.EEXIST
+		}
+	} else {
+		f, errno = r.FS.OpenFile(path, flag, perm)
+	}
 	if errno != 0 {
 		return nil, errno
 	}
@@ -92,14 +112,15 @@ func (r *readFile) Truncate(int64) experimentalsys.Errno {
 	return r.writeErr()
 }
 
-// Sync implements the same method as documented on sys.File.
+// Sync implements the same method as documented on sys.File: as on Linux,
+// syncing a file opened read-only succeeds, with nothing to write.
 func (r *readFile) Sync() experimentalsys.Errno {
-	return experimentalsys.EBADF
+	return 0
 }
 
 // Datasync implements the same method as documented on sys.File.
 func (r *readFile) Datasync() experimentalsys.Errno {
-	return experimentalsys.EBADF
+	return 0
 }
 
 // Utimens implements the same method as documented on sys.File.
