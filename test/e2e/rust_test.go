@@ -117,6 +117,7 @@ func TestRustPod(t *testing.T) {
 			{"", []string{"module.wasm", "cat", "/scratch/rusthello.txt"}, "read /scratch/rusthello.txt: written by rusthello\n", "", 0},
 			{"typed in\n", []string{"module.wasm", "cat", "-"}, "read -: typed in\n", "", 0},
 			{"", []string{"module.wasm", "exit", "7"}, "", "", 7},
+			{"", []string{"module.wasm", "exit", "-1"}, "", "", 255},
 			{"", []string{"module.wasm", "panic", "in exec"}, "", "panicked at 'in exec'", -1},
 		} {
 			args := []string{"exec", "rweb", "--"}

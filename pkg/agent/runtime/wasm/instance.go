@@ -40,8 +40,10 @@ const (
 
 // Result is how an instance ended.
 type Result struct {
-	// ExitCode is the status passed to proc_exit, 0 when _start returned,
-	// 1 after a trap and 137 when OOMKilled or Killed.
+	// ExitCode is the status passed to proc_exit, cut to its low 8 bits as
+	// a POSIX wait status keeps it (exit(-1) is 255, exit(256) is 0), 0
+	// when _start returned, 1 after a trap and 137 when OOMKilled or
+	// Killed.
 	ExitCode int
 	// Reason is one of the Reason constants.
 	Reason string
@@ -248,8 +250,11 @@ func (i *Instance) classify(err error) Result {
 	}
 	var exit *sys.ExitError
 	if errors.As(err, &exit) {
+		// Only Stop cancels the instance's context: without it, wazero's
+		// ExitCodeContextCanceled (0xffffffff) is the module's own
+		// proc_exit(-1), which Rust's process::exit(-1) and Go's
+		// os.Exit(-1) make.
 		code := exit.ExitCode()
-		cancelled := code == sys.ExitCodeContextCanceled || code == sys.ExitCodeDeadlineExceeded
 		switch {
 		case code == 0:
 			return Result{ExitCode: 0, Reason: ReasonCompleted}
@@ -258,10 +263,10 @@ func (i *Instance) classify(err error) Result {
 			return killed
 		case oom:
 			return oomResult
-		case cancelled:
-			return killed
+		case code&0xff == 0:
+			return Result{ExitCode: 0, Reason: ReasonCompleted}
 		default:
-			return Result{ExitCode: int(code), Reason: ReasonError}
+			return Result{ExitCode: int(code & 0xff), Reason: ReasonError}
 		}
 	}
 	switch {

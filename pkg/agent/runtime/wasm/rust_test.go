@@ -85,6 +85,11 @@ func TestRustHello(t *testing.T) {
 			args: []string{"rusthello", "exit", "42"},
 			want: Result{ExitCode: 42, Reason: ReasonError},
 		},
+		// Exit codes as a POSIX wait status keeps them: the low 8 bits.
+		{name: "exit -1", args: []string{"rusthello", "exit", "-1"}, want: Result{ExitCode: 255, Reason: ReasonError}},
+		{name: "exit -2", args: []string{"rusthello", "exit", "-2"}, want: Result{ExitCode: 254, Reason: ReasonError}},
+		{name: "exit 300", args: []string{"rusthello", "exit", "300"}, want: Result{ExitCode: 44, Reason: ReasonError}},
+		{name: "exit 256", args: []string{"rusthello", "exit", "256"}, want: Result{ExitCode: 0, Reason: ReasonCompleted}},
 		{
 			name:       "panic",
 			args:       []string{"rusthello", "panic", "on", "request"},
