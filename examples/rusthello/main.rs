@@ -16,9 +16,13 @@
 //!     rusthello serve        serve HTTP (WASI: the first preopened listening
 //!                            socket, which the agent makes of the pod's
 //!                            containerPort; natively: :$PORT, default 8080)
+//!     rusthello serve-poll   the same, with non-blocking sockets and one
+//!                            poll_oneoff loop (WASI only); run serves so
+//!                            when $POLL is set
 //!
-//! The HTTP server answers one request per connection (Connection: close), one
-//! connection at a time, with blocking std::net calls:
+//! The HTTP server answers one request per connection (Connection: close).
+//! serve takes one connection at a time, with blocking std::net calls;
+//! serve-poll serves many at once, as an event loop (mio, tokio) would:
 //!
 //!     GET  /            "hello from rust on $HOSTNAME"
 //!     GET  /env?NAME    the value of the environment variable NAME
@@ -28,7 +32,7 @@
 use std::collections::BTreeMap;
 use std::env;
 use std::fs;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process;
@@ -65,9 +69,10 @@ fn main() {
             Some(mb) => alloc(mb),
             None => usage("alloc MEBIBYTES"),
         },
-        "serve" => serve(),
+        "serve" => serve(false),
+        "serve-poll" => serve(true),
         other => {
-            eprintln!("rusthello: unknown command {:?} (run, echo, cat, sleep, exit, panic, alloc, serve)", other);
+            eprintln!("rusthello: unknown command {:?} (run, echo, cat, sleep, exit, panic, alloc, serve, serve-poll)", other);
             2
         }
     };
@@ -124,7 +129,7 @@ fn run(args: &[String]) -> i32 {
         };
     }
     if let Some(l) = preopened_listener() {
-        return serve_on(l);
+        return serve_on(l, vars.contains_key("POLL"));
     }
     println!("done");
     0
@@ -199,6 +204,8 @@ fn sleep(ms: u64) {
 
 #[cfg(target_os = "wasi")]
 mod wasi {
+    //! The few WASI preview 1 calls std does not offer.
+
     /// The fdstat of WASI preview 1; only the file type is looked at.
     #[repr(C)]
     pub struct FdStat {
@@ -208,12 +215,62 @@ mod wasi {
         pub rights_inheriting: u64,
     }
 
+    /// A subscription of poll_oneoff (48 bytes): for a clock, fd_or_clock
+    /// is the clock's id; for fd_read and fd_write, the descriptor.
+    #[repr(C)]
+    pub struct Subscription {
+        pub userdata: u64,
+        pub tag: u8,
+        pub _pad: [u8; 7],
+        pub fd_or_clock: u32,
+        pub _pad2: u32,
+        pub timeout: u64,
+        pub precision: u64,
+        pub flags: u16,
+        pub _pad3: [u8; 6],
+    }
+
+    /// An event of poll_oneoff (32 bytes).
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    pub struct Event {
+        pub userdata: u64,
+        pub error: u16,
+        pub tag: u8,
+        pub _pad: [u8; 5],
+        pub nbytes: u64,
+        pub flags: u16,
+        pub _pad2: [u8; 6],
+    }
+
     pub const ERRNO_BADF: u16 = 8;
     pub const FILETYPE_SOCKET_STREAM: u8 = 6;
+    pub const EVENTTYPE_CLOCK: u8 = 0;
+    pub const EVENTTYPE_FD_READ: u8 = 1;
+    pub const EVENTTYPE_FD_WRITE: u8 = 2;
+    pub const CLOCKID_MONOTONIC: u32 = 1;
 
     #[link(wasm_import_module = "wasi_snapshot_preview1")]
     extern "C" {
         pub fn fd_fdstat_get(fd: u32, stat: *mut FdStat) -> u16;
+        pub fn poll_oneoff(subs: *const Subscription, events: *mut Event, n: u32, nevents: *mut u32) -> u16;
+    }
+
+    pub fn subscription(userdata: u64, tag: u8, fd_or_clock: u32, timeout: u64) -> Subscription {
+        Subscription { userdata, tag, _pad: [0; 7], fd_or_clock, _pad2: 0, timeout, precision: 0, flags: 0, _pad3: [0; 6] }
+    }
+
+    /// poll waits for the subscriptions and returns the events.
+    pub fn poll(subs: &[Subscription]) -> Result<Vec<Event>, u16> {
+        let empty = Event { userdata: 0, error: 0, tag: 0, _pad: [0; 5], nbytes: 0, flags: 0, _pad2: [0; 6] };
+        let mut events = vec![empty; subs.len()];
+        let mut n: u32 = 0;
+        let errno = unsafe { poll_oneoff(subs.as_ptr(), events.as_mut_ptr(), subs.len() as u32, &mut n) };
+        if errno != 0 {
+            return Err(errno);
+        }
+        events.truncate(n as usize);
+        Ok(events)
     }
 }
 
@@ -241,7 +298,7 @@ fn preopened_listener() -> Option<TcpListener> {
     None
 }
 
-fn serve() -> i32 {
+fn serve(poll: bool) -> i32 {
     let listener = match preopened_listener() {
         Some(l) => l,
         None if cfg!(target_os = "wasi") => {
@@ -259,12 +316,15 @@ fn serve() -> i32 {
             }
         }
     };
-    serve_on(listener)
+    serve_on(listener, poll)
 }
 
-fn serve_on(listener: TcpListener) -> i32 {
-    println!("serving HTTP");
+fn serve_on(listener: TcpListener, poll: bool) -> i32 {
+    println!("serving HTTP{}", if poll { " (poll)" } else { "" });
     io::stdout().flush().ok();
+    if poll {
+        return serve_poll(listener);
+    }
     loop {
         match listener.accept() {
             Ok((stream, _)) => {
@@ -280,82 +340,186 @@ fn serve_on(listener: TcpListener) -> i32 {
     }
 }
 
-const MAX_HEAD: usize = 8192;
-const MAX_BODY: u64 = 1 << 20;
-
-/// handle answers the one request of a connection.
+/// handle answers the one request of a blocking connection.
 fn handle(stream: TcpStream) -> io::Result<()> {
-    // One stream for both (try_clone is unsupported on WASI).
-    let mut r = BufReader::new(&stream);
-    let mut w = &stream;
-    let mut line = String::new();
-    let mut head = 0;
-    if r.by_ref().take(MAX_HEAD as u64).read_line(&mut line)? == 0 {
-        return Ok(()); // closed without a request
-    }
-    head += line.len();
-    let parts: Vec<&str> = line.split_whitespace().collect();
-    if parts.len() != 3 || !parts[2].starts_with("HTTP/1.") {
-        return respond(&mut w, 400, "bad request line\n");
-    }
-    let (method, target) = (parts[0].to_string(), parts[1].to_string());
-    let mut length: u64 = 0;
+    let mut s = &stream; // one stream for reading and writing: try_clone is unsupported on WASI
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
     loop {
-        let mut h = String::new();
-        let n = r.by_ref().take((MAX_HEAD - head.min(MAX_HEAD)) as u64).read_line(&mut h)?;
-        head += n;
-        if n == 0 || !h.ends_with('\n') {
-            return respond(&mut w, 431, "request head too large or cut short\n");
+        if let Some(answer) = parse(&buf) {
+            return s.write_all(&answer);
         }
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
+        let n = s.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(()); // the client went away before a whole request
         }
-        if let Some((k, v)) = h.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                match v.trim().parse::<u64>() {
-                    Ok(n) if n <= MAX_BODY => length = n,
-                    _ => return respond(&mut w, 413, "bad or too large Content-Length\n"),
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// A connection of serve_poll: the request read so far, then the answer
+/// still to write.
+#[cfg(target_os = "wasi")]
+struct Conn {
+    stream: TcpStream,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    written: usize,
+    answered: bool,
+}
+
+#[cfg(target_os = "wasi")]
+fn serve_poll(listener: TcpListener) -> i32 {
+    if let Err(e) = listener.set_nonblocking(true) {
+        eprintln!("rusthello: non-blocking listener: {}", e);
+        return 1;
+    }
+    use std::os::wasi::io::AsRawFd;
+    let mut conns: Vec<Conn> = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        // The listener (userdata 0), each connection (its index + 1) for
+        // reading or writing, and a clock, so that the loop wakes now and then.
+        let mut subs = vec![wasi::subscription(0, wasi::EVENTTYPE_FD_READ, listener.as_raw_fd() as u32, 0)];
+        for (i, c) in conns.iter().enumerate() {
+            let tag = if c.answered { wasi::EVENTTYPE_FD_WRITE } else { wasi::EVENTTYPE_FD_READ };
+            subs.push(wasi::subscription(i as u64 + 1, tag, c.stream.as_raw_fd() as u32, 0));
+        }
+        subs.push(wasi::subscription(u64::MAX, wasi::EVENTTYPE_CLOCK, wasi::CLOCKID_MONOTONIC, 10_000_000_000));
+        let events = match wasi::poll(&subs) {
+            Ok(ev) => ev,
+            Err(errno) => {
+                eprintln!("rusthello: poll_oneoff: errno {}", errno);
+                return 1;
+            }
+        };
+        let mut ready = vec![false; conns.len()];
+        let mut accept = false;
+        for e in &events {
+            match e.userdata {
+                0 => accept = true,
+                u64::MAX => {}
+                i => ready[i as usize - 1] = true,
+            }
+        }
+        for (i, c) in conns.iter_mut().enumerate() {
+            if !ready[i] {
+                continue;
+            }
+            if !c.answered {
+                match c.stream.read(&mut chunk) {
+                    Ok(0) => c.answered = true, // gone: closed below, with nothing to write
+                    Ok(n) => {
+                        c.input.extend_from_slice(&chunk[..n]);
+                        if let Some(answer) = parse(&c.input) {
+                            c.output = answer;
+                            c.answered = true;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => c.answered = true,
                 }
-            } else if k.eq_ignore_ascii_case("transfer-encoding") {
-                return respond(&mut w, 501, "only Content-Length bodies\n");
+            }
+            if c.answered && c.written < c.output.len() {
+                match c.stream.write(&c.output[c.written..]) {
+                    Ok(n) => c.written += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => c.written = c.output.len(),
+                }
+            }
+        }
+        conns.retain(|c| !(c.answered && c.written >= c.output.len()));
+        if accept {
+            loop {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        if stream.set_nonblocking(true).is_ok() {
+                            conns.push(Conn { stream, input: Vec::new(), output: Vec::new(), written: 0, answered: false });
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        eprintln!("rusthello: accept: {}", e);
+                        return 1;
+                    }
+                }
             }
         }
     }
-    let mut body = Vec::new();
-    r.by_ref().take(length).read_to_end(&mut body)?;
-    if (body.len() as u64) < length {
-        return Ok(()); // the client went away
+}
+
+#[cfg(not(target_os = "wasi"))]
+fn serve_poll(_: TcpListener) -> i32 {
+    eprintln!("rusthello: serve-poll needs WASI's poll_oneoff");
+    2
+}
+
+const MAX_HEAD: usize = 8192;
+const MAX_BODY: usize = 1 << 20;
+
+/// parse returns the answer to the request at the start of buf, or None if
+/// buf does not hold all of it yet.
+fn parse(buf: &[u8]) -> Option<Vec<u8>> {
+    let end = match buf.windows(4).position(|w| w == b"\r\n\r\n") {
+        Some(i) => i,
+        None if buf.len() > MAX_HEAD => return Some(response(431, b"request head too large\n")),
+        None => return None,
+    };
+    let head = String::from_utf8_lossy(&buf[..end]);
+    let mut lines = head.split("\r\n");
+    let parts: Vec<&str> = lines.next().unwrap_or("").split(' ').collect();
+    if parts.len() != 3 || !parts[2].starts_with("HTTP/1.") {
+        return Some(response(400, b"bad request line\n"));
     }
+    let mut length = 0;
+    for h in lines {
+        if let Some((k, v)) = h.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                match v.trim().parse::<usize>() {
+                    Ok(n) if n <= MAX_BODY => length = n,
+                    _ => return Some(response(413, b"bad or too large Content-Length\n")),
+                }
+            } else if k.eq_ignore_ascii_case("transfer-encoding") {
+                return Some(response(501, b"only Content-Length bodies\n"));
+            }
+        }
+    }
+    let body = &buf[end + 4..];
+    if body.len() < length {
+        return None;
+    }
+    let (status, answer) = route(parts[0], parts[1], &body[..length]);
+    Some(response(status, &answer))
+}
+
+/// route answers a request.
+fn route(method: &str, target: &str, body: &[u8]) -> (u16, Vec<u8>) {
     let (path, query) = match target.split_once('?') {
         Some((p, q)) => (p, q),
-        None => (target.as_str(), ""),
+        None => (target, ""),
     };
-    match (method.as_str(), path) {
+    let text = |status: u16, s: String| (status, s.into_bytes());
+    match (method, path) {
         ("GET", "/") => {
             let host = env::var("HOSTNAME").unwrap_or_else(|_| "somewhere".to_string());
-            respond(&mut w, 200, &format!("hello from rust on {}\n", host))
+            text(200, format!("hello from rust on {}\n", host))
         }
         ("GET", "/env") => match env::var(query) {
-            Ok(v) => respond(&mut w, 200, &format!("{}\n", v)),
-            Err(_) => respond(&mut w, 404, "no such variable\n"),
+            Ok(v) => text(200, format!("{}\n", v)),
+            Err(_) => text(404, "no such variable\n".to_string()),
         },
         ("GET", "/file") => match env::var("READ_FILE").map(fs::read) {
-            Ok(Ok(b)) => respond_bytes(&mut w, 200, &b),
-            Ok(Err(e)) => respond(&mut w, 500, &format!("{}\n", e)),
-            Err(_) => respond(&mut w, 404, "READ_FILE is not set\n"),
+            Ok(Ok(b)) => (200, b),
+            Ok(Err(e)) => text(500, format!("{}\n", e)),
+            Err(_) => text(404, "READ_FILE is not set\n".to_string()),
         },
-        ("POST", "/echo") => respond_bytes(&mut w, 200, &body),
-        (_, "/") | (_, "/env") | (_, "/file") | (_, "/echo") => respond(&mut w, 405, "method not allowed\n"),
-        _ => respond(&mut w, 404, "not found\n"),
+        ("POST", "/echo") => (200, body.to_vec()),
+        (_, "/") | (_, "/env") | (_, "/file") | (_, "/echo") => text(405, "method not allowed\n".to_string()),
+        _ => text(404, "not found\n".to_string()),
     }
 }
 
-fn respond(w: &mut impl Write, status: u16, body: &str) -> io::Result<()> {
-    respond_bytes(w, status, body.as_bytes())
-}
-
-fn respond_bytes(w: &mut impl Write, status: u16, body: &[u8]) -> io::Result<()> {
+fn response(status: u16, body: &[u8]) -> Vec<u8> {
     let reason = match status {
         200 => "OK",
         400 => "Bad Request",
@@ -366,14 +530,13 @@ fn respond_bytes(w: &mut impl Write, status: u16, body: &[u8]) -> io::Result<()>
         500 => "Internal Server Error",
         _ => "Not Implemented",
     };
-    let head = format!(
+    let mut out = format!(
         "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         status,
         reason,
         body.len()
-    );
-    let mut out = head.into_bytes();
+    )
+    .into_bytes();
     out.extend_from_slice(body);
-    w.write_all(&out)?;
-    w.flush()
+    out
 }

@@ -22,9 +22,10 @@ import (
 // emptyDir and serves HTTP on its containerPort (after the volumes'
 // preopened directories) through the pod's IP, is Ready by an httpGet probe,
 // logs what it did and runs as a WASI command by kubectl exec; one that
-// exits with a code (terminated with that exitCode); one that panics (a trap:
-// Error with a non-zero exit code, restarted per its restartPolicy). Deleting
-// the server, blocked in accept, stops it.
+// serves from a poll_oneoff loop on fd 3 (no volume); one that exits with a
+// code (terminated with that exitCode); one that panics (a trap: Error with
+// a non-zero exit code, restarted per its restartPolicy). Deleting the
+// first server, blocked in accept, stops it.
 func TestRustPod(t *testing.T) {
 	f := startFabric(t, 1)
 	ref := f.Registry + "/rusthello:v1"
@@ -50,6 +51,16 @@ func TestRustPod(t *testing.T) {
 		}
 		c.VolumeMounts = []corev1.VolumeMount{{Name: "config", MountPath: "/config"}, {Name: "scratch", MountPath: "/scratch"}}
 	}))
+	// The poll_oneoff server, with no volume: its socket is fd 3.
+	pollPort := fabrictest.ServicePort(t)
+	f.Create(f.Pod("rpoll", ref, fabrictest.Env("POLL", "1"), func(p *corev1.Pod) {
+		c := &p.Spec.Containers[0]
+		c.Ports = []corev1.ContainerPort{{Name: "http", ContainerPort: int32(pollPort)}}
+		c.ReadinessProbe = &corev1.Probe{
+			ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstr.FromString("http")}},
+			PeriodSeconds: 1,
+		}
+	}))
 	f.Create(f.Pod("rexit", ref, fabrictest.RestartPolicy(corev1.RestartPolicyNever), func(p *corev1.Pod) {
 		p.Spec.Containers[0].Args = []string{"exit", "3"}
 	}))
@@ -61,18 +72,22 @@ func TestRustPod(t *testing.T) {
 			t.Fatal("no pod IP")
 		}
 		addr := net.JoinHostPort(p.Status.PodIP, strconv.Itoa(port))
+		pp := f.WaitPod("rpoll", 90*time.Second, fabrictest.PodReady)
+		pollAddr := net.JoinHostPort(pp.Status.PodIP, strconv.Itoa(pollPort))
 		for _, tt := range []struct {
-			method, path, body string
-			status             int
-			want               string
+			addr, method, path, body string
+			status                   int
+			want                     string
 		}{
-			{"GET", "/", "", 200, "hello from rust on rweb\n"},
-			{"GET", "/file", "", 200, "hi from a configMap\n"},
-			{"GET", "/env?WRITE_DIR", "", 200, "/scratch\n"},
-			{"POST", "/echo", "echo me", 200, "echo me"},
-			{"GET", "/nope", "", 404, "not found\n"},
+			{addr, "GET", "/", "", 200, "hello from rust on rweb\n"},
+			{addr, "GET", "/file", "", 200, "hi from a configMap\n"},
+			{addr, "GET", "/env?WRITE_DIR", "", 200, "/scratch\n"},
+			{addr, "POST", "/echo", "echo me", 200, "echo me"},
+			{addr, "GET", "/nope", "", 404, "not found\n"},
+			{pollAddr, "GET", "/", "", 200, "hello from rust on rpoll\n"},
+			{pollAddr, "POST", "/echo", strings.Repeat("e", 200000), 200, strings.Repeat("e", 200000)},
 		} {
-			req, _ := http.NewRequestWithContext(t.Context(), tt.method, "http://"+addr+tt.path, strings.NewReader(tt.body))
+			req, _ := http.NewRequestWithContext(t.Context(), tt.method, "http://"+tt.addr+tt.path, strings.NewReader(tt.body))
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatalf("%s %s: %v", tt.method, tt.path, err)
@@ -80,7 +95,7 @@ func TestRustPod(t *testing.T) {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode != tt.status || string(b) != tt.want {
-				t.Errorf("%s %s: got %d %q, want %d %q", tt.method, tt.path, resp.StatusCode, b, tt.status, tt.want)
+				t.Errorf("%s %s%s: got %d %.100q, want %d %.100q", tt.method, tt.addr, tt.path, resp.StatusCode, b, tt.status, tt.want)
 			}
 		}
 	})

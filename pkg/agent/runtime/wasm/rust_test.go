@@ -1,6 +1,7 @@
 package wasm
 
 import (
+	"bufio"
 	"io"
 	"net/http"
 	"os"
@@ -233,10 +234,10 @@ func TestRustSleep(t *testing.T) {
 	}
 }
 
-// startRustServer runs examples/rusthello serve on a preopened socket, after
-// a preopened directory as a pod with a volume has, and returns once it
-// serves.
-func startRustServer(t *testing.T, r *Runtime) (*Instance, string) {
+// startRustServer runs examples/rusthello on a preopened socket, after a
+// preopened directory as a pod with a volume has, with env added, and
+// returns once it serves.
+func startRustServer(t *testing.T, r *Runtime, env ...string) (*Instance, string) {
 	t.Helper()
 	config := t.TempDir()
 	if err := os.WriteFile(filepath.Join(config, "greeting"), []byte("hi from a file\n"), 0o644); err != nil {
@@ -246,7 +247,7 @@ func startRustServer(t *testing.T, r *Runtime) (*Instance, string) {
 	out := newSyncBuffer()
 	inst, err := r.Start(t.Context(), Spec{
 		ModulePath:   rustHello(t),
-		Env:          []string{"HOSTNAME=wasm", "READ_FILE=/config/greeting"},
+		Env:          append([]string{"HOSTNAME=wasm", "READ_FILE=/config/greeting"}, env...),
 		ReadOnlyDirs: map[string]string{"/config": config},
 		Listeners:    []string{addr},
 		Stdout:       out,
@@ -260,55 +261,110 @@ func startRustServer(t *testing.T, r *Runtime) (*Instance, string) {
 	return inst, addr
 }
 
+// rustServerModes are the ways examples/rusthello serves: blocking
+// std::net calls, or non-blocking sockets and a poll_oneoff loop.
+var rustServerModes = []struct {
+	name string
+	env  []string
+}{
+	{"blocking", nil},
+	{"poll", []string{"POLL=1"}},
+}
+
 func TestRustServer(t *testing.T) {
 	r := newRuntime(t, sharedCache)
-	inst, addr := startRustServer(t, r)
-	for _, tt := range []struct {
-		method, path, body string
-		status             int
-		want               string
-	}{
-		{"GET", "/", "", 200, "hello from rust on wasm\n"},
-		{"GET", "/env?HOSTNAME", "", 200, "wasm\n"},
-		{"GET", "/env?NOPE", "", 404, "no such variable\n"},
-		{"GET", "/file", "", 200, "hi from a file\n"},
-		{"POST", "/echo", "some body", 200, "some body"},
-		{"POST", "/echo", strings.Repeat("x", 100000), 200, strings.Repeat("x", 100000)},
-		{"POST", "/", "", 405, "method not allowed\n"},
-		{"GET", "/nope", "", 404, "not found\n"},
-	} {
-		req, _ := http.NewRequest(tt.method, "http://"+addr+tt.path, strings.NewReader(tt.body))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatalf("%s %s: %v", tt.method, tt.path, err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != tt.status || string(b) != tt.want {
-			t.Errorf("%s %s: got %d %.100q, want %d %.100q", tt.method, tt.path, resp.StatusCode, b, tt.status, tt.want)
-		}
+	for _, mode := range rustServerModes {
+		t.Run(mode.name, func(t *testing.T) {
+			inst, addr := startRustServer(t, r, mode.env...)
+			for _, tt := range []struct {
+				method, path, body string
+				status             int
+				want               string
+			}{
+				{"GET", "/", "", 200, "hello from rust on wasm\n"},
+				{"GET", "/env?HOSTNAME", "", 200, "wasm\n"},
+				{"GET", "/env?NOPE", "", 404, "no such variable\n"},
+				{"GET", "/file", "", 200, "hi from a file\n"},
+				{"POST", "/echo", "some body", 200, "some body"},
+				{"POST", "/echo", strings.Repeat("x", 300000), 200, strings.Repeat("x", 300000)},
+				{"POST", "/", "", 405, "method not allowed\n"},
+				{"GET", "/nope", "", 404, "not found\n"},
+			} {
+				req, _ := http.NewRequest(tt.method, "http://"+addr+tt.path, strings.NewReader(tt.body))
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatalf("%s %s: %v", tt.method, tt.path, err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != tt.status || string(b) != tt.want {
+					t.Errorf("%s %s: got %d %.100q, want %d %.100q", tt.method, tt.path, resp.StatusCode, b, tt.status, tt.want)
+				}
+			}
+			// Garbage gets 400, and the server goes on.
+			c := dial(t, addr)
+			if _, err := io.WriteString(c, "NOT HTTP AT ALL\r\n\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			if got := readResponse(t, c, bufio.NewReader(c), "GET"); got.status != 400 {
+				t.Errorf("garbage: got %d %q, want 400", got.status, got.body)
+			}
+			select {
+			case <-inst.Done():
+				t.Fatalf("the module ended while serving: %+v", inst.Result())
+			default:
+			}
+		})
 	}
-	select {
-	case <-inst.Done():
-		t.Fatalf("the module ended while serving: %+v", inst.Result())
-	default:
+}
+
+// TestRustServerPollConcurrent checks that the poll_oneoff server answers a
+// request while another connection has sent only part of its own, and then
+// answers that one too, its polls waiting on the host sockets.
+func TestRustServerPollConcurrent(t *testing.T) {
+	r := newRuntime(t, sharedCache)
+	inst, addr := startRustServer(t, r, "POLL=1")
+	slow := dial(t, addr)
+	if _, err := io.WriteString(slow, "GET /env?HOSTNAME HTTP/1.1\r\nHost: x\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	fast := dial(t, addr)
+	if _, err := io.WriteString(fast, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if got := readResponse(t, fast, bufio.NewReader(fast), "GET"); got.status != 200 || got.body != "hello from rust on wasm\n" {
+		t.Errorf("the other connection: got %d %q", got.status, got.body)
+	}
+	if _, err := io.WriteString(slow, "\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if got := readResponse(t, slow, bufio.NewReader(slow), "GET"); got.status != 200 || got.body != "wasm\n" {
+		t.Errorf("the slow connection: got %d %q", got.status, got.body)
+	}
+	// Its polls (sockets and a relative clock) waited on the host sockets,
+	// none was left to wazero (which would report them ready at once).
+	if waits, fallbacks := inst.pollWaits.Load(), inst.pollFallbacks.Load(); waits == 0 || fallbacks != 0 {
+		t.Errorf("polls waited on the sockets: %d, left to wazero: %d; want some and none", waits, fallbacks)
 	}
 }
 
 // TestRustServerStop stops a Rust server blocked on a socket (std::net's are
-// blocking): in accept, and in the read of a request that does not come.
+// blocking): in accept, and in the read of a request that does not come; and
+// the poll_oneoff server waiting for that request.
 // Stop must end it promptly, as Killed.
 func TestRustServerStop(t *testing.T) {
 	r := newRuntime(t, sharedCache)
 	for _, tt := range []struct {
 		name    string
+		env     []string
 		request string // sent on a connection left open; none: no connection
 	}{
-		{"in accept", ""},
-		{"in read", "GET / HTTP/1.1\r\nHost: x\r\n"},
+		{"in accept", nil, ""},
+		{"in read", nil, "GET / HTTP/1.1\r\nHost: x\r\n"},
+		{"in poll_oneoff", []string{"POLL=1"}, "GET / HTTP/1.1\r\nHost: x\r\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			inst, addr := startRustServer(t, r)
+			inst, addr := startRustServer(t, r, tt.env...)
 			if tt.request != "" {
 				c := dial(t, addr)
 				if _, err := io.WriteString(c, tt.request); err != nil {
