@@ -45,7 +45,7 @@ func TestPollStdin(t *testing.T) {
 			t.Fatal("Poll at EOF: not ready")
 		}
 		for range 2 {
-			if n, err := s.Read(b); n != 0 || err != io.EOF {
+			if n, err := s.Read(b); n != 0 || !errors.Is(err, io.EOF) {
 				t.Errorf("Read at EOF: got %d, %v", n, err)
 			}
 		}
