@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -715,5 +716,30 @@ func BenchmarkWASIFileOps(b *testing.B) {
 			b.ReportMetric(open/float64(b.N), "ns/open")
 			b.ReportMetric(stat/float64(b.N), "ns/stat")
 		})
+	}
+}
+
+// TestWASICheckWithoutOpenat2 runs the file system checks again in a child
+// test process in which wazero resolves volume paths with os.Root, as on a
+// kernel without openat2, on Android and on the other Unix systems (patch
+// 0006): the same results, and nothing reached outside a volume.
+func TestWASICheckWithoutOpenat2(t *testing.T) {
+	const env = "WAZERO_EDGEFABRIC_NO_OPENAT2"
+	if os.Getenv(env) != "" {
+		t.Skip("this is the child")
+	}
+	if runtime.GOOS != "linux" {
+		t.Skip("elsewhere os.Root is the only way, and the other tests check it")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestWASICheck(Escape|FS|ReadOnly|Volumes)$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), env+"=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the checks with os.Root: %v\n%s", err, out)
+	}
+	for _, name := range []string{"TestWASICheckEscape", "TestWASICheckFS", "TestWASICheckReadOnly", "TestWASICheckVolumes"} {
+		if !strings.Contains(string(out), "--- PASS: "+name) {
+			t.Errorf("%s did not pass in the child:\n%s", name, out)
+		}
 	}
 }

@@ -46,12 +46,18 @@ func (d *dirFS) OpenFile(path string, flag experimentalsys.Oflag, perm fs.FileMo
 	if f, errno, ok := d.openFileBeneath(path, flag, perm); ok {
 		return f, errno
 	}
+	if f, errno, ok := d.openFileRoot(path, flag, perm); ok {
+		return f, errno
+	}
 	return OpenOSFile(d.join(path), flag, perm)
 }
 
 // Lstat implements the same method as documented on sys.FS
 func (d *dirFS) Lstat(path string) (sys.Stat_t, experimentalsys.Errno) {
 	if st, errno, ok := d.statBeneath(path, false); ok {
+		return st, errno
+	}
+	if st, errno, ok := d.statRoot(path, false); ok {
 		return st, errno
 	}
 	return lstat(d.join(path))
@@ -62,6 +68,9 @@ func (d *dirFS) Stat(path string) (sys.Stat_t, experimentalsys.Errno) {
 	if st, errno, ok := d.statBeneath(path, true); ok {
 		return st, errno
 	}
+	if st, errno, ok := d.statRoot(path, true); ok {
+		return st, errno
+	}
 	return stat(d.join(path))
 }
 
@@ -69,7 +78,9 @@ func (d *dirFS) Stat(path string) (sys.Stat_t, experimentalsys.Errno) {
 func (d *dirFS) Mkdir(path string, perm fs.FileMode) (errno experimentalsys.Errno) {
 	var ok bool
 	if errno, ok = d.mkdirBeneath(path, perm); !ok {
-		errno = experimentalsys.UnwrapOSError(os.Mkdir(d.join(path), perm))
+		if errno, ok = d.mkdirRoot(path, perm); !ok {
+			errno = experimentalsys.UnwrapOSError(os.Mkdir(d.join(path), perm))
+		}
 	}
 	if errno == experimentalsys.ENOTDIR {
 		errno = experimentalsys.ENOENT
@@ -82,6 +93,9 @@ func (d *dirFS) Chmod(path string, perm fs.FileMode) experimentalsys.Errno {
 	if errno, ok := d.chmodBeneath(path, perm); ok {
 		return errno
 	}
+	if errno, ok := d.chmodRoot(path, perm); ok {
+		return errno
+	}
 	err := os.Chmod(d.join(path), perm)
 	return experimentalsys.UnwrapOSError(err)
 }
@@ -89,6 +103,9 @@ func (d *dirFS) Chmod(path string, perm fs.FileMode) experimentalsys.Errno {
 // Rename implements the same method as documented on sys.FS
 func (d *dirFS) Rename(from, to string) experimentalsys.Errno {
 	if errno, ok := d.renameBeneath(from, to); ok {
+		return errno
+	}
+	if errno, ok := d.renameRoot(from, to); ok {
 		return errno
 	}
 	from, to = d.join(from), d.join(to)
@@ -100,6 +117,9 @@ func (d *dirFS) Rmdir(path string) experimentalsys.Errno {
 	if errno, ok := d.rmdirBeneath(path); ok {
 		return errno
 	}
+	if errno, ok := d.rmdirRoot(path); ok {
+		return errno
+	}
 	return rmdir(d.join(path))
 }
 
@@ -108,12 +128,18 @@ func (d *dirFS) Unlink(path string) (err experimentalsys.Errno) {
 	if errno, ok := d.unlinkBeneath(path); ok {
 		return errno
 	}
+	if errno, ok := d.unlinkRoot(path); ok {
+		return errno
+	}
 	return unlink(d.join(path))
 }
 
 // Link implements the same method as documented on sys.FS
 func (d *dirFS) Link(oldName, newName string) experimentalsys.Errno {
 	if errno, ok := d.linkBeneath(oldName, newName); ok {
+		return errno
+	}
+	if errno, ok := d.linkRoot(oldName, newName); ok {
 		return errno
 	}
 	err := os.Link(d.join(oldName), d.join(newName))
@@ -133,6 +159,9 @@ func (d *dirFS) Symlink(oldName, link string) experimentalsys.Errno {
 	if errno, ok := d.symlinkBeneath(oldName, link); ok {
 		return errno
 	}
+	if errno, ok := d.symlinkRoot(oldName, link); ok {
+		return errno
+	}
 	// Without resolution beneath the directory, the host would follow a
 	// link out of it: refuse one whose target leaves it.
 	if t := path.Join(path.Dir(link), oldName); t == ".." || strings.HasPrefix(t, "../") {
@@ -149,6 +178,9 @@ func (d *dirFS) Readlink(path string) (string, experimentalsys.Errno) {
 	if dst, errno, ok := d.readlinkBeneath(path); ok {
 		return dst, errno
 	}
+	if dst, errno, ok := d.readlinkRoot(path); ok {
+		return dst, errno
+	}
 	dst, err := os.Readlink(d.join(path))
 	if err != nil {
 		return "", experimentalsys.UnwrapOSError(err)
@@ -159,6 +191,9 @@ func (d *dirFS) Readlink(path string) (string, experimentalsys.Errno) {
 // Utimens implements the same method as documented on sys.FS
 func (d *dirFS) Utimens(path string, atim, mtim int64) experimentalsys.Errno {
 	if errno, ok := d.utimensBeneath(path, atim, mtim); ok {
+		return errno
+	}
+	if errno, ok := d.utimensRoot(path, atim, mtim); ok {
 		return errno
 	}
 	return utimens(d.join(path), atim, mtim)

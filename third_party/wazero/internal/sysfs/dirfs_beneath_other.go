@@ -9,9 +9,10 @@ import (
 	"github.com/tetratelabs/wazero/sys"
 )
 
-// Only Linux resolves a dirFS's paths beneath its directory (see
-// dirfs_beneath_linux.go); elsewhere they are joined to it, and Symlink
-// refuses links whose target leaves it. (edgefabric patch 0006)
+// Only Linux resolves a dirFS's paths beneath its directory with openat2 (see
+// dirfs_beneath_linux.go); other Unix systems use os.Root (dirfs_root_unix.go),
+// Windows joins them to it and Symlink refuses links whose target leaves it.
+// (edgefabric patch 0006)
 
 func beneathSupported() bool { return false }
 
