@@ -797,8 +797,9 @@ static int serve(int lfd)
 static int listener(char *where, size_t n)
 {
 #ifdef __wasi__
-	/* The agent preopens the pod's listening sockets after its
-	 * directories (volumes), from fd 3 on: take the first socket. */
+	/* The agent preopens the pod's listening sockets from fd 3 on,
+	 * before its directories (volumes); other runtimes may put them
+	 * after: take the first socket. */
 	for (int fd = 3; fd < 64; fd++) {
 		__wasi_fdstat_t st;
 		__wasi_errno_t e = __wasi_fd_fdstat_get((__wasi_fd_t)fd, &st);

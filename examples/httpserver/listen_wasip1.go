@@ -8,8 +8,9 @@ import (
 )
 
 // preopenedListener is the first listening socket the agent preopened for
-// the pod's containerPorts. They come after any preopened directories (the
-// pod's volumes), so it is the first socket among the descriptors from 3 on.
+// the pod's containerPorts: the first socket among the descriptors from 3 on
+// (the agent puts the sockets first, at 3, 4, ..., and the pod's volumes
+// after them; other runtimes may not).
 // Without one it fails: net.Listen is an in-memory stand-in on wasip1 that
 // nothing outside the module could connect to.
 func preopenedListener() (net.Listener, bool, error) {

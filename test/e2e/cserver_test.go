@@ -22,7 +22,7 @@ import (
 )
 
 // TestCServerPod runs examples/cserver, C built for WASI, as a pod: it
-// serves its containerPort (found after a volume's preopened directory)
+// serves its containerPort (fd 3, before a volume's preopened directory)
 // through the pod's IP, becomes Ready by an httpGet probe, answers a garbage
 // request with 400 and goes on serving, and runs as a WASI command by
 // kubectl exec.

@@ -19,7 +19,7 @@ import (
 
 // TestRustPod runs examples/rusthello, Rust built for WASI with rustc and its
 // standard library, as pods: one that reads a configMap volume, writes an
-// emptyDir and serves HTTP on its containerPort (after the volumes'
+// emptyDir and serves HTTP on its containerPort (before the volumes'
 // preopened directories) through the pod's IP, is Ready by an httpGet probe,
 // logs what it did and runs as a WASI command by kubectl exec; one that
 // serves from a poll_oneoff loop on fd 3 (no volume); one that exits with a

@@ -103,3 +103,50 @@ func TestListenerErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestListenerOnFD3WithVolumes runs a Go server that takes its listener from
+// fd 3, as wazero's examples do, in a container with two volumes and two
+// ports: the first port's socket is fd 3 (hack/wazero patch 0009), and the
+// module still sees the volumes after the sockets (the runtime's
+// fd_prestat_get tells them apart) and its working directory from PWD.
+func TestListenerOnFD3WithVolumes(t *testing.T) {
+	r := newRuntime(t, sharedCache)
+	config, data := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(config, "greeting"), []byte("hello from a volume\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	module := filepath.Join(t.TempDir(), "fd3server.wasm")
+	if err := os.WriteFile(module, ocitest.BuildGo(t, "pkg/agent/runtime/wasm/testdata/fd3server"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr, second := freeAddr(t), freeAddr(t)
+	out := newSyncBuffer()
+	inst, err := r.Start(t.Context(), Spec{
+		ModulePath:   module,
+		Env:          []string{"FILE=/etc/config/greeting", "PWD=/data"},
+		ReadOnlyDirs: map[string]string{"/etc/config": config},
+		Dirs:         map[string]string{"/data": data},
+		Listeners:    []string{addr, second},
+		Stdout:       out,
+		Stderr:       out,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Stop(0)
+	out.waitFor(t, "serving on fd 3")
+	for _, tt := range []struct{ query, want string }{
+		{"", "hello from a volume\n"},
+		{"?cwd", "/data\n"},
+	} {
+		resp, err := http.Get("http://" + addr + "/" + tt.query)
+		if err != nil {
+			t.Fatalf("GET %s: %v (module output %q)", tt.query, err, out.String())
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || string(b) != tt.want {
+			t.Errorf("GET /%s: %d %q, want 200 %q", tt.query, resp.StatusCode, b, tt.want)
+		}
+	}
+}

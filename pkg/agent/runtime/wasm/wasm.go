@@ -171,8 +171,9 @@ type Spec struct {
 	ReadOnlyDirs map[string]string
 	// Listeners are TCP addresses ("host:port", host empty for every
 	// interface) the runtime listens on and hands to the module as
-	// preopened sockets, after the preopened directories (Dirs, then ReadOnlyDirs): with none the
-	// first is file descriptor 3 (in Go: net.FileListener(os.NewFile(3, ""))).
+	// preopened sockets, before the preopened directories (Dirs, then
+	// ReadOnlyDirs): the first is file descriptor 3 (in Go, after
+	// syscall.SetNonblock(3, true): net.FileListener(os.NewFile(3, ""))).
 	// Start fails if one cannot be listened on.
 	Listeners []string
 }

@@ -397,6 +397,13 @@ func (c *Context) InitFSContext(
 	}
 	c.fsc.openedFiles.Insert(errWriter)
 
+	// The listeners come first, from fd 3 on, as in wasmtime (--tcplisten)
+	// and as programs that take their listener from fd 3 expect; the
+	// directories follow. (edgefabric patch 0009)
+	for _, tl := range tcpListeners {
+		c.fsc.openedFiles.Insert(&FileEntry{IsPreopen: true, File: sysfs.NewTCPListenerFile(tl)})
+	}
+
 	for i, f := range fs {
 		guestPath := guestPaths[i]
 
@@ -412,9 +419,6 @@ func (c *Context) InitFSContext(
 		})
 	}
 
-	for _, tl := range tcpListeners {
-		c.fsc.openedFiles.Insert(&FileEntry{IsPreopen: true, File: sysfs.NewTCPListenerFile(tl)})
-	}
 	return nil
 }
 
