@@ -9,14 +9,42 @@ import (
 	"testing"
 )
 
-// builds caches BuildGo's results for the test binary's lifetime.
-var builds sync.Map // absolute dir -> *build
+// builds caches the Build* functions' results for the test binary's lifetime.
+var builds sync.Map // kind and absolute source path -> *build
 
 type build struct {
 	once   sync.Once
 	module []byte
 	err    error
 	output []byte
+}
+
+// cachedBuild runs the build that command makes, given a scratch directory
+// and the file it must write there, once per key for the test binary's
+// lifetime, and returns what the file holds, or the build's error and
+// output.
+func cachedBuild(key string, command func(scratch, file string) (*exec.Cmd, error)) (module, output []byte, err error) {
+	v, _ := builds.LoadOrStore(key, &build{})
+	b := v.(*build)
+	b.once.Do(func() {
+		scratch, err := os.MkdirTemp("", "ocitest-build-")
+		if err != nil {
+			b.err = err
+			return
+		}
+		defer os.RemoveAll(scratch)
+		file := filepath.Join(scratch, "out")
+		cmd, err := command(scratch, file)
+		if err != nil {
+			b.err = err
+			return
+		}
+		if b.output, b.err = cmd.CombinedOutput(); b.err != nil {
+			return
+		}
+		b.module, b.err = os.ReadFile(file)
+	})
+	return b.module, b.output, b.err
 }
 
 // BuildGo compiles the Go program in dir with GOOS=wasip1 GOARCH=wasm and
@@ -28,33 +56,20 @@ func BuildGo(t testing.TB, dir string) []byte {
 	if !filepath.IsAbs(dir) {
 		dir = filepath.Join(RepoRoot(t), dir)
 	}
-	v, _ := builds.LoadOrStore(dir, &build{})
-	b := v.(*build)
-	b.once.Do(func() {
+	module, output, err := cachedBuild(dir, func(_, file string) (*exec.Cmd, error) {
 		goTool, err := exec.LookPath("go")
 		if err != nil {
-			b.err = err
-			return
+			return nil, err
 		}
-		out, err := os.MkdirTemp("", "ocitest-build-")
-		if err != nil {
-			b.err = err
-			return
-		}
-		defer os.RemoveAll(out)
-		file := filepath.Join(out, "module.wasm")
 		cmd := exec.Command(goTool, "build", "-o", file, ".")
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
-		if b.output, b.err = cmd.CombinedOutput(); b.err != nil {
-			return
-		}
-		b.module, b.err = os.ReadFile(file)
+		return cmd, nil
 	})
-	if b.err != nil {
-		t.Fatalf("build %s for wasip1/wasm: %v\n%s", dir, b.err, b.output)
+	if err != nil {
+		t.Fatalf("build %s for wasip1/wasm: %v\n%s", dir, err, output)
 	}
-	return b.module
+	return module
 }
 
 // Wat2Wasm compiles a WebAssembly text file with wabt's wat2wasm and returns

@@ -85,31 +85,18 @@ func buildC(t testing.TB, dir, kind, cc string, flags ...string) []byte {
 	if !filepath.IsAbs(dir) {
 		dir = filepath.Join(RepoRoot(t), dir)
 	}
-	v, _ := builds.LoadOrStore("c-"+kind+":"+dir, &build{})
-	b := v.(*build)
-	b.once.Do(func() {
+	module, output, err := cachedBuild("c-"+kind+":"+dir, func(_, file string) (*exec.Cmd, error) {
 		srcs, err := filepath.Glob(filepath.Join(dir, "*.c"))
 		if err != nil || len(srcs) == 0 {
-			b.err = fmt.Errorf("no C sources in %s", dir)
-			return
+			return nil, fmt.Errorf("no C sources in %s", dir)
 		}
-		out, err := os.MkdirTemp("", "ocitest-c-")
-		if err != nil {
-			b.err = err
-			return
-		}
-		defer os.RemoveAll(out)
-		file := filepath.Join(out, "program")
 		args := append([]string{"-O2", "-Wall", "-Wextra", "-o", file}, flags...)
 		cmd := exec.Command(cc, append(args, srcs...)...)
 		cmd.Dir = dir
-		if b.output, b.err = cmd.CombinedOutput(); b.err != nil {
-			return
-		}
-		b.module, b.err = os.ReadFile(file)
+		return cmd, nil
 	})
-	if b.err != nil {
-		t.Fatalf("build %s (%s, %s): %v\n%s\n(the WASM build needs the Debian packages %s)", dir, kind, cc, b.err, b.output, CPackages)
+	if err != nil {
+		t.Fatalf("build %s (%s, %s): %v\n%s\n(the WASM build needs the Debian packages %s)", dir, kind, cc, err, output, CPackages)
 	}
-	return b.module
+	return module
 }

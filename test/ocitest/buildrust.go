@@ -46,28 +46,16 @@ func BuildRust(t testing.TB, src string) []byte {
 	if fi, err := os.Stat(src); err == nil && fi.IsDir() {
 		src = filepath.Join(src, "main.rs")
 	}
-	v, _ := builds.LoadOrStore("rust:"+src, &build{})
-	b := v.(*build)
-	b.once.Do(func() {
-		out, err := os.MkdirTemp("", "ocitest-rust-")
-		if err != nil {
-			b.err = err
-			return
-		}
-		defer os.RemoveAll(out)
-		file := filepath.Join(out, "program.wasm")
+	module, output, err := cachedBuild("rust:"+src, func(scratch, file string) (*exec.Cmd, error) {
 		cmd := exec.Command(rustc, "--edition=2021", "--target="+target, "-O", "-C", "strip=symbols",
 			"--crate-type=bin", "-o", file, src)
-		cmd.Dir = out // rustc leaves no files beside -o, but keep the tree clean
-		if b.output, b.err = cmd.CombinedOutput(); b.err != nil {
-			return
-		}
-		b.module, b.err = os.ReadFile(file)
+		cmd.Dir = scratch // rustc leaves no files beside -o, but keep the tree clean
+		return cmd, nil
 	})
-	if b.err != nil {
-		t.Fatalf("build %s (%s --target=%s): %v\n%s\n(the WASM build needs the Debian packages %s)", src, rustc, target, b.err, b.output, RustPackages)
+	if err != nil {
+		t.Fatalf("build %s (%s --target=%s): %v\n%s\n(the WASM build needs the Debian packages %s)", src, rustc, target, err, output, RustPackages)
 	}
-	return b.module
+	return module
 }
 
 // findRustc returns a rustc that has a WASI preview 1 standard library, and

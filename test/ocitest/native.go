@@ -22,28 +22,16 @@ func BuildGoNative(t testing.TB, dir string) []byte {
 	if !filepath.IsAbs(dir) {
 		dir = filepath.Join(RepoRoot(t), dir)
 	}
-	v, _ := builds.LoadOrStore("native:"+dir, &build{})
-	b := v.(*build)
-	b.once.Do(func() {
-		out, err := os.MkdirTemp("", "ocitest-native-")
-		if err != nil {
-			b.err = err
-			return
-		}
-		defer os.RemoveAll(out)
-		file := filepath.Join(out, "app")
+	executable, output, err := cachedBuild("native:"+dir, func(_, file string) (*exec.Cmd, error) {
 		cmd := exec.Command("go", "build", "-trimpath", "-o", file, ".")
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+runtime.GOOS, "GOARCH="+runtime.GOARCH)
-		if b.output, b.err = cmd.CombinedOutput(); b.err != nil {
-			return
-		}
-		b.module, b.err = os.ReadFile(file)
+		return cmd, nil
 	})
-	if b.err != nil {
-		t.Fatalf("build %s for %s/%s: %v\n%s", dir, runtime.GOOS, runtime.GOARCH, b.err, b.output)
+	if err != nil {
+		t.Fatalf("build %s for %s/%s: %v\n%s", dir, runtime.GOOS, runtime.GOARCH, err, output)
 	}
-	return b.module
+	return executable
 }
 
 // NativePath is where PushNative puts the executable.
