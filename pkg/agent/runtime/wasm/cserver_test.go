@@ -30,25 +30,8 @@ import (
 // with env added to HOSTNAME=wasm, and returns once it serves.
 func startCServer(t *testing.T, r *Runtime, env ...string) (*Instance, string) {
 	t.Helper()
-	module := filepath.Join(t.TempDir(), "cserver.wasm")
-	if err := os.WriteFile(module, ocitest.BuildC(t, "examples/cserver"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	addr := freeAddr(t)
-	out := newSyncBuffer()
-	inst, err := r.Start(t.Context(), Spec{
-		ModulePath: module,
-		Env:        append([]string{"HOSTNAME=wasm"}, env...),
-		Listeners:  []string{addr},
-		Stdout:     out,
-		Stderr:     out,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { inst.Stop(0) })
-	out.waitFor(t, "serving on preopened fd 3")
-	return inst, addr
+	module := writeModule(t, ocitest.BuildC(t, "examples/cserver"))
+	return serveModule(t, r, Spec{ModulePath: module, Env: append([]string{"HOSTNAME=wasm"}, env...)}, "serving on preopened fd 3")
 }
 
 // startCServerNative runs examples/cserver built for this machine as a

@@ -28,18 +28,28 @@ func freeAddr(t testing.TB) string {
 // once it serves, with the address it serves on.
 func startHTTPServer(t *testing.T, r *Runtime) (*Instance, string) {
 	t.Helper()
-	module := filepath.Join(t.TempDir(), "httpserver.wasm")
-	if err := os.WriteFile(module, ocitest.BuildGo(t, "examples/httpserver"), 0o644); err != nil {
-		t.Fatal(err)
+	module := writeModule(t, ocitest.BuildGo(t, "examples/httpserver"))
+	return serveModule(t, r, Spec{ModulePath: module, Env: []string{"HOSTNAME=wasm"}}, "serving on")
+}
+
+// serveModule starts spec in r with its output collected and, unless spec
+// names them, one listener on a fresh loopback address; it stops the
+// instance when the test ends and returns once the output shows ready, with
+// the first listener's address.
+func serveModule(t *testing.T, r *Runtime, spec Spec, ready string) (*Instance, string) {
+	t.Helper()
+	if len(spec.Listeners) == 0 {
+		spec.Listeners = []string{freeAddr(t)}
 	}
-	addr := freeAddr(t)
 	out := newSyncBuffer()
-	inst, err := r.Start(t.Context(), Spec{ModulePath: module, Env: []string{"HOSTNAME=wasm"}, Listeners: []string{addr}, Stdout: out, Stderr: out})
+	spec.Stdout, spec.Stderr = out, out
+	inst, err := r.Start(t.Context(), spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out.waitFor(t, "serving on")
-	return inst, addr
+	t.Cleanup(func() { inst.Stop(0) })
+	out.waitFor(t, ready)
+	return inst, spec.Listeners[0]
 }
 
 // TestListeners serves HTTP from a Go wasip1 module on a preopened socket.
@@ -115,33 +125,20 @@ func TestListenerOnFD3WithVolumes(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(config, "greeting"), []byte("hello from a volume\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	module := filepath.Join(t.TempDir(), "fd3server.wasm")
-	if err := os.WriteFile(module, ocitest.BuildGo(t, "pkg/agent/runtime/wasm/testdata/fd3server"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	addr, second := freeAddr(t), freeAddr(t)
-	out := newSyncBuffer()
-	inst, err := r.Start(t.Context(), Spec{
-		ModulePath:   module,
+	_, addr := serveModule(t, r, Spec{
+		ModulePath:   writeModule(t, ocitest.BuildGo(t, "pkg/agent/runtime/wasm/testdata/fd3server")),
 		Env:          []string{"FILE=/etc/config/greeting", "PWD=/data"},
 		ReadOnlyDirs: map[string]string{"/etc/config": config},
 		Dirs:         map[string]string{"/data": data},
-		Listeners:    []string{addr, second},
-		Stdout:       out,
-		Stderr:       out,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer inst.Stop(0)
-	out.waitFor(t, "serving on fd 3")
+		Listeners:    []string{freeAddr(t), freeAddr(t)},
+	}, "serving on fd 3")
 	for _, tt := range []struct{ query, want string }{
 		{"", "hello from a volume\n"},
 		{"?cwd", "/data\n"},
 	} {
 		resp, err := http.Get("http://" + addr + "/" + tt.query)
 		if err != nil {
-			t.Fatalf("GET %s: %v (module output %q)", tt.query, err, out.String())
+			t.Fatalf("GET %s: %v", tt.query, err)
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()

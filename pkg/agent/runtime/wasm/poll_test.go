@@ -42,14 +42,7 @@ func pollModule(t *testing.T, clock bool, timeout time.Duration) string {
 // returns once the module waits in poll_oneoff, with the listener's address.
 func startPolling(t *testing.T, r *Runtime, module string) (*Instance, string) {
 	t.Helper()
-	addr := freeAddr(t)
-	out := newSyncBuffer()
-	inst, err := r.Start(t.Context(), Spec{ModulePath: module, Listeners: []string{addr}, Stdout: out, Stderr: out})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { inst.Stop(0) })
-	out.waitFor(t, "polling")
+	inst, addr := serveModule(t, r, Spec{ModulePath: module}, "polling")
 	deadline := time.Now().Add(30 * time.Second)
 	for inst.pollWaits.Load() == 0 {
 		select {

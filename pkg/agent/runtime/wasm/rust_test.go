@@ -234,7 +234,7 @@ func TestRustSleep(t *testing.T) {
 	}
 }
 
-// startRustServer runs examples/rusthello on a preopened socket, after a
+// startRustServer runs examples/rusthello on a preopened socket, beside a
 // preopened directory as a pod with a volume has, with env added, and
 // returns once it serves.
 func startRustServer(t *testing.T, r *Runtime, env ...string) (*Instance, string) {
@@ -243,22 +243,11 @@ func startRustServer(t *testing.T, r *Runtime, env ...string) (*Instance, string
 	if err := os.WriteFile(filepath.Join(config, "greeting"), []byte("hi from a file\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
-	out := newSyncBuffer()
-	inst, err := r.Start(t.Context(), Spec{
+	return serveModule(t, r, Spec{
 		ModulePath:   rustHello(t),
 		Env:          append([]string{"HOSTNAME=wasm", "READ_FILE=/config/greeting"}, env...),
 		ReadOnlyDirs: map[string]string{"/config": config},
-		Listeners:    []string{addr},
-		Stdout:       out,
-		Stderr:       out,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { inst.Stop(0) })
-	out.waitFor(t, "serving HTTP")
-	return inst, addr
+	}, "serving HTTP")
 }
 
 // rustServerModes are the ways examples/rusthello serves: blocking
