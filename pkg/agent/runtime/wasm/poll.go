@@ -36,7 +36,8 @@ const (
 	eventTypeFdRead  = 1
 	eventTypeFdWrite = 2
 
-	errnoBadf = 8
+	errnoBadf  = 8
+	errnoFault = 21
 
 	eventFlagHangup = 1
 )

@@ -25,9 +25,6 @@ import (
 // preopentype dir (0), the only one WASI preview 1 defines.
 const prestatSocket = 1
 
-// errnoFaultCode is WASI's EFAULT as a host function returns it.
-const errnoFaultCode = 21
-
 // fdPrestatGet is wazero's fd_prestat_get, but for sockets.
 type fdPrestatGet struct {
 	prestat api.GoModuleFunction
@@ -39,7 +36,7 @@ func (p fdPrestatGet) Call(ctx context.Context, mod api.Module, stack []uint64) 
 		if files := inst.moduleFiles(mod); files != nil && files.socket(int32(stack[0])) != nil {
 			// prestat: the tag (u8, padded to 4 bytes), then the name's length.
 			if !mod.Memory().WriteUint32Le(uint32(stack[1]), prestatSocket) || !mod.Memory().WriteUint32Le(uint32(stack[1])+4, 0) {
-				stack[0] = errnoFaultCode
+				stack[0] = errnoFault
 				return
 			}
 			stack[0] = 0
