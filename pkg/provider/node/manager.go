@@ -568,7 +568,7 @@ func (m *Manager) newPodController(n *accountNode, pods informers.SharedInformer
 	}
 	return vknode.NewPodController(vknode.PodControllerConfig{
 		PodClient:                            m.client.CoreV1(),
-		PodInformer:                          pods.Core().V1().Pods(),
+		PodInformer:                          podInformer{pods.Core().V1().Pods()},
 		EventRecorder:                        n.recorder,
 		Provider:                             n,
 		SecretInformer:                       m.scm.Core().V1().Secrets(),
