@@ -339,7 +339,7 @@ func streamHandler(sup *supervisor.Supervisor) client.StreamHandler {
 		if t := lo.GetSinceTime(); t != nil {
 			opts.Since = t.AsTime()
 		}
-		err := logs.Read(ctx, sup.LogDir(req.GetWorkloadUid(), req.GetContainer()), opts, frameWriter{send: send})
+		err := logs.Read(ctx, sup.LogFiles(req.GetWorkloadUid(), req.GetContainer()), opts, frameWriter{send: send})
 		// Say what kubectl users know, as the kubelet does: not where the
 		// device keeps its files.
 		pod := req.GetWorkloadUid()

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -306,8 +305,7 @@ func firstLogLine(f *fabrictest.Fabric, device string, uid types.UID, container 
 	if a == nil {
 		return time.Time{}
 	}
-	dir := filepath.Join(a.LogDir(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{UID: uid}}, container))
-	raw, err := os.ReadFile(filepath.Join(dir, "0.log"))
+	raw, err := os.ReadFile(a.Logs(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{UID: uid}}, container).Current(0))
 	if err != nil {
 		return time.Time{}
 	}

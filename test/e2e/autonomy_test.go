@@ -1,15 +1,13 @@
 package e2e
 
 import (
-	"os"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/edgefabric/edgefabric/pkg/agent/logs"
 	"github.com/edgefabric/edgefabric/test/fabrictest"
 
 	corev1 "k8s.io/api/core/v1"
@@ -59,20 +57,12 @@ func takeSnapshot(f *fabrictest.Fabric, name string) snapshot {
 	if cs.State.Running == nil {
 		f.T().Fatalf("%s is not running: %+v", name, cs.State)
 	}
-	return snapshot{startedAt: cs.State.Running.StartedAt, restarts: cs.RestartCount, attempts: attempts(f.DeviceOf(p).LogDir(p, "app"))}
+	return snapshot{startedAt: cs.State.Running.StartedAt, restarts: cs.RestartCount, attempts: attempts(f.DeviceOf(p).Logs(p, "app"))}
 }
 
 // attempts lists the attempt numbers that have a log file in dir.
-func attempts(dir string) []int {
-	entries, _ := os.ReadDir(dir)
-	var out []int
-	for _, e := range entries {
-		num, ext, _ := strings.Cut(e.Name(), ".")
-		if n, err := strconv.Atoi(num); err == nil && strings.HasPrefix(ext, "log") && !slices.Contains(out, n) {
-			out = append(out, n)
-		}
-	}
-	slices.Sort(out)
+func attempts(lf logs.Files) []int {
+	out, _ := lf.Attempts()
 	return out
 }
 
@@ -84,7 +74,7 @@ func same(f *fabrictest.Fabric, name string, s snapshot) {
 	if !cs.State.Running.StartedAt.Equal(&s.startedAt) || cs.RestartCount != s.restarts {
 		f.T().Errorf("%s was restarted: startedAt %s → %s, restartCount %d → %d", name, s.startedAt, cs.State.Running.StartedAt, s.restarts, cs.RestartCount)
 	}
-	if got := attempts(f.DeviceOf(p).LogDir(p, "app")); !slices.Equal(got, s.attempts) {
+	if got := attempts(f.DeviceOf(p).Logs(p, "app")); !slices.Equal(got, s.attempts) {
 		f.T().Errorf("%s: log attempts %v → %v on its device", name, s.attempts, got)
 	}
 }
@@ -134,14 +124,14 @@ func testProviderUnreachable(f *fabrictest.Fabric, ref string) {
 	f.Create(f.Pod("flaky", ref, fabrictest.RestartPolicy(corev1.RestartPolicyOnFailure), fabrictest.Env("COUNT", "5", "INTERVAL", "200ms", "EXIT_CODE", "1")))
 	f.Create(f.Pod("doomed", ref, fabrictest.Env("INTERVAL", "200ms")))
 	doomed := f.WaitPod("doomed", 60*time.Second, fabrictest.PodReady)
-	doomedDir := f.DeviceOf(doomed).LogDir(doomed, "app")
+	doomedLogs := f.DeviceOf(doomed).Logs(doomed, "app")
 	flaky := f.WaitPod("flaky", 60*time.Second, fabrictest.PodReady)
-	flakyDir := f.DeviceOf(flaky).LogDir(flaky, "app")
+	flakyLogs := f.DeviceOf(flaky).Logs(flaky, "app")
 	steady := takeSnapshot(f, "steady")
 	sp, _ := f.Client.CoreV1().Pods(namespace).Get(t.Context(), "steady", metav1.GetOptions{})
-	steadyLog := filepath.Join(f.DeviceOf(sp).LogDir(sp, "app"), strconv.Itoa(steady.attempts[len(steady.attempts)-1])+".log")
+	steadyLog := f.DeviceOf(sp).Logs(sp, "app").Current(steady.attempts[len(steady.attempts)-1])
 
-	atCut := attempts(flakyDir)
+	atCut := attempts(flakyLogs)
 	f.Proxy.Cut()
 	cut := time.Now()
 	f.WaitNode(func(n *corev1.Node) bool { return !fabrictest.NodeReady(n) })
@@ -165,7 +155,7 @@ func testProviderUnreachable(f *fabrictest.Fabric, ref string) {
 		time.Sleep(time.Second)
 	}
 	// It ran a second and failed, again and again, with a growing back-off.
-	restarted := int32(attempts(flakyDir)[len(attempts(flakyDir))-1])
+	restarted := int32(attempts(flakyLogs)[len(attempts(flakyLogs))-1])
 	if was := int32(atCut[len(atCut)-1]); restarted < was+2 {
 		t.Errorf("flaky was restarted %d times while the provider was unreachable, want at least 2", restarted-was)
 	}
@@ -175,9 +165,9 @@ func testProviderUnreachable(f *fabrictest.Fabric, ref string) {
 	restored := time.Now()
 	f.WaitNode(func(n *corev1.Node) bool { return fabrictest.NodeReady(n) && fabrictest.ReadyDevices(n) == 2 })
 	// What happened meanwhile reaches the pod's status; the deleted pod is
-	// stopped, and the new one runs.
+	// stopped and its logs removed, and the new one runs.
 	f.WaitPod("flaky", 60*time.Second, func(p *corev1.Pod) bool { return app(p).RestartCount >= restarted })
-	f.WaitFileGrows(filepath.Join(doomedDir, "0.done"), -1, 30*time.Second)
+	f.WaitLogsRemoved(doomedLogs, 30*time.Second)
 	f.WaitPod("latecomer", 60*time.Second, fabrictest.PodReady)
 	// What was logged meanwhile is there, without a gap.
 	out := f.LogsUntil(30*time.Second, func(string) bool { return true }, "steady", "--timestamps", "--since-time="+cut.UTC().Format(time.RFC3339))
@@ -203,14 +193,14 @@ func testAgentRestartOffline(f *fabrictest.Fabric) {
 	p := f.WaitPod("steady", 30*time.Second, fabrictest.PodReady)
 	before := takeSnapshot(f, "steady")
 	a := f.DeviceOf(p)
-	dir := a.LogDir(p, "app")
+	dir := a.Logs(p, "app")
 	last := before.attempts[len(before.attempts)-1]
 
 	f.StopProvider()
 	a.Stop(t, syscall.SIGKILL)
 	f.RestartAgent(a)
 	// Back from the store: a new attempt, writing its log.
-	next := filepath.Join(dir, strconv.Itoa(last+1)+".log")
+	next := dir.Current(last + 1)
 	f.WaitFileGrows(next, 0, 30*time.Second)
 	size := f.WaitFileGrows(next, fabrictest.FileSize(next), 10*time.Second)
 	f.WaitLog(a.Proc, "resuming workloads from store", 1, 10*time.Second)

@@ -70,8 +70,8 @@ func TestFenceOnPartition(t *testing.T) {
 	b := f.StartAgent("fence-b")
 	f.WaitNode(func(n *corev1.Node) bool { return fabrictest.NodeReady(n) && fabrictest.ReadyDevices(n) == 2 })
 
-	fencedLog := newestLog(t, a.LogDir(fenced, "app"))
-	autoLog := newestLog(t, a.LogDir(auto, "app"))
+	fencedLog := newestLog(t, a.Logs(fenced, "app"))
+	autoLog := newestLog(t, a.Logs(auto, "app"))
 	lan.CutUplink()
 	cut := time.Now()
 
@@ -84,7 +84,7 @@ func TestFenceOnPartition(t *testing.T) {
 	// The cut-off copy stopped, a margin before the grace ended; the new copy
 	// started after it: their lines never overlap.
 	lastA := lastLine(t, fencedLog)
-	firstB := firstLine(t, newestLog(t, b.LogDir(moved, "app")))
+	firstB := firstLine(t, newestLog(t, b.Logs(moved, "app")))
 	t.Logf("copy on %s: last line %v after the cut; copy on %s: first line %v after the cut",
 		a.ID, lastA.Sub(cut).Round(10*time.Millisecond), b.ID, firstB.Sub(cut).Round(10*time.Millisecond))
 	if !lastA.Before(firstB) {
@@ -109,16 +109,16 @@ func TestFenceOnPartition(t *testing.T) {
 	a.Stop(t, syscall.SIGKILL)
 	lan.RestartAgent(a)
 	deadline := time.Now().Add(30 * time.Second)
-	for newestLog(t, a.LogDir(auto, "app")) == autoLog {
+	for newestLog(t, a.Logs(auto, "app")) == autoLog {
 		if time.Now().After(deadline) {
 			t.Fatalf("agent %s restarted while cut off did not resume the autonomous pod", a.ID)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	autoLog = newestLog(t, a.LogDir(auto, "app"))
+	autoLog = newestLog(t, a.Logs(auto, "app"))
 	f.WaitFileGrows(autoLog, 0, 10*time.Second)
 	time.Sleep(2 * time.Second)
-	if got := newestLog(t, a.LogDir(fenced, "app")); got != fencedLog {
+	if got := newestLog(t, a.Logs(fenced, "app")); got != fencedLog {
 		t.Errorf("agent %s restarted while cut off resurrected the fenced pod (new log %s)", a.ID, got)
 	}
 
@@ -130,17 +130,17 @@ func TestFenceOnPartition(t *testing.T) {
 	if !strings.Contains(ev.Message, "no contact with the hub") {
 		t.Errorf("Fenced event: %q", ev.Message)
 	}
+	// It removes the stale copy's logs, as for any pod it no longer holds,
+	// and does not start it again: no log comes back.
+	f.WaitLogsRemoved(a.Logs(fenced, "app"), 30*time.Second)
 	time.Sleep(3 * time.Second)
-	if got := newestLog(t, a.LogDir(fenced, "app")); got != fencedLog {
-		t.Errorf("the device ran its stale copy again after the uplink came back (new log %s)", got)
-	}
-	if size := fabrictest.FileSize(fencedLog); func() bool { time.Sleep(time.Second); return fabrictest.FileSize(fencedLog) != size }() {
-		t.Errorf("the stale copy on %s writes again after the uplink came back", a.ID)
+	if atts, err := a.Logs(fenced, "app").Attempts(); err != nil || len(atts) != 0 {
+		t.Errorf("the device ran its stale copy again after the uplink came back: log attempts %v, %v", atts, err)
 	}
 	if p := f.WaitPod("fenced", 10*time.Second, fabrictest.PodReady); p.Annotations["edgefabric.io/device"] != b.ID {
 		t.Errorf("pod fenced went back to %s", p.Annotations["edgefabric.io/device"])
 	}
-	if got := newestLog(t, a.LogDir(auto, "app")); got != autoLog {
+	if got := newestLog(t, a.Logs(auto, "app")); got != autoLog {
 		t.Errorf("the autonomous pod restarted when the uplink came back (new log %s)", got)
 	}
 	if p := f.WaitPod("autonomous", 10*time.Second, fabrictest.PodReady); p.Annotations["edgefabric.io/device"] != a.ID {
@@ -214,7 +214,7 @@ func TestFenceOnPartitionComesBack(t *testing.T) {
 	p.Annotations = map[string]string{"edgefabric.io/fence-on-partition": "true", "edgefabric.io/device-loss-grace": "4s"}
 	f.Create(p)
 	p = f.WaitPod("single", 90*time.Second, fabrictest.PodReady)
-	oldLog := newestLog(t, a.LogDir(p, "app"))
+	oldLog := newestLog(t, a.Logs(p, "app"))
 
 	lan.CutUplink()
 	cut := time.Now()
@@ -230,7 +230,7 @@ func TestFenceOnPartitionComesBack(t *testing.T) {
 	})
 	// The new copy writes (to the same attempt's file: a new assignment
 	// starts counting restarts again), and nothing ran in between.
-	newLog := newestLog(t, a.LogDir(back, "app"))
+	newLog := newestLog(t, a.Logs(back, "app"))
 	var resumed time.Time
 	deadline := time.Now().Add(10 * time.Second)
 	for resumed.IsZero() {

@@ -29,7 +29,7 @@ func TestDeviceLifecycle(t *testing.T) {
 		f.Create(f.Pod("survivor", ref, fabrictest.Env("INTERVAL", "200ms")))
 		p := f.WaitPod("survivor", 90*time.Second, fabrictest.PodReady)
 		gone := f.DeviceOf(p)
-		staleLog := newestLog(t, gone.LogDir(p, "app"))
+		staleLog := newestLog(t, gone.Logs(p, "app"))
 
 		f.WaitEdgeDevice(account+"."+gone.ID, "Online", 30*time.Second)
 		deleted := time.Now()

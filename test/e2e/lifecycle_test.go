@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -254,9 +253,21 @@ func testDelete(f *fabrictest.Fabric, img image) {
 	t := f.T()
 	f.Create(f.Pod("delete-me", img.ref, fabrictest.Env("INTERVAL", "100ms")))
 	p := f.WaitPod("delete-me", 60*time.Second, fabrictest.PodReady)
-	dir := f.DeviceOf(p).LogDir(p, "app")
-	logFile := filepath.Join(dir, "0.log")
-	f.WaitFileGrows(logFile, 0, 10*time.Second)
+	lf := f.DeviceOf(p).Logs(p, "app")
+	f.WaitFileGrows(lf.Current(0), 0, 10*time.Second)
+	// Held open, the log can still be watched once the device removes it.
+	logFile, err := os.Open(lf.Current(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	size := func() int64 {
+		fi, err := logFile.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
 
 	start := time.Now()
 	if _, err := f.Kubectl("delete", "pod", "delete-me", "--wait=true", "--timeout=30s"); err != nil {
@@ -266,14 +277,13 @@ func testDelete(f *fabrictest.Fabric, img image) {
 		t.Errorf("kubectl delete took %s, want under 10s", d)
 	}
 	f.WaitPodGone("delete-me", 5*time.Second)
-	// The attempt was closed on the device and its log no longer grows.
-	if _, err := os.Stat(filepath.Join(dir, "0.done")); err != nil {
-		t.Errorf("the deleted container's log was not closed: %v", err)
-	}
-	size := fabrictest.FileSize(logFile)
+	// The device removes the pod's logs, as a kubelet does, and the
+	// container no longer writes them.
+	f.WaitLogsRemoved(lf, 5*time.Second)
+	before := size()
 	time.Sleep(time.Second) // the container printed every 100ms
-	if now := fabrictest.FileSize(logFile); now != size {
-		t.Errorf("the deleted container still writes: log grew from %d to %d bytes", size, now)
+	if now := size(); now != before {
+		t.Errorf("the deleted container still writes: log grew from %d to %d bytes", before, now)
 	}
 	if ev := f.WaitEvent("delete-me", "Killing", 10*time.Second); ev.Type != corev1.EventTypeNormal {
 		t.Errorf("Killing event type %s", ev.Type)

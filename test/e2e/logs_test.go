@@ -275,7 +275,7 @@ func testLogsRotation(f *fabrictest.Fabric, img image) {
 	const count = 4000 // about 80 bytes a line on disk: five rotations
 	f.Create(f.Pod("logs-rotation", img.ref, fabrictest.RestartPolicy(corev1.RestartPolicyNever), fabrictest.Env("COUNT", strconv.Itoa(count), "INTERVAL", "2ms")))
 	p := f.WaitPod("logs-rotation", 60*time.Second, fabrictest.PodReady)
-	dir := f.DeviceOf(p).LogDir(p, "app")
+	lf := f.DeviceOf(p).Logs(p, "app")
 
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
@@ -295,24 +295,28 @@ func testLogsRotation(f *fabrictest.Fabric, img image) {
 	}
 
 	f.WaitPod("logs-rotation", 30*time.Second, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
-	entries, err := os.ReadDir(dir)
+	entries, err := os.ReadDir(lf.Dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var names []string
 	var total int64
 	for _, e := range entries {
-		names = append(names, e.Name())
+		name, ok := strings.CutPrefix(e.Name(), lf.Prefix)
+		if !ok {
+			continue
+		}
+		names = append(names, name)
 		if fi, err := e.Info(); err == nil {
 			total += fi.Size()
 		}
 	}
 	// 0.log, the newest rotated file, and the done marker.
 	if len(names) != 3 || !slices.Contains(names, "0.log") || !slices.Contains(names, "0.done") || slices.Contains(names, "0.log.1") {
-		t.Errorf("log directory holds %v, want 0.log, one rotated file (not the first) and 0.done", names)
+		t.Errorf("the container's log files are %v, want 0.log, one rotated file (not the first) and 0.done", names)
 	}
 	if total > 2*logMaxBytes+16<<10 {
-		t.Errorf("log directory holds %d bytes, want about two files of %d at most", total, logMaxBytes)
+		t.Errorf("the container's log files hold %d bytes, want about two files of %d at most", total, logMaxBytes)
 	}
 	all, err := f.Kubectl("logs", "logs-rotation")
 	if err != nil {

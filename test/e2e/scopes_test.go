@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/edgefabric/edgefabric/pkg/agent/logs"
 	"github.com/edgefabric/edgefabric/test/fabrictest"
 	"github.com/edgefabric/edgefabric/test/kubetest"
 	"github.com/edgefabric/edgefabric/test/ocitest"
@@ -184,7 +183,7 @@ func TestScopes(t *testing.T) {
 		t.Logf("pod Running on %s %v after %s was killed (grace 3s)", moved.Annotations["edgefabric.io/device"], took.Round(100*time.Millisecond), lost.ID)
 
 		// The lost device comes back: its stale copy is stopped.
-		staleLog := newestLog(t, lost.LogDir(p, "app"))
+		staleLog := newestLog(t, lost.Logs(p, "app"))
 		lan1.RestartAgent(lost)
 		waitClusterNode(f, "network", account, "a1, a2, a3", 3)
 		f.WaitFileStops(staleLog, 30*time.Second)
@@ -198,7 +197,7 @@ func TestScopes(t *testing.T) {
 		f := f.For(t)
 		p := f.WaitPod("lan2", 10*time.Second, fabrictest.PodReady)
 		dev := f.DeviceOf(p)
-		logFile := newestLog(t, dev.LogDir(p, "app"))
+		logFile := newestLog(t, dev.Logs(p, "app"))
 		lan2.CutUplink()
 		cut := time.Now()
 		waitNode(f, net2, func(n *corev1.Node) bool { return !fabrictest.NodeReady(n) })
@@ -281,20 +280,14 @@ func podMessage(p *corev1.Pod) string {
 }
 
 // newestLog is the log file of a container's latest attempt.
-func newestLog(t *testing.T, dir string) string {
+func newestLog(t *testing.T, lf logs.Files) string {
 	t.Helper()
-	ents, err := os.ReadDir(dir)
+	atts, err := lf.Attempts()
 	if err != nil {
 		t.Fatal(err)
 	}
-	best := -1
-	for _, e := range ents {
-		if n, err := strconv.Atoi(strings.TrimSuffix(e.Name(), ".log")); err == nil && strings.HasSuffix(e.Name(), ".log") && n > best {
-			best = n
-		}
+	if len(atts) == 0 {
+		t.Fatalf("no log file %s", lf)
 	}
-	if best < 0 {
-		t.Fatalf("no log file in %s", dir)
-	}
-	return filepath.Join(dir, strconv.Itoa(best)+".log")
+	return lf.Current(atts[len(atts)-1])
 }

@@ -36,6 +36,7 @@ import (
 	"github.com/go-logr/logr"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/edgefabric/edgefabric/pkg/agent/logs"
 	"github.com/edgefabric/edgefabric/test/kubetest"
 	"github.com/edgefabric/edgefabric/test/ocitest"
 )
@@ -418,9 +419,10 @@ func (f *Fabric) Provider() *Proc {
 	return f.provider
 }
 
-// LogDir is where the agent keeps the logs of a pod's container.
-func (a *Agent) LogDir(p *corev1.Pod, container string) string {
-	return filepath.Join(a.DataDir, "logs", string(p.UID), container)
+// Logs are the files where the agent keeps the logs of a pod's container
+// (supervisor.LogFiles).
+func (a *Agent) Logs(p *corev1.Pod, container string) logs.Files {
+	return logs.Files{Dir: filepath.Join(a.DataDir, "logs"), Prefix: string(p.UID) + "_" + container + "."}
 }
 
 // Stop signals the process and waits for it to exit. A process still there
@@ -751,6 +753,23 @@ func (f *Fabric) WaitFileGrows(path string, size int64, timeout time.Duration) i
 		}
 		if time.Now().After(deadline) {
 			f.t.Fatalf("%s did not grow beyond %d bytes within %s", path, size, timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// WaitLogsRemoved waits until the agent has removed every file of lf, within
+// timeout: it does that once the pod is deleted and its containers ended.
+func (f *Fabric) WaitLogsRemoved(lf logs.Files, timeout time.Duration) {
+	f.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		atts, err := lf.Attempts()
+		if err == nil && len(atts) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("log files %s still there (attempts %v, %v) %s later", lf, atts, err, timeout)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

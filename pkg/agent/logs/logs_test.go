@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -34,7 +35,93 @@ func fakeClock() func() time.Time {
 	}
 }
 
-func openTest(t *testing.T, dir string, attempt int, maxBytes int64, maxFiles int) *Writer {
+// neighbour is a file of another container in every test's directory, which
+// no test may read or delete.
+const neighbour = "pod_app2.0.log"
+
+// testFiles is a container's logs in a directory of their own but for
+// neighbour, checked at the end of the test.
+func testFiles(t *testing.T) Files {
+	t.Helper()
+	dir := t.TempDir()
+	other := filepath.Join(dir, neighbour)
+	if err := os.WriteFile(other, []byte("2026-11-27T00:00:00Z stdout F not mine\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(other); err != nil || string(b) != "2026-11-27T00:00:00Z stdout F not mine\n" {
+			t.Errorf("another container's log file: %q, %v", b, err)
+		}
+	})
+	return Files{Dir: dir, Prefix: "pod_app."}
+}
+
+// names are the container's files, without their prefix.
+func names(t *testing.T, lf Files) []string {
+	t.Helper()
+	entries, err := os.ReadDir(lf.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		if rest, ok := strings.CutPrefix(e.Name(), lf.Prefix); ok {
+			out = append(out, rest)
+		}
+	}
+	return out
+}
+
+// TestSharedDirectory keeps two containers of a pod, and another pod, in one
+// directory: each reads, rotates and prunes only its own files, and Remove
+// with the pod's prefix deletes the pod's and nothing else.
+func TestSharedDirectory(t *testing.T) {
+	dir := t.TempDir()
+	a := Files{Dir: dir, Prefix: "pod_a."}
+	b := Files{Dir: dir, Prefix: "pod_b."}
+	other := Files{Dir: dir, Prefix: "other_a."}
+	for attempt := range 3 {
+		for _, lf := range []Files{a, b, other} {
+			w := openTest(t, lf, attempt, 64, 2)
+			write(t, w.Stdout(), fmt.Sprintf("%s attempt %d, a line long enough to rotate\n", lf.Prefix, attempt))
+			write(t, w.Stdout(), fmt.Sprintf("%s attempt %d again\n", lf.Prefix, attempt))
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, lf := range []Files{a, b, other} {
+		lines := func(attempt int) string {
+			return fmt.Sprintf("%s attempt %d, a line long enough to rotate\n%[1]s attempt %d again\n", lf.Prefix, attempt)
+		}
+		if got, want := readAll(t, lf, Options{TailLines: -1}), lines(2); got != want {
+			t.Errorf("%s: Read = %q, want %q", lf.Prefix, got, want)
+		}
+		if got, want := readAll(t, lf, Options{TailLines: -1, Previous: true}), lines(1); got != want {
+			t.Errorf("%s: Read previous = %q, want %q", lf.Prefix, got, want)
+		}
+		if got, err := lf.Attempts(); err != nil || !slices.Equal(got, []int{1, 2}) {
+			t.Errorf("%s: Attempts() = %v, %v; want [1 2]", lf.Prefix, got, err)
+		}
+		if diff := cmp.Diff([]string{"1.done", "1.log", "1.log.1", "2.done", "2.log", "2.log.1"}, names(t, lf)); diff != "" {
+			t.Errorf("%s: files mismatch (-want +got):\n%s", lf.Prefix, diff)
+		}
+	}
+	if err := (Files{Dir: dir, Prefix: "pod_"}).Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if got := append(names(t, a), names(t, b)...); len(got) != 0 {
+		t.Errorf("files left of the removed pod: %v", got)
+	}
+	if got := len(names(t, other)); got != 6 {
+		t.Errorf("the other pod has %d files left, want 6", got)
+	}
+	if err := (Files{Dir: filepath.Join(dir, "missing"), Prefix: "pod_"}).Remove(); err != nil {
+		t.Errorf("Remove in a missing directory: %v", err)
+	}
+}
+
+func openTest(t *testing.T, dir Files, attempt int, maxBytes int64, maxFiles int) *Writer {
 	t.Helper()
 	w, err := Open(dir, attempt, maxBytes, maxFiles)
 	if err != nil {
@@ -52,7 +139,7 @@ func write(t *testing.T, w interface{ Write([]byte) (int, error) }, s string) {
 	}
 }
 
-func readAll(t *testing.T, dir string, opts Options) string {
+func readAll(t *testing.T, dir Files, opts Options) string {
 	t.Helper()
 	var b bytes.Buffer
 	if err := Read(t.Context(), dir, opts, &b); err != nil {
@@ -62,7 +149,7 @@ func readAll(t *testing.T, dir string, opts Options) string {
 }
 
 func TestReadOptions(t *testing.T) {
-	dir := t.TempDir()
+	dir := testFiles(t)
 	w := openTest(t, dir, 0, 0, 0)
 	write(t, w.Stdout(), "one\ntwo\n") // epoch+0s, +1s
 	write(t, w.Stderr(), "three\n")    // +2s
@@ -99,7 +186,7 @@ func TestReadOptions(t *testing.T) {
 }
 
 func TestFileFormat(t *testing.T) {
-	dir := t.TempDir()
+	dir := testFiles(t)
 	w := openTest(t, dir, 0, 0, 0)
 	long := strings.Repeat("x", maxChunk+10)
 	write(t, w.Stdout(), "a b\n")
@@ -110,7 +197,7 @@ func TestFileFormat(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "0.log"))
+	b, err := os.ReadFile(dir.path("0.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +214,7 @@ func TestFileFormat(t *testing.T) {
 	if diff := cmp.Diff(want, strings.Split(string(b), "\n")); diff != "" {
 		t.Errorf("0.log mismatch (-want +got):\n%s", diff)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "0.done")); err != nil {
+	if _, err := os.Stat(dir.path("0.done")); err != nil {
 		t.Errorf("done marker: %v", err)
 	}
 	got := readAll(t, dir, Options{TailLines: -1})
@@ -140,7 +227,7 @@ func TestFileFormat(t *testing.T) {
 }
 
 func TestPartialLinesAcrossWrites(t *testing.T) {
-	dir := t.TempDir()
+	dir := testFiles(t)
 	w := openTest(t, dir, 0, 0, 0)
 	write(t, w.Stdout(), "hel")
 	write(t, w.Stderr(), "oops\n")
@@ -154,7 +241,7 @@ func TestPartialLinesAcrossWrites(t *testing.T) {
 }
 
 func TestRotation(t *testing.T) {
-	dir := t.TempDir()
+	dir := testFiles(t)
 	w := openTest(t, dir, 0, 200, 3)
 	var want []string
 	for i := range 50 {
@@ -165,13 +252,13 @@ func TestRotation(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	entries, err := os.ReadDir(dir)
+	entries, err := os.ReadDir(dir.Dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var logFiles []string
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), "0.log") {
+		if strings.HasPrefix(e.Name(), dir.Prefix+"0.log") {
 			logFiles = append(logFiles, e.Name())
 			info, _ := e.Info()
 			if info.Size() > 200+64 {
@@ -196,12 +283,12 @@ func TestRotation(t *testing.T) {
 }
 
 func TestAttempts(t *testing.T) {
-	dir := t.TempDir()
+	dir := testFiles(t)
 	var b bytes.Buffer
 	if err := Read(t.Context(), dir, Options{TailLines: -1}, &b); !errors.Is(err, ErrNoLogs) {
 		t.Fatalf("Read of empty dir: got %v, want ErrNoLogs", err)
 	}
-	if err := Read(t.Context(), filepath.Join(dir, "missing"), Options{TailLines: -1}, &b); !errors.Is(err, ErrNoLogs) {
+	if err := Read(t.Context(), Files{Dir: filepath.Join(dir.Dir, "missing"), Prefix: dir.Prefix}, Options{TailLines: -1}, &b); !errors.Is(err, ErrNoLogs) {
 		t.Fatalf("Read of missing dir: got %v, want ErrNoLogs", err)
 	}
 
@@ -232,28 +319,20 @@ func TestAttempts(t *testing.T) {
 			}
 		})
 	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	if diff := cmp.Diff([]string{"1.done", "1.log", "2.done", "2.log"}, names); diff != "" {
+	if diff := cmp.Diff([]string{"1.done", "1.log", "2.done", "2.log"}, names(t, dir)); diff != "" {
 		t.Errorf("files mismatch (-want +got):\n%s", diff)
 	}
 }
 
 func TestReopenAttemptAppends(t *testing.T) {
-	dir := t.TempDir()
+	dir := testFiles(t)
 	w := openTest(t, dir, 0, 0, 0)
 	write(t, w.Stdout(), "first\n")
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
 	w = openTest(t, dir, 0, 0, 0)
-	if _, err := os.Stat(filepath.Join(dir, "0.done")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(dir.path("0.done")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("done marker after reopening: %v, want it removed", err)
 	}
 	write(t, w.Stdout(), "second\n")
@@ -263,7 +342,7 @@ func TestReopenAttemptAppends(t *testing.T) {
 }
 
 func TestWriteAfterClose(t *testing.T) {
-	w := openTest(t, t.TempDir(), 0, 0, 0)
+	w := openTest(t, testFiles(t), 0, 0, 0)
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +355,7 @@ func TestWriteAfterClose(t *testing.T) {
 }
 
 func TestConcurrentStreams(t *testing.T) {
-	dir := t.TempDir()
+	dir := testFiles(t)
 	w := openTest(t, dir, 0, 4096, 0)
 	var wg sync.WaitGroup
 	for _, s := range []struct {
@@ -357,7 +436,7 @@ func (n *notifyBuffer) waitFor(t *testing.T, want string) {
 
 // startFollow runs Read with Follow in a goroutine; the returned channel gets
 // its error.
-func startFollow(ctx context.Context, dir string, opts Options, w *notifyBuffer) <-chan error {
+func startFollow(ctx context.Context, dir Files, opts Options, w *notifyBuffer) <-chan error {
 	opts.Follow = true
 	errc := make(chan error, 1)
 	go func() { errc <- Read(ctx, dir, opts, w) }()
@@ -386,7 +465,7 @@ func TestFollow(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
+			dir := testFiles(t)
 			w := openTest(t, dir, 0, tt.maxBytes, tt.maxFiles)
 			write(t, w.Stdout(), "before\n")
 			buf := newNotifyBuffer()
@@ -414,7 +493,7 @@ func TestFollow(t *testing.T) {
 }
 
 func TestFollowWithTail(t *testing.T) {
-	dir := t.TempDir()
+	dir := testFiles(t)
 	w := openTest(t, dir, 0, 0, 0)
 	write(t, w.Stdout(), "old 1\nold 2\n")
 	buf := newNotifyBuffer()
@@ -429,7 +508,7 @@ func TestFollowWithTail(t *testing.T) {
 }
 
 func TestFollowStopsWithContext(t *testing.T) {
-	dir := t.TempDir()
+	dir := testFiles(t)
 	w := openTest(t, dir, 0, 0, 0)
 	write(t, w.Stdout(), "x\n")
 	ctx, cancel := context.WithCancel(t.Context())
@@ -445,7 +524,7 @@ func TestFollowStopsWithContext(t *testing.T) {
 func TestFollowStopsWhenNewerAttemptStarts(t *testing.T) {
 	// An attempt that was never closed (the agent crashed) is finished
 	// once the next one has started.
-	dir := t.TempDir()
+	dir := testFiles(t)
 	w, err := Open(dir, 0, 0, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -462,7 +541,7 @@ func TestFollowStopsWhenNewerAttemptStarts(t *testing.T) {
 }
 
 func TestFollowPreviousReturns(t *testing.T) {
-	dir := t.TempDir()
+	dir := testFiles(t)
 	w0 := openTest(t, dir, 0, 0, 0)
 	write(t, w0.Stdout(), "zero\n")
 	w0.Close()

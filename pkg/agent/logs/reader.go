@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"time"
 )
@@ -42,7 +41,7 @@ type Options struct {
 	LimitBytes int64
 }
 
-// Read writes the content of a container's logs in dir to w, as selected by
+// Read writes the content of a container's logs to w, as selected by
 // opts. Lines are written as they were logged, without the stream and tag
 // columns; a line that was never terminated is written without a newline.
 //
@@ -53,24 +52,24 @@ type Options struct {
 //
 // Read returns an error wrapping ErrNoLogs when there is no attempt and
 // ErrNoPrevious when opts.Previous asks for one that does not exist.
-func Read(ctx context.Context, dir string, opts Options, w io.Writer) error {
-	files, err := listFiles(dir)
+func Read(ctx context.Context, lf Files, opts Options, w io.Writer) error {
+	files, err := listFiles(lf)
 	if err != nil {
-		return fmt.Errorf("read logs in %s: %w", dir, err)
+		return fmt.Errorf("read logs %s: %w", lf, err)
 	}
 	atts := attempts(files)
 	if len(atts) == 0 {
-		return fmt.Errorf("read logs in %s: %w", dir, ErrNoLogs)
+		return fmt.Errorf("read logs %s: %w", lf, ErrNoLogs)
 	}
 	attempt := atts[len(atts)-1]
 	if opts.Previous {
 		if len(atts) < 2 {
-			return fmt.Errorf("read logs in %s: %w", dir, ErrNoPrevious)
+			return fmt.Errorf("read logs %s: %w", lf, ErrNoPrevious)
 		}
 		attempt = atts[len(atts)-2]
 	}
 	r := &reader{
-		dir:     dir,
+		files:   lf,
 		attempt: attempt,
 		opts:    opts,
 		out:     &output{w: w, timestamps: opts.Timestamps, limit: opts.LimitBytes},
@@ -82,7 +81,7 @@ func Read(ctx context.Context, dir string, opts Options, w io.Writer) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("read logs in %s: %w", dir, err)
+		return fmt.Errorf("read logs %s: %w", lf, err)
 	}
 	return nil
 }
@@ -95,7 +94,7 @@ type line struct {
 }
 
 type reader struct {
-	dir     string
+	files   Files
 	attempt int
 	opts    Options
 	out     *output
@@ -159,7 +158,7 @@ func (r *reader) run(ctx context.Context, files []logFile) error {
 
 // openCurrent opens the attempt's current file, if it exists.
 func (r *reader) openCurrent() error {
-	f, err := os.Open(filepath.Join(r.dir, currentName(r.attempt)))
+	f, err := os.Open(r.files.path(currentName(r.attempt)))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -186,7 +185,7 @@ func (r *reader) readRotated(files []logFile) error {
 			continue
 		}
 		r.seenSeq = lf.seq
-		f, err := os.Open(filepath.Join(r.dir, lf.name))
+		f, err := os.Open(r.files.path(lf.name))
 		if errors.Is(err, os.ErrNotExist) {
 			continue // deleted by rotation meanwhile
 		}
@@ -225,7 +224,7 @@ func (r *reader) follow() error {
 	if err := r.drainCurrent(); err != nil {
 		return err
 	}
-	info, err := os.Stat(filepath.Join(r.dir, currentName(r.attempt)))
+	info, err := os.Stat(r.files.path(currentName(r.attempt)))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil // between rename and create, or deleted
 	}
@@ -241,12 +240,12 @@ func (r *reader) follow() error {
 		return err
 	}
 	old := r.curInfo
-	files, err := listFiles(r.dir)
+	files, err := listFiles(r.files)
 	if err != nil {
 		return err
 	}
 	for _, lf := range attemptFiles(files, r.attempt, kindRotated) {
-		if info, err := os.Stat(filepath.Join(r.dir, lf.name)); err == nil && os.SameFile(info, old) {
+		if info, err := os.Stat(r.files.path(lf.name)); err == nil && os.SameFile(info, old) {
 			r.seenSeq = max(r.seenSeq, lf.seq)
 		}
 	}
@@ -262,12 +261,12 @@ func (r *reader) follow() error {
 
 // finished reports whether the attempt will get no more lines.
 func (r *reader) finished() (bool, error) {
-	if _, err := os.Stat(filepath.Join(r.dir, doneName(r.attempt))); err == nil {
+	if _, err := os.Stat(r.files.path(doneName(r.attempt))); err == nil {
 		return true, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return false, err
 	}
-	files, err := listFiles(r.dir)
+	files, err := listFiles(r.files)
 	if err != nil {
 		return false, err
 	}

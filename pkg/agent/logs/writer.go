@@ -8,8 +8,9 @@
 //	<RFC3339Nano timestamp> <stdout|stderr> <F|P> <content>
 //
 // where P marks a partial chunk of a longer line (over 16 KiB, or unterminated
-// when the writer was closed) and F the chunk that ends it. A directory holds
-// the current and the previous attempt of one container:
+// when the writer was closed) and F the chunk that ends it. The files of one
+// container (Files) hold its current and previous attempt, each file named
+// by the container's prefix followed by
 //
 //	<attempt>.log        the file being written
 //	<attempt>.log.<seq>  rotated files, oldest has the lowest seq
@@ -25,7 +26,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 )
@@ -37,7 +37,7 @@ const maxChunk = 16 * 1024
 // Writer writes one attempt of a container's logs. Stdout and Stderr may be
 // written from different goroutines at the same time.
 type Writer struct {
-	dir      string
+	files    Files
 	attempt  int
 	maxBytes int64
 	maxFiles int
@@ -53,35 +53,35 @@ type Writer struct {
 }
 
 // Open starts (or continues, if its files exist) attempt number attempt of a
-// container's logs in dir, creating dir if needed. The files of attempts other
-// than attempt and attempt-1 are deleted.
+// container's logs, creating their directory if needed. The files of attempts
+// other than attempt and attempt-1 are deleted.
 //
 // When the current file reaches maxBytes it is rotated; at most maxFiles files
 // (rotated ones and the current one) are kept for the attempt, the oldest are
 // deleted. maxBytes <= 0 disables rotation; maxFiles <= 0 keeps every rotated
 // file.
-func Open(dir string, attempt int, maxBytes int64, maxFiles int) (*Writer, error) {
+func Open(lf Files, attempt int, maxBytes int64, maxFiles int) (*Writer, error) {
 	if attempt < 0 {
-		return nil, fmt.Errorf("open logs in %s: negative attempt %d", dir, attempt)
+		return nil, fmt.Errorf("open logs %s: negative attempt %d", lf, attempt)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("open logs in %s: %w", dir, err)
+	if err := os.MkdirAll(lf.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("open logs %s: %w", lf, err)
 	}
-	files, err := listFiles(dir)
+	files, err := listFiles(lf)
 	if err != nil {
-		return nil, fmt.Errorf("open logs in %s: %w", dir, err)
+		return nil, fmt.Errorf("open logs %s: %w", lf, err)
 	}
 	nextSeq := 1
 	var errs []error
 	for _, f := range files {
 		switch {
 		case f.attempt != attempt && f.attempt != attempt-1:
-			if err := os.Remove(filepath.Join(dir, f.name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			if err := os.Remove(lf.path(f.name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 				errs = append(errs, err)
 			}
 		case f.attempt == attempt && f.kind == kindDone:
 			// Reopened: the attempt is running again.
-			if err := os.Remove(filepath.Join(dir, f.name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			if err := os.Remove(lf.path(f.name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 				errs = append(errs, err)
 			}
 		case f.attempt == attempt && f.kind == kindRotated:
@@ -89,10 +89,10 @@ func Open(dir string, attempt int, maxBytes int64, maxFiles int) (*Writer, error
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("open logs in %s: %w", dir, err)
+		return nil, fmt.Errorf("open logs %s: %w", lf, err)
 	}
 	w := &Writer{
-		dir:      dir,
+		files:    lf,
 		attempt:  attempt,
 		maxBytes: maxBytes,
 		maxFiles: maxFiles,
@@ -100,7 +100,7 @@ func Open(dir string, attempt int, maxBytes int64, maxFiles int) (*Writer, error
 		nextSeq:  nextSeq,
 	}
 	if err := w.openCurrent(); err != nil {
-		return nil, fmt.Errorf("open logs in %s: %w", dir, err)
+		return nil, fmt.Errorf("open logs %s: %w", lf, err)
 	}
 	w.stdout = &stream{w: w, name: "stdout"}
 	w.stderr = &stream{w: w, name: "stderr"}
@@ -132,15 +132,15 @@ func (w *Writer) Close() error {
 		}
 	}
 	errs = append(errs, w.f.Close())
-	errs = append(errs, os.WriteFile(filepath.Join(w.dir, doneName(w.attempt)), nil, 0o644))
+	errs = append(errs, os.WriteFile(w.files.path(doneName(w.attempt)), nil, 0o644))
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("close logs in %s: %w", w.dir, err)
+		return fmt.Errorf("close logs %s: %w", w.files, err)
 	}
 	return nil
 }
 
 func (w *Writer) openCurrent() error {
-	f, err := os.OpenFile(filepath.Join(w.dir, currentName(w.attempt)), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(w.files.path(currentName(w.attempt)), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
@@ -183,8 +183,8 @@ func (w *Writer) rotate() error {
 	if err := w.f.Close(); err != nil {
 		return err
 	}
-	cur := filepath.Join(w.dir, currentName(w.attempt))
-	if err := os.Rename(cur, filepath.Join(w.dir, rotatedName(w.attempt, w.nextSeq))); err != nil {
+	cur := w.files.path(currentName(w.attempt))
+	if err := os.Rename(cur, w.files.path(rotatedName(w.attempt, w.nextSeq))); err != nil {
 		return err
 	}
 	w.nextSeq++
@@ -194,14 +194,14 @@ func (w *Writer) rotate() error {
 	if w.maxFiles <= 0 {
 		return nil
 	}
-	files, err := listFiles(w.dir)
+	files, err := listFiles(w.files)
 	if err != nil {
 		return err
 	}
 	rotated := attemptFiles(files, w.attempt, kindRotated) // oldest first
 	var errs []error
 	for len(rotated)+1 > w.maxFiles && len(rotated) > 0 {
-		if err := os.Remove(filepath.Join(w.dir, rotated[0].name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := os.Remove(w.files.path(rotated[0].name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}
 		rotated = rotated[1:]

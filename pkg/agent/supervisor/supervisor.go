@@ -31,7 +31,8 @@ type Images interface {
 
 // Config configures a Supervisor.
 type Config struct {
-	// LogDir holds container logs, one directory per workload and container. Required.
+	// LogDir holds container logs, the files of every container in the one
+	// directory (see LogFiles). Required.
 	LogDir string
 	// VolumeDir holds the pods' volumes, one directory per workload; empty
 	// means "volumes" next to LogDir.
@@ -143,6 +144,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		s.log.Info("resuming workloads from store", "count", len(ws), "generation", gen)
 	}
 	s.removeOrphanVolumes(ws)
+	s.tidyLogs(ws)
 	var persisting sync.WaitGroup
 	persisting.Go(func() { _ = s.pending.Run(ctx) })
 	s.reconcile(gen, ws, true)
@@ -326,10 +328,6 @@ func (s *Supervisor) TakeReport() *hubv1.StatusReport {
 	return r
 }
 
-// LogDir is where a container's logs are kept.
-func (s *Supervisor) LogDir(uid, container string) string {
-	return filepath.Join(s.cfg.LogDir, uid, container)
-}
 
 // Workload returns the spec of a workload the device runs.
 func (s *Supervisor) Workload(uid string) (*hubv1.Workload, bool) {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -144,7 +145,7 @@ func TestRunsToCompletionWithNever(t *testing.T) {
 		t.Errorf("image id / pod ip: got %v", st)
 	}
 	var buf strings.Builder
-	if err := logs.Read(t.Context(), f.sup.LogDir("a", "app"), logs.Options{TailLines: -1}, &buf); err != nil {
+	if err := logs.Read(t.Context(), f.sup.LogFiles("a", "app"), logs.Options{TailLines: -1}, &buf); err != nil {
 		t.Fatal(err)
 	}
 	if got := buf.String(); !strings.Contains(got, "hello from a") {
@@ -208,6 +209,11 @@ func TestReconcileKeepsUnchangedAndStopsRemoved(t *testing.T) {
 	}
 	r := f.sup.TakeReport()
 	waitFor(t, func() bool { _, ok := f.sup.Workload("d"); return !ok })
+	// The removed workload's logs are removed from the device, the kept one's stay.
+	waitFor(t, func() bool { a, err := f.sup.LogFiles("d", "app").Attempts(); return err == nil && len(a) == 0 })
+	if a, err := f.sup.LogFiles("k", "app").Attempts(); err != nil || len(a) != 1 {
+		t.Errorf("attempts of the kept workload's logs: %v, %v", a, err)
+	}
 	after := waitStatus(t, f.sup, "k", running)
 	if !after.GetContainers()[0].GetState().GetRunning().GetStartedAt().AsTime().Equal(before.GetContainers()[0].GetState().GetRunning().GetStartedAt().AsTime()) {
 		t.Errorf("unchanged workload restarted: before %v after %v", before, after)
@@ -266,6 +272,52 @@ func TestResumesFromStoreAfterRestart(t *testing.T) {
 	}
 	if container(got).GetRestartCount() != 1 {
 		t.Errorf("restart count after agent restart: got %d, want 1", container(got).GetRestartCount())
+	}
+}
+
+// TestTidiesLogsAtStart starts a supervisor on logs kept the way agents
+// before it kept them, a directory per pod and container: the stored
+// workload's are moved to where LogFiles says and it goes on from them; the
+// logs of pods no longer there, in either layout, are deleted.
+func TestTidiesLogsAtStart(t *testing.T) {
+	sup, _ := storedSupervisor(t, spec("r", "Always", "INTERVAL", "50ms"))
+	logDir := sup.cfg.LogDir
+	old := map[string]string{
+		"r/app/0.log":       "2026-11-27T10:00:00Z stdout F from the old layout\n",
+		"r/app/0.done":      "",
+		"gone/app/0.log":    "2026-11-27T10:00:00Z stdout F of a deleted pod\n",
+		"orphan_app.0.log":  "2026-11-27T10:00:00Z stdout F of another deleted pod\n",
+		"orphan_app.0.done": "",
+	}
+	for name, content := range old {
+		p := filepath.Join(logDir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = sup.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitStatus(t, sup, "r", func(st *hubv1.WorkloadStatus) bool { return container(st).GetState().GetRunning() != nil })
+
+	var prev strings.Builder
+	if err := logs.Read(t.Context(), sup.LogFiles("r", "app"), logs.Options{TailLines: -1, Previous: true}, &prev); err != nil || prev.String() != "from the old layout\n" {
+		t.Errorf("previous attempt of the resumed workload: %q, %v; want its line from the old layout", prev.String(), err)
+	}
+	entries, err := os.ReadDir(logDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if want := []string{"r_app.0.done", "r_app.0.log", "r_app.1.log"}; !slices.Equal(names, want) {
+		t.Errorf("log directory holds %v, want %v", names, want)
 	}
 }
 

@@ -166,7 +166,8 @@ func (w *workload) run(parent context.Context) {
 }
 
 // stop ends the workload and waits for its containers to stop. deleted means
-// the workload is gone from the desired state (its last status says so).
+// the workload is gone from the desired state (its last status says so): its
+// logs are removed then, also when it had already stopped (fenced).
 func (w *workload) stop(deleted bool) {
 	w.mu.Lock()
 	w.deleted = w.deleted || deleted
@@ -176,6 +177,7 @@ func (w *workload) stop(deleted bool) {
 	<-w.done
 	if deleted {
 		w.endFenced()
+		w.removeLogs()
 	}
 }
 
@@ -403,7 +405,7 @@ func (w *workload) pull(ctx context.Context, c *hubv1.Container) *image.Artifact
 func (w *workload) runOnce(ctx context.Context, c *hubv1.Container, art *image.Artifact, attempt int32, onStarted func()) *hubv1.ContainerState {
 	name := c.GetName()
 	started := timestamppb.Now()
-	lw, err := logs.Open(w.s.LogDir(w.spec.GetUid(), name), int(attempt), w.s.cfg.LogMaxBytes, w.s.cfg.LogMaxFiles)
+	lw, err := logs.Open(w.s.LogFiles(w.spec.GetUid(), name), int(attempt), w.s.cfg.LogMaxBytes, w.s.cfg.LogMaxFiles)
 	if err != nil {
 		return w.startFailed(name, started, fmt.Errorf("open log: %w", err))
 	}
