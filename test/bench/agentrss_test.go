@@ -16,8 +16,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-
-	"github.com/edgefabric/edgefabric/test/ocitest"
 )
 
 const (
@@ -37,7 +35,7 @@ const (
 // it first pulled and compiled the module ("fresh"), and after it was
 // restarted on the same data directory, so that it resumed them from its
 // store with the compiled module from its on-disk cache ("restarted"). For
-// testdata/idle.wat, a module with one page of memory, it reads the agent
+// examples/pause, a module with one page of memory, it reads the agent
 // with ten of those: that is the agent's own cost per workload, without a Go
 // runtime's in each (skipped if wat2wasm is not installed).
 func BenchmarkAgentIdleRSS(b *testing.B) {
@@ -73,23 +71,21 @@ func BenchmarkAgentIdleRSS(b *testing.B) {
 			rssWorkloads, empty, rssWorkloads, fresh, rssWorkloads, restarted,
 			rssWorkloads, float64(fresh.rss-empty.rss)/rssWorkloads/1e6)
 	})
-	b.Run("wat-idle", func(b *testing.B) {
-		module := ocitest.Wat2Wasm(b, "testdata/idle.wat")
+	b.Run("pause", func(b *testing.B) {
 		var empty, loaded procMemory
 		for range b.N {
 			f := startFabric(b, 1)
-			ref := f.Registry + "/idle:v1"
-			ocitest.Push(b, ref, module, ocitest.Image)
+			ref := pushPause(f)
 			a := f.Agent("dev-0")
 			empty = settleAndRead(b, "no workloads", a.Pid(), 30*time.Second)
-			r := runIdle(f, ref, "idle")
-			loaded = settleAndRead(b, "idle.wat", a.Pid(), rssSettle)
+			r := runIdle(f, ref, "pause")
+			loaded = settleAndRead(b, "pause", a.Pid(), rssSettle)
 			r.cleanUp(b, f.Client)
 		}
 		b.ReportMetric(0, "ns/op")
 		b.ReportMetric(float64(empty.rss)/1e6, "empty-RSS-MB")
 		b.ReportMetric(float64(loaded.rss)/1e6, "RSS-MB")
-		report(b, "agent memory with %d idle.wat workloads:\n  no workloads  %s\n  %d workloads  %s\n  per workload: %.2f MB",
+		report(b, "agent memory with %d pause workloads:\n  no workloads  %s\n  %d workloads  %s\n  per workload: %.2f MB",
 			rssWorkloads, empty, rssWorkloads, loaded, float64(loaded.rss-empty.rss)/rssWorkloads/1e6)
 	})
 }
@@ -98,14 +94,12 @@ func BenchmarkAgentIdleRSS(b *testing.B) {
 // hour), on the account's node and waits until they are Ready.
 func runIdle(f *fabrictest.Fabric, image, container string) *podRound {
 	f.T().Helper()
-	r := &podRound{name: "rss", node: nodeName, taint: "edgefabric", image: image}
+	r := &podRound{name: "rss", node: nodeName, taint: "edgefabric", image: image, container: container}
 	label := "idle"
 	w := r.watch(f.T(), f.Client, label)
 	defer w.stop()
 	for i := range rssWorkloads {
-		p := r.pod(label, i)
-		p.Spec.Containers[0].Name = container
-		if _, err := f.Client.CoreV1().Pods(namespace).Create(context.Background(), p, metav1.CreateOptions{}); err != nil {
+		if _, err := f.Client.CoreV1().Pods(namespace).Create(context.Background(), r.pod(label, i), metav1.CreateOptions{}); err != nil {
 			f.T().Fatal(err)
 		}
 	}

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -40,6 +41,15 @@ func startFabric(tb testing.TB, n int, opts ...fabrictest.FabricOption) *fabrict
 func pushHello(f *fabrictest.Fabric) string {
 	f.T().Helper()
 	ref, _ := f.PushExample("hello", "v1", ocitest.Image)
+	return ref
+}
+
+// pushPause pushes examples/pause, built with wat2wasm (the benchmark is
+// skipped without it), to the fabric's registry and returns its reference.
+func pushPause(f *fabrictest.Fabric) string {
+	f.T().Helper()
+	ref := f.Registry + "/pause:v1"
+	ocitest.Push(f.T(), ref, ocitest.Wat2Wasm(f.T(), filepath.Join(ocitest.RepoRoot(f.T()), "examples/pause/pause.wat")), ocitest.Image)
 	return ref
 }
 

@@ -51,7 +51,20 @@ const annotationDevice = "edgefabric.io/device"
 // ours/baseline; then the same for 50 pods created one every 100 ms. Each
 // iteration runs three bursts and one paced round of each provider, in
 // alternating order, and pools their pods; run it with -benchtime 1x.
+//
+// It runs twice, each on a fabric of its own: with examples/pause, the least
+// a workload can be (as Kubernetes measures its pod startup SLO with pause
+// pods), for edgefabric's own cost of starting a pod; and with
+// examples/hello, a Go module, whose Go runtime starting inside each
+// instance costs about 1 ms of the agents' CPU per pod on top.
 func BenchmarkPodStart(b *testing.B) {
+	b.Run("pause", func(b *testing.B) { podStart(b, "pause", pushPause) })
+	b.Run("go-hello", func(b *testing.B) { podStart(b, "hello", pushHello) })
+}
+
+// podStart is BenchmarkPodStart for the image push returns, its container
+// named container.
+func podStart(b *testing.B, container string, push func(*fabrictest.Fabric) string) {
 	prof := newProfiler(b)
 	agentProf := newProfiler(b) // the first agent's
 	var opts []fabrictest.FabricOption
@@ -64,10 +77,10 @@ func BenchmarkPodStart(b *testing.B) {
 		}))
 	}
 	f := startFabric(b, podStartAgents, opts...)
-	image := pushHello(f)
+	image := push(f)
 	base := startBaseline(b, f.Env.Config)
 
-	ours := podRound{name: "edgefabric", node: nodeName, taint: "edgefabric", image: image}
+	ours := podRound{name: "edgefabric", node: nodeName, taint: "edgefabric", image: image, container: container}
 	if prof.enabled() {
 		// Profile the provider and an agent through the first burst: CPU
 		// for 10 s, and what their goroutines wait on a few times early in
@@ -91,8 +104,8 @@ func BenchmarkPodStart(b *testing.B) {
 			return wg.Wait
 		}
 	}
-	ours.runningAt = func(device string, uid types.UID) time.Time { return firstLogLine(f, device, uid, "hello") }
-	baseline := podRound{name: "baseline", node: baselineNode, taint: "baseline", image: image, createdAt: base.createdAt}
+	ours.runningAt = func(device string, uid types.UID) time.Time { return firstLogLine(f, device, uid, container) }
+	baseline := podRound{name: "baseline", node: baselineNode, taint: "baseline", image: image, container: container, createdAt: base.createdAt}
 
 	// Warm-up, uncounted: one pod per agent pulls the image and compiles the
 	// module there (one at a time, so that placement spreads them), and one
@@ -191,6 +204,8 @@ type podRound struct {
 	node  string
 	taint string // value of the node's virtual-kubelet.io/provider taint
 	image string
+	// container is the name of the pod's one container; "hello" if empty.
+	container string
 	// createdAt, if set, says when the provider's CreatePod saw the pod;
 	// otherwise the first sight of the device annotation stands for it.
 	createdAt func(namespace, name string) (time.Time, bool)
@@ -333,6 +348,10 @@ func ratio(a, b time.Duration) float64 {
 }
 
 func (r *podRound) pod(label string, i int) *corev1.Pod {
+	container := r.container
+	if container == "" {
+		container = "hello"
+	}
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      fmt.Sprintf("%s-%s-%03d", r.name, label, i),
@@ -346,9 +365,9 @@ func (r *podRound) pod(label string, i int) *corev1.Pod {
 				Key: "virtual-kubelet.io/provider", Operator: corev1.TolerationOpEqual, Value: r.taint, Effect: corev1.TaintEffectNoSchedule,
 			}},
 			Containers: []corev1.Container{{
-				Name:  "hello",
+				Name:  container,
 				Image: r.image,
-				// Idle: one line an hour.
+				// hello idles: one line an hour.
 				Env: []corev1.EnvVar{{Name: "INTERVAL", Value: "1h"}},
 			}},
 		},

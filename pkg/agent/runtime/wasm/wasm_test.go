@@ -336,6 +336,34 @@ func TestStopSleepingEndsAtOnce(t *testing.T) {
 	}
 }
 
+// TestPauseExample runs examples/pause, the benchmark's workload: it logs
+// one line, keeps running, and a Stop ends it in its sleep.
+func TestPauseExample(t *testing.T) {
+	r := newRuntime(t, "")
+	stdout := newSyncBuffer()
+	inst, err := r.Start(t.Context(), Spec{ModulePath: wat(t, "examples/pause/pause.wat"), Stdout: stdout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout.waitFor(t, "pause\n")
+	select {
+	case <-inst.Done():
+		t.Fatalf("pause ended by itself: %+v", inst.Result())
+	case <-time.After(200 * time.Millisecond):
+	}
+	start := time.Now()
+	inst.Stop(10 * time.Second)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("Stop took %v, want the module to end in its sleep", took)
+	}
+	if got := inst.Result(); got.Reason != ReasonKilled || got.ExitCode != 137 {
+		t.Errorf("result after Stop: %+v, want Killed (137)", got)
+	}
+	if got := stdout.String(); got != "pause\n" {
+		t.Errorf("stdout %q, want %q", got, "pause\n")
+	}
+}
+
 func TestStopBlockedInStdin(t *testing.T) {
 	r := newRuntime(t, "")
 	pr, pw := io.Pipe() // never written: reads block
