@@ -224,8 +224,21 @@ func (n *accountNode) sendNodeStatus(ctx context.Context) {
 		if !same && last != nil {
 			n.dropLabels(ctx, last.Labels, node.Labels)
 		}
+		// Every pod placed signals a change (the fabric cannot tell what a
+		// listener cares for): in a burst of pods, one status a
+		// nodeStatusInterval instead of one per pod; the first change after a
+		// quiet spell still goes out at once.
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(nodeStatusInterval):
+		}
 	}
 }
+
+// nodeStatusInterval is the least time between two node statuses built by
+// sendNodeStatus.
+const nodeStatusInterval = 100 * time.Millisecond
 
 // dropLabels removes from the node object the labels it had (in was) and
 // should not have now (in now): os and arch, once its devices disagree.
