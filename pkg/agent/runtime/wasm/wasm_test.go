@@ -542,6 +542,11 @@ func TestModules(t *testing.T) {
 			wantStdout: "tiny\n",
 		},
 		{
+			name: "function table from element segments",
+			file: "elements.wat",
+			want: Result{ExitCode: 19, Reason: ReasonError},
+		},
+		{
 			name: "proc_exit status",
 			file: "exit.wat",
 			want: Result{ExitCode: 7, Reason: ReasonError},

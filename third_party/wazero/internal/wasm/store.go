@@ -11,6 +11,7 @@ import (
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/internal/expctxkeys"
 	"github.com/tetratelabs/wazero/internal/internalapi"
+	"github.com/tetratelabs/wazero/internal/leb128"
 	internalsys "github.com/tetratelabs/wazero/internal/sys"
 	"github.com/tetratelabs/wazero/sys"
 )
@@ -230,13 +231,58 @@ func (m *ModuleInstance) applyElements(elems []ElementSegment) {
 			for i := 0; i < len(elem.Init); i++ {
 				references[offset+uint32(i)] = Reference(0)
 			}
-		} else {
+		} else if !m.applyFuncRefs(elem.Init, references[offset:offset+uint32(len(elem.Init))]) {
 			for i, init := range elem.Init {
 				initExprResults := evaluateConstExprInModuleInstance(&init, m)
 				references[offset+uint32(i)] = Reference(initExprResults[0])
 			}
 		}
 	}
+}
+
+// applyFuncRefs sets refs to the functions of inits if each is "ref.func
+// <index>", as in the element segment that fills a Go-built module's
+// function table (about 1,800 of them): without evaluating each as a
+// constant expression, and with one allocation for their function instances
+// where the engine can (funcRefsEngine). Otherwise it does nothing and
+// returns false. (edgefabric patch 0010)
+func (m *ModuleInstance) applyFuncRefs(inits []ConstantExpression, refs []Reference) bool {
+	indices := make([]Index, len(inits))
+	for i := range inits {
+		idx, ok := funcRefIndex(&inits[i])
+		if !ok {
+			return false
+		}
+		indices[i] = idx
+	}
+	if e, ok := m.Engine.(funcRefsEngine); ok {
+		e.FunctionInstanceReferences(indices, refs)
+		return true
+	}
+	for i, idx := range indices {
+		refs[i] = m.Engine.FunctionInstanceReference(idx)
+	}
+	return true
+}
+
+// funcRefsEngine is a ModuleEngine that makes many function references at
+// once: refs[i] is FunctionInstanceReference(funcIndices[i]).
+type funcRefsEngine interface {
+	FunctionInstanceReferences(funcIndices []Index, refs []Reference)
+}
+
+// funcRefIndex returns the function index of the constant expression
+// "ref.func <index>" and true, or false for any other expression.
+func funcRefIndex(e *ConstantExpression) (Index, bool) {
+	d := e.Data
+	if len(d) < 3 || d[0] != OpcodeRefFunc || d[len(d)-1] != OpcodeEnd {
+		return 0, false
+	}
+	idx, n, err := leb128.LoadUint32(d[1:])
+	if err != nil || 1+int(n) != len(d)-1 {
+		return 0, false
+	}
+	return idx, true
 }
 
 // validateData ensures that data segments are valid in terms of memory boundary.

@@ -24,6 +24,9 @@ type (
 		module                 *wasm.ModuleInstance
 		opaque                 moduleContextOpaque
 		localFunctionInstances []*functionInstance
+		// functionInstanceBlocks keeps the function instances made by
+		// FunctionInstanceReferences. (edgefabric patch 0010)
+		functionInstanceBlocks [][]functionInstance
 		importedFunctions      []importedFunction
 		listeners              []experimental.FunctionListener
 	}
@@ -337,6 +340,38 @@ func (m *moduleEngine) FunctionInstanceReference(funcIndex wasm.Index) wasm.Refe
 	}
 	m.localFunctionInstances = append(m.localFunctionInstances, lf)
 	return uintptr(unsafe.Pointer(lf))
+}
+
+// FunctionInstanceReferences sets refs[i] to
+// FunctionInstanceReference(funcIndices[i]), with one allocation for all the
+// local functions' instances. (edgefabric patch 0010)
+func (m *moduleEngine) FunctionInstanceReferences(funcIndices []wasm.Index, refs []wasm.Reference) {
+	imported := m.module.Source.ImportFunctionCount
+	locals := 0
+	for _, funcIndex := range funcIndices {
+		if funcIndex >= imported {
+			locals++
+		}
+	}
+	block := make([]functionInstance, 0, locals) // never grows: the pointers below stay valid
+	p := m.parent
+	for i, funcIndex := range funcIndices {
+		if funcIndex < imported {
+			refs[i] = m.FunctionInstanceReference(funcIndex)
+			continue
+		}
+		localIndex := funcIndex - imported
+		block = append(block, functionInstance{
+			executable:             &p.executable[p.functionOffsets[localIndex]],
+			moduleContextOpaquePtr: m.opaquePtr,
+			typeID:                 m.module.TypeIDs[m.module.Source.FunctionSection[localIndex]],
+			indexInModule:          funcIndex,
+		})
+		refs[i] = uintptr(unsafe.Pointer(&block[len(block)-1]))
+	}
+	if len(block) > 0 {
+		m.functionInstanceBlocks = append(m.functionInstanceBlocks, block)
+	}
 }
 
 // LookupFunction implements wasm.ModuleEngine.
