@@ -7,5 +7,7 @@ package wasm
 type threadCPU struct{}
 
 func (c *threadCPU) start()               {}
+func (c *threadCPU) pause()               {}
+func (c *threadCPU) resume()              {}
 func (c *threadCPU) stop()                {}
 func (c *threadCPU) used() (uint64, bool) { return 0, false }

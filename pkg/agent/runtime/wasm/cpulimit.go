@@ -48,10 +48,12 @@ func (t *cpuThrottle) wait() {
 		t.periodStart, t.usedAtStart = now, used
 	case time.Duration(used-t.usedAtStart) >= t.quota:
 		timer := time.NewTimer(cpuPeriod - now.Sub(t.periodStart))
-		select {
-		case <-timer.C:
-		case <-t.stop:
-		}
+		offThread(t.cpu, func() {
+			select {
+			case <-timer.C:
+			case <-t.stop:
+			}
+		})
 		timer.Stop()
 		t.periodStart = time.Now()
 		t.usedAtStart, _ = t.cpu.used()

@@ -188,7 +188,8 @@ func (i *Instance) Usage() Usage {
 // run calls _start and records the result; it is the instance's goroutine.
 func (i *Instance) run(ctx context.Context) {
 	// The goroutine keeps one OS thread while it runs the module, so that
-	// the thread's CPU time is the module's (see threadCPU).
+	// the thread's CPU time is the module's (see threadCPU); it leaves it
+	// while it waits (offThread).
 	runtime.LockOSThread()
 	i.cpu.start()
 	err := i.call(ctx)
@@ -300,9 +301,15 @@ func (i *Instance) sleep(ns int64) {
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-i.stopCh:
+	stopped := false
+	offThread(&i.cpu, func() {
+		select {
+		case <-t.C:
+		case <-i.stopCh:
+			stopped = true
+		}
+	})
+	if stopped {
 		// Stop: end the module here, as proc_exit does. Returning would
 		// let it run on until wazero's termination check, which comes
 		// only every 2^18 loop iterations (hack/wazero): a Go module's
@@ -310,4 +317,19 @@ func (i *Instance) sleep(ns int64) {
 		// of CPU spinning so, six times what starting it took.
 		panic(sys.NewExitError(sys.ExitCodeContextCanceled))
 	}
+}
+
+// offThread runs wait, which blocks, with the instance's goroutine unlocked
+// from its OS thread, and locks it to one again after. A module that sleeps
+// (most of them, most of the time) then holds no thread: without this, every
+// instance kept one parked thread of its own, a new one made for each start,
+// and each wake-up handed the thread's P over twice.
+func offThread(cpu *threadCPU, wait func()) {
+	cpu.pause()
+	runtime.UnlockOSThread()
+	defer func() {
+		runtime.LockOSThread()
+		cpu.resume()
+	}()
+	wait()
 }
