@@ -328,7 +328,6 @@ func (s *Supervisor) TakeReport() *hubv1.StatusReport {
 	return r
 }
 
-
 // Workload returns the spec of a workload the device runs.
 func (s *Supervisor) Workload(uid string) (*hubv1.Workload, bool) {
 	s.mu.Lock()
