@@ -128,6 +128,7 @@ func (s *Store) readRecord(imageID string) (*record, error) {
 func (s *Store) saveRecord(rec *record) error {
 	s.records.Lock()
 	defer s.records.Unlock()
+	defer s.forgetLookups()
 	if old, err := s.readRecord(rec.ImageID); err == nil {
 		rec.Blobs = append(rec.Blobs, old.Blobs...)
 	}
@@ -152,6 +153,7 @@ func (s *Store) readRef(r name.Reference) (string, error) {
 }
 
 func (s *Store) saveRef(r name.Reference, imageID string) error {
+	defer s.forgetLookups()
 	b, err := json.Marshal(refEntry{Ref: r.Name(), ImageID: imageID})
 	if err != nil {
 		return err
@@ -213,6 +215,7 @@ func (s *Store) storeVerified(path, digest string, size int64, r io.Reader) erro
 func (s *Store) GC(keep map[string]bool) error {
 	s.gc.Lock()
 	defer s.gc.Unlock()
+	defer s.forgetLookups()
 	if err := s.gcLocked(keep); err != nil {
 		return fmt.Errorf("collect image cache garbage: %w", err)
 	}

@@ -503,6 +503,28 @@ func dirEntries(t *testing.T, dir string) []string {
 	return names
 }
 
+// TestLookupAfterTagMoved looks a tag up, pushes another image under it and
+// pulls it again: Lookup then says the new image.
+func TestLookupAfterTagMoved(t *testing.T) {
+	reg := ocitest.Serve(t)
+	store := newStore(t, t.TempDir())
+	ref := reg + "/moving:v1"
+	first := ocitest.Push(t, ref, tiny(t), ocitest.Image)
+	if _, err := store.Pull(t.Context(), ref, image.PullAlways); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := store.Lookup(ref); err != nil || a.ImageID != first {
+		t.Fatalf("Lookup = %+v, %v; want image %s", a, err, first)
+	}
+	second := ocitest.Push(t, ref, append(tiny(t), 0), ocitest.Image)
+	if _, err := store.Pull(t.Context(), ref, image.PullAlways); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := store.Lookup(ref); err != nil || a.ImageID != second {
+		t.Errorf("Lookup after the tag moved = %+v, %v; want image %s", a, err, second)
+	}
+}
+
 func TestGC(t *testing.T) {
 	reg := ocitest.Serve(t)
 	dir := t.TempDir()
@@ -520,6 +542,11 @@ func TestGC(t *testing.T) {
 		t.Fatal(err)
 	}
 	blobsBefore := len(dirEntries(t, filepath.Join(dir, "blobs", "sha256")))
+	for _, ref := range []string{refA, refB} { // what GC removes must not be remembered
+		if _, err := store.Lookup(ref); err != nil {
+			t.Fatalf("Lookup %s before GC: %v", ref, err)
+		}
+	}
 
 	if err := store.GC(map[string]bool{idA: true}); err != nil {
 		t.Fatal(err)
