@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgefabric/edgefabric/pkg/provider/node"
 	"github.com/edgefabric/edgefabric/test/fabrictest"
 
 	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
@@ -20,7 +21,6 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record"
-	"k8s.io/client-go/util/workqueue"
 )
 
 // The baseline is configured as the provider is by default, so that the two
@@ -33,12 +33,6 @@ const (
 	baselineBurst   = 400
 	baselineWorkers = 8
 )
-
-// baselineRateLimiter is the provider's limiter for all three pod controller
-// queues (pkg/provider/node/manager.go, newPodController).
-func baselineRateLimiter() workqueue.TypedRateLimiter[any] {
-	return workqueue.NewTypedItemExponentialFailureRateLimiter[any](time.Millisecond, 30*time.Second)
-}
 
 // baselineProvider is the least a virtual-kubelet provider can do: CreatePod
 // marks the pod Running and Ready at once and tells the pod controller from
@@ -195,9 +189,10 @@ func startBaseline(tb testing.TB, cfg *rest.Config) *baselineProvider {
 		ConfigMapInformer:                    scm.Core().V1().ConfigMaps(),
 		ServiceInformer:                      scm.Core().V1().Services(),
 		SkipDownwardAPIResolution:            true,
-		SyncPodsFromKubernetesRateLimiter:    baselineRateLimiter(),
-		SyncPodStatusFromProviderRateLimiter: baselineRateLimiter(),
-		DeletePodsFromKubernetesRateLimiter:  baselineRateLimiter(),
+		// The provider's limiter on all three queues.
+		SyncPodsFromKubernetesRateLimiter:    node.PodQueueRateLimiter(),
+		SyncPodStatusFromProviderRateLimiter: node.PodQueueRateLimiter(),
+		DeletePodsFromKubernetesRateLimiter:  node.PodQueueRateLimiter(),
 	})
 	if err != nil {
 		tb.Fatal(err)

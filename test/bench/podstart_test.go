@@ -302,17 +302,37 @@ func (s roundStats) summary() string {
 	c50, cmax := s.sinceStart(func(p podTimes) time.Time { return p.created })
 	p50, pmax := s.sinceStart(func(p podTimes) time.Time { return p.placed })
 	r50, rmax := s.sinceStart(func(p podTimes) time.Time { return p.ready })
-	running := ""
+	running, each := "", ""
 	if u50, umax := s.sinceStart(func(p podTimes) time.Time { return p.running }); umax > 0 {
 		running = fmt.Sprintf(", running %.0f/%.0f", ms(u50), ms(umax))
+		each = fmt.Sprintf("\n      each pod (p50): Create returned → running on its device %.1f ms → Ready %.1f ms",
+			ms(s.between(func(p podTimes) time.Time { return p.created }, func(p podTimes) time.Time { return p.running })),
+			ms(s.between(func(p podTimes) time.Time { return p.running }, func(p podTimes) time.Time { return p.ready })))
+	} else if _, pmax := s.sinceStart(func(p podTimes) time.Time { return p.placed }); pmax > 0 {
+		each = fmt.Sprintf("\n      each pod (p50): Create returned → CreatePod %.1f ms → Ready %.1f ms",
+			ms(s.between(func(p podTimes) time.Time { return p.created }, func(p podTimes) time.Time { return p.placed })),
+			ms(s.between(func(p podTimes) time.Time { return p.placed }, func(p podTimes) time.Time { return p.ready })))
 	}
 	return fmt.Sprintf("p50 %.0f ms, p90 %.0f ms, p99 %.0f ms, max %.0f ms, wall %.2f s, create→placed p50 %.0f ms\n"+
-		"      from the first Create (p50/max ms): Create returned %.0f/%.0f%s, placed %.0f/%.0f, Ready %.0f/%.0f\n"+
+		"      from the first Create (p50/max ms): Create returned %.0f/%.0f%s, placed %.0f/%.0f, Ready %.0f/%.0f%s\n"+
 		"      API writes per pod %.1f: %s\n"+
 		"      CPU time until the last Ready %s",
 		ms(s.percentile(0.5)), ms(s.percentile(0.9)), ms(s.percentile(0.99)), ms(s.percentile(1)), s.meanWall().Seconds(), ms(s.placedPercentile(0.5)),
-		ms(c50), ms(cmax), running, ms(p50), ms(pmax), ms(r50), ms(rmax),
+		ms(c50), ms(cmax), running, ms(p50), ms(pmax), ms(r50), ms(rmax), each,
 		s.api.writes()/float64(len(s.pods)), s.api.perPod(len(s.pods)), s.cpu)
+}
+
+// between is the p50 over the pods of the time from one point to another,
+// where both are known.
+func (s roundStats) between(from, to func(podTimes) time.Time) time.Duration {
+	var d []time.Duration
+	for _, p := range s.pods {
+		if f, t := from(p), to(p); !f.IsZero() && !t.IsZero() {
+			d = append(d, t.Sub(f))
+		}
+	}
+	slices.Sort(d)
+	return percentile(d, 0.5)
 }
 
 func (s roundStats) coldSummary() string {

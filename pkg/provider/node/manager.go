@@ -31,7 +31,6 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/flowcontrol"
-	"k8s.io/client-go/util/workqueue"
 
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
 	"github.com/edgefabric/edgefabric/pkg/provider/fabric"
@@ -560,12 +559,6 @@ func (m *Manager) Pods(context.Context) ([]*corev1.Pod, error) {
 }
 
 func (m *Manager) newPodController(n *accountNode, pods informers.SharedInformerFactory) (*vknode.PodController, error) {
-	fast := func() workqueue.TypedRateLimiter[any] {
-		// The defaults cap a node at 10 pods/s behind a 5 ms first delay
-		// (see docs/benchmarks.md); an edge cluster is one node for many
-		// devices, so retry failures with back-off but let first tries through.
-		return workqueue.NewTypedItemExponentialFailureRateLimiter[any](time.Millisecond, 30*time.Second)
-	}
 	return vknode.NewPodController(vknode.PodControllerConfig{
 		PodClient:                            m.client.CoreV1(),
 		PodInformer:                          podInformer{pods.Core().V1().Pods()},
@@ -575,9 +568,9 @@ func (m *Manager) newPodController(n *accountNode, pods informers.SharedInformer
 		ConfigMapInformer:                    m.scm.Core().V1().ConfigMaps(),
 		ServiceInformer:                      m.scm.Core().V1().Services(),
 		SkipDownwardAPIResolution:            true,
-		SyncPodsFromKubernetesRateLimiter:    fast(),
-		SyncPodStatusFromProviderRateLimiter: fast(),
-		DeletePodsFromKubernetesRateLimiter:  fast(),
+		SyncPodsFromKubernetesRateLimiter:    PodQueueRateLimiter(),
+		SyncPodStatusFromProviderRateLimiter: PodQueueRateLimiter(),
+		DeletePodsFromKubernetesRateLimiter:  PodQueueRateLimiter(),
 	})
 }
 
