@@ -181,14 +181,14 @@ func startBaseline(tb testing.TB, cfg *rest.Config) *baselineProvider {
 	scm := informers.NewSharedInformerFactory(client, 10*time.Minute)
 	pods := informers.NewSharedInformerFactoryWithOptions(client, 10*time.Minute, nodeutil.PodInformerFilter(baselineNode))
 	pc, err := vknode.NewPodController(vknode.PodControllerConfig{
-		PodClient:                            client.CoreV1(),
-		PodInformer:                          pods.Core().V1().Pods(),
-		EventRecorder:                        recorder,
-		Provider:                             p,
-		SecretInformer:                       scm.Core().V1().Secrets(),
-		ConfigMapInformer:                    scm.Core().V1().ConfigMaps(),
-		ServiceInformer:                      scm.Core().V1().Services(),
-		SkipDownwardAPIResolution:            true,
+		PodClient:                 client.CoreV1(),
+		PodInformer:               pods.Core().V1().Pods(),
+		EventRecorder:             recorder,
+		Provider:                  p,
+		SecretInformer:            scm.Core().V1().Secrets(),
+		ConfigMapInformer:         scm.Core().V1().ConfigMaps(),
+		ServiceInformer:           scm.Core().V1().Services(),
+		SkipDownwardAPIResolution: true,
 		// The provider's limiter on all three queues.
 		SyncPodsFromKubernetesRateLimiter:    node.PodQueueRateLimiter(),
 		SyncPodStatusFromProviderRateLimiter: node.PodQueueRateLimiter(),
