@@ -1,12 +1,20 @@
 package node
 
 import (
+	"context"
 	"maps"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
+	vknode "github.com/virtual-kubelet/virtual-kubelet/node"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
 )
 
 func TestOwnAnnotationsHidden(t *testing.T) {
@@ -56,5 +64,141 @@ func TestOwnAnnotationsHidden(t *testing.T) {
 				t.Errorf("old pod's annotations %v, want %v", gotOld.Annotations, tt.new)
 			}
 		})
+	}
+}
+
+// countingProvider is a virtual-kubelet provider that keeps pods in memory
+// and counts how often the pod controller asks it for one.
+type countingProvider struct {
+	mu     sync.Mutex
+	pods   map[string]*corev1.Pod
+	gets   int
+	notify func(*corev1.Pod)
+}
+
+func (p *countingProvider) CreatePod(_ context.Context, pod *corev1.Pod) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.pods[pod.Namespace+"/"+pod.Name] = pod.DeepCopy()
+	return nil
+}
+
+func (p *countingProvider) UpdatePod(ctx context.Context, pod *corev1.Pod) error {
+	return p.CreatePod(ctx, pod)
+}
+
+func (p *countingProvider) DeletePod(_ context.Context, pod *corev1.Pod) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.pods, pod.Namespace+"/"+pod.Name)
+	return nil
+}
+
+func (p *countingProvider) GetPod(_ context.Context, namespace, name string) (*corev1.Pod, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.gets++
+	pod, ok := p.pods[namespace+"/"+name]
+	if !ok {
+		return nil, errdefs.NotFoundf("pod %s/%s", namespace, name)
+	}
+	return pod.DeepCopy(), nil
+}
+
+func (p *countingProvider) GetPodStatus(ctx context.Context, namespace, name string) (*corev1.PodStatus, error) {
+	pod, err := p.GetPod(ctx, namespace, name)
+	if err != nil {
+		return nil, err
+	}
+	return &pod.Status, nil
+}
+
+func (p *countingProvider) GetPods(context.Context) ([]*corev1.Pod, error) { return nil, nil }
+
+func (p *countingProvider) NotifyPods(_ context.Context, cb func(*corev1.Pod)) { p.notify = cb }
+
+func (p *countingProvider) getCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.gets
+}
+
+// TestPodControllerSkipsOwnAnnotations runs virtual-kubelet's pod controller
+// as the manager does, with podInformer: a change of only the provider's own
+// annotations does not make it resync the pod into the provider (ask it for
+// the pod), and a change of another annotation still does. This would fail
+// if a virtual-kubelet version registered its handler past the wrapper.
+func TestPodControllerSkipsOwnAnnotations(t *testing.T) {
+	client := fake.NewClientset()
+	factory := informers.NewSharedInformerFactory(client, 0)
+	provider := &countingProvider{pods: map[string]*corev1.Pod{}}
+	pc, err := vknode.NewPodController(vknode.PodControllerConfig{
+		PodClient:                            client.CoreV1(),
+		PodInformer:                          podInformer{factory.Core().V1().Pods()},
+		EventRecorder:                        record.NewFakeRecorder(100),
+		Provider:                             provider,
+		SecretInformer:                       factory.Core().V1().Secrets(),
+		ConfigMapInformer:                    factory.Core().V1().ConfigMaps(),
+		ServiceInformer:                      factory.Core().V1().Services(),
+		SkipDownwardAPIResolution:            true,
+		SyncPodsFromKubernetesRateLimiter:    PodQueueRateLimiter(),
+		SyncPodStatusFromProviderRateLimiter: PodQueueRateLimiter(),
+		DeletePodsFromKubernetesRateLimiter:  PodQueueRateLimiter(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	factory.Start(ctx.Done())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = pc.Run(ctx, 1) }()
+	defer func() { cancel(); <-done; factory.Shutdown() }()
+	select {
+	case <-pc.Ready():
+	case <-time.After(30 * time.Second):
+		t.Fatal("pod controller not ready")
+	}
+
+	pods := client.CoreV1().Pods("ns")
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", Annotations: map[string]string{"user": "x"}},
+		Spec:       corev1.PodSpec{NodeName: "edge-a", Containers: []corev1.Container{{Name: "app", Image: "img"}}},
+	}
+	if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, func() bool { _, err := provider.GetPod(ctx, "ns", "p"); return err == nil })
+	annotate := func(annotations map[string]string) {
+		t.Helper()
+		cur, err := pods.Get(ctx, "p", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cur.Annotations = annotations
+		if _, err := pods.Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	before := provider.getCount()
+	annotate(map[string]string{"user": "x", AnnotationDevice: "dev-1", AnnotationFencingEpoch: "1"})
+	time.Sleep(500 * time.Millisecond)
+	if got := provider.getCount(); got != before {
+		t.Errorf("the pod controller asked the provider for the pod %d more times after only the device annotation changed, want none", got-before)
+	}
+	before = provider.getCount()
+	annotate(map[string]string{"user": "y", AnnotationDevice: "dev-1", AnnotationFencingEpoch: "1"})
+	waitUntil(t, func() bool { return provider.getCount() > before })
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
