@@ -13,6 +13,7 @@ import (
 	"github.com/edgefabric/edgefabric/pkg/agent/runtime/wasm"
 	"github.com/edgefabric/edgefabric/pkg/agent/store"
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+	"github.com/edgefabric/edgefabric/test/poll"
 )
 
 func TestFenceDue(t *testing.T) {
@@ -89,7 +90,7 @@ func startFence(t *testing.T, st *store.Store, dir string, contact bool) *fenceF
 		f.stop()
 		rt.Close(context.Background())
 	})
-	waitFor(t, func() bool { f.sup.mu.Lock(); defer f.sup.mu.Unlock(); return f.sup.ctx != nil })
+	poll.Until(t, 20*time.Second, func() bool { f.sup.mu.Lock(); defer f.sup.mu.Unlock(); return f.sup.ctx != nil })
 	return f
 }
 
@@ -139,7 +140,7 @@ func TestFenceStopsOnlyOptedInWorkloadsUntilTheHubWantsThem(t *testing.T) {
 	}
 	// The callback and the event may follow the status.
 	var sawEvent bool
-	waitFor(t, func() bool {
+	poll.Until(t, 20*time.Second, func() bool {
 		for _, e := range f.sup.TakeReport().GetEvents() {
 			if e.GetReason() == ReasonFenced && e.GetWorkloadUid() == "fenced" && e.GetType() == "Warning" {
 				sawEvent = true

@@ -21,6 +21,7 @@ import (
 	"github.com/edgefabric/edgefabric/pkg/agent/store"
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
 	"github.com/edgefabric/edgefabric/test/ocitest"
+	"github.com/edgefabric/edgefabric/test/poll"
 )
 
 var (
@@ -114,7 +115,7 @@ func startPods(t *testing.T, module ...string) *fixture {
 		wrt.Close(context.Background())
 		st.Close()
 	})
-	waitFor(t, func() bool { f.sup.mu.Lock(); defer f.sup.mu.Unlock(); return f.sup.ctx != nil })
+	poll.Until(t, 20*time.Second, func() bool { f.sup.mu.Lock(); defer f.sup.mu.Unlock(); return f.sup.ctx != nil })
 	return f
 }
 
@@ -358,7 +359,7 @@ func TestSecretVolumeInMemory(t *testing.T) {
 	if err := f.sup.SetDesired(2, nil); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { _, err := os.Stat(filepath.Join(f.sup.cfg.VolumeDir, "sec")); return os.IsNotExist(err) })
+	poll.Until(t, 20*time.Second, func() bool { _, err := os.Stat(filepath.Join(f.sup.cfg.VolumeDir, "sec")); return os.IsNotExist(err) })
 }
 
 // TestOOMKilledProcess: a process over its memory limit ends OOMKilled and

@@ -20,6 +20,7 @@ import (
 	"github.com/edgefabric/edgefabric/pkg/agent/store"
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
 	"github.com/edgefabric/edgefabric/test/ocitest"
+	"github.com/edgefabric/edgefabric/test/poll"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -72,7 +73,7 @@ func start(t *testing.T, imgs images) *fixture {
 		st.Close()
 	})
 	// Run records its context before it returns to the caller's next step.
-	waitFor(t, func() bool { f.sup.mu.Lock(); defer f.sup.mu.Unlock(); return f.sup.ctx != nil })
+	poll.Until(t, 20*time.Second, func() bool { f.sup.mu.Lock(); defer f.sup.mu.Unlock(); return f.sup.ctx != nil })
 	return f
 }
 
@@ -208,9 +209,9 @@ func TestReconcileKeepsUnchangedAndStopsRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := f.sup.TakeReport()
-	waitFor(t, func() bool { _, ok := f.sup.Workload("d"); return !ok })
+	poll.Until(t, 20*time.Second, func() bool { _, ok := f.sup.Workload("d"); return !ok })
 	// The removed workload's logs are removed from the device, the kept one's stay.
-	waitFor(t, func() bool { a, err := f.sup.LogFiles("d", "app").Attempts(); return err == nil && len(a) == 0 })
+	poll.Until(t, 20*time.Second, func() bool { a, err := f.sup.LogFiles("d", "app").Attempts(); return err == nil && len(a) == 0 })
 	if a, err := f.sup.LogFiles("k", "app").Attempts(); err != nil || len(a) != 1 {
 		t.Errorf("attempts of the kept workload's logs: %v, %v", a, err)
 	}
@@ -335,22 +336,11 @@ func TestHubStateBeforeResumeWins(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitStatus(t, sup, "new", func(st *hubv1.WorkloadStatus) bool { return container(st).GetState().GetRunning() != nil })
-	waitFor(t, func() bool { _, ok := sup.Workload("old"); return !ok })
+	poll.Until(t, 20*time.Second, func() bool { _, ok := sup.Workload("old"); return !ok })
 	cancel()
 	<-done
 	gen, ws, err := st.Desired()
 	if err != nil || gen != 7 || len(ws) != 1 || ws[0].GetUid() != "new" {
 		t.Errorf("stored after Run: generation %d, %d workloads (%v), %v; want 7 and only new", gen, len(ws), ws, err)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 20s")
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

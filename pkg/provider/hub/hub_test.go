@@ -22,6 +22,7 @@ import (
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
 	"github.com/edgefabric/edgefabric/pkg/identity"
 	"github.com/edgefabric/edgefabric/pkg/provider/fabric"
+	"github.com/edgefabric/edgefabric/test/poll"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -191,7 +192,7 @@ func TestControlDeliversStateAndStreams(t *testing.T) {
 	if m, err := s.Recv(); err != nil || m.GetWelcome().GetAccount() != "acme" {
 		t.Fatalf("welcome: got %v, %v", m, err)
 	}
-	waitFor(t, func() bool { d, ok := f.fab.Device("acme", "pi-1"); return ok && d.Online })
+	poll.Until(t, 10*time.Second, func() bool { d, ok := f.fab.Device("acme", "pi-1"); return ok && d.Online })
 
 	w := &hubv1.Workload{Uid: "u1", Namespace: "default", Name: "hello", Runtime: "wasm"}
 	dev, why := f.fab.Place("acme", w)
@@ -258,7 +259,7 @@ func TestControlDeliversStateAndStreams(t *testing.T) {
 	st.Close()
 
 	cancel()
-	waitFor(t, func() bool { d, _ := f.fab.Device("acme", "pi-1"); return !d.Online })
+	poll.Until(t, 10*time.Second, func() bool { d, _ := f.fab.Device("acme", "pi-1"); return !d.Online })
 }
 
 type recorder struct{ statuses chan *hubv1.WorkloadStatus }
@@ -266,14 +267,3 @@ type recorder struct{ statuses chan *hubv1.WorkloadStatus }
 func (r *recorder) DevicesChanged(string)                            {}
 func (r *recorder) WorkloadStatus(_ string, s *hubv1.WorkloadStatus) { r.statuses <- s }
 func (r *recorder) WorkloadEvent(string, *hubv1.Event)               {}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}

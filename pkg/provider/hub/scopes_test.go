@@ -3,11 +3,13 @@ package hub
 import (
 	"context"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+	"github.com/edgefabric/edgefabric/test/poll"
 )
 
 // TestScopesProbeAndNearest checks the scope messages of a control stream:
@@ -68,7 +70,7 @@ func TestScopesProbeAndNearest(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, func() bool { d, _ := f.fab.Device("acme", "pi-1"); return d.Scopes.GetSeq() == 11 })
+	poll.Until(t, 10*time.Second, func() bool { d, _ := f.fab.Device("acme", "pi-1"); return d.Scopes.GetSeq() == 11 })
 	if d, _ := f.fab.Device("acme", "pi-1"); d.Scopes.GetNetworkId() != "lan2" {
 		t.Errorf("network claim: got %q, want lan2", d.Scopes.GetNetworkId())
 	}

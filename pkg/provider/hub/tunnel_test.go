@@ -10,6 +10,7 @@ import (
 
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
 	"github.com/edgefabric/edgefabric/pkg/provider/fabric"
+	"github.com/edgefabric/edgefabric/test/poll"
 )
 
 // session connects device pi-1 and places workloads uids on it.
@@ -34,7 +35,7 @@ func session(t *testing.T, f *fixture, uids ...string) (hubv1.HubClient, hubv1.H
 	if _, err := s.Recv(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { d, ok := f.fab.Device("acme", "pi-1"); return ok && d.Online })
+	poll.Until(t, 10*time.Second, func() bool { d, ok := f.fab.Device("acme", "pi-1"); return ok && d.Online })
 	for _, uid := range uids {
 		f.fab.Assign("acme", "pi-1", &hubv1.Workload{Uid: uid, Namespace: "default", Name: uid, Runtime: "wasm"})
 	}
@@ -120,7 +121,7 @@ func TestSlowConsumer(t *testing.T) {
 	}}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool {
+	poll.Until(t, 10*time.Second, func() bool {
 		u, _ := f.fab.Usage("fast")
 		return len(u.GetContainers()) == 1 && u.GetContainers()[0].GetMemoryBytes() == 42
 	})

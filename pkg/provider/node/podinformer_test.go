@@ -15,6 +15,8 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
+
+	"github.com/edgefabric/edgefabric/test/poll"
 )
 
 func TestOwnAnnotationsHidden(t *testing.T) {
@@ -168,7 +170,7 @@ func TestPodControllerSkipsOwnAnnotations(t *testing.T) {
 	if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, func() bool { _, err := provider.GetPod(ctx, "ns", "p"); return err == nil })
+	poll.Until(t, 10*time.Second, func() bool { _, err := provider.GetPod(ctx, "ns", "p"); return err == nil })
 	annotate := func(annotations map[string]string) {
 		t.Helper()
 		cur, err := pods.Get(ctx, "p", metav1.GetOptions{})
@@ -189,16 +191,5 @@ func TestPodControllerSkipsOwnAnnotations(t *testing.T) {
 	}
 	before = provider.getCount()
 	annotate(map[string]string{"user": "y", AnnotationDevice: "dev-1", AnnotationFencingEpoch: "1"})
-	waitUntil(t, func() bool { return provider.getCount() > before })
-}
-
-func waitUntil(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll.Until(t, 10*time.Second, func() bool { return provider.getCount() > before })
 }
