@@ -100,6 +100,7 @@ func parse(args []string) (agent.Config, slog.Level, string, error) {
 	meshPort := fs.Int("mesh-port", 0, "port of the device mesh listener on all addresses (shorthand for --mesh-listen :PORT)")
 	fs.DurationVar(&fromFlags.DiscoveryInterval, "discovery-interval", 0, "how often the mDNS browse for LAN peers restarts (default 15s)")
 	fs.DurationVar(&fromFlags.ProbeInterval, "probe-interval", 0, "how often LAN peers are probed over the mesh (default 2s)")
+	fs.DurationVar(&fromFlags.LANInterval, "lan-interval", 0, "how often the LAN's subnet and gateway are read again, to notice a move to another LAN (default 1m)")
 	fs.BoolVar(&fromFlags.KeepIdlePages, "keep-idle-pages", false, "keep the binary's and compiled modules' pages resident when the agent is idle (default: give them back to the kernel, read back from storage on use)")
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&debugListen, "debug-listen", "", "serve Go's profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6061; empty means off. Unauthenticated: bind it to loopback")
@@ -191,6 +192,8 @@ func parse(args []string) (agent.Config, slog.Level, string, error) {
 				cfg.DiscoveryInterval = fromFlags.DiscoveryInterval
 			case "probe-interval":
 				cfg.ProbeInterval = fromFlags.ProbeInterval
+			case "lan-interval":
+				cfg.LANInterval = fromFlags.LANInterval
 			case "keep-idle-pages":
 				cfg.KeepIdlePages = fromFlags.KeepIdlePages
 			}

@@ -91,6 +91,9 @@ type Config struct {
 	DiscoveryInterval time.Duration `json:"discoveryInterval" yaml:"discoveryInterval"`
 	// ProbeInterval is how often LAN peers are probed over the mesh; zero means 2 s.
 	ProbeInterval time.Duration `json:"probeInterval" yaml:"probeInterval"`
+	// LANInterval is how often the device's LAN facts (subnet, gateway) are
+	// read again, to notice that it moved to another LAN; zero means 1 min.
+	LANInterval time.Duration `json:"lanInterval" yaml:"lanInterval"`
 	// KeepIdlePages keeps the binary's and compiled modules' pages resident
 	// when the agent goes idle; by default they are given back to the kernel
 	// (see pkg/agent/workingset) and read back from storage on use.
@@ -253,7 +256,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	watcher, err = newScopeWatcher(scopeConfig{
 		DeviceID: cfg.DeviceID, Network: cfg.Network, Location: loc,
-		ProbeInterval: cfg.ProbeInterval, BrowseInterval: cfg.DiscoveryInterval,
+		ProbeInterval: cfg.ProbeInterval, BrowseInterval: cfg.DiscoveryInterval, LANInterval: cfg.LANInterval,
 	}, mh, log.With("component", "scopes"))
 	if err != nil {
 		return err

@@ -37,6 +37,9 @@ type scopeConfig struct {
 	// CoordinateInterval is how often a changed coordinate alone is sent to
 	// the hub; zero means 30 s.
 	CoordinateInterval time.Duration
+	// LANInterval is how often the LAN's facts are read again; zero means
+	// 1 min.
+	LANInterval time.Duration
 }
 
 // peerInfo is what the watcher knows of a verified LAN peer.
@@ -84,6 +87,9 @@ func newScopeWatcher(cfg scopeConfig, m *mesh.Mesh, log *slog.Logger) (*scopeWat
 	if cfg.CoordinateInterval == 0 {
 		cfg.CoordinateInterval = 30 * time.Second
 	}
+	if cfg.LANInterval == 0 {
+		cfg.LANInterval = time.Minute
+	}
 	// A peer that misses a few probes is suspect; one that misses them for
 	// longer has left. Both are kept while the hub is unreachable.
 	table, err := membership.New(membership.Config{SuspectAfter: 3 * cfg.ProbeInterval, LeaveAfter: 10 * cfg.ProbeInterval})
@@ -99,19 +105,22 @@ func newScopeWatcher(cfg scopeConfig, m *mesh.Mesh, log *slog.Logger) (*scopeWat
 	return w, nil
 }
 
-// readLAN reads the device's LAN facts and derives its claim, keeping facts
-// a new reading missed.
+// readLAN reads the device's LAN facts and derives its claim. It reports
+// whether the claim changed: the device moved to another LAN (the facts the
+// claim is made of do not change while the LAN stays the same).
 func (w *scopeWatcher) readLAN() bool {
 	lan, err := network.DiscoverLAN()
 	if err != nil {
 		w.log.Debug("read LAN facts", "err", err)
 	}
 	lan.Override = w.cfg.Network
+	claim := network.ID(lan)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	lan = lan.Fill(w.lan)
-	claim := network.ID(lan)
 	changed := claim != w.claim
+	if changed && w.claim != "" {
+		w.log.Info("LAN changed", "claim", claim, "was", w.claim, "subnet", lan.Subnet, "gateway", lan.Gateway)
+	}
 	w.lan, w.claim = lan, claim
 	return changed
 }
@@ -305,7 +314,7 @@ func (w *scopeWatcher) probeSoon() {
 func (w *scopeWatcher) probeLoop(ctx context.Context, disc *mdns.Discovery) {
 	t := time.NewTicker(w.cfg.ProbeInterval)
 	defer t.Stop()
-	lanTick := time.NewTicker(time.Minute)
+	lanTick := time.NewTicker(w.cfg.LANInterval)
 	defer lanTick.Stop()
 	lastCoord := time.Now()
 	for {

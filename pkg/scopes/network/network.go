@@ -4,13 +4,19 @@
 // who they are over mutual TLS.
 //
 // Each device claims a cluster ID: ID derives it from facts about the device's
-// LAN (its subnet and default gateway), or takes the name the operator gave
-// with --network. Devices of one LAN compute the same claim, so the ID stays
-// the same while devices join and leave. Where claims disagree (a device that
-// could not read its gateway's hardware address, an operator's override on
-// some devices only) Merge reconciles the views of the devices that see each
-// other, deterministically. The provider runs Merge over what its agents
-// report; an agent can run it over what it sees while its uplink is down.
+// LAN that stay the same for as long as the LAN does (its subnet and default
+// gateway address), or takes the name the operator gave with --network.
+// Devices of one LAN compute the same claim, so the ID stays the same while
+// devices join and leave. Facts that come and go with traffic (the gateway's
+// hardware address, which appears in the neighbour table once something
+// talks to the gateway, and changes when a router is swapped) are read for
+// diagnostics only: two LANs that happen to use the same subnet and gateway
+// address are told apart by who sees whom, not by their routers.
+//
+// Merge reconciles the views of the devices that see each other,
+// deterministically, and keeps a cluster's ID for as long as its devices
+// keep forming it. The provider runs Merge over what its agents report; an
+// agent can run it over what it sees while its uplink is down.
 //
 // ID and Merge are pure. DiscoverLAN reads the facts from the operating system.
 package network
@@ -37,26 +43,14 @@ type LAN struct {
 	Subnet netip.Prefix
 	// Gateway is the default gateway's address. The zero value means unknown.
 	Gateway netip.Addr
-	// GatewayMAC is the default gateway's hardware address from the neighbour
-	// table. It tells apart two LANs that use the same private subnet and
-	// gateway address. Nil means unknown.
+	// GatewayMAC is the default gateway's hardware address from the
+	// neighbour table, for diagnostics. It is not part of the ID: it is
+	// missing until something talks to the gateway, and changes with the
+	// router, while the LAN stays the same. Nil means unknown.
 	GatewayMAC net.HardwareAddr
 	// Override is the network name the operator gave (--network NAME). When
 	// set, it alone decides the ID.
 	Override string
-}
-
-// Fill returns l with the gateway hardware address taken from prev when l
-// lacks it and prev describes the same subnet and gateway. An agent keeps the
-// facts it read last (e.g. in its store) and fills in what a later reading
-// missed, so that a gateway that briefly stops answering ARP does not change
-// the device's claim.
-func (l LAN) Fill(prev LAN) LAN {
-	if len(l.GatewayMAC) == 0 && len(prev.GatewayMAC) > 0 &&
-		l.Subnet.Masked() == prev.Subnet.Masked() && l.Gateway == prev.Gateway {
-		l.GatewayMAC = slices.Clone(prev.GatewayMAC)
-	}
-	return l
 }
 
 // IDLength is the length of the IDs ID derives from LAN facts.
@@ -72,9 +66,12 @@ var overrideRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 // An operator's override that is a DNS label of at most 24 lower-case
 // characters is the ID as it is, so the virtual node reads
 // edge-<account>-net-<override>; any other override is hashed. Otherwise the
-// ID is the first IDLength lower-case hex digits of a SHA-256 over the subnet,
-// the gateway's address and, when known, its hardware address. ID returns ""
-// (no claim) when neither an override nor a subnet is known.
+// ID is the first IDLength lower-case hex digits of a SHA-256 over the subnet
+// and the gateway's address. The gateway's hardware address is left out, so
+// the ID does not change once it appears in the neighbour table (the hash
+// input keeps the place it once had, empty, so IDs are those of earlier
+// versions read before the gateway was known). ID returns "" (no claim) when
+// neither an override nor a subnet is known.
 func ID(lan LAN) string {
 	if o := lan.Override; o != "" {
 		if len(o) <= maxOverrideID && overrideRE.MatchString(o) {
@@ -93,9 +90,6 @@ func ID(lan LAN) string {
 		b.WriteString(lan.Gateway.Unmap().String())
 	}
 	b.WriteString("|")
-	if len(lan.GatewayMAC) > 0 {
-		b.WriteString(strings.ToLower(lan.GatewayMAC.String()))
-	}
 	return hashID(b.String())
 }
 
@@ -122,28 +116,39 @@ type View struct {
 type Cluster struct {
 	ID      string
 	Members []string
+	// Claim is the claim the ID was chosen for: the ID itself when a member
+	// claimed it, the claim a derived ID was hashed from, or "" when no
+	// member claimed anything. Merge reads it from prev to tell whether the
+	// cluster's devices still claim its LAN; "" there means unknown.
+	Claim string
 }
 
 // Merge groups devices into network clusters and names each cluster.
 //
 // Devices that see each other, directly or through others (in either
-// direction), form one cluster. Its ID is chosen from the candidates below,
-// in order, skipping IDs an earlier cluster took; clusters are served
-// largest first, ties by their lowest member ID:
+// direction), form one cluster. IDs are handed out in rounds, every cluster
+// against every other, so the result does not depend on the order of the
+// input. In each round the strongest wish goes first (more devices behind
+// it, then the larger cluster, then the lowest member ID, then the lexically
+// smaller ID), and a cluster takes an ID no earlier one took:
 //
-//  1. explicit claims of its members, most claimed first, ties in lexical order;
-//  2. IDs of prev clusters it overlaps that at least one of its members still
-//     claims, largest overlap first, ties in lexical order, so that an ID
-//     does not flip while devices join and leave;
-//  3. derived claims of its members, most claimed first, ties in lexical order;
-//  4. a hash of its first candidate (or "") and its lowest member ID.
+//  1. explicit claims of its members (operators' overrides);
+//  2. the ID of a prev cluster it overlaps, most overlapping members first;
+//     prev clusters whose claim one of its members still makes come before
+//     those nobody claims any longer, so that a device that moved to another
+//     LAN does not drag its old ID into a cluster that has one;
+//  3. derived claims of its members;
+//  4. a hash of its first wish (or "") and its lowest member ID.
 //
-// A device that moved to another LAN no longer claims its old cluster's ID,
-// so it does not drag that ID along. Two LANs whose devices claim the same ID
-// (the same private subnet and gateway address with no gateway hardware
-// address known, or the same override) stay two clusters; the smaller gets a
-// derived ID. prev may be nil. Several views of one device are combined. The
-// result is sorted by ID and depends on its inputs only, not their order.
+// Round 2 keeps an ID for as long as any of its devices keep forming the
+// cluster: devices joining and leaving, a claim that changes with the
+// inputs, a LAN that splits (the part with most of the old members keeps
+// the ID), never rename it. Two LANs whose devices claim the same ID (the
+// same private subnet and gateway address, or the same override) stay two
+// clusters: the one with more claimants, or the one that had it, keeps the
+// ID; the other gets a derived one, which it then keeps. prev may be nil.
+// Several views of one device are combined. The result is sorted by ID and
+// depends on its inputs only.
 func Merge(views []View, prev []Cluster) []Cluster {
 	byDevice := map[string]*View{}
 	var devices []string
@@ -165,8 +170,102 @@ func Merge(views []View, prev []Cluster) []Cluster {
 		}
 	}
 	slices.Sort(devices)
+	comps := components(devices, byDevice)
 
-	// Connected components, by union-find over device indexes.
+	prevOf := map[string][]int{} // device → indexes of the prev clusters it was in
+	for i, c := range prev {
+		for _, m := range c.Members {
+			prevOf[m] = append(prevOf[m], i)
+		}
+	}
+
+	// Every cluster's wishes, by round.
+	type wish struct {
+		round  int
+		weight int // devices behind the wish
+		comp   int // index into comps
+		id     string
+		claim  string // what the ID is chosen for (Cluster.Claim)
+	}
+	var wishes []wish
+	for ci, members := range comps {
+		explicit, derived, overlap := map[string]int{}, map[string]int{}, map[int]int{}
+		claimed := map[string]bool{}
+		for _, m := range members {
+			v := byDevice[m]
+			switch {
+			case v.Claim == "":
+			case v.Explicit:
+				explicit[v.Claim]++
+			default:
+				derived[v.Claim]++
+			}
+			if v.Claim != "" {
+				claimed[v.Claim] = true
+			}
+			for _, pi := range prevOf[m] {
+				overlap[pi]++
+			}
+		}
+		for id, n := range explicit {
+			wishes = append(wishes, wish{round: 1, weight: n, comp: ci, id: id, claim: id})
+		}
+		for pi, n := range overlap {
+			p := prev[pi]
+			round := 3 // round 2, after the IDs still claimed
+			if claimed[p.ID] || (p.Claim != "" && claimed[p.Claim]) {
+				round = 2
+			}
+			wishes = append(wishes, wish{round: round, weight: n, comp: ci, id: p.ID, claim: cmp.Or(p.Claim, p.ID)})
+		}
+		for id, n := range derived {
+			wishes = append(wishes, wish{round: 4, weight: n, comp: ci, id: id, claim: id})
+		}
+	}
+	slices.SortFunc(wishes, func(a, b wish) int {
+		return cmp.Or(
+			cmp.Compare(a.round, b.round),
+			cmp.Compare(b.weight, a.weight),
+			cmp.Compare(len(comps[b.comp]), len(comps[a.comp])),
+			cmp.Compare(comps[a.comp][0], comps[b.comp][0]),
+			cmp.Compare(a.id, b.id),
+		)
+	})
+
+	named := make([]*Cluster, len(comps))
+	taken := map[string]bool{}
+	first := make([]string, len(comps)) // each cluster's strongest wish
+	seen := make([]bool, len(comps))
+	for _, w := range wishes {
+		if !seen[w.comp] {
+			seen[w.comp], first[w.comp] = true, w.claim
+		}
+		if named[w.comp] != nil || taken[w.id] {
+			continue
+		}
+		taken[w.id] = true
+		named[w.comp] = &Cluster{ID: w.id, Members: comps[w.comp], Claim: w.claim}
+	}
+	out := make([]Cluster, 0, len(comps))
+	for ci, members := range comps {
+		if c := named[ci]; c != nil {
+			out = append(out, *c)
+			continue
+		}
+		id := hashID("edgefabric-net-dup:" + first[ci] + "|" + members[0])
+		for n := 1; taken[id]; n++ {
+			id = hashID("edgefabric-net-dup:" + first[ci] + "|" + members[0] + "|" + strconv.Itoa(n))
+		}
+		taken[id] = true
+		out = append(out, Cluster{ID: id, Members: members, Claim: first[ci]})
+	}
+	slices.SortFunc(out, func(a, b Cluster) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}
+
+// components returns the connected components of the devices (sorted) over
+// the peers each sees, each sorted, in the order of their lowest member.
+func components(devices []string, byDevice map[string]*View) [][]string {
 	index := make(map[string]int, len(devices))
 	for i, d := range devices {
 		index[d] = i
@@ -192,75 +291,19 @@ func Merge(views []View, prev []Cluster) []Cluster {
 			}
 		}
 	}
-	groups := map[int][]string{}
+	var comps [][]string
+	at := map[int]int{} // root → index in comps
 	for i, d := range devices {
 		r := find(i)
-		groups[r] = append(groups[r], d) // devices are sorted, so members are too
+		ci, ok := at[r]
+		if !ok {
+			ci = len(comps)
+			at[r] = ci
+			comps = append(comps, nil)
+		}
+		comps[ci] = append(comps[ci], d) // devices are sorted, so members are too
 	}
-	comps := make([][]string, 0, len(groups))
-	for _, g := range groups {
-		comps = append(comps, g)
-	}
-	slices.SortFunc(comps, func(a, b []string) int {
-		if c := cmp.Compare(len(b), len(a)); c != 0 {
-			return c
-		}
-		return cmp.Compare(a[0], b[0])
-	})
-
-	prevOf := map[string]string{}
-	for _, c := range prev {
-		for _, m := range c.Members {
-			prevOf[m] = c.ID
-		}
-	}
-
-	taken := map[string]bool{}
-	out := make([]Cluster, 0, len(comps))
-	for _, members := range comps {
-		explicit, derived, overlap := map[string]int{}, map[string]int{}, map[string]int{}
-		for _, m := range members {
-			v := byDevice[m]
-			switch {
-			case v.Claim == "":
-			case v.Explicit:
-				explicit[v.Claim]++
-			default:
-				derived[v.Claim]++
-			}
-			if id, ok := prevOf[m]; ok {
-				overlap[id]++
-			}
-		}
-		sticky := map[string]int{}
-		for id, n := range overlap {
-			if derived[id] > 0 {
-				sticky[id] = n
-			}
-		}
-		candidates := slices.Concat(ranked(explicit), ranked(sticky), ranked(derived))
-		id := ""
-		for _, c := range candidates {
-			if !taken[c] {
-				id = c
-				break
-			}
-		}
-		if id == "" {
-			first := ""
-			if len(candidates) > 0 {
-				first = candidates[0]
-			}
-			id = hashID("edgefabric-net-dup:" + first + "|" + members[0])
-			for n := 1; taken[id]; n++ {
-				id = hashID("edgefabric-net-dup:" + first + "|" + members[0] + "|" + strconv.Itoa(n))
-			}
-		}
-		taken[id] = true
-		out = append(out, Cluster{ID: id, Members: members})
-	}
-	slices.SortFunc(out, func(a, b Cluster) int { return cmp.Compare(a.ID, b.ID) })
-	return out
+	return comps
 }
 
 // betterClaim reports whether a's claim beats b's when one device sent both:
@@ -279,19 +322,4 @@ func betterClaim(a, b View) bool {
 		return ra > rb
 	}
 	return a.Claim != "" && a.Claim < b.Claim
-}
-
-// ranked returns the keys of counts, most counted first, ties in lexical order.
-func ranked(counts map[string]int) []string {
-	keys := make([]string, 0, len(counts))
-	for k := range counts {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b string) int {
-		if c := cmp.Compare(counts[b], counts[a]); c != 0 {
-			return c
-		}
-		return cmp.Compare(a, b)
-	})
-	return keys
 }

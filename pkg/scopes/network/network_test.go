@@ -3,6 +3,7 @@ package network
 import (
 	"encoding/binary"
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -30,8 +31,10 @@ func TestID(t *testing.T) {
 		want string // exact ID, if set
 	}{
 		{name: "same LAN from another device", lan: LAN{Interface: "eth0", Subnet: netip.MustParsePrefix("192.168.1.77/24"), Gateway: home.Gateway, GatewayMAC: mac("AA:BB:CC:00:00:01")}, same: true},
-		{name: "another router with the same addresses", lan: LAN{Subnet: home.Subnet, Gateway: home.Gateway, GatewayMAC: mac("aa:bb:cc:00:00:99")}},
-		{name: "gateway MAC unknown", lan: LAN{Subnet: home.Subnet, Gateway: home.Gateway}},
+		{name: "router swapped for one with the same addresses", lan: LAN{Subnet: home.Subnet, Gateway: home.Gateway, GatewayMAC: mac("aa:bb:cc:00:00:99")}, same: true},
+		{name: "gateway MAC not in the neighbour table yet", lan: LAN{Subnet: home.Subnet, Gateway: home.Gateway}, same: true},
+		{name: "earlier versions' ID before the gateway was known", lan: home, want: hashID("edgefabric-lan:v1|192.168.1.0/24|192.168.1.1|")},
+		{name: "other gateway", lan: LAN{Subnet: home.Subnet, Gateway: netip.MustParseAddr("192.168.1.254")}},
 		{name: "other subnet", lan: LAN{Subnet: netip.MustParsePrefix("192.168.2.0/24"), Gateway: home.Gateway, GatewayMAC: home.GatewayMAC}},
 		{name: "override", lan: LAN{Subnet: home.Subnet, Override: "office"}, want: "office"},
 		{name: "override with digits", lan: LAN{Override: "lab-2"}, want: "lab-2"},
@@ -59,14 +62,40 @@ func TestID(t *testing.T) {
 	}
 }
 
-func TestFill(t *testing.T) {
-	mac, _ := net.ParseMAC("aa:bb:cc:00:00:01")
-	prev := LAN{Subnet: netip.MustParsePrefix("192.168.1.0/24"), Gateway: netip.MustParseAddr("192.168.1.1"), GatewayMAC: mac}
-	if got := (LAN{Subnet: netip.MustParsePrefix("192.168.1.5/24"), Gateway: prev.Gateway}).Fill(prev); ID(got) != ID(prev) {
-		t.Errorf("Fill on the same LAN: %+v, want the MAC filled in", got)
+// TestIDFromChangingNeighbourTables reads one LAN's facts from the kernel's
+// tables as they change over a device's life: the gateway missing from the
+// neighbour table, then resolving, answered, gone stale, and a router
+// swapped for another with the same address. The claim never changes.
+func TestIDFromChangingNeighbourTables(t *testing.T) {
+	lookup := func(string) ([]net.Addr, error) {
+		return []net.Addr{&net.IPNet{IP: net.ParseIP("192.168.1.20"), Mask: net.CIDRMask(24, 32)}}, nil
 	}
-	if got := (LAN{Subnet: netip.MustParsePrefix("10.0.0.0/24"), Gateway: netip.MustParseAddr("10.0.0.1")}).Fill(prev); got.GatewayMAC != nil {
-		t.Errorf("Fill on another LAN took the MAC: %+v", got)
+	const header = "IP address       HW type     Flags       HW address            Mask     Device\n"
+	tables := []struct{ name, arp string }{
+		{"empty", header},
+		{"incomplete", header + "192.168.1.254    0x1         0x0         00:00:00:00:00:00     *        eth0\n"},
+		{"resolved", header + "192.168.1.254    0x1         0x2         aa:bb:cc:00:00:fe     *        eth0\n"},
+		{"other hosts only", header + "192.168.1.30     0x1         0x2         aa:bb:cc:00:00:30     *        eth0\n"},
+		{"router swapped", header + "192.168.1.254    0x1         0x2         de:ad:be:ef:00:01     *        eth0\n"},
+		{"unreadable", ""},
+	}
+	want := ""
+	for _, tt := range tables {
+		var arp io.Reader
+		if tt.arp != "" {
+			arp = strings.NewReader(tt.arp)
+		}
+		lan, err := lanFromTables(open(t, "testdata/route"), binary.LittleEndian, arp, lookup)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		got := ID(lan)
+		if want == "" {
+			want = got
+		}
+		if got != want || got == "" {
+			t.Errorf("%s: ID %q (gateway MAC %v), want %q as with the first table", tt.name, got, lan.GatewayMAC, want)
+		}
 	}
 }
 
@@ -84,7 +113,7 @@ func TestMerge(t *testing.T) {
 				{Device: "a", Claim: "n1", Peers: []string{"b", "c"}},
 				{Device: "c", Claim: "n1"},
 			},
-			want: []Cluster{{ID: "n1", Members: []string{"a", "b", "c"}}},
+			want: []Cluster{{ID: "n1", Members: []string{"a", "b", "c"}, Claim: "n1"}},
 		},
 		{
 			name: "majority wins, ties in lexical order",
@@ -96,8 +125,8 @@ func TestMerge(t *testing.T) {
 				{Device: "y", Claim: "m1"},
 			},
 			want: []Cluster{
-				{ID: "m1", Members: []string{"x", "y"}},
-				{ID: "n2", Members: []string{"a", "b", "c"}},
+				{ID: "m1", Members: []string{"x", "y"}, Claim: "m1"},
+				{ID: "n2", Members: []string{"a", "b", "c"}, Claim: "n2"},
 			},
 		},
 		{
@@ -107,7 +136,7 @@ func TestMerge(t *testing.T) {
 				{Device: "b", Claim: "n1"},
 				{Device: "c", Claim: "office", Explicit: true},
 			},
-			want: []Cluster{{ID: "office", Members: []string{"a", "b", "c"}}},
+			want: []Cluster{{ID: "office", Members: []string{"a", "b", "c"}, Claim: "office"}},
 		},
 		{
 			name: "previous ID kept while claimed, against a new majority",
@@ -118,7 +147,7 @@ func TestMerge(t *testing.T) {
 				{Device: "d", Claim: "n2"},
 			},
 			prev: []Cluster{{ID: "n1", Members: []string{"a"}}},
-			want: []Cluster{{ID: "n1", Members: []string{"a", "b", "c", "d"}}},
+			want: []Cluster{{ID: "n1", Members: []string{"a", "b", "c", "d"}, Claim: "n1"}},
 		},
 		{
 			name: "a device that moved does not drag its old ID along",
@@ -127,7 +156,7 @@ func TestMerge(t *testing.T) {
 				{Device: "x", Claim: "n2"},
 			},
 			prev: []Cluster{{ID: "n1", Members: []string{"laptop"}}, {ID: "n2", Members: []string{"x"}}},
-			want: []Cluster{{ID: "n2", Members: []string{"laptop", "x"}}},
+			want: []Cluster{{ID: "n2", Members: []string{"laptop", "x"}, Claim: "n2"}},
 		},
 		{
 			name: "two LANs with the same claim stay apart, the smaller renamed",
@@ -137,8 +166,8 @@ func TestMerge(t *testing.T) {
 				{Device: "z", Claim: "n1"},
 			},
 			want: []Cluster{
-				{ID: "n1", Members: []string{"a", "b"}},
-				{ID: hashID("edgefabric-net-dup:n1|z"), Members: []string{"z"}},
+				{ID: "n1", Members: []string{"a", "b"}, Claim: "n1"},
+				{ID: hashID("edgefabric-net-dup:n1|z"), Members: []string{"z"}, Claim: "n1"},
 			},
 		},
 		{
@@ -150,8 +179,73 @@ func TestMerge(t *testing.T) {
 			},
 			prev: []Cluster{{ID: "n1", Members: []string{"a", "b", "c"}}},
 			want: []Cluster{
-				{ID: "n1", Members: []string{"b", "c"}},
-				{ID: hashID("edgefabric-net-dup:n1|a"), Members: []string{"a"}},
+				{ID: "n1", Members: []string{"b", "c"}, Claim: "n1"},
+				{ID: hashID("edgefabric-net-dup:n1|a"), Members: []string{"a"}, Claim: "n1"},
+			},
+		},
+		{
+			name: "every claim changed with the inputs, the LAN did not: the ID stays",
+			views: []View{
+				{Device: "a", Claim: "mac-known", Peers: []string{"b", "c"}},
+				{Device: "b", Claim: "mac-known"},
+				{Device: "c", Claim: "mac-known"},
+			},
+			prev: []Cluster{{ID: "n1", Members: []string{"a", "b", "c"}, Claim: "n1"}},
+			want: []Cluster{{ID: "n1", Members: []string{"a", "b", "c"}, Claim: "n1"}},
+		},
+		{
+			name: "a larger LAN with the same claim does not take the ID of the LAN that has it",
+			views: []View{
+				{Device: "a", Claim: "n1"},
+				{Device: "x", Claim: "n1", Peers: []string{"y", "z"}},
+				{Device: "y", Claim: "n1"},
+				{Device: "z", Claim: "n1"},
+			},
+			prev: []Cluster{{ID: "n1", Members: []string{"a"}, Claim: "n1"}},
+			want: []Cluster{
+				{ID: "n1", Members: []string{"a"}, Claim: "n1"},
+				{ID: hashID("edgefabric-net-dup:n1|x"), Members: []string{"x", "y", "z"}, Claim: "n1"},
+			},
+		},
+		{
+			name: "a derived ID is kept once the LAN that had the claim is gone",
+			views: []View{
+				{Device: "x", Claim: "n1", Peers: []string{"y"}},
+				{Device: "y", Claim: "n1"},
+			},
+			prev: []Cluster{{ID: hashID("edgefabric-net-dup:n1|x"), Members: []string{"x", "y"}, Claim: "n1"}},
+			want: []Cluster{{ID: hashID("edgefabric-net-dup:n1|x"), Members: []string{"x", "y"}, Claim: "n1"}},
+		},
+		{
+			name: "a known claim beats a larger overlap nobody claims",
+			views: []View{
+				{Device: "a", Claim: "n2", Peers: []string{"b", "x"}},
+				{Device: "b", Claim: "n2"},
+				{Device: "x", Claim: "n2"},
+			},
+			prev: []Cluster{{ID: "old", Members: []string{"a", "b"}, Claim: "old"}, {ID: "n2", Members: []string{"x"}, Claim: "n2"}},
+			want: []Cluster{{ID: "n2", Members: []string{"a", "b", "x"}, Claim: "n2"}},
+		},
+		{
+			name: "a lone device keeps its cluster's ID wherever it goes",
+			views: []View{{Device: "laptop", Claim: "cafe"}},
+			prev:  []Cluster{{ID: "home", Members: []string{"laptop"}, Claim: "home"}},
+			want:  []Cluster{{ID: "home", Members: []string{"laptop"}, Claim: "home"}},
+		},
+		{
+			name: "two clusters that overlap one prev cluster: the one with more of its members keeps it",
+			views: []View{
+				{Device: "a", Claim: "n1", Peers: []string{"d", "e", "f"}},
+				{Device: "b", Claim: "n1", Peers: []string{"c"}},
+				{Device: "c", Claim: "n1"},
+				{Device: "d", Claim: "n1"},
+				{Device: "e", Claim: "n1"},
+				{Device: "f", Claim: "n1"},
+			},
+			prev: []Cluster{{ID: "n1", Members: []string{"a", "b", "c"}}},
+			want: []Cluster{
+				{ID: "n1", Members: []string{"b", "c"}, Claim: "n1"},
+				{ID: hashID("edgefabric-net-dup:n1|a"), Members: []string{"a", "d", "e", "f"}, Claim: "n1"},
 			},
 		},
 		{
