@@ -28,6 +28,9 @@ type Cluster struct {
 	Members []string
 	// Seed is a proximity cluster's seed device; "" for other scopes.
 	Seed string
+	// Claim is what a network cluster's ID was chosen for (network.Cluster's
+	// Claim); "" for other scopes, and when unknown.
+	Claim string
 }
 
 // ClusterConfig says which clusters Clusters forms.
@@ -89,8 +92,10 @@ func (c ClusterConfig) scopes() []scopes.Scope {
 
 // Clusters forms the clusters of the given devices (of any accounts) for the
 // configured scopes: a pure, deterministic function of its inputs. prev is
-// its previous result (nil the first time); it keeps network and proximity
-// cluster IDs, and so node names, stable while devices join and leave.
+// its previous result (nil the first time), and may also hold clusters that
+// stopped forming but whose nodes are still there; it keeps network and
+// proximity cluster IDs, and so node names, stable for as long as devices
+// keep forming them.
 //
 //   - account: one cluster per account with every known device.
 //   - network: network.Merge over the devices' scope reports: the claim each
@@ -162,11 +167,11 @@ func networkClusters(account string, devs []Device, prev []Cluster) []Cluster {
 	}
 	var pn []network.Cluster
 	for _, c := range prev {
-		pn = append(pn, network.Cluster{ID: c.ID, Members: c.Members})
+		pn = append(pn, network.Cluster{ID: c.ID, Members: c.Members, Claim: c.Claim})
 	}
 	var out []Cluster
 	for _, c := range network.Merge(views, pn) {
-		out = append(out, Cluster{ClusterKey: ClusterKey{Account: account, Scope: scopes.Network, ID: c.ID}, Members: c.Members})
+		out = append(out, Cluster{ClusterKey: ClusterKey{Account: account, Scope: scopes.Network, ID: c.ID}, Members: c.Members, Claim: c.Claim})
 	}
 	return out
 }

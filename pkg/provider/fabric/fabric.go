@@ -64,6 +64,12 @@ func (d Device) IP() string {
 	return d.Addresses[0]
 }
 
+// reservation is a device's room held for a workload PlaceWith chose it for.
+type reservation struct {
+	device string // device key
+	res    placement.Resources
+}
+
 type device struct {
 	Device
 	sess       *Session
@@ -86,6 +92,10 @@ type Fabric struct {
 	mu       sync.Mutex
 	devices  map[string]*device // by device key (account/id)
 	owner    map[string]string  // workload uid → device key
+	// reserved holds what PlaceWith chose until Assign (or Remove) makes it
+	// part of the device's desired state: placements that run at the same
+	// time, for pods of different nodes, see each other's choices.
+	reserved map[string]reservation // by workload uid
 	streams  map[string]*pendingStream
 	nextID   uint64
 	listener Listener
@@ -103,7 +113,8 @@ func New(log *slog.Logger) *Fabric {
 		log:     log,
 		now:     time.Now,
 		devices: map[string]*device{},
-		owner:   map[string]string{},
+		owner:    map[string]string{},
+		reserved: map[string]reservation{},
 		streams: map[string]*pendingStream{},
 		ready:   make(chan struct{}),
 	}
@@ -250,6 +261,11 @@ func (f *Fabric) Drop(id identity.Device, decommissioned bool) (uids []string, k
 			delete(f.owner, uid)
 		}
 	}
+	for uid, r := range f.reserved {
+		if r.device == k {
+			delete(f.reserved, uid)
+		}
+	}
 	for sid, p := range f.streams {
 		if p.device == k {
 			p.fail(errors.New("device removed from the fleet"))
@@ -376,17 +392,38 @@ func (f *Fabric) notify(fn func(Listener)) {
 	fn(l)
 }
 
-// Devices returns a snapshot of account's devices, sorted by ID.
+// Devices returns a snapshot of account's devices, sorted by ID. A
+// device's Allocated includes the room held for placements not yet assigned.
 func (f *Fabric) Devices(account string) []Device {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return f.devicesLocked(account)
+}
+
+func (f *Fabric) devicesLocked(account string) []Device {
 	var out []Device
-	for _, d := range f.devices {
+	var held map[string]placement.Resources
+	for _, r := range f.reserved {
+		if held == nil {
+			held = map[string]placement.Resources{}
+		}
+		h := held[r.device]
+		h.CPUMillis += r.res.CPUMillis
+		h.MemoryBytes += r.res.MemoryBytes
+		h.Pods++
+		held[r.device] = h
+	}
+	for k, d := range f.devices {
 		if d.Account != account {
 			continue
 		}
 		c := d.Device
 		c.Allocated = allocated(d.workloads)
+		if h, ok := held[k]; ok {
+			c.Allocated.CPUMillis += h.CPUMillis
+			c.Allocated.MemoryBytes += h.MemoryBytes
+			c.Allocated.Pods += h.Pods
+		}
 		c.Workloads = len(d.workloads)
 		out = append(out, c)
 	}
@@ -440,10 +477,34 @@ type PlaceOptions struct {
 }
 
 // PlaceWith chooses a device of account for w among opts.Members, or returns
-// "" and why none fits.
+// "" and why none fits. The chosen device's room for w is held until w is
+// assigned (Assign) or given up (Remove), so that placements running at the
+// same time never promise one device's room twice.
 func (f *Fabric) PlaceWith(account string, w *hubv1.Workload, opts PlaceOptions) (string, string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.reserved, w.GetUid()) // a new try replaces an older hold
+	cands := candidates(f.devicesLocked(account), opts)
+	req := placement.Request{Resources: requests(w), Runtime: w.GetRuntime(), Selector: opts.Selector, Platforms: opts.Platforms}
+	id, why := placement.Choose(cands, req)
+	if id != "" {
+		f.reserved[w.GetUid()] = reservation{device: key(identity.Device{ID: id, Account: account}), res: req.Resources}
+	}
+	return id, why
+}
+
+// Admissible says whether w could run on a device of opts.Members, as
+// placement.Admissible does, with the devices as they are now.
+func (f *Fabric) Admissible(account string, w *hubv1.Workload, opts PlaceOptions) placement.Admission {
+	f.mu.Lock()
+	cands := candidates(f.devicesLocked(account), opts)
+	f.mu.Unlock()
+	return placement.Admissible(cands, placement.Request{Resources: requests(w), Runtime: w.GetRuntime(), Selector: opts.Selector, Platforms: opts.Platforms})
+}
+
+func candidates(devs []Device, opts PlaceOptions) []placement.Candidate {
 	var cands []placement.Candidate
-	for _, d := range f.Devices(account) {
+	for _, d := range devs {
 		if opts.Members != nil && !slices.Contains(opts.Members, d.ID) {
 			continue
 		}
@@ -456,9 +517,7 @@ func (f *Fabric) PlaceWith(account string, w *hubv1.Workload, opts PlaceOptions)
 		}
 		cands = append(cands, c)
 	}
-	return placement.Choose(cands, placement.Request{
-		Resources: requests(w), Runtime: w.GetRuntime(), Selector: opts.Selector, Platforms: opts.Platforms,
-	})
+	return cands
 }
 
 // Assign makes w part of the desired state of device id of account, moving it
@@ -466,6 +525,7 @@ func (f *Fabric) PlaceWith(account string, w *hubv1.Workload, opts PlaceOptions)
 func (f *Fabric) Assign(account, id string, w *hubv1.Workload) {
 	f.mu.Lock()
 	k := key(identity.Device{ID: id, Account: account})
+	delete(f.reserved, w.GetUid())
 	if old, ok := f.owner[w.GetUid()]; ok && old != k {
 		f.removeLocked(w.GetUid())
 		delete(f.owner, w.GetUid())
@@ -492,12 +552,14 @@ func (f *Fabric) Assign(account, id string, w *hubv1.Workload) {
 	f.notify(func(l Listener) { l.DevicesChanged(account) })
 }
 
-// Remove drops workload uid from its device's desired state. It reports the
+// Remove drops workload uid from its device's desired state, and the room
+// PlaceWith held for it, if any. It reports the
 // device that held it and whether that device is connected, so the caller knows
 // whether to wait for the device to confirm the stop. Until Forget, the device's
 // reports about uid still reach the listener.
 func (f *Fabric) Remove(uid string) (deviceID string, online bool) {
 	f.mu.Lock()
+	delete(f.reserved, uid)
 	k, ok := f.owner[uid]
 	var account string
 	if ok {

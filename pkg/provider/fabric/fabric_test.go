@@ -141,3 +141,45 @@ func TestDrop(t *testing.T) {
 		t.Errorf("a device back after Drop: got %v, %v; want an empty desired state", msgs, err)
 	}
 }
+
+// TestPlaceHoldsRoom places workloads one after another, as nodes sharing a
+// device do at the same time, on a device with room for two: the room
+// chosen for a workload is held until it is assigned or given up, so the
+// third finds none.
+func TestPlaceHoldsRoom(t *testing.T) {
+	f := fabric.New(slog.New(slog.DiscardHandler))
+	f.SetListener(&recorder{})
+	f.MarkReady()
+	f.Connect(identity.Device{ID: "pi", Account: "acme"}, &hubv1.Hello{Capacity: &hubv1.Resources{CpuMillis: 1000, MemoryBytes: 1 << 30, Pods: 2}})
+	place := func(uid string) string {
+		dev, _ := f.PlaceWith("acme", &hubv1.Workload{Uid: uid, SpecHash: "h"}, fabric.PlaceOptions{})
+		return dev
+	}
+	allocated := func() int64 {
+		d, _ := f.Device("acme", "pi")
+		return d.Allocated.Pods
+	}
+	if got := place("w1"); got != "pi" {
+		t.Fatalf("w1 placed on %q, want pi", got)
+	}
+	if got := place("w1"); got != "pi" || allocated() != 1 {
+		t.Fatalf("w1 placed again: on %q with %d pods allocated, want pi and 1 (a new try replaces the hold)", got, allocated())
+	}
+	if got := place("w2"); got != "pi" {
+		t.Fatalf("w2 placed on %q, want pi", got)
+	}
+	if got := place("w3"); got != "" {
+		t.Fatalf("w3 placed on %q while w1 and w2 hold the device's two pod slots", got)
+	}
+	f.Assign("acme", "pi", &hubv1.Workload{Uid: "w1", SpecHash: "h"})
+	if got := allocated(); got != 2 {
+		t.Errorf("after w1's assignment: %d pods allocated, want 2 (w1 assigned, w2 held)", got)
+	}
+	f.Remove("w2")
+	if got := allocated(); got != 1 {
+		t.Errorf("after w2 was given up: %d pods allocated, want 1", got)
+	}
+	if got := place("w3"); got != "pi" {
+		t.Errorf("w3 placed on %q once w2's hold was given up, want pi", got)
+	}
+}

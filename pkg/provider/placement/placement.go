@@ -88,23 +88,89 @@ func Choose(cands []Candidate, req Request) (string, string) {
 }
 
 func misfit(c Candidate, req Request) string {
-	switch {
-	case !c.Online:
+	if !c.Online {
 		return "offline"
+	}
+	if r := mismatch(c, req); r != "" {
+		return r
+	}
+	r, _ := short(c, req)
+	return r
+}
+
+// mismatch says why the device can never run req whatever it has free, or "".
+func mismatch(c Candidate, req Request) string {
+	switch {
 	case req.Runtime != "" && !slices.Contains(c.Runtimes, req.Runtime):
 		return "no " + req.Runtime + " runtime"
 	case len(req.Platforms) > 0 && !slices.Contains(req.Platforms, c.OS+"/"+c.Arch):
 		return "os/arch not among the image's platforms"
 	case req.Selector != nil && !req.Selector.Matches(labels.Set(c.Labels)):
 		return "didn't match the device selector"
-	case c.Capacity.Pods > 0 && c.Allocated.Pods+1 > c.Capacity.Pods:
-		return "Too many pods"
-	case c.Allocated.CPUMillis+req.Resources.CPUMillis > c.Capacity.CPUMillis:
-		return "Insufficient cpu"
-	case c.Allocated.MemoryBytes+req.Resources.MemoryBytes > c.Capacity.MemoryBytes:
-		return "Insufficient memory"
 	}
 	return ""
+}
+
+// short says which resource the device lacks for req, in the scheduler's
+// words and as the kubelet's admission reason, or "" if it has room.
+func short(c Candidate, req Request) (msg, reason string) {
+	switch {
+	case c.Capacity.Pods > 0 && c.Allocated.Pods+1 > c.Capacity.Pods:
+		return "Too many pods", ReasonOutOfPods
+	case c.Allocated.CPUMillis+req.Resources.CPUMillis > c.Capacity.CPUMillis:
+		return "Insufficient cpu", ReasonOutOfCPU
+	case c.Allocated.MemoryBytes+req.Resources.MemoryBytes > c.Capacity.MemoryBytes:
+		return "Insufficient memory", ReasonOutOfMemory
+	}
+	return "", ""
+}
+
+// The reasons a kubelet gives a pod it rejects for want of a resource.
+const (
+	ReasonOutOfCPU    = "OutOfcpu"
+	ReasonOutOfMemory = "OutOfmemory"
+	ReasonOutOfPods   = "OutOfpods"
+)
+
+// Admission is what a node does with a pod bound to it that no device can
+// take now.
+type Admission struct {
+	// Reject is the reason to reject the pod with, as a kubelet rejects a
+	// pod it cannot admit (ReasonOutOfCPU, ...): a connected device could
+	// run it but for room that is taken. "" means the pod may wait.
+	Reject string
+	// Message says why, naming the resource, for the pod's status.
+	Message string
+}
+
+// Admissible decides what becomes of a pod that Choose found no device for.
+// The pod is rejected when what keeps it out is room: some connected device
+// could run it but lacks a resource (Reject names the first such resource
+// of the first such device), and no device that is offline now, and may
+// come back, would take it. Otherwise it may wait: for a device that comes
+// back, or for one that matches its selector, runtime or platform to join,
+// as a pod that fits nowhere waits today. A pod some device can take now is
+// admitted (the zero Admission).
+func Admissible(cands []Candidate, req Request) Admission {
+	var first Candidate
+	var firstMsg, firstReason string
+	for _, c := range cands {
+		if mismatch(c, req) != "" {
+			continue
+		}
+		msg, reason := short(c, req)
+		if reason == "" {
+			return Admission{} // it fits now, or once its device is back
+		}
+		if c.Online && firstReason == "" {
+			first, firstMsg, firstReason = c, msg, reason
+		}
+	}
+	if firstReason == "" {
+		return Admission{}
+	}
+	_, why := Choose(cands, req)
+	return Admission{Reject: firstReason, Message: fmt.Sprintf("Pod was rejected: %s on device %s (%s)", firstMsg, first.ID, why)}
 }
 
 // load is the device's utilisation after placing req: the mean of its CPU and

@@ -110,3 +110,57 @@ func selector(t *testing.T, s string) labels.Selector {
 	}
 	return sel
 }
+
+func TestAdmissible(t *testing.T) {
+	dev := func(id string, online bool, cpuUsed, pods int64) Candidate {
+		return Candidate{
+			ID: id, Online: online, Runtimes: []string{"wasm"},
+			Capacity:  Resources{CPUMillis: 1000, MemoryBytes: 1 << 30, Pods: 10},
+			Allocated: Resources{CPUMillis: cpuUsed, Pods: pods},
+		}
+	}
+	req := Request{Runtime: "wasm", Resources: Resources{CPUMillis: 100, MemoryBytes: 64 << 20}}
+	for _, tc := range []struct {
+		name       string
+		cands      []Candidate
+		req        Request
+		wantReject string
+		wantMsg    string
+	}{
+		{name: "fits now", cands: []Candidate{dev("a", true, 0, 0)}, req: req},
+		{
+			name: "every pod slot taken", cands: []Candidate{dev("a", true, 0, 10), dev("b", true, 0, 10)}, req: req,
+			wantReject: ReasonOutOfPods,
+			wantMsg:    "Pod was rejected: Too many pods on device a (0/2 devices are available: 2 Too many pods.)",
+		},
+		{
+			name: "cpu taken", cands: []Candidate{dev("a", true, 950, 1)}, req: req,
+			wantReject: ReasonOutOfCPU,
+			wantMsg:    "Pod was rejected: Insufficient cpu on device a (0/1 devices are available: 1 Insufficient cpu.)",
+		},
+		{name: "an offline device with room may come back", cands: []Candidate{dev("a", true, 0, 10), dev("b", false, 0, 0)}, req: req},
+		{
+			name: "an offline device that is full too does not hold the pod", cands: []Candidate{dev("a", true, 0, 10), dev("b", false, 0, 10)}, req: req,
+			wantReject: ReasonOutOfPods,
+			wantMsg:    "Pod was rejected: Too many pods on device a (0/2 devices are available: 1 Too many pods, 1 offline.)",
+		},
+		{name: "no device connected: waits", cands: []Candidate{dev("a", false, 0, 10)}, req: req},
+		{name: "no device at all: waits", req: req},
+		{name: "selector matches nothing: waits for a device that does", cands: []Candidate{dev("a", true, 0, 10)}, req: Request{Runtime: "wasm", Selector: selector(t, "camera=yes")}},
+		{
+			name: "only devices of the right runtime count", cands: []Candidate{dev("a", true, 0, 10), {ID: "b", Online: true, Runtimes: []string{"process"}, Capacity: Resources{CPUMillis: 1000, MemoryBytes: 1 << 30, Pods: 10}}}, req: req,
+			wantReject: ReasonOutOfPods,
+			wantMsg:    "Pod was rejected: Too many pods on device a (0/2 devices are available: 1 Too many pods, 1 no wasm runtime.)",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Admissible(tc.cands, tc.req)
+			if got.Reject != tc.wantReject || got.Message != tc.wantMsg {
+				t.Errorf("Admissible = %+v, want reject %q with %q", got, tc.wantReject, tc.wantMsg)
+			}
+			if id, _ := Choose(tc.cands, tc.req); id != "" && got.Reject != "" {
+				t.Errorf("rejected a pod Choose places on %s", id)
+			}
+		})
+	}
+}
