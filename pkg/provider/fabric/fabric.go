@@ -89,9 +89,9 @@ type Fabric struct {
 	log *slog.Logger
 	now func() time.Time
 
-	mu       sync.Mutex
-	devices  map[string]*device // by device key (account/id)
-	owner    map[string]string  // workload uid → device key
+	mu      sync.Mutex
+	devices map[string]*device // by device key (account/id)
+	owner   map[string]string  // workload uid → device key
 	// reserved holds what PlaceWith chose until Assign (or Remove) makes it
 	// part of the device's desired state: placements that run at the same
 	// time, for pods of different nodes, see each other's choices.
@@ -110,13 +110,13 @@ type Fabric struct {
 // rebuilt from Kubernetes.
 func New(log *slog.Logger) *Fabric {
 	return &Fabric{
-		log:     log,
-		now:     time.Now,
-		devices: map[string]*device{},
+		log:      log,
+		now:      time.Now,
+		devices:  map[string]*device{},
 		owner:    map[string]string{},
 		reserved: map[string]reservation{},
-		streams: map[string]*pendingStream{},
-		ready:   make(chan struct{}),
+		streams:  map[string]*pendingStream{},
+		ready:    make(chan struct{}),
 	}
 }
 

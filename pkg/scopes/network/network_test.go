@@ -227,7 +227,7 @@ func TestMerge(t *testing.T) {
 			want: []Cluster{{ID: "n2", Members: []string{"a", "b", "x"}, Claim: "n2"}},
 		},
 		{
-			name: "a lone device keeps its cluster's ID wherever it goes",
+			name:  "a lone device keeps its cluster's ID wherever it goes",
 			views: []View{{Device: "laptop", Claim: "cafe"}},
 			prev:  []Cluster{{ID: "home", Members: []string{"laptop"}, Claim: "home"}},
 			want:  []Cluster{{ID: "home", Members: []string{"laptop"}, Claim: "home"}},
