@@ -31,6 +31,7 @@ import (
 
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
 	"github.com/edgefabric/edgefabric/pkg/provider/fabric"
+	"github.com/edgefabric/edgefabric/pkg/provider/placement"
 	"github.com/edgefabric/edgefabric/pkg/provider/translate"
 	"github.com/edgefabric/edgefabric/pkg/scopes"
 )
@@ -62,6 +63,9 @@ type podState struct {
 	// their first status write, not their second.
 	creatingDue bool
 	held        *corev1.PodStatus
+	// evicted is set once the pod was deleted because its cluster
+	// dissolved, so that it is deleted, and its event recorded, once.
+	evicted bool
 }
 
 // accountNode is the virtual node of one cluster of an account's devices:
@@ -93,6 +97,12 @@ type accountNode struct {
 	members []string
 	// dissolved is when the cluster stopped being formed; zero while it is.
 	dissolved time.Time
+	// claim is what a network cluster's ID was chosen for (fabric.Cluster).
+	claim string
+	// left holds when each device that was a member stopped being one; a
+	// pod on such a device is placed again after its device-loss grace, as
+	// if the device were lost. A device that joins again is removed.
+	left map[string]time.Time
 	// stop ends run; set by the manager.
 	stop context.CancelFunc
 	// kubeletLis and kubeletPort are the node's own kubelet API, if it has
@@ -332,14 +342,25 @@ func (n *accountNode) moveFrom(now time.Time, gone, why string) {
 		pod         *corev1.Pod
 		offline     time.Duration
 		removed     bool
+		left        bool // the device left the cluster
 	}
 	var moves []lost
+	var evictions []*corev1.Pod
 	devices := map[string]fabric.Device{}
 	for _, d := range n.m.fab.Devices(n.account) {
 		devices[d.ID] = d
 	}
 	n.mu.Lock()
+	dissolved := n.dissolved
 	for uid, st := range n.byUID {
+		if !dissolved.IsZero() {
+			// The node will be deleted: no pod may stay bound to it.
+			if !st.deleting && !st.evicted && now.Sub(dissolved) >= n.lossGrace(st.pod) {
+				st.evicted = true
+				evictions = append(evictions, st.pod.DeepCopy())
+			}
+			continue
+		}
 		if st.device == "" || st.deleting || st.failed || st.waiting != "" {
 			continue
 		}
@@ -348,6 +369,12 @@ func (n *accountNode) moveFrom(now time.Time, gone, why string) {
 		}
 		if gone != "" && st.device == gone {
 			moves = append(moves, lost{uid: uid, device: st.device, pod: st.pod.DeepCopy(), removed: true})
+			continue
+		}
+		if since, ok := n.left[st.device]; ok {
+			if off := now.Sub(since); off >= n.lossGrace(st.pod) {
+				moves = append(moves, lost{uid: uid, device: st.device, pod: st.pod.DeepCopy(), offline: off, left: true})
+			}
 			continue
 		}
 		d, ok := devices[st.device]
@@ -363,18 +390,56 @@ func (n *accountNode) moveFrom(now time.Time, gone, why string) {
 		}
 	}
 	n.mu.Unlock()
+	for _, pod := range evictions {
+		n.evict(pod, now.Sub(dissolved))
+	}
 	for _, mv := range moves {
 		if !n.unassign(mv.uid, mv.device) {
 			continue
 		}
-		if mv.removed {
+		switch {
+		case mv.left:
+			n.m.log.Info("device left the cluster, placing pod again", "pod", mv.pod.Namespace+"/"+mv.pod.Name, "device", mv.device, "node", n.name)
+			n.recorder.Eventf(mv.pod, corev1.EventTypeWarning, ReasonDeviceLeftCluster, "Device %s left %s cluster %s %s ago; placing the pod on a device of the cluster", mv.device, n.key.Scope, n.key.ID, mv.offline.Round(time.Second))
+		case mv.removed:
 			n.m.log.Info("device removed from the fleet, placing pod again", "pod", mv.pod.Namespace+"/"+mv.pod.Name, "device", mv.device, "why", why)
 			n.recorder.Eventf(mv.pod, corev1.EventTypeWarning, ReasonDeviceRemoved, "Device %s %s; placing the pod on another device", mv.device, why)
-		} else {
+		default:
 			n.m.log.Info("device lost, placing pod again", "pod", mv.pod.Namespace+"/"+mv.pod.Name, "device", mv.device, "offline", mv.offline.Round(time.Second))
 			n.recorder.Eventf(mv.pod, corev1.EventTypeWarning, "DeviceLost", "Device %s offline for %s; placing the pod on another device", mv.device, mv.offline.Round(time.Second))
 		}
 		n.place(context.Background(), mv.uid)
+	}
+}
+
+// Reasons of the events of pods moved because their cluster changed.
+const (
+	// ReasonDeviceLeftCluster: the pod's device is no longer a member of
+	// its node's cluster; the pod is placed on a member.
+	ReasonDeviceLeftCluster = "DeviceLeftCluster"
+	// ReasonClusterDissolved: no device forms the pod's node's cluster any
+	// longer; the pod is deleted, as a node's pods are evicted, so that its
+	// controller creates it again wherever the scheduler finds room.
+	ReasonClusterDissolved = "ClusterDissolved"
+)
+
+// evict deletes a pod of a dissolved cluster's node, as the node lifecycle
+// controller evicts the pods of a node that is gone: its device stops it
+// (or drops it from its desired state when it is back), and its controller
+// replaces it.
+func (n *accountNode) evict(pod *corev1.Pod, dissolvedFor time.Duration) {
+	n.m.log.Info("cluster dissolved, evicting pod", "pod", pod.Namespace+"/"+pod.Name, "node", n.name)
+	n.recorder.Eventf(pod, corev1.EventTypeWarning, ReasonClusterDissolved, "No device has formed %s cluster %s for %s; evicting the pod from node %s so that its controller places it again", n.key.Scope, n.key.ID, dissolvedFor.Round(time.Second), n.name)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := n.m.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{Preconditions: metav1.NewUIDPreconditions(string(pod.UID))})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		n.m.log.Warn("evict pod", "pod", pod.Namespace+"/"+pod.Name, "err", err)
+		n.mu.Lock()
+		if st, ok := n.byUID[string(pod.UID)]; ok {
+			st.evicted = false // tried again on the next tick
+		}
+		n.mu.Unlock()
 	}
 }
 
@@ -481,6 +546,7 @@ func (n *accountNode) place(ctx context.Context, uid string) {
 	}
 	pod := st.pod.DeepCopy()
 	dev := st.device
+	admitted := st.epoch > 0 // it ran on a device of the cluster before
 	n.mu.Unlock()
 
 	ip := ""
@@ -506,11 +572,18 @@ func (n *accountNode) place(ctx context.Context, uid string) {
 		}
 		dev, why = n.m.fab.PlaceWith(n.account, w, opts)
 		if dev == "" {
+			if !admitted {
+				if adm := n.m.fab.Admissible(n.account, w, opts); adm.Reject != "" {
+					n.reject(uid, adm)
+					return
+				}
+			}
 			n.wait(uid, "Unschedulable", why)
 			return
 		}
 		if d, ok := n.m.fab.Device(n.account, dev); ok && d.IP() != "" {
 			if w, err = translate.Workload(pod, envSource{n.m}, d.IP()); err != nil {
+				n.m.fab.Remove(uid) // give up the device's room PlaceWith held
 				n.wait(uid, "CreateContainerConfigError", err.Error())
 				return
 			}
@@ -586,6 +659,26 @@ func onlyCreating(ws *hubv1.WorkloadStatus) bool {
 		}
 	}
 	return true
+}
+
+// reject fails a pod bound to the node that no device can take for want of
+// room, as a kubelet rejects a pod it cannot admit (OutOfcpu, OutOfpods, …):
+// the pod's controller replaces it and the scheduler, which sees the node's
+// allocatable, places the replacement where there is room. Pods that ran on
+// a device of the cluster before are never rejected: they wait.
+func (n *accountNode) reject(uid string, adm placement.Admission) {
+	n.mu.Lock()
+	st, ok := n.byUID[uid]
+	if !ok {
+		n.mu.Unlock()
+		return
+	}
+	st.failed, st.waiting = true, ""
+	pod := st.pod.DeepCopy()
+	n.mu.Unlock()
+	n.m.log.Info("pod rejected: no device has room", "pod", pod.Namespace+"/"+pod.Name, "node", n.name, "reason", adm.Reject)
+	n.recorder.Event(pod, corev1.EventTypeWarning, adm.Reject, adm.Message)
+	n.setStatus(uid, translate.FailedStatus(pod, adm.Reject, adm.Message, time.Now()))
 }
 
 func (n *accountNode) wait(uid, reason, message string) {
@@ -1078,17 +1171,32 @@ func (n *accountNode) memberList() []string {
 	return slices.Clone(n.members)
 }
 
-// setMembers records the cluster's members and whether it is formed, and
-// reports whether anything changed.
-func (n *accountNode) setMembers(members []string, dissolved bool, now time.Time) bool {
+// setMembers records the cluster's members, what its ID was chosen for and
+// whether it is formed, and reports whether anything changed. The members
+// of a dissolved cluster stay as they were.
+func (n *accountNode) setMembers(members []string, claim string, dissolved bool, now time.Time) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	changed := false
 	if !dissolved && (n.members == nil || !slices.Equal(n.members, members)) {
+		for _, d := range n.members {
+			if !slices.Contains(members, d) {
+				if n.left == nil {
+					n.left = map[string]time.Time{}
+				}
+				n.left[d] = now
+			}
+		}
+		for _, d := range members {
+			delete(n.left, d)
+		}
 		n.members, changed = slices.Clone(members), true
 		if n.members == nil {
 			n.members = []string{}
 		}
+	}
+	if !dissolved && claim != "" {
+		n.claim = claim
 	}
 	switch {
 	case dissolved && n.dissolved.IsZero():
@@ -1097,6 +1205,17 @@ func (n *accountNode) setMembers(members []string, dissolved bool, now time.Time
 		n.dissolved, changed = time.Time{}, true
 	}
 	return changed
+}
+
+// cluster returns the network or proximity cluster the node stands for, as
+// it was last formed; false for the account's node and before it was.
+func (n *accountNode) cluster() (fabric.Cluster, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.key.Scope == scopes.Account || n.members == nil {
+		return fabric.Cluster{}, false
+	}
+	return fabric.Cluster{ClusterKey: n.key, Members: slices.Clone(n.members), Claim: n.claim}, true
 }
 
 // devices returns the cluster's devices.
@@ -1110,12 +1229,25 @@ func (n *accountNode) devices() []fabric.Device {
 }
 
 // nodeStatus is the node object for the cluster's current devices.
+//
+// Capacity is the sum over the connected members. Allocatable, which the
+// scheduler fits pods into, is each connected member's capacity less what
+// the pods of other nodes hold on it: a device backs several nodes (its
+// account's, its network cluster's, a proximity cluster's), and each would
+// otherwise offer the scheduler the whole device.
 func (n *accountNode) nodeStatus() *corev1.Node {
 	devs := n.devices()
 	n.mu.Lock()
 	dissolved := !n.dissolved.IsZero()
+	own := n.heldLocked()
+	var members []string
+	if n.key.Scope != scopes.Account {
+		members = slices.Clone(n.members)
+	}
+	claim := n.claim
 	n.mu.Unlock()
 	var cpu, mem, pods int64
+	var free placement.Resources
 	var online []fabric.Device
 	oses, arches := map[string]bool{}, map[string]bool{}
 	for _, d := range devs {
@@ -1130,11 +1262,20 @@ func (n *accountNode) nodeStatus() *corev1.Node {
 		cpu += d.Capacity.CPUMillis
 		mem += d.Capacity.MemoryBytes
 		pods += d.Capacity.Pods
+		mine := own[d.ID]
+		free.CPUMillis += max(0, d.Capacity.CPUMillis-(d.Allocated.CPUMillis-mine.CPUMillis))
+		free.MemoryBytes += max(0, d.Capacity.MemoryBytes-(d.Allocated.MemoryBytes-mine.MemoryBytes))
+		free.Pods += max(0, d.Capacity.Pods-(d.Allocated.Pods-mine.Pods))
 	}
 	capacity := corev1.ResourceList{
 		corev1.ResourceCPU:    *resource.NewMilliQuantity(cpu, resource.DecimalSI),
 		corev1.ResourceMemory: *resource.NewQuantity(mem, resource.BinarySI),
 		corev1.ResourcePods:   *resource.NewQuantity(pods, resource.DecimalSI),
+	}
+	allocatable := corev1.ResourceList{
+		corev1.ResourceCPU:    *resource.NewMilliQuantity(free.CPUMillis, resource.DecimalSI),
+		corev1.ResourceMemory: *resource.NewQuantity(free.MemoryBytes, resource.BinarySI),
+		corev1.ResourcePods:   *resource.NewQuantity(free.Pods, resource.DecimalSI),
 	}
 	labels := map[string]string{
 		"type":                   "virtual-kubelet",
@@ -1177,15 +1318,22 @@ func (n *accountNode) nodeStatus() *corev1.Node {
 	cond := func(t corev1.NodeConditionType, s corev1.ConditionStatus, reason, msg string) corev1.NodeCondition {
 		return corev1.NodeCondition{Type: t, Status: s, Reason: reason, Message: msg, LastHeartbeatTime: now, LastTransitionTime: now}
 	}
+	var annotations map[string]string
+	if members != nil {
+		annotations = map[string]string{AnnotationClusterMembers: strings.Join(members, ",")}
+		if claim != "" {
+			annotations[AnnotationClusterClaim] = claim
+		}
+	}
 	return &corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: n.name, Labels: labels},
+		ObjectMeta: metav1.ObjectMeta{Name: n.name, Labels: labels, Annotations: annotations},
 		Spec: corev1.NodeSpec{
 			Taints: []corev1.Taint{{Key: TaintKey, Value: TaintValue, Effect: corev1.TaintEffectNoSchedule}},
 		},
 		Status: corev1.NodeStatus{
 			Phase:       corev1.NodeRunning,
 			Capacity:    capacity,
-			Allocatable: capacity.DeepCopy(),
+			Allocatable: allocatable,
 			Conditions: []corev1.NodeCondition{
 				cond(corev1.NodeReady, ready, reason, msg),
 				cond(corev1.NodeMemoryPressure, corev1.ConditionFalse, "NoPressure", ""),
@@ -1206,6 +1354,24 @@ func (n *accountNode) nodeStatus() *corev1.Node {
 			},
 		},
 	}
+}
+
+// heldLocked returns what the node's pods hold on each device, as the
+// fabric counts it in a device's Allocated: the pods given to a device and
+// not being deleted.
+func (n *accountNode) heldLocked() map[string]placement.Resources {
+	out := map[string]placement.Resources{}
+	for _, st := range n.byUID {
+		if st.device == "" || st.sent == nil || st.deleting {
+			continue
+		}
+		r, h := fabric.Requests(st.sent), out[st.device]
+		h.CPUMillis += r.CPUMillis
+		h.MemoryBytes += r.MemoryBytes
+		h.Pods += r.Pods
+		out[st.device] = h
+	}
+	return out
 }
 
 func deviceNames(ds []fabric.Device) string {

@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -44,6 +45,12 @@ const (
 	LabelScope       = "edgefabric.io/scope"
 	LabelCluster     = "edgefabric.io/cluster"
 	AnnotationDevice = "edgefabric.io/device"
+	// AnnotationClusterMembers lists the devices of a network or proximity
+	// cluster's node (comma-separated, sorted), and AnnotationClusterClaim
+	// what a network cluster's ID was chosen for: a restarted provider
+	// forms the clusters again from them, so that their IDs stay.
+	AnnotationClusterMembers = "edgefabric.io/cluster-members"
+	AnnotationClusterClaim   = "edgefabric.io/cluster-claim"
 	TaintKey         = "virtual-kubelet.io/provider"
 	TaintValue       = "edgefabric"
 )
@@ -296,22 +303,60 @@ func (m *Manager) formClusters(now time.Time) {
 		}
 		return !d.Online && now.Sub(since) >= m.cfg.DissolveGrace
 	})
+	// The clusters of nodes that are still there, formed or not, keep their
+	// IDs for the devices that form them again.
 	m.clustersMu.Lock()
-	clusters := fabric.Clusters(devices, cfg, m.clusters)
+	prev := slices.Clone(m.clusters)
+	m.clustersMu.Unlock()
+	known := map[fabric.ClusterKey]bool{}
+	for _, c := range prev {
+		known[c.ClusterKey] = true
+	}
+	for _, n := range m.allNodes() {
+		if c, ok := n.cluster(); ok && !known[c.ClusterKey] {
+			prev = append(prev, c)
+		}
+	}
+	clusters := fabric.Clusters(devices, cfg, prev)
+	formed := map[string]bool{}
+	for _, c := range clusters {
+		formed[c.NodeName()] = true
+	}
+	// A node recovered after a restart whose devices have not reported yet
+	// is not dissolved for that: they may be cut off the provider. It keeps
+	// its cluster until they report, or until they have been gone as long
+	// as any device may be before its cluster dissolves.
+	byID := map[string]fabric.Device{}
+	for _, d := range m.fab.AllDevices() {
+		byID[d.Account+"/"+d.ID] = d
+	}
+	for _, n := range m.allNodes() {
+		c, ok := n.cluster()
+		if !ok || formed[n.name] || len(c.Members) == 0 || now.Sub(m.startedAt) >= m.cfg.DissolveGrace {
+			continue
+		}
+		unheard := !slices.ContainsFunc(c.Members, func(id string) bool {
+			d, ok := byID[c.Account+"/"+id]
+			return ok && (d.Online || d.Scopes != nil)
+		})
+		if unheard {
+			clusters = append(clusters, c)
+			formed[n.name] = true
+		}
+	}
+	m.clustersMu.Lock()
 	m.clusters = clusters
 	m.clustersMu.Unlock()
 	if m.cfg.Changed != nil {
 		defer m.cfg.Changed()
 	}
-	formed := map[string]bool{}
 	for _, c := range clusters {
 		n, err := m.ensureNode(c.ClusterKey)
 		if err != nil {
 			m.log.Error("start virtual node", "cluster", c.NodeName(), "err", err)
 			continue
 		}
-		formed[n.name] = true
-		if n.setMembers(c.Members, false, now) {
+		if n.setMembers(c.Members, c.Claim, false, now) {
 			m.log.Info("cluster formed", "node", n.name, "scope", string(c.Scope), "account", c.Account, "members", len(c.Members))
 		}
 		n.devicesChanged()
@@ -320,7 +365,7 @@ func (m *Manager) formClusters(now time.Time) {
 		if n.key.Scope == scopes.Account || formed[n.name] {
 			continue
 		}
-		if n.setMembers(nil, true, now) {
+		if n.setMembers(nil, "", true, now) {
 			m.log.Info("cluster dissolved", "node", n.name)
 		}
 		n.devicesChanged()
@@ -410,6 +455,15 @@ func (m *Manager) recover(ctx context.Context) error {
 		an, err := m.ensureNode(key)
 		if err != nil {
 			return err
+		}
+		if key.Scope != scopes.Account {
+			// Its members as last published, until the clusters form again.
+			var members []string
+			if s := n.Annotations[AnnotationClusterMembers]; s != "" {
+				members = strings.Split(s, ",")
+				slices.Sort(members)
+			}
+			an.setMembers(members, n.Annotations[AnnotationClusterClaim], false, time.Now())
 		}
 		if err := an.recover(ctx); err != nil {
 			return err
