@@ -50,4 +50,3 @@ func FuzzReadLine(f *testing.F) {
 		}
 	})
 }
-
