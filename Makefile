@@ -19,6 +19,8 @@ TEST_P       ?= 2
 TEST_TIMEOUT ?= 40m
 TEST_FLAGS   ?=
 PKGS         ?= ./...
+# make fuzz: how long each fuzz target runs.
+FUZZTIME     ?= 30s
 # make bench
 BENCH        ?= .
 BENCHTIME    ?= 1s
@@ -134,6 +136,10 @@ image: ## Provider OCI image for linux/amd64 and linux/arm64 into _output/image 
 bench: controlplane build ## Run the benchmarks (BENCH=regexp BENCHTIME=1s), then the end-to-end ones in test/bench (once each); see docs/benchmarks.md
 	KUBEBUILDER_ASSETS="$(CONTROLPLANE)" go test $$(go list $(PKGS) | grep -v /test/bench) -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -benchmem -count=1 -timeout 60m -p 1
 	KUBEBUILDER_ASSETS="$(CONTROLPLANE)" go test ./test/bench/ -run '^$$' -bench '$(BENCH)' -benchtime 1x -count=1 -timeout 30m
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target (go test -fuzz) for FUZZTIME each (default 30s), one after another; PKGS=./pkg/x/... narrows
+	FUZZTIME=$(FUZZTIME) PKGS="$(PKGS)" bash hack/fuzz.sh
 
 .PHONY: lint
 lint: $(GOLANGCI_LINT) ## gofmt -l, go vet and golangci-lint (all run; fails if any fails)

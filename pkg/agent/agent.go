@@ -332,17 +332,11 @@ func streamHandler(sup *supervisor.Supervisor) client.StreamHandler {
 		if lo == nil {
 			return errors.New("unsupported stream kind")
 		}
-		opts := logs.Options{
-			Follow: lo.GetFollow(), TailLines: lo.GetTailLines(), Timestamps: lo.GetTimestamps(),
-			Previous: lo.GetPrevious(), LimitBytes: lo.GetLimitBytes(),
+		opts, err := logs.OptionsFrom(lo, time.Now())
+		if err != nil {
+			return err
 		}
-		if s := lo.GetSinceSeconds(); s > 0 {
-			opts.Since = time.Now().Add(-time.Duration(s) * time.Second)
-		}
-		if t := lo.GetSinceTime(); t != nil {
-			opts.Since = t.AsTime()
-		}
-		err := logs.Read(ctx, sup.LogFiles(req.GetWorkloadUid(), req.GetContainer()), opts, frameWriter{send: send})
+		err = logs.Read(ctx, sup.LogFiles(req.GetWorkloadUid(), req.GetContainer()), opts, frameWriter{send: send})
 		// Say what kubectl users know, as the kubelet does: not where the
 		// device keeps its files.
 		pod := req.GetWorkloadUid()

@@ -77,6 +77,9 @@ type scopeWatcher struct {
 	settleAt time.Time
 	settled  bool
 	sentFor  []string // the alive peers the last signalled change was for
+	// probeCursor is where the next probe round starts among the
+	// unverified peers.
+	probeCursor int
 }
 
 // newScopeWatcher returns a watcher; set cl before Run.
@@ -359,19 +362,81 @@ func (w *scopeWatcher) probeLoop(ctx context.Context, disc *mdns.Discovery) {
 	}
 }
 
-// probeAll probes each announced peer at its first address that answers.
-func (w *scopeWatcher) probeAll(ctx context.Context, peers []mdns.Peer) {
-	var wg sync.WaitGroup
+// Bounds of a probe round: what a LAN flooded with fake announcements can
+// make the agent do. Each probe of an unproven peer costs a dial and a TLS
+// handshake of up to the mesh's timeout per address.
+const (
+	// probeWorkers is how many peers are probed at once.
+	probeWorkers = 8
+	// maxProbesPerRound is how many peers one round probes: every verified
+	// peer first, then unverified ones in turn, a different slice each round.
+	maxProbesPerRound = 64
+	// maxAddrsPerProbe is how many of a peer's addresses one probe tries.
+	maxAddrsPerProbe = 4
+)
+
+// roundPeers chooses the peers of one probe round from those announced:
+// the verified ones (known) first, then the others starting at the start-th
+// (mod their number, so that successive rounds take turns), limit in all,
+// never self.
+func roundPeers(peers []mdns.Peer, self string, known func(id string) bool, limit, start int) []mdns.Peer {
+	var verified, others []mdns.Peer
 	for _, p := range peers {
-		if p.ID == w.cfg.DeviceID {
-			continue
+		switch {
+		case p.ID == self:
+		case known(p.ID):
+			verified = append(verified, p)
+		default:
+			others = append(others, p)
 		}
+	}
+	out := verified[:min(len(verified), limit)]
+	if n := limit - len(out); n > 0 && len(others) > 0 {
+		start = ((start % len(others)) + len(others)) % len(others)
+		others = slices.Concat(others[start:], others[:start])
+		out = append(out, others[:min(n, len(others))]...)
+	}
+	return out
+}
+
+// probeAll probes a bounded round of the announced peers, probeWorkers at
+// a time, each at its first address that answers. The round ends by the
+// time a peer would turn suspect, however many peers are announced, so that
+// a flood of announcements cannot delay the probes that keep the verified
+// peers alive.
+func (w *scopeWatcher) probeAll(ctx context.Context, peers []mdns.Peer) {
+	ctx, cancel := context.WithTimeout(ctx, 3*w.cfg.ProbeInterval)
+	defer cancel()
+	w.mu.Lock()
+	start := w.probeCursor
+	w.mu.Unlock()
+	round := roundPeers(peers, w.cfg.DeviceID, func(id string) bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		_, ok := w.peers[id]
+		return ok
+	}, maxProbesPerRound, start)
+	w.mu.Lock()
+	w.probeCursor = start + maxProbesPerRound
+	w.mu.Unlock()
+	next := make(chan mdns.Peer)
+	var wg sync.WaitGroup
+	for range min(probeWorkers, len(round)) {
 		wg.Go(func() {
-			if err := w.probe(ctx, p); err != nil {
-				w.log.Debug("probe LAN peer", "peer", p.ID, "err", err)
+			for p := range next {
+				if err := w.probe(ctx, p); err != nil {
+					w.log.Debug("probe LAN peer", "peer", p.ID, "err", err)
+				}
 			}
 		})
 	}
+	for _, p := range round {
+		select {
+		case next <- p:
+		case <-ctx.Done():
+		}
+	}
+	close(next)
 	wg.Wait()
 }
 
@@ -395,7 +460,7 @@ func (w *scopeWatcher) probe(ctx context.Context, p mdns.Peer) error {
 		addrs = append([]netip.Addr{netip.MustParseAddrPort(known.addr).Addr()}, addrs...)
 	}
 	err := errNoAddress
-	for _, a := range addrs {
+	for _, a := range addrs[:min(len(addrs), maxAddrsPerProbe)] {
 		if a.Is6() && a.IsLinkLocalUnicast() {
 			continue
 		}

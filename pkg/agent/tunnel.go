@@ -12,6 +12,7 @@ import (
 	"github.com/edgefabric/edgefabric/pkg/agent/client"
 	"github.com/edgefabric/edgefabric/pkg/agent/supervisor"
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+	"github.com/edgefabric/edgefabric/pkg/boundary"
 )
 
 // tunnelHandler serves the hub's stream requests: exec, attach and
@@ -36,6 +37,7 @@ func tunnelHandler(sup *supervisor.Supervisor, podIP string, logsHandler client.
 // (which closes w), the stream's end or a failed write; resizes go to
 // resize, the newest winning when the reader is behind.
 func pumpInput(recv func() (*hubv1.StreamFrame, error), w *io.PipeWriter, resize chan supervisor.TerminalSize) {
+	defer boundary.Recover(nil, "stream input", nil)
 	for {
 		f, err := recv()
 		if err != nil {
@@ -160,6 +162,7 @@ func servePortForward(ctx context.Context, podIP string, port int32, send func(*
 	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 	defer stop()
 	go func() { // not joined: ends with the stream or the connection
+		defer boundary.Recover(nil, "port-forward input", nil)
 		for {
 			f, err := recv()
 			if err != nil {

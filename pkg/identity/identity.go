@@ -158,8 +158,17 @@ func (ca *CA) Pool() *x509.CertPool {
 }
 
 // SignDevice signs csrDER as a client certificate for d, valid for ttl.
-// The request's own subject is ignored: the certificate names d.
+// The request's own subject is ignored: the certificate names d, whose ID
+// and account must be valid names (ValidName).
 func (ca *CA) SignDevice(csrDER []byte, d Device, now time.Time, ttl time.Duration) (*x509.Certificate, error) {
+	// A certificate FromCertificate would refuse is no use to anyone: its
+	// holder would be refused everywhere with a puzzling error.
+	if err := ValidName(d.ID); err != nil {
+		return nil, fmt.Errorf("device id: %w", err)
+	}
+	if err := ValidName(d.Account); err != nil {
+		return nil, fmt.Errorf("account: %w", err)
+	}
 	csr, err := x509.ParseCertificateRequest(csrDER)
 	if err != nil {
 		return nil, fmt.Errorf("parse csr: %w", err)

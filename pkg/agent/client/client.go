@@ -28,6 +28,7 @@ import (
 
 	"github.com/edgefabric/edgefabric/pkg/agent/store"
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+	"github.com/edgefabric/edgefabric/pkg/boundary"
 )
 
 // Workloads is what the client drives: the supervisor. Its methods must be safe
@@ -472,11 +473,11 @@ func (c *Client) recvLoop(ctx context.Context, hub hubv1.HubClient, stream grpc.
 		c.touch()
 		switch m := m.GetMsg().(type) {
 		case *hubv1.HubMessage_Desired:
-			if err := c.work.SetDesired(m.Desired.GetGeneration(), m.Desired.GetWorkloads()); err != nil {
+			if err := c.setDesired(m.Desired); err != nil {
 				c.log.Error("apply desired state", "err", err)
 			}
 		case *hubv1.HubMessage_Delta:
-			if err := c.work.Apply(m.Delta); err != nil {
+			if err := c.apply(m.Delta); err != nil {
 				c.log.Error("apply workload change", "err", err)
 			}
 		case *hubv1.HubMessage_ProbeReply:
@@ -489,6 +490,30 @@ func (c *Client) recvLoop(ctx context.Context, hub hubv1.HubClient, stream grpc.
 			}()
 		}
 	}
+}
+
+// setDesired hands a desired state to the workloads; a panic in them is
+// the error.
+func (c *Client) setDesired(d *hubv1.DesiredState) (err error) {
+	defer boundary.Recover(c.log, "apply desired state", &err)
+	return c.work.SetDesired(d.GetGeneration(), d.GetWorkloads())
+}
+
+// apply hands a change of the desired state to the workloads; a panic in
+// them is the error.
+func (c *Client) apply(d *hubv1.WorkloadDelta) (err error) {
+	defer boundary.Recover(c.log, "apply workload change", &err)
+	return c.work.Apply(d)
+}
+
+// handle runs the stream handler; a panic in it is the error, which the
+// hub hears.
+func (c *Client) handle(ctx context.Context, req *hubv1.StreamRequest, send func(*hubv1.StreamFrame) error, recv func() (*hubv1.StreamFrame, error)) (err error) {
+	defer boundary.Recover(c.log, "serve stream", &err)
+	if c.streams == nil {
+		return errors.New("this device serves no streams")
+	}
+	return c.streams(ctx, req, send, recv)
 }
 
 // serveStream opens the data stream the hub asked for and runs the handler on it.
@@ -541,7 +566,7 @@ func (c *Client) serveStream(ctx context.Context, hub hubv1.HubClient, req *hubv
 		defer sendMu.Unlock()
 		return s.Send(f)
 	}
-	err = c.streams(ctx, req, send, recv)
+	err = c.handle(ctx, req, send, recv)
 	sendMu.Lock()
 	if err != nil && ctx.Err() == nil {
 		_ = s.Send(&hubv1.StreamFrame{Error: err.Error()})
@@ -594,5 +619,6 @@ func (c *Client) dial(withCert bool) (*grpc.ClientConn, error) {
 	return grpc.NewClient(c.cfg.Hub,
 		grpc.WithTransportCredentials(credentials.NewTLS(tc)),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(hubv1.MaxMessageBytes), grpc.MaxCallSendMsgSize(hubv1.MaxMessageBytes)),
 	)
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -168,6 +169,12 @@ func TestReadOptions(t *testing.T) {
 		{"tail 0", Options{TailLines: 0}, ""},
 		{"tail 2", Options{TailLines: 2}, "four\nfive"},
 		{"tail more than there is", Options{TailLines: 100}, "one\ntwo\nthree\nfour\nfive"},
+		// kubectl logs --tail=<huge>: 2n overflowed and the reader panicked.
+		{"tail the largest int64", Options{TailLines: math.MaxInt64}, "one\ntwo\nthree\nfour\nfive"},
+		{"tail beyond a 32-bit int", Options{TailLines: 1<<32 + 1}, "one\ntwo\nthree\nfour\nfive"},
+		{"tail the largest int64 since", Options{TailLines: math.MaxInt64, Since: epoch.Add(3 * time.Second)}, "four\nfive"},
+		{"negative tail is all", Options{TailLines: math.MinInt64}, "one\ntwo\nthree\nfour\nfive"},
+		{"limit bytes the largest int64", Options{TailLines: -1, LimitBytes: math.MaxInt64}, "one\ntwo\nthree\nfour\nfive"},
 		{"since", Options{TailLines: -1, Since: epoch.Add(2 * time.Second)}, "three\nfour\nfive"},
 		{"since and tail", Options{TailLines: 1, Since: epoch.Add(2 * time.Second)}, "five"},
 		{"timestamps", Options{TailLines: 2, Timestamps: true}, ts(3) + " four\n" + ts(4) + " five"},
@@ -182,6 +189,31 @@ func TestReadOptions(t *testing.T) {
 				t.Errorf("Read(%+v) mismatch (-want +got):\n%s", tt.opts, diff)
 			}
 		})
+	}
+}
+
+// TestReadHugeTail reads many lines with tails no log is that long: all of
+// them come back. `kubectl logs --tail=9223372036854775807` overflowed 2n
+// and panicked the agent once more than a thousand lines were gathered.
+func TestReadHugeTail(t *testing.T) {
+	dir := testFiles(t)
+	w := openTest(t, dir, 0, 0, 0)
+	var want strings.Builder
+	for i := range 3000 {
+		fmt.Fprintf(&want, "line %d\n", i)
+	}
+	write(t, w.Stdout(), want.String())
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tail := range []int64{math.MaxInt64, math.MaxInt64 / 2, 1<<32 + 1, 1 << 31, 3000, 2999} {
+		want := want.String()
+		if tail == 2999 {
+			_, want, _ = strings.Cut(want, "\n")
+		}
+		if got := readAll(t, dir, Options{TailLines: tail}); got != want {
+			t.Errorf("Read with TailLines %d: got %d bytes, want %d", tail, len(got), len(want))
+		}
 	}
 }
 

@@ -348,8 +348,12 @@ func (r *reader) emit(l line) error {
 		return r.out.line(l)
 	}
 	r.lines = append(r.lines, l)
-	if n := int(r.opts.TailLines); len(r.lines) > 2*n+1024 {
-		r.lines = slices.Delete(r.lines, 0, len(r.lines)-n)
+	// Drop what the tail will not show once there is as much of it as the
+	// tail keeps (at least 1024 lines): each line is moved O(1) times. The
+	// sums are done in int64 so that no TailLines, however large, overflows
+	// them (a tail beyond the lines there are keeps every line).
+	if excess := int64(len(r.lines)) - r.opts.TailLines; excess > max(r.opts.TailLines, 1024) {
+		r.lines = slices.Delete(r.lines, 0, int(excess))
 	}
 	return nil
 }
@@ -362,8 +366,8 @@ func (r *reader) writeCollected() error {
 	r.collect = false
 	lines := r.lines
 	r.lines = nil
-	if n := int(r.opts.TailLines); len(lines) > n {
-		lines = lines[len(lines)-n:]
+	if excess := int64(len(lines)) - r.opts.TailLines; excess > 0 {
+		lines = lines[excess:]
 	}
 	for _, l := range lines {
 		if err := r.out.line(l); err != nil {

@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -28,6 +29,22 @@ import (
 
 	"github.com/edgefabric/edgefabric/pkg/identity"
 	"github.com/edgefabric/edgefabric/pkg/scopes/proximity"
+)
+
+// Bounds of what a peer can make the mesh hold.
+const (
+	// MaxLineBytes bounds one line of the protocol, its newline included; a
+	// peer that sends a longer one is dropped.
+	MaxLineBytes = 4096
+	// MaxHandshakes bounds the connections waiting for their TLS handshake
+	// (unauthenticated, each for at most Config.Timeout); more are closed
+	// at once.
+	MaxHandshakes = 64
+	// MaxHandshakesPerAddress bounds them per remote address, so that one
+	// host flooding the port leaves room for the others.
+	MaxHandshakesPerAddress = 8
+	// MaxConns bounds the connections served at once, proven or not.
+	MaxConns = 256
 )
 
 // Identity is what the mesh proves itself with and checks peers against.
@@ -111,6 +128,9 @@ func (m *Mesh) Run(ctx context.Context) error {
 	defer stop()
 	var mu sync.Mutex
 	open := map[net.Conn]bool{}
+	// Unauthenticated connections by remote address: the ones in their
+	// handshake; serve takes itself out once the handshake is over.
+	var handshaking handshakes
 	defer func() {
 		mu.Lock()
 		for c := range open {
@@ -137,11 +157,20 @@ func (m *Mesh) Run(ctx context.Context) error {
 			}
 			return fmt.Errorf("mesh accept: %w", err)
 		}
+		host := remoteHost(c)
 		mu.Lock()
-		open[c] = true
+		admit := len(open) < MaxConns && handshaking.add(host)
+		if admit {
+			open[c] = true
+		}
 		mu.Unlock()
+		if !admit {
+			m.log.Debug("mesh connection refused: too many", "remote", c.RemoteAddr().String())
+			c.Close()
+			continue
+		}
 		wg.Go(func() {
-			m.serve(c)
+			m.serve(c, func() { handshaking.done(host) })
 			mu.Lock()
 			delete(open, c)
 			mu.Unlock()
@@ -156,31 +185,106 @@ type message struct {
 	Coordinate *proximity.Coordinate `json:"coordinate,omitempty"`
 }
 
-// serve answers one peer's pings until it hangs up.
-func (m *Mesh) serve(raw net.Conn) {
+// handshakes counts the connections in their handshake, by remote host.
+type handshakes struct {
+	mu     sync.Mutex
+	total  int
+	byHost map[string]int
+}
+
+// add counts one more from host, unless that is beyond the bounds.
+func (h *handshakes) add(host string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.byHost == nil {
+		h.byHost = map[string]int{}
+	}
+	if h.total >= MaxHandshakes || h.byHost[host] >= MaxHandshakesPerAddress {
+		return false
+	}
+	h.total++
+	h.byHost[host]++
+	return true
+}
+
+func (h *handshakes) done(host string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.total--
+	if h.byHost[host]--; h.byHost[host] <= 0 {
+		delete(h.byHost, host)
+	}
+}
+
+func remoteHost(c net.Conn) string {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return a.IP.String()
+	}
+	return c.RemoteAddr().String()
+}
+
+// newLineReader reads lines of at most MaxLineBytes from r.
+func newLineReader(r io.Reader) *bufio.Reader { return bufio.NewReaderSize(r, MaxLineBytes) }
+
+// readLine reads one line, newline included; a line longer than
+// MaxLineBytes is an error. The line is valid until the next read.
+func readLine(r *bufio.Reader) ([]byte, error) {
+	line, err := r.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		return nil, fmt.Errorf("line longer than %d bytes", MaxLineBytes)
+	}
+	return line, err
+}
+
+// decodeLine decodes one line of the protocol, which must be a message of
+// type want with a valid coordinate, if any.
+func decodeLine(line []byte, want string) (message, error) {
+	var m message
+	if err := json.Unmarshal(line, &m); err != nil {
+		return message{}, fmt.Errorf("decode %.64q: %w", line, err)
+	}
+	if m.Type != want {
+		return message{}, fmt.Errorf("got a %.16q, want a %s", m.Type, want)
+	}
+	if m.Coordinate != nil && (!m.Coordinate.Valid() || len(m.Coordinate.Vec) > maxDimensions) {
+		return message{}, errors.New("invalid coordinate")
+	}
+	return m, nil
+}
+
+// maxDimensions bounds a coordinate's dimensions.
+const maxDimensions = 16
+
+// serve answers one peer's pings until it hangs up; handshaken is called
+// once the handshake is over, whichever way.
+func (m *Mesh) serve(raw net.Conn, handshaken func()) {
 	defer raw.Close()
 	id, ok := m.cfg.Identity()
 	if !ok {
+		handshaken()
 		return
 	}
 	tc := tls.Server(raw, m.tlsConfig(id, ""))
 	_ = tc.SetDeadline(time.Now().Add(m.cfg.Timeout))
-	if err := tc.Handshake(); err != nil {
+	err := tc.Handshake()
+	handshaken()
+	if err != nil {
 		m.log.Debug("mesh handshake refused", "remote", raw.RemoteAddr().String(), "err", err)
 		return
 	}
 	_ = tc.SetDeadline(time.Time{})
-	r := bufio.NewReader(tc)
+	r := newLineReader(tc)
 	enc := json.NewEncoder(tc)
 	for {
 		// A silent peer is dropped after a minute; it dials again.
 		_ = tc.SetReadDeadline(time.Now().Add(time.Minute))
-		line, err := r.ReadBytes('\n')
+		line, err := readLine(r)
 		if err != nil {
 			return
 		}
-		var in message
-		if json.Unmarshal(line, &in) != nil || in.Type != "ping" {
+		in, err := decodeLine(line, "ping")
+		if err != nil {
+			m.log.Debug("mesh peer dropped", "remote", raw.RemoteAddr().String(), "err", err)
 			return
 		}
 		out := message{Type: "pong", Seq: in.Seq}
@@ -311,7 +415,7 @@ func (m *Mesh) conn(ctx context.Context, addr, want string) (*conn, error) {
 		tc.Close()
 		return nil, fmt.Errorf("%w: %w", ErrNotProven, err)
 	}
-	c = &conn{tc: tc, r: bufio.NewReader(tc), device: dev}
+	c = &conn{tc: tc, r: newLineReader(tc), device: dev}
 	m.mu.Lock()
 	if old := m.conns[addr]; old != nil {
 		old.tc.Close()
@@ -340,19 +444,19 @@ func (m *Mesh) ping(c *conn) (Result, error) {
 		return Result{}, err
 	}
 	for {
-		line, err := c.r.ReadBytes('\n')
+		line, err := readLine(c.r)
 		if err != nil {
 			return Result{}, err
 		}
-		var in message
-		if err := json.Unmarshal(line, &in); err != nil || in.Type != "pong" {
-			return Result{}, fmt.Errorf("unexpected answer %q", line)
+		in, err := decodeLine(line, "pong")
+		if err != nil {
+			return Result{}, fmt.Errorf("unexpected answer: %w", err)
 		}
 		if in.Seq != c.seq {
 			continue // the answer to an earlier ping that timed out
 		}
 		res := Result{Device: c.device, RTT: time.Since(start)}
-		if in.Coordinate != nil && in.Coordinate.Valid() {
+		if in.Coordinate != nil {
 			res.Coordinate = in.Coordinate
 		}
 		return res, nil

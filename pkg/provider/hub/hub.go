@@ -26,6 +26,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+	"github.com/edgefabric/edgefabric/pkg/boundary"
 	"github.com/edgefabric/edgefabric/pkg/identity"
 	"github.com/edgefabric/edgefabric/pkg/provider/fabric"
 )
@@ -128,6 +129,8 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 		grpc.Creds(credentials.NewTLS(tc)),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: s.cfg.KeepaliveTime, Timeout: s.cfg.KeepaliveTime}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
+		grpc.MaxRecvMsgSize(hubv1.MaxMessageBytes), grpc.MaxSendMsgSize(hubv1.MaxMessageBytes),
+		grpc.ChainUnaryInterceptor(s.recoverUnary), grpc.ChainStreamInterceptor(s.recoverStream),
 	)
 	hubv1.RegisterHubServer(gs, s)
 	errc := make(chan error, 1)
@@ -146,6 +149,30 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 		<-stopped
 	}
 	return <-errc // nil after a stop
+}
+
+// recoverUnary answers a call whose handler panicked with Internal, and
+// logs the panic, instead of ending the provider.
+func (s *Server) recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	defer func() {
+		if err != nil && errors.Is(err, boundary.ErrPanic) {
+			resp, err = nil, status.Error(codes.Internal, err.Error())
+		}
+	}()
+	defer boundary.Recover(s.log, info.FullMethod, &err)
+	return handler(ctx, req)
+}
+
+// recoverStream is recoverUnary for streams; the goroutines a stream handler
+// starts recover on their own.
+func (s *Server) recoverStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+	defer func() {
+		if err != nil && errors.Is(err, boundary.ErrPanic) {
+			err = status.Error(codes.Internal, err.Error())
+		}
+	}()
+	defer boundary.Recover(s.log, info.FullMethod, &err)
+	return handler(srv, ss)
 }
 
 // Bootstrap signs a certificate for a device that proves a bootstrap token.
@@ -243,6 +270,10 @@ func (s *Server) Control(stream grpc.BidiStreamingServer[hubv1.AgentMessage, hub
 	if hello.GetDeviceId() != d.ID {
 		return status.Errorf(codes.PermissionDenied, "hello names device %q but the certificate names %q", hello.GetDeviceId(), d.ID)
 	}
+	if err := fabric.CheckHello(hello); err != nil {
+		s.log.Warn("hello refused", "device", d.ID, "account", d.Account, "err", err)
+		return status.Errorf(codes.InvalidArgument, "hello: %v", err)
+	}
 	if err := stream.Send(&hubv1.HubMessage{Msg: &hubv1.HubMessage_Welcome{Welcome: &hubv1.Welcome{
 		Account: d.Account, ServerTime: timestamppb.New(s.now()),
 	}}}); err != nil {
@@ -263,6 +294,13 @@ func (s *Server) Control(stream grpc.BidiStreamingServer[hubv1.AgentMessage, hub
 	sendErr := make(chan error, 1)
 	go func() {
 		defer cancel()
+		var err error
+		defer func() {
+			if err != nil {
+				sendErr <- err
+			}
+		}()
+		defer boundary.Recover(s.log, "send to device", &err)
 		for {
 			msgs, err := sess.Next(ctx)
 			if err != nil {
@@ -286,18 +324,8 @@ func (s *Server) Control(stream grpc.BidiStreamingServer[hubv1.AgentMessage, hub
 				recvErr <- err
 				return
 			}
-			switch m := m.GetMsg().(type) {
-			case *hubv1.AgentMessage_Heartbeat:
-				s.fab.Heartbeat(d)
-				s.fab.ReportUsage(d, m.Heartbeat.GetUsage())
-			case *hubv1.AgentMessage_Status:
-				s.fab.Heartbeat(d)
-				s.fab.Report(d, m.Status)
-			case *hubv1.AgentMessage_Scopes:
-				s.fab.Heartbeat(d)
-				s.fab.ReportScopes(d, m.Scopes)
-			case *hubv1.AgentMessage_Probe:
-				sess.Reply(m.Probe.GetNonce())
+			if err := s.handle(d, sess, m); err != nil {
+				s.log.Warn("device message dropped", "device", d.ID, "account", d.Account, "err", err)
 			}
 		}
 	}()
@@ -324,6 +352,33 @@ func (s *Server) Control(stream grpc.BidiStreamingServer[hubv1.AgentMessage, hub
 	return err
 }
 
+// handle passes one message of a device's control stream to the fabric. A
+// message the checks refuse, or one whose handling panicked, is dropped
+// with the error; the session goes on.
+func (s *Server) handle(d identity.Device, sess *fabric.Session, m *hubv1.AgentMessage) (err error) {
+	defer boundary.Recover(s.log, "device message", &err)
+	switch m := m.GetMsg().(type) {
+	case *hubv1.AgentMessage_Heartbeat:
+		s.fab.Heartbeat(d)
+		s.fab.ReportUsage(d, m.Heartbeat.GetUsage())
+	case *hubv1.AgentMessage_Status:
+		s.fab.Heartbeat(d)
+		if err := fabric.CheckStatusReport(m.Status); err != nil {
+			return fmt.Errorf("status report: %w", err)
+		}
+		s.fab.Report(d, m.Status)
+	case *hubv1.AgentMessage_Scopes:
+		s.fab.Heartbeat(d)
+		if err := fabric.CheckScopes(m.Scopes); err != nil {
+			return fmt.Errorf("scopes: %w", err)
+		}
+		s.fab.ReportScopes(d, m.Scopes)
+	case *hubv1.AgentMessage_Probe:
+		sess.Reply(m.Probe.GetNonce())
+	}
+	return nil
+}
+
 // Stream carries one data stream the hub asked a device to open. Frames go
 // from the device to the consumer and back one at a time, so each direction
 // is flow controlled end to end by this RPC alone.
@@ -344,6 +399,13 @@ func (s *Server) Stream(stream grpc.BidiStreamingServer[hubv1.StreamFrame, hubv1
 	received := make(chan struct{})
 	go func() {
 		defer close(received)
+		var err error
+		defer func() {
+			if err != nil {
+				st.Finish(err)
+			}
+		}()
+		defer boundary.Recover(s.log, "stream from device", &err)
 		for {
 			f, err := stream.Recv()
 			switch {

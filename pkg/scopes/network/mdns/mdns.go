@@ -148,6 +148,12 @@ type Config struct {
 	// PeerTTL is how long a peer not seen again is kept; zero means three
 	// BrowseIntervals plus 5 s. It must be longer than BrowseInterval.
 	PeerTTL time.Duration
+	// MaxPeers bounds the peers Discovery keeps; zero means DefaultMaxPeers.
+	// Once it holds that many, announcements of devices it does not know are
+	// ignored (the ones it knows are still refreshed) until some expire: a
+	// LAN flooded with fake announcements cannot grow the table without
+	// bound nor push out the peers already known.
+	MaxPeers int
 	// OnEvent receives what Discovery learns. It is called from Run's
 	// goroutines, one call at a time; a call that blocks holds up browsing,
 	// so hand slow work off. Nil means no calls; use Peers instead.
@@ -157,7 +163,14 @@ type Config struct {
 // Defaults of Config.
 const (
 	DefaultBrowseInterval = 15 * time.Second
+	DefaultMaxPeers       = 256
 )
+
+// MaxAddrs bounds the addresses kept of one peer.
+const MaxAddrs = 16
+
+// maxTXTStrings bounds the TXT strings of an announcement that are read.
+const maxTXTStrings = 64
 
 func (c Config) withDefaults() Config {
 	if c.BrowseInterval == 0 {
@@ -165,6 +178,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PeerTTL == 0 {
 		c.PeerTTL = 3*c.BrowseInterval + 5*time.Second
+	}
+	if c.MaxPeers == 0 {
+		c.MaxPeers = DefaultMaxPeers
 	}
 	return c
 }
@@ -187,6 +203,9 @@ func (c Config) Validate() error {
 	}
 	if len(KeyVersion)+1+len(c.Version) > maxTXT || len(KeyNetworkHint)+1+len(c.NetworkHint) > maxTXT {
 		errs = append(errs, errors.New("version and network hint must fit a TXT string (255 bytes)"))
+	}
+	if c.MaxPeers < 0 {
+		errs = append(errs, fmt.Errorf("MaxPeers %d is negative", c.MaxPeers))
 	}
 	if c.BrowseInterval < 0 || c.PeerTTL <= c.BrowseInterval {
 		errs = append(errs, fmt.Errorf("PeerTTL (%v) must be longer than BrowseInterval (%v)", c.PeerTTL, c.BrowseInterval))
@@ -583,6 +602,11 @@ func (d *Discovery) seen(e *zeroconf.ServiceEntry, now time.Time) {
 	p.LastSeen = now
 	d.mu.Lock()
 	old, known := d.peers[p.ID]
+	if !known && len(d.peers) >= d.cfg.MaxPeers {
+		d.mu.Unlock()
+		d.log.Debug("mdns peer ignored: table full", "device", p.ID, "max", d.cfg.MaxPeers)
+		return
+	}
 	d.peers[p.ID] = p
 	d.mu.Unlock()
 	changed := !known || !samePeer(old, p)
@@ -627,7 +651,7 @@ func (d *Discovery) emit(ev Event) {
 // valid id= or acct=, or the port is invalid.
 func ParsePeer(txt []string, port int, v4, v6 []net.IP) (Peer, error) {
 	kv := map[string]string{}
-	for _, s := range txt {
+	for _, s := range txt[:min(len(txt), maxTXTStrings)] {
 		k, v, _ := strings.Cut(s, "=")
 		k = strings.ToLower(k)
 		if _, dup := kv[k]; !dup && k != "" {
@@ -658,6 +682,10 @@ func ParsePeer(txt []string, port int, v4, v6 []net.IP) (Peer, error) {
 	}
 	slices.SortFunc(p.Addrs, netip.Addr.Compare)
 	p.Addrs = slices.Compact(p.Addrs)
+	p.Addrs = p.Addrs[:min(len(p.Addrs), MaxAddrs)]
+	if len(p.Version) > maxTXT || len(p.NetworkHint) > maxTXT {
+		return Peer{}, errors.New("v= or net= longer than a TXT string holds")
+	}
 	return p, nil
 }
 

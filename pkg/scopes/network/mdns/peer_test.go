@@ -1,8 +1,10 @@
 package mdns
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -198,4 +200,81 @@ func TestAnnounceAddrsLoopback(t *testing.T) {
 	if len(got) == 0 || got[0] != "127.0.0.1" {
 		t.Errorf("announceAddrs(lo) = %v, want 127.0.0.1 first", got)
 	}
+}
+
+// TestPeerTableBounded floods the table with announcements of distinct
+// devices: it holds MaxPeers, those it knows stay and are refreshed, and a
+// newcomer gets in once one has expired.
+func TestPeerTableBounded(t *testing.T) {
+	d, err := New(Config{DeviceID: "dev-a", Account: "acme", Port: 7001, BrowseInterval: time.Second, PeerTTL: 3 * time.Second, MaxPeers: 4}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry := func(id string) *zeroconf.ServiceEntry {
+		e := zeroconf.NewServiceEntry(id, Service, Domain)
+		e.Port, e.Text, e.AddrIPv4 = 7002, []string{"id=" + id, "acct=" + fpAcme}, []net.IP{net.ParseIP("10.0.0.2")}
+		return e
+	}
+	t0 := time.Unix(1000, 0)
+	for i := range 1000 {
+		d.seen(entry(fmt.Sprintf("fake-%03d", i)), t0)
+	}
+	if got := ids(d.Peers()); !slices.Equal(got, []string{"fake-000", "fake-001", "fake-002", "fake-003"}) {
+		t.Fatalf("peers after a flood: %v, want the first 4", got)
+	}
+	d.seen(entry("fake-001"), t0.Add(2*time.Second)) // a known peer, refreshed
+	d.expire(t0.Add(4 * time.Second))
+	d.seen(entry("real"), t0.Add(4*time.Second))
+	if got := ids(d.Peers()); !slices.Equal(got, []string{"fake-001", "real"}) {
+		t.Errorf("peers after expiry: %v, want [fake-001 real]", got)
+	}
+}
+
+func TestParsePeerBounded(t *testing.T) {
+	var v4 []net.IP
+	for i := range 200 {
+		v4 = append(v4, net.IPv4(10, 0, byte(i), 1))
+	}
+	p, err := ParsePeer([]string{"id=dev-1", "acct=" + fpAcme}, 7001, v4, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Addrs) != MaxAddrs {
+		t.Errorf("got %d addresses, want %d", len(p.Addrs), MaxAddrs)
+	}
+	if _, err := ParsePeer([]string{"id=dev-1", "acct=" + fpAcme, "v=" + strings.Repeat("v", 1000)}, 7001, v4, nil); err == nil {
+		t.Error("a version of 1000 bytes: accepted")
+	}
+}
+
+// FuzzParsePeer parses arbitrary TXT records and addresses: it never panics,
+// and what it accepts is within bounds and valid.
+func FuzzParsePeer(f *testing.F) {
+	f.Add("id=dev-1\x00acct="+fpAcme+"\x00v=1.0.0\x00net=3fa9c2e1d0", 7001, []byte{192, 168, 1, 20}, []byte(net.ParseIP("2001:db8::20")))
+	f.Add("ID=dev-1\x00id=dev-2\x00Acct="+fpAcme+"\x00novalue\x00=x", 1, []byte{}, []byte(net.ParseIP("fe80::1")))
+	f.Add("id=\x00acct=", -1, []byte{1, 2, 3}, []byte{})
+	f.Fuzz(func(t *testing.T, txt string, port int, v4, v6 []byte) {
+		var ips4, ips6 []net.IP
+		for len(v4) >= 4 {
+			ips4, v4 = append(ips4, net.IP(v4[:4])), v4[4:]
+		}
+		for len(v6) >= 16 {
+			ips6, v6 = append(ips6, net.IP(v6[:16])), v6[16:]
+		}
+		if len(v6) > 0 {
+			ips6 = append(ips6, net.IP(v6)) // a malformed one
+		}
+		p, err := ParsePeer(strings.Split(txt, "\x00"), port, ips4, ips6)
+		if err != nil {
+			return
+		}
+		if p.Port < 1 || p.Port > 65535 || len(p.Addrs) > MaxAddrs || len(p.Version) > maxTXT || len(p.NetworkHint) > maxTXT || !isFingerprint(p.AccountFingerprint) {
+			t.Fatalf("ParsePeer accepted %+v", p)
+		}
+		for _, a := range p.Addrs {
+			if !a.IsValid() || (a.Is6() && a.IsLinkLocalUnicast()) {
+				t.Fatalf("ParsePeer kept address %v", a)
+			}
+		}
+	})
 }
