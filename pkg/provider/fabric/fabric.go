@@ -680,6 +680,14 @@ func resources(r *hubv1.Resources) placement.Resources {
 	return placement.Resources{CPUMillis: r.GetCpuMillis(), MemoryBytes: r.GetMemoryBytes(), Pods: r.GetPods()}
 }
 
+// Requests is what a workload holds on its device as Devices counts it in
+// Allocated: its requests (see requests) and one pod slot.
+func Requests(w *hubv1.Workload) placement.Resources {
+	r := requests(w)
+	r.Pods = 1
+	return r
+}
+
 // requests is what a workload reserves on its device, as Kubernetes
 // computes a pod's effective requests: the larger of what the app containers
 // and all sidecars request together, and what each init container requests

@@ -264,5 +264,7 @@ func TestClusterChanges(t *testing.T) {
 	waitEvent(t, env, "on-d3", node.ReasonClusterDissolved)
 	waitPod(t, env, "on-d3", func(p *corev1.Pod) bool { return p.DeletionTimestamp != nil })
 	// on-d2 fits on d2 again, a member of lan1 once more.
-	waitPod(t, env, "on-d2", func(p *corev1.Pod) bool { return p.Annotations[node.AnnotationDevice] == "d2" && waitingReason(p) != "Unschedulable" })
+	waitPod(t, env, "on-d2", func(p *corev1.Pod) bool {
+		return p.Annotations[node.AnnotationDevice] == "d2" && waitingReason(p) != "Unschedulable"
+	})
 }

@@ -51,8 +51,8 @@ const (
 	// forms the clusters again from them, so that their IDs stay.
 	AnnotationClusterMembers = "edgefabric.io/cluster-members"
 	AnnotationClusterClaim   = "edgefabric.io/cluster-claim"
-	TaintKey         = "virtual-kubelet.io/provider"
-	TaintValue       = "edgefabric"
+	TaintKey                 = "virtual-kubelet.io/provider"
+	TaintValue               = "edgefabric"
 )
 
 // Config configures the Manager.
