@@ -419,10 +419,11 @@ func (w *workload) runOnce(ctx context.Context, c *hubv1.Container, art *image.A
 	w.mu.Lock()
 	vs := w.vols
 	w.mu.Unlock()
-	mounts, err := w.mounts(c, vs)
+	mounts, release, err := w.mounts(c, vs)
 	if err != nil {
 		return w.startFailed(name, started, err)
 	}
+	defer release() // once the container has ended: runOnce waits for it
 	workingDir := c.GetWorkingDir()
 	if workingDir == "" {
 		workingDir = art.WorkingDir
