@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+	"github.com/edgefabric/edgefabric/test/ocitest"
 )
 
 // TestMountsStayBeneathTheVolume: whatever a workload left in its volume
@@ -179,5 +180,46 @@ func mkdir(t *testing.T, dir string) {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestEscapeModuleRestartRefused runs examples/escape, a real module that
+// replaces its subPath with a link climbing out of the volume and crashes:
+// the restart is refused, and the module never reads or writes the device's
+// file (the e2e TestVolumeEscape does the same through kubectl).
+func TestEscapeModuleRestartRefused(t *testing.T) {
+	mod := filepath.Join(t.TempDir(), "escape.wasm")
+	if err := os.WriteFile(mod, ocitest.BuildGo(t, "examples/escape"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f := startPods(t, mod)
+	marker := filepath.Join(t.TempDir(), "marker")
+	if err := os.WriteFile(marker, []byte("the device's own file"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := &hubv1.Container{Name: "app", Image: "reg/escape:1", Env: []*hubv1.EnvVar{{Name: "TARGET", Value: marker}}}
+	c.VolumeMounts = []*hubv1.VolumeMount{{Name: "scratch", MountPath: "/vol"}, {Name: "scratch", MountPath: "/data", SubPath: "l"}}
+	w := pod("esc", "Always", nil, c)
+	w.Runtime, w.RuntimeAuto = RuntimeWASM, false
+	w.Volumes = []*hubv1.Volume{emptyDir("scratch")}
+	if err := f.sup.SetDesired(1, []*hubv1.Workload{w}); err != nil {
+		t.Fatal(err)
+	}
+	st := waitStatus(t, f.sup, "esc", func(st *hubv1.WorkloadStatus) bool {
+		return container(st).GetLastState().GetTerminated().GetReason() == "StartError"
+	})
+	if msg := container(st).GetLastState().GetTerminated().GetMessage(); !strings.Contains(msg, "leads out of volume") {
+		t.Errorf("restart: got %q, want a StartError saying the subPath leads out of its volume", msg)
+	}
+	if _, err := os.Lstat(marker + ".escaped"); err == nil {
+		t.Error("the module wrote beside the device's file")
+	}
+	lf := f.sup.LogFiles("esc", "app")
+	logs, _ := os.ReadFile(lf.Current(0))
+	if !strings.Contains(string(logs), "linked") {
+		t.Errorf("first run's log: got %q, want it to have made the link", logs)
+	}
+	if strings.Contains(string(logs), "the device's own file") {
+		t.Errorf("the module read the device's file:\n%s", logs)
 	}
 }
