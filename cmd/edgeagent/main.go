@@ -102,6 +102,7 @@ func parse(args []string) (agent.Config, slog.Level, string, error) {
 	fs.DurationVar(&fromFlags.ProbeInterval, "probe-interval", 0, "how often LAN peers are probed over the mesh (default 2s)")
 	fs.DurationVar(&fromFlags.LANInterval, "lan-interval", 0, "how often the LAN's subnet and gateway are read again, to notice a move to another LAN (default 1m)")
 	fs.BoolVar(&fromFlags.KeepIdlePages, "keep-idle-pages", false, "keep the binary's and compiled modules' pages resident when the agent is idle (default: give them back to the kernel, read back from storage on use)")
+	fs.IntVar(&fromFlags.WASMDefaultMemoryPercent, "wasm-default-memory-percent", 0, "memory limit of a WASM container that sets none, in percent of --memory-bytes (default 25)")
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&debugListen, "debug-listen", "", "serve Go's profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6061; empty means off. Unauthenticated: bind it to loopback")
 	if err := fs.Parse(args); err != nil {
@@ -170,6 +171,8 @@ func parse(args []string) (agent.Config, slog.Level, string, error) {
 				cfg.CPUMillis = fromFlags.CPUMillis
 			case "memory-bytes":
 				cfg.MemoryBytes = fromFlags.MemoryBytes
+			case "wasm-default-memory-percent":
+				cfg.WASMDefaultMemoryPercent = fromFlags.WASMDefaultMemoryPercent
 			case "pods":
 				cfg.Pods = fromFlags.Pods
 			case "restart-backoff":

@@ -8,6 +8,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -98,6 +99,21 @@ type Config struct {
 	// when the agent goes idle; by default they are given back to the kernel
 	// (see pkg/agent/workingset) and read back from storage on use.
 	KeepIdlePages bool `json:"keepIdlePages" yaml:"keepIdlePages"`
+	// WASMDefaultMemoryPercent is the memory limit of a WASM container that
+	// sets none, in percent of MemoryBytes (the memory offered to the
+	// fabric): a module that grows its memory without end is OOMKilled at
+	// that size, and the agent's own memory is safe. Zero means
+	// DefaultWASMMemoryPercent; 100 lets one module have all of it.
+	WASMDefaultMemoryPercent int `json:"wasmDefaultMemoryPercent" yaml:"wasmDefaultMemoryPercent"`
+}
+
+// DefaultWASMMemoryPercent is the default of Config.WASMDefaultMemoryPercent:
+// a quarter of the device's memory.
+const DefaultWASMMemoryPercent = 25
+
+// wasmDefaultMemoryLimit is the memory limit of a WASM container that sets none.
+func (c Config) wasmDefaultMemoryLimit() int64 {
+	return c.MemoryBytes * int64(cmp.Or(c.WASMDefaultMemoryPercent, DefaultWASMMemoryPercent)) / 100
 }
 
 // Default fills in defaults that need no I/O.
@@ -150,6 +166,9 @@ func (c Config) Validate() error {
 		if err := identity.ValidName(c.DeviceID); err != nil {
 			errs = append(errs, fmt.Errorf("device id: %w", err))
 		}
+	}
+	if c.WASMDefaultMemoryPercent < 0 || c.WASMDefaultMemoryPercent > 100 {
+		errs = append(errs, fmt.Errorf("default WASM memory limit: %d%% of the device's memory is not between 1 and 100", c.WASMDefaultMemoryPercent))
 	}
 	if c.LogMaxBytes < 0 || c.LogMaxFiles < 0 {
 		errs = append(errs, fmt.Errorf("log rotation: max bytes %d and max files %d must not be negative", c.LogMaxBytes, c.LogMaxFiles))
@@ -211,7 +230,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	rt, err := wasm.New(ctx, wasm.Config{CacheDir: filepath.Join(cfg.DataDir, "wasm-cache")}, log.With("component", "wasm"))
+	rt, err := wasm.New(ctx, wasm.Config{CacheDir: filepath.Join(cfg.DataDir, "wasm-cache"), DefaultMemoryLimitBytes: cfg.wasmDefaultMemoryLimit()}, log.With("component", "wasm"))
 	if err != nil {
 		return err
 	}

@@ -80,10 +80,25 @@ func findRustc() (rustc, target string, err error) {
 		sysroot := strings.TrimSpace(string(out))
 		for _, tg := range rustTargets {
 			if _, err := os.Stat(filepath.Join(sysroot, "lib", "rustlib", tg, "lib")); err == nil {
+				if !hasRustLinker(sysroot) {
+					errs = append(errs, fmt.Errorf("%s has no linker for WASM (rust-lld: in its sysroot or on $PATH)", c))
+					break
+				}
 				return c, tg, nil
 			}
 		}
 		errs = append(errs, fmt.Errorf("%s has no standard library for %s in %s", c, strings.Join(rustTargets, " or "), sysroot))
 	}
 	return "", "", errors.Join(errs...)
+}
+
+// hasRustLinker reports whether rustc with sysroot finds rust-lld, which it
+// links WASM with: rustup ships it in the sysroot, Debian's lld puts it on
+// $PATH.
+func hasRustLinker(sysroot string) bool {
+	if _, err := exec.LookPath("rust-lld"); err == nil {
+		return true
+	}
+	found, _ := filepath.Glob(filepath.Join(sysroot, "lib", "rustlib", "*", "bin", "rust-lld"))
+	return len(found) > 0
 }

@@ -59,10 +59,26 @@ type Result struct {
 
 // Mount is a volume as a container sees it.
 type Mount struct {
-	Name     string
-	HostPath string // directory on the device
+	Name string
+	// HostPath is the directory (or file, with a subPath) on the device,
+	// resolved beneath its volume when the container started: no symbolic
+	// link in it.
+	HostPath string
+	// Pinned names the same directory for as long as the container runs,
+	// whatever is renamed or replaced by a link meanwhile (/proc/self/fd/N
+	// of a descriptor the agent holds, on Linux); empty where there is no
+	// such name. Runtimes open path(), never HostPath, when there is one.
+	Pinned   string
 	Path     string // absolute path in the container
 	ReadOnly bool
+}
+
+// path is the name the runtime opens the mount's directory by.
+func (m Mount) path() string {
+	if m.Pinned != "" {
+		return m.Pinned
+	}
+	return m.HostPath
 }
 
 // ContainerSpec is what a Runtime needs to start one container.
@@ -120,12 +136,12 @@ func (r wasmRuntime) Start(ctx context.Context, spec ContainerSpec) (Instance, e
 			if ws.ReadOnlyDirs == nil {
 				ws.ReadOnlyDirs = map[string]string{}
 			}
-			ws.ReadOnlyDirs[m.Path] = m.HostPath
+			ws.ReadOnlyDirs[m.Path] = m.path()
 		} else {
 			if ws.Dirs == nil {
 				ws.Dirs = map[string]string{}
 			}
-			ws.Dirs[m.Path] = m.HostPath
+			ws.Dirs[m.Path] = m.path()
 		}
 	}
 	var term *ldisc.Session
@@ -240,7 +256,7 @@ func (r processRuntime) Start(ctx context.Context, spec ContainerSpec) (Instance
 		TTY:              spec.TTY,
 	}
 	for _, m := range spec.Mounts {
-		ps.Mounts = append(ps.Mounts, process.Mount{Name: m.Name, Source: m.HostPath, Target: m.Path, ReadOnly: m.ReadOnly})
+		ps.Mounts = append(ps.Mounts, process.Mount{Name: m.Name, Source: m.HostPath, Pinned: m.Pinned, Target: m.Path, ReadOnly: m.ReadOnly})
 	}
 	user, err := process.ResolveUser(spec.Artifact.RootFS, spec.Artifact.User, spec.RunAsUser, spec.RunAsGroup)
 	if err != nil {

@@ -271,25 +271,133 @@ func writeFiles(dir string, files []*hubv1.VolumeFile) error {
 	return nil
 }
 
-// mounts returns the container's volume mounts as its runtime takes them.
-func (w *workload) mounts(c *hubv1.Container, vs *volumeSet) ([]Mount, error) {
+// mounts returns the container's volume mounts as its runtime takes them,
+// each resolved beneath its volume (see openBeneath), and a function that
+// closes the directories it holds open: to be called once the container
+// has ended. It runs at every start of the container, since what the
+// workload left in its volumes may have changed since the last.
+func (w *workload) mounts(c *hubv1.Container, vs *volumeSet) (_ []Mount, release func(), _ error) {
 	var out []Mount
+	var open []*os.File
+	release = func() {
+		for _, f := range open {
+			f.Close()
+		}
+	}
 	for _, m := range c.GetVolumeMounts() {
 		host, ok := vs.paths[m.GetName()]
 		if !ok {
-			return nil, fmt.Errorf("volume %q is not defined by the pod", m.GetName())
+			release()
+			return nil, nil, fmt.Errorf("volume %q is not defined by the pod", m.GetName())
 		}
 		vi := slices.IndexFunc(w.spec.GetVolumes(), func(v *hubv1.Volume) bool { return v.GetName() == m.GetName() })
-		readOnly := m.GetReadOnly() || (vi >= 0 && isDataVolume(w.spec.GetVolumes()[vi]))
-		if sp := m.GetSubPath(); sp != "" {
-			host = filepath.Join(host, filepath.FromSlash(path.Clean(sp)))
-			if vi >= 0 && !isDataVolume(w.spec.GetVolumes()[vi]) {
-				if err := os.MkdirAll(host, 0o755); err != nil {
-					return nil, err
-				}
-			}
+		data := vi >= 0 && isDataVolume(w.spec.GetVolumes()[vi])
+		readOnly := m.GetReadOnly() || data
+		f, real, err := openBeneath(host, m.GetSubPath(), !data)
+		if err != nil {
+			release()
+			return nil, nil, fmt.Errorf("volume %q: %w", m.GetName(), err)
 		}
-		out = append(out, Mount{Name: m.GetName(), HostPath: host, Path: m.GetMountPath(), ReadOnly: readOnly})
+		open = append(open, f)
+		out = append(out, Mount{Name: m.GetName(), HostPath: real, Pinned: pinnedPath(f), Path: m.GetMountPath(), ReadOnly: readOnly})
 	}
-	return out, nil
+	return out, release, nil
+}
+
+// errLeavesVolume is a subPath that leads out of its volume: by "..", as an
+// absolute path, or through a symbolic link, which the workload may have
+// made itself.
+var errLeavesVolume = errors.New("leads out of volume")
+
+// maxLinks is how many symbolic links a path may go through, as Linux's
+// MAXSYMLINKS.
+const maxLinks = 40
+
+// openBeneath opens subPath (slash-separated; empty for the volume itself)
+// in the volume directory dir, resolving it as the kernel would with dir as
+// the root, but refusing any path that leaves dir: symbolic links are
+// followed only while they stay inside (a relative target that climbs out,
+// or an absolute one, is refused). With create, missing directories are made
+// (an emptyDir's subPath). It returns the file opened through os.Root,
+// which cannot leave dir however the volume changes meanwhile, and its real
+// path: beneath dir, with no symbolic link in it.
+func openBeneath(dir, subPath string, create bool) (*os.File, string, error) {
+	rel := path.Clean("/" + subPath)[1:] // never above the root, lexically
+	if subPath != "" && (path.IsAbs(subPath) || rel != path.Clean(subPath) || strings.HasPrefix(path.Clean(subPath), "../")) {
+		return nil, "", fmt.Errorf("subPath %q %w", subPath, errLeavesVolume)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, "", err
+	}
+	defer root.Close()
+	real, err := resolveBeneath(root, rel, create)
+	if err != nil {
+		return nil, "", fmt.Errorf("subPath %q: %w", subPath, err)
+	}
+	f, err := root.OpenFile(real, os.O_RDONLY|openNoBlock, 0) // a FIFO the workload left must not block the agent
+	if err != nil {
+		return nil, "", fmt.Errorf("subPath %q: %w", subPath, err)
+	}
+	if fi, err := f.Stat(); err != nil || !(fi.IsDir() || fi.Mode().IsRegular()) {
+		f.Close()
+		return nil, "", fmt.Errorf("subPath %q is neither a directory nor a file", subPath)
+	}
+	return f, filepath.Join(dir, filepath.FromSlash(real)), nil
+}
+
+// resolveBeneath resolves rel in root to a path with no symbolic links,
+// never leaving root (see openBeneath); "." is the root itself.
+func resolveBeneath(root *os.Root, rel string, create bool) (string, error) {
+	var done []string // resolved: real directories
+	todo := strings.Split(rel, "/")
+	links := 0
+	for len(todo) > 0 {
+		part := todo[0]
+		todo = todo[1:]
+		switch part {
+		case "", ".":
+			continue
+		case "..":
+			if len(done) == 0 {
+				return "", errLeavesVolume
+			}
+			done = done[:len(done)-1]
+			continue
+		}
+		cur := path.Join(append(slices.Clip(done), part)...)
+		fi, err := root.Lstat(cur)
+		if errors.Is(err, os.ErrNotExist) && create {
+			if err := root.Mkdir(cur, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+				return "", err
+			}
+			fi, err = root.Lstat(cur)
+		}
+		if err != nil {
+			return "", err
+		}
+		if fi.Mode()&os.ModeSymlink != 0 {
+			if links++; links > maxLinks {
+				return "", fmt.Errorf("%s: too many levels of symbolic links", cur)
+			}
+			target, err := root.Readlink(cur)
+			if err != nil {
+				return "", err
+			}
+			target = filepath.ToSlash(target)
+			if path.IsAbs(target) || filepath.IsAbs(target) || filepath.VolumeName(target) != "" {
+				return "", errLeavesVolume
+			}
+			todo = append(strings.Split(target, "/"), todo...)
+			continue
+		}
+		if len(todo) > 0 && !fi.IsDir() {
+			return "", fmt.Errorf("%s is not a directory", cur)
+		}
+		done = append(done, part)
+	}
+	if len(done) == 0 {
+		return ".", nil
+	}
+	return path.Join(done...), nil
 }

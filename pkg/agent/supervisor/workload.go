@@ -419,10 +419,11 @@ func (w *workload) runOnce(ctx context.Context, c *hubv1.Container, art *image.A
 	w.mu.Lock()
 	vs := w.vols
 	w.mu.Unlock()
-	mounts, err := w.mounts(c, vs)
+	mounts, release, err := w.mounts(c, vs)
 	if err != nil {
 		return w.startFailed(name, started, err)
 	}
+	defer release() // once the container has ended: runOnce waits for it
 	workingDir := c.GetWorkingDir()
 	if workingDir == "" {
 		workingDir = art.WorkingDir
@@ -498,7 +499,11 @@ func (w *workload) runOnce(ctx context.Context, c *hubv1.Container, art *image.A
 	res := inst.Result()
 	msg := res.Message
 	if res.Reason == "OOMKilled" {
-		w.event(name, "Warning", "OOMKilled", "Container %s exceeded its memory limit of %d bytes", name, c.GetMemoryLimitBytes())
+		if c.GetMemoryLimitBytes() > 0 {
+			w.event(name, "Warning", "OOMKilled", "Container %s exceeded its memory limit of %d bytes", name, c.GetMemoryLimitBytes())
+		} else {
+			w.event(name, "Warning", "OOMKilled", "Container %s exceeded the device's memory limit for containers that set none: %s", name, res.Message)
+		}
 	}
 	return &hubv1.ContainerState{State: &hubv1.ContainerState_Terminated_{Terminated: &hubv1.ContainerState_Terminated{
 		ExitCode: int32(res.ExitCode), Reason: res.Reason, Message: msg, StartedAt: started, FinishedAt: timestamppb.Now(),

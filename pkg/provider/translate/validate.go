@@ -86,7 +86,9 @@ func Runtime(pod *corev1.Pod) (string, error) {
 //
 // The checks run in this order, so the reason reported is stable: host
 // namespaces (hostNetwork, hostPID, hostIPC); privileged containers and added
-// capabilities (init, regular, then ephemeral containers); hostPath volumes;
+// capabilities (init, regular, then ephemeral containers); the rest of the
+// securityContexts, as the pod's runtime honours them (the pod's, then each
+// container's: see securityAsks); hostPath volumes;
 // hostPort; the runtime class; ephemeral containers; volume
 // types other than emptyDir, configMap, secret, projected and downwardAPI;
 // environment variables read from files (fileKeyRef); the values of the
@@ -121,6 +123,15 @@ func Validate(pod *corev1.Pod) error {
 		if sc.Capabilities != nil && len(sc.Capabilities.Add) > 0 {
 			return unsupported(ReasonCapabilitiesUnsupported,
 				"%s %q adds capabilities %v; lite containers cannot be granted capabilities", c.kind, c.name, sc.Capabilities.Add)
+		}
+	}
+
+	// With no runtimeClassName the pod runs as WASM unless the device
+	// finds a native image, which RuntimeAuto allows only when the process
+	// runtime honours all the pod asks.
+	if rt, err := Runtime(pod); err == nil {
+		if err := refusedBy(securityAsks(pod), rt); err != nil {
+			return err
 		}
 	}
 

@@ -112,7 +112,7 @@ func Workload(pod *corev1.Pod, env EnvSource, deviceIP string) (*hubv1.Workload,
 		TerminationGraceSeconds: grace,
 		InitContainers:          inits,
 		Volumes:                 volumes,
-		RuntimeAuto:             pod.Spec.RuntimeClassName == nil || *pod.Spec.RuntimeClassName == "",
+		RuntimeAuto:             RuntimeAuto(pod),
 	}
 	// Validated above. The effective device-loss grace that goes with it
 	// is the caller's to fill in (it may be the provider's default).

@@ -58,6 +58,11 @@ type Mount struct {
 	Name string
 	// Source is the host directory.
 	Source string
+	// Pinned, if set, names Source's directory for as long as the container
+	// runs (/proc/self/fd/N of a descriptor the agent holds): the bind
+	// mount takes it, so that a link the workload swapped in for a
+	// directory of Source's path is not followed.
+	Pinned string
 	// Target is the absolute path inside the container.
 	Target   string
 	ReadOnly bool

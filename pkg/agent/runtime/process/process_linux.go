@@ -75,7 +75,11 @@ func (i *Instance) prepare() error {
 		_ = unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, "")
 	}
 	for _, m := range i.spec.Mounts {
-		fi, err := os.Stat(m.Source)
+		source := m.Source
+		if m.Pinned != "" {
+			source = m.Pinned
+		}
+		fi, err := os.Stat(source)
 		if err != nil {
 			return fmt.Errorf("volume %s: %w", m.Name, err)
 		}
@@ -83,7 +87,7 @@ func (i *Instance) prepare() error {
 		if err != nil {
 			return fmt.Errorf("volume %s at %s: %w", m.Name, m.Target, err)
 		}
-		if err := unix.Mount(m.Source, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		if err := unix.Mount(source, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 			return fmt.Errorf("mount volume %s at %s: %w", m.Name, m.Target, err)
 		}
 		i.mounts = append(i.mounts, target)

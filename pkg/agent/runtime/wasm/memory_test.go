@@ -1,10 +1,14 @@
 package wasm
 
 import (
+	"context"
 	"runtime"
 	"strconv"
 	"testing"
 	"unsafe"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 func TestLinearMemory(t *testing.T) {
@@ -51,4 +55,44 @@ func TestLinearMemoryStartOver(t *testing.T) {
 		t.Errorf("startOver %v, startSize %d; want true, %d", m.startOver, m.startSize, 2*pageSize)
 	}
 	lm.Free()
+}
+
+// TestDefaultMemoryLimit: a module whose container sets no memory limit is
+// held to the Runtime's default (the agent's share of the device's memory):
+// one that grows its memory without end is OOMKilled, never the agent; a
+// limit the container sets wins over the default, in both directions.
+func TestDefaultMemoryLimit(t *testing.T) {
+	grow, bigmem := wat(t, "grow.wat"), wat(t, "bigmem.wat") // skip without wat2wasm
+	r, err := New(t.Context(), Config{DefaultMemoryLimitBytes: 1 << 20}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close(context.Background()) })
+	for _, tt := range []struct {
+		name string
+		spec Spec
+		want Result
+	}{
+		{"memory bomb, no limit of its own", Spec{ModulePath: grow}, Result{ExitCode: 137, Reason: ReasonOOMKilled}},
+		{"over the default at start", Spec{ModulePath: bigmem}, Result{ExitCode: 137, Reason: ReasonOOMKilled}},
+		{"its own limit above the default", Spec{ModulePath: bigmem, MemoryLimitBytes: 4 << 20}, Result{ExitCode: 0, Reason: ReasonCompleted}},
+		{"its own limit below the default", Spec{ModulePath: grow, MemoryLimitBytes: 10 * pageSize}, Result{ExitCode: 137, Reason: ReasonOOMKilled}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			inst, err := r.Start(t.Context(), tt.spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := wait(t, inst)
+			if diff := cmp.Diff(tt.want, got, cmpopts.IgnoreFields(Result{}, "Message")); diff != "" {
+				t.Errorf("result (-want +got):\n%s", diff)
+			}
+			if peak := inst.Usage().MemoryBytes; tt.spec.MemoryLimitBytes == 0 && peak > 1<<20 {
+				t.Errorf("memory: got %d bytes, want at most the default 1 MiB", peak)
+			}
+		})
+	}
+	if _, err := New(t.Context(), Config{DefaultMemoryLimitBytes: -1}, testLogger(t)); err == nil {
+		t.Error("a negative default limit was accepted")
+	}
 }

@@ -131,6 +131,7 @@ func fnv32(b []byte) string {
 }
 
 func TestWASICheckArgsEnv(t *testing.T) {
+	wasicheckModule(t) // without a C toolchain the whole test skips, not only its subtests
 	r := newRuntime(t, sharedCache)
 	large := strings.Repeat("0123456789abcdef", 64<<10/16) // 64 KiB
 	many := make([]string, 1000)
@@ -178,6 +179,7 @@ func TestWASICheckArgsEnv(t *testing.T) {
 }
 
 func TestWASICheckExitCodes(t *testing.T) {
+	wasicheckModule(t) // without a C toolchain the whole test skips, not only its subtests
 	r := newRuntime(t, sharedCache)
 	for _, tt := range []struct {
 		args       []string
@@ -211,6 +213,7 @@ func TestWASICheckExitCodes(t *testing.T) {
 }
 
 func TestWASICheckClockRandom(t *testing.T) {
+	wasicheckModule(t) // without a C toolchain the whole test skips, not only its subtests
 	r := newRuntime(t, sharedCache)
 	before := time.Now().Unix()
 	clock := results(runWasicheck(t, r, Spec{}, "clock").stdout)
@@ -243,6 +246,7 @@ func TestWASICheckClockRandom(t *testing.T) {
 }
 
 func TestWASICheckSleep(t *testing.T) {
+	wasicheckModule(t) // without a C toolchain the whole test skips, not only its subtests
 	r := newRuntime(t, sharedCache)
 	const ms = 100
 	start := time.Now()
@@ -284,6 +288,7 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 }
 
 func TestWASICheckStdin(t *testing.T) {
+	wasicheckModule(t) // without a C toolchain the whole test skips, not only its subtests
 	r := newRuntime(t, sharedCache)
 	big := make([]byte, 1<<20)
 	for i := range big {
@@ -325,6 +330,7 @@ func TestWASICheckStdin(t *testing.T) {
 }
 
 func TestWASICheckInterleave(t *testing.T) {
+	wasicheckModule(t) // without a C toolchain the whole test skips, not only its subtests
 	r := newRuntime(t, sharedCache)
 	const n = 200
 	var both bytes.Buffer
@@ -342,6 +348,7 @@ func TestWASICheckInterleave(t *testing.T) {
 }
 
 func TestWASICheckPoll(t *testing.T) {
+	wasicheckModule(t) // without a C toolchain the whole test skips, not only its subtests
 	r := newRuntime(t, sharedCache)
 	t.Run("timeout", func(t *testing.T) {
 		pr, pw := io.Pipe()
@@ -420,6 +427,7 @@ var wasmOnly = map[string]string{
 }
 
 func TestWASICheckFS(t *testing.T) {
+	wasicheckModule(t) // without a C toolchain the whole test skips, not only its subtests
 	r := newRuntime(t, sharedCache)
 	for _, tt := range []struct {
 		name  string
@@ -498,6 +506,7 @@ func volumeFiles(t *testing.T, dir string, files map[string]string) {
 }
 
 func TestWASICheckVolumes(t *testing.T) {
+	wasicheckModule(t) // without a C toolchain the whole test skips, not only its subtests
 	r := newRuntime(t, sharedCache)
 	host := func(name string) string {
 		p := filepath.Join(t.TempDir(), name)
@@ -575,6 +584,7 @@ func TestWASICheckVolumes(t *testing.T) {
 }
 
 func TestWASICheckReadOnly(t *testing.T) {
+	wasicheckModule(t) // without a C toolchain the whole test skips, not only its subtests
 	r := newRuntime(t, sharedCache)
 	dir := t.TempDir()
 	volumeFiles(t, dir, map[string]string{"key": "value"})
@@ -619,6 +629,7 @@ func TestWASICheckReadOnly(t *testing.T) {
 }
 
 func TestWASICheckEscape(t *testing.T) {
+	wasicheckModule(t) // without a C toolchain the whole test skips, not only its subtests
 	r := newRuntime(t, sharedCache)
 	root := t.TempDir()
 	vol, outside := filepath.Join(root, "vol"), filepath.Join(root, "outside")
@@ -731,6 +742,7 @@ func TestWASICheckWithoutOpenat2(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("elsewhere os.Root is the only way, and the other tests check it")
 	}
+	wasicheckModule(t) // the child's tests skip without a C toolchain: so does this one
 	cmd := exec.Command(os.Args[0], "-test.run", "^TestWASICheck(Escape|FS|ReadOnly|Volumes)$", "-test.count=1", "-test.v")
 	cmd.Env = append(os.Environ(), env+"=1")
 	out, err := cmd.CombinedOutput()

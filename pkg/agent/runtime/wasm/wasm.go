@@ -21,6 +21,7 @@
 package wasm
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -51,6 +52,12 @@ type Config struct {
 	// CacheDir keeps compiled modules on disk across Runtimes and agent
 	// restarts (created if missing). Empty keeps them in memory only.
 	CacheDir string
+	// DefaultMemoryLimitBytes caps the linear memory of a module whose Spec
+	// sets no MemoryLimitBytes, so that a module that grows its memory
+	// without end is OOMKilled rather than the agent, by the kernel. Zero
+	// means no default: up to the 4 GiB of a 32-bit module. The agent sets a
+	// share of the device's memory (agent.Config.WASMDefaultMemoryPercent).
+	DefaultMemoryLimitBytes int64
 }
 
 // Runtime compiles and runs modules. It is safe for concurrent use.
@@ -59,6 +66,8 @@ type Runtime struct {
 	cache    wazero.CompilationCache
 	cacheDir string
 	rt       wazero.Runtime
+	// defaultLimit is Config.DefaultMemoryLimitBytes.
+	defaultLimit int64
 
 	mu        sync.Mutex
 	closed    bool
@@ -85,6 +94,9 @@ type compiled struct {
 
 // New creates a Runtime with WASI preview 1 available to modules.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*Runtime, error) {
+	if cfg.DefaultMemoryLimitBytes < 0 {
+		return nil, fmt.Errorf("negative default memory limit %d", cfg.DefaultMemoryLimitBytes)
+	}
 	cache := wazero.NewCompilationCache()
 	if cfg.CacheDir != "" {
 		var err error
@@ -99,13 +111,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Runtime, error) {
 		return nil, errors.Join(err, rt.Close(ctx), cache.Close(ctx))
 	}
 	return &Runtime{
-		log:       log,
-		cache:     cache,
-		cacheDir:  cfg.CacheDir,
-		rt:        rt,
-		compiled:  make(map[string]*compiled),
-		digests:   make(map[string]fileDigest),
-		instances: make(map[*Instance]struct{}),
+		log:          log,
+		cache:        cache,
+		cacheDir:     cfg.CacheDir,
+		rt:           rt,
+		defaultLimit: cfg.DefaultMemoryLimitBytes,
+		compiled:     make(map[string]*compiled),
+		digests:      make(map[string]fileDigest),
+		instances:    make(map[*Instance]struct{}),
 	}, nil
 }
 
@@ -222,8 +235,8 @@ func (r *Runtime) start(ctx context.Context, spec Spec) (*Instance, error) {
 		done:       make(chan struct{}),
 	}
 	inst.memory = &limitedMemory{image: c.image}
-	if spec.MemoryLimitBytes > 0 {
-		pages := uint64(spec.MemoryLimitBytes) / pageSize
+	if limit := cmp.Or(spec.MemoryLimitBytes, r.defaultLimit); limit > 0 {
+		pages := uint64(limit) / pageSize
 		inst.memory.limit = pages * pageSize
 	}
 	runCtx = experimental.WithMemoryAllocator(runCtx, experimental.MemoryAllocatorFunc(inst.memory.allocate))

@@ -1,0 +1,6 @@
+//go:build !unix
+
+package supervisor
+
+// openNoBlock: no FIFOs to wait on.
+const openNoBlock = 0
