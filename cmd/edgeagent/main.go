@@ -101,6 +101,8 @@ func parse(args []string) (agent.Config, slog.Level, string, error) {
 	fs.DurationVar(&fromFlags.DiscoveryInterval, "discovery-interval", 0, "how often the mDNS browse for LAN peers restarts (default 15s)")
 	fs.DurationVar(&fromFlags.ProbeInterval, "probe-interval", 0, "how often LAN peers are probed over the mesh (default 2s)")
 	fs.BoolVar(&fromFlags.KeepIdlePages, "keep-idle-pages", false, "keep the binary's and compiled modules' pages resident when the agent is idle (default: give them back to the kernel, read back from storage on use)")
+	fs.StringVar(&fromFlags.NativeWorkloads, "native-workloads", agent.NativeIsolated, "where native containers run: isolated (only in their sandbox: Linux, the agent as root), unisolated (also elsewhere, as the agent's user, able to read the agent's store and key) or off")
+	allowRoot := fs.Bool("allow-root-images", true, "run native containers as root (uid 0, in their sandbox) when their image or pod says so; false refuses them")
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&debugListen, "debug-listen", "", "serve Go's profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6061; empty means off. Unauthenticated: bind it to loopback")
 	if err := fs.Parse(args); err != nil {
@@ -131,6 +133,7 @@ func parse(args []string) (agent.Config, slog.Level, string, error) {
 	if insecure != "" {
 		fromFlags.InsecureRegistries = strings.Split(insecure, ",")
 	}
+	fromFlags.NoRootImages = !*allowRoot
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		return cfg, 0, "", fmt.Errorf("--log-level: %w", err)
@@ -193,6 +196,10 @@ func parse(args []string) (agent.Config, slog.Level, string, error) {
 				cfg.ProbeInterval = fromFlags.ProbeInterval
 			case "keep-idle-pages":
 				cfg.KeepIdlePages = fromFlags.KeepIdlePages
+			case "native-workloads":
+				cfg.NativeWorkloads = fromFlags.NativeWorkloads
+			case "allow-root-images":
+				cfg.NoRootImages = fromFlags.NoRootImages
 			}
 		})
 	}

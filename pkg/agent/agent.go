@@ -95,6 +95,33 @@ type Config struct {
 	// when the agent goes idle; by default they are given back to the kernel
 	// (see pkg/agent/workingset) and read back from storage on use.
 	KeepIdlePages bool `json:"keepIdlePages" yaml:"keepIdlePages"`
+	// NativeWorkloads says where native containers (the process runtime)
+	// run (--native-workloads): NativeIsolated (empty means it) only where
+	// the runtime isolates them, in their sandbox (Linux, the agent as
+	// root); NativeUnisolated also elsewhere, as the agent's user, able to
+	// read whatever the agent can, its store and key included; NativeOff
+	// never. A device that does not run them does not announce the runtime.
+	NativeWorkloads string `json:"nativeWorkloads" yaml:"nativeWorkloads"`
+	// NoRootImages refuses native containers that would run as root (uid 0)
+	// (--allow-root-images=false); by default they run as root in their
+	// sandbox, as under Docker.
+	NoRootImages bool `json:"noRootImages" yaml:"noRootImages"`
+}
+
+// Values of Config.NativeWorkloads.
+const (
+	NativeIsolated   = "isolated"
+	NativeUnisolated = "unisolated"
+	NativeOff        = "off"
+)
+
+// processPolicy is what the configuration lets native containers do.
+func (c Config) processPolicy() supervisor.ProcessPolicy {
+	return supervisor.ProcessPolicy{
+		Off:        c.NativeWorkloads == NativeOff,
+		Unisolated: c.NativeWorkloads == NativeUnisolated,
+		NoRoot:     c.NoRootImages,
+	}
 }
 
 // Default fills in defaults that need no I/O.
@@ -159,6 +186,11 @@ func (c Config) Validate() error {
 	}
 	if c.Network != "" && network.ID(network.LAN{Override: c.Network}) == "" {
 		errs = append(errs, fmt.Errorf("network name %q is not usable", c.Network))
+	}
+	switch c.NativeWorkloads {
+	case "", NativeIsolated, NativeUnisolated, NativeOff:
+	default:
+		errs = append(errs, fmt.Errorf("native workloads %q: want %s, %s or %s", c.NativeWorkloads, NativeIsolated, NativeUnisolated, NativeOff))
 	}
 	if c.MeshListen != "" {
 		if _, _, err := net.SplitHostPort(c.MeshListen); err != nil {
@@ -233,8 +265,14 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Fenced: func() { cl.Resync() },
 	}, images, supervisor.Runtimes{
 		supervisor.RuntimeWASM:    supervisor.WASM(rt),
-		supervisor.RuntimeProcess: supervisor.Process(prt),
+		supervisor.RuntimeProcess: supervisor.Process(prt, cfg.processPolicy()),
 	}, st, log.With("component", "supervisor"))
+	runtimes := []string{supervisor.RuntimeWASM}
+	if cfg.processPolicy().Offers(prt.Isolated()) {
+		runtimes = append(runtimes, supervisor.RuntimeProcess)
+	} else {
+		log.Info("native containers not offered", "nativeWorkloads", cfg.NativeWorkloads, "isolated", prt.Isolated())
+	}
 
 	loc, _ := cfg.location() // checked by Validate
 	// The mesh and the scope watcher need each other and the hub client; all
@@ -268,7 +306,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			Capacity:     &hubv1.Resources{CpuMillis: cfg.CPUMillis, MemoryBytes: cfg.MemoryBytes, Pods: cfg.Pods},
 			Labels:       deviceLabels(cfg),
 			Addresses:    []string{cfg.AdvertiseAddress},
-			Runtimes:     []string{supervisor.RuntimeWASM, supervisor.RuntimeProcess},
+			Runtimes:     runtimes,
 			Scopes:       watcher.Scopes(),
 		}
 	}
