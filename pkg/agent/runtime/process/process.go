@@ -9,8 +9,16 @@
 // container: it runs chrooted into an overlay of the image's root filesystem
 // (writes go to a per-container layer, never the shared image), in its own
 // mount and PID namespaces, with its volumes bind-mounted at their mount
-// paths. Elsewhere it runs in the unpacked image directory with its volume
-// paths given in the environment (EDGEFABRIC_VOLUME_<NAME>).
+// paths, pivot_root'ed into that root by its init (the agent's binary
+// re-executed, see runInit) and confined: Docker's capabilities at most,
+// no_new_privs, a seccomp filter (see docs/security.md). Exec'd processes
+// join its namespaces and confinement. Elsewhere it runs in the unpacked
+// image directory with its volume paths given in the environment
+// (EDGEFABRIC_VOLUME_<NAME>), with no_new_privs and the filter on Linux.
+//
+// A binary that runs containers must import this package: its init starts
+// the container's init when the binary is re-executed as one, and keeps the
+// main goroutine on the main thread (see sandbox_linux.go).
 //
 // The caller waits on Instance.Done and reads Instance.Result, or ends it
 // with Instance.Stop: SIGTERM, then SIGKILL after the grace period.
