@@ -103,6 +103,8 @@ func parse(args []string) (agent.Config, slog.Level, string, error) {
 	fs.DurationVar(&fromFlags.LANInterval, "lan-interval", 0, "how often the LAN's subnet and gateway are read again, to notice a move to another LAN (default 1m)")
 	fs.BoolVar(&fromFlags.KeepIdlePages, "keep-idle-pages", false, "keep the binary's and compiled modules' pages resident when the agent is idle (default: give them back to the kernel, read back from storage on use)")
 	fs.IntVar(&fromFlags.WASMDefaultMemoryPercent, "wasm-default-memory-percent", 0, "memory limit of a WASM container that sets none, in percent of --memory-bytes (default 25)")
+	fs.StringVar(&fromFlags.NativeWorkloads, "native-workloads", agent.NativeIsolated, "where native containers run: isolated (only in their sandbox: Linux, the agent as root), unisolated (also elsewhere, as the agent's user, able to read the agent's store and key) or off")
+	allowRoot := fs.Bool("allow-root-images", true, "run native containers as root (uid 0, in their sandbox) when their image or pod says so; false refuses them")
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&debugListen, "debug-listen", "", "serve Go's profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6061; empty means off. Unauthenticated: bind it to loopback")
 	if err := fs.Parse(args); err != nil {
@@ -133,6 +135,7 @@ func parse(args []string) (agent.Config, slog.Level, string, error) {
 	if insecure != "" {
 		fromFlags.InsecureRegistries = strings.Split(insecure, ",")
 	}
+	fromFlags.NoRootImages = !*allowRoot
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		return cfg, 0, "", fmt.Errorf("--log-level: %w", err)
@@ -199,6 +202,10 @@ func parse(args []string) (agent.Config, slog.Level, string, error) {
 				cfg.LANInterval = fromFlags.LANInterval
 			case "keep-idle-pages":
 				cfg.KeepIdlePages = fromFlags.KeepIdlePages
+			case "native-workloads":
+				cfg.NativeWorkloads = fromFlags.NativeWorkloads
+			case "allow-root-images":
+				cfg.NoRootImages = fromFlags.NoRootImages
 			}
 		})
 	}

@@ -58,3 +58,34 @@ func TestParseRejectsBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestParseNativeWorkloadFlags: the device owner's choices about native
+// containers, from flags and from the file, flags winning.
+func TestParseNativeWorkloadFlags(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "agent.yaml")
+	if err := os.WriteFile(file, []byte("nativeWorkloads: off\nnoRootImages: true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name       string
+		args       []string
+		wantNative string
+		wantNoRoot bool
+	}{
+		{"defaults", nil, "isolated", false},
+		{"flags", []string{"--native-workloads", "unisolated", "--allow-root-images=false"}, "unisolated", true},
+		{"file", []string{"--config", file}, "off", true},
+		{"flags over the file", []string{"--config", file, "--native-workloads", "isolated", "--allow-root-images"}, "isolated", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, _, _, err := parse(tc.args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.NativeWorkloads != tc.wantNative || cfg.NoRootImages != tc.wantNoRoot {
+				t.Errorf("got native workloads %q, no root images %v; want %q, %v", cfg.NativeWorkloads, cfg.NoRootImages, tc.wantNative, tc.wantNoRoot)
+			}
+		})
+	}
+}

@@ -105,6 +105,17 @@ type Config struct {
 	// that size, and the agent's own memory is safe. Zero means
 	// DefaultWASMMemoryPercent; 100 lets one module have all of it.
 	WASMDefaultMemoryPercent int `json:"wasmDefaultMemoryPercent" yaml:"wasmDefaultMemoryPercent"`
+	// NativeWorkloads says where native containers (the process runtime)
+	// run (--native-workloads): NativeIsolated (empty means it) only where
+	// the runtime isolates them, in their sandbox (Linux, the agent as
+	// root); NativeUnisolated also elsewhere, as the agent's user, able to
+	// read whatever the agent can, its store and key included; NativeOff
+	// never. A device that does not run them does not announce the runtime.
+	NativeWorkloads string `json:"nativeWorkloads" yaml:"nativeWorkloads"`
+	// NoRootImages refuses native containers that would run as root (uid 0)
+	// (--allow-root-images=false); by default they run as root in their
+	// sandbox, as under Docker.
+	NoRootImages bool `json:"noRootImages" yaml:"noRootImages"`
 }
 
 // DefaultWASMMemoryPercent is the default of Config.WASMDefaultMemoryPercent:
@@ -114,6 +125,22 @@ const DefaultWASMMemoryPercent = 25
 // wasmDefaultMemoryLimit is the memory limit of a WASM container that sets none.
 func (c Config) wasmDefaultMemoryLimit() int64 {
 	return c.MemoryBytes * int64(cmp.Or(c.WASMDefaultMemoryPercent, DefaultWASMMemoryPercent)) / 100
+}
+
+// Values of Config.NativeWorkloads.
+const (
+	NativeIsolated   = "isolated"
+	NativeUnisolated = "unisolated"
+	NativeOff        = "off"
+)
+
+// processPolicy is what the configuration lets native containers do.
+func (c Config) processPolicy() supervisor.ProcessPolicy {
+	return supervisor.ProcessPolicy{
+		Off:        c.NativeWorkloads == NativeOff,
+		Unisolated: c.NativeWorkloads == NativeUnisolated,
+		NoRoot:     c.NoRootImages,
+	}
 }
 
 // Default fills in defaults that need no I/O.
@@ -181,6 +208,11 @@ func (c Config) Validate() error {
 	}
 	if c.Network != "" && network.ID(network.LAN{Override: c.Network}) == "" {
 		errs = append(errs, fmt.Errorf("network name %q is not usable", c.Network))
+	}
+	switch c.NativeWorkloads {
+	case "", NativeIsolated, NativeUnisolated, NativeOff:
+	default:
+		errs = append(errs, fmt.Errorf("native workloads %q: want %s, %s or %s", c.NativeWorkloads, NativeIsolated, NativeUnisolated, NativeOff))
 	}
 	if c.MeshListen != "" {
 		if _, _, err := net.SplitHostPort(c.MeshListen); err != nil {
@@ -255,8 +287,14 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Fenced: func() { cl.Resync() },
 	}, images, supervisor.Runtimes{
 		supervisor.RuntimeWASM:    supervisor.WASM(rt),
-		supervisor.RuntimeProcess: supervisor.Process(prt),
+		supervisor.RuntimeProcess: supervisor.Process(prt, cfg.processPolicy()),
 	}, st, log.With("component", "supervisor"))
+	runtimes := []string{supervisor.RuntimeWASM}
+	if cfg.processPolicy().Offers(prt.Isolated()) {
+		runtimes = append(runtimes, supervisor.RuntimeProcess)
+	} else {
+		log.Info("native containers not offered", "nativeWorkloads", cfg.NativeWorkloads, "isolated", prt.Isolated())
+	}
 
 	loc, _ := cfg.location() // checked by Validate
 	// The mesh and the scope watcher need each other and the hub client; all
@@ -290,7 +328,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			Capacity:     &hubv1.Resources{CpuMillis: cfg.CPUMillis, MemoryBytes: cfg.MemoryBytes, Pods: cfg.Pods},
 			Labels:       deviceLabels(cfg),
 			Addresses:    []string{cfg.AdvertiseAddress},
-			Runtimes:     []string{supervisor.RuntimeWASM, supervisor.RuntimeProcess},
+			Runtimes:     runtimes,
 			Scopes:       watcher.Scopes(),
 		}
 	}

@@ -101,7 +101,7 @@ func startPods(t *testing.T, module ...string) *fixture {
 	}
 	f := &fixture{store: st}
 	f.sup = New(Config{LogDir: filepath.Join(dir, "logs"), PodIP: "10.0.0.9", BackoffBase: 200 * time.Millisecond, SharedMemoryDir: filepath.Join(dir, "shm")},
-		podImages{root: root, module: mod}, Runtimes{RuntimeWASM: WASM(wrt), RuntimeProcess: Process(prt)}, st, slog.New(slog.DiscardHandler))
+		podImages{root: root, module: mod}, Runtimes{RuntimeWASM: WASM(wrt), RuntimeProcess: Process(prt, ProcessPolicy{Unisolated: true})}, st, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	f.cancel = cancel
 	f.wg.Add(1)
@@ -509,7 +509,7 @@ func TestOrphanVolumesRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer prt.Close()
-	sup := New(Config{LogDir: filepath.Join(dir, "logs"), VolumeDir: volumes}, podImages{root: root}, Runtimes{RuntimeProcess: Process(prt)}, st, slog.New(slog.DiscardHandler))
+	sup := New(Config{LogDir: filepath.Join(dir, "logs"), VolumeDir: volumes}, podImages{root: root}, Runtimes{RuntimeProcess: Process(prt, ProcessPolicy{Unisolated: true})}, st, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = sup.Run(ctx) }()

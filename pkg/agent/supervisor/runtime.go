@@ -100,6 +100,12 @@ type ContainerSpec struct {
 	// RunAsNonRoot refuses to start a container that would run as root.
 	RunAsUser, RunAsGroup *int64
 	RunAsNonRoot          bool
+	// Security is the rest of the securityContext (process runtime): its
+	// capabilities and read-only root; Privileged and
+	// AllowPrivilegeEscalation (when set) are what the pod asked.
+	Security                 process.Security
+	Privileged               bool
+	AllowPrivilegeEscalation *bool
 	// Listeners are the TCP addresses of the container's ports. A WASM
 	// container gets them as preopened listening sockets; a process listens
 	// on its ports itself.
@@ -236,10 +242,55 @@ func (i wasmInstance) Result() Result {
 	return Result{ExitCode: r.ExitCode, Reason: r.Reason, Message: r.Message}
 }
 
-// Process adapts the process runtime.
-func Process(rt *process.Runtime) Runtime { return processRuntime{rt} }
+// ProcessPolicy is what the device's owner lets native containers do. The
+// zero value runs them where the runtime isolates them (Linux, the agent as
+// root), as root when their image says so.
+type ProcessPolicy struct {
+	// Off refuses every native container.
+	Off bool
+	// Unisolated runs native containers also where the runtime cannot
+	// isolate them: as the agent's user, able to read what the agent can.
+	Unisolated bool
+	// NoRoot refuses a native container that would run as root (uid 0).
+	NoRoot bool
+}
 
-type processRuntime struct{ rt *process.Runtime }
+// Offers reports whether a device whose process runtime isolates (or not)
+// runs native containers at all: the runtimes it announces.
+func (p ProcessPolicy) Offers(isolated bool) bool {
+	return !p.Off && (isolated || p.Unisolated)
+}
+
+// check refuses, with a reason a person can act on, a container the policy
+// or the sandbox does not allow; user is who it would run as.
+func (p ProcessPolicy) check(spec ContainerSpec, user process.User, isolated bool) error {
+	switch {
+	case p.Off:
+		return errors.New("native containers are turned off on this device (edgeagent --native-workloads=off)")
+	case !isolated && !p.Unisolated:
+		return errors.New("this device cannot isolate native containers (the agent does not run as root on Linux), and its owner has not allowed them unisolated (edgeagent --native-workloads=unisolated)")
+	case spec.Privileged:
+		return errors.New("container is privileged: native containers never run privileged")
+	case spec.AllowPrivilegeEscalation != nil && *spec.AllowPrivilegeEscalation:
+		return errors.New("container has allowPrivilegeEscalation: true: native containers always run with no_new_privs, so no setuid program can raise their privileges")
+	case spec.RunAsNonRoot && user.UID == 0:
+		return errors.New("container has runAsNonRoot and image will run as root")
+	case p.NoRoot && user.UID == 0:
+		return errors.New("container would run as root (uid 0), which this device refuses (edgeagent --allow-root-images=false): set runAsUser, or use an image whose USER is not root")
+	}
+	if _, err := process.Capabilities(spec.Security); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Process adapts the process runtime, which runs what policy allows.
+func Process(rt *process.Runtime, policy ProcessPolicy) Runtime { return processRuntime{rt, policy} }
+
+type processRuntime struct {
+	rt     *process.Runtime
+	policy ProcessPolicy
+}
 
 func (r processRuntime) Start(ctx context.Context, spec ContainerSpec) (Instance, error) {
 	ps := process.Spec{
@@ -262,10 +313,11 @@ func (r processRuntime) Start(ctx context.Context, spec ContainerSpec) (Instance
 	if err != nil {
 		return nil, err
 	}
-	if spec.RunAsNonRoot && user.UID == 0 {
-		return nil, errors.New("container has runAsNonRoot and image will run as root")
+	if err := r.policy.check(spec, user, r.rt.Isolated()); err != nil {
+		return nil, err
 	}
 	ps.User = &user
+	ps.Security = spec.Security
 	inst, err := r.rt.Start(ctx, ps)
 	if err != nil {
 		return nil, err

@@ -13,6 +13,7 @@ import (
 
 	"github.com/edgefabric/edgefabric/pkg/agent/image"
 	"github.com/edgefabric/edgefabric/pkg/agent/logs"
+	"github.com/edgefabric/edgefabric/pkg/agent/runtime/process"
 	"github.com/edgefabric/edgefabric/pkg/agent/runtime/wasm"
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
 )
@@ -444,7 +445,12 @@ func (w *workload) runOnce(ctx context.Context, c *hubv1.Container, art *image.A
 		RunAsUser:        c.RunAsUser,
 		RunAsGroup:       c.RunAsGroup,
 		RunAsNonRoot:     c.GetRunAsNonRoot(),
-		TTY:              c.GetTty(),
+		Security: process.Security{
+			CapAdd: c.GetCapabilitiesAdd(), CapDrop: c.GetCapabilitiesDrop(), ReadOnlyRootFS: c.GetReadOnlyRootFilesystem(),
+		},
+		Privileged:               c.GetPrivileged(),
+		AllowPrivilegeEscalation: c.AllowPrivilegeEscalation,
+		TTY:                      c.GetTty(),
 	})
 	if err != nil {
 		return w.startFailed(name, started, err)

@@ -347,7 +347,8 @@ func (h hashWriter) podFields(w *hubv1.Workload) {
 	extra := len(w.GetInitContainers()) > 0 || len(w.GetVolumes()) > 0
 	for _, c := range w.GetContainers() {
 		extra = extra || c.GetLivenessProbe() != nil || c.GetReadinessProbe() != nil || c.GetStartupProbe() != nil || len(c.GetVolumeMounts()) > 0 ||
-			c.RunAsUser != nil || c.RunAsGroup != nil || c.GetRunAsNonRoot()
+			c.RunAsUser != nil || c.RunAsGroup != nil || c.GetRunAsNonRoot() ||
+			len(c.GetCapabilitiesAdd())+len(c.GetCapabilitiesDrop()) > 0 || c.GetReadOnlyRootFilesystem() || c.GetPrivileged() || c.AllowPrivilegeEscalation != nil
 	}
 	if !extra {
 		return
@@ -376,6 +377,20 @@ func (h hashWriter) podFields(w *hubv1.Workload) {
 			}
 		}
 		h.bool(c.GetRunAsNonRoot())
+	}
+	// The securityContext beyond the user, only where a container has one,
+	// so that the hash of other pods stays what it was.
+	for _, c := range slices.Concat(w.GetInitContainers(), w.GetContainers()) {
+		if len(c.GetCapabilitiesAdd())+len(c.GetCapabilitiesDrop()) == 0 && !c.GetReadOnlyRootFilesystem() && !c.GetPrivileged() && c.AllowPrivilegeEscalation == nil {
+			continue
+		}
+		h.string("security " + c.GetName())
+		h.string(strings.Join(c.GetCapabilitiesAdd(), ","))
+		h.string(strings.Join(c.GetCapabilitiesDrop(), ","))
+		h.bool(c.GetReadOnlyRootFilesystem())
+		h.bool(c.GetPrivileged())
+		h.bool(c.AllowPrivilegeEscalation != nil)
+		h.bool(c.GetAllowPrivilegeEscalation())
 	}
 	h.int(int64(len(w.GetVolumes())))
 	for _, v := range w.GetVolumes() {

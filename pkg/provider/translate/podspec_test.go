@@ -470,3 +470,48 @@ func TestWorkloadUser(t *testing.T) {
 		})
 	}
 }
+
+// TestWorkloadSecurity: the rest of a container's securityContext reaches
+// the device, which enforces it, and changes the spec hash; a
+// securityContext that asks nothing of it leaves the hash alone.
+func TestWorkloadSecurity(t *testing.T) {
+	tests := []struct {
+		name          string
+		ctr           *corev1.SecurityContext
+		want          []any // add, drop, readOnlyRoot, privileged, allowPrivilegeEscalation
+		wantSameAsNil bool
+	}{
+		{name: "empty", ctr: &corev1.SecurityContext{}, want: []any{[]string(nil), []string(nil), false, false, (*bool)(nil)}, wantSameAsNil: true},
+		{
+			name: "capabilities and read-only root",
+			ctr: &corev1.SecurityContext{
+				// Adds are refused by Validate today (see validate.go).
+				Capabilities:           &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+				ReadOnlyRootFilesystem: new(true), AllowPrivilegeEscalation: new(false),
+			},
+			want: []any{[]string(nil), []string{"ALL"}, true, false, new(false)},
+		},
+	}
+	base, err := Workload(testPod(), newSource(), "10.0.0.7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pod := testPod()
+			pod.Spec.Containers[0].SecurityContext = tt.ctr
+			w, err := Workload(pod, newSource(), "10.0.0.7")
+			if err != nil {
+				t.Fatalf("Workload: %v", err)
+			}
+			c := w.GetContainers()[0]
+			got := []any{c.GetCapabilitiesAdd(), c.GetCapabilitiesDrop(), c.GetReadOnlyRootFilesystem(), c.GetPrivileged(), c.AllowPrivilegeEscalation}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("security (-want +got):\n%s", diff)
+			}
+			if same := w.GetSpecHash() == base.GetSpecHash(); same != tt.wantSameAsNil {
+				t.Errorf("spec hash same as without a securityContext: got %v, want %v", same, tt.wantSameAsNil)
+			}
+		})
+	}
+}

@@ -301,7 +301,27 @@ func (r *resolver) container(c *corev1.Container, podVolumes map[string]bool) (*
 		return nil, err
 	}
 	out.RunAsUser, out.RunAsGroup, out.RunAsNonRoot = r.user(c)
+	security(out, c.SecurityContext)
 	return out, nil
+}
+
+// security copies the rest of the container's securityContext, which the
+// device enforces or refuses with a reason.
+func security(out *hubv1.Container, sc *corev1.SecurityContext) {
+	if sc == nil {
+		return
+	}
+	if caps := sc.Capabilities; caps != nil {
+		for _, c := range caps.Add {
+			out.CapabilitiesAdd = append(out.CapabilitiesAdd, string(c))
+		}
+		for _, c := range caps.Drop {
+			out.CapabilitiesDrop = append(out.CapabilitiesDrop, string(c))
+		}
+	}
+	out.ReadOnlyRootFilesystem = optional(sc.ReadOnlyRootFilesystem)
+	out.Privileged = optional(sc.Privileged)
+	out.AllowPrivilegeEscalation = sc.AllowPrivilegeEscalation
 }
 
 // user is the container's runAsUser, runAsGroup and runAsNonRoot: its own

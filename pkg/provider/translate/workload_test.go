@@ -590,7 +590,8 @@ func TestSpecHashCoversContainer(t *testing.T) {
 		msg  proto.Message
 		want int
 	}{
-		{msg: &hubv1.Container{}, want: 23},
+		// The securityContext fields (20-24) are hashed by podFields.
+		{msg: &hubv1.Container{}, want: 28},
 		{msg: &hubv1.ContainerPort{}, want: 3},
 		{msg: &hubv1.EnvVar{}, want: 2},
 		// fencing_epoch is not hashed: it is set after translation, and a

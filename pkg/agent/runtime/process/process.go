@@ -9,8 +9,16 @@
 // container: it runs chrooted into an overlay of the image's root filesystem
 // (writes go to a per-container layer, never the shared image), in its own
 // mount and PID namespaces, with its volumes bind-mounted at their mount
-// paths. Elsewhere it runs in the unpacked image directory with its volume
-// paths given in the environment (EDGEFABRIC_VOLUME_<NAME>).
+// paths, pivot_root'ed into that root by its init (the agent's binary
+// re-executed, see runInit) and confined: Docker's capabilities at most,
+// no_new_privs, a seccomp filter (see docs/security.md). Exec'd processes
+// join its namespaces and confinement. Elsewhere it runs in the unpacked
+// image directory with its volume paths given in the environment
+// (EDGEFABRIC_VOLUME_<NAME>), with no_new_privs and the filter on Linux.
+//
+// A binary that runs containers must import this package: its init starts
+// the container's init when the binary is re-executed as one, and keeps the
+// main goroutine on the main thread (see sandbox_linux.go).
 //
 // The caller waits on Instance.Done and reads Instance.Result, or ends it
 // with Instance.Stop: SIGTERM, then SIGKILL after the grace period.
@@ -29,6 +37,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -95,6 +104,9 @@ type Spec struct {
 	// User is who the container runs as when isolated; nil is root. A plain
 	// (not isolated) container runs as the agent's user.
 	User *User
+	// Security confines the container beyond the sandbox every native
+	// container gets (see Runtime).
+	Security Security
 	// TTY runs the container on a pseudo-terminal (a pod's tty: true): its
 	// stdin, stdout and stderr, read from Stdin and written to Stdout only.
 	// Instance.Resize sets its size. Where there are no pseudo-terminals it
@@ -129,6 +141,53 @@ type Runtime struct {
 	mu        sync.Mutex
 	closed    bool
 	instances map[*Instance]struct{}
+	starter   *starter // started by the first onStarter
+}
+
+// starter is a goroutine locked to its thread for the runtime's life, which
+// starts containers' main processes: their parent-death signal is the
+// death of the thread that started them, and this one ends only after
+// Close ended them.
+type starter struct {
+	reqs       chan func()
+	stop, done chan struct{}
+}
+
+// onStarter runs fn on the starter's thread.
+func (r *Runtime) onStarter(fn func()) error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return errors.New("process runtime is closed")
+	}
+	if r.starter == nil {
+		st := &starter{reqs: make(chan func()), stop: make(chan struct{}), done: make(chan struct{})}
+		r.starter = st
+		go func() {
+			defer close(st.done)
+			// Never unlocked: the thread ends with the goroutine, after
+			// Close, with nothing left for its death to signal.
+			runtime.LockOSThread()
+			for {
+				select {
+				case f := <-st.reqs:
+					f()
+				case <-st.stop:
+					return
+				}
+			}
+		}()
+	}
+	st := r.starter
+	r.mu.Unlock()
+	ran := make(chan struct{})
+	select {
+	case st.reqs <- func() { fn(); close(ran) }:
+		<-ran
+		return nil
+	case <-st.stop:
+		return errors.New("process runtime is closed")
+	}
 }
 
 // New creates a Runtime and reports (in its log) which isolation and limits
@@ -181,6 +240,17 @@ func (r *Runtime) Close() error {
 	for _, i := range running {
 		i.Stop(0)
 	}
+	r.mu.Lock()
+	st := r.starter
+	r.mu.Unlock()
+	if st != nil {
+		select {
+		case <-st.stop:
+		default:
+			close(st.stop)
+		}
+		<-st.done
+	}
 	return nil
 }
 
@@ -203,6 +273,12 @@ func (r *Runtime) start(ctx context.Context, spec Spec) (*Instance, error) {
 	}
 	if fi, err := os.Stat(spec.RootFS); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("root filesystem %q: not a directory", spec.RootFS)
+	}
+	if _, err := Capabilities(spec.Security); err != nil {
+		return nil, err
+	}
+	if spec.Security.ReadOnlyRootFS && !r.isolate {
+		return nil, errors.New("readOnlyRootFilesystem: this device runs native containers without isolation (the agent is not root on Linux), so their root file system cannot be made read-only")
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -248,9 +324,9 @@ func (r *Runtime) start(ctx context.Context, spec Spec) (*Instance, error) {
 		inst.cleanup()
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
+	if err := inst.startCmd(cmd, true); err != nil {
 		inst.cleanup()
-		return nil, fmt.Errorf("exec %s: %w", spec.Args[0], err)
+		return nil, err
 	}
 	inst.cmd = cmd
 	inst.started = time.Now()
@@ -282,6 +358,7 @@ type Instance struct {
 	root    string // the container's root: merged overlay (isolated) or RootFS
 	mounts  []string
 	cg      cgroup
+	ns      []*os.File // the main process's mount and PID namespaces (isolated, Linux)
 	cmd     *exec.Cmd
 	started time.Time
 	term    *terminal // with Spec.TTY
@@ -328,7 +405,8 @@ func (i *Instance) Stop(grace time.Duration) {
 }
 
 // Exec runs cmd in the container's environment (its root, env, working dir
-// and volumes; not its PID namespace) and returns its exit code. An error
+// and volumes; isolated, its mount and PID namespaces), confined as the
+// container is, and returns its exit code. An error
 // means it could not be run at all.
 func (i *Instance) Exec(ctx context.Context, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	select {
@@ -343,7 +421,7 @@ func (i *Instance) Exec(ctx context.Context, argv []string, stdin io.Reader, std
 	if err := i.attachCgroup(cmd); err != nil {
 		return -1, err
 	}
-	if err := cmd.Start(); err != nil {
+	if err := i.startCmd(cmd, false); err != nil {
 		return -1, fmt.Errorf("exec %s: %w", argv[0], err)
 	}
 	i.afterStartPid(cmd.Process.Pid)

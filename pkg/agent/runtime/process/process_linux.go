@@ -59,6 +59,9 @@ func (i *Instance) prepare() error {
 	if err := i.mountDev(merged); err != nil {
 		return err
 	}
+	// Where the container's init mounts its /proc; an image with something
+	// else there runs without one.
+	_, _ = mountPoint(merged, "/proc", true)
 	// Name resolution as on the device: its resolv.conf and hosts, read-only.
 	for _, f := range []string{"/etc/resolv.conf", "/etc/hosts"} {
 		if fi, err := os.Stat(f); err != nil || !fi.Mode().IsRegular() {
@@ -187,6 +190,10 @@ func (i *Instance) command(argv []string, stdin io.Reader, stdout, stderr io.Wri
 		}
 		if main {
 			attr.Cloneflags = unix.CLONE_NEWNS | unix.CLONE_NEWPID
+		} else {
+			// Exec'd processes join the container's mount namespace,
+			// whose root is the container's (see startCmd).
+			attr.Chroot = ""
 		}
 	} else {
 		cmd.Path = filepath.Join(i.root, exe)
@@ -258,6 +265,7 @@ func killGroup(pid int) {
 // and cgroup. The directory is kept if an unmount fails: removing it would
 // reach into a volume still bound below it.
 func (i *Instance) cleanup() {
+	i.closeNamespaces()
 	clean := true
 	for k := len(i.mounts) - 1; k >= 0; k-- {
 		if err := unix.Unmount(i.mounts[k], unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {

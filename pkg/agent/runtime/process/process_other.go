@@ -40,11 +40,15 @@ func (i *Instance) command(argv []string, stdin io.Reader, stdout, stderr io.Wri
 }
 
 func (i *Instance) attachCgroup(*exec.Cmd) error { return nil }
-func (i *Instance) afterStart()                  {}
-func (i *Instance) afterStartPid(int)            {}
-func (i *Instance) signalTerm()                  { _ = i.cmd.Process.Signal(os.Interrupt) }
-func (i *Instance) kill()                        { _ = i.cmd.Process.Kill() }
-func (i *Instance) cleanup()                     {}
+
+// startCmd starts cmd: elsewhere than Linux there is no sandbox to start it
+// in.
+func (i *Instance) startCmd(cmd *exec.Cmd, _ bool) error { return cmd.Start() }
+func (i *Instance) afterStart()                          {}
+func (i *Instance) afterStartPid(int)                    {}
+func (i *Instance) signalTerm()                          { _ = i.cmd.Process.Signal(os.Interrupt) }
+func (i *Instance) kill()                                { _ = i.cmd.Process.Kill() }
+func (i *Instance) cleanup()                             {}
 
 func killGroup(pid int) {
 	if p, err := os.FindProcess(pid); err == nil {

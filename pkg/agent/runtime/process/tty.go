@@ -59,7 +59,7 @@ func (i *Instance) ExecTTY(ctx context.Context, argv []string, stdin io.Reader, 
 	if err := i.attachCgroup(cmd); err != nil {
 		return -1, err
 	}
-	if err := cmd.Start(); err != nil {
+	if err := i.startCmd(cmd, false); err != nil {
 		return -1, fmt.Errorf("exec %s: %w", argv[0], err)
 	}
 	i.afterStartPid(cmd.Process.Pid)

@@ -1239,6 +1239,19 @@ type Container struct {
 	RunAsUser    *int64 `protobuf:"varint,17,opt,name=run_as_user,json=runAsUser,proto3,oneof" json:"run_as_user,omitempty"`
 	RunAsGroup   *int64 `protobuf:"varint,18,opt,name=run_as_group,json=runAsGroup,proto3,oneof" json:"run_as_group,omitempty"`
 	RunAsNonRoot bool   `protobuf:"varint,19,opt,name=run_as_non_root,json=runAsNonRoot,proto3" json:"run_as_non_root,omitempty"`
+	// The rest of the container's securityContext, which the process runtime
+	// enforces (the WASM runtime gives a module no capabilities to change):
+	// capabilities added and dropped, as Kubernetes names them ("NET_RAW";
+	// "ALL" drops every one); adds beyond Docker's default set are refused.
+	CapabilitiesAdd  []string `protobuf:"bytes,20,rep,name=capabilities_add,json=capabilitiesAdd,proto3" json:"capabilities_add,omitempty"`
+	CapabilitiesDrop []string `protobuf:"bytes,21,rep,name=capabilities_drop,json=capabilitiesDrop,proto3" json:"capabilities_drop,omitempty"`
+	// readOnlyRootFilesystem: the container's root is mounted read-only.
+	ReadOnlyRootFilesystem bool `protobuf:"varint,22,opt,name=read_only_root_filesystem,json=readOnlyRootFilesystem,proto3" json:"read_only_root_filesystem,omitempty"`
+	// privileged: refused by every device.
+	Privileged bool `protobuf:"varint,23,opt,name=privileged,proto3" json:"privileged,omitempty"`
+	// allowPrivilegeEscalation as the pod gives it; unset and false are what
+	// every native container gets (no_new_privs), true is refused.
+	AllowPrivilegeEscalation *bool `protobuf:"varint,24,opt,name=allow_privilege_escalation,json=allowPrivilegeEscalation,proto3,oneof" json:"allow_privilege_escalation,omitempty"`
 	// Fields 40 and up: the tunnel's (exec, attach, inbound ports).
 	// TCP ports the container serves on the device (containerPort); a WASM
 	// container gets each as a preopened listening socket.
@@ -1410,6 +1423,41 @@ func (x *Container) GetRunAsGroup() int64 {
 func (x *Container) GetRunAsNonRoot() bool {
 	if x != nil {
 		return x.RunAsNonRoot
+	}
+	return false
+}
+
+func (x *Container) GetCapabilitiesAdd() []string {
+	if x != nil {
+		return x.CapabilitiesAdd
+	}
+	return nil
+}
+
+func (x *Container) GetCapabilitiesDrop() []string {
+	if x != nil {
+		return x.CapabilitiesDrop
+	}
+	return nil
+}
+
+func (x *Container) GetReadOnlyRootFilesystem() bool {
+	if x != nil {
+		return x.ReadOnlyRootFilesystem
+	}
+	return false
+}
+
+func (x *Container) GetPrivileged() bool {
+	if x != nil {
+		return x.Privileged
+	}
+	return false
+}
+
+func (x *Container) GetAllowPrivilegeEscalation() bool {
+	if x != nil && x.AllowPrivilegeEscalation != nil {
+		return *x.AllowPrivilegeEscalation
 	}
 	return false
 }
@@ -4188,7 +4236,7 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"delete_uid\x18\x03 \x01(\tR\tdeleteUid\"2\n" +
 	"\x06EnvVar\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\xd7\a\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\xec\t\n" +
 	"\tContainer\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05image\x18\x02 \x01(\tR\x05image\x12\x18\n" +
@@ -4211,14 +4259,22 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"\vrun_as_user\x18\x11 \x01(\x03H\x00R\trunAsUser\x88\x01\x01\x12%\n" +
 	"\frun_as_group\x18\x12 \x01(\x03H\x01R\n" +
 	"runAsGroup\x88\x01\x01\x12%\n" +
-	"\x0frun_as_non_root\x18\x13 \x01(\bR\frunAsNonRoot\x126\n" +
+	"\x0frun_as_non_root\x18\x13 \x01(\bR\frunAsNonRoot\x12)\n" +
+	"\x10capabilities_add\x18\x14 \x03(\tR\x0fcapabilitiesAdd\x12+\n" +
+	"\x11capabilities_drop\x18\x15 \x03(\tR\x10capabilitiesDrop\x129\n" +
+	"\x19read_only_root_filesystem\x18\x16 \x01(\bR\x16readOnlyRootFilesystem\x12\x1e\n" +
+	"\n" +
+	"privileged\x18\x17 \x01(\bR\n" +
+	"privileged\x12A\n" +
+	"\x1aallow_privilege_escalation\x18\x18 \x01(\bH\x02R\x18allowPrivilegeEscalation\x88\x01\x01\x126\n" +
 	"\x05ports\x18( \x03(\v2 .edgefabric.hub.v1.ContainerPortR\x05ports\x12\x14\n" +
 	"\x05stdin\x18) \x01(\bR\x05stdin\x12\x1d\n" +
 	"\n" +
 	"stdin_once\x18* \x01(\bR\tstdinOnce\x12\x10\n" +
 	"\x03tty\x18+ \x01(\bR\x03ttyB\x0e\n" +
 	"\f_run_as_userB\x0f\n" +
-	"\r_run_as_group\"\xbc\x06\n" +
+	"\r_run_as_groupB\x1d\n" +
+	"\x1b_allow_privilege_escalation\"\xbc\x06\n" +
 	"\x05Probe\x123\n" +
 	"\x04exec\x18\x01 \x01(\v2\x1d.edgefabric.hub.v1.Probe.ExecH\x00R\x04exec\x12=\n" +
 	"\bhttp_get\x18\x02 \x01(\v2 .edgefabric.hub.v1.Probe.HTTPGetH\x00R\ahttpGet\x12C\n" +

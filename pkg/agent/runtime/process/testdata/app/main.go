@@ -105,5 +105,9 @@ func main() {
 		}
 	case "tty":
 		tty()
+	case "sandbox":
+		sandbox()
+	case "ns":
+		namespaces()
 	}
 }
