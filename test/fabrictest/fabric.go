@@ -100,6 +100,7 @@ type Fabric struct {
 type fabric struct {
 	Env         *kubetest.Env
 	Client      kubernetes.Interface
+	kubeOpts    kubetest.Options
 	Account     string // the account of the bootstrap token Token
 	NodeName    string // the account's virtual node
 	Registry    string
@@ -142,6 +143,13 @@ func WithAgentFlags(flags ...string) FabricOption {
 // WithProviderArgs adds flags to the provider's command line.
 func WithProviderArgs(args ...string) FabricOption {
 	return func(f *fabric) { f.provArgs = append(f.provArgs, args...) }
+}
+
+// WithScheduler runs kube-scheduler and kube-controller-manager beside the
+// API server, for pods placed by the scheduler and controllers that
+// replace them.
+func WithScheduler() FabricOption {
+	return func(f *fabric) { f.kubeOpts.Scheduler, f.kubeOpts.ControllerManager = true, true }
 }
 
 // WithAccount names the account of the bootstrap token and the agents
@@ -194,6 +202,8 @@ type Agent struct {
 	ID      string
 	DataDir string
 	Args    []string // the flags it was started with
+	// Netns is the agent's network namespace; "" for an agent on the host.
+	Netns string
 }
 
 // FreePort returns a loopback address with a port that was free a moment ago.
@@ -212,18 +222,21 @@ func FreePort(t testing.TB) string {
 func StartFabric(t testing.TB, n int, opts ...FabricOption) *Fabric {
 	t.Helper()
 	prov, agent := binaries(t)
-	env := kubetest.Start(t, kubetest.Options{CRDDirectoryPaths: []string{filepath.Join(ocitest.RepoRoot(t), "deploy", "helm", "edgefabric", "crds")}})
 	tok := make([]byte, 16)
 	_, _ = rand.Read(tok)
 	f := &Fabric{t: t, fabric: &fabric{
-		Env: env, Client: env.Client, Registry: ocitest.Serve(t),
-		Token: hex.EncodeToString(tok), HubAddr: FreePort(t),
+		Registry: ocitest.Serve(t),
+		Token:    hex.EncodeToString(tok), HubAddr: FreePort(t),
 		StateDir: t.TempDir(), logDir: t.TempDir(), dataDir: t.TempDir(), provBin: prov, agentBin: agent,
 		agents: map[string]*Agent{}, Account: DefaultAccount, NodeName: "edge-" + DefaultAccount,
 	}}
 	for _, o := range opts {
 		o(f.fabric)
 	}
+	kopts := f.kubeOpts
+	kopts.CRDDirectoryPaths = []string{filepath.Join(ocitest.RepoRoot(t), "deploy", "helm", "edgefabric", "crds")}
+	env := kubetest.Start(t, kopts)
+	f.Env, f.Client = env, env.Client
 	f.AgentHub = f.HubAddr
 	if f.Proxy != nil {
 		f.Proxy.target = f.HubAddr

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,6 +34,7 @@ type LAN struct {
 	mu      sync.Mutex
 	proxies []*Proxy
 	cut     bool
+	agents  []*Agent
 }
 
 var lanSeq, nsSeq atomic.Int32
@@ -142,7 +144,30 @@ func (l *LAN) PrepareAgent(id string, extra ...string) *Agent {
 	}
 	dir := filepath.Join(f.dataDir, id)
 	args := append(f.AgentArgs(id, dir), extra...)
-	return &Agent{ID: id, DataDir: dir, Args: append([]string{"netns", "exec", ns, f.agentBin}, args...)}
+	a := &Agent{ID: id, DataDir: dir, Args: append([]string{"netns", "exec", ns, f.agentBin}, args...), Netns: ns}
+	l.mu.Lock()
+	l.agents = append(l.agents, a)
+	l.mu.Unlock()
+	return a
+}
+
+// Gateway is the address of the LAN's gateway (the bridge's own).
+func (l *LAN) Gateway() string { return l.Subnet + ".1" }
+
+// SetGatewayMAC puts the gateway into every agent's neighbour table with
+// hardware address mac, as traffic to the gateway would (the hub and the
+// registry are reached through proxies inside each namespace, so nothing
+// else does), or as a router swapped for another would.
+func (l *LAN) SetGatewayMAC(mac string) {
+	l.f.t.Helper()
+	l.mu.Lock()
+	agents := slices.Clone(l.agents)
+	l.mu.Unlock()
+	for _, a := range agents {
+		if err := ipCmd("-n", a.Netns, "neigh", "replace", l.Gateway(), "lladdr", mac, "dev", "eth0", "nud", "permanent"); err != nil {
+			l.f.t.Fatal(err)
+		}
+	}
 }
 
 // RestartAgent starts a stopped (or prepared) agent of a LAN, with the same flags.

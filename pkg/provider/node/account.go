@@ -122,7 +122,10 @@ var (
 	_ vknode.NodeProvider        = (*accountNode)(nil)
 )
 
-func newAccountNode(m *Manager, key fabric.ClusterKey) (*accountNode, error) {
+// newAccountNode returns the node of a cluster. A network or proximity
+// cluster's node starts with the given members (none if nil) and claim,
+// as the node controller registers it with them.
+func newAccountNode(m *Manager, key fabric.ClusterKey, members []string, claim string) (*accountNode, error) {
 	name := NodeName(key.Account)
 	if key.Scope != scopes.Account {
 		name = key.NodeName()
@@ -138,6 +141,9 @@ func newAccountNode(m *Manager, key fabric.ClusterKey) (*accountNode, error) {
 
 		nodeChanged: make(chan struct{}, 1),
 		retryNow:    make(chan struct{}, 1),
+	}
+	if key.Scope != scopes.Account {
+		n.members, n.claim = append([]string{}, members...), claim
 	}
 	if err := n.listenKubelet(); err != nil {
 		return nil, fmt.Errorf("kubelet API for %s: %w", n.name, err)

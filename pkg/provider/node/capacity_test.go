@@ -184,6 +184,7 @@ func TestClusterIDsSurviveProviderRestart(t *testing.T) {
 	if !slices.Contains(before, "edge-acme-net-home") {
 		t.Fatalf("network nodes %v: want edge-acme-net-home for the LAN of two", before)
 	}
+	waitNode(t, env, "edge-acme-net-home", func(n *corev1.Node) bool { return n.Annotations[node.AnnotationClusterMembers] == "a1,a2" })
 	stop()
 
 	// The smaller LAN comes back first, and grows larger than the other.
@@ -198,12 +199,16 @@ func TestClusterIDsSurviveProviderRestart(t *testing.T) {
 	if !slices.Equal(before, after) {
 		t.Errorf("network nodes after the provider restarted: %v, want %v", after, before)
 	}
-	n, err := env.Client.CoreV1().Nodes().Get(t.Context(), "edge-acme-net-home", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
+	waitNode(t, env, "edge-acme-net-home", func(n *corev1.Node) bool { return n.Annotations[node.AnnotationClusterMembers] == "a1,a2" })
+	// The devices' own reports settle it: wait for the second LAN's node to
+	// say it has three devices, then check the names once more.
+	for _, name := range after {
+		if name != "edge-acme-net-home" {
+			waitNode(t, env, name, func(n *corev1.Node) bool { return readyMessage(n) == "3/3 devices ready: b1, b2, b3" })
+		}
 	}
-	if got := n.Annotations[node.AnnotationClusterMembers]; got != "a1,a2" {
-		t.Errorf("edge-acme-net-home's members: %q, want a1,a2", got)
+	if again := networkNodes(2); !slices.Equal(before, again) {
+		t.Errorf("network nodes once every device reported: %v, want %v", again, before)
 	}
 }
 

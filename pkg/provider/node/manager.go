@@ -180,6 +180,9 @@ type Manager struct {
 	startedAt  time.Time // devices not seen since count as lost from then
 	clustersMu sync.Mutex
 	clusters   []fabric.Cluster // the last result of fabric.Clusters
+	// recovered are the network and proximity clusters of the nodes found
+	// at start, by node name (guarded by mu): their nodes start with them.
+	recovered map[string]fabric.Cluster
 }
 
 var _ fabric.Listener = (*Manager)(nil)
@@ -199,6 +202,8 @@ func NewManager(cfg Config, client kubernetes.Interface, fab *fabric.Fabric, log
 		nodes:   map[string]*accountNode{},
 		byUID:   map[string]*accountNode{},
 		started: make(chan struct{}),
+
+		recovered: map[string]fabric.Cluster{},
 
 		recompute: make(chan struct{}, 1),
 		startedAt: time.Now(),
@@ -237,6 +242,10 @@ func (m *Manager) Run(ctx context.Context) error {
 	close(m.started)
 
 	if err := m.recover(ctx); err != nil {
+		if ctx.Err() != nil {
+			m.wg.Wait()
+			return nil // stopped while recovering
+		}
 		return err
 	}
 	// Devices that connected while the informers synced have no node yet.
@@ -452,18 +461,20 @@ func (m *Manager) recover(ctx context.Context) error {
 			}
 			key = fabric.ClusterKey{Account: account, Scope: scopes.Account}
 		}
+		if key.Scope != scopes.Account {
+			// Its members as last published, until the clusters form again.
+			c := fabric.Cluster{ClusterKey: key, Claim: n.Annotations[AnnotationClusterClaim]}
+			if s := n.Annotations[AnnotationClusterMembers]; s != "" {
+				c.Members = strings.Split(s, ",")
+				slices.Sort(c.Members)
+			}
+			m.mu.Lock()
+			m.recovered[n.Name] = c
+			m.mu.Unlock()
+		}
 		an, err := m.ensureNode(key)
 		if err != nil {
 			return err
-		}
-		if key.Scope != scopes.Account {
-			// Its members as last published, until the clusters form again.
-			var members []string
-			if s := n.Annotations[AnnotationClusterMembers]; s != "" {
-				members = strings.Split(s, ",")
-				slices.Sort(members)
-			}
-			an.setMembers(members, n.Annotations[AnnotationClusterClaim], false, time.Now())
 		}
 		if err := an.recover(ctx); err != nil {
 			return err
@@ -498,12 +509,10 @@ func (m *Manager) ensureNode(key fabric.ClusterKey) (*accountNode, error) {
 	if m.ctx == nil {
 		return nil, errors.New("manager not running")
 	}
-	n, err := newAccountNode(m, key)
+	recovered := m.recovered[name]
+	n, err := newAccountNode(m, key, recovered.Members, recovered.Claim)
 	if err != nil {
 		return nil, err
-	}
-	if key.Scope != scopes.Account {
-		n.members = []string{}
 	}
 	ctx, stop := context.WithCancel(m.ctx)
 	n.stop = stop

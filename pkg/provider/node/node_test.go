@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -24,6 +25,7 @@ import (
 	"github.com/edgefabric/edgefabric/pkg/identity"
 	"github.com/edgefabric/edgefabric/pkg/provider/fabric"
 	"github.com/edgefabric/edgefabric/pkg/provider/node"
+	"github.com/edgefabric/edgefabric/pkg/provider/placement"
 	"github.com/edgefabric/edgefabric/test/kubetest"
 )
 
@@ -220,11 +222,22 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 		waitEvent(t, env, "hostnet", "HostNetworkUnsupported")
 	})
 
-	t.Run("pod that fits nowhere waits and says why", func(t *testing.T) {
+	t.Run("pod no device has room for is rejected, as a kubelet rejects it", func(t *testing.T) {
 		createPod(t, env, "huge", func(p *corev1.Pod) {
 			p.Spec.Containers[0].Resources.Requests = corev1.ResourceList{corev1.ResourceMemory: *resourceQuantity("64Gi")}
 		})
-		got := waitPod(t, env, "huge", func(p *corev1.Pod) bool {
+		got := waitPod(t, env, "huge", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
+		if got.Status.Reason != placement.ReasonOutOfMemory || !strings.Contains(got.Status.Message, "Insufficient memory") {
+			t.Errorf("status: %s: %s, want %s naming the memory", got.Status.Reason, got.Status.Message, placement.ReasonOutOfMemory)
+		}
+		waitEvent(t, env, "huge", placement.ReasonOutOfMemory)
+	})
+
+	t.Run("pod that no device matches waits and says why", func(t *testing.T) {
+		createPod(t, env, "picky", func(p *corev1.Pod) {
+			p.Annotations = map[string]string{node.AnnotationDeviceSelector: "camera=yes"}
+		})
+		got := waitPod(t, env, "picky", func(p *corev1.Pod) bool {
 			for _, c := range p.Status.Conditions {
 				if c.Type == corev1.ContainersReady && c.Reason == "Unschedulable" {
 					return true
@@ -233,7 +246,7 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 			return false
 		})
 		t.Logf("status: %+v", got.Status.Conditions)
-		waitEvent(t, env, "huge", "FailedScheduling")
+		waitEvent(t, env, "picky", "FailedScheduling")
 	})
 
 	t.Run("an image for another platform moves the pod to a device that can run it", func(t *testing.T) {
