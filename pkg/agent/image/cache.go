@@ -162,51 +162,83 @@ func (s *Store) saveRef(r name.Reference, imageID string) error {
 }
 
 // writeFileAtomic writes data to path through a temporary file, so that
-// readers see the old or the new content, never a part.
+// readers see the old or the new content, never a part, also after a
+// crash: the content reaches the disk before the rename does.
 func (s *Store) writeFileAtomic(path string, data []byte) error {
 	f, err := os.CreateTemp(s.path(tmpDir), "write-")
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return nil
-}
-
-// storeVerified copies r to path if its content has the given digest (and
-// size, if size >= 0); otherwise nothing is written.
-func (s *Store) storeVerified(path, digest string, size int64, r io.Reader) error {
-	f, err := os.CreateTemp(s.path(tmpDir), "blob-")
-	if err != nil {
-		return err
-	}
 	defer os.Remove(f.Name()) // after a successful rename this fails harmlessly
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), r)
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
 	if closeErr := f.Close(); err == nil {
 		err = closeErr
 	}
 	if err != nil {
 		return err
 	}
+	return s.rename(f.Name(), path)
+}
+
+// rename renames a file of tmp/ into place and syncs the directory it
+// lands in, so that the new name survives a crash.
+func (s *Store) rename(from, to string) error {
+	if err := os.Rename(from, to); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(to))
+}
+
+// syncDir flushes a directory's entries to the disk. Where directories
+// cannot be synced (Windows) it does nothing.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) && !errors.Is(err, errors.ErrUnsupported) {
+		return err
+	}
+	return nil
+}
+
+// storeVerified copies r to path if its content has the given digest and
+// size; otherwise nothing is written. It reads at most one byte more than
+// size: a source that sends more is cut off.
+func (s *Store) storeVerified(path, digest string, size int64, r io.Reader) error {
+	if size < 0 {
+		return fmt.Errorf("blob %s has no size", digest)
+	}
+	f, err := os.CreateTemp(s.path(tmpDir), "blob-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // after a successful rename this fails harmlessly
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(r, size+1))
+	if err == nil && n > size {
+		err = fmt.Errorf("blob %s is larger than its descriptor's %d bytes: cut off", digest, size)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if closeErr := f.Close(); err == nil {
+		err = closeErr
+	}
+	if err != nil {
+		return err
+	}
+	if n != size {
+		return fmt.Errorf("content of %s has %d bytes, want %d", digest, n, size)
+	}
 	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != digest {
 		return fmt.Errorf("content of %s has digest %s", digest, got)
 	}
-	if size >= 0 && n != size {
-		return fmt.Errorf("content of %s has %d bytes, want %d", digest, n, size)
-	}
-	return os.Rename(f.Name(), path)
+	return s.rename(f.Name(), path)
 }
 
 // GC removes the cached images whose image IDs are not in keep, with their

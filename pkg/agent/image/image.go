@@ -77,6 +77,10 @@ var (
 	// ErrNotFound means the registry does not know the image (manifest or
 	// repository unknown).
 	ErrNotFound = errors.New("image not found")
+	// ErrTooLarge means the image does not fit the limits of this device's
+	// cache: a blob larger than its budget, or layers that unpack to more
+	// than Config.MaxUnpackedBytes.
+	ErrTooLarge = errors.New("image too large for this device")
 )
 
 // Config configures a Store.
@@ -93,7 +97,26 @@ type Config struct {
 	// the device runs with its process runtime; they are unpacked into a
 	// root filesystem. Empty accepts wasm images only.
 	Platform string
+	// MaxBytes is the cache's budget in bytes. No image whose blobs add up
+	// to more is downloaded, and once the cache holds more, Collect removes
+	// the images no container uses, least recently used first. Zero means
+	// no budget.
+	MaxBytes int64
+	// MaxUnpackedBytes bounds what the layers of one image may unpack to,
+	// all together: a layer that unpacks to more (a gzip bomb) fails the
+	// pull. Zero means MaxBytes; with neither, there is no bound.
+	MaxUnpackedBytes int64
+	// ProgressTimeout gives up on a pull that receives nothing from the
+	// registry for this long: no response headers, or no byte of a body.
+	// Zero means one minute.
+	ProgressTimeout time.Duration
+	// PullTimeout bounds a whole pull, however steadily the registry
+	// sends. Zero means no bound but ProgressTimeout.
+	PullTimeout time.Duration
 }
+
+// DefaultProgressTimeout is what a zero Config.ProgressTimeout means.
+const DefaultProgressTimeout = time.Minute
 
 // Validate reports whether the configuration can be used.
 func (c Config) Validate() error {
@@ -109,6 +132,12 @@ func (c Config) Validate() error {
 		if r == "" || strings.Contains(r, "/") {
 			return fmt.Errorf("insecure registry %q is not host or host:port", r)
 		}
+	}
+	if c.MaxBytes < 0 || c.MaxUnpackedBytes < 0 {
+		return fmt.Errorf("image cache size %d and unpacked size %d must not be negative", c.MaxBytes, c.MaxUnpackedBytes)
+	}
+	if c.ProgressTimeout < 0 || c.PullTimeout < 0 {
+		return fmt.Errorf("image pull timeouts %s and %s must not be negative", c.ProgressTimeout, c.PullTimeout)
 	}
 	return nil
 }
@@ -147,10 +176,14 @@ type Artifact struct {
 
 // Store is the image cache. It is safe for concurrent use.
 type Store struct {
-	log      *slog.Logger
-	dir      string // absolute
-	insecure []string
-	native   *v1.Platform // nil: wasm only
+	log         *slog.Logger
+	dir         string // absolute
+	insecure    []string
+	native      *v1.Platform  // nil: wasm only
+	maxBytes    int64         // 0: no budget
+	maxUnpacked int64         // 0: no bound
+	progress    time.Duration // Config.ProgressTimeout, defaulted
+	timeout     time.Duration // 0: none
 
 	// gc is held shared by pulls and lookups, exclusively by GC, so that GC
 	// never removes files a pull is about to record.
@@ -190,6 +223,15 @@ func New(cfg Config, log *slog.Logger) (*Store, error) {
 		dir:      dir,
 		insecure: slices.Clone(cfg.InsecureRegistries),
 		flights:  make(map[string]*flight),
+
+		maxBytes: cfg.MaxBytes, maxUnpacked: cfg.MaxUnpackedBytes,
+		progress: cfg.ProgressTimeout, timeout: cfg.PullTimeout,
+	}
+	if s.maxUnpacked == 0 {
+		s.maxUnpacked = s.maxBytes
+	}
+	if s.progress == 0 {
+		s.progress = DefaultProgressTimeout
 	}
 	if cfg.Platform != "" {
 		s.native, _ = v1.ParsePlatform(cfg.Platform)
@@ -398,6 +440,20 @@ func (a *Artifact) clone() *Artifact {
 	c.Cmd = slices.Clone(a.Cmd)
 	c.Env = slices.Clone(a.Env)
 	return &c
+}
+
+// size formats a number of bytes for people: "512 B", "4.0 KiB", "2.0 GiB".
+func size(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 5; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // since is for log durations.

@@ -5,6 +5,8 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -34,7 +36,7 @@ type fsEntry struct {
 // extractModule finds the module in the image filesystem made of layers
 // (bottom first), stores it under modules/ and returns its digest.
 func (s *Store) extractModule(layers []string, cfg v1.Config) (string, error) {
-	files, err := mergeLayers(layers)
+	files, err := mergeLayers(layers, s.newLimit())
 	if err != nil {
 		return "", err
 	}
@@ -78,12 +80,12 @@ func (s *Store) extractModule(layers []string, cfg v1.Config) (string, error) {
 
 // mergeLayers applies the layers in order, with OCI whiteouts, and returns
 // the regular files and links of the result by absolute path.
-func mergeLayers(layers []string) (map[string]fsEntry, error) {
+func mergeLayers(layers []string, lim *unpackLimit) (map[string]fsEntry, error) {
 	merged := map[string]fsEntry{}
 	for i, layer := range layers {
 		added := map[string]fsEntry{}
 		var hidden, opaque []string
-		err := walkLayer(layer, func(ordinal int, h *tar.Header, _ io.Reader) (bool, error) {
+		err := walkLayer(layer, lim, func(ordinal int, h *tar.Header, _ io.Reader) (bool, error) {
 			p := cleanPath(h.Name)
 			dir, base := path.Split(p)
 			switch {
@@ -175,7 +177,7 @@ func resolveParent(files map[string]fsEntry, p string) (string, bool) {
 func (s *Store) copyEntry(layer string, ordinal int) (string, error) {
 	var digest string
 	found := false
-	err := walkLayer(layer, func(i int, h *tar.Header, r io.Reader) (bool, error) {
+	err := walkLayer(layer, s.newLimit(), func(i int, h *tar.Header, r io.Reader) (bool, error) {
 		if i != ordinal {
 			return true, nil
 		}
@@ -209,18 +211,19 @@ func (s *Store) storeModule(r io.Reader) (string, error) {
 		return "", err
 	}
 	defer os.Remove(f.Name())
-	_, err = io.Copy(f, br)
+	h := sha256.New()
+	_, err = io.Copy(io.MultiWriter(f, h), br)
+	if err == nil {
+		err = f.Sync()
+	}
 	if closeErr := f.Close(); err == nil {
 		err = closeErr
 	}
 	if err != nil {
 		return "", err
 	}
-	digest, err := fileDigest(f.Name())
-	if err != nil {
-		return "", err
-	}
-	if err := os.Rename(f.Name(), s.modulePath(digest)); err != nil {
+	digest := "sha256:" + hex.EncodeToString(h.Sum(nil))
+	if err := s.rename(f.Name(), s.modulePath(digest)); err != nil {
 		return "", err
 	}
 	return digest, nil
@@ -239,9 +242,43 @@ func fileDigest(path string) (string, error) {
 	return h.String(), nil
 }
 
+// unpackLimit bounds the bytes the layers of one image unpack to: what the
+// tar reader reads from the decompressed streams, headers and padding
+// included. A nil *unpackLimit bounds nothing.
+type unpackLimit struct {
+	max, used int64
+}
+
+// newLimit returns the Store's limit for one pass over an image's layers.
+func (s *Store) newLimit() *unpackLimit {
+	if s.maxUnpacked <= 0 {
+		return nil
+	}
+	return &unpackLimit{max: s.maxUnpacked}
+}
+
+// limitedReader counts what is read from r against lim.
+type limitedReader struct {
+	r   io.Reader
+	lim *unpackLimit
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if left := l.lim.max - l.lim.used; int64(len(p)) > left+1 {
+		p = p[:left+1] // one more than allowed tells "too much" from "just enough"
+	}
+	n, err := l.r.Read(p)
+	l.lim.used += int64(n)
+	if l.lim.used > l.lim.max {
+		return n, fmt.Errorf("unpacks to more than %s, the most this device's image cache allows: %w", size(l.lim.max), ErrTooLarge)
+	}
+	return n, err
+}
+
 // walkLayer calls fn for each entry of a (possibly gzip or zstd compressed)
-// tar layer until fn returns false.
-func walkLayer(layer string, fn func(ordinal int, h *tar.Header, r io.Reader) (bool, error)) error {
+// tar layer until fn returns false. What the layer unpacks to counts
+// against lim.
+func walkLayer(layer string, lim *unpackLimit, fn func(ordinal int, h *tar.Header, r io.Reader) (bool, error)) error {
 	f, err := os.Open(layer)
 	if err != nil {
 		return err
@@ -265,6 +302,9 @@ func walkLayer(layer string, fn func(ordinal int, h *tar.Header, r io.Reader) (b
 		}
 		defer zr.Close()
 		r = zr
+	}
+	if lim != nil {
+		r = &limitedReader{r: r, lim: lim}
 	}
 	tr := tar.NewReader(r)
 	for i := 0; ; i++ {

@@ -42,7 +42,7 @@ func (s *Store) ImageModule(imageID, p string) (string, error) {
 	for _, l := range m.Layers {
 		layers = append(layers, s.blobPath(l.Digest.String()))
 	}
-	files, err := mergeLayers(layers)
+	files, err := mergeLayers(layers, s.newLimit())
 	if err != nil {
 		return "", err
 	}
