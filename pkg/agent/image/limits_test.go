@@ -1,10 +1,10 @@
 package image_test
 
 import (
-				"context"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
-		"net/http"
+	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-			
 	"github.com/edgefabric/edgefabric/pkg/agent/image"
 	"github.com/edgefabric/edgefabric/test/ocitest"
 )
@@ -102,4 +101,3 @@ func TestPullCutsOffBlobLargerThanItsDescriptor(t *testing.T) {
 		t.Errorf("the pull ran until the test's deadline: it was not cut off")
 	}
 }
-
