@@ -118,7 +118,17 @@ func (s *Store) readRecord(imageID string) (*record, error) {
 	}
 	var rec record
 	if err := json.Unmarshal(b, &rec); err != nil {
-		return nil, fmt.Errorf("read cache record %s: %w", imageID, err)
+		// Pulled again, as if it were not there.
+		s.log.Warn("cache record corrupt; removed", "imageID", imageID, "err", err)
+		if err := os.Remove(s.recordPath(imageID)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("read cache record %s: %w", imageID, os.ErrNotExist)
+	}
+	if rec.Module != "" {
+		if _, err := hexOf(rec.Module); err != nil {
+			return nil, fmt.Errorf("read cache record %s: module: %w", imageID, err)
+		}
 	}
 	return &rec, nil
 }
@@ -147,7 +157,11 @@ func (s *Store) readRef(r name.Reference) (string, error) {
 	}
 	var e refEntry
 	if err := json.Unmarshal(b, &e); err != nil {
-		return "", fmt.Errorf("read cache entry for %s: %w", r.Name(), err)
+		s.log.Warn("cache entry corrupt; removed", "ref", r.Name(), "err", err)
+		if err := os.Remove(s.refPath(r)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return "", err
+		}
+		return "", fmt.Errorf("read cache entry for %s: %w", r.Name(), os.ErrNotExist)
 	}
 	return e.ImageID, nil
 }
@@ -248,6 +262,7 @@ func (s *Store) GC(keep map[string]bool) error {
 	s.gc.Lock()
 	defer s.gc.Unlock()
 	defer s.forgetLookups()
+	defer s.forgetVerified()
 	if err := s.gcLocked(keep); err != nil {
 		return fmt.Errorf("collect image cache garbage: %w", err)
 	}

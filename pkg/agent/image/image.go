@@ -200,6 +200,13 @@ type Store struct {
 
 	flightMu sync.Mutex
 	flights  map[string]*flight // by normalized reference
+
+	// verified holds the paths of modules and blobs whose content was
+	// found to have their digest since the Store was opened. A file is
+	// hashed on its first use after a restart, so that one a crash or the
+	// flash damaged is pulled again rather than run.
+	verifiedMu sync.Mutex
+	verified   map[string]bool
 }
 
 // flight is one pull that callers of the same reference share.
@@ -362,13 +369,76 @@ func (s *Store) lookup(r name.Reference) (*Artifact, error) {
 		s.looked[r.Name()] = rec
 		s.lookedMu.Unlock()
 	}
-	a := rec.artifact(s)
-	if _, err := os.Stat(rec.contentPath(s)); errors.Is(err, os.ErrNotExist) {
-		return nil, ErrNotPresent
-	} else if err != nil {
+	if err := s.checkContent(rec); err != nil {
+		if errors.Is(err, errCorrupt) {
+			s.forgetLookups()
+		}
 		return nil, err
 	}
-	return a, nil
+	return rec.artifact(s), nil
+}
+
+// errCorrupt marks cached content that does not have its digest.
+var errCorrupt = errors.New("corrupt")
+
+// checkContent reports ErrNotPresent unless the module or root filesystem
+// rec names is there, and a module has its digest. A module that does not
+// is removed.
+func (s *Store) checkContent(rec *record) error {
+	if rec.RootFS {
+		// Its files were synced before the directory got its name.
+		if _, err := os.Stat(s.rootfsPath(rec.ImageID)); errors.Is(err, os.ErrNotExist) {
+			return ErrNotPresent
+		} else if err != nil {
+			return err
+		}
+		return nil
+	}
+	if err := s.verifyFile(s.modulePath(rec.Module), rec.Module); errors.Is(err, os.ErrNotExist) {
+		return ErrNotPresent
+	} else if errors.Is(err, errCorrupt) {
+		return fmt.Errorf("%w: cached module %s was %w and is removed", ErrNotPresent, rec.Module, err)
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
+// verifyFile checks, once per Store, that the file at path has digest; a
+// file that does not is removed and reported errCorrupt.
+func (s *Store) verifyFile(path, digest string) error {
+	s.verifiedMu.Lock()
+	ok := s.verified[path]
+	s.verifiedMu.Unlock()
+	if ok {
+		return nil
+	}
+	got, err := fileDigest(path)
+	if err != nil {
+		return err
+	}
+	if got != digest {
+		s.log.Warn("cached file corrupt; removed", "path", path, "digest", digest, "actual", got)
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		return errCorrupt
+	}
+	s.verifiedMu.Lock()
+	if s.verified == nil {
+		s.verified = map[string]bool{}
+	}
+	s.verified[path] = true
+	s.verifiedMu.Unlock()
+	return nil
+}
+
+// forgetVerified drops what verifyFile knows of the files under the
+// cache: GC removed some.
+func (s *Store) forgetVerified() {
+	s.verifiedMu.Lock()
+	s.verified = nil
+	s.verifiedMu.Unlock()
 }
 
 // forgetLookups empties what lookup memoized: the files changed.

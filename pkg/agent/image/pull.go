@@ -135,7 +135,7 @@ func (pl *puller) resolve(ctx context.Context) (*record, error) {
 	}
 
 	if rec, err := pl.s.readRecord(digest); err == nil {
-		if _, err := os.Stat(rec.contentPath(pl.s)); err == nil {
+		if err := pl.s.checkContent(rec); err == nil {
 			rec.Blobs = indexes // saveRecord adds the ones it has
 			return rec, nil
 		}
@@ -304,7 +304,10 @@ func (pl *puller) rawModule(ctx context.Context, m *v1.Manifest, packaging strin
 		return nil, err
 	}
 	path := pl.s.modulePath(digest)
-	if _, err := os.Stat(path); err != nil {
+	if err := pl.s.verifyFile(path, digest); err != nil {
+		if !errors.Is(err, os.ErrNotExist) && !errors.Is(err, errCorrupt) {
+			return nil, err
+		}
 		if err := pl.fetch(ctx, l, path); err != nil {
 			return nil, fmt.Errorf("fetch module layer: %w", err)
 		}
@@ -396,8 +399,10 @@ func (pl *puller) fetchBlob(ctx context.Context, d v1.Descriptor) error {
 		return err
 	}
 	path := pl.s.blobPath(d.Digest.String())
-	if _, err := os.Stat(path); err == nil {
+	if err := pl.s.verifyFile(path, d.Digest.String()); err == nil {
 		return nil
+	} else if !errors.Is(err, os.ErrNotExist) && !errors.Is(err, errCorrupt) {
+		return err
 	}
 	return pl.fetch(ctx, d, path)
 }
@@ -441,8 +446,10 @@ func (s *Store) storeBytes(digest string, b []byte) error {
 		return err
 	}
 	path := s.blobPath(digest)
-	if _, err := os.Stat(path); err == nil {
+	if err := s.verifyFile(path, digest); err == nil {
 		return nil
+	} else if !errors.Is(err, os.ErrNotExist) && !errors.Is(err, errCorrupt) {
+		return err
 	}
 	return s.storeVerified(path, digest, int64(len(b)), bytes.NewReader(b))
 }
