@@ -252,7 +252,11 @@ func (s *Store) storeVerified(path, digest string, size int64, r io.Reader) erro
 	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != digest {
 		return fmt.Errorf("content of %s has digest %s", digest, got)
 	}
-	return s.rename(f.Name(), path)
+	if err := s.rename(f.Name(), path); err != nil {
+		return err
+	}
+	s.wrote(n)
+	return nil
 }
 
 // GC removes the cached images whose image IDs are not in keep, with their

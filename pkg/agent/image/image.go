@@ -41,6 +41,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -113,6 +114,10 @@ type Config struct {
 	// PullTimeout bounds a whole pull, however steadily the registry
 	// sends. Zero means no bound but ProgressTimeout.
 	PullTimeout time.Duration
+	// MaxUnusedAge has Collect remove the images no container has used
+	// for this long, whatever the budget. Zero means only the budget
+	// removes images.
+	MaxUnusedAge time.Duration
 }
 
 // DefaultProgressTimeout is what a zero Config.ProgressTimeout means.
@@ -136,8 +141,8 @@ func (c Config) Validate() error {
 	if c.MaxBytes < 0 || c.MaxUnpackedBytes < 0 {
 		return fmt.Errorf("image cache size %d and unpacked size %d must not be negative", c.MaxBytes, c.MaxUnpackedBytes)
 	}
-	if c.ProgressTimeout < 0 || c.PullTimeout < 0 {
-		return fmt.Errorf("image pull timeouts %s and %s must not be negative", c.ProgressTimeout, c.PullTimeout)
+	if c.ProgressTimeout < 0 || c.PullTimeout < 0 || c.MaxUnusedAge < 0 {
+		return fmt.Errorf("image pull timeouts %s and %s and unused age %s must not be negative", c.ProgressTimeout, c.PullTimeout, c.MaxUnusedAge)
 	}
 	return nil
 }
@@ -207,6 +212,12 @@ type Store struct {
 	// flash damaged is pulled again rather than run.
 	verifiedMu sync.Mutex
 	verified   map[string]bool
+
+	maxUnusedAge time.Duration
+	usage        atomic.Int64  // bytes held: see Usage
+	gcKick       chan struct{} // wakes RunGC
+	lastUsedMu   sync.Mutex
+	lastUsed     map[string]time.Time // by image ID, as Collect last saw them
 }
 
 // flight is one pull that callers of the same reference share.
@@ -233,6 +244,8 @@ func New(cfg Config, log *slog.Logger) (*Store, error) {
 
 		maxBytes: cfg.MaxBytes, maxUnpacked: cfg.MaxUnpackedBytes,
 		progress: cfg.ProgressTimeout, timeout: cfg.PullTimeout,
+		maxUnusedAge: cfg.MaxUnusedAge,
+		gcKick:       make(chan struct{}, 1),
 	}
 	if s.maxUnpacked == 0 {
 		s.maxUnpacked = s.maxBytes

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path"
 	"slices"
@@ -212,7 +213,7 @@ func (s *Store) storeModule(r io.Reader) (string, error) {
 	}
 	defer os.Remove(f.Name())
 	h := sha256.New()
-	_, err = io.Copy(io.MultiWriter(f, h), br)
+	n, err := io.Copy(io.MultiWriter(f, h), br)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -226,6 +227,7 @@ func (s *Store) storeModule(r io.Reader) (string, error) {
 	if err := s.rename(f.Name(), s.modulePath(digest)); err != nil {
 		return "", err
 	}
+	s.wrote(n)
 	return digest, nil
 }
 
@@ -252,7 +254,7 @@ type unpackLimit struct {
 // newLimit returns the Store's limit for one pass over an image's layers.
 func (s *Store) newLimit() *unpackLimit {
 	if s.maxUnpacked <= 0 {
-		return nil
+		return &unpackLimit{max: math.MaxInt64 - 1}
 	}
 	return &unpackLimit{max: s.maxUnpacked}
 }

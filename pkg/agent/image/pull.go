@@ -79,6 +79,10 @@ func (s *Store) pull(ctx context.Context, r name.Reference) (*Artifact, error) {
 	default:
 		return nil, err
 	}
+	// Last used now: Collect reads the time from the record just saved.
+	s.lastUsedMu.Lock()
+	delete(s.lastUsed, rec.ImageID)
+	s.lastUsedMu.Unlock()
 	s.log.Info("image pulled", "ref", r.Name(), "imageID", rec.ImageID, "packaging", rec.Packaging, "duration", since(start))
 	return rec.artifact(s), nil
 }

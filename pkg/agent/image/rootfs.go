@@ -64,6 +64,7 @@ func (s *Store) unpackRootFS(layers []string, dst string) error {
 		}
 		return err
 	}
+	s.wrote(lim.used) // about what the files take
 	return nil
 }
 
