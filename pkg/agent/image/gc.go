@@ -35,7 +35,8 @@ func (s *Store) Usage() int64 { return s.usage.Load() }
 // Collect removes the cached images that inUse does not name and that
 // either have not been used for Config.MaxUnusedAge, or, while the cache
 // holds more than Config.MaxBytes, were used least recently: until it
-// holds at most 80 % of the budget. An image is used when inUse names it
+// holds at most 80 % of the budget. After a pull found the disk full, it
+// removes every image inUse does not name. An image is used when inUse names it
 // at a collection, or when it is pulled. now is the collection's time.
 // Files no image needs (downloads interrupted, modules extracted for
 // kubectl exec) are removed too. Pulls wait while Collect runs.
@@ -145,6 +146,14 @@ func (s *Store) collectLocked(keep map[string]bool, now time.Time) error {
 		if s.maxUnusedAge > 0 && now.Sub(img.lastUsed) >= s.maxUnusedAge {
 			s.log.Info("image unused too long; removing", "imageID", img.id, "lastUsed", img.lastUsed)
 			free(img)
+		}
+	}
+	if s.diskFull.Swap(false) {
+		for _, img := range unused {
+			if !remove[img.id] {
+				s.log.Info("disk full; removing unused image", "imageID", img.id, "lastUsed", img.lastUsed)
+				free(img)
+			}
 		}
 	}
 	if s.maxBytes > 0 && total > s.maxBytes {

@@ -42,6 +42,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -216,6 +217,7 @@ type Store struct {
 	maxUnusedAge time.Duration
 	usage        atomic.Int64  // bytes held: see Usage
 	gcKick       chan struct{} // wakes RunGC
+	diskFull     atomic.Bool   // a pull found the disk full: collect every unused image
 	lastUsedMu   sync.Mutex
 	lastUsed     map[string]time.Time // by image ID, as Collect last saw them
 }
@@ -298,6 +300,12 @@ func (s *Store) Pull(ctx context.Context, ref string, policy PullPolicy) (*Artif
 		return nil, fmt.Errorf("pull %s: unknown pull policy %q", ref, policy)
 	}
 	a, err := s.pullShared(ctx, r, policy != PullAlways)
+	if errors.Is(err, syscall.ENOSPC) {
+		// Make room for the next try: RunGC removes every unused image.
+		s.diskFull.Store(true)
+		s.kickGC()
+		return nil, fmt.Errorf("no space left on device while pulling %s into %s; images no pod uses are being removed: %w", ref, s.dir, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: %w", ref, err)
 	}
