@@ -114,9 +114,11 @@ func fuzzSeeds() [][2][]byte {
 	return layers
 }
 
-// fuzzStore opens a store whose layers may unpack to 1 MiB.
+// fuzzStore opens a store whose layers may unpack to 1 MiB, and that
+// does not wait for the disk.
 func fuzzStore(t *testing.T) *Store {
 	t.Helper()
+	noSync = true
 	s, err := New(Config{Dir: t.TempDir(), MaxUnpackedBytes: 1 << 20}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

@@ -24,6 +24,10 @@ const (
 	whiteoutPrefix = ".wh."
 	opaqueWhiteout = ".wh..wh..opq"
 	maxLinkHops    = 16
+	// maxZstdWindow bounds the memory a zstd layer may need to decode: 8
+	// MiB is what zstd uses up to its highest ordinary level; --long asks
+	// for more and is refused.
+	maxZstdWindow = 32 << 20
 )
 
 // fsEntry is a file of the image's merged filesystem and where it lives.
@@ -215,7 +219,7 @@ func (s *Store) storeModule(r io.Reader) (string, error) {
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(f, h), br)
 	if err == nil {
-		err = f.Sync()
+		err = syncFile(f)
 	}
 	if closeErr := f.Close(); err == nil {
 		err = closeErr
@@ -298,7 +302,10 @@ func walkLayer(layer string, lim *unpackLimit, fn func(ordinal int, h *tar.Heade
 		defer gz.Close()
 		r = gz
 	case bytes.HasPrefix(head, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		zr, err := zstd.NewReader(br)
+		// One goroutine, and a bound on the window a frame may ask for:
+		// the defaults let a crafted frame reserve 512 MiB.
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+			zstd.WithDecoderMaxWindow(maxZstdWindow))
 		if err != nil {
 			return err
 		}

@@ -10,6 +10,9 @@ import (
 // whole filesystem dir is on, in one call (one fsync per file of an
 // unpacked image costs seconds on an SD card).
 func syncTree(dir string) error {
+	if noSync {
+		return nil
+	}
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
