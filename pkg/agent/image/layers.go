@@ -109,10 +109,20 @@ func mergeLayers(layers []string, lim *unpackLimit) (map[string]fsEntry, error) 
 			return nil, fmt.Errorf("layer %d: %w", i+1, err)
 		}
 		// Whiteouts hide what lower layers have, not what this one adds.
-		for p := range merged {
-			if slices.ContainsFunc(hidden, func(h string) bool { return within(p, h) }) ||
-				slices.ContainsFunc(opaque, func(d string) bool { return p != d && within(p, d) }) {
-				delete(merged, p)
+		// Each path's ancestors are looked up in sets: a layer of many
+		// whiteouts over many files costs no more than their sum.
+		if len(hidden) > 0 || len(opaque) > 0 {
+			hiddenSet, opaqueSet := map[string]bool{}, map[string]bool{}
+			for _, h := range hidden {
+				hiddenSet[h] = true
+			}
+			for _, d := range opaque {
+				opaqueSet[d] = true
+			}
+			for p := range merged {
+				if covered(p, hiddenSet, opaqueSet) {
+					delete(merged, p)
+				}
 			}
 		}
 		for p, e := range added {
@@ -122,9 +132,17 @@ func mergeLayers(layers []string, lim *unpackLimit) (map[string]fsEntry, error) 
 	return merged, nil
 }
 
-// within reports whether p is dir or below it.
-func within(p, dir string) bool {
-	return p == dir || dir == "/" || strings.HasPrefix(p, dir+"/")
+// covered reports whether the absolute clean path p is hidden: it or a
+// directory above it is whited out, or a directory above it is opaque.
+func covered(p string, hidden, opaque map[string]bool) bool {
+	for q := p; ; q = path.Dir(q) {
+		if hidden[q] || q != p && opaque[q] {
+			return true
+		}
+		if q == "/" {
+			return false
+		}
+	}
 }
 
 // cleanPath makes a tar entry name an absolute clean path.
