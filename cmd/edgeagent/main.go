@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"strconv"
@@ -105,6 +106,12 @@ func parse(args []string) (agent.Config, slog.Level, string, error) {
 	fs.IntVar(&fromFlags.WASMDefaultMemoryPercent, "wasm-default-memory-percent", 0, "memory limit of a WASM container that sets none, in percent of --memory-bytes (default 25)")
 	fs.StringVar(&fromFlags.NativeWorkloads, "native-workloads", agent.NativeIsolated, "where native containers run: isolated (only in their sandbox: Linux, the agent as root), unisolated (also elsewhere, as the agent's user, able to read the agent's store and key) or off")
 	allowRoot := fs.Bool("allow-root-images", true, "run native containers as root (uid 0, in their sandbox) when their image or pod says so; false refuses them")
+	var imageCacheSize string
+	fs.StringVar(&imageCacheSize, "image-cache-size", "", "budget of the image cache: bytes, or with a suffix Ki, Mi, Gi, Ti (1024s) or K, M, G, T (1000s); past it, images no pod uses are removed, least recently used first (default 2Gi)")
+	fs.DurationVar(&fromFlags.ImagePullProgressTimeout, "image-pull-progress-timeout", 0, "give up on an image pull that receives nothing from the registry for this long (default 1m)")
+	fs.DurationVar(&fromFlags.ImagePullTimeout, "image-pull-timeout", 0, "give up on an image pull that takes longer than this (default: no limit but the progress timeout)")
+	fs.DurationVar(&fromFlags.ImageMaxUnusedAge, "image-max-unused-age", 0, "remove cached images no pod has used for this long (default 168h)")
+	fs.DurationVar(&fromFlags.ImageGCInterval, "image-gc-interval", 0, "how often the image cache is collected, besides when it passes its budget (default 5m)")
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&debugListen, "debug-listen", "", "serve Go's profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6061; empty means off. Unauthenticated: bind it to loopback")
 	if err := fs.Parse(args); err != nil {
@@ -136,6 +143,13 @@ func parse(args []string) (agent.Config, slog.Level, string, error) {
 		fromFlags.InsecureRegistries = strings.Split(insecure, ",")
 	}
 	fromFlags.NoRootImages = !*allowRoot
+	if imageCacheSize != "" {
+		n, err := parseSize(imageCacheSize)
+		if err != nil {
+			return cfg, 0, "", fmt.Errorf("--image-cache-size: %w", err)
+		}
+		fromFlags.ImageCacheBytes = n
+	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		return cfg, 0, "", fmt.Errorf("--log-level: %w", err)
@@ -206,10 +220,40 @@ func parse(args []string) (agent.Config, slog.Level, string, error) {
 				cfg.NativeWorkloads = fromFlags.NativeWorkloads
 			case "allow-root-images":
 				cfg.NoRootImages = fromFlags.NoRootImages
+			case "image-cache-size":
+				cfg.ImageCacheBytes = fromFlags.ImageCacheBytes
+			case "image-pull-progress-timeout":
+				cfg.ImagePullProgressTimeout = fromFlags.ImagePullProgressTimeout
+			case "image-pull-timeout":
+				cfg.ImagePullTimeout = fromFlags.ImagePullTimeout
+			case "image-max-unused-age":
+				cfg.ImageMaxUnusedAge = fromFlags.ImageMaxUnusedAge
+			case "image-gc-interval":
+				cfg.ImageGCInterval = fromFlags.ImageGCInterval
 			}
 		})
 	}
 	return cfg, lv, debugListen, nil
+}
+
+// parseSize parses a number of bytes with an optional suffix: Ki, Mi, Gi,
+// Ti for powers of 1024, K, M, G, T for powers of 1000.
+func parseSize(s string) (int64, error) {
+	num, mult := s, int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"Ti", 1 << 40}, {"K", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12}} {
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			num, mult = n, u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("%q is not a size such as 2Gi, 512Mi or 1000000", s)
+	}
+	return n * mult, nil
 }
 
 // subcommand runs join or status.

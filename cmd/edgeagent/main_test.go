@@ -89,3 +89,36 @@ func TestParseNativeWorkloadFlags(t *testing.T) {
 		})
 	}
 }
+
+func TestParseImageFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args     []string
+		bytes    int64
+		progress time.Duration
+		timeout  time.Duration
+		age      time.Duration
+	}{
+		{args: nil},
+		{args: []string{"--image-cache-size", "512Mi"}, bytes: 512 << 20},
+		{args: []string{"--image-cache-size", "3G"}, bytes: 3e9},
+		{args: []string{"--image-cache-size", "1048576"}, bytes: 1 << 20},
+		{
+			args:     []string{"--image-pull-progress-timeout", "30s", "--image-pull-timeout", "10m", "--image-max-unused-age", "72h"},
+			progress: 30 * time.Second, timeout: 10 * time.Minute, age: 72 * time.Hour,
+		},
+	} {
+		cfg, _, _, err := parse(tc.args)
+		if err != nil {
+			t.Fatalf("parse(%q): %v", tc.args, err)
+		}
+		if cfg.ImageCacheBytes != tc.bytes || cfg.ImagePullProgressTimeout != tc.progress || cfg.ImagePullTimeout != tc.timeout || cfg.ImageMaxUnusedAge != tc.age {
+			t.Errorf("parse(%q): got cache %d, progress %s, timeout %s, age %s", tc.args,
+				cfg.ImageCacheBytes, cfg.ImagePullProgressTimeout, cfg.ImagePullTimeout, cfg.ImageMaxUnusedAge)
+		}
+	}
+	for _, bad := range []string{"lots", "-1Gi", "1.5Gi", "0x10"} {
+		if _, _, _, err := parse([]string{"--image-cache-size", bad}); err == nil || !strings.Contains(err.Error(), "--image-cache-size") {
+			t.Errorf("--image-cache-size %s: got %v, want an error naming the flag", bad, err)
+		}
+	}
+}

@@ -95,6 +95,24 @@ type Config struct {
 	// LANInterval is how often the device's LAN facts (subnet, gateway) are
 	// read again, to notice that it moved to another LAN; zero means 1 min.
 	LANInterval time.Duration `json:"lanInterval" yaml:"lanInterval"`
+	// ImageCacheBytes is the image cache's budget (--image-cache-size):
+	// past it, the images no desired workload uses are removed, least
+	// recently used first, and no image larger is pulled. Zero means
+	// DefaultImageCacheBytes.
+	ImageCacheBytes int64 `json:"imageCacheBytes" yaml:"imageCacheBytes"`
+	// ImagePullProgressTimeout gives up on a pull that receives nothing
+	// from the registry for this long; zero means 1 minute.
+	ImagePullProgressTimeout time.Duration `json:"imagePullProgressTimeout" yaml:"imagePullProgressTimeout"`
+	// ImagePullTimeout bounds a whole pull; zero means no bound but the
+	// progress timeout.
+	ImagePullTimeout time.Duration `json:"imagePullTimeout" yaml:"imagePullTimeout"`
+	// ImageMaxUnusedAge removes the images no desired workload has used
+	// for this long; zero means DefaultImageMaxUnusedAge.
+	ImageMaxUnusedAge time.Duration `json:"imageMaxUnusedAge" yaml:"imageMaxUnusedAge"`
+	// ImageGCInterval is how often the image cache is collected (also
+	// whenever a pull takes it past its budget or finds the disk full);
+	// zero means 5 minutes.
+	ImageGCInterval time.Duration `json:"imageGCInterval" yaml:"imageGCInterval"`
 	// KeepIdlePages keeps the binary's and compiled modules' pages resident
 	// when the agent goes idle; by default they are given back to the kernel
 	// (see pkg/agent/workingset) and read back from storage on use.
@@ -143,6 +161,13 @@ func (c Config) processPolicy() supervisor.ProcessPolicy {
 	}
 }
 
+// Defaults of the image cache.
+const (
+	DefaultImageCacheBytes   = 2 << 30
+	DefaultImageMaxUnusedAge = 7 * 24 * time.Hour
+	DefaultImageGCInterval   = 5 * time.Minute
+)
+
 // Default fills in defaults that need no I/O.
 func (c *Config) Default() {
 	if c.DataDir == "" {
@@ -159,6 +184,15 @@ func (c *Config) Default() {
 	}
 	if c.MeshListen == "" {
 		c.MeshListen = ":0"
+	}
+	if c.ImageCacheBytes == 0 {
+		c.ImageCacheBytes = DefaultImageCacheBytes
+	}
+	if c.ImageMaxUnusedAge == 0 {
+		c.ImageMaxUnusedAge = DefaultImageMaxUnusedAge
+	}
+	if c.ImageGCInterval == 0 {
+		c.ImageGCInterval = DefaultImageGCInterval
 	}
 }
 
@@ -199,6 +233,9 @@ func (c Config) Validate() error {
 	}
 	if c.LogMaxBytes < 0 || c.LogMaxFiles < 0 {
 		errs = append(errs, fmt.Errorf("log rotation: max bytes %d and max files %d must not be negative", c.LogMaxBytes, c.LogMaxFiles))
+	}
+	if c.ImageCacheBytes < 0 || c.ImagePullProgressTimeout < 0 || c.ImagePullTimeout < 0 || c.ImageMaxUnusedAge < 0 || c.ImageGCInterval < 0 {
+		errs = append(errs, errors.New("image cache size, pull timeouts, unused age and GC interval must not be negative"))
 	}
 	if c.AdvertiseAddress != "" && net.ParseIP(c.AdvertiseAddress) == nil {
 		errs = append(errs, fmt.Errorf("advertise address %q is not an IP address", c.AdvertiseAddress))
@@ -258,6 +295,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	images, err := image.New(image.Config{
 		Dir: filepath.Join(cfg.DataDir, "images"), InsecureRegistries: cfg.InsecureRegistries,
 		Platform: goruntime.GOOS + "/" + goruntime.GOARCH,
+		MaxBytes: cfg.ImageCacheBytes, ProgressTimeout: cfg.ImagePullProgressTimeout, PullTimeout: cfg.ImagePullTimeout,
+		MaxUnusedAge: cfg.ImageMaxUnusedAge,
 	}, log.With("component", "images"))
 	if err != nil {
 		return err
@@ -374,6 +413,15 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if !cfg.KeepIdlePages {
 		wg.Go(func() { _ = workingset.Run(ctx, workingset.Config{}, log.With("component", "working-set")) })
 	}
+	// The image cache's GC keeps what the desired workloads need: known
+	// once the stored ones were resumed.
+	wg.Go(func() {
+		select {
+		case <-sup.Resumed():
+			_ = images.RunGC(ctx, cfg.ImageGCInterval, sup.ImagesInUse)
+		case <-ctx.Done():
+		}
+	})
 	wg.Go(func() { serveLocalAPI(ctx, cfg, st, cl, sup, watcher.Clusters, log.With("component", "local-api")) })
 	log.Info("agent started", "hub", cfg.Hub, "dataDir", cfg.DataDir, "address", cfg.AdvertiseAddress, "version", version.Version, "meshPort", mh.Port())
 	err = cl.Run(ctx)

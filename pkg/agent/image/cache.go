@@ -118,7 +118,17 @@ func (s *Store) readRecord(imageID string) (*record, error) {
 	}
 	var rec record
 	if err := json.Unmarshal(b, &rec); err != nil {
-		return nil, fmt.Errorf("read cache record %s: %w", imageID, err)
+		// Pulled again, as if it were not there.
+		s.log.Warn("cache record corrupt; removed", "imageID", imageID, "err", err)
+		if err := os.Remove(s.recordPath(imageID)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("read cache record %s: %w", imageID, os.ErrNotExist)
+	}
+	if rec.Module != "" {
+		if _, err := hexOf(rec.Module); err != nil {
+			return nil, fmt.Errorf("read cache record %s: module: %w", imageID, err)
+		}
 	}
 	return &rec, nil
 }
@@ -147,7 +157,11 @@ func (s *Store) readRef(r name.Reference) (string, error) {
 	}
 	var e refEntry
 	if err := json.Unmarshal(b, &e); err != nil {
-		return "", fmt.Errorf("read cache entry for %s: %w", r.Name(), err)
+		s.log.Warn("cache entry corrupt; removed", "ref", r.Name(), "err", err)
+		if err := os.Remove(s.refPath(r)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return "", err
+		}
+		return "", fmt.Errorf("read cache entry for %s: %w", r.Name(), os.ErrNotExist)
 	}
 	return e.ImageID, nil
 }
@@ -162,51 +176,102 @@ func (s *Store) saveRef(r name.Reference, imageID string) error {
 }
 
 // writeFileAtomic writes data to path through a temporary file, so that
-// readers see the old or the new content, never a part.
+// readers see the old or the new content, never a part, also after a
+// crash: the content reaches the disk before the rename does.
 func (s *Store) writeFileAtomic(path string, data []byte) error {
 	f, err := os.CreateTemp(s.path(tmpDir), "write-")
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return nil
-}
-
-// storeVerified copies r to path if its content has the given digest (and
-// size, if size >= 0); otherwise nothing is written.
-func (s *Store) storeVerified(path, digest string, size int64, r io.Reader) error {
-	f, err := os.CreateTemp(s.path(tmpDir), "blob-")
-	if err != nil {
-		return err
-	}
 	defer os.Remove(f.Name()) // after a successful rename this fails harmlessly
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), r)
+	_, err = f.Write(data)
+	if err == nil {
+		err = syncFile(f)
+	}
 	if closeErr := f.Close(); err == nil {
 		err = closeErr
 	}
 	if err != nil {
 		return err
 	}
+	return s.rename(f.Name(), path)
+}
+
+// rename renames a file of tmp/ into place and syncs the directory it
+// lands in, so that the new name survives a crash.
+func (s *Store) rename(from, to string) error {
+	if err := os.Rename(from, to); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(to))
+}
+
+// noSync turns syncDir, syncFile and syncTree off: fuzz targets, which
+// unpack thousands of layers a second, do without waiting for the disk.
+var noSync bool
+
+// syncFile flushes f's content to the disk.
+func syncFile(f *os.File) error {
+	if noSync {
+		return nil
+	}
+	return f.Sync()
+}
+
+// syncDir flushes a directory's entries to the disk. Where directories
+// cannot be synced (Windows) it does nothing.
+func syncDir(dir string) error {
+	if noSync {
+		return nil
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) && !errors.Is(err, errors.ErrUnsupported) {
+		return err
+	}
+	return nil
+}
+
+// storeVerified copies r to path if its content has the given digest and
+// size; otherwise nothing is written. It reads at most one byte more than
+// size: a source that sends more is cut off.
+func (s *Store) storeVerified(path, digest string, size int64, r io.Reader) error {
+	if size < 0 {
+		return fmt.Errorf("blob %s has no size", digest)
+	}
+	f, err := os.CreateTemp(s.path(tmpDir), "blob-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // after a successful rename this fails harmlessly
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(r, size+1))
+	if err == nil && n > size {
+		err = fmt.Errorf("blob %s is larger than its descriptor's %d bytes: cut off", digest, size)
+	}
+	if err == nil {
+		err = syncFile(f)
+	}
+	if closeErr := f.Close(); err == nil {
+		err = closeErr
+	}
+	if err != nil {
+		return err
+	}
+	if n != size {
+		return fmt.Errorf("content of %s has %d bytes, want %d", digest, n, size)
+	}
 	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != digest {
 		return fmt.Errorf("content of %s has digest %s", digest, got)
 	}
-	if size >= 0 && n != size {
-		return fmt.Errorf("content of %s has %d bytes, want %d", digest, n, size)
+	if err := s.rename(f.Name(), path); err != nil {
+		return err
 	}
-	return os.Rename(f.Name(), path)
+	s.wrote(n)
+	return nil
 }
 
 // GC removes the cached images whose image IDs are not in keep, with their
@@ -216,6 +281,7 @@ func (s *Store) GC(keep map[string]bool) error {
 	s.gc.Lock()
 	defer s.gc.Unlock()
 	defer s.forgetLookups()
+	defer s.forgetVerified()
 	if err := s.gcLocked(keep); err != nil {
 		return fmt.Errorf("collect image cache garbage: %w", err)
 	}

@@ -41,6 +41,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -77,6 +79,10 @@ var (
 	// ErrNotFound means the registry does not know the image (manifest or
 	// repository unknown).
 	ErrNotFound = errors.New("image not found")
+	// ErrTooLarge means the image does not fit the limits of this device's
+	// cache: a blob larger than its budget, or layers that unpack to more
+	// than Config.MaxUnpackedBytes.
+	ErrTooLarge = errors.New("image too large for this device")
 )
 
 // Config configures a Store.
@@ -93,7 +99,30 @@ type Config struct {
 	// the device runs with its process runtime; they are unpacked into a
 	// root filesystem. Empty accepts wasm images only.
 	Platform string
+	// MaxBytes is the cache's budget in bytes. No image whose blobs add up
+	// to more is downloaded, and once the cache holds more, Collect removes
+	// the images no container uses, least recently used first. Zero means
+	// no budget.
+	MaxBytes int64
+	// MaxUnpackedBytes bounds what the layers of one image may unpack to,
+	// all together: a layer that unpacks to more (a gzip bomb) fails the
+	// pull. Zero means MaxBytes; with neither, there is no bound.
+	MaxUnpackedBytes int64
+	// ProgressTimeout gives up on a pull that receives nothing from the
+	// registry for this long: no response headers, or no byte of a body.
+	// Zero means one minute.
+	ProgressTimeout time.Duration
+	// PullTimeout bounds a whole pull, however steadily the registry
+	// sends. Zero means no bound but ProgressTimeout.
+	PullTimeout time.Duration
+	// MaxUnusedAge has Collect remove the images no container has used
+	// for this long, whatever the budget. Zero means only the budget
+	// removes images.
+	MaxUnusedAge time.Duration
 }
+
+// DefaultProgressTimeout is what a zero Config.ProgressTimeout means.
+const DefaultProgressTimeout = time.Minute
 
 // Validate reports whether the configuration can be used.
 func (c Config) Validate() error {
@@ -109,6 +138,12 @@ func (c Config) Validate() error {
 		if r == "" || strings.Contains(r, "/") {
 			return fmt.Errorf("insecure registry %q is not host or host:port", r)
 		}
+	}
+	if c.MaxBytes < 0 || c.MaxUnpackedBytes < 0 {
+		return fmt.Errorf("image cache size %d and unpacked size %d must not be negative", c.MaxBytes, c.MaxUnpackedBytes)
+	}
+	if c.ProgressTimeout < 0 || c.PullTimeout < 0 || c.MaxUnusedAge < 0 {
+		return fmt.Errorf("image pull timeouts %s and %s and unused age %s must not be negative", c.ProgressTimeout, c.PullTimeout, c.MaxUnusedAge)
 	}
 	return nil
 }
@@ -147,10 +182,14 @@ type Artifact struct {
 
 // Store is the image cache. It is safe for concurrent use.
 type Store struct {
-	log      *slog.Logger
-	dir      string // absolute
-	insecure []string
-	native   *v1.Platform // nil: wasm only
+	log         *slog.Logger
+	dir         string // absolute
+	insecure    []string
+	native      *v1.Platform  // nil: wasm only
+	maxBytes    int64         // 0: no budget
+	maxUnpacked int64         // 0: no bound
+	progress    time.Duration // Config.ProgressTimeout, defaulted
+	timeout     time.Duration // 0: none
 
 	// gc is held shared by pulls and lookups, exclusively by GC, so that GC
 	// never removes files a pull is about to record.
@@ -167,6 +206,20 @@ type Store struct {
 
 	flightMu sync.Mutex
 	flights  map[string]*flight // by normalized reference
+
+	// verified holds the paths of modules and blobs whose content was
+	// found to have their digest since the Store was opened. A file is
+	// hashed on its first use after a restart, so that one a crash or the
+	// flash damaged is pulled again rather than run.
+	verifiedMu sync.Mutex
+	verified   map[string]bool
+
+	maxUnusedAge time.Duration
+	usage        atomic.Int64  // bytes held: see Usage
+	gcKick       chan struct{} // wakes RunGC
+	diskFull     atomic.Bool   // a pull found the disk full: collect every unused image
+	lastUsedMu   sync.Mutex
+	lastUsed     map[string]time.Time // by image ID, as Collect last saw them
 }
 
 // flight is one pull that callers of the same reference share.
@@ -190,6 +243,17 @@ func New(cfg Config, log *slog.Logger) (*Store, error) {
 		dir:      dir,
 		insecure: slices.Clone(cfg.InsecureRegistries),
 		flights:  make(map[string]*flight),
+
+		maxBytes: cfg.MaxBytes, maxUnpacked: cfg.MaxUnpackedBytes,
+		progress: cfg.ProgressTimeout, timeout: cfg.PullTimeout,
+		maxUnusedAge: cfg.MaxUnusedAge,
+		gcKick:       make(chan struct{}, 1),
+	}
+	if s.maxUnpacked == 0 {
+		s.maxUnpacked = s.maxBytes
+	}
+	if s.progress == 0 {
+		s.progress = DefaultProgressTimeout
 	}
 	if cfg.Platform != "" {
 		s.native, _ = v1.ParsePlatform(cfg.Platform)
@@ -236,6 +300,12 @@ func (s *Store) Pull(ctx context.Context, ref string, policy PullPolicy) (*Artif
 		return nil, fmt.Errorf("pull %s: unknown pull policy %q", ref, policy)
 	}
 	a, err := s.pullShared(ctx, r, policy != PullAlways)
+	if errors.Is(err, syscall.ENOSPC) {
+		// Make room for the next try: RunGC removes every unused image.
+		s.diskFull.Store(true)
+		s.kickGC()
+		return nil, fmt.Errorf("no space left on device while pulling %s into %s; images no pod uses are being removed: %w", ref, s.dir, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: %w", ref, err)
 	}
@@ -320,13 +390,76 @@ func (s *Store) lookup(r name.Reference) (*Artifact, error) {
 		s.looked[r.Name()] = rec
 		s.lookedMu.Unlock()
 	}
-	a := rec.artifact(s)
-	if _, err := os.Stat(rec.contentPath(s)); errors.Is(err, os.ErrNotExist) {
-		return nil, ErrNotPresent
-	} else if err != nil {
+	if err := s.checkContent(rec); err != nil {
+		if errors.Is(err, errCorrupt) {
+			s.forgetLookups()
+		}
 		return nil, err
 	}
-	return a, nil
+	return rec.artifact(s), nil
+}
+
+// errCorrupt marks cached content that does not have its digest.
+var errCorrupt = errors.New("corrupt")
+
+// checkContent reports ErrNotPresent unless the module or root filesystem
+// rec names is there, and a module has its digest. A module that does not
+// is removed.
+func (s *Store) checkContent(rec *record) error {
+	if rec.RootFS {
+		// Its files were synced before the directory got its name.
+		if _, err := os.Stat(s.rootfsPath(rec.ImageID)); errors.Is(err, os.ErrNotExist) {
+			return ErrNotPresent
+		} else if err != nil {
+			return err
+		}
+		return nil
+	}
+	if err := s.verifyFile(s.modulePath(rec.Module), rec.Module); errors.Is(err, os.ErrNotExist) {
+		return ErrNotPresent
+	} else if errors.Is(err, errCorrupt) {
+		return fmt.Errorf("%w: cached module %s was %w and is removed", ErrNotPresent, rec.Module, err)
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
+// verifyFile checks, once per Store, that the file at path has digest; a
+// file that does not is removed and reported errCorrupt.
+func (s *Store) verifyFile(path, digest string) error {
+	s.verifiedMu.Lock()
+	ok := s.verified[path]
+	s.verifiedMu.Unlock()
+	if ok {
+		return nil
+	}
+	got, err := fileDigest(path)
+	if err != nil {
+		return err
+	}
+	if got != digest {
+		s.log.Warn("cached file corrupt; removed", "path", path, "digest", digest, "actual", got)
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		return errCorrupt
+	}
+	s.verifiedMu.Lock()
+	if s.verified == nil {
+		s.verified = map[string]bool{}
+	}
+	s.verified[path] = true
+	s.verifiedMu.Unlock()
+	return nil
+}
+
+// forgetVerified drops what verifyFile knows of the files under the
+// cache: GC removed some.
+func (s *Store) forgetVerified() {
+	s.verifiedMu.Lock()
+	s.verified = nil
+	s.verifiedMu.Unlock()
 }
 
 // forgetLookups empties what lookup memoized: the files changed.
@@ -398,6 +531,20 @@ func (a *Artifact) clone() *Artifact {
 	c.Cmd = slices.Clone(a.Cmd)
 	c.Env = slices.Clone(a.Env)
 	return &c
+}
+
+// size formats a number of bytes for people: "512 B", "4.0 KiB", "2.0 GiB".
+func size(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 5; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // since is for log durations.

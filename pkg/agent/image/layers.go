@@ -5,9 +5,12 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path"
 	"slices"
@@ -21,6 +24,10 @@ const (
 	whiteoutPrefix = ".wh."
 	opaqueWhiteout = ".wh..wh..opq"
 	maxLinkHops    = 16
+	// maxZstdWindow bounds the memory a zstd layer may need to decode: 8
+	// MiB is what zstd uses up to its highest ordinary level; --long asks
+	// for more and is refused.
+	maxZstdWindow = 32 << 20
 )
 
 // fsEntry is a file of the image's merged filesystem and where it lives.
@@ -34,7 +41,7 @@ type fsEntry struct {
 // extractModule finds the module in the image filesystem made of layers
 // (bottom first), stores it under modules/ and returns its digest.
 func (s *Store) extractModule(layers []string, cfg v1.Config) (string, error) {
-	files, err := mergeLayers(layers)
+	files, err := mergeLayers(layers, s.newLimit())
 	if err != nil {
 		return "", err
 	}
@@ -78,12 +85,12 @@ func (s *Store) extractModule(layers []string, cfg v1.Config) (string, error) {
 
 // mergeLayers applies the layers in order, with OCI whiteouts, and returns
 // the regular files and links of the result by absolute path.
-func mergeLayers(layers []string) (map[string]fsEntry, error) {
+func mergeLayers(layers []string, lim *unpackLimit) (map[string]fsEntry, error) {
 	merged := map[string]fsEntry{}
 	for i, layer := range layers {
 		added := map[string]fsEntry{}
 		var hidden, opaque []string
-		err := walkLayer(layer, func(ordinal int, h *tar.Header, _ io.Reader) (bool, error) {
+		err := walkLayer(layer, lim, func(ordinal int, h *tar.Header, _ io.Reader) (bool, error) {
 			p := cleanPath(h.Name)
 			dir, base := path.Split(p)
 			switch {
@@ -102,10 +109,20 @@ func mergeLayers(layers []string) (map[string]fsEntry, error) {
 			return nil, fmt.Errorf("layer %d: %w", i+1, err)
 		}
 		// Whiteouts hide what lower layers have, not what this one adds.
-		for p := range merged {
-			if slices.ContainsFunc(hidden, func(h string) bool { return within(p, h) }) ||
-				slices.ContainsFunc(opaque, func(d string) bool { return p != d && within(p, d) }) {
-				delete(merged, p)
+		// Each path's ancestors are looked up in sets: a layer of many
+		// whiteouts over many files costs no more than their sum.
+		if len(hidden) > 0 || len(opaque) > 0 {
+			hiddenSet, opaqueSet := map[string]bool{}, map[string]bool{}
+			for _, h := range hidden {
+				hiddenSet[h] = true
+			}
+			for _, d := range opaque {
+				opaqueSet[d] = true
+			}
+			for p := range merged {
+				if covered(p, hiddenSet, opaqueSet) {
+					delete(merged, p)
+				}
 			}
 		}
 		for p, e := range added {
@@ -115,9 +132,17 @@ func mergeLayers(layers []string) (map[string]fsEntry, error) {
 	return merged, nil
 }
 
-// within reports whether p is dir or below it.
-func within(p, dir string) bool {
-	return p == dir || dir == "/" || strings.HasPrefix(p, dir+"/")
+// covered reports whether the absolute clean path p is hidden: it or a
+// directory above it is whited out, or a directory above it is opaque.
+func covered(p string, hidden, opaque map[string]bool) bool {
+	for q := p; ; q = path.Dir(q) {
+		if hidden[q] || q != p && opaque[q] {
+			return true
+		}
+		if q == "/" {
+			return false
+		}
+	}
 }
 
 // cleanPath makes a tar entry name an absolute clean path.
@@ -175,7 +200,7 @@ func resolveParent(files map[string]fsEntry, p string) (string, bool) {
 func (s *Store) copyEntry(layer string, ordinal int) (string, error) {
 	var digest string
 	found := false
-	err := walkLayer(layer, func(i int, h *tar.Header, r io.Reader) (bool, error) {
+	err := walkLayer(layer, s.newLimit(), func(i int, h *tar.Header, r io.Reader) (bool, error) {
 		if i != ordinal {
 			return true, nil
 		}
@@ -209,20 +234,22 @@ func (s *Store) storeModule(r io.Reader) (string, error) {
 		return "", err
 	}
 	defer os.Remove(f.Name())
-	_, err = io.Copy(f, br)
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), br)
+	if err == nil {
+		err = syncFile(f)
+	}
 	if closeErr := f.Close(); err == nil {
 		err = closeErr
 	}
 	if err != nil {
 		return "", err
 	}
-	digest, err := fileDigest(f.Name())
-	if err != nil {
+	digest := "sha256:" + hex.EncodeToString(h.Sum(nil))
+	if err := s.rename(f.Name(), s.modulePath(digest)); err != nil {
 		return "", err
 	}
-	if err := os.Rename(f.Name(), s.modulePath(digest)); err != nil {
-		return "", err
-	}
+	s.wrote(n)
 	return digest, nil
 }
 
@@ -239,9 +266,43 @@ func fileDigest(path string) (string, error) {
 	return h.String(), nil
 }
 
+// unpackLimit bounds the bytes the layers of one image unpack to: what the
+// tar reader reads from the decompressed streams, headers and padding
+// included. A nil *unpackLimit bounds nothing.
+type unpackLimit struct {
+	max, used int64
+}
+
+// newLimit returns the Store's limit for one pass over an image's layers.
+func (s *Store) newLimit() *unpackLimit {
+	if s.maxUnpacked <= 0 {
+		return &unpackLimit{max: math.MaxInt64 - 1}
+	}
+	return &unpackLimit{max: s.maxUnpacked}
+}
+
+// limitedReader counts what is read from r against lim.
+type limitedReader struct {
+	r   io.Reader
+	lim *unpackLimit
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if left := l.lim.max - l.lim.used; int64(len(p)) > left+1 {
+		p = p[:left+1] // one more than allowed tells "too much" from "just enough"
+	}
+	n, err := l.r.Read(p)
+	l.lim.used += int64(n)
+	if l.lim.used > l.lim.max {
+		return n, fmt.Errorf("unpacks to more than %s, the most this device's image cache allows: %w", size(l.lim.max), ErrTooLarge)
+	}
+	return n, err
+}
+
 // walkLayer calls fn for each entry of a (possibly gzip or zstd compressed)
-// tar layer until fn returns false.
-func walkLayer(layer string, fn func(ordinal int, h *tar.Header, r io.Reader) (bool, error)) error {
+// tar layer until fn returns false. What the layer unpacks to counts
+// against lim.
+func walkLayer(layer string, lim *unpackLimit, fn func(ordinal int, h *tar.Header, r io.Reader) (bool, error)) error {
 	f, err := os.Open(layer)
 	if err != nil {
 		return err
@@ -259,12 +320,18 @@ func walkLayer(layer string, fn func(ordinal int, h *tar.Header, r io.Reader) (b
 		defer gz.Close()
 		r = gz
 	case bytes.HasPrefix(head, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		zr, err := zstd.NewReader(br)
+		// One goroutine, and a bound on the window a frame may ask for:
+		// the defaults let a crafted frame reserve 512 MiB.
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+			zstd.WithDecoderMaxWindow(maxZstdWindow))
 		if err != nil {
 			return err
 		}
 		defer zr.Close()
 		r = zr
+	}
+	if lim != nil {
+		r = &limitedReader{r: r, lim: lim}
 	}
 	tr := tar.NewReader(r)
 	for i := 0; ; i++ {

@@ -30,6 +30,9 @@ func (s *Store) ImageModule(imageID, p string) (string, error) {
 	if rec.Packaging != PackagingImage {
 		return "", fmt.Errorf("%s: %w (a %s artifact holds one module and no filesystem)", p, ErrNotInImage, rec.Packaging)
 	}
+	if err := s.verifyFile(s.blobPath(imageID), imageID); err != nil {
+		return "", fmt.Errorf("image %s: manifest: %w", imageID, err)
+	}
 	raw, err := os.ReadFile(s.blobPath(imageID))
 	if err != nil {
 		return "", fmt.Errorf("image %s: manifest: %w", imageID, err)
@@ -40,9 +43,17 @@ func (s *Store) ImageModule(imageID, p string) (string, error) {
 	}
 	var layers []string
 	for _, l := range m.Layers {
+		if _, err := hexOf(l.Digest.String()); err != nil {
+			return "", fmt.Errorf("image %s: %w", imageID, err)
+		}
+		// A layer that lost its digest is not read: it is pulled again
+		// with the image.
+		if err := s.verifyFile(s.blobPath(l.Digest.String()), l.Digest.String()); err != nil {
+			return "", fmt.Errorf("image %s: layer %s: %w", imageID, l.Digest, err)
+		}
 		layers = append(layers, s.blobPath(l.Digest.String()))
 	}
-	files, err := mergeLayers(layers)
+	files, err := mergeLayers(layers, s.newLimit())
 	if err != nil {
 		return "", err
 	}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -48,15 +49,51 @@ type puller struct {
 	repo name.Repository
 }
 
-// pull resolves r on its registry and caches what is needed to run it.
+// pull resolves r on its registry and caches what is needed to run it,
+// giving up as Config.ProgressTimeout and Config.PullTimeout say.
 func (s *Store) pull(ctx context.Context, r name.Reference) (*Artifact, error) {
 	s.gc.RLock()
 	defer s.gc.RUnlock()
 
 	start := time.Now()
+	pullCtx := ctx
+	if s.timeout > 0 {
+		var cancel context.CancelFunc
+		pullCtx, cancel = context.WithTimeoutCause(ctx, s.timeout, errPullTimeout)
+		defer cancel()
+	}
+	tr := &progressTransport{
+		base:    &schemePolicy{base: remote.DefaultTransport, allowHTTP: s.allowHTTP},
+		timeout: s.progress,
+	}
+	rec, err := s.pullWith(pullCtx, r, tr)
+	switch {
+	case err == nil:
+	case tr.stalled.Load() && ctx.Err() == nil:
+		// Whatever go-containerregistry made of the aborted request.
+		return nil, fmt.Errorf("no data from the registry for %s, gave up (image pull progress timeout): %v", s.progress, err)
+	case errors.Is(context.Cause(pullCtx), errPullTimeout) && ctx.Err() == nil:
+		// Not wrapped: this is no cancellation that callers sharing the
+		// pull should retry after (see pullShared).
+		return nil, fmt.Errorf("not done within %s, gave up (image pull timeout): %v", s.timeout, err)
+	default:
+		return nil, err
+	}
+	// Last used now: Collect reads the time from the record just saved.
+	s.lastUsedMu.Lock()
+	delete(s.lastUsed, rec.ImageID)
+	s.lastUsedMu.Unlock()
+	s.log.Info("image pulled", "ref", r.Name(), "imageID", rec.ImageID, "packaging", rec.Packaging, "duration", since(start))
+	return rec.artifact(s), nil
+}
+
+// errPullTimeout is the cause of a pull's context ending at PullTimeout.
+var errPullTimeout = errors.New("image pull timeout")
+
+func (s *Store) pullWith(ctx context.Context, r name.Reference, tr http.RoundTripper) (*record, error) {
 	p, err := remote.NewPuller(
 		remote.WithContext(ctx),
-		remote.WithTransport(&schemePolicy{base: remote.DefaultTransport, allowHTTP: s.allowHTTP}),
+		remote.WithTransport(tr),
 		remote.WithUserAgent("edgefabric-agent"),
 	)
 	if err != nil {
@@ -73,8 +110,7 @@ func (s *Store) pull(ctx context.Context, r name.Reference) (*Artifact, error) {
 	if err := s.saveRef(r, rec.ImageID); err != nil {
 		return nil, fmt.Errorf("save cache entry: %w", err)
 	}
-	s.log.Info("image pulled", "ref", r.Name(), "imageID", rec.ImageID, "packaging", rec.Packaging, "duration", since(start))
-	return rec.artifact(s), nil
+	return rec, nil
 }
 
 // resolve fetches the manifest (choosing the wasm platform of an index) and,
@@ -103,7 +139,7 @@ func (pl *puller) resolve(ctx context.Context) (*record, error) {
 	}
 
 	if rec, err := pl.s.readRecord(digest); err == nil {
-		if _, err := os.Stat(rec.contentPath(pl.s)); err == nil {
+		if err := pl.s.checkContent(rec); err == nil {
 			rec.Blobs = indexes // saveRecord adds the ones it has
 			return rec, nil
 		}
@@ -272,7 +308,10 @@ func (pl *puller) rawModule(ctx context.Context, m *v1.Manifest, packaging strin
 		return nil, err
 	}
 	path := pl.s.modulePath(digest)
-	if _, err := os.Stat(path); err != nil {
+	if err := pl.s.verifyFile(path, digest); err != nil {
+		if !errors.Is(err, os.ErrNotExist) && !errors.Is(err, errCorrupt) {
+			return nil, err
+		}
 		if err := pl.fetch(ctx, l, path); err != nil {
 			return nil, fmt.Errorf("fetch module layer: %w", err)
 		}
@@ -314,6 +353,13 @@ func (pl *puller) imageModule(ctx context.Context, m *v1.Manifest, imageID strin
 	if n := pl.s.native; n != nil && cfg.Architecture != "" && cfg.Architecture != "wasm" &&
 		(cfg.OS != n.OS || cfg.Architecture != n.Architecture) {
 		return nil, &PlatformError{Platforms: []string{platform}, msg: fmt.Sprintf("image is for %s; this device runs wasm images and %s images", platform, n)}
+	}
+	total := m.Config.Size
+	for _, l := range m.Layers {
+		total += max(l.Size, 0)
+	}
+	if s := pl.s; s.maxBytes > 0 && total > s.maxBytes {
+		return nil, fmt.Errorf("image is %s, more than the image cache's budget of %s: %w", size(total), size(s.maxBytes), ErrTooLarge)
 	}
 	var layers []string
 	for _, l := range m.Layers {
@@ -357,14 +403,19 @@ func (pl *puller) fetchBlob(ctx context.Context, d v1.Descriptor) error {
 		return err
 	}
 	path := pl.s.blobPath(d.Digest.String())
-	if _, err := os.Stat(path); err == nil {
+	if err := pl.s.verifyFile(path, d.Digest.String()); err == nil {
 		return nil
+	} else if !errors.Is(err, os.ErrNotExist) && !errors.Is(err, errCorrupt) {
+		return err
 	}
 	return pl.fetch(ctx, d, path)
 }
 
 // fetch downloads a blob to path, checking its digest and size.
 func (pl *puller) fetch(ctx context.Context, d v1.Descriptor, path string) error {
+	if err := pl.s.checkSize(d); err != nil {
+		return err
+	}
 	start := time.Now()
 	l, err := pl.p.Layer(ctx, pl.repo.Digest(d.Digest.String()))
 	if err != nil {
@@ -382,14 +433,27 @@ func (pl *puller) fetch(ctx context.Context, d v1.Descriptor, path string) error
 	return nil
 }
 
+// checkSize refuses a blob the cache's budget cannot hold.
+func (s *Store) checkSize(d v1.Descriptor) error {
+	if d.Size < 0 {
+		return fmt.Errorf("blob %s has a negative size %d", d.Digest, d.Size)
+	}
+	if s.maxBytes > 0 && d.Size > s.maxBytes {
+		return fmt.Errorf("blob %s is %s, more than the image cache's budget of %s: %w", d.Digest, size(d.Size), size(s.maxBytes), ErrTooLarge)
+	}
+	return nil
+}
+
 // storeBytes caches a manifest or index under blobs/.
 func (s *Store) storeBytes(digest string, b []byte) error {
 	if _, err := hexOf(digest); err != nil {
 		return err
 	}
 	path := s.blobPath(digest)
-	if _, err := os.Stat(path); err == nil {
+	if err := s.verifyFile(path, digest); err == nil {
 		return nil
+	} else if !errors.Is(err, os.ErrNotExist) && !errors.Is(err, errCorrupt) {
+		return err
 	}
 	return s.storeVerified(path, digest, int64(len(b)), bytes.NewReader(b))
 }
@@ -430,3 +494,60 @@ func (p *schemePolicy) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 var _ http.RoundTripper = (*schemePolicy)(nil)
+
+// progressTransport aborts a request that receives nothing for timeout:
+// no response headers, or no byte of the body. It makes a registry that
+// stalls (a lost link, a hostile or broken server) fail a pull instead of
+// holding it, and the container waiting on it, for ever.
+type progressTransport struct {
+	base    http.RoundTripper
+	timeout time.Duration
+	stalled atomic.Bool // a request was aborted for want of progress
+}
+
+// errStalled ends the context of a request aborted by progressTransport.
+var errStalled = errors.New("no progress from the registry")
+
+func (p *progressTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx, cancel := context.WithCancelCause(req.Context())
+	timer := time.AfterFunc(p.timeout, func() {
+		p.stalled.Store(true)
+		cancel(errStalled)
+	})
+	resp, err := p.base.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		timer.Stop()
+		cancel(nil)
+		return nil, err
+	}
+	timer.Reset(p.timeout)
+	resp.Body = &progressBody{ReadCloser: resp.Body, timer: timer, timeout: p.timeout, cancel: cancel}
+	return resp, nil
+}
+
+// progressBody restarts its request's timer whenever bytes arrive.
+type progressBody struct {
+	io.ReadCloser
+	timer   *time.Timer
+	timeout time.Duration
+	cancel  context.CancelCauseFunc
+}
+
+func (b *progressBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	switch {
+	case err != nil:
+		b.timer.Stop() // the body is done: no stall to come
+	case n > 0:
+		b.timer.Reset(b.timeout)
+	}
+	return n, err
+}
+
+func (b *progressBody) Close() error {
+	b.timer.Stop()
+	b.cancel(nil)
+	return b.ReadCloser.Close()
+}
+
+var _ http.RoundTripper = (*progressTransport)(nil)

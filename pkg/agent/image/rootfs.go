@@ -38,8 +38,9 @@ func (s *Store) unpackRootFS(layers []string, dst string) error {
 	}
 	defer root.Close()
 	chown := os.Geteuid() == 0
+	lim := s.newLimit()
 	for i, layer := range layers {
-		err := walkLayer(layer, func(_ int, h *tar.Header, r io.Reader) (bool, error) {
+		err := walkLayer(layer, lim, func(_ int, h *tar.Header, r io.Reader) (bool, error) {
 			if err := applyEntry(root, h, r, chown); err != nil {
 				return false, fmt.Errorf("%s: %w", h.Name, err)
 			}
@@ -52,12 +53,18 @@ func (s *Store) unpackRootFS(layers []string, dst string) error {
 	if err := root.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, dst); err != nil {
+	// The files reach the disk before their directory gets its name: after
+	// a crash, dst is complete or absent.
+	if err := syncTree(tmp); err != nil {
+		return err
+	}
+	if err := s.rename(tmp, dst); err != nil {
 		if _, statErr := os.Stat(dst); statErr == nil {
 			return nil // a concurrent pull of another reference won
 		}
 		return err
 	}
+	s.wrote(lim.used) // about what the files take
 	return nil
 }
 

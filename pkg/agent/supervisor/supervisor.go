@@ -9,7 +9,9 @@ package supervisor
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -154,6 +156,40 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	s.wg.Wait()
 	persisting.Wait()
 	return nil
+}
+
+// Resumed is closed once Run has started the workloads of the stored
+// desired state: from then on ImagesInUse knows every image they need.
+func (s *Supervisor) Resumed() <-chan struct{} { return s.resumed }
+
+// ImagesInUse returns what the image cache's GC must keep: the references
+// of every container (init containers too) of every desired workload,
+// running, waiting or fenced, and the image IDs their containers were
+// started from (a tag may have moved since). Both are sorted.
+func (s *Supervisor) ImagesInUse() image.InUse {
+	s.mu.Lock()
+	ws := make([]*workload, 0, len(s.workloads))
+	for _, w := range s.workloads {
+		ws = append(ws, w)
+	}
+	s.mu.Unlock()
+	refs, ids := map[string]bool{}, map[string]bool{}
+	for _, w := range ws {
+		for _, c := range append(slices.Clone(w.spec.GetInitContainers()), w.spec.GetContainers()...) {
+			refs[c.GetImage()] = true
+		}
+		w.mu.Lock()
+		for _, cs := range w.containers {
+			if id := cs.GetImageId(); id != "" {
+				ids[id] = true
+			}
+		}
+		w.mu.Unlock()
+	}
+	var in image.InUse
+	in.Refs = slices.Sorted(maps.Keys(refs))
+	in.ImageIDs = slices.Sorted(maps.Keys(ids))
+	return in
 }
 
 // Generation is the generation of the desired state the supervisor holds.

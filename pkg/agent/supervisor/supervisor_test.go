@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"go.uber.org/goleak"
 
 	"github.com/edgefabric/edgefabric/pkg/agent/image"
@@ -342,5 +344,37 @@ func TestHubStateBeforeResumeWins(t *testing.T) {
 	gen, ws, err := st.Desired()
 	if err != nil || gen != 7 || len(ws) != 1 || ws[0].GetUid() != "new" {
 		t.Errorf("stored after Run: generation %d, %d workloads (%v), %v; want 7 and only new", gen, len(ws), ws, err)
+	}
+}
+
+// TestImagesInUse: the images the image cache's GC must keep are those of
+// every desired workload's containers, init containers too, pulled or not,
+// and those their containers were started from.
+func TestImagesInUse(t *testing.T) {
+	f := start(t, images{module: hello(t), fail: map[string]error{"reg/other:2": errors.New("image not found")}})
+	select {
+	case <-f.sup.Resumed():
+	case <-time.After(20 * time.Second):
+		t.Fatal("Resumed not closed after Run started")
+	}
+	a := spec("a", "Always", "COUNT", "1000", "INTERVAL", "100ms")
+	a.InitContainers = []*hubv1.Container{{Name: "init", Image: "reg/init:1", Env: []*hubv1.EnvVar{{Name: "COUNT", Value: "1"}, {Name: "INTERVAL", Value: "1ms"}}}}
+	b := spec("b", "Always")
+	b.Containers[0].Image = "reg/other:2"
+	if err := f.sup.SetDesired(1, []*hubv1.Workload{a, b}); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, f.sup, "a", func(st *hubv1.WorkloadStatus) bool { return container(st).GetImageId() == "sha256:feed" })
+	got := f.sup.ImagesInUse()
+	want := image.InUse{Refs: []string{"reg/hello:1", "reg/init:1", "reg/other:2"}, ImageIDs: []string{"sha256:feed"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ImagesInUse() mismatch (-want +got):\n%s", diff)
+	}
+	if err := f.sup.SetDesired(2, []*hubv1.Workload{b}); err != nil {
+		t.Fatal(err)
+	}
+	want = image.InUse{Refs: []string{"reg/other:2"}}
+	if diff := cmp.Diff(want, f.sup.ImagesInUse(), cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("ImagesInUse() after a was deleted mismatch (-want +got):\n%s", diff)
 	}
 }
