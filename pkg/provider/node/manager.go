@@ -145,8 +145,9 @@ func (c Config) Validate() error {
 	return c.Clusters.Validate()
 }
 
-// NodeName is the name of account's virtual node.
-func NodeName(account string) string { return "edge-" + account }
+// NodeName is the name of account's virtual node: edge-<account>, unless
+// that could name another cluster's node (scopes.NodeName).
+func NodeName(account string) string { return scopes.NodeName(account, scopes.Account, "") }
 
 // Manager runs the virtual nodes.
 type Manager struct {
