@@ -194,7 +194,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	log = log.With("device", cfg.DeviceID)
-	if err := sealStore(st, cfg.DeviceID); err != nil {
+	if err := sealStore(st, filepath.Join(cfg.DataDir, "seal.key")); err != nil {
 		return err
 	}
 	if cfg.AdvertiseAddress == "" {
@@ -458,29 +458,26 @@ func sharedMemoryDir() string {
 	return ""
 }
 
-// sealStore has the store seal workloads (they carry secrets) with a key
-// derived from the device's private key, creating that key on first start
-// as the hub client would.
-func sealStore(st *store.Store, deviceID string) error {
+// sealStore has the store seal workloads (they carry secrets) with the key
+// in keyPath, beside the store and never in it (made on first start). An
+// older agent sealed them with a key derived from the device's private key,
+// which the store itself holds: that key is given as a legacy key, so those
+// records are sealed again with the new one.
+func sealStore(st *store.Store, keyPath string) error {
+	key, err := store.LoadSealKey(keyPath)
+	if err != nil {
+		return err
+	}
 	id, err := st.Identity()
 	if err != nil {
 		return fmt.Errorf("read identity: %w", err)
 	}
-	if id.KeyDER == nil {
-		key, err := identity.NewKey()
-		if err != nil {
-			return err
-		}
-		if id.KeyDER, err = x509.MarshalPKCS8PrivateKey(key); err != nil {
-			return err
-		}
-		id.DeviceID = deviceID
-		if err := st.SetIdentity(id); err != nil {
-			return fmt.Errorf("save identity: %w", err)
-		}
+	var legacy [][]byte
+	if id.KeyDER != nil {
+		h := sha256.New()
+		h.Write([]byte("edgefabric/store-seal/v1\x00"))
+		h.Write(id.KeyDER)
+		legacy = append(legacy, h.Sum(nil))
 	}
-	h := sha256.New()
-	h.Write([]byte("edgefabric/store-seal/v1\x00"))
-	h.Write(id.KeyDER)
-	return st.SetSealKey(h.Sum(nil))
+	return st.SetSealKey(key, legacy...)
 }
