@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -95,6 +96,11 @@ type Config struct {
 	// when the agent goes idle; by default they are given back to the kernel
 	// (see pkg/agent/workingset) and read back from storage on use.
 	KeepIdlePages bool `json:"keepIdlePages" yaml:"keepIdlePages"`
+	// ReservedPorts are TCP ports of the device's own services (the debug
+	// server, say) that kubectl port-forward never reaches, not even for a
+	// pod that declares one. The mesh port is always reserved; nil means it
+	// alone.
+	ReservedPorts []int32 `json:"-" yaml:"-"`
 }
 
 // Default fills in defaults that need no I/O.
@@ -285,7 +291,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 				log.Error("stop workloads of a decommissioned device", "err", err)
 			}
 		},
-	}, st, sup, tunnelHandler(sup, cfg.AdvertiseAddress, streamHandler(sup)), log.With("component", "hub-client"))
+	}, st, sup, tunnelHandler(sup, cfg.AdvertiseAddress, func() []int32 {
+		return append(slices.Clone(cfg.ReservedPorts), int32(mh.Port()))
+	}, streamHandler(sup)), log.With("component", "hub-client"))
 	if err != nil {
 		return err
 	}
