@@ -828,10 +828,7 @@ func (n *accountNode) workloadStatus(uid string, ws *hubv1.WorkloadStatus) {
 	if n.wrongPlatform(uid, dev, ws) {
 		return
 	}
-	ip := ws.GetPodIp()
-	if d, ok := n.m.fab.Device(n.account, dev); ok && ip == "" {
-		ip = d.IP()
-	}
+	ws, ip := n.checkPodIP(pod, dev, ws)
 	status := translate.PodStatus(pod, ws, ip, time.Now())
 	n.mu.Lock()
 	if st, ok := n.byUID[uid]; ok && st.device == dev && st.creatingDue {

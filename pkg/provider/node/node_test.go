@@ -121,6 +121,25 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 		waitGone(t, env, "web")
 	})
 
+	t.Run("a pod IP that is not the device's own is not published", func(t *testing.T) {
+		createPod(t, env, "spoof")
+		w := nextUpsert(t, sess)
+		// A device claims the pod is served at another machine's address (a
+		// Service's endpoints would follow it there).
+		fab.Report(dev, &hubv1.StatusReport{Statuses: []*hubv1.WorkloadStatus{{
+			Uid: w.GetUid(), Seq: 1, PodIp: "10.96.0.1",
+			Containers: []*hubv1.ContainerStatus{{Name: "app", Ready: true, State: &hubv1.ContainerState{
+				State: &hubv1.ContainerState_Running_{Running: &hubv1.ContainerState_Running{StartedAt: timestamppb.Now()}},
+			}}},
+		}}})
+		got := waitPod(t, env, "spoof", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+		if got.Status.PodIP != "10.1.2.3" || got.Status.HostIP != "10.1.2.3" {
+			t.Errorf("pod IP %q, host IP %q; want the device's address 10.1.2.3 for both", got.Status.PodIP, got.Status.HostIP)
+		}
+		waitEvent(t, env, "spoof", node.ReasonPodIPRejected)
+		deletePod(t, env, fab, sess, dev, w.GetUid(), "spoof")
+	})
+
 	t.Run("a device that reports at once saves the pending write", func(t *testing.T) {
 		createPod(t, env, "quick")
 		w := nextUpsert(t, sess)
