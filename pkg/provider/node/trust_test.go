@@ -1,6 +1,15 @@
 package node
 
-import "testing"
+import (
+	"log/slog"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/edgefabric/edgefabric/pkg/provider/fabric"
+)
 
 func TestReportedPodIP(t *testing.T) {
 	own := []string{"10.1.2.3", "fd00::3"}
@@ -26,5 +35,23 @@ func TestReportedPodIP(t *testing.T) {
 				t.Errorf("reportedPodIP(%q, %v) = %q, %q; want %q, %q", tt.reported, tt.addresses, ip, rejected, tt.want, tt.reject)
 			}
 		})
+	}
+}
+
+// TestTenancyOfUncachedNamespace: a namespace the informer has not seen yet
+// is read from the API server, not taken as unlabelled.
+func TestTenancyOfUncachedNamespace(t *testing.T) {
+	client := fake.NewClientset(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-b", Labels: map[string]string{LabelAccount: "other"}}})
+	m, err := NewManager(Config{NodeIP: "127.0.0.1"}, client, fabric.New(slog.New(slog.DiscardHandler)), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The informers never started: their caches are empty.
+	why, err := m.tenancy(t.Context(), "team-b", "acme")
+	if err != nil || why == "" {
+		t.Errorf("tenancy of team-b (account other) for acme: %q, %v; want a reason", why, err)
+	}
+	if why, err := m.tenancy(t.Context(), "missing", "acme"); err == nil {
+		t.Errorf("tenancy of a namespace that cannot be read: %q, no error", why)
 	}
 }
