@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"os"
 	"os/signal"
 	"strconv"
@@ -66,11 +67,13 @@ func run(ctx context.Context, cfg agent.Config, debugListen string, log *slog.Lo
 	if debugListen == "" {
 		return agent.Run(ctx, cfg, log)
 	}
-	stop, err := debugserver.Start(debugListen, log)
+	lis, err := net.Listen("tcp", debugListen)
 	if err != nil {
-		return err
+		return fmt.Errorf("debug listen: %w", err)
 	}
-	defer stop()
+	// kubectl port-forward never reaches it, not even for a pod declaring its port.
+	cfg.ReservedPorts = append(cfg.ReservedPorts, int32(lis.Addr().(*net.TCPAddr).Port))
+	defer debugserver.Serve(lis, log)()
 	return agent.Run(ctx, cfg, log)
 }
 

@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -134,6 +135,11 @@ type Config struct {
 	// (--allow-root-images=false); by default they run as root in their
 	// sandbox, as under Docker.
 	NoRootImages bool `json:"noRootImages" yaml:"noRootImages"`
+	// ReservedPorts are TCP ports of the device's own services (the debug
+	// server, say) that kubectl port-forward never reaches, not even for a
+	// pod that declares one. The mesh port is always reserved; nil means it
+	// alone.
+	ReservedPorts []int32 `json:"-" yaml:"-"`
 }
 
 // DefaultWASMMemoryPercent is the default of Config.WASMDefaultMemoryPercent:
@@ -285,7 +291,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	log = log.With("device", cfg.DeviceID)
-	if err := sealStore(st, cfg.DeviceID); err != nil {
+	if err := sealStore(st, filepath.Join(cfg.DataDir, "seal.key")); err != nil {
 		return err
 	}
 	if cfg.AdvertiseAddress == "" {
@@ -384,7 +390,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 				log.Error("stop workloads of a decommissioned device", "err", err)
 			}
 		},
-	}, st, sup, tunnelHandler(sup, cfg.AdvertiseAddress, streamHandler(sup)), log.With("component", "hub-client"))
+	}, st, sup, tunnelHandler(sup, cfg.AdvertiseAddress, func() []int32 {
+		return append(slices.Clone(cfg.ReservedPorts), int32(mh.Port()))
+	}, streamHandler(sup)), log.With("component", "hub-client"))
 	if err != nil {
 		return err
 	}
@@ -560,29 +568,26 @@ func sharedMemoryDir() string {
 	return ""
 }
 
-// sealStore has the store seal workloads (they carry secrets) with a key
-// derived from the device's private key, creating that key on first start
-// as the hub client would.
-func sealStore(st *store.Store, deviceID string) error {
+// sealStore has the store seal workloads (they carry secrets) with the key
+// in keyPath, beside the store and never in it (made on first start). An
+// older agent sealed them with a key derived from the device's private key,
+// which the store itself holds: that key is given as a legacy key, so those
+// records are sealed again with the new one.
+func sealStore(st *store.Store, keyPath string) error {
+	key, err := store.LoadSealKey(keyPath)
+	if err != nil {
+		return err
+	}
 	id, err := st.Identity()
 	if err != nil {
 		return fmt.Errorf("read identity: %w", err)
 	}
-	if id.KeyDER == nil {
-		key, err := identity.NewKey()
-		if err != nil {
-			return err
-		}
-		if id.KeyDER, err = x509.MarshalPKCS8PrivateKey(key); err != nil {
-			return err
-		}
-		id.DeviceID = deviceID
-		if err := st.SetIdentity(id); err != nil {
-			return fmt.Errorf("save identity: %w", err)
-		}
+	var legacy [][]byte
+	if id.KeyDER != nil {
+		h := sha256.New()
+		h.Write([]byte("edgefabric/store-seal/v1\x00"))
+		h.Write(id.KeyDER)
+		legacy = append(legacy, h.Sum(nil))
 	}
-	h := sha256.New()
-	h.Write([]byte("edgefabric/store-seal/v1\x00"))
-	h.Write(id.KeyDER)
-	return st.SetSealKey(h.Sum(nil))
+	return st.SetSealKey(key, legacy...)
 }

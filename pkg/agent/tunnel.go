@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/edgefabric/edgefabric/pkg/agent/client"
@@ -16,8 +18,9 @@ import (
 )
 
 // tunnelHandler serves the hub's stream requests: exec, attach and
-// port-forward here, logs by logsHandler.
-func tunnelHandler(sup *supervisor.Supervisor, podIP string, logsHandler client.StreamHandler) client.StreamHandler {
+// port-forward here, logs by logsHandler. own returns the TCP ports of the
+// agent's own services, which port-forward never reaches.
+func tunnelHandler(sup *supervisor.Supervisor, podIP string, own func() []int32, logsHandler client.StreamHandler) client.StreamHandler {
 	return func(ctx context.Context, req *hubv1.StreamRequest, send func(*hubv1.StreamFrame) error, recv func() (*hubv1.StreamFrame, error)) error {
 		switch k := req.GetKind().(type) {
 		case *hubv1.StreamRequest_Exec:
@@ -25,7 +28,7 @@ func tunnelHandler(sup *supervisor.Supervisor, podIP string, logsHandler client.
 		case *hubv1.StreamRequest_Attach:
 			return serveAttach(ctx, sup, req, k.Attach, send, recv)
 		case *hubv1.StreamRequest_PortForward:
-			return servePortForward(ctx, podIP, k.PortForward.GetPort(), send, recv)
+			return servePortForward(ctx, sup.Workload, podIP, own, req, send, recv)
 		case *hubv1.StreamRequest_Logs:
 			return logsHandler(ctx, req, send, recv)
 		}
@@ -141,12 +144,20 @@ func serveAttach(ctx context.Context, sup *supervisor.Supervisor, req *hubv1.Str
 	return sup.Attach(ctx, req.GetWorkloadUid(), req.GetContainer(), ar)
 }
 
-// servePortForward connects to port on the device and pipes the connection
-// through the stream: the hub's close_write half-closes the connection, and
-// the stream ends once the workload's side has ended.
-func servePortForward(ctx context.Context, podIP string, port int32, send func(*hubv1.StreamFrame) error, recv func() (*hubv1.StreamFrame, error)) error {
-	if port <= 0 || port > 65535 {
-		return fmt.Errorf("port %d is not a TCP port", port)
+// servePortForward connects to the port the request names, if the
+// workload serves it (forwardable), and pipes the connection through the
+// stream: the hub's close_write half-closes the connection, and the stream
+// ends once the workload's side has ended. workload looks up the workloads
+// the device runs; own returns the agent's own ports.
+func servePortForward(ctx context.Context, workload func(uid string) (*hubv1.Workload, bool), podIP string, own func() []int32,
+	req *hubv1.StreamRequest, send func(*hubv1.StreamFrame) error, recv func() (*hubv1.StreamFrame, error)) error {
+	port := req.GetPortForward().GetPort()
+	w, ok := workload(req.GetWorkloadUid())
+	if !ok {
+		return fmt.Errorf("port-forward: no pod with uid %s runs on this device", req.GetWorkloadUid())
+	}
+	if err := forwardable(w, port, own()); err != nil {
+		return err
 	}
 	var d net.Dialer
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -186,4 +197,35 @@ func servePortForward(ctx context.Context, podIP string, port int32, send func(*
 		return fmt.Errorf("read from port %d: %w", port, err)
 	}
 	return nil
+}
+
+// forwardable says why port-forward may not reach port for workload w, or
+// nil if it may: the port must be a TCP containerPort of one of the pod's
+// containers (a WASM container's listening sockets are exactly those), and
+// not one of own, the ports of the agent's own services (its debug server,
+// the device mesh), which a pod declaring them cannot have bound.
+func forwardable(w *hubv1.Workload, port int32, own []int32) error {
+	pod := w.GetNamespace() + "/" + w.GetName()
+	if port <= 0 || port > 65535 {
+		return fmt.Errorf("port %d is not a TCP port", port)
+	}
+	if slices.Contains(own, port) {
+		return fmt.Errorf("port %d belongs to the device's agent, not to pod %s: port-forward reaches the pod's own ports only", port, pod)
+	}
+	var declared []string
+	for _, c := range append(slices.Clone(w.GetInitContainers()), w.GetContainers()...) {
+		for _, p := range c.GetPorts() {
+			if pr := p.GetProtocol(); pr != "" && pr != "TCP" {
+				continue
+			}
+			if p.GetContainerPort() == port {
+				return nil
+			}
+			declared = append(declared, strconv.Itoa(int(p.GetContainerPort())))
+		}
+	}
+	if len(declared) == 0 {
+		return fmt.Errorf("port %d is not a port of pod %s: port-forward reaches the containerPorts a pod declares, and it declares none", port, pod)
+	}
+	return fmt.Errorf("port %d is not a port of pod %s: port-forward reaches the containerPorts a pod declares (%s)", port, pod, strings.Join(declared, ", "))
 }

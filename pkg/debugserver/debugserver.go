@@ -19,6 +19,12 @@ func Start(addr string, log *slog.Logger) (stop func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("debug listen: %w", err)
 	}
+	return Serve(lis, log), nil
+}
+
+// Serve is Start on a listener the caller opened (to learn its port first,
+// say); stop also closes lis.
+func Serve(lis net.Listener, log *slog.Logger) (stop func()) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -35,5 +41,5 @@ func Start(addr string, log *slog.Logger) (stop func(), err error) {
 	return func() {
 		_ = srv.Close()
 		<-served
-	}, nil
+	}
 }

@@ -21,6 +21,7 @@ package scopes
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"regexp"
@@ -79,19 +80,23 @@ const (
 //	edge-<account>                  for the Account scope or "" (clusterID is ignored)
 //	edge-<account>-net-<clusterID>  for the Network scope
 //	edge-<account>-prox-<clusterID> for the Proximity scope
-//	edge-<account>-<scope>-<clusterID> for any other scope
 //
-// When that name is not a valid DNS-1123 subdomain of at most 63 characters,
-// its parts are lower-cased, stripped of invalid characters and shortened, and
-// a hash of the exact inputs is appended ("edge-<account…>-net-<id…>-<hash>"),
-// so that different inputs keep different names. The result depends on its
-// inputs only; it never changes while they do not.
+// That plain name is kept only when it could stand for nothing else: a valid
+// DNS-1123 subdomain of at most 63 characters, holding no "--", and holding
+// the markers "-net-" and "-prox-" only where NodeName put one (none for the
+// Account scope). Otherwise (an account "a-net-x" would have the name of
+// account "a"'s network "x"), and for any other scope, its parts are
+// lower-cased, stripped of invalid characters and shortened, and a hash of
+// the exact inputs is appended after "--"
+// ("edge-<account…>-net-<id…>--<hash>"), which no plain name holds. So
+// different inputs never share a name (the hash is 64 bits). The result
+// depends on its inputs only; it never changes while they do not.
 func NodeName(account string, scope Scope, clusterID string) string {
 	var marker string
-	exact := true // the marker spells the scope as it is
+	plain := true // the marker spells the scope as it is
 	switch scope {
 	case Account, "":
-		clusterID = ""
+		scope, clusterID = Account, ""
 	case Network:
 		marker = "-net-"
 	case Proximity:
@@ -101,26 +106,32 @@ func NodeName(account string, scope Scope, clusterID string) string {
 		if short = trimName(short[:min(len(short), maxScopeInName)]); short == "" {
 			short = "scope"
 		}
-		marker, exact = "-"+short+"-", short == string(scope)
+		marker, plain = "-"+short+"-", false
 	}
 	name := "edge-" + account
+	markers := 0
 	if marker != "" {
 		name += marker + clusterID
+		markers = 1
 	}
-	if exact && ValidNodeName(name) {
+	if plain && ValidNodeName(name) && !strings.Contains(name, "--") && countMarkers(name) == markers {
 		return name
 	}
 
-	sum := sha256.Sum256([]byte("edgefabric-node:" + string(scope) + "\x00" + account + "\x00" + clusterID))
-	hash := hex.EncodeToString(sum[:4])
-	tail := "-" + hash
+	h := sha256.New()
+	for _, part := range []string{"edgefabric-node", string(scope), account, clusterID} {
+		h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(part))))
+		h.Write([]byte(part))
+	}
+	hash := hex.EncodeToString(h.Sum(nil)[:8])
+	tail := "--" + hash
 	if marker != "" {
 		id := strings.ReplaceAll(sanitize(clusterID), ".", "-")
 		id = trimName(id[:min(len(id), maxIDInName)])
 		if id == "" {
-			tail = marker + hash
+			tail = marker + "-" + hash
 		} else {
-			tail = marker + id + "-" + hash
+			tail = marker + id + "--" + hash
 		}
 	}
 	acct := sanitize(account)
@@ -130,6 +141,18 @@ func NodeName(account string, scope Scope, clusterID string) string {
 		return "edge" + tail
 	}
 	return "edge-" + acct + tail
+}
+
+// countMarkers counts the places in name where a scope marker ("-net-" or
+// "-prox-") starts.
+func countMarkers(name string) int {
+	n := 0
+	for i := range name {
+		if strings.HasPrefix(name[i:], "-net-") || strings.HasPrefix(name[i:], "-prox-") {
+			n++
+		}
+	}
+	return n
 }
 
 // sanitize lower-cases s, turns characters a DNS-1123 subdomain cannot hold

@@ -30,7 +30,8 @@ func TestNodeName(t *testing.T) {
 		{name: "upper case and odd characters", account: "Acme_Corp", scope: Network, clusterID: "Office 1", prefix: "edge-acme-corp-net-office-1-"},
 		{name: "long cluster ID", account: "acme", scope: Network, clusterID: strings.Repeat("x", 80), prefix: "edge-acme-net-xxxxxxxxxxxxxxxxxxxx-"},
 		{name: "nothing valid", account: "__", scope: Proximity, clusterID: "..", prefix: "edge-prox-"},
-		{name: "other scope", account: "acme", scope: "site", clusterID: "x1", want: "edge-acme-site-x1"},
+		{name: "other scope is always hashed", account: "acme", scope: "site", clusterID: "x1", prefix: "edge-acme-site-x1--"},
+		{name: "account holding a marker is hashed", account: "a-net-x", scope: Account, prefix: "edge-a-net-x--"},
 		{name: "empty scope is the account", account: "acme", scope: "", clusterID: "x1", want: "edge-acme"},
 		{name: "long odd scope", account: long, scope: Scope(strings.Repeat("Z", 100)), clusterID: strings.Repeat("y", 100), prefix: "edge-aaaa", contains: "-zzzzzzzzzz-yyyy"},
 		{name: "scope of nothing valid", account: "acme", scope: "__", clusterID: "x1", prefix: "edge-acme-scope-x1-"},
@@ -110,4 +111,87 @@ func FuzzNodeName(f *testing.F) {
 			t.Errorf("NodeName(%q, %q, %q) = %q: invalid", account, scope, id, got)
 		}
 	})
+}
+
+// normalKey is what NodeName distinguishes: the account scope ignores the
+// cluster ID, and "" is the account scope.
+func normalKey(account string, scope Scope, id string) [3]string {
+	if scope == "" || scope == Account {
+		return [3]string{account, string(Account), ""}
+	}
+	return [3]string{account, string(scope), id}
+}
+
+// TestNodeNameInjective: names that account, network and proximity names
+// could make collide stay apart, and ordinary names are kept.
+func TestNodeNameInjective(t *testing.T) {
+	tests := []struct {
+		name string
+		a, b [3]string
+	}{
+		{"account holding a network marker", [3]string{"a-net-x", "account", ""}, [3]string{"a", "network", "x"}},
+		{"account holding a proximity marker", [3]string{"a-prox-x", "account", ""}, [3]string{"a", "proximity", "x"}},
+		{"network ID holding a marker", [3]string{"a-net-b", "network", "c"}, [3]string{"a", "network", "b-net-c"}},
+		{"marker overlapping the account", [3]string{"a-net", "network", "x"}, [3]string{"a", "network", "net-x"}},
+		{"network against proximity", [3]string{"a-net-x", "proximity", "y"}, [3]string{"a", "network", "x-prox-y"}},
+		{"account starting with a marker", [3]string{"net-x", "account", ""}, [3]string{"", "network", "x"}},
+		{"other scope against the account", [3]string{"acme-site-x1", "account", ""}, [3]string{"acme", "site", "x1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := NodeName(tt.a[0], Scope(tt.a[1]), tt.a[2])
+			b := NodeName(tt.b[0], Scope(tt.b[1]), tt.b[2])
+			if a == b {
+				t.Errorf("NodeName%q = NodeName%q = %q", tt.a, tt.b, a)
+			}
+		})
+	}
+}
+
+// FuzzNodeNameInjective: distinct (account, scope, cluster ID) never share a
+// name, and a name made plain (no hash) decodes back to its inputs.
+func FuzzNodeNameInjective(f *testing.F) {
+	for _, s := range [][6]string{
+		{"a-net-x", "account", "", "a", "network", "x"},
+		{"a-net", "network", "x", "a", "network", "net-x"},
+		{"a-net-x", "proximity", "y", "a", "network", "x-prox-y"},
+		{"acme", "network", "office", "acme", "proximity", "office"},
+		{strings.Repeat("a", 60) + "1", "network", "c", strings.Repeat("a", 60) + "2", "network", "c"},
+		{"Acme", "account", "", "acme", "account", ""},
+	} {
+		f.Add(s[0], s[1], s[2], s[3], s[4], s[5])
+	}
+	f.Fuzz(func(t *testing.T, a1, s1, i1, a2, s2, i2 string) {
+		k1, k2 := normalKey(a1, Scope(s1), i1), normalKey(a2, Scope(s2), i2)
+		n1, n2 := NodeName(a1, Scope(s1), i1), NodeName(a2, Scope(s2), i2)
+		if k1 != k2 && n1 == n2 {
+			t.Errorf("NodeName%q = NodeName%q = %q", k1, k2, n1)
+		}
+		if k1 == k2 && n1 != n2 {
+			t.Errorf("NodeName%q = %q and %q", k1, n1, n2)
+		}
+		if got, ok := decodePlain(n1); ok && got != k1 {
+			t.Errorf("NodeName%q = %q, which reads as %q", k1, n1, got)
+		}
+	})
+}
+
+// decodePlain reads the inputs back from a name NodeName returned without a
+// hash; ok is false for a hashed name.
+func decodePlain(name string) (key [3]string, ok bool) {
+	if strings.Contains(name, "--") {
+		return key, false
+	}
+	rest, _ := strings.CutPrefix(name, "edge-")
+	for i := range rest {
+		for _, m := range []struct {
+			marker string
+			scope  Scope
+		}{{"-net-", Network}, {"-prox-", Proximity}} {
+			if strings.HasPrefix(rest[i:], m.marker) {
+				return [3]string{rest[:i], string(m.scope), rest[i+len(m.marker):]}, true
+			}
+		}
+	}
+	return [3]string{rest, string(Account), ""}, true
 }

@@ -18,6 +18,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -48,21 +49,147 @@ type Store struct {
 var sealMagic = []byte("efseal1\x00")
 
 // SetSealKey makes the store seal workloads with key (32 bytes, AES-256-GCM)
-// from now on, and read sealed ones. Workloads already stored in the clear
-// are sealed when they are next written.
-func (s *Store) SetSealKey(key []byte) error {
-	block, err := aes.NewCipher(key)
+// from now on, and read sealed ones. Workloads already stored in the clear,
+// or sealed with one of the legacy keys (keys an older agent used), are
+// sealed with key at once, and the file is then compacted into a new one, so
+// that their old bytes are not left in its free pages. Records no key opens
+// are left as they are (Desired skips them). Call it before any other use
+// of the store: it may replace the open file.
+func (s *Store) SetSealKey(key []byte, legacy ...[]byte) error {
+	aead, err := newAEAD(key)
 	if err != nil {
-		return fmt.Errorf("seal key: %w", err)
+		return err
 	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return fmt.Errorf("seal key: %w", err)
+	var olds []cipher.AEAD
+	for _, k := range legacy {
+		a, err := newAEAD(k)
+		if err != nil {
+			return fmt.Errorf("legacy %w", err)
+		}
+		olds = append(olds, a)
 	}
 	s.mu.Lock()
 	s.aead = aead
 	s.mu.Unlock()
+	resealed, err := s.reseal(aead, olds)
+	if err != nil {
+		return fmt.Errorf("reseal stored workloads: %w", err)
+	}
+	if resealed == 0 {
+		return nil
+	}
+	if err := s.compact(); err != nil {
+		return fmt.Errorf("compact store after resealing: %w", err)
+	}
 	return nil
+}
+
+func newAEAD(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("seal key: %w", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, fmt.Errorf("seal key: %w", err)
+	}
+	return aead, nil
+}
+
+// reseal seals with aead every workload record stored in the clear or sealed
+// with one of olds, and returns how many it rewrote.
+func (s *Store) reseal(aead cipher.AEAD, olds []cipher.AEAD) (int, error) {
+	n := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketDesired)
+		redo := map[string][]byte{}
+		err := b.ForEach(func(k, v []byte) error {
+			if string(k) == string(keyGeneration) {
+				return nil
+			}
+			if !bytes.HasPrefix(v, sealMagic) {
+				redo[string(k)] = clone(v)
+				return nil
+			}
+			if _, ok := openWith(aead, v, string(k)); ok {
+				return nil
+			}
+			for _, old := range olds {
+				if plain, ok := openWith(old, v, string(k)); ok {
+					redo[string(k)] = plain
+					return nil
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for k, plain := range redo {
+			v, err := sealWith(aead, plain, k)
+			if err != nil {
+				return err
+			}
+			if err := b.Put([]byte(k), v); err != nil {
+				return err
+			}
+		}
+		n = len(redo)
+		return nil
+	})
+	return n, err
+}
+
+// compact copies the store into a new file and puts that in the old one's
+// place: bbolt leaves overwritten records in free pages, which a copy does
+// not carry over.
+func (s *Store) compact() error {
+	path := s.db.Path()
+	tmp := path + ".compact"
+	_ = os.Remove(tmp)
+	dst, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		return err
+	}
+	if err := bolt.Compact(dst, s.db, 0); err != nil {
+		dst.Close()
+		_ = os.Remove(tmp)
+		return err
+	}
+	if err := dst.Close(); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	if err := s.db.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		return err
+	}
+	s.db = db
+	return nil
+}
+
+func sealWith(aead cipher.AEAD, plain []byte, uid string) ([]byte, error) {
+	nonce := make([]byte, aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	out := append(append([]byte{}, sealMagic...), nonce...)
+	return aead.Seal(out, nonce, plain, []byte(uid)), nil
+}
+
+func openWith(aead cipher.AEAD, v []byte, uid string) ([]byte, bool) {
+	v = v[len(sealMagic):]
+	if len(v) < aead.NonceSize() {
+		return nil, false
+	}
+	plain, err := aead.Open(nil, v[:aead.NonceSize()], v[aead.NonceSize():], []byte(uid))
+	return plain, err == nil
 }
 
 func (s *Store) seal(plain []byte, uid string) ([]byte, error) {
@@ -72,12 +199,7 @@ func (s *Store) seal(plain []byte, uid string) ([]byte, error) {
 	if aead == nil {
 		return plain, nil
 	}
-	nonce := make([]byte, aead.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, err
-	}
-	out := append(append([]byte{}, sealMagic...), nonce...)
-	return aead.Seal(out, nonce, plain, []byte(uid)), nil
+	return sealWith(aead, plain, uid)
 }
 
 // open returns a record's workload bytes; ok is false for a sealed record
@@ -89,12 +211,10 @@ func (s *Store) open(v []byte, uid string) (plain []byte, ok bool) {
 	s.mu.RLock()
 	aead := s.aead
 	s.mu.RUnlock()
-	v = v[len(sealMagic):]
-	if aead == nil || len(v) < aead.NonceSize() {
+	if aead == nil {
 		return nil, false
 	}
-	plain, err := aead.Open(nil, v[:aead.NonceSize()], v[aead.NonceSize():], []byte(uid))
-	return plain, err == nil
+	return openWith(aead, v, uid)
 }
 
 // Open opens (creating if needed) the store at path. Only one process may hold

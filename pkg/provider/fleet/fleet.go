@@ -17,6 +17,9 @@ package fleet
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -175,8 +178,24 @@ func (w *Writer) Run(ctx context.Context) error {
 	}
 }
 
-// Name is the name of a device's EdgeDevice: <account>.<device ID>.
-func Name(d fabric.Device) string { return d.Account + "." + d.ID }
+// Name is the name of a device's EdgeDevice: <account>.<device ID>, when
+// neither holds a dot. Otherwise (account "a.b" and device "c" would share
+// a name with account "a" and device "b.c") the dots in each become dashes
+// and a hash of both follows as a third label: <account>.<device ID>.<hash>,
+// which no plain name (one dot) can be.
+func Name(d fabric.Device) string { return nameOf(d.Account, d.ID) }
+
+func nameOf(account, id string) string {
+	if !strings.Contains(account, ".") && !strings.Contains(id, ".") {
+		return account + "." + id
+	}
+	h := sha256.New()
+	for _, part := range []string{"edgefabric-device", account, id} {
+		h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(part))))
+		h.Write([]byte(part))
+	}
+	return strings.ReplaceAll(account, ".", "-") + "." + strings.ReplaceAll(id, ".", "-") + "." + hex.EncodeToString(h.Sum(nil)[:8])
+}
 
 // Status is the EdgeDevice status of d; clusters are the clusters it is in.
 func Status(d fabric.Device, clusters []efv1.ClusterRef) efv1.EdgeDeviceStatus {
@@ -237,7 +256,7 @@ func (w *Writer) Sync(ctx context.Context, now time.Time) {
 				ref.Node = w.cfg.NodeOf(c.ClusterKey)
 			}
 			for _, m := range c.Members {
-				k := c.Account + "." + m
+				k := nameOf(c.Account, m)
 				refs[k] = append(refs[k], ref)
 			}
 		}
@@ -342,7 +361,7 @@ func (w *Writer) handleDeleted(ctx context.Context) {
 			continue
 		}
 		account, id := obj.Status.Account, obj.Status.DeviceID
-		if identity.ValidName(account) != nil || identity.ValidName(id) != nil || obj.Name != account+"."+id {
+		if identity.ValidName(account) != nil || identity.ValidName(id) != nil || obj.Name != nameOf(account, id) {
 			w.log.Warn("deleted EdgeDevice names no device; nothing decommissioned", "name", obj.Name)
 			continue
 		}

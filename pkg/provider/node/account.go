@@ -10,7 +10,6 @@ import (
 	"net"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -473,9 +472,12 @@ func (n *accountNode) recover(ctx context.Context) error {
 	n.m.log.Info("recovering pods", "node", n.name, "count", len(pods))
 	for i := range pods {
 		p := &pods[i]
-		dev := p.Annotations[AnnotationDevice]
-		if dev == "" || p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+		if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 			continue
+		}
+		dev, epoch := n.adopt(p)
+		if dev == "" || !n.allowed(ctx, p) {
+			continue // CreatePod will place it, or report why not
 		}
 		// The device's address as the pod was given it, so that a workload
 		// whose env refers to it translates as before and is not restarted.
@@ -483,7 +485,6 @@ func (n *accountNode) recover(ctx context.Context) error {
 		if err != nil {
 			continue // CreatePod will report it
 		}
-		epoch, _ := strconv.ParseUint(p.Annotations[AnnotationFencingEpoch], 10, 64)
 		w.FencingEpoch = epoch
 		n.fenceGrace(p, w)
 		n.mu.Lock()
@@ -499,11 +500,11 @@ func (n *accountNode) recover(ctx context.Context) error {
 // CreatePod places pod on a device and sends it there.
 func (n *accountNode) CreatePod(ctx context.Context, pod *corev1.Pod) error {
 	uid := string(pod.UID)
+	dev, epoch := n.adopt(pod)
 	n.mu.Lock()
 	st, known := n.byUID[uid]
 	if !known {
-		epoch, _ := strconv.ParseUint(pod.Annotations[AnnotationFencingEpoch], 10, 64)
-		st = &podState{pod: pod.DeepCopy(), device: pod.Annotations[AnnotationDevice], epoch: epoch}
+		st = &podState{pod: pod.DeepCopy(), device: dev, epoch: epoch}
 		n.byUID[uid] = st
 		n.byKey[pod.Namespace+"/"+pod.Name] = uid
 	} else {
@@ -530,7 +531,11 @@ func (n *accountNode) CreatePod(ctx context.Context, pod *corev1.Pod) error {
 		n.setStatus(uid, translate.FailedStatus(pod, reason, err.Error(), time.Now()))
 		return nil
 	}
-	if why := n.m.tenancy(pod.Namespace, n.account); why != "" {
+	why, err := n.m.tenancy(ctx, pod.Namespace, n.account)
+	if err != nil {
+		return err // tried again by the pod controller
+	}
+	if why != "" {
 		n.recorder.Event(pod, corev1.EventTypeWarning, ReasonAccountMismatch, why)
 		n.mu.Lock()
 		st.failed = true
@@ -612,15 +617,7 @@ func (n *accountNode) place(ctx context.Context, uid string) {
 	n.fenceGrace(pod, w)
 	// virtual-kubelet writes status with the pod as GetPod returns it, metadata
 	// included: without the annotations there, it would erase them again.
-	epoch := strconv.FormatUint(st.epoch, 10)
-	if st.pod.Annotations[AnnotationDevice] != dev || st.pod.Annotations[AnnotationFencingEpoch] != epoch {
-		st.pod.Annotations = maps.Clone(st.pod.Annotations)
-		if st.pod.Annotations == nil {
-			st.pod.Annotations = map[string]string{}
-		}
-		st.pod.Annotations[AnnotationDevice] = dev
-		st.pod.Annotations[AnnotationFencingEpoch] = epoch
-	}
+	markPlaced(st.pod, dev, st.epoch)
 	st.sent = w
 	st.creatingDue, st.held = true, nil
 	n.mu.Unlock()
@@ -927,10 +924,7 @@ func (n *accountNode) workloadStatus(uid string, ws *hubv1.WorkloadStatus) {
 	if n.wrongPlatform(uid, dev, ws) {
 		return
 	}
-	ip := ws.GetPodIp()
-	if d, ok := n.m.fab.Device(n.account, dev); ok && ip == "" {
-		ip = d.IP()
-	}
+	ws, ip := n.checkPodIP(pod, dev, ws)
 	status := translate.PodStatus(pod, ws, ip, time.Now())
 	n.mu.Lock()
 	if st, ok := n.byUID[uid]; ok && st.device == dev && st.creatingDue {

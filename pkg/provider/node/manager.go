@@ -152,8 +152,9 @@ func (c Config) Validate() error {
 	return c.Clusters.Validate()
 }
 
-// NodeName is the name of account's virtual node.
-func NodeName(account string) string { return "edge-" + account }
+// NodeName is the name of account's virtual node: edge-<account>, unless
+// that could name another cluster's node (scopes.NodeName).
+func NodeName(account string) string { return scopes.NodeName(account, scopes.Account, "") }
 
 // Manager runs the virtual nodes.
 type Manager struct {
@@ -679,24 +680,29 @@ const ReasonAccountMismatch = "AccountMismatch"
 // "" if it may. A namespace labelled edgefabric.io/account=<a> runs pods on
 // a's devices only; once any namespace is labelled for an account, that
 // account's devices run pods of its labelled namespaces only. Accounts no
-// namespace is labelled for take pods from any unlabelled namespace.
-func (m *Manager) tenancy(ns, account string) string {
+// namespace is labelled for take pods from any unlabelled namespace. A
+// namespace not in the informer's cache yet (just made) is read from the API
+// server; an error means tenancy could not be told, and the pod must wait.
+func (m *Manager) tenancy(ctx context.Context, ns, account string) (string, error) {
 	lister := m.scm.Core().V1().Namespaces().Lister()
 	nsObj, err := lister.Get(ns)
+	if apierrors.IsNotFound(err) {
+		nsObj, err = m.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	}
 	if err != nil {
-		return "" // not in the cache yet: the API server admitted the pod
+		return "", fmt.Errorf("read namespace %s for its account: %w", ns, err)
 	}
 	if a := nsObj.Labels[LabelAccount]; a != "" {
 		if a != account {
-			return fmt.Sprintf("namespace %s belongs to account %s (label %s); its pods may not run on the devices of account %s", ns, a, LabelAccount, account)
+			return fmt.Sprintf("namespace %s belongs to account %s (label %s); its pods may not run on the devices of account %s", ns, a, LabelAccount, account), nil
 		}
-		return ""
+		return "", nil
 	}
 	all, err := lister.List(labels.SelectorFromSet(labels.Set{LabelAccount: account}))
 	if err == nil && len(all) > 0 {
-		return fmt.Sprintf("the devices of account %s run pods of namespaces labelled %s=%s only (e.g. %s); namespace %s is not", account, LabelAccount, account, all[0].Name, ns)
+		return fmt.Sprintf("the devices of account %s run pods of namespaces labelled %s=%s only (e.g. %s); namespace %s is not", account, LabelAccount, account, all[0].Name, ns), nil
 	}
-	return ""
+	return "", nil
 }
 
 // envSource resolves env references through the shared informers.

@@ -123,6 +123,55 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 		waitGone(t, env, "web")
 	})
 
+	t.Run("a pod IP that is not the device's own is not published", func(t *testing.T) {
+		createPod(t, env, "spoof")
+		w := nextUpsert(t, sess)
+		// A device claims the pod is served at another machine's address (a
+		// Service's endpoints would follow it there).
+		fab.Report(dev, &hubv1.StatusReport{Statuses: []*hubv1.WorkloadStatus{{
+			Uid: w.GetUid(), Seq: 1, PodIp: "10.96.0.1",
+			Containers: []*hubv1.ContainerStatus{{Name: "app", Ready: true, State: &hubv1.ContainerState{
+				State: &hubv1.ContainerState_Running_{Running: &hubv1.ContainerState_Running{StartedAt: timestamppb.Now()}},
+			}}},
+		}}})
+		got := waitPod(t, env, "spoof", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+		if got.Status.PodIP != "10.1.2.3" || got.Status.HostIP != "10.1.2.3" {
+			t.Errorf("pod IP %q, host IP %q; want the device's address 10.1.2.3 for both", got.Status.PodIP, got.Status.HostIP)
+		}
+		waitEvent(t, env, "spoof", node.ReasonPodIPRejected)
+		deletePod(t, env, fab, sess, dev, w.GetUid(), "spoof")
+	})
+
+	t.Run("a user's device annotation does not bypass placement", func(t *testing.T) {
+		forged := func(device string) func(*corev1.Pod) {
+			return func(p *corev1.Pod) {
+				p.Annotations = map[string]string{"edgefabric.io/device": device, "edgefabric.io/fencing-epoch": "7"}
+				// A status sent with the pod is not the provider's record.
+				p.Status.HostIP = "10.1.2.3"
+				p.Status.Conditions = []corev1.PodCondition{{Type: node.ConditionPlaced, Status: corev1.ConditionTrue, Reason: "Placed", Message: "device " + device + ", fencing epoch 7"}}
+			}
+		}
+		// A device that is not in the cluster: the pod goes where placement puts it.
+		p := createPod(t, env, "forged", forged("elsewhere"))
+		if w := nextUpsert(t, sess); w.GetUid() != string(p.UID) {
+			t.Fatalf("workload sent to pi-1: got %v", w)
+		}
+		got := waitPod(t, env, "forged", func(p *corev1.Pod) bool { return p.Annotations["edgefabric.io/device"] == "pi-1" })
+		if e := got.Annotations["edgefabric.io/fencing-epoch"]; e != "1" {
+			t.Errorf("fencing epoch %q, want 1 (the pod's first assignment)", e)
+		}
+		deletePod(t, env, fab, sess, dev, string(p.UID), "forged")
+
+		// A device that is in the cluster but has no room: the pod waits.
+		createPod(t, env, "forged-big", forged("pi-1"), func(p *corev1.Pod) {
+			p.Spec.Containers[0].Resources.Requests = corev1.ResourceList{corev1.ResourceMemory: *resourceQuantity("64Gi")}
+		})
+		waitEvent(t, env, "forged-big", "FailedScheduling")
+		if err := env.Client.CoreV1().Pods("default").Delete(t.Context(), "forged-big", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("a device that reports at once saves the pending write", func(t *testing.T) {
 		createPod(t, env, "quick")
 		w := nextUpsert(t, sess)
@@ -291,6 +340,15 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 		p := createPod(t, env, "keep")
 		w := nextUpsert(t, sess)
 		waitPod(t, env, "keep", func(p *corev1.Pod) bool { return p.Annotations["edgefabric.io/device"] == "pi-1" })
+		// A user moves another placed pod's annotation to a device of
+		// their choosing: after the restart it is not taken as placed.
+		createPod(t, env, "moved")
+		nextUpsert(t, sess)
+		moved := waitPod(t, env, "moved", func(p *corev1.Pod) bool { return p.Annotations["edgefabric.io/device"] == "pi-1" })
+		moved.Annotations["edgefabric.io/device"] = "elsewhere"
+		if _, err := env.Client.CoreV1().Pods("default").Update(t.Context(), moved, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
 		stop()
 		fab2 := fabric.New(log)
 		fab = fab2
@@ -308,6 +366,7 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 		if !found {
 			t.Errorf("full state after restart lacks the placed pod: %v", msgs)
 		}
+		waitPod(t, env, "moved", func(p *corev1.Pod) bool { return p.Annotations["edgefabric.io/device"] == "pi-1" })
 		sess = sess2
 	})
 
