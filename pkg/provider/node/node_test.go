@@ -162,11 +162,12 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 		}
 		deletePod(t, env, fab, sess, dev, string(p.UID), "forged")
 
-		// A device that is in the cluster but has no room: the pod waits.
+		// A device that is in the cluster but has no room: the pod is
+		// rejected for want of room, as any pod that never ran there.
 		createPod(t, env, "forged-big", forged("pi-1"), func(p *corev1.Pod) {
 			p.Spec.Containers[0].Resources.Requests = corev1.ResourceList{corev1.ResourceMemory: *resourceQuantity("64Gi")}
 		})
-		waitEvent(t, env, "forged-big", "FailedScheduling")
+		waitEvent(t, env, "forged-big", placement.ReasonOutOfMemory)
 		if err := env.Client.CoreV1().Pods("default").Delete(t.Context(), "forged-big", metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
