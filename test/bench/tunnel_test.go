@@ -58,13 +58,19 @@ func BenchmarkTunnel(b *testing.B) {
 		}
 		mt, md := median(tun), median(dir)
 		// The WASM server makes the bytes slower than the tunnel carries
-		// them: the same through port-forward to a native server on the
-		// device (the agent forwards any TCP port of the device) shows
-		// the tunnel's own ceiling.
-		native := startNative(b, "")
-		_, np, _ := net.SplitHostPort(native)
-		nport, _ := strconv.Atoi(np)
-		nfwd := f.PortForward("web", nport)
+		// them: the same through port-forward to the server built natively
+		// and run as a process pod (port-forward reaches only the ports a
+		// pod declares) shows the tunnel's own ceiling.
+		nativeRef := f.Registry + "/httpserver-native:v1"
+		ocitest.PushNative(b, nativeRef, ocitest.BuildGoNative(b, "examples/httpserver"))
+		nport := fabrictest.ServicePort(b)
+		f.Create(f.Pod("native-web", nativeRef, fabrictest.Env("PORT", strconv.Itoa(nport)), func(p *corev1.Pod) {
+			p.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: int32(nport)}}
+		}))
+		f.WaitPod("native-web", 2*time.Minute, fabrictest.PodReady)
+		native := fmt.Sprintf("127.0.0.1:%d", nport)
+		waitHTTP(b, native)
+		nfwd := f.PortForward("native-web", nport)
 		var ntun, ndir []float64
 		for range max(b.N, 3) {
 			ndir = append(ndir, download(b, native, n))
