@@ -40,7 +40,9 @@ func clustersHoldFor(t *testing.T) time.Duration {
 // minutes, while what the agents read about their LANs changes as it does on
 // real LANs (the gateway appears in the neighbour table, a router is
 // swapped for another with the same address) and an agent restarts. No node
-// may be replaced and no pod restarted, moved or lost.
+// may be replaced and no pod moved or lost; no pod may restart but those on
+// the restarted agent's device, whose WASM instances end with the agent and
+// come back from its store once.
 func TestClustersHold(t *testing.T) {
 	fabrictest.NeedLANs(t)
 	f := startFabric(t, 0)
@@ -137,6 +139,8 @@ func TestClustersHold(t *testing.T) {
 				record("pod %s deleted or replaced", p.Name)
 			case p.Annotations[node.AnnotationDevice] != w.device:
 				record("pod %s moved from %s to %s", p.Name, w.device, p.Annotations[node.AnnotationDevice])
+			case w.device == restarted.ID && app(p).RestartCount <= 1:
+				// Its agent restarted: the container did too, once.
 			case app(p).RestartCount != 0 || p.Status.Phase != corev1.PodRunning:
 				record("pod %s %s, %d restarts", p.Name, p.Status.Phase, app(p).RestartCount)
 			}
@@ -182,13 +186,19 @@ func TestClustersHold(t *testing.T) {
 	if !maps.Equal(got, nodes) {
 		t.Errorf("nodes after %v: %v, want the same as at the start: %v", hold, got, nodes)
 	}
+	allowed := func(device string) int32 {
+		if device == restarted.ID {
+			return 1
+		}
+		return 0
+	}
 	for name, w := range want {
 		p, err := f.Client.CoreV1().Pods(namespace).Get(t.Context(), name, metav1.GetOptions{})
 		switch {
 		case err != nil:
 			t.Errorf("pod %s: %v", name, err)
-		case string(p.UID) != w.uid || p.Annotations[node.AnnotationDevice] != w.device || app(p).RestartCount != 0 || !fabrictest.PodReady(p):
-			t.Errorf("pod %s after %v: uid %s on %s, %d restarts, ready %v; want uid %s on %s, running since the start", name, hold, p.UID, p.Annotations[node.AnnotationDevice], app(p).RestartCount, fabrictest.PodReady(p), w.uid, w.device)
+		case string(p.UID) != w.uid || p.Annotations[node.AnnotationDevice] != w.device || app(p).RestartCount > allowed(w.device) || !fabrictest.PodReady(p):
+			t.Errorf("pod %s after %v: uid %s on %s, %d restarts, ready %v; want uid %s on %s, at most %d restarts", name, hold, p.UID, p.Annotations[node.AnnotationDevice], app(p).RestartCount, fabrictest.PodReady(p), w.uid, w.device, allowed(w.device))
 		}
 	}
 	// The restarted agent's node may have shown 1/2 devices for a moment;
