@@ -323,8 +323,12 @@ func testProviderIdentity(t *testing.T, env *kubetest.Env, kubeconfig, token str
 	if err := os.WriteFile(caFile, ca, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	agent := start(t, "agent", agentBin,
-		"--hub", hub, "--hub-ca", caFile, "--token", token,
+		"--hub", hub, "--hub-ca", caFile, "--token-file", tokenFile,
 		"--data-dir", t.TempDir(), "--device-id", "dev-0", "--advertise-address", "127.0.0.1",
 		"--heartbeat-interval", "1s", "--restart-backoff", "1s",
 		"--cpu-millis", "2000", "--memory-bytes", "2147483648", "--log-level", "debug")

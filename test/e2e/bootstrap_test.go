@@ -70,7 +70,7 @@ func testBootstrap(f *fabrictest.Fabric) {
 
 	// Without a token it joins with the certificate it has.
 	f.WaitNode(func(n *corev1.Node) bool { return fabrictest.ReadyDevices(n) == before })
-	f.RestartAgent(a, replaceFlag(a.Args, "--token", "")...)
+	f.RestartAgent(a, replaceFlag(a.Args, "--token-file", "")...)
 	f.WaitNode(func(n *corev1.Node) bool {
 		return fabrictest.ReadyDevices(n) == before+1 && strings.Contains(conditionMessage(n), "joiner")
 	})
@@ -95,7 +95,7 @@ func testBootstrapRefused(f *fabrictest.Fabric) {
 		{"expired-token", "expired0123456789abcdef", "token expired at"},
 	} {
 		dir := t.TempDir()
-		a := f.StartAgentArgs(tc.device, dir, replaceFlag(f.AgentArgs(tc.device, dir), "--token", tc.token)...)
+		a := f.StartAgentArgs(tc.device, dir, replaceFlag(f.AgentArgs(tc.device, dir), "--token-file", f.TokenFile(tc.token))...)
 		select {
 		case <-a.Done():
 		case <-time.After(60 * time.Second):

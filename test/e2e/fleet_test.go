@@ -104,7 +104,7 @@ func TestDeviceLifecycle(t *testing.T) {
 		const newToken = "rejoin-token-0123456789abcdef"
 		f.CreateToken("bootstrap-token-rejoin", newToken, account, "")
 		gone.Stop(t, syscall.SIGTERM)
-		f.RestartAgent(gone, replaceFlag(gone.Args, "--token", newToken)...)
+		f.RestartAgent(gone, replaceFlag(gone.Args, "--token-file", f.TokenFile(newToken))...)
 		f.WaitLog(gone.Proc, "joined the fabric", 1, 60*time.Second)
 		f.WaitNode(func(n *corev1.Node) bool { return strings.HasPrefix(readyMessage(n), "2/2 devices ready") })
 		f.WaitEdgeDevice(account+"."+gone.ID, "Online", 30*time.Second)
