@@ -406,10 +406,13 @@ func openRevocations(ctx context.Context, cfg Config, client kubernetes.Interfac
 // the enrolled devices (enrollments.json in --state-dir instead).
 const EnrollmentsName = "edgefabric-enrollments"
 
+// EnrollmentsKey is the key of the records in that ConfigMap.
+const EnrollmentsKey = "enrollments.json"
+
 func openEnrollments(ctx context.Context, cfg Config, client kubernetes.Interface) (*enrollment.Store, error) {
-	var b revocation.Backend = revocation.ConfigMap{Client: client, Namespace: cfg.Namespace, Name: EnrollmentsName, Key: "enrollments.json"}
+	var b revocation.Backend = revocation.ConfigMap{Client: client, Namespace: cfg.Namespace, Name: EnrollmentsName, Key: EnrollmentsKey}
 	if cfg.StateDir != "" {
-		b = revocation.File{Path: filepath.Join(cfg.StateDir, "enrollments.json")}
+		b = revocation.File{Path: filepath.Join(cfg.StateDir, EnrollmentsKey)}
 	}
 	return enrollment.Open(ctx, b, time.Now())
 }
