@@ -117,7 +117,7 @@ func (t *SecretTokens) lookup(ctx context.Context, token string) (*corev1.Secret
 	if token == "" {
 		return nil, errors.New("no token given")
 	}
-	if !toolscache.WaitForCacheSync(ctx.Done(), t.inf.HasSynced) {
+	if !t.inf.HasSynced() && !toolscache.WaitForCacheSync(ctx.Done(), t.inf.HasSynced) {
 		return nil, errors.New("the provider has not read the bootstrap tokens yet")
 	}
 	objs, err := t.inf.GetIndexer().ByIndex(tokenIndex, tokenSum(token))
