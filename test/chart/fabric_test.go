@@ -90,7 +90,7 @@ func TestFabricWithChartIdentity(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.WaitLog(f.Provider(), "device decommissioned: its EdgeDevice was deleted", 1, 30*time.Second)
-	f.WaitLog(gone.Proc, "device decommissioned: the hub refuses it; its workloads are stopped. Join it again with a new bootstrap token (edgeagent join --token)", 1, 30*time.Second)
+	f.WaitLog(gone.Proc, "device decommissioned: the hub refuses it; its workloads are stopped. Join it again with a new bootstrap token (edgeagent join --token-file)", 1, 30*time.Second)
 	f.CheckAlive()
 	if out := f.Provider().Output(); strings.Contains(out, "forbidden") {
 		t.Errorf("the provider was refused by the chart's RBAC:\n%s", fabrictest.Tail(out, 20))
