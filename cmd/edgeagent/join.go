@@ -29,20 +29,25 @@ type joinPlan struct {
 	config     []byte
 	caPath     string
 	ca         []byte
+	tokenPath  string
+	token      []byte
 	unitPath   string // empty: no systemd
 	unit       []byte
 	commands   [][]string
 }
 
 // join writes the agent's config file (what `edgeagent run --config` reads)
-// and, on Linux with systemd, installs and starts a unit that runs it.
-func join(args []string, stdout io.Writer) error {
+// and the bootstrap token beside it (the agent removes it once the device
+// joined; the config names only its path) and, on Linux with systemd,
+// installs and starts a unit that runs it.
+func join(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	fs := flag.NewFlagSet("edgeagent join", flag.ContinueOnError)
 	var cfg agent.Config
 	var configPath, systemd, unitDir string
 	var dryRun bool
 	fs.StringVar(&cfg.Hub, "hub", "", "the provider's hub, host:port (required)")
-	fs.StringVar(&cfg.Token, "token", "", "account bootstrap token (required)")
+	fs.StringVar(&cfg.Token, "token", "", "account bootstrap token; visible in ps: prefer --token-file or "+TokenEnv)
+	fs.StringVar(&cfg.TokenFile, "token-file", "", "file holding the account bootstrap token (this, --token or "+TokenEnv+" is required)")
 	fs.StringVar(&cfg.HubCA, "hub-ca", "", "PEM file of the CA that signed the hub's certificate (required; copied beside the config)")
 	fs.StringVar(&configPath, "config", "/etc/edgeagent/config.yaml", "config file to write")
 	fs.StringVar(&cfg.DataDir, "data-dir", "/var/lib/edgeagent", "directory for the agent's store, images and logs")
@@ -57,8 +62,23 @@ func join(args []string, stdout io.Writer) error {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	var errs []error
-	if cfg.Token == "" {
-		errs = append(errs, errors.New("the account's bootstrap token is required (--token)"))
+	switch {
+	case cfg.Token != "" && cfg.TokenFile != "":
+		errs = append(errs, errors.New("--token and --token-file: give one of them"))
+	case cfg.Token != "":
+		fmt.Fprint(stderr, tokenFlagWarning)
+	case cfg.TokenFile != "":
+		b, err := os.ReadFile(cfg.TokenFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--token-file: %w", err))
+		} else if cfg.Token = strings.TrimSpace(string(b)); cfg.Token == "" {
+			errs = append(errs, fmt.Errorf("--token-file %s is empty", cfg.TokenFile))
+		}
+	default:
+		cfg.Token = getenv(TokenEnv)
+	}
+	if cfg.Token == "" && cfg.TokenFile == "" {
+		errs = append(errs, errors.New("the account's bootstrap token is required (--token-file FILE, or "+TokenEnv+")"))
 	}
 	if cfg.HubCA == "" {
 		errs = append(errs, errors.New("the hub's CA certificate is required (--hub-ca FILE; the Secret edgefabric-ca in the provider's namespace holds it)"))
@@ -79,12 +99,15 @@ func join(args []string, stdout io.Writer) error {
 	if cfg.DataDir, err = filepath.Abs(cfg.DataDir); err != nil {
 		return err
 	}
-	p := joinPlan{dataDir: cfg.DataDir, configPath: configPath, caPath: filepath.Join(filepath.Dir(configPath), "hub-ca.crt"), ca: ca}
+	p := joinPlan{
+		dataDir: cfg.DataDir, configPath: configPath, caPath: filepath.Join(filepath.Dir(configPath), "hub-ca.crt"), ca: ca,
+		tokenPath: filepath.Join(filepath.Dir(configPath), "bootstrap-token"), token: []byte(cfg.Token + "\n"),
+	}
 	cfg.HubCA = p.caPath
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	if p.config, err = yaml.Marshal(fileConfig{Hub: cfg.Hub, HubCA: cfg.HubCA, Token: cfg.Token, DataDir: cfg.DataDir, DeviceID: cfg.DeviceID}); err != nil {
+	if p.config, err = yaml.Marshal(fileConfig{Hub: cfg.Hub, HubCA: cfg.HubCA, TokenFile: p.tokenPath, DataDir: cfg.DataDir, DeviceID: cfg.DeviceID}); err != nil {
 		return err
 	}
 	p.config = append([]byte("# Written by edgeagent join; read by edgeagent run --config.\n"), p.config...)
@@ -114,13 +137,14 @@ func join(args []string, stdout io.Writer) error {
 	return p.apply(stdout)
 }
 
-// fileConfig is the part of agent.Config that join writes.
+// fileConfig is the part of agent.Config that join writes: the token's
+// file, never the token.
 type fileConfig struct {
-	Hub      string `yaml:"hub"`
-	HubCA    string `yaml:"hubCA"`
-	Token    string `yaml:"token"`
-	DataDir  string `yaml:"dataDir"`
-	DeviceID string `yaml:"deviceID,omitempty"`
+	Hub       string `yaml:"hub"`
+	HubCA     string `yaml:"hubCA"`
+	TokenFile string `yaml:"tokenFile"`
+	DataDir   string `yaml:"dataDir"`
+	DeviceID  string `yaml:"deviceID,omitempty"`
 }
 
 func checkCA(data []byte) error {
@@ -169,7 +193,8 @@ WantedBy=multi-user.target
 func (p joinPlan) print(w io.Writer) error {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# would write %s (mode 0600):\n%s\n", p.configPath, p.config)
-	fmt.Fprintf(&b, "# would write %s (mode 0644): the hub's CA certificate (%d bytes)\n\n", p.caPath, len(p.ca))
+	fmt.Fprintf(&b, "# would write %s (mode 0644): the hub's CA certificate (%d bytes)\n", p.caPath, len(p.ca))
+	fmt.Fprintf(&b, "# would write %s (mode 0600): the bootstrap token (%d bytes); the agent removes it once the device joined\n\n", p.tokenPath, len(p.token))
 	if p.unitPath == "" {
 		fmt.Fprintf(&b, "# no systemd: start the agent with\nedgeagent run --config %s\n", p.configPath)
 	} else {
@@ -189,11 +214,14 @@ func (p joinPlan) apply(w io.Writer) error {
 	if err := writeFile(p.caPath, p.ca, 0o644); err != nil {
 		return err
 	}
-	// The token is a secret.
+	// The token is a secret, kept only until the device joined.
+	if err := writeFile(p.tokenPath, p.token, 0o600); err != nil {
+		return err
+	}
 	if err := writeFile(p.configPath, p.config, 0o600); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "wrote %s and %s\n", p.configPath, p.caPath)
+	fmt.Fprintf(w, "wrote %s, %s and %s (the agent removes the token once the device joined)\n", p.configPath, p.caPath, p.tokenPath)
 	if p.unitPath == "" {
 		fmt.Fprintf(w, "no systemd here: start the agent with\n  edgeagent run --config %s\n", p.configPath)
 		return nil

@@ -1,12 +1,16 @@
 // Command edgeagent runs on a device and joins it to an edgefabric fabric:
 //
-//	edgeagent [run] --hub HOST:PORT --hub-ca ca.crt --token TOKEN [flags]
-//	edgeagent join --hub HOST:PORT --hub-ca ca.crt --token TOKEN [--config PATH] [--data-dir DIR] [--dry-run]
+//	edgeagent [run] --hub HOST:PORT --hub-ca ca.crt --token-file FILE [flags]
+//	edgeagent join --hub HOST:PORT --hub-ca ca.crt --token-file FILE [--config PATH] [--data-dir DIR] [--dry-run]
 //	edgeagent status [--data-dir DIR] [--json]
 //	edgeagent version
 //
 // Flags override the values of a --config file (YAML or JSON, with the field
 // names of agent.Config).
+//
+// The bootstrap token comes from --token-file (removed by the agent once the
+// device joined) or the environment variable EDGEFABRIC_TOKEN. --token still
+// works, but every user of the machine sees it in ps, so it is warned about.
 package main
 
 import (
@@ -14,6 +18,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"net"
@@ -77,14 +82,27 @@ func run(ctx context.Context, cfg agent.Config, debugListen string, log *slog.Lo
 	return agent.Run(ctx, cfg, log)
 }
 
+// TokenEnv is the environment variable the bootstrap token may be given in.
+const TokenEnv = "EDGEFABRIC_TOKEN"
+
+// tokenFlagWarning is printed when the token is given on the command line.
+const tokenFlagWarning = "edgeagent: warning: --token shows the bootstrap token to every user of this machine (ps, /proc); use --token-file FILE or " + TokenEnv + "\n"
+
 func parse(args []string) (agent.Config, slog.Level, string, error) {
+	return parseWith(args, os.Getenv, os.Stderr)
+}
+
+// parseWith parses args, taking the token from getenv(TokenEnv) when no
+// flag or file gives one, and writes warnings to warn.
+func parseWith(args []string, getenv func(string) string, warn io.Writer) (agent.Config, slog.Level, string, error) {
 	var cfg, fromFlags agent.Config
 	var configFile, labels, insecure, level, debugListen string
 	fs := flag.NewFlagSet("edgeagent", flag.ContinueOnError)
 	fs.StringVar(&configFile, "config", "", "config file (YAML or JSON)")
 	fs.StringVar(&fromFlags.Hub, "hub", "", "the provider's hub, host:port")
 	fs.StringVar(&fromFlags.HubCA, "hub-ca", "", "PEM file of the CA that signed the hub's certificate")
-	fs.StringVar(&fromFlags.Token, "token", "", "account bootstrap token (needed to join the first time)")
+	fs.StringVar(&fromFlags.Token, "token", "", "account bootstrap token; visible in ps: prefer --token-file or "+TokenEnv)
+	fs.StringVar(&fromFlags.TokenFile, "token-file", "", "file holding the account bootstrap token (needed to join the first time); removed once the device joined")
 	fs.StringVar(&fromFlags.DataDir, "data-dir", "/var/lib/edgeagent", "directory for the agent's store, images and logs")
 	fs.StringVar(&fromFlags.DeviceID, "device-id", "", "device ID (default: the stored one, or the host name with a random suffix)")
 	fs.StringVar(&labels, "labels", "", "device labels, k=v,k=v")
@@ -177,6 +195,8 @@ func parse(args []string) (agent.Config, slog.Level, string, error) {
 				cfg.HubCA = fromFlags.HubCA
 			case "token":
 				cfg.Token = fromFlags.Token
+			case "token-file":
+				cfg.TokenFile = fromFlags.TokenFile
 			case "data-dir":
 				cfg.DataDir = fromFlags.DataDir
 			case "device-id":
@@ -236,6 +256,16 @@ func parse(args []string) (agent.Config, slog.Level, string, error) {
 			}
 		})
 	}
+	tokenFlag := false
+	fs.Visit(func(f *flag.Flag) { tokenFlag = tokenFlag || (f.Name == "token" && f.Value.String() != "") })
+	switch {
+	case tokenFlag:
+		fmt.Fprint(warn, tokenFlagWarning)
+	case cfg.Token != "":
+		fmt.Fprintf(warn, "edgeagent: warning: the config file %s holds the bootstrap token, which stays on the device after it joined; use tokenFile\n", configFile)
+	case cfg.TokenFile == "":
+		cfg.Token = getenv(TokenEnv)
+	}
 	return cfg, lv, debugListen, nil
 }
 
@@ -262,7 +292,7 @@ func parseSize(s string) (int64, error) {
 // subcommand runs join or status.
 func subcommand(name string, args []string) error {
 	if name == "join" {
-		return join(args, os.Stdout)
+		return join(args, os.Stdout, os.Stderr, os.Getenv)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -6,6 +6,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/edgefabric/edgefabric/pkg/identity"
 )
 
 func TestParseConfigFileAndFlags(t *testing.T) {
@@ -90,6 +94,54 @@ func TestParseNativeWorkloadFlags(t *testing.T) {
 	}
 }
 
+func TestParseToken(t *testing.T) {
+	dir := t.TempDir()
+	withToken := filepath.Join(dir, "token.yaml")
+	withFile := filepath.Join(dir, "file.yaml")
+	for p, data := range map[string]string{withToken: "token: in-config\n", withFile: "tokenFile: /etc/edgeagent/bootstrap-token\n"} {
+		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type got struct{ Token, TokenFile, Warning string }
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  string
+		want got
+	}{
+		{"flag warns", []string{"--token", "on-cmdline"}, "from-env", got{Token: "on-cmdline", Warning: "--token shows the bootstrap token"}},
+		{"file", []string{"--token-file", "/run/token"}, "from-env", got{TokenFile: "/run/token"}},
+		{"environment", nil, "from-env", got{Token: "from-env"}},
+		{"none", nil, "", got{}},
+		{"config file token warns", []string{"--config", withToken}, "from-env", got{Token: "in-config", Warning: "holds the bootstrap token"}},
+		{"config file token file", []string{"--config", withFile}, "from-env", got{TokenFile: "/etc/edgeagent/bootstrap-token"}},
+		{"empty flag to drop the token", []string{"--token", ""}, "", got{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var warn strings.Builder
+			cfg, _, _, err := parseWith(tc.args, func(k string) string {
+				if k == TokenEnv {
+					return tc.env
+				}
+				return ""
+			}, &warn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := got{Token: cfg.Token, TokenFile: cfg.TokenFile}
+			if tc.want.Warning != "" && strings.Contains(warn.String(), tc.want.Warning) {
+				g.Warning = tc.want.Warning
+			} else {
+				g.Warning = warn.String()
+			}
+			if diff := cmp.Diff(tc.want, g); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestParseImageFlags(t *testing.T) {
 	for _, tc := range []struct {
 		args     []string
@@ -120,5 +172,66 @@ func TestParseImageFlags(t *testing.T) {
 		if _, _, _, err := parse([]string{"--image-cache-size", bad}); err == nil || !strings.Contains(err.Error(), "--image-cache-size") {
 			t.Errorf("--image-cache-size %s: got %v, want an error naming the flag", bad, err)
 		}
+	}
+}
+
+// TestJoinKeepsTheTokenOutOfTheConfig: join writes the token to a file of
+// its own (mode 0600) that the agent removes after joining, and the config
+// names only that file; the token never goes on a command line it writes.
+func TestJoinKeepsTheTokenOutOfTheConfig(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := identity.NewCA("test", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, _, err := ca.PEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPath, tokPath := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "given-token")
+	if err := os.WriteFile(caPath, caPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tokPath, []byte("s3cret-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "etc", "config.yaml")
+	var out, errOut strings.Builder
+	noEnv := func(string) string { return "" }
+	if err := join([]string{"--hub", "hub:7443", "--hub-ca", caPath, "--token-file", tokPath, "--config", cfgPath,
+		"--data-dir", filepath.Join(dir, "data"), "--systemd", "off"}, &out, &errOut, noEnv); err != nil {
+		t.Fatal(err)
+	}
+	if errOut.Len() > 0 {
+		t.Errorf("warnings with --token-file: %s", errOut.String())
+	}
+	config, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	written := filepath.Join(dir, "etc", "bootstrap-token")
+	if strings.Contains(string(config), "s3cret") || !strings.Contains(string(config), "tokenFile: "+written) {
+		t.Errorf("config holds the token or not its file:\n%s", config)
+	}
+	tok, err := os.ReadFile(written)
+	fi, serr := os.Stat(written)
+	if err != nil || serr != nil || strings.TrimSpace(string(tok)) != "s3cret-token" || fi.Mode().Perm() != 0o600 {
+		t.Errorf("token file: %q, %v, %v; want the token, mode 0600", tok, err, fi)
+	}
+	// The file join wrote is what the agent runs with.
+	cfg, _, _, err := parseWith([]string{"--config", cfgPath}, noEnv, &errOut)
+	if err != nil || cfg.TokenFile != written || cfg.Token != "" {
+		t.Errorf("agent config from join: token file %q, token %q, %v", cfg.TokenFile, cfg.Token, err)
+	}
+
+	// --token still works, with a warning; none at all is refused.
+	errOut.Reset()
+	if err := join([]string{"--hub", "hub:7443", "--hub-ca", caPath, "--token", "s3cret-token", "--config", cfgPath, "--systemd", "off", "--dry-run"},
+		&out, &errOut, noEnv); err != nil || !strings.Contains(errOut.String(), "--token shows the bootstrap token") {
+		t.Errorf("join --token: %v, stderr %q; want a warning", err, errOut.String())
+	}
+	err = join([]string{"--hub", "hub:7443", "--hub-ca", caPath, "--config", cfgPath, "--systemd", "off", "--dry-run"}, &out, &errOut, noEnv)
+	if err == nil || !strings.Contains(err.Error(), "bootstrap token is required (--token-file FILE, or EDGEFABRIC_TOKEN)") {
+		t.Errorf("join without a token: got %v", err)
 	}
 }

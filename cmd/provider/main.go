@@ -42,6 +42,8 @@ func main() {
 	fs.StringVar(&cfg.KubeletListen, "kubelet-listen", ":10250", "address the kubelet API listens on")
 	fs.StringVar(&cfg.NodeIP, "node-ip", os.Getenv("POD_IP"), "address the API server reaches the kubelet API on (published as the nodes' InternalIP)")
 	fs.DurationVar(&cfg.CertTTL, "cert-ttl", 24*time.Hour, "lifetime of device certificates")
+	fs.DurationVar(&cfg.RenewalGrace, "renewal-grace", 30*24*time.Hour, "how long after its certificate expired a device (offline meanwhile) may still renew it with its own key; past it, it joins again with a bootstrap token. Negative means none")
+	fs.DurationVar(&cfg.TokenTTL, "token-ttl", 24*time.Hour, "lifetime of a bootstrap token whose Secret sets no expiration, from the Secret's creation")
 	fs.IntVar(&cfg.Workers, "workers", 8, "pod sync workers per virtual node")
 	fs.Float64Var(&qps, "kube-api-qps", 200, "queries per second to the API server")
 	fs.IntVar(&burst, "kube-api-burst", 400, "burst of queries to the API server")

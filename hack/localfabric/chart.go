@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -51,6 +52,9 @@ func (f *fabric) installChart(ctx context.Context, client kubernetes.Interface, 
 		"--set", "replicas=0",
 		"--set", "hub.service.type=ClusterIP",
 		"--set", "bootstrapToken.account="+cfg.Account,
+		// Tokens without an expiration last the provider's --token-ttl
+		// (24 h) from their creation: the demo's lasts a month.
+		"--set", "bootstrapToken.expiration="+time.Now().Add(30*24*time.Hour).UTC().Format(time.RFC3339),
 	)
 	home := filepath.Join(f.dirs.root, "helm")
 	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+home, "HELM_CONFIG_HOME="+home, "HELM_DATA_HOME="+home)

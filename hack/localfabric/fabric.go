@@ -423,9 +423,15 @@ func (f *fabric) startEdge(ctx context.Context, client kubernetes.Interface, inf
 		name := "agent-" + strconv.Itoa(i)
 		an := lanPlan(i, cfg.LANs, cfg.Loopback)
 		f.log.Info("starting agent", "name", name, "lan", an.lan, "address", an.addr, "netns", an.netns)
+		// The token in a file of its own, not on the command line where ps
+		// shows it; the agent removes the file once it joined.
+		tokenFile := filepath.Join(d.agents, name+".token")
+		if err := os.WriteFile(tokenFile, []byte(info.Token+"\n"), 0o600); err != nil {
+			return err
+		}
 		if _, err := f.startProcIn(name, an.netns, cfg.AgentBin,
 			"--hub", info.Hub,
-			"--token", info.Token,
+			"--token-file", tokenFile,
 			"--hub-ca", info.HubCA,
 			"--data-dir", filepath.Join(d.agents, name),
 			"--device-id", "demo-"+strconv.Itoa(i),
@@ -575,6 +581,8 @@ func writeEnvFile(info Info) error {
 		line("HUB_CA", info.HubCA)
 	}
 	line("TOKEN", info.Token)
+	// edgeagent reads the token from here (or --token-file), not --token.
+	line("EDGEFABRIC_TOKEN", info.Token)
 	line("ACCOUNT", info.Account)
 	line("EDGEAGENT", info.AgentBin)
 	if !info.Loopback {

@@ -48,8 +48,15 @@ type Config struct {
 	Hub string `json:"hub" yaml:"hub"`
 	// HubCA is the PEM file of the CA that signed the hub's certificate. Required.
 	HubCA string `json:"hubCA" yaml:"hubCA"`
-	// Token is the account bootstrap token; needed to join the first time.
+	// Token is the account bootstrap token; needed to join the first time
+	// (and after being offline past the certificate's expiry and the hub's
+	// renewal grace). Prefer TokenFile: a token in a config file stays on
+	// the device. Empty means TokenFile's.
 	Token string `json:"token" yaml:"token"`
+	// TokenFile is a file (mode 0600) holding the bootstrap token. The agent
+	// reads it only to join and removes it once the device joined. Empty
+	// means none.
+	TokenFile string `json:"tokenFile" yaml:"tokenFile"`
 	// DataDir holds the agent's store, image cache and logs. Empty means
 	// /var/lib/edgeagent.
 	DataDir string `json:"dataDir" yaml:"dataDir"`
@@ -378,7 +385,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		}
 	}
 	cl, err = client.New(client.Config{
-		Hub: cfg.Hub, HubCA: pool, Token: cfg.Token, DeviceID: cfg.DeviceID, Hello: hello,
+		Hub: cfg.Hub, HubCA: pool, Token: cfg.Token, TokenFile: cfg.TokenFile, DeviceID: cfg.DeviceID, Hello: hello,
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		Scopes:            func() *hubv1.Scopes { return watcher.Scopes() },
 		ScopesChanged:     watcher.Changed(),

@@ -25,6 +25,7 @@ import (
 
 	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	"github.com/edgefabric/edgefabric/pkg/identity"
+	"github.com/edgefabric/edgefabric/pkg/provider/enrollment"
 	"github.com/edgefabric/edgefabric/pkg/provider/fabric"
 	"github.com/edgefabric/edgefabric/pkg/provider/fleet"
 	"github.com/edgefabric/edgefabric/pkg/provider/hub"
@@ -57,6 +58,15 @@ type Config struct {
 	Version string
 	// CertTTL is the lifetime of device certificates. Zero means 24 hours.
 	CertTTL time.Duration
+	// RenewalGrace is how long after its certificate expired a device may
+	// renew it with its own key; past it, it joins again with a bootstrap
+	// token. Zero means hub.DefaultRenewalGrace (30 days); negative means
+	// none.
+	RenewalGrace time.Duration
+	// TokenTTL is how long a bootstrap token whose Secret sets no
+	// expiration lasts from the Secret's creation. Zero means
+	// DefaultTokenTTL (24 hours).
+	TokenTTL time.Duration
 	// Workers per node for pod sync. Zero means 8.
 	Workers int
 	// Scopes are the scopes whose clusters are published as virtual nodes.
@@ -241,6 +251,18 @@ func serve(ctx context.Context, cfg Config, client kubernetes.Interface, log *sl
 	if err != nil {
 		return err
 	}
+	enrolled, err := openEnrollments(ctx, cfg, client)
+	if err != nil {
+		return err
+	}
+	grace := cfg.RenewalGrace
+	switch {
+	case grace == 0:
+		grace = hub.DefaultRenewalGrace
+	case grace < 0:
+		grace = 0
+	}
+	tokens := NewSecretTokens(client, cfg.Namespace, cfg.TokenTTL, nil)
 
 	fab := fabric.New(log.With("component", "fabric"))
 	var fw *fleet.Writer
@@ -287,7 +309,9 @@ func serve(ctx context.Context, cfg Config, client kubernetes.Interface, log *sl
 			Decommission: func(ctx context.Context, account, id string) error {
 				d := identity.Device{Account: account, ID: id}
 				// Revoked first: the session Drop ends is refused from then on.
-				if _, err := revs.Revoke(ctx, d, time.Now(), certTTL+identity.Backdate); err != nil {
+				// The revocation lasts as long as a revoked certificate could
+				// still be renewed.
+				if _, err := revs.Revoke(ctx, d, time.Now(), certTTL+identity.Backdate+grace); err != nil {
 					return err
 				}
 				fab.Drop(d, true)
@@ -302,8 +326,8 @@ func serve(ctx context.Context, cfg Config, client kubernetes.Interface, log *sl
 		}
 	}
 	h, err := hub.New(hub.Config{
-		CA: ca, Hosts: cfg.HubHosts, Tokens: SecretTokens{Client: client, Namespace: cfg.Namespace}, CertTTL: cfg.CertTTL,
-		Revocations: revs,
+		CA: ca, Hosts: cfg.HubHosts, Tokens: tokens, CertTTL: cfg.CertTTL,
+		Revocations: revs, Enrollments: enrolled, RenewalGrace: grace,
 	}, fab, log.With("component", "hub"))
 	if err != nil {
 		return err
@@ -312,7 +336,7 @@ func serve(ctx context.Context, cfg Config, client kubernetes.Interface, log *sl
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 6)
+	errs := make(chan error, 7)
 	start := func(name string, fn func() error) {
 		wg.Add(1)
 		go func() {
@@ -324,6 +348,7 @@ func serve(ctx context.Context, cfg Config, client kubernetes.Interface, log *sl
 		}()
 	}
 	start("nodes", func() error { return mgr.Run(ctx) })
+	start("bootstrap tokens", func() error { return tokens.Run(ctx) })
 	start("hub", func() error { return h.Serve(ctx, hubLis) })
 	if fw != nil {
 		start("fleet", func() error { return fw.Run(ctx) })
@@ -375,6 +400,21 @@ func openRevocations(ctx context.Context, cfg Config, client kubernetes.Interfac
 		b = revocation.File{Path: filepath.Join(cfg.StateDir, "revocations.json")}
 	}
 	return revocation.Open(ctx, b, time.Now())
+}
+
+// EnrollmentsName is the ConfigMap, in the provider's namespace, that keeps
+// the enrolled devices (enrollments.json in --state-dir instead).
+const EnrollmentsName = "edgefabric-enrollments"
+
+// EnrollmentsKey is the key of the records in that ConfigMap.
+const EnrollmentsKey = "enrollments.json"
+
+func openEnrollments(ctx context.Context, cfg Config, client kubernetes.Interface) (*enrollment.Store, error) {
+	var b revocation.Backend = revocation.ConfigMap{Client: client, Namespace: cfg.Namespace, Name: EnrollmentsName, Key: EnrollmentsKey}
+	if cfg.StateDir != "" {
+		b = revocation.File{Path: filepath.Join(cfg.StateDir, EnrollmentsKey)}
+	}
+	return enrollment.Open(ctx, b, time.Now())
 }
 
 // watchDeletions returns a cache whose EdgeDevice informer tells fw of every

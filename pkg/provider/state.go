@@ -2,7 +2,6 @@ package provider
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"os"
@@ -22,9 +21,22 @@ const (
 	// CASecretName holds the fabric CA (keys tls.crt, tls.key) in the provider's namespace.
 	CASecretName = "edgefabric-ca"
 	// BootstrapTokenType is the type of bootstrap-token Secrets. Their data
-	// names the token ("token"), the account ("account") and optionally an
-	// RFC 3339 expiry ("expiration").
+	// names the token (TokenKey), the account (AccountKey), optionally an
+	// RFC 3339 expiry (ExpirationKey; without one a token expires the
+	// provider's token TTL after the Secret's creation) and optionally
+	// UsageKey: UsageOnce.
 	BootstrapTokenType corev1.SecretType = "edgefabric.io/bootstrap-token"
+)
+
+// Keys of a bootstrap-token Secret's data.
+const (
+	TokenKey      = "token"
+	AccountKey    = "account"
+	ExpirationKey = "expiration"
+	// UsageKey set to UsageOnce makes a single-use token: the Secret is
+	// deleted when the token enrols a device.
+	UsageKey  = "usage"
+	UsageOnce = "once"
 )
 
 func loadOrCreateCA(ctx context.Context, cfg Config, client kubernetes.Interface) (*identity.CA, error) {
@@ -92,48 +104,4 @@ func caFromDir(dir string) (*identity.CA, error) {
 		return nil, err
 	}
 	return ca, os.Rename(cp+".tmp", cp)
-}
-
-// SecretTokens checks bootstrap tokens against the bootstrap-token Secrets of
-// one namespace.
-type SecretTokens struct {
-	Client    kubernetes.Interface
-	Namespace string
-	// Now is the clock for expiry; nil means time.Now.
-	Now func() time.Time
-}
-
-// Account implements hub.Tokens.
-func (t SecretTokens) Account(ctx context.Context, token string) (string, error) {
-	if token == "" {
-		return "", errors.New("no token given")
-	}
-	l, err := t.Client.CoreV1().Secrets(t.Namespace).List(ctx, metav1.ListOptions{FieldSelector: "type=" + string(BootstrapTokenType)})
-	if err != nil {
-		return "", fmt.Errorf("look up tokens: %w", err)
-	}
-	now := time.Now
-	if t.Now != nil {
-		now = t.Now
-	}
-	for _, s := range l.Items {
-		if subtle.ConstantTimeCompare(s.Data["token"], []byte(token)) != 1 {
-			continue
-		}
-		if exp := string(s.Data["expiration"]); exp != "" {
-			at, err := time.Parse(time.RFC3339, exp)
-			if err != nil {
-				return "", fmt.Errorf("token %s has an unreadable expiration %q", s.Name, exp)
-			}
-			if now().After(at) {
-				return "", fmt.Errorf("token expired at %s", exp)
-			}
-		}
-		account := string(s.Data["account"])
-		if err := identity.ValidName(account); err != nil {
-			return "", fmt.Errorf("token %s names a bad account: %w", s.Name, err)
-		}
-		return account, nil
-	}
-	return "", errors.New("unknown token")
 }

@@ -58,7 +58,8 @@ func TestJoinAndStatus(t *testing.T) {
 	cfgPath := filepath.Join(dir, "etc", "config.yaml")
 	dataDir := filepath.Join(dir, "data")
 	unitDir := filepath.Join(dir, "units")
-	joinArgs := []string{"join", "--hub", f.AgentHub, "--token", f.Token, "--hub-ca", filepath.Join(f.StateDir, "ca.crt"),
+	tokenFile := filepath.Join(dir, "etc", "bootstrap-token")
+	joinArgs := []string{"join", "--hub", f.AgentHub, "--token-file", f.TokenFile(f.Token), "--hub-ca", filepath.Join(f.StateDir, "ca.crt"),
 		"--config", cfgPath, "--data-dir", dataDir, "--unit-dir", unitDir}
 
 	t.Run("join --dry-run", func(t *testing.T) {
@@ -67,7 +68,8 @@ func TestJoinAndStatus(t *testing.T) {
 			t.Fatalf("exit %d: %s", code, errOut)
 		}
 		for _, want := range []string{
-			"# would write " + cfgPath, "hub: " + f.AgentHub, "token: " + f.Token, "dataDir: " + dataDir,
+			"# would write " + cfgPath, "hub: " + f.AgentHub, "tokenFile: " + tokenFile, "dataDir: " + dataDir,
+			"# would write " + tokenFile + " (mode 0600): the bootstrap token",
 			"# would write " + filepath.Join(unitDir, "edgeagent.service"),
 			"ExecStart=" + bin + " run --config " + cfgPath,
 			"systemctl daemon-reload", "systemctl enable --now edgeagent.service",
@@ -80,6 +82,9 @@ func TestJoinAndStatus(t *testing.T) {
 			if _, err := os.Stat(p); !os.IsNotExist(err) {
 				t.Errorf("the dry run wrote %s (stat: %v)", p, err)
 			}
+		}
+		if strings.Contains(out, f.Token) || strings.Contains(errOut, f.Token) {
+			t.Errorf("the dry run shows the token:\n%s%s", out, errOut)
 		}
 		verifyUnit(t, out)
 	})
@@ -100,7 +105,7 @@ func TestJoinAndStatus(t *testing.T) {
 			t.Fatal(err)
 		}
 		cfg, units := filepath.Join(sdir, "etc", "config.yaml"), filepath.Join(sdir, "units")
-		args := []string{"join", "--hub", f.AgentHub, "--token", f.Token, "--hub-ca", filepath.Join(f.StateDir, "ca.crt"),
+		args := []string{"join", "--hub", f.AgentHub, "--token-file", f.TokenFile(f.Token), "--hub-ca", filepath.Join(f.StateDir, "ca.crt"),
 			"--config", cfg, "--data-dir", filepath.Join(sdir, "data"), "--unit-dir", units, "--systemd", "on"}
 		env := []string{"PATH=" + stub + ":" + os.Getenv("PATH"), "SYSTEMCTL_CALLS=" + calls}
 		out, errOut, code := edgeagentEnv(t, env, bin, args...)
@@ -159,7 +164,10 @@ func TestJoinAndStatus(t *testing.T) {
 		t.Errorf("join output does not say how to start the agent:\n%s", out)
 	}
 	if fi, err := os.Stat(cfgPath); err != nil || fi.Mode().Perm() != 0o600 {
-		t.Fatalf("config file: %v, mode %v; want mode 0600 (it holds the token)", err, fi.Mode())
+		t.Fatalf("config file: %v, mode %v; want mode 0600", err, fi.Mode())
+	}
+	if fi, err := os.Stat(tokenFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("token file: %v, mode %v; want mode 0600 (it holds the token)", err, fi.Mode())
 	}
 
 	// No agent yet: status says so and exits 1.
@@ -184,6 +192,20 @@ func TestJoinAndStatus(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// Joined: no token is left on the device, in the config, the token
+	// file or the data directory.
+	if _, err := os.Stat(tokenFile); !os.IsNotExist(err) {
+		t.Errorf("token file after the join: %v, want it removed", err)
+	}
+	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || d.Type()&os.ModeSocket != 0 {
+			return nil
+		}
+		if b, err := os.ReadFile(p); err == nil && bytes.Contains(b, []byte(f.Token)) {
+			t.Errorf("%s holds the bootstrap token after the join", p)
+		}
+		return nil
+	})
 	for _, want := range []string{"Device:", "joined", "Account:", f.Account, "Certificate expires:", "Hub:", f.AgentHub + ", connected", "Clusters:", "account " + f.Account, "Workloads:"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status output lacks %q:\n%s", want, out)

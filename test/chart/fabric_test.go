@@ -12,6 +12,7 @@ import (
 
 	"github.com/edgefabric/edgefabric/pkg/identity"
 	"github.com/edgefabric/edgefabric/pkg/provider"
+	"github.com/edgefabric/edgefabric/pkg/provider/enrollment"
 	"github.com/edgefabric/edgefabric/pkg/provider/revocation"
 	"github.com/edgefabric/edgefabric/test/fabrictest"
 	"github.com/edgefabric/edgefabric/test/kubetest"
@@ -89,7 +90,7 @@ func TestFabricWithChartIdentity(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.WaitLog(f.Provider(), "device decommissioned: its EdgeDevice was deleted", 1, 30*time.Second)
-	f.WaitLog(gone.Proc, "device decommissioned: the hub refuses it; its workloads are stopped. Join it again with a new bootstrap token (edgeagent join --token)", 1, 30*time.Second)
+	f.WaitLog(gone.Proc, "device decommissioned: the hub refuses it; its workloads are stopped. Join it again with a new bootstrap token (edgeagent join --token-file)", 1, 30*time.Second)
 	f.CheckAlive()
 	if out := f.Provider().Output(); strings.Contains(out, "forbidden") {
 		t.Errorf("the provider was refused by the chart's RBAC:\n%s", fabrictest.Tail(out, 20))
@@ -134,6 +135,27 @@ func TestRevocationsWithChartIdentity(t *testing.T) {
 	for _, id := range []string{"pi-1", "pi-2"} {
 		if _, ok := s.Revoked(identity.Device{Account: "acme", ID: id}, now); !ok {
 			t.Errorf("%s not kept in the ConfigMap", id)
+		}
+	}
+
+	// The enrolled devices, in edgefabric-enrollments, likewise.
+	eb := revocation.ConfigMap{Client: sa, Namespace: namespace, Name: provider.EnrollmentsName, Key: provider.EnrollmentsKey}
+	for _, id := range []string{"pi-1", "pi-2"} {
+		es, err := enrollment.Open(t.Context(), eb, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := es.Enrol(t.Context(), identity.Device{Account: "acme", ID: id}, enrollment.Record{Issued: now, Until: now.Add(time.Hour)}, now); err != nil {
+			t.Fatalf("enrol %s as the chart's ServiceAccount: %v", id, err)
+		}
+	}
+	es, err := enrollment.Open(t.Context(), eb, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"pi-1", "pi-2"} {
+		if _, ok := es.Enrolled(identity.Device{Account: "acme", ID: id}, now); !ok {
+			t.Errorf("%s not kept in the enrollments ConfigMap", id)
 		}
 	}
 }

@@ -104,11 +104,12 @@ func TestInstall(t *testing.T) {
 			{"create", "", "events", "", "default", true},
 			{"update", "coordination.k8s.io", "leases", "", "kube-node-lease", true},
 			{"create", "", "secrets", "", namespace, true},
+			{"delete", "", "secrets", "", namespace, true}, // single-use bootstrap tokens, consumed
 			{"update", "coordination.k8s.io", "leases", "", namespace, true},
 			{"create", "edgefabric.io", "edgedevices", "", all, true},
 			{"watch", "edgefabric.io", "edgedevices", "", all, true},
 			{"delete", "edgefabric.io", "edgedevices", "", all, true},
-			{"create", "", "configmaps", "", namespace, true}, // edgefabric-revocations (updated by name only)
+			{"create", "", "configmaps", "", namespace, true}, // edgefabric-revocations, -enrollments (updated by name only)
 			// The kubelet API's webhook authentication and authorization.
 			{"create", "authentication.k8s.io", "tokenreviews", "", all, true},
 			{"create", "authorization.k8s.io", "subjectaccessreviews", "", all, true},
@@ -118,7 +119,6 @@ func TestInstall(t *testing.T) {
 			{"create", "apps", "deployments", "", namespace, false},
 			{"create", "", "secrets", "", "default", false},
 			{"update", "", "secrets", "", namespace, false},
-			{"delete", "", "secrets", "", namespace, false},
 			{"update", "", "configmaps", "", "default", false},
 			{"update", "", "configmaps", "", namespace, false},
 			{"patch", "edgefabric.io", "edgedevices", "status", all, false},
@@ -323,8 +323,12 @@ func testProviderIdentity(t *testing.T, env *kubetest.Env, kubeconfig, token str
 	if err := os.WriteFile(caFile, ca, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	agent := start(t, "agent", agentBin,
-		"--hub", hub, "--hub-ca", caFile, "--token", token,
+		"--hub", hub, "--hub-ca", caFile, "--token-file", tokenFile,
 		"--data-dir", t.TempDir(), "--device-id", "dev-0", "--advertise-address", "127.0.0.1",
 		"--heartbeat-interval", "1s", "--restart-backoff", "1s",
 		"--cpu-millis", "2000", "--memory-bytes", "2147483648", "--log-level", "debug")

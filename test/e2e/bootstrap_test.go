@@ -70,7 +70,7 @@ func testBootstrap(f *fabrictest.Fabric) {
 
 	// Without a token it joins with the certificate it has.
 	f.WaitNode(func(n *corev1.Node) bool { return fabrictest.ReadyDevices(n) == before })
-	f.RestartAgent(a, replaceFlag(a.Args, "--token", "")...)
+	f.RestartAgent(a, replaceFlag(a.Args, "--token-file", "")...)
 	f.WaitNode(func(n *corev1.Node) bool {
 		return fabrictest.ReadyDevices(n) == before+1 && strings.Contains(conditionMessage(n), "joiner")
 	})
@@ -82,20 +82,23 @@ func testBootstrap(f *fabrictest.Fabric) {
 	f.Forget(a)
 }
 
-// testBootstrapRefused starts agents with a token no Secret has and with an
-// expired one: each exits with an error naming the token and why, and the
-// provider logs the refusal.
+// testBootstrapRefused starts agents with a token no Secret has, with an
+// expired one, and with the account's good token but the ID of an enrolled
+// device (dev-0, running): each exits with an error naming the token and
+// why, the provider logs the refusal, and dev-0 keeps its session.
 func testBootstrapRefused(f *fabrictest.Fabric) {
 	t := f.T()
 	f.CreateToken("bootstrap-token-expired", "expired0123456789abcdef", account, time.Now().Add(-time.Hour).UTC().Format(time.RFC3339))
 	for _, tc := range []struct {
-		device, token, why string
+		name, device, token, why string
 	}{
-		{"wrong-token", "wrong0123456789abcdef", "unknown token"},
-		{"expired-token", "expired0123456789abcdef", "token expired at"},
+		{"wrong-token", "wrong-token", "wrong0123456789abcdef", "unknown token"},
+		{"expired-token", "expired-token", "expired0123456789abcdef", "token expired at"},
+		{"impostor", "dev-0", f.Token, "a bootstrap token enrols new devices only"},
 	} {
 		dir := t.TempDir()
-		a := f.StartAgentArgs(tc.device, dir, replaceFlag(f.AgentArgs(tc.device, dir), "--token", tc.token)...)
+		args := replaceFlag(f.AgentArgs(tc.name, dir), "--token-file", f.TokenFile(tc.token))
+		a := f.StartAgentArgs(tc.name, dir, replaceFlag(args, "--device-id", tc.device)...)
 		select {
 		case <-a.Done():
 		case <-time.After(60 * time.Second):
@@ -116,5 +119,8 @@ func testBootstrapRefused(f *fabrictest.Fabric) {
 	}
 	if n := f.WaitNode(fabrictest.NodeReady); strings.Contains(conditionMessage(n), "-token") {
 		t.Errorf("a refused device is on the node: %q", conditionMessage(n))
+	}
+	if dev0 := f.Agent("dev-0"); strings.Contains(dev0.Output(), "replaced by a newer session") {
+		t.Errorf("the enrolled dev-0 lost its session to the impostor:\n%s", fabrictest.Tail(dev0.Output(), 10))
 	}
 }

@@ -49,7 +49,7 @@ func TestDeviceLifecycle(t *testing.T) {
 		t.Logf("pod Running on %s %v after %s was decommissioned", moved.Annotations["edgefabric.io/device"], took.Round(100*time.Millisecond), gone.ID)
 
 		// The agent is refused, on its stream and on reconnecting, and says why.
-		f.WaitLog(gone.Proc, "device decommissioned: the hub refuses it; its workloads are stopped. Join it again with a new bootstrap token (edgeagent join --token)", 1, 30*time.Second)
+		f.WaitLog(gone.Proc, "device decommissioned: the hub refuses it; its workloads are stopped. Join it again with a new bootstrap token (edgeagent join --token-file)", 1, 30*time.Second)
 		const refusal = "device " + "%s was decommissioned; join it again with a bootstrap token"
 		want := strings.Replace(refusal, "%s", gone.ID, 1)
 		deadline := time.Now().Add(60 * time.Second)
@@ -90,7 +90,7 @@ func TestDeviceLifecycle(t *testing.T) {
 		// Restarted with the same token, it stays out and runs nothing.
 		gone.Stop(t, syscall.SIGKILL)
 		f.RestartAgent(gone)
-		f.WaitLog(gone.Proc, "device decommissioned: the hub refuses it; its workloads are stopped. Join it again with a new bootstrap token (edgeagent join --token)", 1, 30*time.Second)
+		f.WaitLog(gone.Proc, "device decommissioned: the hub refuses it; its workloads are stopped. Join it again with a new bootstrap token (edgeagent join --token-file)", 1, 30*time.Second)
 		f.WaitFileStops(staleLog, 30*time.Second)
 		out, err = exec.Command(f.AgentBin(), "status", "--data-dir", gone.DataDir).CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "REFUSED: "+want) || !strings.Contains(string(out), "Workloads: 0") {
@@ -104,7 +104,7 @@ func TestDeviceLifecycle(t *testing.T) {
 		const newToken = "rejoin-token-0123456789abcdef"
 		f.CreateToken("bootstrap-token-rejoin", newToken, account, "")
 		gone.Stop(t, syscall.SIGTERM)
-		f.RestartAgent(gone, replaceFlag(gone.Args, "--token", newToken)...)
+		f.RestartAgent(gone, replaceFlag(gone.Args, "--token-file", f.TokenFile(newToken))...)
 		f.WaitLog(gone.Proc, "joined the fabric", 1, 60*time.Second)
 		f.WaitNode(func(n *corev1.Node) bool { return strings.HasPrefix(readyMessage(n), "2/2 devices ready") })
 		f.WaitEdgeDevice(account+"."+gone.ID, "Online", 30*time.Second)

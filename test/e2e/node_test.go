@@ -142,7 +142,7 @@ func testSecondAccount(f *fabrictest.Fabric) {
 	f.WaitNode(func(n *corev1.Node) bool { return fabrictest.ReadyDevices(n) == before })
 	f.CreateToken("bootstrap-token-acme", "acme-token-0123456789", "acme", "")
 	dir := t.TempDir()
-	a := f.StartAgentArgs("acme-0", dir, replaceFlag(f.AgentArgs("acme-0", dir), "--token", "acme-token-0123456789")...)
+	a := f.StartAgentArgs("acme-0", dir, replaceFlag(f.AgentArgs("acme-0", dir), "--token-file", f.TokenFile("acme-token-0123456789"))...)
 	lw := cache.NewListWatchFromClient(f.Client.CoreV1().RESTClient(), "nodes", "", fields.OneTermEqualSelector("metadata.name", "edge-acme"))
 	n := kubetest.Until(t, 60*time.Second, lw, &corev1.Node{}, func(n *corev1.Node) bool { return fabrictest.NodeReady(n) && fabrictest.ReadyDevices(n) == 1 })
 	if n.Labels["edgefabric.io/account"] != "acme" {

@@ -43,7 +43,7 @@ func TestScopes(t *testing.T) {
 	lan2.StartAgent("a4", paris...)
 	lan2.StartAgent("a5", paris...)
 	lan2.StartAgent("a6", paris...)
-	lan1.StartAgent("b1", append([]string{"--token", otherToken}, fast...)...)
+	lan1.StartAgent("b1", append([]string{"--token-file", f.TokenFile(otherToken)}, fast...)...)
 
 	// One network node per LAN for the account, one for the other account.
 	net1 := waitClusterNode(f, "network", account, "a1, a2, a3", 3)

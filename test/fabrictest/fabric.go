@@ -278,6 +278,22 @@ func StartFabric(t testing.TB, n int, opts ...FabricOption) *Fabric {
 	return f
 }
 
+// TokenFile writes token to a new file (mode 0600) and returns its path, for
+// an agent's --token-file: the token never shows in ps, and each agent gets
+// its own file because the agent removes it once it joined.
+func (f *Fabric) TokenFile(token string) string {
+	f.t.Helper()
+	tf, err := os.CreateTemp(f.logDir, "token-*")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer tf.Close()
+	if _, err := tf.WriteString(token + "\n"); err != nil {
+		f.t.Fatal(err)
+	}
+	return tf.Name()
+}
+
 // CreateToken creates a bootstrap-token Secret for account; expiration, if not
 // empty, is its RFC 3339 expiry.
 func (f *Fabric) CreateToken(name, token, account, expiration string) {
@@ -365,7 +381,7 @@ func (f *Fabric) AgentArgs(id, dataDir string) []string {
 	args := append([]string{
 		"--hub", f.AgentHub,
 		"--hub-ca", filepath.Join(f.StateDir, "ca.crt"),
-		"--token", f.Token,
+		"--token-file", f.TokenFile(f.Token),
 		"--data-dir", dataDir,
 		"--device-id", id,
 		"--advertise-address", "127.0.0.1",

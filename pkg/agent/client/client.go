@@ -63,9 +63,18 @@ type Config struct {
 	Hub string
 	// HubCA verifies the hub's serving certificate. Required.
 	HubCA *x509.CertPool
-	// Token is the bootstrap token; needed only until the device has a certificate
-	// (and again if its certificate expired while it was offline).
+	// Token is the bootstrap token; needed only until the device has a
+	// certificate (and again if it was offline past its certificate's expiry
+	// and the hub's renewal grace). Empty means TokenFile's, if any.
 	Token string
+	// TokenFile is a file holding the bootstrap token, read only when the
+	// device must join, and removed once it joined: the token is not kept
+	// on the device. Empty means none; a file that does not exist holds no
+	// token.
+	TokenFile string
+	// Now is the clock the certificate's age is judged by; nil means
+	// time.Now.
+	Now func() time.Time
 	// DeviceID is the device's ID. Required.
 	DeviceID string
 	// Hello returns the hello to send on each connect (device_id and
@@ -152,6 +161,9 @@ func New(cfg Config, st *store.Store, work Workloads, streams StreamHandler, log
 	if cfg.Hello == nil {
 		cfg.Hello = func() *hubv1.Hello { return &hubv1.Hello{} }
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	return &Client{cfg: cfg, store: st, work: work, streams: streams, log: log, joined: make(chan struct{}), probes: map[uint64]time.Time{}}, nil
 }
 
@@ -167,16 +179,17 @@ func isDecommissioned(err error) bool {
 // that restarted resumed its workloads from its store before it was refused.
 func (c *Client) decommission(err error) {
 	msg := strings.TrimPrefix(err.Error(), ErrDecommissioned.Error()+": ")
+	tok, _ := c.token()
 	c.mu.Lock()
 	changed := c.id.Decommissioned != msg
 	first := !c.refused
 	c.refused = true
 	c.id.Decommissioned = msg
-	c.id.DecommissionedToken = tokenSum(c.cfg.Token)
+	c.id.DecommissionedToken = tokenSum(tok)
 	id := c.id
 	c.mu.Unlock()
 	if first {
-		c.log.Error("device decommissioned: the hub refuses it; its workloads are stopped. Join it again with a new bootstrap token (edgeagent join --token)", "hub", c.cfg.Hub, "reason", msg)
+		c.log.Error("device decommissioned: the hub refuses it; its workloads are stopped. Join it again with a new bootstrap token (edgeagent join --token-file)", "hub", c.cfg.Hub, "reason", msg)
 	}
 	if changed {
 		if err := c.store.SetIdentity(id); err != nil {
@@ -601,7 +614,7 @@ func refusal(err error) error {
 		return fmt.Errorf("%w: %v", ErrDecommissioned, status.Convert(err).Message())
 	}
 	switch status.Code(err) {
-	case codes.Unauthenticated, codes.PermissionDenied:
+	case codes.Unauthenticated, codes.PermissionDenied, codes.AlreadyExists:
 		return fmt.Errorf("%w: %v", ErrRefused, status.Convert(err).Message())
 	}
 	return err

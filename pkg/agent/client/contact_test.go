@@ -28,6 +28,8 @@ func (t tokens) Account(_ context.Context, tok string) (string, error) {
 	return "", errors.New("unknown token")
 }
 
+func (t tokens) Spend(context.Context, string) error { return nil }
+
 // work counts the desired states the client hands it.
 type work struct {
 	desired atomic.Int32

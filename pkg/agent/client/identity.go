@@ -8,7 +8,12 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
 	"github.com/edgefabric/edgefabric/pkg/identity"
@@ -94,41 +99,75 @@ func (c *Client) certLeft(now time.Time) float64 {
 }
 
 // ensureCertificate makes sure the device holds a certificate with more than
-// a third of its life left: renewing it with the current one, or joining again
-// with the bootstrap token when there is none or it expired.
+// a third of its life left: renewing it with its own key, also after it
+// expired while the device was offline (the hub accepts that within its
+// renewal grace), or joining with the bootstrap token when it has none or
+// the hub refuses the renewal as too late.
 func (c *Client) ensureCertificate(ctx context.Context) error {
 	c.mu.Lock()
-	decommissioned, oldToken := c.id.Decommissioned != "", c.id.DecommissionedToken
+	decommissioned, oldToken, held := c.id.Decommissioned != "", c.id.DecommissionedToken, c.cert != nil
 	c.mu.Unlock()
 	if decommissioned {
 		// Only another token joins again: the one the agent had when it
-		// was removed from the fleet may still be valid.
-		if c.cfg.Token != "" && !bytes.Equal(tokenSum(c.cfg.Token), oldToken) {
-			return c.bootstrap(ctx)
+		// was removed from the fleet may still be valid (the hub refuses
+		// the one that enrolled it, too).
+		tok, err := c.token()
+		if err != nil {
+			return err
+		}
+		if tok != "" && !bytes.Equal(tokenSum(tok), oldToken) {
+			return c.bootstrap(ctx, tok)
 		}
 		return nil // the hub refuses the certificate again, and says why
 	}
-	left := c.certLeft(time.Now())
+	left := c.certLeft(c.cfg.Now())
 	if left > 1.0/3 {
 		return nil
 	}
-	if left > 0 {
+	if held {
 		err := c.renew(ctx)
-		if err == nil {
+		switch {
+		case err == nil:
 			return nil
-		}
-		if isDecommissioned(err) {
+		case isDecommissioned(err):
 			return refusal(err)
+		case left > 0:
+			// Still good: connect with it, RenewLoop tries again.
+			c.log.Warn("certificate renewal failed", "err", err)
+			return nil
+		case status.Code(err) != codes.Unauthenticated:
+			return err // the hub is unreachable or busy: try again later
 		}
-		c.log.Warn("certificate renewal failed", "err", err)
-		if c.cfg.Token == "" {
-			return err
+		c.log.Warn("expired certificate not renewed; joining again with the bootstrap token", "err", err)
+	}
+	tok, err := c.token()
+	if err != nil {
+		return err
+	}
+	if tok == "" {
+		why := "the device has no certificate yet"
+		if held {
+			why = "the device's certificate expired longer ago than the hub's renewal grace"
 		}
+		return fmt.Errorf("%w: %s and no bootstrap token was given (--token-file)", ErrRefused, why)
 	}
-	if c.cfg.Token == "" {
-		return fmt.Errorf("%w: the device has no valid certificate and no bootstrap token was given (--token)", ErrRefused)
+	return c.bootstrap(ctx, tok)
+}
+
+// token is the bootstrap token: Token, or the content of TokenFile ("" when
+// the file does not exist).
+func (c *Client) token() (string, error) {
+	if c.cfg.Token != "" || c.cfg.TokenFile == "" {
+		return c.cfg.Token, nil
 	}
-	return c.bootstrap(ctx)
+	b, err := os.ReadFile(c.cfg.TokenFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("%w: read the bootstrap token: %v", ErrRefused, err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 func (c *Client) csr() ([]byte, error) {
@@ -138,7 +177,7 @@ func (c *Client) csr() ([]byte, error) {
 	return identity.NewCSR(key, c.cfg.DeviceID)
 }
 
-func (c *Client) bootstrap(ctx context.Context) error {
+func (c *Client) bootstrap(ctx context.Context, token string) error {
 	csr, err := c.csr()
 	if err != nil {
 		return err
@@ -150,12 +189,23 @@ func (c *Client) bootstrap(ctx context.Context) error {
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	resp, err := hubv1.NewHubClient(conn).Bootstrap(ctx, &hubv1.BootstrapRequest{Token: c.cfg.Token, CsrDer: csr, DeviceId: c.cfg.DeviceID})
+	resp, err := hubv1.NewHubClient(conn).Bootstrap(ctx, &hubv1.BootstrapRequest{Token: token, CsrDer: csr, DeviceId: c.cfg.DeviceID})
 	if err != nil {
-		return fmt.Errorf("bootstrap with token %q at hub %s: %w", identity.TokenHint(c.cfg.Token), c.cfg.Hub, refusal(err))
+		return fmt.Errorf("bootstrap with token %q at hub %s: %w", identity.TokenHint(token), c.cfg.Hub, refusal(err))
 	}
 	c.log.Info("joined the fabric", "device", resp.GetDeviceId(), "account", resp.GetAccount(), "certificateExpires", resp.GetNotAfter().AsTime())
-	return c.saveCert(resp)
+	if err := c.saveCert(resp); err != nil {
+		return err
+	}
+	// The device now proves itself by its key: the token is not kept.
+	if c.cfg.Token == "" && c.cfg.TokenFile != "" {
+		if err := os.Remove(c.cfg.TokenFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+			c.log.Warn("bootstrap token file not removed; remove it by hand", "file", c.cfg.TokenFile, "err", err)
+		} else {
+			c.log.Info("bootstrap token file removed", "file", c.cfg.TokenFile)
+		}
+	}
+	return nil
 }
 
 func (c *Client) renew(ctx context.Context) error {
@@ -202,7 +252,7 @@ func (c *Client) RenewLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if left := c.certLeft(time.Now()); left > 0 && left <= 1.0/3 {
+			if left := c.certLeft(c.cfg.Now()); left > 0 && left <= 1.0/3 {
 				if err := c.renew(ctx); err != nil {
 					c.log.Warn("certificate renewal failed", "err", err)
 				}

@@ -60,45 +60,16 @@ func startPanicky(t *testing.T) *fixture {
 	return &fixture{ca: ca, fab: fab, addr: lis.Addr().String()}
 }
 
-// control opens a control stream of device id with hello and reads the
-// welcome, or returns the error the hub ended the stream with.
-func (f *fixture) control(t *testing.T, id string, hello *hubv1.Hello) (hubv1.Hub_ControlClient, error) {
+// joinControl joins as device id and opens a control stream with hello,
+// or returns the error the hub ended the stream with.
+func (f *fixture) joinControl(t *testing.T, id string, hello *hubv1.Hello) (hubv1.Hub_ControlClient, error) {
 	t.Helper()
 	cert, err := f.join(t, id, "good")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	t.Cleanup(cancel)
-	s, err := f.dial(t, cert).Control(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	hello.DeviceId = id
-	if err := s.Send(&hubv1.AgentMessage{Msg: &hubv1.AgentMessage_Hello{Hello: hello}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Recv(); err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
-// probe sends a probe and waits for its reply: the session is alive.
-func probe(t *testing.T, s hubv1.Hub_ControlClient, nonce uint64) {
-	t.Helper()
-	if err := s.Send(&hubv1.AgentMessage{Msg: &hubv1.AgentMessage_Probe{Probe: &hubv1.HubProbe{Nonce: nonce}}}); err != nil {
-		t.Fatal(err)
-	}
-	for {
-		m, err := s.Recv()
-		if err != nil {
-			t.Fatalf("waiting for probe reply %d: %v", nonce, err)
-		}
-		if m.GetProbeReply().GetNonce() == nonce {
-			return
-		}
-	}
+	return f.controlWith(t, cert, hello)
 }
 
 // TestHubRecoversFromPanics makes a unary handler and the handling of a
@@ -111,7 +82,7 @@ func TestHubRecoversFromPanics(t *testing.T) {
 	if _, err := f.join(t, "pi-1", "panic"); status.Code(err) != codes.Internal || !strings.Contains(err.Error(), "internal error") {
 		t.Errorf("bootstrap whose handler panicked: got %v, want Internal", err)
 	}
-	s, err := f.control(t, "pi-1", &hubv1.Hello{})
+	s, err := f.joinControl(t, "pi-1", &hubv1.Hello{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +92,9 @@ func TestHubRecoversFromPanics(t *testing.T) {
 	}}}); err != nil {
 		t.Fatal(err)
 	}
-	probe(t, s, 7)
+	if err := probe(t, s, 7); err != nil {
+		t.Fatal(err)
+	}
 	if d, ok := f.fab.Device("acme", "pi-1"); !ok || !d.Online {
 		t.Errorf("device after a panicking report: %+v, want online", d)
 	}
@@ -136,13 +109,13 @@ func TestHubChecksWhatDevicesSend(t *testing.T) {
 	for i := range fabric.MaxLabels + 1 {
 		labels[fmt.Sprintf("l%d", i)] = "x"
 	}
-	if _, err := f.control(t, "pi-1", &hubv1.Hello{Labels: labels}); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "labels") {
+	if _, err := f.joinControl(t, "pi-1", &hubv1.Hello{Labels: labels}); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "labels") {
 		t.Errorf("hello with %d labels: got %v, want InvalidArgument naming the labels", len(labels), err)
 	}
-	if _, err := f.control(t, "pi-1", &hubv1.Hello{Addresses: []string{"not an address"}}); status.Code(err) != codes.InvalidArgument {
+	if _, err := f.joinControl(t, "pi-1", &hubv1.Hello{Addresses: []string{"not an address"}}); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("hello with a bad address: got %v, want InvalidArgument", err)
 	}
-	s, err := f.control(t, "pi-1", &hubv1.Hello{Scopes: &hubv1.Scopes{Seq: 1, NetworkId: "lan1"}})
+	s, err := f.joinControl(t, "pi-1", &hubv1.Hello{Scopes: &hubv1.Scopes{Seq: 1, NetworkId: "lan1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +128,9 @@ func TestHubChecksWhatDevicesSend(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	probe(t, s, 1)
+	if err := probe(t, s, 1); err != nil {
+		t.Fatal(err)
+	}
 	if d, _ := f.fab.Device("acme", "pi-1"); d.Scopes.GetNetworkId() != "lan1" {
 		t.Errorf("after bad scope reports: claim %q, want lan1 kept", d.Scopes.GetNetworkId())
 	}

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,8 +96,15 @@ func TestDecommissionedDeviceIsRefused(t *testing.T) {
 		t.Errorf("pi-2 refused after pi-1's decommission: %v", err)
 	}
 
-	// A new join, within the same second as the revocation or later.
-	fresh, err := f.join(t, "pi-1", "good")
+	// Not with the token that enrolled it: the provider, not only the
+	// agent, refuses that.
+	_, err = f.join(t, "pi-1", "good")
+	if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "join it again with a new bootstrap token") {
+		t.Errorf("join again with the enrolling token: got %v, want PermissionDenied asking for a new token", err)
+	}
+	// A new join with another token, within the same second as the
+	// revocation or later.
+	fresh, err := f.join(t, "pi-1", "fresh")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,6 +36,8 @@ func (t tokens) Account(_ context.Context, tok string) (string, error) {
 	return "", errors.New("unknown token")
 }
 
+func (t tokens) Spend(context.Context, string) error { return nil }
+
 type fixture struct {
 	ca   *identity.CA
 	fab  *fabric.Fabric
@@ -47,13 +49,27 @@ func start(t *testing.T) *fixture { t.Helper(); return startWith(t, nil) }
 // startWith starts a hub that refuses the devices revs revokes.
 func startWith(t *testing.T, revs Revocations) *fixture {
 	t.Helper()
-	ca, err := identity.NewCA("test", time.Now())
-	if err != nil {
-		t.Fatal(err)
+	return startConfig(t, Config{Revocations: revs})
+}
+
+// startConfig starts a hub with cfg, filling in a new CA and the tokens
+// "good" and "fresh" of account acme where cfg has none.
+func startConfig(t *testing.T, cfg Config) *fixture {
+	t.Helper()
+	if cfg.CA == nil {
+		ca, err := identity.NewCA("test", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.CA = ca
 	}
+	if cfg.Tokens == nil {
+		cfg.Tokens = tokens{"good": "acme", "fresh": "acme"}
+	}
+	ca := cfg.CA
 	log := slog.New(slog.DiscardHandler)
 	fab := fabric.New(log)
-	srv, err := New(Config{CA: ca, Tokens: tokens{"good": "acme"}, Revocations: revs}, fab, log)
+	srv, err := New(cfg, fab, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"crypto/tls"
 	"testing"
 	"time"
 
@@ -18,9 +19,11 @@ import (
 func TestScopesProbeAndNearest(t *testing.T) {
 	f := start(t)
 	f.fab.MarkReady()
+	certs := map[string]*tls.Certificate{}
 	connect := func(id string, sc *hubv1.Scopes) hubv1.Hub_ControlClient {
 		t.Helper()
 		cert, err := f.join(t, id, "good")
+		certs[id] = cert
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -75,11 +78,7 @@ func TestScopesProbeAndNearest(t *testing.T) {
 		t.Errorf("network claim: got %q, want lan2", d.Scopes.GetNetworkId())
 	}
 
-	cert, err := f.join(t, "pi-1", "good")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hub := f.dial(t, cert)
+	hub := f.dial(t, certs["pi-1"])
 	resp, err := hub.Nearest(t.Context(), &hubv1.NearestRequest{Free: &hubv1.Resources{CpuMillis: 500}})
 	if err != nil {
 		t.Fatal(err)

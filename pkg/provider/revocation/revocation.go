@@ -140,6 +140,16 @@ const ConfigMapKey = "revocations.json"
 type ConfigMap struct {
 	Client          kubernetes.Interface
 	Namespace, Name string
+	// Key is the ConfigMap's key that holds the data; empty means
+	// ConfigMapKey.
+	Key string
+}
+
+func (c ConfigMap) key() string {
+	if c.Key == "" {
+		return ConfigMapKey
+	}
+	return c.Key
 }
 
 var _ Backend = ConfigMap{}
@@ -153,7 +163,7 @@ func (c ConfigMap) Load(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read configmap %s/%s: %w", c.Namespace, c.Name, err)
 	}
-	return []byte(cm.Data[ConfigMapKey]), nil
+	return []byte(cm.Data[c.key()]), nil
 }
 
 // Save implements Backend.
@@ -164,7 +174,7 @@ func (c ConfigMap) Save(ctx context.Context, data []byte) error {
 		if apierrors.IsNotFound(err) {
 			_, err = cms.Create(ctx, &corev1.ConfigMap{
 				ObjectMeta: metav1.ObjectMeta{Name: c.Name, Namespace: c.Namespace},
-				Data:       map[string]string{ConfigMapKey: string(data)},
+				Data:       map[string]string{c.key(): string(data)},
 			}, metav1.CreateOptions{})
 			if apierrors.IsAlreadyExists(err) {
 				continue
@@ -177,7 +187,7 @@ func (c ConfigMap) Save(ctx context.Context, data []byte) error {
 		if cm.Data == nil {
 			cm.Data = map[string]string{}
 		}
-		cm.Data[ConfigMapKey] = string(data)
+		cm.Data[c.key()] = string(data)
 		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
 		if apierrors.IsConflict(err) {
 			continue
