@@ -24,6 +24,8 @@ FUZZTIME     ?= 30s
 # make bench
 BENCH        ?= .
 BENCHTIME    ?= 1s
+# make vulncheck: extra govulncheck flags (e.g. -show verbose).
+VULNCHECK_FLAGS ?=
 # make up / make demo
 AGENTS ?= 3
 LANS   ?= 1
@@ -149,6 +151,10 @@ $(GOLANGCI_LINT): hack/tools/lint/go.mod hack/tools/lint/go.sum
 	@mkdir -p $(dir $@)
 	@echo "building golangci-lint ($$(cd hack/tools/lint && go list -m -f '{{.Version}}' github.com/golangci/golangci-lint/v2)) into $@"
 	cd hack/tools/lint && go build -o $@ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+
+.PHONY: vulncheck
+vulncheck: ## govulncheck over the provider and the agent, offline against the vulnerability database pinned in hack/tools/vuln (VULNDB=latest: the newest); fails on reachable findings
+	@VULNDB="$(VULNDB)" bash hack/vulncheck.sh $(VULNCHECK_FLAGS)
 
 .PHONY: generate
 generate: ## Regenerate the protobuf/gRPC code in pkg/apis (needs protoc)
