@@ -109,13 +109,18 @@ func TestHubChecksWhatDevicesSend(t *testing.T) {
 	for i := range fabric.MaxLabels + 1 {
 		labels[fmt.Sprintf("l%d", i)] = "x"
 	}
-	if _, err := f.joinControl(t, "pi-1", &hubv1.Hello{Labels: labels}); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "labels") {
+	// One device, enrolled once (a token enrols a device ID only once).
+	cert, err := f.join(t, "pi-1", "good")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.controlWith(t, cert, &hubv1.Hello{DeviceId: "pi-1", Labels: labels}); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "labels") {
 		t.Errorf("hello with %d labels: got %v, want InvalidArgument naming the labels", len(labels), err)
 	}
-	if _, err := f.joinControl(t, "pi-1", &hubv1.Hello{Addresses: []string{"not an address"}}); status.Code(err) != codes.InvalidArgument {
+	if _, err := f.controlWith(t, cert, &hubv1.Hello{DeviceId: "pi-1", Addresses: []string{"not an address"}}); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("hello with a bad address: got %v, want InvalidArgument", err)
 	}
-	s, err := f.joinControl(t, "pi-1", &hubv1.Hello{Scopes: &hubv1.Scopes{Seq: 1, NetworkId: "lan1"}})
+	s, err := f.controlWith(t, cert, &hubv1.Hello{DeviceId: "pi-1", Scopes: &hubv1.Scopes{Seq: 1, NetworkId: "lan1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
