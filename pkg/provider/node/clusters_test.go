@@ -1,9 +1,7 @@
 package node_test
 
 import (
-	"context"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,23 +22,8 @@ import (
 // NotReady, then deleted after the grace once no pod is left on it.
 func TestClusterNodesOnRealAPIServer(t *testing.T) {
 	env := kubetest.Start(t, kubetest.Options{})
-	log := slog.New(slog.DiscardHandler)
-	fab := fabric.New(log)
-	m, err := node.NewManager(node.Config{
-		NodeIP: "127.0.0.1", KubeletPort: 10250, RetryInterval: 200 * time.Millisecond,
-		ClusterDebounce: 50 * time.Millisecond, DissolveGrace: time.Second,
-	}, env.Client, fab, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := m.Run(ctx); err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	})
-	defer func() { cancel(); wg.Wait() }()
+	fab := fabric.New(slog.New(slog.DiscardHandler))
+	runManager(t, env, fab, node.Config{DissolveGrace: time.Second})
 
 	seq := uint64(0)
 	hello := func(id, lan, arch string, peers ...string) *hubv1.Hello {
