@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgefabric/edgefabric/pkg/provider/placement"
 	"github.com/edgefabric/edgefabric/test/fabrictest"
 
 	corev1 "k8s.io/api/core/v1"
@@ -48,26 +49,26 @@ func testPlacement(f *fabrictest.Fabric, img image) {
 	if d := placed("place-d", 1500); d == a {
 		t.Errorf("place-d (1500m) went to %s, which has only 1000m left", d)
 	}
-	// Nothing has 1900m left: the pod waits, saying why.
+	// Nothing has 1900m left: the pod is rejected as a kubelet rejects a
+	// pod it cannot admit, saying why, so that its controller (if it has
+	// one) replaces it where there is room.
 	f.Create(f.Pod("place-e", img.ref, cpu(1900)))
-	p := f.WaitPod("place-e", 30*time.Second, func(p *corev1.Pod) bool {
-		w := app(p).State.Waiting
-		return w != nil && w.Reason == "Unschedulable"
-	})
-	if p.Status.Phase != corev1.PodPending || !strings.Contains(app(p).State.Waiting.Message, "Insufficient cpu") {
-		t.Errorf("place-e: got phase %s, waiting %+v; want Pending, Unschedulable with Insufficient cpu", p.Status.Phase, app(p).State.Waiting)
+	p := f.WaitPod("place-e", 30*time.Second, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
+	if p.Status.Reason != placement.ReasonOutOfCPU || !strings.Contains(p.Status.Message, "Insufficient cpu") {
+		t.Errorf("place-e: got %s: %q; want %s with Insufficient cpu", p.Status.Reason, p.Status.Message, placement.ReasonOutOfCPU)
 	}
-	ev := f.WaitEvent("place-e", "FailedScheduling", 30*time.Second)
+	ev := f.WaitEvent("place-e", placement.ReasonOutOfCPU, 30*time.Second)
 	if ev.Type != corev1.EventTypeWarning || !strings.Contains(ev.Message, "0/3 devices are available") {
-		t.Errorf("place-e FailedScheduling event: %s %q", ev.Type, ev.Message)
+		t.Errorf("place-e %s event: %s %q", placement.ReasonOutOfCPU, ev.Type, ev.Message)
 	}
-	// Freeing place-a's device lets it run there.
+	// Freeing place-a's device lets such a pod run there.
 	if _, err := f.Kubectl("delete", "pod", "place-a", "--wait=true", "--timeout=30s"); err != nil {
 		t.Fatal(err)
 	}
-	p = f.WaitPod("place-e", 60*time.Second, fabrictest.PodReady)
+	f.Create(f.Pod("place-f", img.ref, cpu(1900)))
+	p = f.WaitPod("place-f", 60*time.Second, fabrictest.PodReady)
 	if dev := p.Annotations["edgefabric.io/device"]; dev != a {
-		t.Errorf("place-e went to %s, want %s, freed by place-a", dev, a)
+		t.Errorf("place-f went to %s, want %s, freed by place-a", dev, a)
 	}
 }
 

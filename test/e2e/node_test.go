@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/edgefabric/edgefabric/test/fabrictest"
+	"github.com/edgefabric/edgefabric/test/poll"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -111,10 +112,14 @@ func testNode(f *fabrictest.Fabric) {
 // testLease checks the node's lease in kube-node-lease and that it is renewed.
 func testLease(f *fabrictest.Fabric) {
 	t := f.T()
-	l, err := f.Client.CoordinationV1().Leases("kube-node-lease").Get(t.Context(), nodeName, metav1.GetOptions{})
-	if err != nil {
-		t.Fatalf("node lease: %v", err)
-	}
+	// The node controller creates the lease once the node is registered,
+	// which may be a moment after the node is Ready.
+	var l *coordinationv1.Lease
+	var err error
+	poll.Until(t, 30*time.Second, func() bool {
+		l, err = f.Client.CoordinationV1().Leases("kube-node-lease").Get(t.Context(), nodeName, metav1.GetOptions{})
+		return err == nil
+	})
 	if h := l.Spec.HolderIdentity; h == nil || *h != nodeName {
 		t.Errorf("lease holder: got %v, want %s", h, nodeName)
 	}
