@@ -72,7 +72,7 @@ func TestSecretTokens(t *testing.T) {
 	rctx, stop := context.WithCancel(ctx)
 	ran := make(chan error, 1)
 	go func() { ran <- toks.Run(rctx) }()
-	t.Cleanup(func() { stop(); <-ran })
+	t.Cleanup(func() { stop(); <-ran }) //nolint:errcheck // it ends as stopped
 
 	wantAccount := func(token, want string) {
 		t.Helper()

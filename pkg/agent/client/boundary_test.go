@@ -49,7 +49,7 @@ func (w *recording) Apply(d *hubv1.WorkloadDelta) error {
 	defer w.mu.Unlock()
 	if d.GetUpsert().GetName() == "panic" {
 		var m map[string]int
-		m["x"]++ // a nil map: panics
+		m["x"]++ //nolint:staticcheck // a nil map: the panic is the point
 	}
 	if u := d.GetUpsert(); u != nil {
 		w.workloads[u.GetUid()] = u

@@ -165,7 +165,7 @@ func (c *Client) token() (string, error) {
 		return "", nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("%w: read the bootstrap token: %v", ErrRefused, err)
+		return "", fmt.Errorf("%w: read the bootstrap token: %w", ErrRefused, err)
 	}
 	return strings.TrimSpace(string(b)), nil
 }

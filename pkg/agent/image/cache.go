@@ -41,14 +41,6 @@ type record struct {
 	Blobs []string `json:"blobs"`
 }
 
-// contentPath is the module file or root filesystem the record names.
-func (r *record) contentPath(s *Store) string {
-	if r.RootFS {
-		return s.rootfsPath(r.ImageID)
-	}
-	return s.modulePath(r.Module)
-}
-
 func (r *record) artifact(s *Store) *Artifact {
 	a := &Artifact{
 		ImageID:    r.ImageID,

@@ -52,7 +52,7 @@ func TestDiskFull(t *testing.T) {
 	inUse := image.InUse{Refs: refs[1:]} // a workload wants refs[1] now
 	done := make(chan error)
 	go func() { done <- store.RunGC(t.Context(), time.Hour, func() image.InUse { return inUse }) }()
-	t.Cleanup(func() { <-done })
+	t.Cleanup(func() { <-done }) //nolint:errcheck // it ends with the test's context
 
 	_, err = store.Pull(t.Context(), refs[1], "")
 	if err == nil {

@@ -151,7 +151,7 @@ func TestBudgetTriggersGC(t *testing.T) {
 			return u
 		})
 	}()
-	t.Cleanup(func() { <-done }) // t.Context() ends first
+	t.Cleanup(func() { <-done }) //nolint:errcheck // t.Context() ends first
 	// The first collection, at start, finds nothing to do.
 	if _, err := store.Pull(t.Context(), refs[1], ""); err != nil {
 		t.Fatal(err)

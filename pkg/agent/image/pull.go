@@ -71,11 +71,11 @@ func (s *Store) pull(ctx context.Context, r name.Reference) (*Artifact, error) {
 	case err == nil:
 	case tr.stalled.Load() && ctx.Err() == nil:
 		// Whatever go-containerregistry made of the aborted request.
-		return nil, fmt.Errorf("no data from the registry for %s, gave up (image pull progress timeout): %v", s.progress, err)
+		return nil, fmt.Errorf("no data from the registry for %s, gave up (image pull progress timeout): %v", s.progress, err) //nolint:errorlint // what the aborted request became, not a cause to match
 	case errors.Is(context.Cause(pullCtx), errPullTimeout) && ctx.Err() == nil:
 		// Not wrapped: this is no cancellation that callers sharing the
 		// pull should retry after (see pullShared).
-		return nil, fmt.Errorf("not done within %s, gave up (image pull timeout): %v", s.timeout, err)
+		return nil, fmt.Errorf("not done within %s, gave up (image pull timeout): %v", s.timeout, err) //nolint:errorlint // not wrapped on purpose, see above
 	default:
 		return nil, err
 	}

@@ -339,7 +339,7 @@ func openBeneath(dir, subPath string, create bool) (*os.File, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("subPath %q: %w", subPath, err)
 	}
-	if fi, err := f.Stat(); err != nil || !(fi.IsDir() || fi.Mode().IsRegular()) {
+	if fi, err := f.Stat(); err != nil || (!fi.IsDir() && !fi.Mode().IsRegular()) {
 		f.Close()
 		return nil, "", fmt.Errorf("subPath %q is neither a directory nor a file", subPath)
 	}

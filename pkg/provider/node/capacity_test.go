@@ -110,8 +110,8 @@ func TestNodesShareTheirDevices(t *testing.T) {
 		p := waitPod(t, env, fmt.Sprintf("lan-%d", i), func(p *corev1.Pod) bool {
 			return p.Annotations[node.AnnotationDevice] != "" || p.Status.Phase == corev1.PodFailed
 		})
-		switch {
-		case p.Status.Phase == corev1.PodFailed:
+		switch p.Status.Phase {
+		case corev1.PodFailed:
 			rejected++
 			if p.Status.Reason != placement.ReasonOutOfPods || !strings.HasPrefix(p.Status.Message, "Pod was rejected: Too many pods") {
 				t.Errorf("pod %s rejected with %q: %q, want %s", p.Name, p.Status.Reason, p.Status.Message, placement.ReasonOutOfPods)
