@@ -13,6 +13,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"strings"
@@ -335,7 +336,9 @@ func (c *Client) session(ctx context.Context) error {
 	// start-up could otherwise stay unready at the hub for good).
 	pending := c.work.TakeReport()
 	hello.Statuses = c.work.Statuses()
-	if err := stream.Send(&hubv1.AgentMessage{Msg: &hubv1.AgentMessage_Hello{Hello: hello}}); err != nil {
+	// A hub that refuses the device may end the stream before the hello is
+	// sent: Send then says only io.EOF, and Recv says why.
+	if err := stream.Send(&hubv1.AgentMessage{Msg: &hubv1.AgentMessage_Hello{Hello: hello}}); err != nil && !errors.Is(err, io.EOF) {
 		return err
 	}
 	first, err := stream.Recv()
