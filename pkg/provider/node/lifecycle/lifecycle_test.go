@@ -303,7 +303,6 @@ func (w *world) exec(cmd string) ([]string, error) {
 	return w.step(name, ev, false), nil
 }
 
-
 // current is the pod as the node knows it, else as declared.
 func (w *world) current(name string) *corev1.Pod {
 	if p, ok := w.pods[name]; ok {
