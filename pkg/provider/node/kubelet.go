@@ -20,13 +20,13 @@ import (
 // (/stats/summary, /metrics/resource): the nodes of one provider share an
 // address, so each needs a port of its own for metrics-server and kubectl
 // top to see that node's pods and usage.
-type nodeKubelet struct{ n *accountNode }
+type nodeKubelet struct{ n *clusterNode }
 
 var _ kubeletapi.Backend = nodeKubelet{}
 
 // listenKubelet opens the node's own kubelet API port, if the manager is
 // configured for them (Config.KubeletTLS).
-func (n *accountNode) listenKubelet() error {
+func (n *clusterNode) listenKubelet() error {
 	cfg := n.m.cfg
 	if cfg.KubeletTLS == nil {
 		return nil
@@ -43,14 +43,14 @@ func (n *accountNode) listenKubelet() error {
 
 // closeKubelet closes the node's own kubelet API port of a node that will
 // not run.
-func (n *accountNode) closeKubelet() {
+func (n *clusterNode) closeKubelet() {
 	if n.kubeletLis != nil {
 		_ = n.kubeletLis.Close()
 	}
 }
 
 // serveKubelet serves the node's own kubelet API until ctx ends.
-func (n *accountNode) serveKubelet(ctx context.Context) error {
+func (n *clusterNode) serveKubelet(ctx context.Context) error {
 	if n.kubeletLis == nil {
 		return nil
 	}
@@ -61,7 +61,7 @@ func (n *accountNode) serveKubelet(ctx context.Context) error {
 
 // publishedKubeletPort is the port the node publishes: its own, or the
 // provider's shared one.
-func (n *accountNode) publishedKubeletPort() int32 {
+func (n *clusterNode) publishedKubeletPort() int32 {
 	if n.kubeletPort != 0 {
 		return n.kubeletPort
 	}
@@ -110,9 +110,9 @@ func (k nodeKubelet) PortForward(ctx context.Context, namespace, pod string, por
 }
 
 func (k nodeKubelet) StatsSummary(context.Context) (*statsv1alpha1.Summary, error) {
-	return statsSummary(k.n.m, []*accountNode{k.n}), nil
+	return statsSummary(k.n.m, []*clusterNode{k.n}), nil
 }
 
 func (k nodeKubelet) MetricsResource(context.Context) ([]*dto.MetricFamily, error) {
-	return metricsResource(k.n.m, []*accountNode{k.n}), nil
+	return metricsResource(k.n.m, []*clusterNode{k.n}), nil
 }

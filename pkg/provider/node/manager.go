@@ -32,10 +32,12 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/flowcontrol"
+	"k8s.io/utils/clock"
 
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
 	"github.com/edgefabric/edgefabric/pkg/provider/fabric"
 	"github.com/edgefabric/edgefabric/pkg/provider/kubeletapi"
+	"github.com/edgefabric/edgefabric/pkg/provider/node/lifecycle"
 	"github.com/edgefabric/edgefabric/pkg/scopes"
 )
 
@@ -44,7 +46,7 @@ const (
 	LabelAccount     = "edgefabric.io/account"
 	LabelScope       = "edgefabric.io/scope"
 	LabelCluster     = "edgefabric.io/cluster"
-	AnnotationDevice = "edgefabric.io/device"
+	AnnotationDevice = lifecycle.AnnotationDevice
 	// AnnotationClusterMembers lists the devices of a network or proximity
 	// cluster's node (comma-separated, sorted), and AnnotationClusterClaim
 	// what a network cluster's ID was chosen for: a restarted provider
@@ -109,6 +111,9 @@ type Config struct {
 	// report before it is marked ContainerCreating: a device that starts the
 	// pod sooner saves that status write. Zero means 1 s.
 	PendingDelay time.Duration
+	// Clock is what the nodes read the time from and set their timers
+	// with; nil means the real clock.
+	Clock clock.WithTickerAndDelayedExecution
 }
 
 func (c *Config) defaults() {
@@ -142,6 +147,9 @@ func (c *Config) defaults() {
 	if c.PendingDelay == 0 {
 		c.PendingDelay = time.Second
 	}
+	if c.Clock == nil {
+		c.Clock = clock.RealClock{}
+	}
 }
 
 // Validate reports a configuration that cannot work.
@@ -162,14 +170,17 @@ type Manager struct {
 	client kubernetes.Interface
 	fab    *fabric.Fabric
 	log    *slog.Logger
+	clock  clock.WithTickerAndDelayedExecution
+	// lifecycle configures the pods' lifecycle (package lifecycle).
+	lifecycle lifecycle.Config
 
 	scm         informers.SharedInformerFactory
 	broadcaster record.EventBroadcaster
 
 	mu      sync.Mutex
 	ctx     context.Context         // set by Run; nodes started later use it
-	nodes   map[string]*accountNode // by node name
-	byUID   map[string]*accountNode
+	nodes   map[string]*clusterNode // by node name
+	byUID   map[string]*clusterNode
 	wg      sync.WaitGroup
 	started chan struct{}
 
@@ -195,19 +206,22 @@ func NewManager(cfg Config, client kubernetes.Interface, fab *fabric.Fabric, log
 		return nil, err
 	}
 	m := &Manager{
-		cfg:     cfg,
-		client:  client,
-		fab:     fab,
-		log:     log,
-		scm:     informers.NewSharedInformerFactory(client, 10*time.Minute),
-		nodes:   map[string]*accountNode{},
-		byUID:   map[string]*accountNode{},
-		started: make(chan struct{}),
+		cfg:    cfg,
+		client: client,
+		fab:    fab,
+		log:    log,
+		clock:  cfg.Clock,
+
+		lifecycle: lifecycle.Config{DeviceLossGrace: cfg.DeviceLossGrace, PendingDelay: cfg.PendingDelay},
+		scm:       informers.NewSharedInformerFactory(client, 10*time.Minute),
+		nodes:     map[string]*clusterNode{},
+		byUID:     map[string]*clusterNode{},
+		started:   make(chan struct{}),
 
 		recovered: map[string]fabric.Cluster{},
 
 		recompute: make(chan struct{}, 1),
-		startedAt: time.Now(),
+		startedAt: cfg.Clock.Now(),
 	}
 	// Register the informers the pod controllers need before the factory starts.
 	m.scm.Core().V1().Secrets().Informer()
@@ -253,11 +267,11 @@ func (m *Manager) Run(ctx context.Context) error {
 	for _, account := range m.fab.Accounts() {
 		m.DevicesChanged(account)
 	}
-	m.formClusters(time.Now())
+	m.formClusters(m.clock.Now())
 	m.fab.MarkReady()
 	m.log.Info("virtual nodes ready")
 
-	ticker := time.NewTicker(m.cfg.RetryInterval)
+	ticker := m.clock.NewTicker(m.cfg.RetryInterval)
 	defer ticker.Stop()
 	var debounce <-chan time.Time
 	for {
@@ -267,18 +281,18 @@ func (m *Manager) Run(ctx context.Context) error {
 			return nil
 		case <-m.recompute:
 			if debounce == nil {
-				debounce = time.After(m.cfg.ClusterDebounce)
+				debounce = m.clock.After(m.cfg.ClusterDebounce)
 			}
 		case <-debounce:
 			debounce = nil
-			m.formClusters(time.Now())
-		case <-ticker.C:
+			m.formClusters(m.clock.Now())
+		case <-ticker.C():
 			for _, n := range m.allNodes() {
-				n.retry()
+				n.stepAll(ctx, lifecycle.Retry{})
 				n.refreshVolumes()
 			}
-			m.formClusters(time.Now()) // devices gone for good leave their clusters
-			m.removeDissolved(ctx, time.Now())
+			m.formClusters(m.clock.Now()) // devices gone for good leave their clusters
+			m.removeDissolved(ctx, m.clock.Now())
 		}
 	}
 }
@@ -484,10 +498,10 @@ func (m *Manager) recover(ctx context.Context) error {
 	return nil
 }
 
-func (m *Manager) allNodes() []*accountNode {
+func (m *Manager) allNodes() []*clusterNode {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make([]*accountNode, 0, len(m.nodes))
+	out := make([]*clusterNode, 0, len(m.nodes))
 	for _, n := range m.nodes {
 		out = append(out, n)
 	}
@@ -497,7 +511,7 @@ func (m *Manager) allNodes() []*accountNode {
 // ensureNode returns the cluster's node, starting it if it does not run yet.
 // A network or proximity node starts with no members until formClusters
 // gives it some.
-func (m *Manager) ensureNode(key fabric.ClusterKey) (*accountNode, error) {
+func (m *Manager) ensureNode(key fabric.ClusterKey) (*clusterNode, error) {
 	name := NodeName(key.Account)
 	if key.Scope != scopes.Account {
 		name = key.NodeName()
@@ -511,7 +525,7 @@ func (m *Manager) ensureNode(key fabric.ClusterKey) (*accountNode, error) {
 		return nil, errors.New("manager not running")
 	}
 	recovered := m.recovered[name]
-	n, err := newAccountNode(m, key, recovered.Members, recovered.Claim)
+	n, err := newClusterNode(m, key, recovered.Members, recovered.Claim)
 	if err != nil {
 		return nil, err
 	}
@@ -529,7 +543,7 @@ func (m *Manager) ensureNode(key fabric.ClusterKey) (*accountNode, error) {
 	return n, nil
 }
 
-func (m *Manager) track(uid string, n *accountNode) {
+func (m *Manager) track(uid string, n *clusterNode) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if n == nil {
@@ -539,7 +553,7 @@ func (m *Manager) track(uid string, n *accountNode) {
 	m.byUID[uid] = n
 }
 
-func (m *Manager) nodeOf(uid string) *accountNode {
+func (m *Manager) nodeOf(uid string) *clusterNode {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.byUID[uid]
@@ -583,7 +597,7 @@ func (m *Manager) DevicesChanged(account string) {
 func (m *Manager) DeviceRemoved(account, id, why string) {
 	for _, n := range m.allNodes() {
 		if n.account == account {
-			n.moveFrom(time.Now(), id, why)
+			n.tick(context.Background(), id, why)
 		}
 	}
 }
@@ -622,7 +636,7 @@ func (m *Manager) Pods(context.Context) ([]*corev1.Pod, error) {
 	return out, nil
 }
 
-func (m *Manager) newPodController(n *accountNode, pods informers.SharedInformerFactory) (*vknode.PodController, error) {
+func (m *Manager) newPodController(n *clusterNode, pods informers.SharedInformerFactory) (*vknode.PodController, error) {
 	return vknode.NewPodController(vknode.PodControllerConfig{
 		PodClient:                            m.client.CoreV1(),
 		PodInformer:                          podInformer{pods.Core().V1().Pods()},
@@ -638,7 +652,7 @@ func (m *Manager) newPodController(n *accountNode, pods informers.SharedInformer
 	})
 }
 
-func (m *Manager) newNodeController(n *accountNode) (*vknode.NodeController, error) {
+func (m *Manager) newNodeController(n *clusterNode) (*vknode.NodeController, error) {
 	return vknode.NewNodeController(n, n.initialNode(), m.client.CoreV1().Nodes(),
 		vknode.WithNodeEnableLeaseV1(nodeutil.NodeLeaseV1Client(m.client), vknode.DefaultLeaseDuration),
 	)
@@ -674,7 +688,7 @@ func (m *Manager) removePod(pod *corev1.Pod) {
 
 // ReasonAccountMismatch is the reason of the status and event of a pod that
 // may not run on the devices of the node it was bound to.
-const ReasonAccountMismatch = "AccountMismatch"
+const ReasonAccountMismatch = lifecycle.ReasonAccountMismatch
 
 // tenancy says why a pod of namespace ns may not run on account's devices, or
 // "" if it may. A namespace labelled edgefabric.io/account=<a> runs pods on

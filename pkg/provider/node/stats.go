@@ -19,13 +19,13 @@ type podUsage struct {
 }
 
 // usages returns the reported usage of every pod of every node, ordered.
-func usages(m *Manager, nodes []*accountNode) []podUsage {
+func usages(m *Manager, nodes []*clusterNode) []podUsage {
 	var out []podUsage
 	for _, n := range nodes {
 		n.mu.Lock()
 		var pods []podUsage
 		for uid, st := range n.byUID {
-			pods = append(pods, podUsage{node: n.name, namespace: st.pod.Namespace, name: st.pod.Name, uid: uid})
+			pods = append(pods, podUsage{node: n.name, namespace: st.Pod.Namespace, name: st.Pod.Name, uid: uid})
 		}
 		n.mu.Unlock()
 		for _, p := range pods {
@@ -85,7 +85,7 @@ func (m *Manager) StatsSummary(context.Context) (*statsv1alpha1.Summary, error) 
 }
 
 // statsSummary is the summary of nodes' pods.
-func statsSummary(m *Manager, nodes []*accountNode) *statsv1alpha1.Summary {
+func statsSummary(m *Manager, nodes []*clusterNode) *statsv1alpha1.Summary {
 	s := &statsv1alpha1.Summary{}
 	nodeCPU := &statsv1alpha1.CPUStats{Time: metav1.Now()}
 	nodeMem := &statsv1alpha1.MemoryStats{Time: metav1.Now()}
@@ -153,7 +153,7 @@ func (m *Manager) MetricsResource(context.Context) ([]*dto.MetricFamily, error) 
 }
 
 // metricsResource is /metrics/resource over nodes' pods.
-func metricsResource(m *Manager, nodes []*accountNode) []*dto.MetricFamily {
+func metricsResource(m *Manager, nodes []*clusterNode) []*dto.MetricFamily {
 	gauge, counter := dto.MetricType_GAUGE, dto.MetricType_COUNTER
 	family := func(name, help string, t dto.MetricType) *dto.MetricFamily {
 		return &dto.MetricFamily{Name: &name, Help: &help, Type: &t}

@@ -22,13 +22,13 @@ const openWait = 15 * time.Second
 
 // target finds the pod's node and uid, and checks the container (empty: the
 // only one).
-func (m *Manager) target(namespace, name, container string) (*accountNode, string, string, error) {
+func (m *Manager) target(namespace, name, container string) (*clusterNode, string, string, error) {
 	for _, n := range m.allNodes() {
 		n.mu.Lock()
 		uid, ok := n.byKey[namespace+"/"+name]
 		var pod *corev1.Pod
 		if ok {
-			pod = n.byUID[uid].pod
+			pod = n.byUID[uid].Pod
 		}
 		n.mu.Unlock()
 		if !ok {

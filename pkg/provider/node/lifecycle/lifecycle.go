@@ -374,15 +374,10 @@ func (s *step) takeMeta(pod *corev1.Pod) {
 // in order.
 func Step(cfg Config, p Pod, ev Event, now time.Time) (Pod, []Action) {
 	s := &step{cfg: cfg, p: p, now: now}
-	switch ev.(type) {
-	case Create, Recover:
-	default:
-		if p.Pod == nil {
-			return p, nil // not a pod the node knows
-		}
-	}
-	if p.Phase == Gone {
-		if _, ok := ev.(Placed); ok {
+	_, creates := ev.(Create)
+	if _, recovers := ev.(Recover); (p.Pod == nil && !creates && !recovers) || p.Phase == Gone {
+		// Not a pod the node knows (any longer).
+		if pl, ok := ev.(Placed); ok && pl.Chosen {
 			s.do(Unassign{}) // give up the room placement held
 		}
 		return p, s.out

@@ -551,20 +551,28 @@ func TestRecordedPlacement(t *testing.T) {
 }
 
 func TestReportedPodIP(t *testing.T) {
+	own := []string{"10.1.2.3", "fd00::3"}
 	tests := []struct {
-		reported, wantIP, wantRejected string
-		addresses                      []string
+		name         string
+		reported     string
+		addresses    []string
+		want, reject string
 	}{
-		{"", "10.0.0.1", "", []string{"10.0.0.1"}},
-		{"10.0.0.2", "10.0.0.2", "", []string{"10.0.0.1", "10.0.0.2"}},
-		{"::ffff:10.0.0.2", "10.0.0.2", "", []string{"10.0.0.1", "10.0.0.2"}},
-		{"192.168.9.9", "10.0.0.1", "192.168.9.9", []string{"10.0.0.1"}},
-		{"junk", "", "junk", nil},
+		{name: "none reported", want: "10.1.2.3", addresses: own},
+		{name: "its first address", reported: "10.1.2.3", addresses: own, want: "10.1.2.3"},
+		{name: "its other address", reported: "fd00::3", addresses: own, want: "fd00::3"},
+		{name: "its address, mapped", reported: "::ffff:10.1.2.3", addresses: own, want: "10.1.2.3"},
+		{name: "another machine's address", reported: "10.96.0.1", addresses: own, want: "10.1.2.3", reject: "10.96.0.1"},
+		{name: "loopback", reported: "127.0.0.1", addresses: own, want: "10.1.2.3", reject: "127.0.0.1"},
+		{name: "not an IP", reported: "kubernetes.default", addresses: own, want: "10.1.2.3", reject: "kubernetes.default"},
+		{name: "a device with no address", reported: "10.1.2.3", want: "", reject: "10.1.2.3"},
 	}
 	for _, tt := range tests {
-		ip, rejected := ReportedPodIP(tt.reported, tt.addresses)
-		if ip != tt.wantIP || rejected != tt.wantRejected {
-			t.Errorf("ReportedPodIP(%q, %v) = %q, %q; want %q, %q", tt.reported, tt.addresses, ip, rejected, tt.wantIP, tt.wantRejected)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			ip, rejected := ReportedPodIP(tt.reported, tt.addresses)
+			if ip != tt.want || rejected != tt.reject {
+				t.Errorf("ReportedPodIP(%q, %v) = %q, %q; want %q, %q", tt.reported, tt.addresses, ip, rejected, tt.want, tt.reject)
+			}
+		})
 	}
 }
