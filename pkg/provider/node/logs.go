@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"time"
 
 	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
@@ -29,11 +28,9 @@ func (n *clusterNode) logs(ctx context.Context, namespace, name, container strin
 	if !ok {
 		return nil, false, nil
 	}
-	if container == "" && len(pod.Spec.Containers) == 1 {
-		container = pod.Spec.Containers[0].Name
-	}
-	if !slices.ContainsFunc(slices.Concat(pod.Spec.InitContainers, pod.Spec.Containers), func(c corev1.Container) bool { return c.Name == container }) {
-		return nil, true, errdefs.InvalidInputf("container %q is not valid for pod %s/%s", container, namespace, name)
+	container, err := containerName(pod, container)
+	if err != nil {
+		return nil, true, err
 	}
 	req := &hubv1.StreamRequest{Container: container, Kind: &hubv1.StreamRequest_Logs{Logs: &hubv1.LogOptions{
 		Follow:       opts.Follow,

@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"slices"
 	"time"
 
-	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
 	"github.com/virtual-kubelet/virtual-kubelet/node/api"
 	corev1 "k8s.io/api/core/v1"
 	utilexec "k8s.io/utils/exec"
@@ -20,9 +18,9 @@ import (
 // stream.
 const openWait = 15 * time.Second
 
-// target finds the pod's node and uid, and checks the container (empty: the
-// only one).
-func (m *Manager) target(namespace, name, container string) (*clusterNode, string, string, error) {
+// target finds the pod's node and uid, and the container a request for
+// container is for (containerName); with anyContainer, no container is looked up.
+func (m *Manager) target(namespace, name, container string, anyContainer bool) (*clusterNode, string, string, error) {
 	for _, n := range m.allNodes() {
 		n.mu.Lock()
 		uid, ok := n.byKey[namespace+"/"+name]
@@ -34,11 +32,12 @@ func (m *Manager) target(namespace, name, container string) (*clusterNode, strin
 		if !ok {
 			continue
 		}
-		if container == "" && len(pod.Spec.Containers) > 0 {
-			container = pod.Spec.Containers[0].Name
+		if anyContainer {
+			return n, uid, "", nil
 		}
-		if container != "-" && !slices.ContainsFunc(pod.Spec.Containers, func(c corev1.Container) bool { return c.Name == container }) {
-			return nil, "", "", errdefs.InvalidInputf("container %q is not valid for pod %s/%s", container, namespace, name)
+		container, err := containerName(pod, container)
+		if err != nil {
+			return nil, "", "", err
 		}
 		return n, uid, container, nil
 	}
@@ -59,7 +58,7 @@ func (m *Manager) open(ctx context.Context, uid string, req *hubv1.StreamRequest
 // non-zero exit code is returned as a utilexec.ExitError, which the API
 // server passes on to kubectl as the command's exit code.
 func (m *Manager) Exec(ctx context.Context, namespace, name, container string, cmd []string, attach api.AttachIO) error {
-	_, uid, container, err := m.target(namespace, name, container)
+	_, uid, container, err := m.target(namespace, name, container, false)
 	if err != nil {
 		return err
 	}
@@ -89,7 +88,7 @@ func (m *Manager) Exec(ctx context.Context, namespace, name, container string, c
 
 // Attach attaches to a running container's stdin and output (kubectl attach).
 func (m *Manager) Attach(ctx context.Context, namespace, name, container string, attach api.AttachIO) error {
-	_, uid, container, err := m.target(namespace, name, container)
+	_, uid, container, err := m.target(namespace, name, container, false)
 	if err != nil {
 		return err
 	}
@@ -108,7 +107,7 @@ func (m *Manager) Attach(ctx context.Context, namespace, name, container string,
 
 // PortForward pipes one client connection to a TCP port on the pod's device.
 func (m *Manager) PortForward(ctx context.Context, namespace, name string, port int32, conn io.ReadWriteCloser) error {
-	_, uid, _, err := m.target(namespace, name, "-")
+	_, uid, _, err := m.target(namespace, name, "", true)
 	if err != nil {
 		return err
 	}
