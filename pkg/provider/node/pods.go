@@ -142,7 +142,7 @@ func (n *clusterNode) place(uid string, a lifecycle.Place) lifecycle.Event {
 		}
 		return lifecycle.Placed{Device: a.Device, Workload: w}
 	}
-	w, err := translate.Workload(pod, envSource{n.m}, "")
+	w, needsIP, err := translate.Unplaced(pod, envSource{n.m})
 	if err != nil {
 		return lifecycle.Unplaceable{Reason: translate.ReasonCreateContainerConfigError, Message: err.Error()}
 	}
@@ -159,7 +159,8 @@ func (n *clusterNode) place(uid string, a lifecycle.Place) lifecycle.Event {
 		}
 		return lifecycle.Unplaceable{Reason: lifecycle.ReasonUnschedulable, Message: why}
 	}
-	if d, ok := n.m.fab.Device(n.account, dev); ok && d.IP() != "" {
+	// Translated once, unless the workload refers to its device's address.
+	if d, ok := n.m.fab.Device(n.account, dev); ok && d.IP() != "" && needsIP {
 		if w, err = translate.Workload(pod, envSource{n.m}, d.IP()); err != nil {
 			n.m.fab.Remove(uid) // give up the device's room PlaceWith held
 			return lifecycle.Unplaceable{Reason: translate.ReasonCreateContainerConfigError, Message: err.Error()}

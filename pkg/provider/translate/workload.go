@@ -50,6 +50,22 @@ type EnvSource interface {
 // A resourceFieldRef to a limit the container does not set resolves to 0,
 // where the kubelet would use the node's allocatable capacity.
 func Workload(pod *corev1.Pod, env EnvSource, deviceIP string) (*hubv1.Workload, error) {
+	return workload(pod, env, deviceIP, nil)
+}
+
+// Unplaced translates pod as Workload does before it has a device, for
+// placement to choose one. deviceIP reports whether the workload depends on
+// the device's address (an env variable or a file refers to the pod's host
+// or pod IP): only then does it need translating again for the device
+// chosen; otherwise it is the workload for any device.
+func Unplaced(pod *corev1.Pod, env EnvSource) (w *hubv1.Workload, deviceIP bool, err error) {
+	w, err = workload(pod, env, "", &deviceIP)
+	return w, deviceIP, err
+}
+
+// workload is Workload; usedIP, if not nil, is set if the device's address
+// was read.
+func workload(pod *corev1.Pod, env EnvSource, deviceIP string, usedIP *bool) (*hubv1.Workload, error) {
 	if err := Validate(pod); err != nil {
 		return nil, err
 	}
@@ -62,6 +78,7 @@ func Workload(pod *corev1.Pod, env EnvSource, deviceIP string) (*hubv1.Workload,
 		pod:        pod,
 		source:     env,
 		deviceIP:   deviceIP,
+		usedIP:     usedIP,
 		configMaps: make(map[string]lookup[*corev1.ConfigMap]),
 		secrets:    make(map[string]lookup[*corev1.Secret]),
 	}
@@ -225,6 +242,7 @@ type resolver struct {
 	pod        *corev1.Pod
 	source     EnvSource
 	deviceIP   string
+	usedIP     *bool // set when deviceIP is read, if not nil
 	configMaps map[string]lookup[*corev1.ConfigMap]
 	secrets    map[string]lookup[*corev1.Secret]
 }
@@ -514,6 +532,9 @@ func (r *resolver) fieldRef(f *corev1.ObjectFieldSelector) (string, error) {
 	case "spec.serviceAccountName":
 		return pod.Spec.ServiceAccountName, nil
 	case "status.hostIP", "status.hostIPs", "status.podIP", "status.podIPs":
+		if r.usedIP != nil {
+			*r.usedIP = true
+		}
 		return r.deviceIP, nil
 	}
 	return "", fmt.Errorf("fieldRef %s: unsupported fieldPath", f.FieldPath)

@@ -610,3 +610,41 @@ func TestSpecHashCoversContainer(t *testing.T) {
 		})
 	}
 }
+
+// TestUnplaced: a workload translated before placement is the workload for
+// any device unless it refers to the device's address.
+func TestUnplaced(t *testing.T) {
+	env := func(path string) []corev1.EnvVar {
+		return []corev1.EnvVar{{Name: "V", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: path}}}}
+	}
+	tests := []struct {
+		name        string
+		env         []corev1.EnvVar
+		wantNeedsIP bool
+	}{
+		{name: "no env"},
+		{name: "its name", env: env("metadata.name")},
+		{name: "its host IP", env: env("status.hostIP"), wantNeedsIP: true},
+		{name: "its pod IP", env: env("status.podIP"), wantNeedsIP: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pod := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app:1", Env: tt.env}}}}
+			pod.Name, pod.Namespace, pod.UID = "p", "ns", "uid-p"
+			w, needsIP, err := Unplaced(pod, &fakeSource{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if needsIP != tt.wantNeedsIP {
+				t.Errorf("Unplaced: needs the device's IP %v, want %v", needsIP, tt.wantNeedsIP)
+			}
+			placed, err := Workload(pod, &fakeSource{}, "10.0.0.7")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if same := proto.Equal(w, placed); same == needsIP {
+				t.Errorf("Unplaced's workload equal to the placed one: %v; want %v", same, !needsIP)
+			}
+		})
+	}
+}
