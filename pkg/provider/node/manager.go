@@ -5,6 +5,11 @@
 // (placing a pod on a device, sending it there, turning the device's reports
 // into pod status and events), and answers the kubelet API for all of them.
 // Run blocks until its context ends and every node has stopped.
+//
+// What happens to a pod is decided by the pure state machine in package
+// lifecycle; a clusterNode (cluster.go) steps it and carries out its
+// actions: pods.go, with device loss in deviceloss.go, the node object in
+// nodestatus.go, logs in logs.go, exec, attach and port-forward in tunnel.go.
 package node
 
 import (

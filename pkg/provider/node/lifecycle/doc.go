@@ -21,5 +21,26 @@
 //	Deleting  deleted in Kubernetes; ends when its device confirms (or is away)
 //	Gone      forgotten
 //
-// Scenario tests are in testdata/*.txt (see lifecycle_test.go for the format).
+// Evicted (the pod was deleted because its cluster dissolved) is a mark on
+// any phase but Deleting: the pod goes on as it was until its deletion
+// arrives. Seq, Epoch and Sent are data every phase carries.
+//
+// The node kept these as flags on each pod before; the combinations they
+// could take map to phases as follows:
+//
+//	device="" waiting="" !failed !deleting           Unplaced
+//	device=d (adopted after a restart), not yet sent  Unplaced, Device d
+//	waiting=r device=""                               Waiting
+//	waiting=r device=d (an update's config failed)    Waiting, Device d (still holds room)
+//	failed                                            Failed
+//	device=d creatingDue held=nil                     Creating
+//	device=d creatingDue held=s                       Creating, Held s
+//	device=d !creatingDue                             Running
+//	misplaced=d device=d                              Misplaced
+//	deleting                                          Deleting
+//	evicted                                           Evicted on the phase it had
+//	(removed from the node's maps)                    Gone
+//
+// Scenario tests are in testdata/*.txt (see lifecycle_test.go for the format);
+// they reach every phase and every transition above.
 package lifecycle
