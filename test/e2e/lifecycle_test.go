@@ -6,9 +6,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/edgefabric/edgefabric/pkg/provider/placement"
 	"github.com/edgefabric/edgefabric/test/fabrictest"
 
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
 	nodev1 "k8s.io/api/node/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -54,12 +54,12 @@ func testPlacement(f *fabrictest.Fabric, img image) {
 	// one) replaces it where there is room.
 	f.Create(f.Pod("place-e", img.ref, cpu(1900)))
 	p := f.WaitPod("place-e", 30*time.Second, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
-	if p.Status.Reason != placement.ReasonOutOfCPU || !strings.Contains(p.Status.Message, "Insufficient cpu") {
-		t.Errorf("place-e: got %s: %q; want %s with Insufficient cpu", p.Status.Reason, p.Status.Message, placement.ReasonOutOfCPU)
+	if p.Status.Reason != efv1.ReasonOutOfCPU || !strings.Contains(p.Status.Message, "Insufficient cpu") {
+		t.Errorf("place-e: got %s: %q; want %s with Insufficient cpu", p.Status.Reason, p.Status.Message, efv1.ReasonOutOfCPU)
 	}
-	ev := f.WaitEvent("place-e", placement.ReasonOutOfCPU, 30*time.Second)
+	ev := f.WaitEvent("place-e", efv1.ReasonOutOfCPU, 30*time.Second)
 	if ev.Type != corev1.EventTypeWarning || !strings.Contains(ev.Message, "0/3 devices are available") {
-		t.Errorf("place-e %s event: %s %q", placement.ReasonOutOfCPU, ev.Type, ev.Message)
+		t.Errorf("place-e %s event: %s %q", efv1.ReasonOutOfCPU, ev.Type, ev.Message)
 	}
 	// Freeing place-a's device lets such a pod run there.
 	if _, err := f.Kubectl("delete", "pod", "place-a", "--wait=true", "--timeout=30s"); err != nil {

@@ -21,11 +21,11 @@ import (
 	vklog "github.com/virtual-kubelet/virtual-kubelet/log"
 	vkslog "github.com/virtual-kubelet/virtual-kubelet/log/slog"
 
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
 	"github.com/edgefabric/edgefabric/pkg/identity"
 	"github.com/edgefabric/edgefabric/pkg/provider/fabric"
 	"github.com/edgefabric/edgefabric/pkg/provider/node"
-	"github.com/edgefabric/edgefabric/pkg/provider/placement"
 	"github.com/edgefabric/edgefabric/test/kubetest"
 )
 
@@ -138,7 +138,7 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 		if got.Status.PodIP != "10.1.2.3" || got.Status.HostIP != "10.1.2.3" {
 			t.Errorf("pod IP %q, host IP %q; want the device's address 10.1.2.3 for both", got.Status.PodIP, got.Status.HostIP)
 		}
-		waitEvent(t, env, "spoof", node.ReasonPodIPRejected)
+		waitEvent(t, env, "spoof", efv1.ReasonPodIPRejected)
 		deletePod(t, env, fab, sess, dev, w.GetUid(), "spoof")
 	})
 
@@ -148,7 +148,7 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 				p.Annotations = map[string]string{"edgefabric.io/device": device, "edgefabric.io/fencing-epoch": "7"}
 				// A status sent with the pod is not the provider's record.
 				p.Status.HostIP = "10.1.2.3"
-				p.Status.Conditions = []corev1.PodCondition{{Type: node.ConditionPlaced, Status: corev1.ConditionTrue, Reason: "Placed", Message: "device " + device + ", fencing epoch 7"}}
+				p.Status.Conditions = []corev1.PodCondition{{Type: efv1.ConditionPlaced, Status: corev1.ConditionTrue, Reason: "Placed", Message: "device " + device + ", fencing epoch 7"}}
 			}
 		}
 		// A device that is not in the cluster: the pod goes where placement puts it.
@@ -167,7 +167,7 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 		createPod(t, env, "forged-big", forged("pi-1"), func(p *corev1.Pod) {
 			p.Spec.Containers[0].Resources.Requests = corev1.ResourceList{corev1.ResourceMemory: *resourceQuantity("64Gi")}
 		})
-		waitEvent(t, env, "forged-big", placement.ReasonOutOfMemory)
+		waitEvent(t, env, "forged-big", efv1.ReasonOutOfMemory)
 		if err := env.Client.CoreV1().Pods("default").Delete(t.Context(), "forged-big", metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -277,15 +277,15 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 			p.Spec.Containers[0].Resources.Requests = corev1.ResourceList{corev1.ResourceMemory: *resourceQuantity("64Gi")}
 		})
 		got := waitPod(t, env, "huge", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
-		if got.Status.Reason != placement.ReasonOutOfMemory || !strings.Contains(got.Status.Message, "Insufficient memory") {
-			t.Errorf("status: %s: %s, want %s naming the memory", got.Status.Reason, got.Status.Message, placement.ReasonOutOfMemory)
+		if got.Status.Reason != efv1.ReasonOutOfMemory || !strings.Contains(got.Status.Message, "Insufficient memory") {
+			t.Errorf("status: %s: %s, want %s naming the memory", got.Status.Reason, got.Status.Message, efv1.ReasonOutOfMemory)
 		}
-		waitEvent(t, env, "huge", placement.ReasonOutOfMemory)
+		waitEvent(t, env, "huge", efv1.ReasonOutOfMemory)
 	})
 
 	t.Run("pod that no device matches waits and says why", func(t *testing.T) {
 		createPod(t, env, "picky", func(p *corev1.Pod) {
-			p.Annotations = map[string]string{node.AnnotationDeviceSelector: "camera=yes"}
+			p.Annotations = map[string]string{efv1.AnnotationDeviceSelector: "camera=yes"}
 		})
 		got := waitPod(t, env, "picky", func(p *corev1.Pod) bool {
 			for _, c := range p.Status.Conditions {

@@ -3,6 +3,7 @@ package node
 import (
 	"slices"
 
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
 	corev1informers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -10,7 +11,7 @@ import (
 
 // ownAnnotations are the annotations the provider writes itself, with a pod's
 // status (see place).
-var ownAnnotations = []string{AnnotationDevice, AnnotationFencingEpoch}
+var ownAnnotations = []string{efv1.AnnotationDevice, efv1.AnnotationFencingEpoch}
 
 // podInformer is the pod informer given to virtual-kubelet's pod controller.
 // It differs from the one it wraps in one way: an update whose only change to

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 )
 
 func TestWorkloadProbes(t *testing.T) {
@@ -343,7 +344,7 @@ func TestPodStatusInitContainers(t *testing.T) {
 			wantPhase:       corev1.PodPending,
 			wantInitialized: corev1.ConditionFalse,
 			wantInitMsg:     "containers with incomplete status: [migrate proxy]",
-			wantAppWaiting:  ReasonPodInitializing,
+			wantAppWaiting:  reasons.PodInitializing,
 		},
 		{
 			name: "init container crash looping",
@@ -354,7 +355,7 @@ func TestPodStatusInitContainers(t *testing.T) {
 			wantPhase:       corev1.PodPending,
 			wantInitialized: corev1.ConditionFalse,
 			wantInitMsg:     "containers with incomplete status: [migrate proxy]",
-			wantAppWaiting:  ReasonPodInitializing,
+			wantAppWaiting:  reasons.PodInitializing,
 		},
 		{
 			name:            "init container failed under Never",
@@ -363,7 +364,7 @@ func TestPodStatusInitContainers(t *testing.T) {
 			wantPhase:       corev1.PodFailed,
 			wantInitialized: corev1.ConditionFalse,
 			wantInitMsg:     "containers with incomplete status: [migrate proxy]",
-			wantAppWaiting:  ReasonPodInitializing,
+			wantAppWaiting:  reasons.PodInitializing,
 		},
 		{
 			name:            "init done, sidecar started, app running",
@@ -380,7 +381,7 @@ func TestPodStatusInitContainers(t *testing.T) {
 			wantPhase:       corev1.PodPending,
 			wantInitialized: corev1.ConditionFalse,
 			wantInitMsg:     "containers with incomplete status: [proxy]",
-			wantAppWaiting:  ReasonPodInitializing,
+			wantAppWaiting:  reasons.PodInitializing,
 		},
 	}
 	for _, tt := range tests {

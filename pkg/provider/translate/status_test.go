@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
 )
 
@@ -536,11 +537,11 @@ func TestFailedStatus(t *testing.T) {
 	}
 	const msg = "ephemeral containers are not supported on edgefabric"
 
-	got := FailedStatus(pod, ReasonEphemeralContainersUnsupported, msg, now)
+	got := FailedStatus(pod, efv1.ReasonEphemeralContainersUnsupported, msg, now)
 	want := corev1.PodStatus{
 		ObservedGeneration: 3,
 		Phase:              corev1.PodFailed,
-		Reason:             ReasonEphemeralContainersUnsupported,
+		Reason:             efv1.ReasonEphemeralContainersUnsupported,
 		Message:            msg,
 		Conditions: []corev1.PodCondition{
 			cond(corev1.PodScheduled, corev1.ConditionTrue, "", "", nowAPI),
@@ -561,12 +562,12 @@ func TestFailedStatus(t *testing.T) {
 			{
 				Name: "a", Image: "registry.example/a:1", ImageID: "sha256:aaa", RestartCount: 1, Started: new(false),
 				State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
-					ExitCode: 137, Reason: ReasonEphemeralContainersUnsupported, Message: msg, StartedAt: startedAPI, FinishedAt: nowAPI,
+					ExitCode: 137, Reason: efv1.ReasonEphemeralContainersUnsupported, Message: msg, StartedAt: startedAPI, FinishedAt: nowAPI,
 				}},
 			},
 			{
 				Name: "c", Image: "registry.example/c:1", Started: new(false),
-				State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: ReasonEphemeralContainersUnsupported, Message: msg}},
+				State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: efv1.ReasonEphemeralContainersUnsupported, Message: msg}},
 			},
 		},
 		QOSClass: corev1.PodQOSGuaranteed,
@@ -583,10 +584,10 @@ func TestFailedStatus(t *testing.T) {
 			t.Fatal("Validate: want an *UnsupportedError")
 		}
 		got := FailedStatus(pod, err.Reason, err.Message, now)
-		wantState := corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: ReasonHostNetworkUnsupported, Message: err.Message}}
-		if got.Phase != corev1.PodFailed || got.Reason != ReasonHostNetworkUnsupported || got.HostIP != "" || got.StartTime != nil {
+		wantState := corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: efv1.ReasonHostNetworkUnsupported, Message: err.Message}}
+		if got.Phase != corev1.PodFailed || got.Reason != efv1.ReasonHostNetworkUnsupported || got.HostIP != "" || got.StartTime != nil {
 			t.Errorf("FailedStatus: got phase %s, reason %s, hostIP %q, startTime %v; want Failed, %s, no host IP, no start time",
-				got.Phase, got.Reason, got.HostIP, got.StartTime, ReasonHostNetworkUnsupported)
+				got.Phase, got.Reason, got.HostIP, got.StartTime, efv1.ReasonHostNetworkUnsupported)
 		}
 		if diff := cmp.Diff(wantState, got.ContainerStatuses[0].State); diff != "" {
 			t.Errorf("container state (-want +got):\n%s", diff)

@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
 )
 
@@ -213,8 +214,8 @@ func TestWorkloadRejectsUnsupportedPod(t *testing.T) {
 	pod.Spec.HostNetwork = true
 	_, err := Workload(pod, newSource(), "10.0.0.7")
 	var ue *UnsupportedError
-	if !errors.As(err, &ue) || ue.Reason != ReasonHostNetworkUnsupported {
-		t.Errorf("Workload: got error %v, want *UnsupportedError with reason %s", err, ReasonHostNetworkUnsupported)
+	if !errors.As(err, &ue) || ue.Reason != efv1.ReasonHostNetworkUnsupported {
+		t.Errorf("Workload: got error %v, want *UnsupportedError with reason %s", err, efv1.ReasonHostNetworkUnsupported)
 	}
 }
 

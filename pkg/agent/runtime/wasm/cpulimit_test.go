@@ -1,6 +1,7 @@
 package wasm
 
 import (
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 	"testing"
 	"time"
 )
@@ -26,7 +27,7 @@ func TestCPULimit(t *testing.T) {
 		time.Sleep(time.Second)
 		used := time.Duration(inst.Usage().CPUNanos - start)
 		inst.Stop(0)
-		if got := inst.Result().Reason; got != ReasonKilled {
+		if got := inst.Result().Reason; got != reasons.Killed {
 			t.Errorf("limit %dm: result %v, want Killed by Stop", limit, got)
 		}
 		return used
