@@ -10,6 +10,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	"github.com/edgefabric/edgefabric/pkg/identity"
 	"github.com/edgefabric/edgefabric/pkg/provider"
 	"github.com/edgefabric/edgefabric/pkg/provider/enrollment"
@@ -59,7 +60,7 @@ func TestFabricWithChartIdentity(t *testing.T) {
 	devices := map[string]bool{}
 	for _, name := range []string{"chart-a", "chart-b"} {
 		p := f.WaitPod(name, 90*time.Second, fabrictest.PodReady)
-		devices[p.Annotations["edgefabric.io/device"]] = true
+		devices[p.Annotations[efv1.AnnotationDevice]] = true
 		f.WaitEvent(name, "Scheduled", 30*time.Second)
 		out := f.LogsUntil(30*time.Second, func(s string) bool { return strings.Contains(s, "GREETING=") }, name)
 		for _, want := range []string{"PASSWORD=s3cret", "GREETING=hej"} {

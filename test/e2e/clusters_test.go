@@ -73,7 +73,7 @@ func TestClustersHold(t *testing.T) {
 		want[name] = placed{string(p.UID), p.Annotations[efv1.AnnotationDevice]}
 	}
 	nodes := map[string]string{} // name → UID
-	list, err := f.Client.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{LabelSelector: "edgefabric.io/account=" + account})
+	list, err := f.Client.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{LabelSelector: efv1.LabelAccount + "=" + account})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestClustersHold(t *testing.T) {
 		defer mu.Unlock()
 		changes = append(changes, time.Now().Format("15:04:05.000")+" "+fmt.Sprintf(format, args...))
 	}
-	nw, err := f.Client.CoreV1().Nodes().Watch(t.Context(), metav1.ListOptions{LabelSelector: "edgefabric.io/account=" + account, ResourceVersion: list.ResourceVersion})
+	nw, err := f.Client.CoreV1().Nodes().Watch(t.Context(), metav1.ListOptions{LabelSelector: efv1.LabelAccount + "=" + account, ResourceVersion: list.ResourceVersion})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func TestClustersHold(t *testing.T) {
 	pw.Stop()
 	wg.Wait()
 
-	after, err := f.Client.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{LabelSelector: "edgefabric.io/account=" + account})
+	after, err := f.Client.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{LabelSelector: efv1.LabelAccount + "=" + account})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,7 +29,7 @@ func testPlacement(f *fabrictest.Fabric, img image) {
 	t := f.T()
 	placed := func(name string, millis int64) string {
 		f.Create(f.Pod(name, img.ref, cpu(millis), fabrictest.Env("INTERVAL", "1s")))
-		p := f.WaitPod(name, 60*time.Second, func(p *corev1.Pod) bool { return p.Annotations["edgefabric.io/device"] != "" })
+		p := f.WaitPod(name, 60*time.Second, func(p *corev1.Pod) bool { return p.Annotations[efv1.AnnotationDevice] != "" })
 		ev := f.WaitEvent(name, "Scheduled", 30*time.Second)
 		dev := f.DeviceOf(p).ID
 		if want := "Scheduled to device " + dev; ev.Message != want || ev.Type != corev1.EventTypeNormal {
@@ -67,7 +67,7 @@ func testPlacement(f *fabrictest.Fabric, img image) {
 	}
 	f.Create(f.Pod("place-f", img.ref, cpu(1900)))
 	p = f.WaitPod("place-f", 60*time.Second, fabrictest.PodReady)
-	if dev := p.Annotations["edgefabric.io/device"]; dev != a {
+	if dev := p.Annotations[efv1.AnnotationDevice]; dev != a {
 		t.Errorf("place-f went to %s, want %s, freed by place-a", dev, a)
 	}
 }
@@ -326,7 +326,7 @@ func testUnsupported(f *fabrictest.Fabric, img image) {
 		if w := app(p).State.Waiting; w == nil || w.Reason != tc.reason {
 			t.Errorf("%s: container state %+v, want waiting %s", tc.name, app(p).State, tc.reason)
 		}
-		if dev := p.Annotations["edgefabric.io/device"]; dev != "" {
+		if dev := p.Annotations[efv1.AnnotationDevice]; dev != "" {
 			t.Errorf("%s was placed on device %s", tc.name, dev)
 		}
 		ev := f.WaitEvent(tc.name, tc.reason, 30*time.Second)

@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	"github.com/edgefabric/edgefabric/test/ocitest"
 )
 
@@ -44,7 +45,7 @@ func testRunningStatus(f *fabrictest.Fabric, _ image) {
 	}
 
 	// Events in the order a kubelet raises them.
-	dev := p.Annotations["edgefabric.io/device"]
+	dev := p.Annotations[efv1.AnnotationDevice]
 	want := []struct{ typ, reason, message string }{
 		{"Normal", "Scheduled", "Scheduled to device " + dev},
 		{"Normal", "Pulling", `Pulling image "` + ref + `"`},

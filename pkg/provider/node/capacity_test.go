@@ -156,7 +156,7 @@ func TestClusterIDsSurviveProviderRestart(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 		defer cancel()
 		for ctx.Err() == nil {
-			l, err := env.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "edgefabric.io/scope=network"})
+			l, err := env.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: efv1.LabelScope + "=network"})
 			if err == nil {
 				names = names[:0]
 				for _, n := range l.Items {

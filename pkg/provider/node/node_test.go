@@ -66,7 +66,7 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 	})
 
 	n := waitNode(t, env, "edge-acme", func(n *corev1.Node) bool { return ready(n) })
-	for k, v := range map[string]string{"type": "virtual-kubelet", "edgefabric.io/account": "acme", "edgefabric.io/scope": "account", "kubernetes.io/arch": "arm64"} {
+	for k, v := range map[string]string{"type": "virtual-kubelet", efv1.LabelAccount: "acme", efv1.LabelScope: "account", "kubernetes.io/arch": "arm64"} {
 		if n.Labels[k] != v {
 			t.Errorf("node label %s: got %q, want %q", k, n.Labels[k], v)
 		}
@@ -88,7 +88,7 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 		}
 		// A device that has not reported within the pending delay leaves the
 		// pod ContainerCreating, recorded on its device.
-		got := waitPod(t, env, "web", func(p *corev1.Pod) bool { return p.Annotations["edgefabric.io/device"] == "pi-1" })
+		got := waitPod(t, env, "web", func(p *corev1.Pod) bool { return p.Annotations[efv1.AnnotationDevice] == "pi-1" })
 		if got.Status.Phase != corev1.PodPending || waitingReason(got) != "ContainerCreating" {
 			t.Errorf("before any report: phase %s, waiting %q", got.Status.Phase, waitingReason(got))
 		}
@@ -145,7 +145,7 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 	t.Run("a user's device annotation does not bypass placement", func(t *testing.T) {
 		forged := func(device string) func(*corev1.Pod) {
 			return func(p *corev1.Pod) {
-				p.Annotations = map[string]string{"edgefabric.io/device": device, "edgefabric.io/fencing-epoch": "7"}
+				p.Annotations = map[string]string{efv1.AnnotationDevice: device, efv1.AnnotationFencingEpoch: "7"}
 				// A status sent with the pod is not the provider's record.
 				p.Status.HostIP = "10.1.2.3"
 				p.Status.Conditions = []corev1.PodCondition{{Type: efv1.ConditionPlaced, Status: corev1.ConditionTrue, Reason: "Placed", Message: "device " + device + ", fencing epoch 7"}}
@@ -156,8 +156,8 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 		if w := nextUpsert(t, sess); w.GetUid() != string(p.UID) {
 			t.Fatalf("workload sent to pi-1: got %v", w)
 		}
-		got := waitPod(t, env, "forged", func(p *corev1.Pod) bool { return p.Annotations["edgefabric.io/device"] == "pi-1" })
-		if e := got.Annotations["edgefabric.io/fencing-epoch"]; e != "1" {
+		got := waitPod(t, env, "forged", func(p *corev1.Pod) bool { return p.Annotations[efv1.AnnotationDevice] == "pi-1" })
+		if e := got.Annotations[efv1.AnnotationFencingEpoch]; e != "1" {
 			t.Errorf("fencing epoch %q, want 1 (the pod's first assignment)", e)
 		}
 		deletePod(t, env, fab, sess, dev, string(p.UID), "forged")
@@ -187,8 +187,8 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 			seen = append(seen, string(p.Status.Phase)+"/"+waitingReason(p))
 			return p.Status.Phase == corev1.PodRunning
 		})
-		if got.Annotations["edgefabric.io/device"] != "pi-1" {
-			t.Errorf("device annotation: got %q", got.Annotations["edgefabric.io/device"])
+		if got.Annotations[efv1.AnnotationDevice] != "pi-1" {
+			t.Errorf("device annotation: got %q", got.Annotations[efv1.AnnotationDevice])
 		}
 		if slices.Contains(seen, "Pending/ContainerCreating") {
 			t.Errorf("pod was written ContainerCreating although its device reported at once: %v", seen)
@@ -256,7 +256,7 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 		createPod(t, env, "slowpull")
 		w := nextUpsert(t, sess)
 		fab.Report(dev, creatingReport(w.GetUid(), 1))
-		got := waitPod(t, env, "slowpull", func(p *corev1.Pod) bool { return p.Annotations["edgefabric.io/device"] == "pi-1" })
+		got := waitPod(t, env, "slowpull", func(p *corev1.Pod) bool { return p.Annotations[efv1.AnnotationDevice] == "pi-1" })
 		if got.Status.Phase != corev1.PodPending || waitingReason(got) != "ContainerCreating" {
 			t.Errorf("phase %s, waiting %q; want Pending, ContainerCreating", got.Status.Phase, waitingReason(got))
 		}
@@ -326,7 +326,7 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 			t.Fatalf("moved to %s, want %s", got, other)
 		}
 		waitEvent(t, env, "native", "ImagePlatform")
-		waitPod(t, env, "native", func(p *corev1.Pod) bool { return p.Annotations["edgefabric.io/device"] == other })
+		waitPod(t, env, "native", func(p *corev1.Pod) bool { return p.Annotations[efv1.AnnotationDevice] == other })
 
 		// The platform is known now: the next pod of that image goes
 		// straight to a device that can run it.
@@ -340,13 +340,13 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 	t.Run("provider restart keeps placed pods on their device", func(t *testing.T) {
 		p := createPod(t, env, "keep")
 		w := nextUpsert(t, sess)
-		waitPod(t, env, "keep", func(p *corev1.Pod) bool { return p.Annotations["edgefabric.io/device"] == "pi-1" })
+		waitPod(t, env, "keep", func(p *corev1.Pod) bool { return p.Annotations[efv1.AnnotationDevice] == "pi-1" })
 		// A user moves another placed pod's annotation to a device of
 		// their choosing: after the restart it is not taken as placed.
 		createPod(t, env, "moved")
 		nextUpsert(t, sess)
-		moved := waitPod(t, env, "moved", func(p *corev1.Pod) bool { return p.Annotations["edgefabric.io/device"] == "pi-1" })
-		moved.Annotations["edgefabric.io/device"] = "elsewhere"
+		moved := waitPod(t, env, "moved", func(p *corev1.Pod) bool { return p.Annotations[efv1.AnnotationDevice] == "pi-1" })
+		moved.Annotations[efv1.AnnotationDevice] = "elsewhere"
 		if _, err := env.Client.CoreV1().Pods("default").Update(t.Context(), moved, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -367,7 +367,7 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 		if !found {
 			t.Errorf("full state after restart lacks the placed pod: %v", msgs)
 		}
-		waitPod(t, env, "moved", func(p *corev1.Pod) bool { return p.Annotations["edgefabric.io/device"] == "pi-1" })
+		waitPod(t, env, "moved", func(p *corev1.Pod) bool { return p.Annotations[efv1.AnnotationDevice] == "pi-1" })
 		sess = sess2
 	})
 

@@ -20,7 +20,7 @@ func testPod() *corev1.Pod {
 			UID:         "uid-1",
 			Generation:  3,
 			Labels:      map[string]string{"app": "web", "tier": "front"},
-			Annotations: map[string]string{"edgefabric.io/device": "pi-1"},
+			Annotations: map[string]string{efv1.AnnotationDevice: "pi-1"},
 		},
 		Spec: corev1.PodSpec{
 			NodeName:           "edge-acme",
