@@ -9,6 +9,7 @@ import (
 	"github.com/edgefabric/edgefabric/pkg/provider/node"
 	"github.com/edgefabric/edgefabric/test/fabrictest"
 
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
 	vknode "github.com/virtual-kubelet/virtual-kubelet/node"
 	"github.com/virtual-kubelet/virtual-kubelet/node/nodeutil"
@@ -107,7 +108,7 @@ func (p *baselineProvider) DeletePod(_ context.Context, pod *corev1.Pod) error {
 	for i := range old.Status.ContainerStatuses {
 		cs := &old.Status.ContainerStatuses[i]
 		cs.Ready = false
-		cs.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Reason: "Completed", StartedAt: now, FinishedAt: now}}
+		cs.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Reason: reasons.Completed, StartedAt: now, FinishedAt: now}}
 	}
 	if cb != nil {
 		go cb(old)

@@ -61,7 +61,7 @@ func TestFabricWithChartIdentity(t *testing.T) {
 	for _, name := range []string{"chart-a", "chart-b"} {
 		p := f.WaitPod(name, 90*time.Second, fabrictest.PodReady)
 		devices[p.Annotations[efv1.AnnotationDevice]] = true
-		f.WaitEvent(name, "Scheduled", 30*time.Second)
+		f.WaitEvent(name, efv1.ReasonScheduled, 30*time.Second)
 		out := f.LogsUntil(30*time.Second, func(s string) bool { return strings.Contains(s, "GREETING=") }, name)
 		for _, want := range []string{"PASSWORD=s3cret", "GREETING=hej"} {
 			if !strings.Contains(out, want) {

@@ -144,7 +144,7 @@ func testProviderUnreachable(f *fabrictest.Fabric, ref string) {
 	f.Create(f.Pod("latecomer", ref, fabrictest.Env("INTERVAL", "200ms")))
 	p := f.WaitPod("latecomer", 30*time.Second, func(p *corev1.Pod) bool {
 		w := app(p).State.Waiting
-		return w != nil && w.Reason == "Unschedulable"
+		return w != nil && w.Reason == efv1.ReasonUnschedulable
 	})
 	if msg := app(p).State.Waiting.Message; !strings.Contains(msg, "2 offline") {
 		t.Errorf("latecomer waits with %q, want it to say the devices are offline", msg)

@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 	"github.com/edgefabric/edgefabric/test/fabrictest"
 	"github.com/edgefabric/edgefabric/test/ocitest"
 )
@@ -53,12 +54,12 @@ func TestFenceOnPartition(t *testing.T) {
 	// Bad values are refused, with a reason that says why.
 	f.Create(f.Pod("bad-fence", ref, annotate(efv1.AnnotationFenceOnPartition, "yes")))
 	bad := f.WaitPod("bad-fence", 30*time.Second, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
-	if bad.Status.Reason != "InvalidAnnotation" || !strings.Contains(bad.Status.Message, `"yes" is neither "true" nor "false"`) {
+	if bad.Status.Reason != efv1.ReasonInvalidAnnotation || !strings.Contains(bad.Status.Message, `"yes" is neither "true" nor "false"`) {
 		t.Errorf("pod bad-fence: reason %q message %q, want InvalidAnnotation saying why", bad.Status.Reason, bad.Status.Message)
 	}
 	f.Create(f.Pod("short-fence", ref, annotate(efv1.AnnotationFenceOnPartition, "true", efv1.AnnotationDeviceLossGrace, "1s")))
 	short := f.WaitPod("short-fence", 30*time.Second, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
-	if short.Status.Reason != "InvalidAnnotation" || !strings.Contains(short.Status.Message, "at least 2s") {
+	if short.Status.Reason != efv1.ReasonInvalidAnnotation || !strings.Contains(short.Status.Message, "at least 2s") {
 		t.Errorf("pod short-fence: reason %q message %q, want InvalidAnnotation asking for a longer grace", short.Status.Reason, short.Status.Message)
 	}
 	for _, name := range []string{"bad-fence", "short-fence"} {
@@ -80,7 +81,7 @@ func TestFenceOnPartition(t *testing.T) {
 		return p.Annotations[efv1.AnnotationDevice] == b.ID && fabrictest.PodReady(p)
 	})
 	t.Logf("fenced pod Running on %s %v after the cut (grace %s)", b.ID, time.Since(cut).Round(100*time.Millisecond), grace)
-	f.WaitEvent("fenced", "DeviceLost", 10*time.Second)
+	f.WaitEvent("fenced", efv1.ReasonDeviceLost, 10*time.Second)
 
 	// The cut-off copy stopped, a margin before the grace ended; the new copy
 	// started after it: their lines never overlap.
@@ -127,7 +128,7 @@ func TestFenceOnPartition(t *testing.T) {
 	// and does not run it again; its Fenced event reaches the API.
 	lan.RestoreUplink()
 	f.WaitNode(func(n *corev1.Node) bool { return fabrictest.NodeReady(n) && fabrictest.ReadyDevices(n) == 2 })
-	ev := f.WaitEvent("fenced", "Fenced", 30*time.Second)
+	ev := f.WaitEvent("fenced", reasons.Fenced, 30*time.Second)
 	if !strings.Contains(ev.Message, "no contact with the hub") {
 		t.Errorf("Fenced event: %q", ev.Message)
 	}
@@ -219,7 +220,7 @@ func TestFenceOnPartitionComesBack(t *testing.T) {
 
 	lan.CutUplink()
 	cut := time.Now()
-	f.WaitEvent("single", "DeviceLost", 30*time.Second)
+	f.WaitEvent("single", efv1.ReasonDeviceLost, 30*time.Second)
 	lastOld := lastLine(t, oldLog)
 	if ran := lastOld.Sub(cut); ran >= 4*time.Second {
 		t.Errorf("the cut-off copy ran %v after the cut, not less than the grace 4s", ran)

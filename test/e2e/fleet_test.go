@@ -46,7 +46,7 @@ func TestDeviceLifecycle(t *testing.T) {
 		if took > 40*time.Second {
 			t.Errorf("pod Running elsewhere %v after the decommission; want it at once, not after the device-loss grace", took)
 		}
-		f.WaitEvent("survivor", "DeviceRemoved", 10*time.Second)
+		f.WaitEvent("survivor", efv1.ReasonDeviceRemoved, 10*time.Second)
 		t.Logf("pod Running on %s %v after %s was decommissioned", moved.Annotations[efv1.AnnotationDevice], took.Round(100*time.Millisecond), gone.ID)
 
 		// The agent is refused, on its stream and on reconnecting, and says why.

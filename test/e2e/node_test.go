@@ -80,7 +80,7 @@ func testNode(f *fabrictest.Fabric) {
 		}
 	}
 	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady && (c.Reason != "DevicesReady" || !strings.HasPrefix(c.Message, "2/2 devices ready: dev-0, dev-1")) {
+		if c.Type == corev1.NodeReady && (c.Reason != efv1.ReasonDevicesReady || !strings.HasPrefix(c.Message, "2/2 devices ready: dev-0, dev-1")) {
 			t.Errorf("Ready condition: got reason %q message %q", c.Reason, c.Message)
 		}
 	}
@@ -180,7 +180,7 @@ func testDevicesComeAndGo(f *fabrictest.Fabric) {
 	d0.Stop(t, syscall.SIGTERM)
 	n = f.WaitNode(func(n *corev1.Node) bool { return !fabrictest.NodeReady(n) })
 	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady && (c.Status != corev1.ConditionFalse || c.Reason != "NoDeviceConnected") {
+		if c.Type == corev1.NodeReady && (c.Status != corev1.ConditionFalse || c.Reason != efv1.ReasonNoDeviceConnected) {
 			t.Errorf("Ready without devices: got %s %q %q", c.Status, c.Reason, c.Message)
 		}
 	}

@@ -149,7 +149,7 @@ func TestScopes(t *testing.T) {
 		f.Create(p)
 		lw := cache.NewListWatchFromClient(f.Client.CoreV1().RESTClient(), "pods", ns.Name, fields.OneTermEqualSelector("metadata.name", "intruder"))
 		got := kubetest.Until(t, 60*time.Second, lw, &corev1.Pod{}, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
-		if got.Status.Reason != "AccountMismatch" || !strings.Contains(got.Status.Message, "belongs to account "+other) {
+		if got.Status.Reason != efv1.ReasonAccountMismatch || !strings.Contains(got.Status.Message, "belongs to account "+other) {
 			t.Errorf("intruder: reason %q message %q, want AccountMismatch naming account %s", got.Status.Reason, got.Status.Message, other)
 		}
 		if d := got.Annotations[efv1.AnnotationDevice]; d != "" {
@@ -180,7 +180,7 @@ func TestScopes(t *testing.T) {
 		if e, _ := strconv.Atoi(epoch); moved.Annotations[efv1.AnnotationFencingEpoch] != strconv.Itoa(e+1) {
 			t.Errorf("fencing epoch: got %q, want %d", moved.Annotations[efv1.AnnotationFencingEpoch], e+1)
 		}
-		f.WaitEvent("mover", "DeviceLost", 10*time.Second)
+		f.WaitEvent("mover", efv1.ReasonDeviceLost, 10*time.Second)
 		t.Logf("pod Running on %s %v after %s was killed (grace 3s)", moved.Annotations[efv1.AnnotationDevice], took.Round(100*time.Millisecond), lost.ID)
 
 		// The lost device comes back: its stale copy is stopped.

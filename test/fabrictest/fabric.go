@@ -688,7 +688,7 @@ func (f *Fabric) Pod(name, image string, mutate ...func(*corev1.Pod)) *corev1.Po
 		Spec: corev1.PodSpec{
 			NodeName:                      f.NodeName,
 			TerminationGracePeriodSeconds: new(int64(2)),
-			Tolerations:                   []corev1.Toleration{{Key: "virtual-kubelet.io/provider", Operator: corev1.TolerationOpEqual, Value: "edgefabric", Effect: corev1.TaintEffectNoSchedule}},
+			Tolerations:                   []corev1.Toleration{{Key: efv1.TaintKey, Operator: corev1.TolerationOpEqual, Value: efv1.TaintValue, Effect: corev1.TaintEffectNoSchedule}},
 			Containers:                    []corev1.Container{{Name: "app", Image: image}},
 		},
 	}

@@ -255,7 +255,7 @@ func TestClusterChanges(t *testing.T) {
 	waitNode(t, env, lan1, func(n *corev1.Node) bool { return readyMessage(n) == "1/1 devices ready: d1" })
 	waitNode(t, env, lan2, func(n *corev1.Node) bool { return readyMessage(n) == "2/2 devices ready: d2, d3" })
 	waitEvent(t, env, "on-d2", efv1.ReasonDeviceLeftCluster)
-	waitPod(t, env, "on-d2", func(p *corev1.Pod) bool { return waitingReason(p) == "Unschedulable" })
+	waitPod(t, env, "on-d2", func(p *corev1.Pod) bool { return waitingReason(p) == efv1.ReasonUnschedulable })
 	if got, _ := fab.Device("acme", "d2"); got.Workloads != 0 {
 		t.Errorf("d2 still holds %d workloads after leaving lan1", got.Workloads)
 	}
@@ -270,6 +270,6 @@ func TestClusterChanges(t *testing.T) {
 	waitPod(t, env, "on-d3", func(p *corev1.Pod) bool { return p.DeletionTimestamp != nil })
 	// on-d2 fits on d2 again, a member of lan1 once more.
 	waitPod(t, env, "on-d2", func(p *corev1.Pod) bool {
-		return p.Annotations[efv1.AnnotationDevice] == "d2" && waitingReason(p) != "Unschedulable"
+		return p.Annotations[efv1.AnnotationDevice] == "d2" && waitingReason(p) != efv1.ReasonUnschedulable
 	})
 }

@@ -23,6 +23,7 @@ import (
 
 	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 	"github.com/edgefabric/edgefabric/pkg/identity"
 	"github.com/edgefabric/edgefabric/pkg/provider/fabric"
 	"github.com/edgefabric/edgefabric/pkg/provider/node"
@@ -89,7 +90,7 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 		// A device that has not reported within the pending delay leaves the
 		// pod ContainerCreating, recorded on its device.
 		got := waitPod(t, env, "web", func(p *corev1.Pod) bool { return p.Annotations[efv1.AnnotationDevice] == "pi-1" })
-		if got.Status.Phase != corev1.PodPending || waitingReason(got) != "ContainerCreating" {
+		if got.Status.Phase != corev1.PodPending || waitingReason(got) != reasons.ContainerCreating {
 			t.Errorf("before any report: phase %s, waiting %q", got.Status.Phase, waitingReason(got))
 		}
 		started := timestamppb.New(time.Now().Add(-time.Second))
@@ -98,13 +99,13 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 			Containers: []*hubv1.ContainerStatus{{Name: "app", Ready: true, ImageId: "sha256:abc", State: &hubv1.ContainerState{
 				State: &hubv1.ContainerState_Running_{Running: &hubv1.ContainerState_Running{StartedAt: started}},
 			}}},
-		}}, Events: []*hubv1.Event{{WorkloadUid: w.GetUid(), Type: "Normal", Reason: "Started", Message: "Started container app"}}})
+		}}, Events: []*hubv1.Event{{WorkloadUid: w.GetUid(), Type: "Normal", Reason: reasons.Started, Message: "Started container app"}}})
 		got = waitPod(t, env, "web", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
 		if got.Status.PodIP != "10.1.2.3" || got.Status.ContainerStatuses[0].ImageID != "sha256:abc" {
 			t.Errorf("status: got %+v", got.Status)
 		}
-		waitEvent(t, env, "web", "Scheduled")
-		waitEvent(t, env, "web", "Started")
+		waitEvent(t, env, "web", efv1.ReasonScheduled)
+		waitEvent(t, env, "web", reasons.Started)
 
 		// Delete: the device is told, and the pod goes once it confirms.
 		if err := env.Client.CoreV1().Pods("default").Delete(t.Context(), "web", metav1.DeleteOptions{}); err != nil {
@@ -117,7 +118,7 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 		fab.Report(dev, &hubv1.StatusReport{Statuses: []*hubv1.WorkloadStatus{{
 			Uid: w.GetUid(), Seq: 3, Phase: "Failed",
 			Containers: []*hubv1.ContainerStatus{{Name: "app", State: &hubv1.ContainerState{
-				State: &hubv1.ContainerState_Terminated_{Terminated: &hubv1.ContainerState_Terminated{ExitCode: 137, Reason: "Killed"}},
+				State: &hubv1.ContainerState_Terminated_{Terminated: &hubv1.ContainerState_Terminated{ExitCode: 137, Reason: reasons.Killed}},
 			}}},
 		}}})
 		waitGone(t, env, "web")
@@ -148,7 +149,7 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 				p.Annotations = map[string]string{efv1.AnnotationDevice: device, efv1.AnnotationFencingEpoch: "7"}
 				// A status sent with the pod is not the provider's record.
 				p.Status.HostIP = "10.1.2.3"
-				p.Status.Conditions = []corev1.PodCondition{{Type: efv1.ConditionPlaced, Status: corev1.ConditionTrue, Reason: "Placed", Message: "device " + device + ", fencing epoch 7"}}
+				p.Status.Conditions = []corev1.PodCondition{{Type: efv1.ConditionPlaced, Status: corev1.ConditionTrue, Reason: efv1.ReasonPlaced, Message: "device " + device + ", fencing epoch 7"}}
 			}
 		}
 		// A device that is not in the cluster: the pod goes where placement puts it.
@@ -205,7 +206,7 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 		return &hubv1.StatusReport{Statuses: []*hubv1.WorkloadStatus{{
 			Uid: uid, Seq: seq,
 			Containers: []*hubv1.ContainerStatus{{Name: "app", State: &hubv1.ContainerState{
-				State: &hubv1.ContainerState_Waiting_{Waiting: &hubv1.ContainerState_Waiting{Reason: "ContainerCreating"}},
+				State: &hubv1.ContainerState_Waiting_{Waiting: &hubv1.ContainerState_Waiting{Reason: reasons.ContainerCreating}},
 			}}},
 		}}}
 	}
@@ -257,7 +258,7 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 		w := nextUpsert(t, sess)
 		fab.Report(dev, creatingReport(w.GetUid(), 1))
 		got := waitPod(t, env, "slowpull", func(p *corev1.Pod) bool { return p.Annotations[efv1.AnnotationDevice] == "pi-1" })
-		if got.Status.Phase != corev1.PodPending || waitingReason(got) != "ContainerCreating" {
+		if got.Status.Phase != corev1.PodPending || waitingReason(got) != reasons.ContainerCreating {
 			t.Errorf("phase %s, waiting %q; want Pending, ContainerCreating", got.Status.Phase, waitingReason(got))
 		}
 		deletePod(t, env, fab, sess, dev, w.GetUid(), "slowpull")
@@ -266,10 +267,10 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 	t.Run("unsupported pod fails with a reason", func(t *testing.T) {
 		createPod(t, env, "hostnet", func(p *corev1.Pod) { p.Spec.HostNetwork = true })
 		got := waitPod(t, env, "hostnet", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
-		if got.Status.Reason != "HostNetworkUnsupported" {
+		if got.Status.Reason != efv1.ReasonHostNetworkUnsupported {
 			t.Errorf("reason: got %q (%s)", got.Status.Reason, got.Status.Message)
 		}
-		waitEvent(t, env, "hostnet", "HostNetworkUnsupported")
+		waitEvent(t, env, "hostnet", efv1.ReasonHostNetworkUnsupported)
 	})
 
 	t.Run("pod no device has room for is rejected, as a kubelet rejects it", func(t *testing.T) {
@@ -289,14 +290,14 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 		})
 		got := waitPod(t, env, "picky", func(p *corev1.Pod) bool {
 			for _, c := range p.Status.Conditions {
-				if c.Type == corev1.ContainersReady && c.Reason == "Unschedulable" {
+				if c.Type == corev1.ContainersReady && c.Reason == efv1.ReasonUnschedulable {
 					return true
 				}
 			}
 			return false
 		})
 		t.Logf("status: %+v", got.Status.Conditions)
-		waitEvent(t, env, "picky", "FailedScheduling")
+		waitEvent(t, env, "picky", efv1.ReasonFailedScheduling)
 	})
 
 	t.Run("an image for another platform moves the pod to a device that can run it", func(t *testing.T) {
@@ -320,12 +321,12 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 		fab.Report(idOf[first], &hubv1.StatusReport{Statuses: []*hubv1.WorkloadStatus{{
 			Uid: string(p.UID), Seq: 1,
 			Containers: []*hubv1.ContainerStatus{{Name: "app", Image: "reg/native:1", ImagePlatforms: []string{platform[other]},
-				State: &hubv1.ContainerState{State: &hubv1.ContainerState_Waiting_{Waiting: &hubv1.ContainerState_Waiting{Reason: "ErrImagePull", Message: "image is for " + platform[other]}}}}},
+				State: &hubv1.ContainerState{State: &hubv1.ContainerState_Waiting_{Waiting: &hubv1.ContainerState_Waiting{Reason: reasons.ErrImagePull, Message: "image is for " + platform[other]}}}}},
 		}}})
 		if got, _ := upsertOn(t, string(p.UID), map[string]*fabric.Session{other: devs[other]}); got != other {
 			t.Fatalf("moved to %s, want %s", got, other)
 		}
-		waitEvent(t, env, "native", "ImagePlatform")
+		waitEvent(t, env, "native", efv1.ReasonImagePlatform)
 		waitPod(t, env, "native", func(p *corev1.Pod) bool { return p.Annotations[efv1.AnnotationDevice] == other })
 
 		// The platform is known now: the next pod of that image goes
@@ -529,7 +530,7 @@ func deletePod(t *testing.T, env *kubetest.Env, fab *fabric.Fabric, sess *fabric
 	fab.Report(dev, &hubv1.StatusReport{Statuses: []*hubv1.WorkloadStatus{{
 		Uid: uid, Seq: 100, Phase: "Failed",
 		Containers: []*hubv1.ContainerStatus{{Name: "app", State: &hubv1.ContainerState{
-			State: &hubv1.ContainerState_Terminated_{Terminated: &hubv1.ContainerState_Terminated{ExitCode: 137, Reason: "Killed"}},
+			State: &hubv1.ContainerState_Terminated_{Terminated: &hubv1.ContainerState_Terminated{ExitCode: 137, Reason: reasons.Killed}},
 		}}},
 	}}})
 	waitGone(t, env, name)

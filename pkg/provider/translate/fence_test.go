@@ -92,7 +92,7 @@ func TestPodStatusFencedIsNoCrash(t *testing.T) {
 			if cs.Ready || (cs.State.Terminated == nil && cs.State.Waiting == nil) {
 				t.Errorf("container status: got %+v, want not ready, stopped", cs)
 			}
-			if r := cs.State.Waiting; r != nil && r.Reason == "CrashLoopBackOff" {
+			if r := cs.State.Waiting; r != nil && r.Reason == reasons.CrashLoopBackOff {
 				t.Errorf("fenced container shown as crashing: %+v", cs)
 			}
 		})
