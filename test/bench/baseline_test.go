@@ -9,7 +9,6 @@ import (
 	"github.com/edgefabric/edgefabric/pkg/provider/node"
 	"github.com/edgefabric/edgefabric/test/fabrictest"
 
-	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
 	vknode "github.com/virtual-kubelet/virtual-kubelet/node"
 	"github.com/virtual-kubelet/virtual-kubelet/node/nodeutil"
@@ -22,6 +21,8 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record"
+
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 )
 
 // The baseline is configured as the provider is by default, so that the two

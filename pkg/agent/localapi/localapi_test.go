@@ -11,8 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 )
 
 func serve(t *testing.T, path string, st Status) (stop func() error) {

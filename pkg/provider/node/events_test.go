@@ -4,9 +4,10 @@ import (
 	"context"
 	"testing"
 
-	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/util/flowcontrol"
+
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 )
 
 // countingSink records the events written to it.

@@ -13,8 +13,9 @@ import (
 	"sort"
 	"strings"
 
-	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	"k8s.io/apimachinery/pkg/labels"
+
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 )
 
 // Resources is an amount of CPU, memory and pod slots.

@@ -3,8 +3,9 @@ package placement
 import (
 	"testing"
 
-	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	"k8s.io/apimachinery/pkg/labels"
+
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 )
 
 func TestChoose(t *testing.T) {

@@ -3,8 +3,9 @@ package translate
 import (
 	"time"
 
-	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
+
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 )
 
 // MinFenceGrace is the shortest device-loss grace a pod that fences on

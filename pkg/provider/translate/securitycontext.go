@@ -3,8 +3,9 @@ package translate
 import (
 	"fmt"
 
-	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
+
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 )
 
 // securityAsk is one thing a pod's securityContext asks of the runtime that

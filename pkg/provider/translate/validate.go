@@ -6,8 +6,9 @@ import (
 	"slices"
 	"strings"
 
-	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
+
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 )
 
 // Runtimes a workload can ask for.

@@ -30,7 +30,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -42,6 +41,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 )
 
 // Result is how a container ended.

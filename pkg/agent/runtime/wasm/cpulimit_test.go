@@ -1,9 +1,10 @@
 package wasm
 
 import (
-	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 	"testing"
 	"time"
+
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 )
 
 // TestCPULimit runs a module that computes without end, with and without a

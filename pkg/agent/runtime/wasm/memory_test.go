@@ -7,9 +7,10 @@ import (
 	"testing"
 	"unsafe"
 
-	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 )
 
 func TestLinearMemory(t *testing.T) {

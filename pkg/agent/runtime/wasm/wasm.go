@@ -42,10 +42,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/experimental/sock"
+
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 )
 
 // Config configures a Runtime.
