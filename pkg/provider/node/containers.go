@@ -6,17 +6,14 @@ import (
 
 	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
 	corev1 "k8s.io/api/core/v1"
-)
 
-// AnnotationDefaultContainer names the container that logs, exec and attach
-// use when the request names none (kubectl's annotation, which kubectl
-// reads too).
-const AnnotationDefaultContainer = "kubectl.kubernetes.io/default-container"
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
+)
 
 // containerName is the container of pod that a request for container name
 // is for, as the API server and the kubelet pick it: the one named (an app
 // or an init container), else the pod's default container (annotation
-// AnnotationDefaultContainer), else its only container. An error, of
+// efv1.AnnotationDefaultContainer), else its only container. An error, of
 // errdefs' invalid input kind, names the choices.
 func containerName(pod *corev1.Pod, name string) (string, error) {
 	has := func(cs []corev1.Container, name string) bool {
@@ -28,7 +25,7 @@ func containerName(pod *corev1.Pod, name string) (string, error) {
 		return false
 	}
 	if name == "" {
-		if d := pod.Annotations[AnnotationDefaultContainer]; d != "" && (has(pod.Spec.Containers, d) || has(pod.Spec.InitContainers, d)) {
+		if d := pod.Annotations[efv1.AnnotationDefaultContainer]; d != "" && (has(pod.Spec.Containers, d) || has(pod.Spec.InitContainers, d)) {
 			return d, nil
 		}
 		if len(pod.Spec.Containers) == 1 {

@@ -6,13 +6,15 @@ import (
 	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 )
 
 func TestContainerName(t *testing.T) {
 	pod := func(annotation string, init []string, containers ...string) *corev1.Pod {
 		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "p"}}
 		if annotation != "" {
-			p.Annotations = map[string]string{AnnotationDefaultContainer: annotation}
+			p.Annotations = map[string]string{efv1.AnnotationDefaultContainer: annotation}
 		}
 		for _, c := range init {
 			p.Spec.InitContainers = append(p.Spec.InitContainers, corev1.Container{Name: c})

@@ -11,32 +11,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/edgefabric/edgefabric/pkg/provider/node/lifecycle"
-	"github.com/edgefabric/edgefabric/pkg/provider/translate"
-)
-
-// Annotations of device loss and fencing.
-const (
-	// AnnotationDeviceLossGrace is how long a pod's device may be offline
-	// before the pod is placed again on another device (a Go duration, e.g.
-	// "30s"); Config.DeviceLossGrace if absent.
-	AnnotationDeviceLossGrace = translate.AnnotationDeviceLossGrace
-	// AnnotationFencingEpoch is the fencing epoch of the pod's assignment.
-	AnnotationFencingEpoch = lifecycle.AnnotationFencingEpoch
-)
-
-// Reasons of the events of pods moved because their device or their
-// cluster changed.
-const (
-	// ReasonDeviceRemoved: the pod's device was removed from the fleet
-	// (decommissioned or forgotten); the pod is placed again at once.
-	ReasonDeviceRemoved = lifecycle.ReasonDeviceRemoved
-	// ReasonDeviceLeftCluster: the pod's device is no longer a member of
-	// its node's cluster; the pod is placed on a member.
-	ReasonDeviceLeftCluster = lifecycle.ReasonDeviceLeftCluster
-	// ReasonClusterDissolved: no device forms the pod's node's cluster any
-	// longer; the pod is deleted, as a node's pods are evicted, so that its
-	// controller creates it again wherever the scheduler finds room.
-	ReasonClusterDissolved = lifecycle.ReasonClusterDissolved
 )
 
 // tick steps every pod with the node's devices as they are now: the pods

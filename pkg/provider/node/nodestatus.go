@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	"github.com/edgefabric/edgefabric/pkg/provider/fabric"
 	"github.com/edgefabric/edgefabric/pkg/provider/placement"
 	"github.com/edgefabric/edgefabric/pkg/scopes"
@@ -184,12 +185,12 @@ func (n *clusterNode) nodeStatus() *corev1.Node {
 		"type":                   "virtual-kubelet",
 		"kubernetes.io/role":     "edge",
 		"kubernetes.io/hostname": n.name,
-		LabelAccount:             n.account,
-		LabelScope:               string(scopes.Account),
-		LabelCluster:             n.name,
+		efv1.LabelAccount:        n.account,
+		efv1.LabelScope:          string(scopes.Account),
+		efv1.LabelCluster:        n.name,
 	}
 	if n.key.Scope != scopes.Account {
-		labels[LabelScope], labels[LabelCluster] = string(n.key.Scope), n.key.ID
+		labels[efv1.LabelScope], labels[efv1.LabelCluster] = string(n.key.Scope), n.key.ID
 	}
 	osName, arch := "", ""
 	if len(oses) == 1 {
@@ -205,16 +206,16 @@ func (n *clusterNode) nodeStatus() *corev1.Node {
 		labels["kubernetes.io/arch"] = arch
 	}
 	ready := corev1.ConditionFalse
-	reason, msg := "NoDeviceConnected", fmt.Sprintf("0/%d devices of account %s are connected", len(devs), n.account)
+	reason, msg := efv1.ReasonNoDeviceConnected, fmt.Sprintf("0/%d devices of account %s are connected", len(devs), n.account)
 	if n.key.Scope != scopes.Account {
 		msg = fmt.Sprintf("0/%d devices of %s cluster %s are connected", len(devs), n.key.Scope, n.key.ID)
 	}
 	switch {
 	case dissolved:
-		reason, msg = "ClusterDissolved", fmt.Sprintf("%s cluster %s is no longer formed by any device", n.key.Scope, n.key.ID)
+		reason, msg = efv1.ReasonClusterDissolved, fmt.Sprintf("%s cluster %s is no longer formed by any device", n.key.Scope, n.key.ID)
 	case len(online) > 0:
 		ready = corev1.ConditionTrue
-		reason = "DevicesReady"
+		reason = efv1.ReasonDevicesReady
 		msg = fmt.Sprintf("%d/%d devices ready: %s", len(online), len(devs), deviceNames(online))
 	}
 	now := metav1.NewTime(n.m.clock.Now())
@@ -223,15 +224,15 @@ func (n *clusterNode) nodeStatus() *corev1.Node {
 	}
 	var annotations map[string]string
 	if members != nil {
-		annotations = map[string]string{AnnotationClusterMembers: strings.Join(members, ",")}
+		annotations = map[string]string{efv1.AnnotationClusterMembers: strings.Join(members, ",")}
 		if claim != "" {
-			annotations[AnnotationClusterClaim] = claim
+			annotations[efv1.AnnotationClusterClaim] = claim
 		}
 	}
 	return &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: n.name, Labels: labels, Annotations: annotations},
 		Spec: corev1.NodeSpec{
-			Taints: []corev1.Taint{{Key: TaintKey, Value: TaintValue, Effect: corev1.TaintEffectNoSchedule}},
+			Taints: []corev1.Taint{{Key: efv1.TaintKey, Value: efv1.TaintValue, Effect: corev1.TaintEffectNoSchedule}},
 		},
 		Status: corev1.NodeStatus{
 			Phase:       corev1.NodeRunning,
@@ -239,10 +240,10 @@ func (n *clusterNode) nodeStatus() *corev1.Node {
 			Allocatable: allocatable,
 			Conditions: []corev1.NodeCondition{
 				cond(corev1.NodeReady, ready, reason, msg),
-				cond(corev1.NodeMemoryPressure, corev1.ConditionFalse, "NoPressure", ""),
-				cond(corev1.NodeDiskPressure, corev1.ConditionFalse, "NoPressure", ""),
-				cond(corev1.NodePIDPressure, corev1.ConditionFalse, "NoPressure", ""),
-				cond(corev1.NodeNetworkUnavailable, corev1.ConditionFalse, "RouteCreated", ""),
+				cond(corev1.NodeMemoryPressure, corev1.ConditionFalse, efv1.ReasonNoPressure, ""),
+				cond(corev1.NodeDiskPressure, corev1.ConditionFalse, efv1.ReasonNoPressure, ""),
+				cond(corev1.NodePIDPressure, corev1.ConditionFalse, efv1.ReasonNoPressure, ""),
+				cond(corev1.NodeNetworkUnavailable, corev1.ConditionFalse, efv1.ReasonRouteCreated, ""),
 			},
 			Addresses: []corev1.NodeAddress{
 				{Type: corev1.NodeInternalIP, Address: n.m.cfg.NodeIP},

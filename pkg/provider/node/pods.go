@@ -10,7 +10,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 	"github.com/edgefabric/edgefabric/pkg/provider/fabric"
 	"github.com/edgefabric/edgefabric/pkg/provider/node/lifecycle"
 	"github.com/edgefabric/edgefabric/pkg/provider/translate"
@@ -138,17 +140,17 @@ func (n *clusterNode) place(uid string, a lifecycle.Place) lifecycle.Event {
 		}
 		w, err := translate.Workload(pod, envSource{n.m}, ip)
 		if err != nil {
-			return lifecycle.Unplaceable{Reason: translate.ReasonCreateContainerConfigError, Message: err.Error()}
+			return lifecycle.Unplaceable{Reason: reasons.CreateContainerConfigError, Message: err.Error()}
 		}
 		return lifecycle.Placed{Device: a.Device, Workload: w}
 	}
 	w, needsIP, err := translate.Unplaced(pod, envSource{n.m})
 	if err != nil {
-		return lifecycle.Unplaceable{Reason: translate.ReasonCreateContainerConfigError, Message: err.Error()}
+		return lifecycle.Unplaceable{Reason: reasons.CreateContainerConfigError, Message: err.Error()}
 	}
 	opts, err := n.placeOptions(pod)
 	if err != nil {
-		return lifecycle.Unplaceable{Reason: lifecycle.ReasonUnschedulable, Message: err.Error()}
+		return lifecycle.Unplaceable{Reason: efv1.ReasonUnschedulable, Message: err.Error()}
 	}
 	dev, why := n.m.fab.PlaceWith(n.account, w, opts)
 	if dev == "" {
@@ -157,13 +159,13 @@ func (n *clusterNode) place(uid string, a lifecycle.Place) lifecycle.Event {
 				return lifecycle.Rejected{Reason: adm.Reject, Message: adm.Message}
 			}
 		}
-		return lifecycle.Unplaceable{Reason: lifecycle.ReasonUnschedulable, Message: why}
+		return lifecycle.Unplaceable{Reason: efv1.ReasonUnschedulable, Message: why}
 	}
 	// Translated once, unless the workload refers to its device's address.
 	if d, ok := n.m.fab.Device(n.account, dev); ok && d.IP() != "" && needsIP {
 		if w, err = translate.Workload(pod, envSource{n.m}, d.IP()); err != nil {
 			n.m.fab.Remove(uid) // give up the device's room PlaceWith held
-			return lifecycle.Unplaceable{Reason: translate.ReasonCreateContainerConfigError, Message: err.Error()}
+			return lifecycle.Unplaceable{Reason: reasons.CreateContainerConfigError, Message: err.Error()}
 		}
 	}
 	// The device is recorded on the pod by the status write that follows
@@ -175,10 +177,6 @@ func (n *clusterNode) place(uid string, a lifecycle.Place) lifecycle.Event {
 	return lifecycle.Placed{Device: dev, Workload: w, Chosen: true}
 }
 
-// AnnotationDeviceSelector holds a pod's device selector: a Kubernetes label
-// selector over the labels of the cluster's devices.
-const AnnotationDeviceSelector = "edgefabric.io/device-selector"
-
 // placeOptions narrows placement to the cluster's members and the pod's
 // device selector, and spreads the replicas of the pod's owner.
 func (n *clusterNode) placeOptions(pod *corev1.Pod) (fabric.PlaceOptions, error) {
@@ -186,10 +184,10 @@ func (n *clusterNode) placeOptions(pod *corev1.Pod) (fabric.PlaceOptions, error)
 	if opts.Platforms != nil && len(opts.Platforms) == 0 {
 		return opts, errors.New("the pod's images have no os/arch platform in common")
 	}
-	if s, ok := pod.Annotations[AnnotationDeviceSelector]; ok {
+	if s, ok := pod.Annotations[efv1.AnnotationDeviceSelector]; ok {
 		sel, err := labels.Parse(s)
 		if err != nil {
-			return opts, fmt.Errorf("annotation %s: %w", AnnotationDeviceSelector, err)
+			return opts, fmt.Errorf("annotation %s: %w", efv1.AnnotationDeviceSelector, err)
 		}
 		opts.Selector = sel
 	}

@@ -6,16 +6,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	"github.com/edgefabric/edgefabric/pkg/provider/node/lifecycle"
 )
-
-// ReasonPodIPRejected is the reason of the warning event of a pod whose
-// device reported a pod IP that is not one of the device's own addresses.
-const ReasonPodIPRejected = lifecycle.ReasonPodIPRejected
-
-// ConditionPlaced is the pod condition that records the device and fencing
-// epoch the provider placed the pod on (lifecycle.ConditionPlaced).
-const ConditionPlaced = lifecycle.ConditionPlaced
 
 // adopt returns the placement of a pod this node does not know yet (after a
 // provider restart): the one the provider recorded on it, if the device is
@@ -26,7 +19,7 @@ const ConditionPlaced = lifecycle.ConditionPlaced
 func (n *clusterNode) adopt(pod *corev1.Pod) (string, uint64) {
 	dev, epoch, ok := lifecycle.RecordedPlacement(pod)
 	if !ok {
-		if a := pod.Annotations[AnnotationDevice]; a != "" {
+		if a := pod.Annotations[efv1.AnnotationDevice]; a != "" {
 			n.m.log.Info("device annotation not recorded by the provider; placing the pod", "pod", pod.Namespace+"/"+pod.Name, "annotation", a)
 		}
 		return "", 0

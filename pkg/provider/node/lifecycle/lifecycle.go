@@ -15,34 +15,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 	"github.com/edgefabric/edgefabric/pkg/provider/translate"
-)
-
-// Names the lifecycle writes to Kubernetes.
-const (
-	// AnnotationDevice is the device a pod is placed on.
-	AnnotationDevice = "edgefabric.io/device"
-	// AnnotationFencingEpoch is the fencing epoch of the pod's assignment.
-	AnnotationFencingEpoch = "edgefabric.io/fencing-epoch"
-	// ConditionPlaced is the pod condition that records, where only the
-	// pod's node may write (its status), the device and fencing epoch the
-	// provider placed the pod on. The annotations say the same for people;
-	// anyone who may edit the pod may change them, so only annotations this
-	// condition confirms are taken as a placement (after a provider restart).
-	ConditionPlaced corev1.PodConditionType = "edgefabric.io/placed"
-
-	ReasonAccountMismatch   = "AccountMismatch"
-	ReasonDeviceRemoved     = "DeviceRemoved"
-	ReasonDeviceLeftCluster = "DeviceLeftCluster"
-	ReasonClusterDissolved  = "ClusterDissolved"
-	ReasonDeviceLost        = "DeviceLost"
-	ReasonImagePlatform     = "ImagePlatform"
-	ReasonPodIPRejected     = "PodIPRejected"
-	ReasonScheduled         = "Scheduled"
-	ReasonUnschedulable     = "Unschedulable"
-	ReasonFailedScheduling  = "FailedScheduling"
-	ReasonUnsupported       = "Unsupported"
 )
 
 // Config holds what the lifecycle's decisions depend on besides the pod.
@@ -443,7 +419,7 @@ func (s *step) create(ev Create) {
 		err = translate.FenceGraceError(pod, s.cfg.LossGrace(pod))
 	}
 	if err != nil {
-		reason := ReasonUnsupported
+		reason := efv1.ReasonUnsupported
 		var ue *translate.UnsupportedError
 		if errors.As(err, &ue) {
 			reason = ue.Reason
@@ -455,7 +431,7 @@ func (s *step) create(ev Create) {
 		return
 	}
 	if ev.Tenancy != "" {
-		s.fail(ReasonAccountMismatch, ev.Tenancy)
+		s.fail(efv1.ReasonAccountMismatch, ev.Tenancy)
 		return
 	}
 	s.place()
@@ -508,7 +484,7 @@ func (s *step) placed(ev Placed) {
 		return
 	}
 	if ev.Chosen {
-		s.record(corev1.EventTypeNormal, ReasonScheduled, "Scheduled to device %s", ev.Device)
+		s.record(corev1.EventTypeNormal, efv1.ReasonScheduled, "Scheduled to device %s", ev.Device)
 	}
 	if s.p.Device != ev.Device {
 		s.p.Epoch++ // a new assignment
@@ -539,10 +515,10 @@ func (s *step) wait(reason, message string) {
 
 func eventReason(waiting string) string {
 	switch waiting {
-	case ReasonUnschedulable:
-		return ReasonFailedScheduling
-	case translate.ReasonCreateContainerConfigError:
-		return "Failed"
+	case efv1.ReasonUnschedulable:
+		return efv1.ReasonFailedScheduling
+	case reasons.CreateContainerConfigError:
+		return reasons.Failed
 	}
 	return waiting
 }
@@ -619,7 +595,7 @@ func (s *step) checkPodIP(ev Report) (*hubv1.WorkloadStatus, string) {
 	ip, rejected := ReportedPodIP(ws.GetPodIp(), d.Addresses)
 	if rejected != "" {
 		s.do(Log{Warn: true, Msg: "device reported a pod IP not its own; using the device's address", Args: []any{"pod", s.ref(), "device", d.ID, "reported", rejected, "addresses", d.Addresses}})
-		s.record(corev1.EventTypeWarning, ReasonPodIPRejected, "Device %s reported pod IP %q, which is not one of its addresses (%v); the pod IP is the device's address %s", d.ID, rejected, d.Addresses, ip)
+		s.record(corev1.EventTypeWarning, efv1.ReasonPodIPRejected, "Device %s reported pod IP %q, which is not one of its addresses (%v); the pod IP is the device's address %s", d.ID, rejected, d.Addresses, ip)
 	}
 	if ip != ws.GetPodIp() {
 		ws = proto.CloneOf(ws)
@@ -666,7 +642,7 @@ func onlyCreating(ws *hubv1.WorkloadStatus) bool {
 	for _, c := range append(slices.Clone(ws.GetInitContainers()), ws.GetContainers()...) {
 		w := c.GetState().GetWaiting()
 		if w == nil || w.GetMessage() != "" || c.GetRestartCount() != 0 ||
-			(w.GetReason() != translate.ReasonContainerCreating && w.GetReason() != translate.ReasonPodInitializing) {
+			(w.GetReason() != reasons.ContainerCreating && w.GetReason() != reasons.PodInitializing) {
 			return false
 		}
 	}
@@ -700,7 +676,7 @@ func (s *step) creatingDue(ev CreatingDue) {
 	case held != nil:
 		s.setStatus(*held)
 	case s.p.Seq == 0:
-		s.setStatus(translate.PendingStatus(s.p.Pod, translate.ReasonContainerCreating, "", s.now))
+		s.setStatus(translate.PendingStatus(s.p.Pod, reasons.ContainerCreating, "", s.now))
 	}
 }
 
@@ -735,7 +711,7 @@ func terminalStatus(pod *corev1.Pod, last *hubv1.WorkloadStatus, now time.Time) 
 		if r == nil || r.GetState().GetTerminated() == nil {
 			r = &hubv1.ContainerStatus{Name: c.Name, RestartCount: r.GetRestartCount(), ImageId: r.GetImageId(), State: &hubv1.ContainerState{
 				State: &hubv1.ContainerState_Terminated_{Terminated: &hubv1.ContainerState_Terminated{
-					ExitCode: 137, Reason: "Killed", Message: "pod deleted", FinishedAt: timestamppb.New(now),
+					ExitCode: 137, Reason: reasons.Killed, Message: "pod deleted", FinishedAt: timestamppb.New(now),
 				}},
 			}}
 		}
@@ -760,7 +736,7 @@ func (s *step) tick(ev Tick) {
 		if s.p.Phase != Deleting && !s.p.Evicted && s.now.Sub(ev.Dissolved) >= grace {
 			s.p.Evicted = true
 			s.do(Log{Msg: "cluster dissolved, evicting pod", Args: []any{"pod", s.ref(), "node", ev.Node}})
-			s.record(corev1.EventTypeWarning, ReasonClusterDissolved, "No device has formed %s for %s; evicting the pod from node %s so that its controller places it again",
+			s.record(corev1.EventTypeWarning, efv1.ReasonClusterDissolved, "No device has formed %s for %s; evicting the pod from node %s so that its controller places it again",
 				ev.Cluster, s.now.Sub(ev.Dissolved).Round(time.Second), ev.Node)
 			s.do(Evict{Pod: s.p.Pod.DeepCopy()})
 		}
@@ -775,13 +751,13 @@ func (s *step) tick(ev Tick) {
 	dev := s.p.Device
 	if ev.Removed != "" && dev == ev.Removed {
 		s.do(Log{Msg: "device removed from the fleet, placing pod again", Args: []any{"pod", s.ref(), "device", dev, "why", ev.Why}})
-		s.move(ReasonDeviceRemoved, "Device %s %s; placing the pod on another device", dev, ev.Why)
+		s.move(efv1.ReasonDeviceRemoved, "Device %s %s; placing the pod on another device", dev, ev.Why)
 		return
 	}
 	if since, ok := ev.Left[dev]; ok {
 		if off := s.now.Sub(since); off >= grace {
 			s.do(Log{Msg: "device left the cluster, placing pod again", Args: []any{"pod", s.ref(), "device", dev, "node", ev.Node}})
-			s.move(ReasonDeviceLeftCluster, "Device %s left %s %s ago; placing the pod on a device of the cluster", dev, ev.Cluster, off.Round(time.Second))
+			s.move(efv1.ReasonDeviceLeftCluster, "Device %s left %s %s ago; placing the pod on a device of the cluster", dev, ev.Cluster, off.Round(time.Second))
 		}
 		return
 	}
@@ -795,7 +771,7 @@ func (s *step) tick(ev Tick) {
 	}
 	if off := s.now.Sub(since); off >= grace {
 		s.do(Log{Msg: "device lost, placing pod again", Args: []any{"pod", s.ref(), "device", dev, "offline", off.Round(time.Second)}})
-		s.move(ReasonDeviceLost, "Device %s offline for %s; placing the pod on another device", dev, off.Round(time.Second))
+		s.move(efv1.ReasonDeviceLost, "Device %s offline for %s; placing the pod on another device", dev, off.Round(time.Second))
 	}
 }
 
@@ -816,7 +792,7 @@ func (s *step) retry() {
 			images = append(images, c.Image)
 		}
 		s.do(Log{Msg: "placing pod again: its device cannot run its image", Args: []any{"pod", s.ref(), "device", dev}})
-		s.move(ReasonImagePlatform, "Device %s (%s) cannot run image %s: placing the pod on a device that can", dev, platform, strings.Join(images, ", "))
+		s.move(efv1.ReasonImagePlatform, "Device %s (%s) cannot run image %s: placing the pod on a device that can", dev, platform, strings.Join(images, ", "))
 	case Waiting:
 		s.place()
 	}
@@ -844,30 +820,30 @@ func (s *step) refresh(ev Refresh) {
 	s.do(Assign{Device: s.p.Device, Workload: w})
 }
 
-// PlacedMessage is the message of ConditionPlaced for a placement.
+// PlacedMessage is the message of efv1.ConditionPlaced for a placement.
 func PlacedMessage(dev string, epoch uint64) string {
 	return fmt.Sprintf("device %s, fencing epoch %d", dev, epoch)
 }
 
 // MarkPlaced records on pod that it is placed on device dev with fencing
-// epoch epoch: the annotations, and ConditionPlaced in its status. Both are
+// epoch epoch: the annotations, and efv1.ConditionPlaced in its status. Both are
 // written with the pod's next status write.
 func MarkPlaced(pod *corev1.Pod, dev string, epoch uint64, now time.Time) {
 	e := strconv.FormatUint(epoch, 10)
-	if pod.Annotations[AnnotationDevice] != dev || pod.Annotations[AnnotationFencingEpoch] != e {
+	if pod.Annotations[efv1.AnnotationDevice] != dev || pod.Annotations[efv1.AnnotationFencingEpoch] != e {
 		pod.Annotations = maps.Clone(pod.Annotations)
 		if pod.Annotations == nil {
 			pod.Annotations = map[string]string{}
 		}
-		pod.Annotations[AnnotationDevice] = dev
-		pod.Annotations[AnnotationFencingEpoch] = e
+		pod.Annotations[efv1.AnnotationDevice] = dev
+		pod.Annotations[efv1.AnnotationFencingEpoch] = e
 	}
 	cond := corev1.PodCondition{
-		Type: ConditionPlaced, Status: corev1.ConditionTrue, Reason: "Placed",
+		Type: efv1.ConditionPlaced, Status: corev1.ConditionTrue, Reason: efv1.ReasonPlaced,
 		Message: PlacedMessage(dev, epoch), LastTransitionTime: metav1.NewTime(now),
 	}
 	for i, c := range pod.Status.Conditions {
-		if c.Type != ConditionPlaced {
+		if c.Type != efv1.ConditionPlaced {
 			continue
 		}
 		if c.Status == cond.Status && c.Message == cond.Message {
@@ -881,17 +857,17 @@ func MarkPlaced(pod *corev1.Pod, dev string, epoch uint64, now time.Time) {
 }
 
 // RecordedPlacement returns the device and fencing epoch the provider
-// recorded on pod: its annotations, if its ConditionPlaced (status, which
+// recorded on pod: its annotations, if its efv1.ConditionPlaced (status, which
 // only the pod's node writes) says the same. ok is false for a pod the
 // provider never placed, or whose annotations someone else wrote.
 func RecordedPlacement(pod *corev1.Pod) (dev string, epoch uint64, ok bool) {
-	dev = pod.Annotations[AnnotationDevice]
-	epoch, err := strconv.ParseUint(pod.Annotations[AnnotationFencingEpoch], 10, 64)
+	dev = pod.Annotations[efv1.AnnotationDevice]
+	epoch, err := strconv.ParseUint(pod.Annotations[efv1.AnnotationFencingEpoch], 10, 64)
 	if dev == "" || err != nil {
 		return "", 0, false
 	}
 	for _, c := range pod.Status.Conditions {
-		if c.Type == ConditionPlaced {
+		if c.Type == efv1.ConditionPlaced {
 			return dev, epoch, c.Status == corev1.ConditionTrue && c.Message == PlacedMessage(dev, epoch)
 		}
 	}

@@ -18,7 +18,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 	"github.com/edgefabric/edgefabric/pkg/provider/translate"
 )
 
@@ -349,10 +351,10 @@ func newPod(name string, o map[string]string) *corev1.Pod {
 		pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{Name: c, Image: "registry.example/" + c + ":1"})
 	}
 	if g, ok := o["grace"]; ok {
-		pod.Annotations[translate.AnnotationDeviceLossGrace] = g
+		pod.Annotations[efv1.AnnotationDeviceLossGrace] = g
 	}
 	if _, ok := o["fence"]; ok {
-		pod.Annotations[translate.AnnotationFenceOnPartition] = "true"
+		pod.Annotations[efv1.AnnotationFenceOnPartition] = "true"
 	}
 	if _, ok := o["hostnetwork"]; ok {
 		pod.Spec.HostNetwork = true
@@ -362,7 +364,7 @@ func newPod(name string, o map[string]string) *corev1.Pod {
 	}
 	if a, ok := o["annotated"]; ok {
 		// Annotations someone other than the provider wrote.
-		pod.Annotations[AnnotationDevice], pod.Annotations[AnnotationFencingEpoch] = a, "9"
+		pod.Annotations[efv1.AnnotationDevice], pod.Annotations[efv1.AnnotationFencingEpoch] = a, "9"
 	}
 	if s, ok := o["recorded"]; ok {
 		// A placement recorded by a provider before its restart.
@@ -390,7 +392,7 @@ func (w *world) report(name string, o map[string]string) Event {
 		cs := &hubv1.ContainerStatus{Name: c.Name, Image: c.Image}
 		switch {
 		case has(o, "creating"):
-			cs.State = &hubv1.ContainerState{State: &hubv1.ContainerState_Waiting_{Waiting: &hubv1.ContainerState_Waiting{Reason: translate.ReasonContainerCreating}}}
+			cs.State = &hubv1.ContainerState{State: &hubv1.ContainerState_Waiting_{Waiting: &hubv1.ContainerState_Waiting{Reason: reasons.ContainerCreating}}}
 		case has(o, "running"):
 			ws.Phase = "Running"
 			cs.State = &hubv1.ContainerState{State: &hubv1.ContainerState_Running_{Running: &hubv1.ContainerState_Running{}}}
@@ -476,7 +478,7 @@ func formatStatus(st corev1.PodStatus) string {
 		s += " ip=" + st.PodIP
 	}
 	for _, c := range st.Conditions {
-		if c.Type == ConditionPlaced {
+		if c.Type == efv1.ConditionPlaced {
 			s += " placed=(" + c.Message + ")"
 		}
 	}
@@ -510,8 +512,8 @@ func formatAction(a Action) string {
 		return s
 	case WriteStatus:
 		s := "status " + formatStatus(a.Pod.Status)
-		if d := a.Pod.Annotations[AnnotationDevice]; d != "" {
-			s += " annotated=" + d + "/" + a.Pod.Annotations[AnnotationFencingEpoch]
+		if d := a.Pod.Annotations[efv1.AnnotationDevice]; d != "" {
+			s += " annotated=" + d + "/" + a.Pod.Annotations[efv1.AnnotationFencingEpoch]
 		}
 		return s
 	case Record:
@@ -544,7 +546,7 @@ func TestRecordedPlacement(t *testing.T) {
 	if !ok || dev != "d1" || e != 3 {
 		t.Errorf("RecordedPlacement = %q, %d, %v; want d1, 3, true", dev, e, ok)
 	}
-	pod.Annotations[AnnotationDevice] = "d2" // someone edited the pod
+	pod.Annotations[efv1.AnnotationDevice] = "d2" // someone edited the pod
 	if _, _, ok := RecordedPlacement(pod); ok {
 		t.Error("annotations the condition does not confirm: ok")
 	}
