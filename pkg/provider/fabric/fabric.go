@@ -34,7 +34,8 @@ type Listener interface {
 	DevicesChanged(account string)
 	// WorkloadStatus is called with the newest status a device reported.
 	WorkloadStatus(uid string, st *hubv1.WorkloadStatus)
-	// WorkloadEvent is called for each event a device raised about a workload.
+	// WorkloadEvent is called for each event a device raised about a
+	// workload; the events of a report come before its statuses.
 	WorkloadEvent(uid string, ev *hubv1.Event)
 }
 
@@ -368,11 +369,14 @@ func (f *Fabric) Report(id identity.Device, r *hubv1.StatusReport) {
 		return
 	}
 	f.notify(func(l Listener) {
-		for _, st := range sts {
-			l.WorkloadStatus(st.GetUid(), st)
-		}
+		// Events first: they tell what led to the statuses (Killing before
+		// the stopped container), and a deleted workload's last status ends
+		// its pod, after which its events have nothing to be recorded on.
 		for _, ev := range evs {
 			l.WorkloadEvent(ev.GetWorkloadUid(), ev)
+		}
+		for _, st := range sts {
+			l.WorkloadStatus(st.GetUid(), st)
 		}
 	})
 }

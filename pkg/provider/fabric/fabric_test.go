@@ -183,3 +183,44 @@ func TestPlaceHoldsRoom(t *testing.T) {
 		t.Errorf("w3 placed on %q once w2's hold was given up, want pi", got)
 	}
 }
+
+// orderListener remembers the order of the statuses and events it heard.
+type orderListener struct {
+	mu    sync.Mutex
+	heard []string
+}
+
+func (o *orderListener) DevicesChanged(string) {}
+func (o *orderListener) WorkloadEvent(uid string, ev *hubv1.Event) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.heard = append(o.heard, "event "+ev.GetReason())
+}
+func (o *orderListener) WorkloadStatus(uid string, st *hubv1.WorkloadStatus) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.heard = append(o.heard, "status "+st.GetPhase())
+}
+
+// TestEventsBeforeStatuses: a report that carries a workload's last status
+// and the event that led to it (Killing, then the stopped container) passes
+// the event on first: the status ends a deleted pod, and the event must
+// still find it.
+func TestEventsBeforeStatuses(t *testing.T) {
+	f := fabric.New(slog.New(slog.DiscardHandler))
+	o := &orderListener{}
+	f.SetListener(o)
+	dev := identity.Device{ID: "pi", Account: "acme"}
+	f.Connect(dev, &hubv1.Hello{})
+	f.Assign("acme", "pi", &hubv1.Workload{Uid: "w1", SpecHash: "h"})
+	f.MarkReady()
+	f.Report(dev, &hubv1.StatusReport{
+		Statuses: []*hubv1.WorkloadStatus{{Uid: "w1", Phase: "Succeeded"}},
+		Events:   []*hubv1.Event{{WorkloadUid: "w1", Reason: "Killing"}},
+	})
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if want := []string{"event Killing", "status Succeeded"}; !slices.Equal(o.heard, want) {
+		t.Errorf("listener heard %q, want %q", o.heard, want)
+	}
+}
