@@ -463,6 +463,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	return g.Wait()
 }
 
+var _ scopewatch.Credentials = (*client.Credentials)(nil)
+
 // streamHandler serves the hub's log requests from the container log files.
 func streamHandler(sup *supervisor.Supervisor) client.StreamHandler {
 	return func(ctx context.Context, req *hubv1.StreamRequest, send func(*hubv1.StreamFrame) error, _ func() (*hubv1.StreamFrame, error)) error {
