@@ -14,6 +14,7 @@ import (
 	"github.com/edgefabric/edgefabric/pkg/agent/runtime/wasm"
 	"github.com/edgefabric/edgefabric/pkg/agent/store"
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 	"github.com/edgefabric/edgefabric/test/poll"
 )
 
@@ -149,7 +150,7 @@ func TestFenceStopsOnlyOptedInWorkloadsUntilTheHubWantsThem(t *testing.T) {
 	// Contact lapsed for longer than grace − margin (8s − 2s).
 	f.clk.Step(7 * time.Second)
 	st1 := waitStatus(t, f.sup, "fenced", func(st *hubv1.WorkloadStatus) bool {
-		return container(st).GetState().GetTerminated().GetReason() == ReasonFenced
+		return container(st).GetState().GetTerminated().GetReason() == reasons.Fenced
 	})
 	if msg := container(st1).GetState().GetTerminated().GetMessage(); !strings.Contains(msg, "no contact with the hub") {
 		t.Errorf("fenced message: got %q", msg)
@@ -161,7 +162,7 @@ func TestFenceStopsOnlyOptedInWorkloadsUntilTheHubWantsThem(t *testing.T) {
 	var sawEvent bool
 	poll.Until(t, 20*time.Second, func() bool {
 		for _, e := range f.sup.TakeReport().GetEvents() {
-			if e.GetReason() == ReasonFenced && e.GetWorkloadUid() == "fenced" && e.GetType() == "Warning" {
+			if e.GetReason() == reasons.Fenced && e.GetWorkloadUid() == "fenced" && e.GetType() == "Warning" {
 				sawEvent = true
 			}
 		}
@@ -199,7 +200,7 @@ func TestFenceStopsOnlyOptedInWorkloadsUntilTheHubWantsThem(t *testing.T) {
 	// Fenced again, then the hub no longer wants it here: it is removed.
 	f.clk.Step(7 * time.Second)
 	waitStatus(t, f.sup, "fenced", func(st *hubv1.WorkloadStatus) bool {
-		return container(st).GetState().GetTerminated().GetReason() == ReasonFenced
+		return container(st).GetState().GetTerminated().GetReason() == reasons.Fenced
 	})
 	f.setContact(f.clk.Now())
 	f.sup.TakeReport()
@@ -244,7 +245,7 @@ func TestFencedWorkloadStaysStoppedAcrossRestart(t *testing.T) {
 	waitStatus(t, f.sup, "w", isRunning)
 	f.clk.Step(time.Minute)
 	waitStatus(t, f.sup, "w", func(st *hubv1.WorkloadStatus) bool {
-		return container(st).GetState().GetTerminated().GetReason() == ReasonFenced
+		return container(st).GetState().GetTerminated().GetReason() == reasons.Fenced
 	})
 	f.stop()
 
@@ -255,7 +256,7 @@ func TestFencedWorkloadStaysStoppedAcrossRestart(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			g := startFence(t, st, dir, c.contact)
 			s := waitStatus(t, g.sup, "w", func(st *hubv1.WorkloadStatus) bool {
-				return container(st).GetState().GetWaiting().GetReason() == ReasonFenced
+				return container(st).GetState().GetWaiting().GetReason() == reasons.Fenced
 			})
 			g.pass(500 * time.Millisecond)
 			if s := statusOf(g.sup, "w"); isRunning(s) {
@@ -276,7 +277,7 @@ func TestFencedWorkloadStaysStoppedAcrossRestart(t *testing.T) {
 	}
 	g := startFence(t, st, dir, false)
 	waitStatus(t, g.sup, "w", func(st *hubv1.WorkloadStatus) bool {
-		return container(st).GetState().GetWaiting().GetReason() == ReasonFenced
+		return container(st).GetState().GetWaiting().GetReason() == reasons.Fenced
 	})
 	g.setContact(g.clk.Now())
 	if err := g.sup.SetDesired(2, []*hubv1.Workload{w}); err != nil {
