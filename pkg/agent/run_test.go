@@ -117,3 +117,27 @@ func TestRunEndsWithItsParts(t *testing.T) {
 		}
 	})
 }
+
+// TestRunRefusesNegativeIntervals: an interval the agent ticks by must not
+// be negative (time.NewTicker panics on one, once the device connected or
+// joined); Validate says so before anything runs.
+func TestRunRefusesNegativeIntervals(t *testing.T) {
+	hubAddr, caFile := startHub(t)
+	for name, set := range map[string]func(*Config){
+		"heartbeat": func(c *Config) { c.HeartbeatInterval = -time.Second },
+		"lan":       func(c *Config) { c.LANInterval = -time.Second },
+		"probe":     func(c *Config) { c.ProbeInterval = -time.Second },
+		"restart":   func(c *Config) { c.RestartBackoff = -time.Second },
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := testConfig(t, hubAddr, caFile, "good")
+			set(&cfg)
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			err := Run(ctx, cfg, slog.New(slog.DiscardHandler))
+			if err == nil || !strings.Contains(err.Error(), "must not be negative") {
+				t.Errorf("Run: got %v, want the configuration refused", err)
+			}
+		})
+	}
+}
