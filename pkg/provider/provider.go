@@ -67,6 +67,9 @@ type Config struct {
 	// expiration lasts from the Secret's creation. Zero means
 	// DefaultTokenTTL (24 hours).
 	TokenTTL time.Duration
+	// BootstrapLimits bounds how often devices may call Bootstrap, per
+	// source address and in all; the zero value has the hub's defaults.
+	BootstrapLimits hub.BootstrapLimits
 	// Workers per node for pod sync. Zero means 8.
 	Workers int
 	// Scopes are the scopes whose clusters are published as virtual nodes.
@@ -155,6 +158,9 @@ func (c Config) Validate() error {
 		}
 	}
 	if err := c.KubeletAuth.validate(); err != nil {
+		return err
+	}
+	if err := c.BootstrapLimits.Validate(); err != nil {
 		return err
 	}
 	return c.LeaderElection.validate()
@@ -328,6 +334,7 @@ func serve(ctx context.Context, cfg Config, client kubernetes.Interface, log *sl
 	h, err := hub.New(hub.Config{
 		CA: ca, Hosts: cfg.HubHosts, Tokens: tokens, CertTTL: cfg.CertTTL,
 		Revocations: revs, Enrollments: enrolled, RenewalGrace: grace,
+		BootstrapLimits: cfg.BootstrapLimits,
 	}, fab, log.With("component", "hub"))
 	if err != nil {
 		return err
