@@ -3,7 +3,8 @@
 // binary or package must not link, each with its reason.
 //
 // TestLinkedPackages compares `go list -deps` of each binary, for each
-// platform it is built for, with the list checked in beside its main package
+// platform it is built for and with the Go the Makefile builds with
+// (GO_TOOLCHAIN), with the list checked in beside its main package
 // (cmd/edgeagent/deps.txt, cmd/provider/deps.txt): a new dependency shows up
 // in review as a change of that file. After changing dependencies, run
 // `make deps` (go test ./test/deps -run TestLinkedPackages -update) and read
@@ -150,16 +151,8 @@ func targets(t *testing.T, root string) []target {
 // same packages).
 func crossPlatforms(t *testing.T, root string) []platform {
 	t.Helper()
-	mk, err := os.ReadFile(filepath.Join(root, "Makefile"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := regexp.MustCompile(`(?m)^CROSS_TARGETS\s*:=((?:.*\\\n)*.*)$`).FindSubmatch(mk)
-	if m == nil {
-		t.Fatal("no CROSS_TARGETS in the Makefile")
-	}
 	var out []platform
-	for _, f := range strings.Fields(strings.ReplaceAll(string(m[1]), "\\", " ")) {
+	for _, f := range strings.Fields(makeVar(t, root, "CROSS_TARGETS")) {
 		parts := strings.Split(f, "/")
 		if len(parts) < 2 {
 			t.Fatalf("CROSS_TARGETS entry %q is not os/arch", f)
@@ -172,6 +165,33 @@ func crossPlatforms(t *testing.T, root string) []platform {
 		t.Fatal("CROSS_TARGETS is empty")
 	}
 	return out
+}
+
+// toolchain returns the Go the Makefile builds and ships with (GO_TOOLCHAIN):
+// the standard library's part of the lists is that Go's, whichever Go runs
+// the test.
+func toolchain(t *testing.T, root string) string {
+	t.Helper()
+	v := strings.TrimSpace(makeVar(t, root, "GO_TOOLCHAIN"))
+	if !strings.HasPrefix(v, "go1.") {
+		t.Fatalf("the Makefile's GO_TOOLCHAIN is %q, want a Go version such as go1.27.3", v)
+	}
+	return v
+}
+
+// makeVar returns the value the Makefile assigns to name, continuation lines
+// joined.
+func makeVar(t *testing.T, root, name string) string {
+	t.Helper()
+	mk, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^` + name + `\s*[:?]?=((?:.*\\\n)*.*)$`).FindSubmatch(mk)
+	if m == nil {
+		t.Fatalf("no %s in the Makefile", name)
+	}
+	return strings.ReplaceAll(string(m[1]), "\\\n", " ")
 }
 
 // graph is what go list says of a pattern on one platform.
@@ -196,8 +216,8 @@ func load(t *testing.T, root, pattern string, p platform) *graph {
 	}
 	cmd := exec.CommandContext(t.Context(), "go", "list", "-deps", "-f", "{{.DepOnly}} {{.ImportPath}}{{range .Imports}} {{.}}{{end}}", pattern)
 	cmd.Dir = root
-	// The default build, as the Makefile makes it: no cgo, no tags.
-	cmd.Env = append(cmd.Environ(), "CGO_ENABLED=0", "GOFLAGS=", "GOOS="+p.os, "GOARCH="+p.arch)
+	// The default build, as the Makefile makes it: its Go, no cgo, no tags.
+	cmd.Env = append(cmd.Environ(), "GOTOOLCHAIN="+toolchain(t, root), "CGO_ENABLED=0", "GOFLAGS=", "GOOS="+p.os, "GOARCH="+p.arch)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -363,7 +383,7 @@ func TestLinkedPackages(t *testing.T) {
 			t.Errorf("the packages %s links changed (- no longer, + now):\n%s\n"+
 				"If the change is meant, run `make deps` (go test ./test/deps -run TestLinkedPackages -update) "+
 				"and commit %s; a new module deserves a word in the commit message "+
-				"(a Go upgrade changes the standard library's lines only)",
+				"(a move of the Makefile's GO_TOOLCHAIN changes the standard library's lines only)",
 				tg.pattern, strings.TrimSuffix(lineDiff(string(want), got), "\n"), tg.list)
 		})
 	}
@@ -385,7 +405,8 @@ func listFile(t *testing.T, root string, tg target) string {
 		names = append(names, p.String())
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "# The packages %s links: go list -deps, CGO_ENABLED=0, on %s.\n", tg.pattern, strings.Join(names, " "))
+	fmt.Fprintf(&b, "# The packages %s links: go list -deps with %s (the Makefile's GO_TOOLCHAIN), CGO_ENABLED=0, on %s.\n",
+		tg.pattern, toolchain(t, root), strings.Join(names, " "))
 	b.WriteString("# A package that not every platform links is followed by those that do.\n")
 	b.WriteString("# Checked by test/deps (TestLinkedPackages); regenerate with `make deps` and read the diff.\n")
 	for _, pkg := range slices.Sorted(maps.Keys(on)) {
