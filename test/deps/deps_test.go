@@ -104,7 +104,8 @@ var providerRules = []rule{
 	{
 		forbid: "net/http/pprof",
 		via:    []string{module + "/pkg/debugserver", "k8s.io/apiserver/pkg/server/routes"},
-		why:    whyPprof + "; k8s.io/apiserver's routes import it for the kubelet API's own profiling switch",
+		why: whyPprof + "; k8s.io/apiserver/pkg/server/routes imports it too, linked with apiserver's server " +
+			"options (the kubelet API's delegated authentication), and the provider serves nothing on the default mux",
 	},
 }
 
