@@ -250,8 +250,8 @@ func (c Config) Validate() error {
 	if c.LogMaxBytes < 0 || c.LogMaxFiles < 0 {
 		errs = append(errs, fmt.Errorf("log rotation: max bytes %d and max files %d must not be negative", c.LogMaxBytes, c.LogMaxFiles))
 	}
-	if c.RestartBackoff < 0 || c.HeartbeatInterval < 0 || c.ProbeInterval < 0 || c.LANInterval < 0 {
-		errs = append(errs, errors.New("restart back-off, heartbeat, probe and LAN intervals must not be negative"))
+	if c.RestartBackoff < 0 || c.HeartbeatInterval < 0 || c.ProbeInterval < 0 || c.LANInterval < 0 || c.DiscoveryInterval < 0 {
+		errs = append(errs, errors.New("restart back-off, heartbeat, probe, LAN and discovery intervals must not be negative"))
 	}
 	if c.ImageCacheBytes < 0 || c.ImagePullProgressTimeout < 0 || c.ImagePullTimeout < 0 || c.ImageMaxUnusedAge < 0 || c.ImageGCInterval < 0 {
 		errs = append(errs, errors.New("image cache size, pull timeouts, unused age and GC interval must not be negative"))

@@ -128,6 +128,7 @@ func TestRunRefusesNegativeIntervals(t *testing.T) {
 		"lan":       func(c *Config) { c.LANInterval = -time.Second },
 		"probe":     func(c *Config) { c.ProbeInterval = -time.Second },
 		"restart":   func(c *Config) { c.RestartBackoff = -time.Second },
+		"discovery": func(c *Config) { c.DiscoveryInterval = -time.Second },
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg := testConfig(t, hubAddr, caFile, "good")
