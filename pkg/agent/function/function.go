@@ -275,6 +275,10 @@ func (f *Function) invoke(ctx context.Context, w *statusWriter, r *http.Request,
 		body = http.NoBody
 	}
 	stdin := &requestBody{r: body, rc: http.NewResponseController(w.ResponseWriter)}
+	// The module may read its input after it has written its header, as
+	// a CGI program may: without this, net/http takes the body away once
+	// the header is sent (an error where the ResponseWriter cannot do it).
+	_ = stdin.rc.EnableFullDuplex()
 	pr, pw := io.Pipe()
 	inst, err := f.rt.Start(ctx, wasm.Spec{
 		ModulePath:       f.cfg.ModulePath,
