@@ -134,7 +134,7 @@ func TestTinyWAT(t *testing.T) {
 func TestEcho(t *testing.T) {
 	type request struct {
 		method, target, body string
-		header             http.Header
+		header               http.Header
 	}
 	type want struct {
 		status int
