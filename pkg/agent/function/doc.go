@@ -16,7 +16,8 @@
 // once; further requests wait in a queue of Config.MaxQueue, then get 503.
 //
 // The module's standard error and one line per invocation (method, path,
-// status, duration, cold or warm) go to Config.Log, which the agent points
+// status, duration and "cold": every instance is started for its request;
+// there is no warm pool yet) go to Config.Log, which the agent points
 // at the pod's log. Stats counts invocations, cold starts, errors and the
 // requests in flight.
 //
