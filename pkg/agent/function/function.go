@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/edgefabric/edgefabric/pkg/agent/runtime/wasm"
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 )
 
 // Config configures one function.
@@ -329,7 +330,7 @@ func (f *Function) invoke(ctx context.Context, w *statusWriter, r *http.Request,
 				pr.CloseWithError(err)
 				inst.Stop(0)
 			}
-			if res := inst.Result(); res.Reason != wasm.ReasonCompleted && res.Reason != wasm.ReasonKilled {
+			if res := inst.Result(); res.Reason != reasons.Completed && res.Reason != reasons.Killed {
 				w.error(http.StatusBadGateway, "function %s failed: %s (exit code %d) %s", f.name, res.Reason, res.ExitCode, res.Message)
 			} else {
 				w.error(http.StatusBadGateway, "function %s: %v", f.name, err)
@@ -365,7 +366,7 @@ func (f *Function) invoke(ctx context.Context, w *statusWriter, r *http.Request,
 		}
 	}
 	<-inst.Done()
-	if res := inst.Result(); res.Reason != wasm.ReasonCompleted {
+	if res := inst.Result(); res.Reason != reasons.Completed {
 		fmt.Fprintf(f.log, "function %s ended %s (exit code %d) after its response header %s\n", f.name, res.Reason, res.ExitCode, res.Message)
 		return false
 	}
