@@ -308,6 +308,27 @@ func (r *Runtime) start(ctx context.Context, spec Spec) (*Instance, error) {
 	return inst, nil
 }
 
+// Compile compiles the module at path, as Start would, so that a later Start
+// of it only instantiates it; a module compiled before is not compiled
+// again. It fails, as Start does, if the module is not a WASI command.
+func (r *Runtime) Compile(ctx context.Context, path string) error {
+	c, err := r.compile(ctx, path)
+	if err != nil {
+		return fmt.Errorf("compile %s: %w", path, err)
+	}
+	if _, ok := c.mod.ExportedFunctions()["_start"]; !ok {
+		return fmt.Errorf("compile %s: module exports no _start function: not a WASI command", path)
+	}
+	return nil
+}
+
+// Instances returns how many instances of any module are running now.
+func (r *Runtime) Instances() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.instances)
+}
+
 func moduleConfig(spec Spec) (wazero.ModuleConfig, error) {
 	args := spec.Args
 	if len(args) == 0 {
