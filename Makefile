@@ -44,7 +44,9 @@ CONTROLPLANE = $(shell bash hack/build-controlplane.sh)
 # tests find it through EDGEFABRIC_HELM.
 HELM = $(shell bash hack/build-helm.sh)
 
-LINT_KEY      := $(shell cat hack/tools/lint/go.mod hack/tools/lint/go.sum | sha256sum | cut -c1-12)
+# golangci-lint type-checks the standard library of the Go it is built by: the
+# key includes that Go.
+LINT_KEY      := $(shell (cat hack/tools/lint/go.mod hack/tools/lint/go.sum; echo $(GO_TOOLCHAIN)) | sha256sum | cut -c1-12)
 GOLANGCI_LINT := $(CACHE)/tools/golangci-lint-$(LINT_KEY)
 
 # os/arch[/arm version] of every `make cross` agent binary.
