@@ -19,7 +19,7 @@ dst=$(cd "$dst" && pwd)
 # the copy then takes what the build needs from it.
 full=$(mktemp -d)
 trap 'rm -rf "$full"' EXIT
-cp -R "$src/." "$full/"
+cp -Rp "$src/." "$full/"
 chmod -R u+w "$full"
 for p in hack/wazero/*.patch; do
 	[ -e "$p" ] || continue
@@ -28,7 +28,7 @@ done
 (
 	cd "$full"
 	if [ "${WAZERO_FORK_TESTS:-}" = 1 ]; then
-		find . -type f ! -name '*.orig' -print0 | xargs -0 cp --parents -t "$dst"
+		find . -type f ! -name '*.orig' -print0 | xargs -0 cp --parents -p -t "$dst"
 	else
 		find . -type f \( -name '*.go' -o -name '*.s' \) ! -name '*_test.go' \
 			! -path './cmd/*' ! -path './examples/*' ! -path './site/*' \

@@ -7,14 +7,16 @@
 # suites that run the code they change (see hack/wazero/README.md).
 #
 # The tree lives in _output/wazero-test, at the same path every time, so that
-# Go's build cache reuses the test binaries from one run to the next.
+# Go's build cache reuses the test binaries from one run to the next; the
+# files keep their modification times (the module cache's, the checkout's), so
+# that go test's cache also keeps the results of tests that open files.
 # WAZERO_TEST_FLAGS adds go test flags (e.g. -run, -v, -count=1).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
 tree=$root/_output/wazero-test
 WAZERO_FORK_DIR=$tree WAZERO_FORK_TESTS=1 bash hack/wazero/fork.sh >/dev/null
-cp -R third_party/wazero/. "$tree/"
+cp -Rp third_party/wazero/. "$tree/"
 
 pkgs=(
 	# 0003
