@@ -142,6 +142,10 @@ image: ## Provider OCI image for linux/amd64 and linux/arm64 into _output/image 
 
 ##@ Check
 
+.PHONY: wazero-test
+wazero-test: ## Run wazero's own tests (the compiler's spec suites among them) against the patched copy in third_party/wazero; see hack/wazero/README.md
+	bash hack/wazero/test.sh
+
 .PHONY: bench
 bench: controlplane build ## Run the benchmarks (BENCH=regexp BENCHTIME=1s), then the end-to-end ones in test/bench (once each); see docs/benchmarks.md
 	KUBEBUILDER_ASSETS="$(CONTROLPLANE)" go test $$(go list $(PKGS) | grep -v /test/bench) -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -benchmem -count=1 -timeout 60m -p 1

@@ -27,13 +27,15 @@ import (
 func (d *dirFS) withRoot(fn func(r *os.Root) error) experimentalsys.Errno {
 	r, err := os.OpenRoot(d.dir)
 	if err != nil {
-		return experimentalsys.UnwrapOSError(err)
+		return rootErrno(err)
 	}
 	defer r.Close()
 	return rootErrno(fn(r))
 }
 
-// rootErrno is UnwrapOSError, and EPERM for a path that leads out of the root.
+// rootErrno is UnwrapOSError, EPERM for a path that leads out of the root,
+// and ENOTDIR for a root that is not a directory (os.OpenRoot's error is no
+// syscall.Errno then).
 func rootErrno(err error) experimentalsys.Errno {
 	if err == nil {
 		return 0
@@ -44,6 +46,8 @@ func rootErrno(err error) experimentalsys.Errno {
 	case errors.As(err, &pe) && pe.Err != nil && pe.Err.Error() == "path escapes from parent",
 		errors.As(err, &le) && le.Err != nil && le.Err.Error() == "path escapes from parent":
 		return experimentalsys.EPERM
+	case errors.As(err, &pe) && pe.Op == "open" && pe.Err != nil && pe.Err.Error() == "not a directory":
+		return experimentalsys.ENOTDIR
 	}
 	return experimentalsys.UnwrapOSError(err)
 }
