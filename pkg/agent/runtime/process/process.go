@@ -25,6 +25,7 @@
 package process
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -127,6 +128,58 @@ type Config struct {
 	// WatchInterval is how often the memory watchdog samples a container
 	// without a cgroup; zero means 250 ms.
 	WatchInterval time.Duration
+	// UserNS says whether isolated containers run in a user namespace, so
+	// that their root is an unprivileged user of the device: UserNSAuto
+	// (empty means it) where the kernel allows it (user namespaces and
+	// idmapped mounts of the state directory's file system), UserNSRequired
+	// the same but New fails where it does not, UserNSOff never.
+	UserNS string
+	// UserNSBase is the first host uid (and gid) of the ranges containers
+	// are mapped to; zero means DefaultUserNSBase. Each running container
+	// takes a range of its own of UserNSSize ids: its uid k is the host's
+	// UserNSBase + n*UserNSSize + k.
+	UserNSBase uint32
+	// UserNSRanges is how many ranges there are, the most containers that
+	// run at once in user namespaces; zero means DefaultUserNSRanges. A
+	// container started when all are taken fails to start.
+	UserNSRanges int
+}
+
+// Values of Config.UserNS.
+const (
+	UserNSAuto     = "auto"
+	UserNSRequired = "required"
+	UserNSOff      = "off"
+)
+
+// Defaults of the user namespace ranges: 1024 ranges of 65536 ids from
+// 2^30, far above the ids distributions give users and the subordinate
+// ranges they write to /etc/subuid (100000 and up), so that no container
+// shares a host uid with a person or another container engine.
+const (
+	UserNSSize          = 65536
+	DefaultUserNSBase   = 1 << 30
+	DefaultUserNSRanges = 1024
+)
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	switch c.UserNS {
+	case "", UserNSAuto, UserNSRequired, UserNSOff:
+	default:
+		return fmt.Errorf("user namespaces %q: want %s, %s or %s", c.UserNS, UserNSAuto, UserNSRequired, UserNSOff)
+	}
+	base, n := uint64(cmp.Or(c.UserNSBase, DefaultUserNSBase)), uint64(cmp.Or(c.UserNSRanges, DefaultUserNSRanges))
+	if c.UserNSRanges < 0 {
+		return fmt.Errorf("user namespace ranges %d: want at least 1", c.UserNSRanges)
+	}
+	if base < UserNSSize {
+		return fmt.Errorf("user namespace base %d: below %d, the ids a container maps itself", base, UserNSSize)
+	}
+	if base+n*UserNSSize > 1<<32-1 {
+		return fmt.Errorf("user namespace base %d with %d ranges of %d: past the last uid %d", base, n, UserNSSize, uint64(1<<32-2))
+	}
+	return nil
 }
 
 // Runtime starts containers. It is safe for concurrent use.
@@ -137,11 +190,16 @@ type Runtime struct {
 	cgroups cgroupDriver // nil: no cgroups
 	// cgroupPrefix keeps the cgroups of agents sharing a machine apart.
 	cgroupPrefix string
+	// userns: isolated containers run in user namespaces; else usernsWhy
+	// says why not (empty: not asked for, or not isolated).
+	userns    bool
+	usernsWhy string
 
 	mu        sync.Mutex
 	closed    bool
 	instances map[*Instance]struct{}
 	starter   *starter // started by the first onStarter
+	ranges    []bool   // user namespace ranges taken, by index
 }
 
 // starter is a goroutine locked to its thread for the runtime's life, which
@@ -196,6 +254,11 @@ func New(cfg Config, log *slog.Logger) (*Runtime, error) {
 	if cfg.StateDir == "" {
 		return nil, errors.New("process runtime: state dir is required")
 	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("process runtime: %w", err)
+	}
+	cfg.UserNSBase = cmp.Or(cfg.UserNSBase, DefaultUserNSBase)
+	cfg.UserNSRanges = cmp.Or(cfg.UserNSRanges, DefaultUserNSRanges)
 	if cfg.WatchInterval == 0 {
 		cfg.WatchInterval = 250 * time.Millisecond
 	}
@@ -214,6 +277,22 @@ func New(cfg Config, log *slog.Logger) (*Runtime, error) {
 			}
 		}
 	}
+	switch {
+	case cfg.UserNS == UserNSOff:
+	case !r.isolate && cfg.UserNS == UserNSRequired:
+		return nil, errors.New("process runtime: user namespaces are required, but containers are not isolated here (Linux, the agent as root)")
+	case r.isolate:
+		if err := probeUserNS(cfg.StateDir, cfg.UserNSBase); err != nil {
+			if cfg.UserNS == UserNSRequired {
+				return nil, fmt.Errorf("process runtime: user namespaces are required: %w", err)
+			}
+			r.usernsWhy = err.Error()
+			log.Warn("native containers run without a user namespace: their root is the device's", "err", err)
+		} else {
+			r.userns = true
+			r.ranges = make([]bool, cfg.UserNSRanges)
+		}
+	}
 	if !cfg.NoCgroups {
 		r.cgroups = detectCgroups(log)
 	}
@@ -221,12 +300,40 @@ func New(cfg Config, log *slog.Logger) (*Runtime, error) {
 	if r.cgroups != nil {
 		cg = r.cgroups.name()
 	}
-	log.Info("process runtime ready", "isolation", r.isolate, "cgroups", cg)
+	log.Info("process runtime ready", "isolation", r.isolate, "userNamespaces", r.userns, "cgroups", cg)
 	return r, nil
 }
 
 // Isolated reports whether containers run in their own namespaces and root.
 func (r *Runtime) Isolated() bool { return r.isolate }
+
+// UserNamespaces reports whether isolated containers run in user
+// namespaces, their root an unprivileged user of the device, and if not,
+// why not: the kernel's refusal, or "" when they were turned off or
+// containers are not isolated at all.
+func (r *Runtime) UserNamespaces() (bool, string) { return r.userns, r.usernsWhy }
+
+// takeRange reserves a user namespace range and returns its first host id.
+func (r *Runtime) takeRange() (uint32, int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, taken := range r.ranges {
+		if !taken {
+			r.ranges[k] = true
+			return r.cfg.UserNSBase + uint32(k)*UserNSSize, k, nil
+		}
+	}
+	return 0, -1, fmt.Errorf("all %d user namespace ranges are taken by running containers", len(r.ranges))
+}
+
+// releaseRange gives back what takeRange reserved.
+func (r *Runtime) releaseRange(k int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if k >= 0 && k < len(r.ranges) {
+		r.ranges[k] = false
+	}
+}
 
 // Close kills every running container and waits for them to end.
 func (r *Runtime) Close() error {
@@ -284,11 +391,12 @@ func (r *Runtime) start(ctx context.Context, spec Spec) (*Instance, error) {
 		return nil, err
 	}
 	inst := &Instance{
-		r:      r,
-		spec:   spec,
-		done:   make(chan struct{}),
-		stopCh: make(chan struct{}),
-		dir:    filepath.Join(r.cfg.StateDir, spec.ID),
+		r:        r,
+		spec:     spec,
+		done:     make(chan struct{}),
+		stopCh:   make(chan struct{}),
+		dir:      filepath.Join(r.cfg.StateDir, spec.ID),
+		rangeIdx: -1,
 	}
 	if err := inst.prepare(); err != nil {
 		inst.cleanup()
@@ -352,16 +460,20 @@ func (r *Runtime) start(ctx context.Context, spec Spec) (*Instance, error) {
 
 // Instance is one running container. Its methods are safe for concurrent use.
 type Instance struct {
-	r       *Runtime
-	spec    Spec
-	dir     string // scratch directory
-	root    string // the container's root: merged overlay (isolated) or RootFS
-	mounts  []string
-	cg      cgroup
-	ns      []*os.File // the main process's mount and PID namespaces (isolated, Linux)
-	cmd     *exec.Cmd
-	started time.Time
-	term    *terminal // with Spec.TTY
+	r      *Runtime
+	spec   Spec
+	dir    string // scratch directory
+	root   string // the container's root: merged overlay (isolated) or RootFS
+	mounts []string
+	cg     cgroup
+	ns     []*os.File // the main process's mount, PID (isolated, Linux) and user namespaces
+	// idBase is the host id of the container's uid 0 in its user
+	// namespace (range rangeIdx); 0: no user namespace.
+	idBase   uint32
+	rangeIdx int
+	cmd      *exec.Cmd
+	started  time.Time
+	term     *terminal // with Spec.TTY
 
 	stopOnce sync.Once
 	stopCh   chan struct{}
