@@ -75,15 +75,16 @@ func runJoin() {
 		exec: "start the container's init: errno ",
 	}
 	// The child, once in the user namespace, is the device's root there
-	// (unmapped): it keeps what init needs (initAmbientCaps) as ambient
-	// capabilities, which an exec keeps, and no process of the container
-	// can reach into it (it is not the container's uid; init makes itself
-	// undumpable before it switches).
+	// (unmapped): it keeps its capabilities there as ambient ones
+	// (initAmbientCaps), and no process of the container can reach into
+	// it (it is not the container's uid; init makes itself undumpable
+	// before it switches).
 	full := uint64(1)<<(uint(lastCap())+1) - 1
 	caps := joinCaps{hdr: unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}}
 	var inheritable uint64
-	for k, c := range initAmbientCaps {
-		caps.ambient[k] = c
+	for _, c := range initAmbientCaps() {
+		caps.ambient[caps.n] = c
+		caps.n++
 		inheritable |= 1 << c
 	}
 	for k := range caps.data {
@@ -135,17 +136,23 @@ type joinMessages struct{ tty, mnt, user, caps, exec string }
 type joinCaps struct {
 	hdr     unix.CapUserHeader
 	data    [2]unix.CapUserData
-	ambient [len(initAmbientCaps)]uintptr
+	ambient [64]uintptr
+	n       int // of ambient
 }
 
 // initAmbientCaps are the capabilities the init of a container with a user
 // namespace holds there, as the device's root (unmapped), until it confines
-// itself and switches to the container's user: to mount its /proc and
-// pivot into its root, drop capabilities and switch users, and read what it
-// needs of the container's root.
-var initAmbientCaps = [...]uintptr{
-	unix.CAP_SYS_ADMIN, unix.CAP_SETPCAP, unix.CAP_SETUID, unix.CAP_SETGID, unix.CAP_DAC_OVERRIDE,
-	unix.CAP_DAC_READ_SEARCH, unix.CAP_FOWNER, unix.CAP_SYS_CHROOT,
+// itself and switches to the container's user: all of them (in the
+// namespace only), as ambient capabilities, which an exec keeps. Init
+// needs some to mount its /proc, pivot into its root and switch users, and
+// all for its program to get the container's set: with no_new_privs an
+// exec grants no capability the process did not hold.
+func initAmbientCaps() []uintptr {
+	var caps []uintptr
+	for c := 0; c <= lastCap(); c++ {
+		caps = append(caps, uintptr(c))
+	}
+	return caps
 }
 
 // forkJoin forks the calling process; the child starts a session on the
@@ -193,7 +200,7 @@ func forkJoin(userFD, mntFD, exeFD, statusFD uintptr, empty *byte, argv, envv **
 	if e == 0 {
 		msg = msgs.caps
 		_, _, e = syscall.RawSyscall6(syscall.SYS_CAPSET, uintptr(unsafe.Pointer(&caps.hdr)), uintptr(unsafe.Pointer(&caps.data[0])), 0, 0, 0, 0)
-		for k := 0; e == 0 && k < len(caps.ambient); k++ {
+		for k := 0; e == 0 && k < caps.n; k++ {
 			_, _, e = syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, caps.ambient[k], 0, 0, 0)
 		}
 	}

@@ -169,10 +169,10 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("user namespaces %q: want %s, %s or %s", c.UserNS, UserNSAuto, UserNSRequired, UserNSOff)
 	}
-	base, n := uint64(cmp.Or(c.UserNSBase, DefaultUserNSBase)), uint64(cmp.Or(c.UserNSRanges, DefaultUserNSRanges))
 	if c.UserNSRanges < 0 {
 		return fmt.Errorf("user namespace ranges %d: want at least 1", c.UserNSRanges)
 	}
+	base, n := uint64(cmp.Or(c.UserNSBase, DefaultUserNSBase)), uint64(cmp.Or(c.UserNSRanges, DefaultUserNSRanges))
 	if base < UserNSSize {
 		return fmt.Errorf("user namespace base %d: below %d, the ids a container maps itself", base, UserNSSize)
 	}

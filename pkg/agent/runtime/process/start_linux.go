@@ -48,12 +48,12 @@ func (i *Instance) startInit(cmd *exec.Cmd, caps uint64) error {
 	}
 	if i.idBase != 0 {
 		// Init starts as the device's root, unmapped in the namespace,
-		// with the capabilities it needs there as ambient ones (it may
-		// thus reach the container's root through the agent's
-		// directories, which only the device's root may enter), and
-		// switches to the container's user once in its root.
+		// with its capabilities there as ambient ones (it may thus
+		// reach the container's root through the agent's directories,
+		// which only the device's root may enter), and switches to the
+		// container's user once in its root.
 		cfg.SetUser = true
-		attr.AmbientCaps = initAmbientCaps[:]
+		attr.AmbientCaps = initAmbientCaps()
 	}
 	configR, configW, err := os.Pipe()
 	if err != nil {
