@@ -31,6 +31,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/edgefabric/edgefabric/pkg/agent"
+	"github.com/edgefabric/edgefabric/pkg/agent/runtime/process"
 	"github.com/edgefabric/edgefabric/pkg/debugserver"
 	"github.com/edgefabric/edgefabric/pkg/version"
 )
@@ -127,6 +128,10 @@ func parseWith(args []string, getenv func(string) string, warn io.Writer) (agent
 	fs.IntVar(&fromFlags.WASMDefaultMemoryPercent, "wasm-default-memory-percent", 0, "memory limit of a WASM container that sets none, in percent of --memory-bytes (default 25)")
 	fs.StringVar(&fromFlags.NativeWorkloads, "native-workloads", agent.NativeIsolated, "where native containers run: isolated (only in their sandbox: Linux, the agent as root), unisolated (also elsewhere, as the agent's user, able to read the agent's store and key) or off")
 	allowRoot := fs.Bool("allow-root-images", true, "run native containers as root (uid 0, in their sandbox) when their image or pod says so; false refuses them")
+	fs.StringVar(&fromFlags.NativeUserNS, "native-userns", process.UserNSAuto, "run isolated native containers in user namespaces, their root an unprivileged range of the device's uids: auto (where the kernel allows it; else without, with a warning), required (the agent does not start without) or off")
+	var usernsBase uint64
+	fs.Uint64Var(&usernsBase, "userns-base", 0, "first host uid and gid of the native containers' user namespace ranges, one range of 65536 ids per running container (default 1073741824, 2^30)")
+	fs.IntVar(&fromFlags.UserNSRanges, "userns-ranges", 0, "how many user namespace ranges there are: the most native containers that run at once (default 1024)")
 	var imageCacheSize string
 	fs.StringVar(&imageCacheSize, "image-cache-size", "", "budget of the image cache: bytes, or with a suffix Ki, Mi, Gi, Ti (1024s) or K, M, G, T (1000s); past it, images no pod uses are removed, least recently used first (default 2Gi)")
 	fs.DurationVar(&fromFlags.ImagePullProgressTimeout, "image-pull-progress-timeout", 0, "give up on an image pull that receives nothing from the registry for this long (default 1m)")
@@ -164,6 +169,10 @@ func parseWith(args []string, getenv func(string) string, warn io.Writer) (agent
 		fromFlags.InsecureRegistries = strings.Split(insecure, ",")
 	}
 	fromFlags.NoRootImages = !*allowRoot
+	if usernsBase > 1<<32-1 {
+		return cfg, 0, "", fmt.Errorf("--userns-base %d: past the last uid", usernsBase)
+	}
+	fromFlags.UserNSBase = uint32(usernsBase)
 	if imageCacheSize != "" {
 		n, err := parseSize(imageCacheSize)
 		if err != nil {
@@ -243,6 +252,12 @@ func parseWith(args []string, getenv func(string) string, warn io.Writer) (agent
 				cfg.NativeWorkloads = fromFlags.NativeWorkloads
 			case "allow-root-images":
 				cfg.NoRootImages = fromFlags.NoRootImages
+			case "native-userns":
+				cfg.NativeUserNS = fromFlags.NativeUserNS
+			case "userns-base":
+				cfg.UserNSBase = fromFlags.UserNSBase
+			case "userns-ranges":
+				cfg.UserNSRanges = fromFlags.UserNSRanges
 			case "image-cache-size":
 				cfg.ImageCacheBytes = fromFlags.ImageCacheBytes
 			case "image-pull-progress-timeout":
