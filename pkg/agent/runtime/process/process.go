@@ -384,6 +384,9 @@ func (r *Runtime) start(ctx context.Context, spec Spec) (*Instance, error) {
 	if _, err := Capabilities(spec.Security); err != nil {
 		return nil, err
 	}
+	if u := spec.User; r.userns && u != nil && (u.UID >= UserNSSize || u.GID >= UserNSSize) {
+		return nil, fmt.Errorf("user %d:%d: a container's user namespace maps ids 0 to %d only", u.UID, u.GID, UserNSSize-1)
+	}
 	if spec.Security.ReadOnlyRootFS && !r.isolate {
 		return nil, errors.New("readOnlyRootFilesystem: this device runs native containers without isolation (the agent is not root on Linux), so their root file system cannot be made read-only")
 	}

@@ -181,6 +181,12 @@ func TestUserNamespace(t *testing.T) {
 		t.Errorf("two running containers share the host range from %d", base)
 	}
 	checkUserNS(t, out2.String(), uint32(base2))
+
+	// A user the namespace does not map is refused at start.
+	_, err = r.Start(t.Context(), process.Spec{ID: uniqueID("userns3"), RootFS: rootfs(t), Args: []string{"/bin/app", "info"}, User: &process.User{UID: 70000}})
+	if err == nil || !strings.Contains(err.Error(), "maps ids 0 to 65535 only") {
+		t.Errorf("Start as uid 70000: got %v, want it refused", err)
+	}
 }
 
 // TestUserNamespaceUnsupported: where the state directory's file system
