@@ -21,7 +21,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 mod="$here/tools/vuln"
 cache=${EDGEFABRIC_CACHE:-$HOME/.cache/edgefabric}
-key=$(cat "$mod/go.mod" "$mod/go.sum" "$0" | sha256sum | cut -c1-12)
+# govulncheck type-checks the standard library of the Go that runs it, so it is
+# built by that Go: the key includes its version.
+key=$( (cat "$mod/go.mod" "$mod/go.sum" "$0"; go env GOVERSION) | sha256sum | cut -c1-12)
 bin="$cache/tools/vuln-$key"
 
 # The reports' version and its commit time: the pin, or VULNDB resolved on the proxy.

@@ -24,13 +24,12 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 )
 
-// Names of the objects the fabric creates for the demo account.
-const (
-	systemNamespace = "edgefabric-system"
-	accountLabel    = "edgefabric.io/account"
-)
+// systemNamespace is the namespace the fabric creates for the provider.
+const systemNamespace = "edgefabric-system"
 
 // fabricDirs are the directories under Config.Dir.
 type fabricDirs struct {
@@ -493,7 +492,7 @@ func nodeReady(n *corev1.Node) bool {
 // labelAccount labels namespace default for account; the chart creates the
 // system namespace and the account's bootstrap token.
 func labelAccount(ctx context.Context, client kubernetes.Interface, account string) error {
-	patch := fmt.Appendf(nil, `{"metadata":{"labels":{%q:%q}}}`, accountLabel, account)
+	patch := fmt.Appendf(nil, `{"metadata":{"labels":{%q:%q}}}`, efv1.LabelAccount, account)
 	if _, err := client.CoreV1().Namespaces().Patch(ctx, "default", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		return fmt.Errorf("label namespace default: %w", err)
 	}

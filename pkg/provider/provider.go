@@ -67,6 +67,9 @@ type Config struct {
 	// expiration lasts from the Secret's creation. Zero means
 	// DefaultTokenTTL (24 hours).
 	TokenTTL time.Duration
+	// BootstrapLimits bounds how often devices may call Bootstrap, per
+	// source address and in all; the zero value has the hub's defaults.
+	BootstrapLimits hub.BootstrapLimits
 	// Workers per node for pod sync. Zero means 8.
 	Workers int
 	// Scopes are the scopes whose clusters are published as virtual nodes.
@@ -155,6 +158,9 @@ func (c Config) Validate() error {
 		}
 	}
 	if err := c.KubeletAuth.validate(); err != nil {
+		return err
+	}
+	if err := c.BootstrapLimits.Validate(); err != nil {
 		return err
 	}
 	return c.LeaderElection.validate()
@@ -328,6 +334,7 @@ func serve(ctx context.Context, cfg Config, client kubernetes.Interface, log *sl
 	h, err := hub.New(hub.Config{
 		CA: ca, Hosts: cfg.HubHosts, Tokens: tokens, CertTTL: cfg.CertTTL,
 		Revocations: revs, Enrollments: enrolled, RenewalGrace: grace,
+		BootstrapLimits: cfg.BootstrapLimits,
 	}, fab, log.With("component", "hub"))
 	if err != nil {
 		return err
@@ -402,19 +409,37 @@ func openRevocations(ctx context.Context, cfg Config, client kubernetes.Interfac
 	return revocation.Open(ctx, b, time.Now())
 }
 
-// EnrollmentsName is the ConfigMap, in the provider's namespace, that keeps
-// the enrolled devices (enrollments.json in --state-dir instead).
+// EnrollmentsName is the first of the ConfigMaps, in the provider's
+// namespace, that keep the enrolled devices (enrollments.json in
+// --state-dir instead); the others are EnrollmentsName-1 to
+// EnrollmentsName-(EnrollmentShards-1).
 const EnrollmentsName = "edgefabric-enrollments"
 
-// EnrollmentsKey is the key of the records in that ConfigMap.
+// EnrollmentShards is how many ConfigMaps the enrolled devices are spread
+// over: each record takes about 150 bytes and a ConfigMap at most 1 MiB,
+// so some 6,000 devices fit in one and about 100,000 in all.
+const EnrollmentShards = 16
+
+// EnrollmentsKey is the key of the records in those ConfigMaps.
 const EnrollmentsKey = "enrollments.json"
 
-func openEnrollments(ctx context.Context, cfg Config, client kubernetes.Interface) (*enrollment.Store, error) {
-	var b revocation.Backend = revocation.ConfigMap{Client: client, Namespace: cfg.Namespace, Name: EnrollmentsName, Key: EnrollmentsKey}
-	if cfg.StateDir != "" {
-		b = revocation.File{Path: filepath.Join(cfg.StateDir, EnrollmentsKey)}
+// EnrollmentsShardName is the name of the ConfigMap of shard i.
+func EnrollmentsShardName(i int) string {
+	if i == 0 {
+		return EnrollmentsName // as before shards: its records move where they belong
 	}
-	return enrollment.Open(ctx, b, time.Now())
+	return fmt.Sprintf("%s-%d", EnrollmentsName, i)
+}
+
+func openEnrollments(ctx context.Context, cfg Config, client kubernetes.Interface) (*enrollment.Store, error) {
+	if cfg.StateDir != "" {
+		return enrollment.Open(ctx, revocation.File{Path: filepath.Join(cfg.StateDir, EnrollmentsKey)}, time.Now())
+	}
+	shards := make([]revocation.Backend, EnrollmentShards)
+	for i := range shards {
+		shards[i] = revocation.ConfigMap{Client: client, Namespace: cfg.Namespace, Name: EnrollmentsShardName(i), Key: EnrollmentsKey}
+	}
+	return enrollment.OpenSharded(ctx, shards, time.Now())
 }
 
 // watchDeletions returns a cache whose EdgeDevice informer tells fw of every

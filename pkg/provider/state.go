@@ -20,12 +20,11 @@ import (
 const (
 	// CASecretName holds the fabric CA (keys tls.crt, tls.key) in the provider's namespace.
 	CASecretName = "edgefabric-ca"
-	// BootstrapTokenType is the type of bootstrap-token Secrets. Their data
-	// names the token (TokenKey), the account (AccountKey), optionally an
-	// RFC 3339 expiry (ExpirationKey; without one a token expires the
-	// provider's token TTL after the Secret's creation) and optionally
-	// UsageKey: UsageOnce.
-	BootstrapTokenType corev1.SecretType = "edgefabric.io/bootstrap-token"
+	// Bootstrap-token Secrets (type efv1.SecretTypeBootstrapToken) hold
+	// the token (TokenKey), the account (AccountKey), optionally an RFC 3339
+	// expiry (ExpirationKey; without one a token expires the provider's
+	// token TTL after the Secret's creation) and optionally UsageKey:
+	// UsageOnce.
 )
 
 // Keys of a bootstrap-token Secret's data.

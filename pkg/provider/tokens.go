@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	toolscache "k8s.io/client-go/tools/cache"
 
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	"github.com/edgefabric/edgefabric/pkg/identity"
 	"github.com/edgefabric/edgefabric/pkg/provider/hub"
 )
@@ -54,7 +55,7 @@ func NewSecretTokens(client kubernetes.Interface, namespace string, ttl time.Dur
 		now = time.Now
 	}
 	f := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(namespace),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = "type=" + string(BootstrapTokenType) }))
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = "type=" + string(efv1.SecretTypeBootstrapToken) }))
 	inf := f.Core().V1().Secrets().Informer()
 	_ = inf.AddIndexers(toolscache.Indexers{tokenIndex: func(obj any) ([]string, error) {
 		s, ok := obj.(*corev1.Secret)
@@ -136,7 +137,7 @@ func (t *SecretTokens) lookup(ctx context.Context, token string) (*corev1.Secret
 		if err != nil {
 			return nil, fmt.Errorf("read token %s: %w", cached.Name, err)
 		}
-		if s.Type != BootstrapTokenType || subtle.ConstantTimeCompare(s.Data[TokenKey], []byte(token)) != 1 {
+		if s.Type != efv1.SecretTypeBootstrapToken || subtle.ConstantTimeCompare(s.Data[TokenKey], []byte(token)) != 1 {
 			return nil, errors.New("unknown token")
 		}
 		return s, nil

@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	"github.com/edgefabric/edgefabric/test/kubetest"
 )
 
@@ -50,7 +51,7 @@ func TestSecretTokens(t *testing.T) {
 	create := func(name string, data map[string]string) {
 		t.Helper()
 		if _, err := env.Client.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: name}, Type: BootstrapTokenType, StringData: data,
+			ObjectMeta: metav1.ObjectMeta{Name: name}, Type: efv1.SecretTypeBootstrapToken, StringData: data,
 		}, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}

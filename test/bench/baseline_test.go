@@ -21,6 +21,8 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record"
+
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 )
 
 // The baseline is configured as the provider is by default, so that the two
@@ -107,7 +109,7 @@ func (p *baselineProvider) DeletePod(_ context.Context, pod *corev1.Pod) error {
 	for i := range old.Status.ContainerStatuses {
 		cs := &old.Status.ContainerStatuses[i]
 		cs.Ready = false
-		cs.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Reason: "Completed", StartedAt: now, FinishedAt: now}}
+		cs.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Reason: reasons.Completed, StartedAt: now, FinishedAt: now}}
 	}
 	if cb != nil {
 		go cb(old)

@@ -18,6 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 )
 
 const (
@@ -39,9 +41,6 @@ const (
 	// round's clean-up (deletes, events, GC) does not run into the next.
 	settle = 5 * time.Second
 )
-
-// annotationDevice is pkg/provider/node.AnnotationDevice.
-const annotationDevice = "edgefabric.io/device"
 
 // BenchmarkPodStart measures pod start latency: from Create returning until a
 // separate watch sees the pod Ready, for a burst of 100 pods bound by
@@ -560,7 +559,7 @@ func (r *podRound) watch(tb testing.TB, client kubernetes.Interface, label strin
 			t = &podTimes{name: p.Name}
 			w.times[p.Name] = t
 		}
-		if d := p.Annotations[annotationDevice]; d != "" && t.device == "" {
+		if d := p.Annotations[efv1.AnnotationDevice]; d != "" && t.device == "" {
 			t.device, t.placed = d, now
 		}
 		if t.ready.IsZero() && fabrictest.PodReady(p) {
@@ -613,7 +612,7 @@ func (w *podWatch) waitReady(tb testing.TB, name string, timeout time.Duration) 
 				tb.Fatalf("pod %s not Ready within %s, and never seen", name, timeout)
 			}
 			tb.Fatalf("pod %s not Ready within %s; last seen: device %q, status %+v",
-				name, timeout, p.Annotations[annotationDevice], p.Status)
+				name, timeout, p.Annotations[efv1.AnnotationDevice], p.Status)
 		}
 	}
 }

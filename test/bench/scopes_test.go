@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	"github.com/edgefabric/edgefabric/test/fabrictest"
 	"github.com/edgefabric/edgefabric/test/kubetest"
 )
@@ -43,7 +44,7 @@ func BenchmarkScopesConvergence(b *testing.B) {
 		go func() {
 			defer close(done)
 			lw := cache.NewFilteredListWatchFromClient(f.Client.CoreV1().RESTClient(), "nodes", "", func(o *metav1.ListOptions) {
-				o.LabelSelector = "edgefabric.io/scope=network"
+				o.LabelSelector = efv1.LabelScope + "=network"
 			})
 			kubetest.Until(b, 2*time.Minute, lw, &corev1.Node{}, func(n *corev1.Node) bool {
 				now := time.Now()
@@ -69,7 +70,7 @@ func BenchmarkScopesConvergence(b *testing.B) {
 		<-done
 		first, full, account = firstAt.Sub(start), fullAt.Sub(start), accountAt.Sub(start)
 
-		nodes, err := f.Client.CoreV1().Nodes().List(b.Context(), metav1.ListOptions{LabelSelector: "edgefabric.io/scope=network"})
+		nodes, err := f.Client.CoreV1().Nodes().List(b.Context(), metav1.ListOptions{LabelSelector: efv1.LabelScope + "=network"})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -100,7 +101,7 @@ func BenchmarkScopesFailover(b *testing.B) {
 		}
 		var node string
 		lw := cache.NewFilteredListWatchFromClient(f.Client.CoreV1().RESTClient(), "nodes", "", func(o *metav1.ListOptions) {
-			o.LabelSelector = "edgefabric.io/scope=network"
+			o.LabelSelector = efv1.LabelScope + "=network"
 		})
 		node = kubetest.Until(b, 2*time.Minute, lw, &corev1.Node{}, func(n *corev1.Node) bool {
 			return fabrictest.ReadyDevices(n) == 3
@@ -108,19 +109,19 @@ func BenchmarkScopesFailover(b *testing.B) {
 		ref := pushHello(f)
 		f.Create(f.Pod("failover", ref, func(p *corev1.Pod) {
 			p.Spec.NodeName = node
-			p.Annotations = map[string]string{"edgefabric.io/device-loss-grace": "5s"}
+			p.Annotations = map[string]string{efv1.AnnotationDeviceLossGrace: "5s"}
 		}))
 		p := f.WaitPod("failover", 2*time.Minute, fabrictest.PodReady)
 		lost := f.DeviceOf(p)
 		lost.Stop(b, syscall.SIGKILL)
 		start := time.Now()
 		moved := f.WaitPod("failover", 2*time.Minute, func(q *corev1.Pod) bool {
-			d := q.Annotations["edgefabric.io/device"]
+			d := q.Annotations[efv1.AnnotationDevice]
 			return d != "" && d != lost.ID && fabrictest.PodReady(q)
 		})
 		took = time.Since(start)
 		report(b, "device %s killed, grace 5s: pod Running on %s after %v (target < 10s)",
-			lost.ID, moved.Annotations["edgefabric.io/device"], took.Round(time.Millisecond))
+			lost.ID, moved.Annotations[efv1.AnnotationDevice], took.Round(time.Millisecond))
 	}
 	b.ReportMetric(0, "ns/op")
 	b.ReportMetric(took.Seconds(), "failover-s")

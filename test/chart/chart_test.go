@@ -223,6 +223,8 @@ func TestTemplateRejects(t *testing.T) {
 		{"kubelet client CA twice", []string{"kubelet.auth.clientCA.secretName=a", "kubelet.auth.clientCA.configMapName=b"}, "give secretName or configMapName, not both"},
 		{"kubelet client CA key", []string{"kubelet.auth.clientCA.key="}, "/kubelet/auth/clientCA/key"},
 		{"kubelet auth", []string{"kubelet.auth.enabled=maybe"}, "/kubelet/auth/enabled"},
+		{"bootstrap burst", []string{"provider.bootstrapLimits.perSourceBurst=0"}, "/provider/bootstrapLimits/perSourceBurst"},
+		{"bootstrap rate", []string{"provider.bootstrapLimits.total=-1"}, "/provider/bootstrapLimits/total"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := []string{"template", release, chartDir(t), "--namespace", namespace}

@@ -1,6 +1,7 @@
 package chart
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	"github.com/edgefabric/edgefabric/pkg/identity"
 	"github.com/edgefabric/edgefabric/pkg/provider"
 	"github.com/edgefabric/edgefabric/pkg/provider/enrollment"
@@ -59,8 +61,8 @@ func TestFabricWithChartIdentity(t *testing.T) {
 	devices := map[string]bool{}
 	for _, name := range []string{"chart-a", "chart-b"} {
 		p := f.WaitPod(name, 90*time.Second, fabrictest.PodReady)
-		devices[p.Annotations["edgefabric.io/device"]] = true
-		f.WaitEvent(name, "Scheduled", 30*time.Second)
+		devices[p.Annotations[efv1.AnnotationDevice]] = true
+		f.WaitEvent(name, efv1.ReasonScheduled, 30*time.Second)
 		out := f.LogsUntil(30*time.Second, func(s string) bool { return strings.Contains(s, "GREETING=") }, name)
 		for _, want := range []string{"PASSWORD=s3cret", "GREETING=hej"} {
 			if !strings.Contains(out, want) {
@@ -138,24 +140,31 @@ func TestRevocationsWithChartIdentity(t *testing.T) {
 		}
 	}
 
-	// The enrolled devices, in edgefabric-enrollments, likewise.
-	eb := revocation.ConfigMap{Client: sa, Namespace: namespace, Name: provider.EnrollmentsName, Key: provider.EnrollmentsKey}
-	for _, id := range []string{"pi-1", "pi-2"} {
-		es, err := enrollment.Open(t.Context(), eb, now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := es.Enrol(t.Context(), identity.Device{Account: "acme", ID: id}, enrollment.Record{Issued: now, Until: now.Add(time.Hour)}, now); err != nil {
-			t.Fatalf("enrol %s as the chart's ServiceAccount: %v", id, err)
-		}
+	// The enrolled devices, spread over edgefabric-enrollments and its
+	// shards, likewise: 64 devices write most of the 16.
+	var ebs []revocation.Backend
+	for i := range provider.EnrollmentShards {
+		ebs = append(ebs, revocation.ConfigMap{Client: sa, Namespace: namespace, Name: provider.EnrollmentsShardName(i), Key: provider.EnrollmentsKey})
 	}
-	es, err := enrollment.Open(t.Context(), eb, now)
+	es, err := enrollment.OpenSharded(t.Context(), ebs, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []string{"pi-1", "pi-2"} {
-		if _, ok := es.Enrolled(identity.Device{Account: "acme", ID: id}, now); !ok {
-			t.Errorf("%s not kept in the enrollments ConfigMap", id)
+	var enrolled []identity.Device
+	for i := range 64 {
+		d := identity.Device{Account: "acme", ID: fmt.Sprintf("pi-%d", i)}
+		if err := es.Enrol(t.Context(), d, enrollment.Record{Issued: now, Until: now.Add(time.Hour)}, now); err != nil {
+			t.Fatalf("enrol %s as the chart's ServiceAccount: %v", d.ID, err)
+		}
+		enrolled = append(enrolled, d)
+	}
+	es, err = enrollment.OpenSharded(t.Context(), ebs, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range enrolled {
+		if _, ok := es.Enrolled(d, now); !ok {
+			t.Errorf("%s not kept in the enrollments ConfigMaps", d.ID)
 		}
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	"github.com/edgefabric/edgefabric/test/kubetest"
 	"github.com/edgefabric/edgefabric/test/ocitest"
 )
@@ -70,7 +71,7 @@ func TestInstall(t *testing.T) {
 		t.Fatal(err)
 	}
 	token := string(tokSecret.Data["token"])
-	if tokSecret.Type != "edgefabric.io/bootstrap-token" || len(token) != 32 || string(tokSecret.Data["account"]) != "default" {
+	if tokSecret.Type != efv1.SecretTypeBootstrapToken || len(token) != 32 || string(tokSecret.Data["account"]) != "default" {
 		t.Fatalf("bootstrap token secret: type %s, token %q, account %q", tokSecret.Type, token, tokSecret.Data["account"])
 	}
 	svc, err := c.CoreV1().Services(namespace).Get(ctx, "edgefabric-hub", metav1.GetOptions{})

@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	"github.com/edgefabric/edgefabric/test/ocitest"
 )
 
@@ -143,7 +144,7 @@ func testProviderUnreachable(f *fabrictest.Fabric, ref string) {
 	f.Create(f.Pod("latecomer", ref, fabrictest.Env("INTERVAL", "200ms")))
 	p := f.WaitPod("latecomer", 30*time.Second, func(p *corev1.Pod) bool {
 		w := app(p).State.Waiting
-		return w != nil && w.Reason == "Unschedulable"
+		return w != nil && w.Reason == efv1.ReasonUnschedulable
 	})
 	if msg := app(p).State.Waiting.Message; !strings.Contains(msg, "2 offline") {
 		t.Errorf("latecomer waits with %q, want it to say the devices are offline", msg)
@@ -241,8 +242,8 @@ func testAgentRestart(f *fabrictest.Fabric) {
 	p = f.WaitPod("steady", 60*time.Second, func(p *corev1.Pod) bool {
 		return fabrictest.PodReady(p) && app(p).RestartCount == before.restarts+1
 	})
-	if !app(p).State.Running.StartedAt.After(before.startedAt.Time) || p.Annotations["edgefabric.io/device"] != a.ID {
-		t.Errorf("after the agent restarted: startedAt %s (was %s), device %s (was %s)", app(p).State.Running.StartedAt, before.startedAt, p.Annotations["edgefabric.io/device"], a.ID)
+	if !app(p).State.Running.StartedAt.After(before.startedAt.Time) || p.Annotations[efv1.AnnotationDevice] != a.ID {
+		t.Errorf("after the agent restarted: startedAt %s (was %s), device %s (was %s)", app(p).State.Running.StartedAt, before.startedAt, p.Annotations[efv1.AnnotationDevice], a.ID)
 	}
 	if got := takeSnapshot(f, "steady").attempts; len(got) != 2 || got[1] != before.attempts[len(before.attempts)-1]+1 {
 		t.Errorf("log attempts %v → %v, want the previous and a new one", before.attempts, got)

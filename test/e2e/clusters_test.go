@@ -14,8 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 
-	"github.com/edgefabric/edgefabric/pkg/provider/node"
-	"github.com/edgefabric/edgefabric/pkg/provider/placement"
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	"github.com/edgefabric/edgefabric/test/fabrictest"
 	"github.com/edgefabric/edgefabric/test/ocitest"
 )
@@ -71,10 +70,10 @@ func TestClustersHold(t *testing.T) {
 	want := map[string]placed{}
 	for name := range pods {
 		p := f.WaitPod(name, 90*time.Second, fabrictest.PodReady)
-		want[name] = placed{string(p.UID), p.Annotations[node.AnnotationDevice]}
+		want[name] = placed{string(p.UID), p.Annotations[efv1.AnnotationDevice]}
 	}
 	nodes := map[string]string{} // name → UID
-	list, err := f.Client.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{LabelSelector: "edgefabric.io/account=" + account})
+	list, err := f.Client.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{LabelSelector: efv1.LabelAccount + "=" + account})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +93,7 @@ func TestClustersHold(t *testing.T) {
 		defer mu.Unlock()
 		changes = append(changes, time.Now().Format("15:04:05.000")+" "+fmt.Sprintf(format, args...))
 	}
-	nw, err := f.Client.CoreV1().Nodes().Watch(t.Context(), metav1.ListOptions{LabelSelector: "edgefabric.io/account=" + account, ResourceVersion: list.ResourceVersion})
+	nw, err := f.Client.CoreV1().Nodes().Watch(t.Context(), metav1.ListOptions{LabelSelector: efv1.LabelAccount + "=" + account, ResourceVersion: list.ResourceVersion})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,8 +136,8 @@ func TestClustersHold(t *testing.T) {
 				record("pod %s %s", p.Name, ev.Type)
 			case p.DeletionTimestamp != nil || string(p.UID) != w.uid:
 				record("pod %s deleted or replaced", p.Name)
-			case p.Annotations[node.AnnotationDevice] != w.device:
-				record("pod %s moved from %s to %s", p.Name, w.device, p.Annotations[node.AnnotationDevice])
+			case p.Annotations[efv1.AnnotationDevice] != w.device:
+				record("pod %s moved from %s to %s", p.Name, w.device, p.Annotations[efv1.AnnotationDevice])
 			case w.device == restarted.ID && app(p).RestartCount <= 1:
 				// Its agent restarted: the container did too, once.
 			case app(p).RestartCount != 0 || p.Status.Phase != corev1.PodRunning:
@@ -175,7 +174,7 @@ func TestClustersHold(t *testing.T) {
 	pw.Stop()
 	wg.Wait()
 
-	after, err := f.Client.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{LabelSelector: "edgefabric.io/account=" + account})
+	after, err := f.Client.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{LabelSelector: efv1.LabelAccount + "=" + account})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,8 +196,8 @@ func TestClustersHold(t *testing.T) {
 		switch {
 		case err != nil:
 			t.Errorf("pod %s: %v", name, err)
-		case string(p.UID) != w.uid || p.Annotations[node.AnnotationDevice] != w.device || app(p).RestartCount > allowed(w.device) || !fabrictest.PodReady(p):
-			t.Errorf("pod %s after %v: uid %s on %s, %d restarts, ready %v; want uid %s on %s, at most %d restarts", name, hold, p.UID, p.Annotations[node.AnnotationDevice], app(p).RestartCount, fabrictest.PodReady(p), w.uid, w.device, allowed(w.device))
+		case string(p.UID) != w.uid || p.Annotations[efv1.AnnotationDevice] != w.device || app(p).RestartCount > allowed(w.device) || !fabrictest.PodReady(p):
+			t.Errorf("pod %s after %v: uid %s on %s, %d restarts, ready %v; want uid %s on %s, at most %d restarts", name, hold, p.UID, p.Annotations[efv1.AnnotationDevice], app(p).RestartCount, fabrictest.PodReady(p), w.uid, w.device, allowed(w.device))
 		}
 	}
 	// The restarted agent's node may have shown 1/2 devices for a moment;
@@ -262,8 +261,8 @@ func TestNoCapacityPromisedTwice(t *testing.T) {
 				running++
 			case p.Status.Phase == corev1.PodFailed:
 				rejected++
-				if p.Status.Reason != placement.ReasonOutOfPods {
-					t.Errorf("pod %s failed with %s: %s, want %s", p.Name, p.Status.Reason, p.Status.Message, placement.ReasonOutOfPods)
+				if p.Status.Reason != efv1.ReasonOutOfPods {
+					t.Errorf("pod %s failed with %s: %s, want %s", p.Name, p.Status.Reason, p.Status.Message, efv1.ReasonOutOfPods)
 				}
 			case p.Spec.NodeName == "":
 				unbound++

@@ -12,6 +12,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 	"github.com/edgefabric/edgefabric/test/fabrictest"
 	"github.com/edgefabric/edgefabric/test/ocitest"
 )
@@ -42,26 +44,26 @@ func TestFenceOnPartition(t *testing.T) {
 	}
 	interval := fabrictest.Env("INTERVAL", "100ms")
 	const grace = 8 * time.Second
-	f.Create(f.Pod("fenced", ref, interval, annotate("edgefabric.io/fence-on-partition", "true", "edgefabric.io/device-loss-grace", grace.String())))
-	f.Create(f.Pod("autonomous", ref, interval, annotate("edgefabric.io/device-loss-grace", "10m")))
+	f.Create(f.Pod("fenced", ref, interval, annotate(efv1.AnnotationFenceOnPartition, "true", efv1.AnnotationDeviceLossGrace, grace.String())))
+	f.Create(f.Pod("autonomous", ref, interval, annotate(efv1.AnnotationDeviceLossGrace, "10m")))
 	fenced := f.WaitPod("fenced", 90*time.Second, fabrictest.PodReady)
 	auto := f.WaitPod("autonomous", 90*time.Second, fabrictest.PodReady)
 	if f.DeviceOf(fenced) != a || f.DeviceOf(auto) != a {
 		t.Fatalf("pods on %s and %s, want both on %s", f.DeviceOf(fenced).ID, f.DeviceOf(auto).ID, a.ID)
 	}
 	// Bad values are refused, with a reason that says why.
-	f.Create(f.Pod("bad-fence", ref, annotate("edgefabric.io/fence-on-partition", "yes")))
+	f.Create(f.Pod("bad-fence", ref, annotate(efv1.AnnotationFenceOnPartition, "yes")))
 	bad := f.WaitPod("bad-fence", 30*time.Second, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
-	if bad.Status.Reason != "InvalidAnnotation" || !strings.Contains(bad.Status.Message, `"yes" is neither "true" nor "false"`) {
+	if bad.Status.Reason != efv1.ReasonInvalidAnnotation || !strings.Contains(bad.Status.Message, `"yes" is neither "true" nor "false"`) {
 		t.Errorf("pod bad-fence: reason %q message %q, want InvalidAnnotation saying why", bad.Status.Reason, bad.Status.Message)
 	}
-	f.Create(f.Pod("short-fence", ref, annotate("edgefabric.io/fence-on-partition", "true", "edgefabric.io/device-loss-grace", "1s")))
+	f.Create(f.Pod("short-fence", ref, annotate(efv1.AnnotationFenceOnPartition, "true", efv1.AnnotationDeviceLossGrace, "1s")))
 	short := f.WaitPod("short-fence", 30*time.Second, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
-	if short.Status.Reason != "InvalidAnnotation" || !strings.Contains(short.Status.Message, "at least 2s") {
+	if short.Status.Reason != efv1.ReasonInvalidAnnotation || !strings.Contains(short.Status.Message, "at least 2s") {
 		t.Errorf("pod short-fence: reason %q message %q, want InvalidAnnotation asking for a longer grace", short.Status.Reason, short.Status.Message)
 	}
 	for _, name := range []string{"bad-fence", "short-fence"} {
-		if d := f.WaitPod(name, time.Second, func(*corev1.Pod) bool { return true }).Annotations["edgefabric.io/device"]; d != "" {
+		if d := f.WaitPod(name, time.Second, func(*corev1.Pod) bool { return true }).Annotations[efv1.AnnotationDevice]; d != "" {
 			t.Errorf("pod %s with a bad annotation was placed on %s", name, d)
 		}
 	}
@@ -76,10 +78,10 @@ func TestFenceOnPartition(t *testing.T) {
 	cut := time.Now()
 
 	moved := f.WaitPod("fenced", 90*time.Second, func(p *corev1.Pod) bool {
-		return p.Annotations["edgefabric.io/device"] == b.ID && fabrictest.PodReady(p)
+		return p.Annotations[efv1.AnnotationDevice] == b.ID && fabrictest.PodReady(p)
 	})
 	t.Logf("fenced pod Running on %s %v after the cut (grace %s)", b.ID, time.Since(cut).Round(100*time.Millisecond), grace)
-	f.WaitEvent("fenced", "DeviceLost", 10*time.Second)
+	f.WaitEvent("fenced", efv1.ReasonDeviceLost, 10*time.Second)
 
 	// The cut-off copy stopped, a margin before the grace ended; the new copy
 	// started after it: their lines never overlap.
@@ -126,7 +128,7 @@ func TestFenceOnPartition(t *testing.T) {
 	// and does not run it again; its Fenced event reaches the API.
 	lan.RestoreUplink()
 	f.WaitNode(func(n *corev1.Node) bool { return fabrictest.NodeReady(n) && fabrictest.ReadyDevices(n) == 2 })
-	ev := f.WaitEvent("fenced", "Fenced", 30*time.Second)
+	ev := f.WaitEvent("fenced", reasons.Fenced, 30*time.Second)
 	if !strings.Contains(ev.Message, "no contact with the hub") {
 		t.Errorf("Fenced event: %q", ev.Message)
 	}
@@ -137,14 +139,14 @@ func TestFenceOnPartition(t *testing.T) {
 	if atts, err := a.Logs(fenced, "app").Attempts(); err != nil || len(atts) != 0 {
 		t.Errorf("the device ran its stale copy again after the uplink came back: log attempts %v, %v", atts, err)
 	}
-	if p := f.WaitPod("fenced", 10*time.Second, fabrictest.PodReady); p.Annotations["edgefabric.io/device"] != b.ID {
-		t.Errorf("pod fenced went back to %s", p.Annotations["edgefabric.io/device"])
+	if p := f.WaitPod("fenced", 10*time.Second, fabrictest.PodReady); p.Annotations[efv1.AnnotationDevice] != b.ID {
+		t.Errorf("pod fenced went back to %s", p.Annotations[efv1.AnnotationDevice])
 	}
 	if got := newestLog(t, a.Logs(auto, "app")); got != autoLog {
 		t.Errorf("the autonomous pod restarted when the uplink came back (new log %s)", got)
 	}
-	if p := f.WaitPod("autonomous", 10*time.Second, fabrictest.PodReady); p.Annotations["edgefabric.io/device"] != a.ID {
-		t.Errorf("pod autonomous: device %s, want %s", p.Annotations["edgefabric.io/device"], a.ID)
+	if p := f.WaitPod("autonomous", 10*time.Second, fabrictest.PodReady); p.Annotations[efv1.AnnotationDevice] != a.ID {
+		t.Errorf("pod autonomous: device %s, want %s", p.Annotations[efv1.AnnotationDevice], a.ID)
 	}
 	f.CheckAlive()
 }
@@ -211,14 +213,14 @@ func TestFenceOnPartitionComesBack(t *testing.T) {
 	f.WaitNode(func(n *corev1.Node) bool { return fabrictest.NodeReady(n) && fabrictest.ReadyDevices(n) == 1 })
 	ref, _ := f.PushExample("hello", "fence-back", ocitest.Image)
 	p := f.Pod("single", ref, fabrictest.Env("INTERVAL", "100ms"))
-	p.Annotations = map[string]string{"edgefabric.io/fence-on-partition": "true", "edgefabric.io/device-loss-grace": "4s"}
+	p.Annotations = map[string]string{efv1.AnnotationFenceOnPartition: "true", efv1.AnnotationDeviceLossGrace: "4s"}
 	f.Create(p)
 	p = f.WaitPod("single", 90*time.Second, fabrictest.PodReady)
 	oldLog := newestLog(t, a.Logs(p, "app"))
 
 	lan.CutUplink()
 	cut := time.Now()
-	f.WaitEvent("single", "DeviceLost", 30*time.Second)
+	f.WaitEvent("single", efv1.ReasonDeviceLost, 30*time.Second)
 	lastOld := lastLine(t, oldLog)
 	if ran := lastOld.Sub(cut); ran >= 4*time.Second {
 		t.Errorf("the cut-off copy ran %v after the cut, not less than the grace 4s", ran)
@@ -226,7 +228,7 @@ func TestFenceOnPartitionComesBack(t *testing.T) {
 	lan.RestoreUplink()
 	restored := time.Now()
 	back := f.WaitPod("single", 90*time.Second, func(q *corev1.Pod) bool {
-		return q.Annotations["edgefabric.io/device"] == a.ID && fabrictest.PodReady(q) && q.Annotations["edgefabric.io/fencing-epoch"] != p.Annotations["edgefabric.io/fencing-epoch"]
+		return q.Annotations[efv1.AnnotationDevice] == a.ID && fabrictest.PodReady(q) && q.Annotations[efv1.AnnotationFencingEpoch] != p.Annotations[efv1.AnnotationFencingEpoch]
 	})
 	// The new copy writes (to the same attempt's file: a new assignment
 	// starts counting restarts again), and nothing ran in between.
@@ -249,6 +251,6 @@ func TestFenceOnPartitionComesBack(t *testing.T) {
 		t.Errorf("the pod ran again at %v, before the uplink came back at %v", resumed, restored)
 	}
 	t.Logf("old copy's last line %v after the cut; Running again on %s after the uplink came back (epoch %s → %s)",
-		lastOld.Sub(cut).Round(10*time.Millisecond), a.ID, p.Annotations["edgefabric.io/fencing-epoch"], back.Annotations["edgefabric.io/fencing-epoch"])
+		lastOld.Sub(cut).Round(10*time.Millisecond), a.ID, p.Annotations[efv1.AnnotationFencingEpoch], back.Annotations[efv1.AnnotationFencingEpoch])
 	f.CheckAlive()
 }

@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	"github.com/edgefabric/edgefabric/test/fabrictest"
 	"github.com/edgefabric/edgefabric/test/ocitest"
 )
@@ -37,7 +38,7 @@ func TestDeviceLifecycle(t *testing.T) {
 			t.Fatalf("kubectl delete edgedevice: %v\n%s", err, out)
 		}
 		moved := f.WaitPod("survivor", 90*time.Second, func(q *corev1.Pod) bool {
-			d := q.Annotations["edgefabric.io/device"]
+			d := q.Annotations[efv1.AnnotationDevice]
 			return d != "" && d != gone.ID && fabrictest.PodReady(q)
 		})
 		took := time.Since(deleted)
@@ -45,8 +46,8 @@ func TestDeviceLifecycle(t *testing.T) {
 		if took > 40*time.Second {
 			t.Errorf("pod Running elsewhere %v after the decommission; want it at once, not after the device-loss grace", took)
 		}
-		f.WaitEvent("survivor", "DeviceRemoved", 10*time.Second)
-		t.Logf("pod Running on %s %v after %s was decommissioned", moved.Annotations["edgefabric.io/device"], took.Round(100*time.Millisecond), gone.ID)
+		f.WaitEvent("survivor", efv1.ReasonDeviceRemoved, 10*time.Second)
+		t.Logf("pod Running on %s %v after %s was decommissioned", moved.Annotations[efv1.AnnotationDevice], took.Round(100*time.Millisecond), gone.ID)
 
 		// The agent is refused, on its stream and on reconnecting, and says why.
 		f.WaitLog(gone.Proc, "device decommissioned: the hub refuses it; its workloads are stopped. Join it again with a new bootstrap token (edgeagent join --token-file)", 1, 30*time.Second)

@@ -6,13 +6,15 @@ import (
 	"strings"
 	"time"
 
-	"github.com/edgefabric/edgefabric/pkg/provider/placement"
 	"github.com/edgefabric/edgefabric/test/fabrictest"
 
 	corev1 "k8s.io/api/core/v1"
 	nodev1 "k8s.io/api/node/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 )
 
 // cpu requests n millicores for the pod's container.
@@ -29,8 +31,8 @@ func testPlacement(f *fabrictest.Fabric, img image) {
 	t := f.T()
 	placed := func(name string, millis int64) string {
 		f.Create(f.Pod(name, img.ref, cpu(millis), fabrictest.Env("INTERVAL", "1s")))
-		p := f.WaitPod(name, 60*time.Second, func(p *corev1.Pod) bool { return p.Annotations["edgefabric.io/device"] != "" })
-		ev := f.WaitEvent(name, "Scheduled", 30*time.Second)
+		p := f.WaitPod(name, 60*time.Second, func(p *corev1.Pod) bool { return p.Annotations[efv1.AnnotationDevice] != "" })
+		ev := f.WaitEvent(name, efv1.ReasonScheduled, 30*time.Second)
 		dev := f.DeviceOf(p).ID
 		if want := "Scheduled to device " + dev; ev.Message != want || ev.Type != corev1.EventTypeNormal {
 			t.Errorf("pod %s: Scheduled event %s %q, want Normal %q", name, ev.Type, ev.Message, want)
@@ -54,12 +56,12 @@ func testPlacement(f *fabrictest.Fabric, img image) {
 	// one) replaces it where there is room.
 	f.Create(f.Pod("place-e", img.ref, cpu(1900)))
 	p := f.WaitPod("place-e", 30*time.Second, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
-	if p.Status.Reason != placement.ReasonOutOfCPU || !strings.Contains(p.Status.Message, "Insufficient cpu") {
-		t.Errorf("place-e: got %s: %q; want %s with Insufficient cpu", p.Status.Reason, p.Status.Message, placement.ReasonOutOfCPU)
+	if p.Status.Reason != efv1.ReasonOutOfCPU || !strings.Contains(p.Status.Message, "Insufficient cpu") {
+		t.Errorf("place-e: got %s: %q; want %s with Insufficient cpu", p.Status.Reason, p.Status.Message, efv1.ReasonOutOfCPU)
 	}
-	ev := f.WaitEvent("place-e", placement.ReasonOutOfCPU, 30*time.Second)
+	ev := f.WaitEvent("place-e", efv1.ReasonOutOfCPU, 30*time.Second)
 	if ev.Type != corev1.EventTypeWarning || !strings.Contains(ev.Message, "0/3 devices are available") {
-		t.Errorf("place-e %s event: %s %q", placement.ReasonOutOfCPU, ev.Type, ev.Message)
+		t.Errorf("place-e %s event: %s %q", efv1.ReasonOutOfCPU, ev.Type, ev.Message)
 	}
 	// Freeing place-a's device lets such a pod run there.
 	if _, err := f.Kubectl("delete", "pod", "place-a", "--wait=true", "--timeout=30s"); err != nil {
@@ -67,7 +69,7 @@ func testPlacement(f *fabrictest.Fabric, img image) {
 	}
 	f.Create(f.Pod("place-f", img.ref, cpu(1900)))
 	p = f.WaitPod("place-f", 60*time.Second, fabrictest.PodReady)
-	if dev := p.Annotations["edgefabric.io/device"]; dev != a {
+	if dev := p.Annotations[efv1.AnnotationDevice]; dev != a {
 		t.Errorf("place-f went to %s, want %s, freed by place-a", dev, a)
 	}
 }
@@ -139,12 +141,12 @@ func testConfigError(f *fabrictest.Fabric, img image) {
 	}))
 	p := f.WaitPod("config-error", 30*time.Second, func(p *corev1.Pod) bool {
 		w := app(p).State.Waiting
-		return w != nil && w.Reason == "CreateContainerConfigError"
+		return w != nil && w.Reason == reasons.CreateContainerConfigError
 	})
 	if msg := app(p).State.Waiting.Message; !strings.Contains(msg, "late-config") {
 		t.Errorf("CreateContainerConfigError message does not name the ConfigMap: %q", msg)
 	}
-	if ev := f.WaitEvent("config-error", "Failed", 30*time.Second); ev.Type != corev1.EventTypeWarning {
+	if ev := f.WaitEvent("config-error", reasons.Failed, 30*time.Second); ev.Type != corev1.EventTypeWarning {
 		t.Errorf("Failed event type %s", ev.Type)
 	}
 	if _, err := f.Client.CoreV1().ConfigMaps(namespace).Create(t.Context(), &corev1.ConfigMap{
@@ -172,11 +174,11 @@ func testRestartPolicy(f *fabrictest.Fabric, img image) {
 		exit   string
 		want   want
 	}{
-		{"never-fails", corev1.RestartPolicyNever, "3", want{corev1.PodFailed, 3, "Error", false}},
-		{"never-succeeds", corev1.RestartPolicyNever, "0", want{corev1.PodSucceeded, 0, "Completed", false}},
-		{"onfailure-succeeds", corev1.RestartPolicyOnFailure, "0", want{corev1.PodSucceeded, 0, "Completed", false}},
-		{"onfailure-fails", corev1.RestartPolicyOnFailure, "3", want{corev1.PodRunning, 3, "Error", true}},
-		{"always-succeeds", corev1.RestartPolicyAlways, "0", want{corev1.PodRunning, 0, "Completed", true}},
+		{"never-fails", corev1.RestartPolicyNever, "3", want{corev1.PodFailed, 3, reasons.Error, false}},
+		{"never-succeeds", corev1.RestartPolicyNever, "0", want{corev1.PodSucceeded, 0, reasons.Completed, false}},
+		{"onfailure-succeeds", corev1.RestartPolicyOnFailure, "0", want{corev1.PodSucceeded, 0, reasons.Completed, false}},
+		{"onfailure-fails", corev1.RestartPolicyOnFailure, "3", want{corev1.PodRunning, 3, reasons.Error, true}},
+		{"always-succeeds", corev1.RestartPolicyAlways, "0", want{corev1.PodRunning, 0, reasons.Completed, true}},
 	}
 	for _, tc := range cases {
 		f.Create(f.Pod(tc.name, img.ref, fabrictest.RestartPolicy(tc.policy), fabrictest.Env("COUNT", "1", "INTERVAL", "10ms", "EXIT_CODE", tc.exit)))
@@ -204,9 +206,9 @@ func testRestartPolicy(f *fabrictest.Fabric, img image) {
 		}
 		for _, ct := range []corev1.PodConditionType{corev1.ContainersReady, corev1.PodReady} {
 			c := fabrictest.Condition(p, ct)
-			wantReason := "PodCompleted"
+			wantReason := efv1.ReasonPodCompleted
 			if tc.want.phase == corev1.PodFailed {
-				wantReason = "PodFailed"
+				wantReason = efv1.ReasonPodFailed
 			}
 			if c == nil || c.Status != corev1.ConditionFalse || c.Reason != wantReason {
 				t.Errorf("%s: condition %s: got %+v, want False %s", tc.name, ct, c, wantReason)
@@ -234,7 +236,7 @@ func testMemoryLimit(f *fabrictest.Fabric, img image) {
 	f.Create(f.Pod("mem-fits", img.ref, fabrictest.RestartPolicy(corev1.RestartPolicyNever), limit("64Mi"), fabrictest.Env("ALLOC_MB", "16", "COUNT", "1")))
 
 	p := f.WaitPod("mem-oom", 60*time.Second, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
-	if term := app(p).State.Terminated; term == nil || term.Reason != "OOMKilled" || term.ExitCode != 137 {
+	if term := app(p).State.Terminated; term == nil || term.Reason != reasons.OOMKilled || term.ExitCode != 137 {
 		t.Errorf("mem-oom: got state %+v, want terminated OOMKilled with exit code 137", app(p).State)
 	}
 	p = f.WaitPod("mem-fits", 60*time.Second, func(p *corev1.Pod) bool {
@@ -286,7 +288,7 @@ func testDelete(f *fabrictest.Fabric, img image) {
 	if now := size(); now != before {
 		t.Errorf("the deleted container still writes: log grew from %d to %d bytes", before, now)
 	}
-	if ev := f.WaitEvent("delete-me", "Killing", 10*time.Second); ev.Type != corev1.EventTypeNormal {
+	if ev := f.WaitEvent("delete-me", reasons.Killing, 10*time.Second); ev.Type != corev1.EventTypeNormal {
 		t.Errorf("Killing event type %s", ev.Type)
 	}
 }
@@ -305,15 +307,15 @@ func testUnsupported(f *fabrictest.Fabric, img image) {
 		name, reason, says string
 		mutate             func(*corev1.Pod)
 	}{
-		{"unsupported-hostnetwork", "HostNetworkUnsupported", "hostNetwork", func(p *corev1.Pod) { p.Spec.HostNetwork = true }},
-		{"unsupported-privileged", "PrivilegedUnsupported", "privileged", func(p *corev1.Pod) {
+		{"unsupported-hostnetwork", efv1.ReasonHostNetworkUnsupported, "hostNetwork", func(p *corev1.Pod) { p.Spec.HostNetwork = true }},
+		{"unsupported-privileged", efv1.ReasonPrivilegedUnsupported, "privileged", func(p *corev1.Pod) {
 			p.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{Privileged: new(true)}
 		}},
-		{"unsupported-hostpath", "HostPathUnsupported", "hostPath", func(p *corev1.Pod) {
+		{"unsupported-hostpath", efv1.ReasonHostPathUnsupported, "hostPath", func(p *corev1.Pod) {
 			p.Spec.Volumes = []corev1.Volume{{Name: "root", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/"}}}}
 			p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "root", MountPath: "/host"}}
 		}},
-		{"unsupported-runtimeclass", "UnknownRuntimeClass", `"gvisor"`, func(p *corev1.Pod) { p.Spec.RuntimeClassName = new("gvisor") }},
+		{"unsupported-runtimeclass", efv1.ReasonUnknownRuntimeClass, `"gvisor"`, func(p *corev1.Pod) { p.Spec.RuntimeClassName = new("gvisor") }},
 	}
 	for _, tc := range cases {
 		f.Create(f.Pod(tc.name, img.ref, tc.mutate))
@@ -326,7 +328,7 @@ func testUnsupported(f *fabrictest.Fabric, img image) {
 		if w := app(p).State.Waiting; w == nil || w.Reason != tc.reason {
 			t.Errorf("%s: container state %+v, want waiting %s", tc.name, app(p).State, tc.reason)
 		}
-		if dev := p.Annotations["edgefabric.io/device"]; dev != "" {
+		if dev := p.Annotations[efv1.AnnotationDevice]; dev != "" {
 			t.Errorf("%s was placed on device %s", tc.name, dev)
 		}
 		ev := f.WaitEvent(tc.name, tc.reason, 30*time.Second)

@@ -24,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/tools/cache"
 
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	"github.com/edgefabric/edgefabric/test/kubetest"
 )
 
@@ -48,11 +49,11 @@ func testNode(f *fabrictest.Fabric) {
 	t := f.T()
 	n := f.WaitNode(func(n *corev1.Node) bool { return fabrictest.ReadyDevices(n) == 2 })
 	for k, want := range map[string]string{
-		"type":                  "virtual-kubelet",
-		"kubernetes.io/role":    "edge",
-		"edgefabric.io/account": account,
-		"edgefabric.io/scope":   "account",
-		"edgefabric.io/cluster": nodeName,
+		"type":               "virtual-kubelet",
+		"kubernetes.io/role": "edge",
+		efv1.LabelAccount:    account,
+		efv1.LabelScope:      "account",
+		efv1.LabelCluster:    nodeName,
 	} {
 		if got := n.Labels[k]; got != want {
 			t.Errorf("label %s: got %q, want %q", k, got, want)
@@ -79,7 +80,7 @@ func testNode(f *fabrictest.Fabric) {
 		}
 	}
 	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady && (c.Reason != "DevicesReady" || !strings.HasPrefix(c.Message, "2/2 devices ready: dev-0, dev-1")) {
+		if c.Type == corev1.NodeReady && (c.Reason != efv1.ReasonDevicesReady || !strings.HasPrefix(c.Message, "2/2 devices ready: dev-0, dev-1")) {
 			t.Errorf("Ready condition: got reason %q message %q", c.Reason, c.Message)
 		}
 	}
@@ -150,8 +151,8 @@ func testSecondAccount(f *fabrictest.Fabric) {
 	a := f.StartAgentArgs("acme-0", dir, replaceFlag(f.AgentArgs("acme-0", dir), "--token-file", f.TokenFile("acme-token-0123456789"))...)
 	lw := cache.NewListWatchFromClient(f.Client.CoreV1().RESTClient(), "nodes", "", fields.OneTermEqualSelector("metadata.name", "edge-acme"))
 	n := kubetest.Until(t, 60*time.Second, lw, &corev1.Node{}, func(n *corev1.Node) bool { return fabrictest.NodeReady(n) && fabrictest.ReadyDevices(n) == 1 })
-	if n.Labels["edgefabric.io/account"] != "acme" {
-		t.Errorf("edge-acme account label: got %q", n.Labels["edgefabric.io/account"])
+	if n.Labels[efv1.LabelAccount] != "acme" {
+		t.Errorf("edge-acme account label: got %q", n.Labels[efv1.LabelAccount])
 	}
 	if got := n.Status.Capacity.Cpu().MilliValue(); got != 2000 {
 		t.Errorf("edge-acme cpu: got %dm, want 2000m", got)
@@ -179,7 +180,7 @@ func testDevicesComeAndGo(f *fabrictest.Fabric) {
 	d0.Stop(t, syscall.SIGTERM)
 	n = f.WaitNode(func(n *corev1.Node) bool { return !fabrictest.NodeReady(n) })
 	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady && (c.Status != corev1.ConditionFalse || c.Reason != "NoDeviceConnected") {
+		if c.Type == corev1.NodeReady && (c.Status != corev1.ConditionFalse || c.Reason != efv1.ReasonNoDeviceConnected) {
 			t.Errorf("Ready without devices: got %s %q %q", c.Status, c.Reason, c.Message)
 		}
 	}

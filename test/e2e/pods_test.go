@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 	"github.com/edgefabric/edgefabric/test/fabrictest"
 	"github.com/edgefabric/edgefabric/test/ocitest"
 )
@@ -121,7 +122,7 @@ func testNativeProcess(f *fabrictest.Fabric, imgs podImages) {
 	if term == nil {
 		term = app(p).State.Terminated
 	}
-	if term.Reason != "StartError" || !strings.Contains(term.Message, "runs WebAssembly modules only") {
+	if term.Reason != reasons.StartError || !strings.Contains(term.Message, "runs WebAssembly modules only") {
 		t.Errorf("native image under edgefabric-wasm: got %+v, want a StartError that says why", term)
 	}
 }
@@ -189,7 +190,7 @@ func testInitFailure(f *fabrictest.Fabric, imgs podImages) {
 	if cs := p.Status.InitContainerStatuses; len(cs) != 1 || cs[0].State.Terminated == nil || cs[0].State.Terminated.ExitCode != 1 {
 		t.Errorf("init-never: init container statuses %+v, want terminated with exit 1", cs)
 	}
-	if w := app(p).State.Waiting; w == nil || w.Reason != "PodInitializing" {
+	if w := app(p).State.Waiting; w == nil || w.Reason != reasons.PodInitializing {
 		t.Errorf("init-never: app %+v, want waiting PodInitializing", app(p).State)
 	}
 	if out, err := f.Kubectl("get", "pod", "init-never", "--no-headers"); err != nil || !strings.Contains(out, "Init:Error") {
@@ -197,7 +198,7 @@ func testInitFailure(f *fabrictest.Fabric, imgs podImages) {
 	}
 	f.WaitPod("init-always", 90*time.Second, func(p *corev1.Pod) bool {
 		cs := p.Status.InitContainerStatuses
-		return len(cs) == 1 && cs[0].RestartCount >= 2 && cs[0].State.Waiting != nil && cs[0].State.Waiting.Reason == "CrashLoopBackOff" &&
+		return len(cs) == 1 && cs[0].RestartCount >= 2 && cs[0].State.Waiting != nil && cs[0].State.Waiting.Reason == reasons.CrashLoopBackOff &&
 			p.Status.Phase == corev1.PodPending
 	})
 	// Between back-offs the init container runs again for a moment (Init:0/1).
@@ -258,18 +259,18 @@ func testProbes(f *fabrictest.Fabric, imgs podImages) {
 	if !app(p).Ready {
 		t.Errorf("probe-ready: container not ready in a Ready pod: %+v", app(p))
 	}
-	f.WaitEvent("probe-ready", "Unhealthy", 30*time.Second)
+	f.WaitEvent("probe-ready", reasons.Unhealthy, 30*time.Second)
 
 	// Liveness: restarted once /healthz fails.
 	p = f.WaitPod("probe-live", 120*time.Second, func(p *corev1.Pod) bool { return app(p).RestartCount >= 1 })
 	if app(p).LastTerminationState.Terminated == nil {
 		t.Errorf("probe-live: no last termination state after a liveness restart: %+v", app(p))
 	}
-	ev := f.WaitEvent("probe-live", "Killing", 30*time.Second)
+	ev := f.WaitEvent("probe-live", reasons.Killing, 30*time.Second)
 	if !strings.Contains(ev.Message, "failed liveness probe, will be restarted") {
 		t.Errorf("probe-live: Killing event %q", ev.Message)
 	}
-	ev = f.WaitEvent("probe-live", "Unhealthy", 30*time.Second)
+	ev = f.WaitEvent("probe-live", reasons.Unhealthy, 30*time.Second)
 	if !strings.Contains(ev.Message, "Liveness probe failed") {
 		t.Errorf("probe-live: Unhealthy event %q", ev.Message)
 	}
@@ -365,8 +366,8 @@ func testProcessOOM(f *fabrictest.Fabric, imgs podImages) {
 		p.Spec.Containers[0].Resources.Limits = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")}
 	}))
 	p := f.WaitPod("proc-oom", 90*time.Second, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
-	if term := app(p).State.Terminated; term == nil || term.Reason != "OOMKilled" || term.ExitCode != 137 {
+	if term := app(p).State.Terminated; term == nil || term.Reason != reasons.OOMKilled || term.ExitCode != 137 {
 		t.Errorf("proc-oom: got %+v, want terminated OOMKilled 137", app(p).State)
 	}
-	f.WaitEvent("proc-oom", "OOMKilled", 30*time.Second)
+	f.WaitEvent("proc-oom", reasons.OOMKilled, 30*time.Second)
 }

@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 	"github.com/edgefabric/edgefabric/test/fabrictest"
 	"github.com/edgefabric/edgefabric/test/ocitest"
 )
@@ -150,7 +151,7 @@ func TestRustPod(t *testing.T) {
 	t.Run("exit code", func(t *testing.T) {
 		p := f.WaitPod("rexit", 60*time.Second, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
 		cs := app(p)
-		if term := cs.State.Terminated; term == nil || term.ExitCode != 3 || term.Reason != "Error" || cs.RestartCount != 0 {
+		if term := cs.State.Terminated; term == nil || term.ExitCode != 3 || term.Reason != reasons.Error || cs.RestartCount != 0 {
 			t.Errorf("got state %+v, restarts %d; want terminated, exit code 3 (Error), no restart", cs.State, cs.RestartCount)
 		}
 	})
@@ -159,7 +160,7 @@ func TestRustPod(t *testing.T) {
 		p := f.WaitPod("rpanic", 90*time.Second, func(p *corev1.Pod) bool { return app(p).RestartCount >= 1 })
 		cs := app(p)
 		last := cs.LastTerminationState.Terminated
-		if p.Status.Phase != corev1.PodRunning || last == nil || last.ExitCode == 0 || last.Reason != "Error" {
+		if p.Status.Phase != corev1.PodRunning || last == nil || last.ExitCode == 0 || last.Reason != reasons.Error {
 			t.Errorf("got phase %s, lastState %+v; want Running (restarted on failure) after an Error with a non-zero exit code", p.Status.Phase, last)
 		}
 		f.LogsUntil(30*time.Second, func(s string) bool { return strings.Contains(s, "panicked at 'boom'") }, "rpanic", "--previous")

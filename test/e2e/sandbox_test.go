@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 	"github.com/edgefabric/edgefabric/test/fabrictest"
 	"github.com/edgefabric/edgefabric/test/ocitest"
 )
@@ -38,7 +39,7 @@ func TestVolumeEscape(t *testing.T) {
 	p := f.WaitPod("escape", 90*time.Second, func(p *corev1.Pod) bool {
 		st := app(p)
 		return st.RestartCount >= 1 && st.LastTerminationState.Terminated != nil &&
-			st.LastTerminationState.Terminated.Reason == "StartError"
+			st.LastTerminationState.Terminated.Reason == reasons.StartError
 	})
 	if term := app(p).LastTerminationState.Terminated; !strings.Contains(term.Message, "leads out of volume") {
 		t.Errorf("start after the link: got %+v, want a StartError saying the subPath leads out of its volume", term)

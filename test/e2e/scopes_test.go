@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/edgefabric/edgefabric/pkg/agent/logs"
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	"github.com/edgefabric/edgefabric/test/fabrictest"
 	"github.com/edgefabric/edgefabric/test/kubetest"
 	"github.com/edgefabric/edgefabric/test/ocitest"
@@ -59,7 +60,7 @@ func TestScopes(t *testing.T) {
 	if net1 == net2 || !strings.HasPrefix(net1, "edge-"+account+"-net-") || !strings.HasPrefix(netB, "edge-"+other+"-net-") {
 		t.Fatalf("network nodes %s, %s, %s: want two of account %s and one of %s", net1, net2, netB, account, other)
 	}
-	nodes, err := f.Client.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{LabelSelector: "edgefabric.io/scope=network"})
+	nodes, err := f.Client.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{LabelSelector: efv1.LabelScope + "=network"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,15 +121,15 @@ func TestScopes(t *testing.T) {
 
 	t.Run("pods land on their cluster's devices", func(t *testing.T) {
 		f := f.For(t)
-		f.Create(f.Pod("camera", ref, on(net1), interval, annotate("edgefabric.io/device-selector", "role=camera")))
+		f.Create(f.Pod("camera", ref, on(net1), interval, annotate(efv1.AnnotationDeviceSelector, "role=camera")))
 		f.Create(f.Pod("lan2", ref, on(net2), interval))
-		if p := f.WaitPod("camera", 90*time.Second, fabrictest.PodReady); p.Annotations["edgefabric.io/device"] != "a2" {
-			t.Errorf("pod camera with selector role=camera runs on %q, want a2", p.Annotations["edgefabric.io/device"])
+		if p := f.WaitPod("camera", 90*time.Second, fabrictest.PodReady); p.Annotations[efv1.AnnotationDevice] != "a2" {
+			t.Errorf("pod camera with selector role=camera runs on %q, want a2", p.Annotations[efv1.AnnotationDevice])
 		}
-		if p := f.WaitPod("lan2", 90*time.Second, fabrictest.PodReady); !slices.Contains([]string{"a4", "a5", "a6"}, p.Annotations["edgefabric.io/device"]) {
-			t.Errorf("pod lan2 runs on %q, want a device of LAN 2", p.Annotations["edgefabric.io/device"])
+		if p := f.WaitPod("lan2", 90*time.Second, fabrictest.PodReady); !slices.Contains([]string{"a4", "a5", "a6"}, p.Annotations[efv1.AnnotationDevice]) {
+			t.Errorf("pod lan2 runs on %q, want a device of LAN 2", p.Annotations[efv1.AnnotationDevice])
 		}
-		f.Create(f.Pod("nowhere", ref, on(net1), annotate("edgefabric.io/device-selector", "role=drone")))
+		f.Create(f.Pod("nowhere", ref, on(net1), annotate(efv1.AnnotationDeviceSelector, "role=drone")))
 		p := f.WaitPod("nowhere", 30*time.Second, func(p *corev1.Pod) bool {
 			return strings.Contains(podMessage(p), "didn't match the device selector")
 		})
@@ -139,7 +140,7 @@ func TestScopes(t *testing.T) {
 
 	t.Run("accounts kept apart", func(t *testing.T) {
 		f := f.For(t)
-		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "tenant-" + other, Labels: map[string]string{"edgefabric.io/account": other}}}
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "tenant-" + other, Labels: map[string]string{efv1.LabelAccount: other}}}
 		if _, err := f.Client.CoreV1().Namespaces().Create(t.Context(), ns, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -148,39 +149,39 @@ func TestScopes(t *testing.T) {
 		f.Create(p)
 		lw := cache.NewListWatchFromClient(f.Client.CoreV1().RESTClient(), "pods", ns.Name, fields.OneTermEqualSelector("metadata.name", "intruder"))
 		got := kubetest.Until(t, 60*time.Second, lw, &corev1.Pod{}, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
-		if got.Status.Reason != "AccountMismatch" || !strings.Contains(got.Status.Message, "belongs to account "+other) {
+		if got.Status.Reason != efv1.ReasonAccountMismatch || !strings.Contains(got.Status.Message, "belongs to account "+other) {
 			t.Errorf("intruder: reason %q message %q, want AccountMismatch naming account %s", got.Status.Reason, got.Status.Message, other)
 		}
-		if d := got.Annotations["edgefabric.io/device"]; d != "" {
+		if d := got.Annotations[efv1.AnnotationDevice]; d != "" {
 			t.Errorf("intruder was placed on device %s", d)
 		}
 	})
 
 	t.Run("device lost, pods move, stale copy stops", func(t *testing.T) {
 		f := f.For(t)
-		f.Create(f.Pod("mover", ref, on(net1), interval, annotate("edgefabric.io/device-loss-grace", "3s"),
-			annotate("edgefabric.io/device-selector", "role!=camera")))
+		f.Create(f.Pod("mover", ref, on(net1), interval, annotate(efv1.AnnotationDeviceLossGrace, "3s"),
+			annotate(efv1.AnnotationDeviceSelector, "role!=camera")))
 		p := f.WaitPod("mover", 90*time.Second, fabrictest.PodReady)
 		lost := f.DeviceOf(p)
-		epoch := p.Annotations["edgefabric.io/fencing-epoch"]
+		epoch := p.Annotations[efv1.AnnotationFencingEpoch]
 		lost.Stop(t, syscall.SIGKILL)
 		killed := time.Now()
 		moved := f.WaitPod("mover", 90*time.Second, func(q *corev1.Pod) bool {
-			d := q.Annotations["edgefabric.io/device"]
+			d := q.Annotations[efv1.AnnotationDevice]
 			return d != "" && d != lost.ID && fabrictest.PodReady(q)
 		})
 		took := time.Since(killed)
-		if d := moved.Annotations["edgefabric.io/device"]; !slices.Contains([]string{"a1", "a3"}, d) {
+		if d := moved.Annotations[efv1.AnnotationDevice]; !slices.Contains([]string{"a1", "a3"}, d) {
 			t.Errorf("mover moved to %s, want the other LAN 1 device without role=camera", d)
 		}
 		if took < 3*time.Second {
 			t.Errorf("mover moved %v after its device was killed, before its 3s grace", took)
 		}
-		if e, _ := strconv.Atoi(epoch); moved.Annotations["edgefabric.io/fencing-epoch"] != strconv.Itoa(e+1) {
-			t.Errorf("fencing epoch: got %q, want %d", moved.Annotations["edgefabric.io/fencing-epoch"], e+1)
+		if e, _ := strconv.Atoi(epoch); moved.Annotations[efv1.AnnotationFencingEpoch] != strconv.Itoa(e+1) {
+			t.Errorf("fencing epoch: got %q, want %d", moved.Annotations[efv1.AnnotationFencingEpoch], e+1)
 		}
-		f.WaitEvent("mover", "DeviceLost", 10*time.Second)
-		t.Logf("pod Running on %s %v after %s was killed (grace 3s)", moved.Annotations["edgefabric.io/device"], took.Round(100*time.Millisecond), lost.ID)
+		f.WaitEvent("mover", efv1.ReasonDeviceLost, 10*time.Second)
+		t.Logf("pod Running on %s %v after %s was killed (grace 3s)", moved.Annotations[efv1.AnnotationDevice], took.Round(100*time.Millisecond), lost.ID)
 
 		// The lost device comes back: its stale copy is stopped.
 		staleLog := newestLog(t, lost.Logs(p, "app"))
@@ -188,8 +189,8 @@ func TestScopes(t *testing.T) {
 		waitClusterNode(f, "network", account, "a1, a2, a3", 3)
 		f.WaitFileStops(staleLog, 30*time.Second)
 		// Still one copy: the pod runs where it moved.
-		if q := f.WaitPod("mover", 10*time.Second, fabrictest.PodReady); q.Annotations["edgefabric.io/device"] != moved.Annotations["edgefabric.io/device"] {
-			t.Errorf("mover went back to %s", q.Annotations["edgefabric.io/device"])
+		if q := f.WaitPod("mover", 10*time.Second, fabrictest.PodReady); q.Annotations[efv1.AnnotationDevice] != moved.Annotations[efv1.AnnotationDevice] {
+			t.Errorf("mover went back to %s", q.Annotations[efv1.AnnotationDevice])
 		}
 	})
 
@@ -208,8 +209,8 @@ func TestScopes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if q.Annotations["edgefabric.io/device"] != dev.ID || q.DeletionTimestamp != nil {
-			t.Errorf("pod lan2 moved or evicted %v after the cut (grace 60s): device %s", time.Since(cut), q.Annotations["edgefabric.io/device"])
+		if q.Annotations[efv1.AnnotationDevice] != dev.ID || q.DeletionTimestamp != nil {
+			t.Errorf("pod lan2 moved or evicted %v after the cut (grace 60s): device %s", time.Since(cut), q.Annotations[efv1.AnnotationDevice])
 		}
 		// The agents of LAN 2 still count each other as peers, and say so.
 		deadline := time.Now().Add(30 * time.Second)
@@ -242,7 +243,7 @@ func TestScopes(t *testing.T) {
 func waitClusterNode(f *fabrictest.Fabric, scope, account, members string, ready int) string {
 	f.T().Helper()
 	lw := cache.NewFilteredListWatchFromClient(f.Client.CoreV1().RESTClient(), "nodes", "", func(o *metav1.ListOptions) {
-		o.LabelSelector = "edgefabric.io/scope=" + scope + ",edgefabric.io/account=" + account
+		o.LabelSelector = efv1.LabelScope + "=" + scope + "," + efv1.LabelAccount + "=" + account
 	})
 	n := kubetest.Until(f.T(), 90*time.Second, lw, &corev1.Node{}, func(n *corev1.Node) bool {
 		return fabrictest.NodeReady(n) && readyMessage(n) == fmt.Sprintf("%d/%d devices ready: %s", ready, ready, members)

@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	"github.com/edgefabric/edgefabric/test/ocitest"
 )
 
@@ -23,7 +24,7 @@ func TestSpine(t *testing.T) {
 		p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "INTERVAL", Value: "200ms"}}
 	}))
 	p := f.WaitPod("hello", 60*time.Second, fabrictest.PodReady)
-	dev := p.Annotations["edgefabric.io/device"]
+	dev := p.Annotations[efv1.AnnotationDevice]
 	if f.Agent(dev) == nil {
 		t.Fatalf("pod annotated with device %q, not one of the agents", dev)
 	}

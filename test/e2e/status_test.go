@@ -10,6 +10,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 	"github.com/edgefabric/edgefabric/test/ocitest"
 )
 
@@ -44,14 +46,14 @@ func testRunningStatus(f *fabrictest.Fabric, _ image) {
 	}
 
 	// Events in the order a kubelet raises them.
-	dev := p.Annotations["edgefabric.io/device"]
+	dev := p.Annotations[efv1.AnnotationDevice]
 	want := []struct{ typ, reason, message string }{
-		{"Normal", "Scheduled", "Scheduled to device " + dev},
-		{"Normal", "Pulling", `Pulling image "` + ref + `"`},
-		{"Normal", "Pulled", `Successfully pulled image "` + ref + `" in `},
-		{"Normal", "Started", "Started container app"},
+		{"Normal", efv1.ReasonScheduled, "Scheduled to device " + dev},
+		{"Normal", reasons.Pulling, `Pulling image "` + ref + `"`},
+		{"Normal", reasons.Pulled, `Successfully pulled image "` + ref + `" in `},
+		{"Normal", reasons.Started, "Started container app"},
 	}
-	f.WaitEvent("status-running", "Started", 30*time.Second)
+	f.WaitEvent("status-running", reasons.Started, 30*time.Second)
 	evs := f.Events("status-running")
 	slices.SortStableFunc(evs, func(a, b corev1.Event) int { return eventTime(a).Compare(eventTime(b)) })
 	i := 0
@@ -92,7 +94,7 @@ func testCrashLoop(f *fabrictest.Fabric, img image) {
 	var seen []time.Duration
 	p := f.WaitPod("crash-loop", 90*time.Second, func(p *corev1.Pod) bool {
 		w := app(p).State.Waiting
-		if w == nil || w.Reason != "CrashLoopBackOff" {
+		if w == nil || w.Reason != reasons.CrashLoopBackOff {
 			return false
 		}
 		m := backoff.FindStringSubmatch(w.Message)
@@ -118,20 +120,20 @@ func testCrashLoop(f *fabrictest.Fabric, img image) {
 	}
 	cs := app(p)
 	last := cs.LastTerminationState.Terminated
-	if last == nil || last.ExitCode != 3 || last.Reason != "Error" || last.FinishedAt.IsZero() || last.StartedAt.IsZero() {
+	if last == nil || last.ExitCode != 3 || last.Reason != reasons.Error || last.FinishedAt.IsZero() || last.StartedAt.IsZero() {
 		t.Errorf("lastState: got %+v, want terminated with exit code 3, reason Error and times", cs.LastTerminationState)
 	}
 	if cs.RestartCount < 3 || cs.Ready || p.Status.Phase != corev1.PodRunning {
 		t.Errorf("got restartCount %d, ready %v, phase %s; want >= 3, false, Running", cs.RestartCount, cs.Ready, p.Status.Phase)
 	}
-	if c := fabrictest.Condition(p, corev1.PodReady); c == nil || c.Status != corev1.ConditionFalse || c.Reason != "ContainersNotReady" {
+	if c := fabrictest.Condition(p, corev1.PodReady); c == nil || c.Status != corev1.ConditionFalse || c.Reason != efv1.ReasonContainersNotReady {
 		t.Errorf("Ready condition: got %+v, want False ContainersNotReady", c)
 	}
-	ev := f.WaitEvent("crash-loop", "BackOff", 10*time.Second)
+	ev := f.WaitEvent("crash-loop", reasons.BackOff, 10*time.Second)
 	if ev.Type != corev1.EventTypeWarning || ev.Message != "Back-off restarting failed container app in pod default/crash-loop" {
 		t.Errorf("BackOff event: %s %q", ev.Type, ev.Message)
 	}
-	if ev := f.WaitEvent("crash-loop", "Started", 10*time.Second); ev.Count < 2 {
+	if ev := f.WaitEvent("crash-loop", reasons.Started, 10*time.Second); ev.Count < 2 {
 		t.Errorf("Started event count %d, want one per start (aggregated)", ev.Count)
 	}
 	// The logs of the last run and the one before, as with a kubelet.
@@ -141,7 +143,7 @@ func testCrashLoop(f *fabrictest.Fabric, img image) {
 		}
 	}
 	out, err := f.Kubectl("get", "pod", "crash-loop", "--no-headers")
-	if err != nil || !strings.Contains(out, "CrashLoopBackOff") && !strings.Contains(out, "Error") {
+	if err != nil || !strings.Contains(out, reasons.CrashLoopBackOff) && !strings.Contains(out, reasons.Error) {
 		t.Errorf("kubectl get pod: got %q, %v", out, err)
 	}
 }
@@ -157,9 +159,9 @@ func testImagePull(f *fabrictest.Fabric, _ image) {
 		w := app(p).State.Waiting
 		switch {
 		case w == nil:
-		case w.Reason == "ErrImagePull":
+		case w.Reason == reasons.ErrImagePull:
 			errPull = true
-		case w.Reason == "ImagePullBackOff":
+		case w.Reason == reasons.ImagePullBackOff:
 			return errPull
 		}
 		return false
@@ -171,10 +173,10 @@ func testImagePull(f *fabrictest.Fabric, _ image) {
 	if c := fabrictest.Condition(p, corev1.ContainersReady); c == nil || c.Status != corev1.ConditionFalse {
 		t.Errorf("ContainersReady: %+v", c)
 	}
-	if ev := f.WaitEvent("image-missing", "Failed", 10*time.Second); ev.Type != corev1.EventTypeWarning || !strings.HasPrefix(ev.Message, `Failed to pull image "`+ref+`"`) {
+	if ev := f.WaitEvent("image-missing", reasons.Failed, 10*time.Second); ev.Type != corev1.EventTypeWarning || !strings.HasPrefix(ev.Message, `Failed to pull image "`+ref+`"`) {
 		t.Errorf("Failed event: %s %q", ev.Type, ev.Message)
 	}
-	if ev := f.WaitEvent("image-missing", "BackOff", 10*time.Second); ev.Message != `Back-off pulling image "`+ref+`"` {
+	if ev := f.WaitEvent("image-missing", reasons.BackOff, 10*time.Second); ev.Message != `Back-off pulling image "`+ref+`"` {
 		t.Errorf("BackOff event: %s %q", ev.Type, ev.Message)
 	}
 	// Once the image exists the pod runs.
@@ -195,10 +197,10 @@ func testStartError(f *fabrictest.Fabric, _ image) {
 	f.Create(f.Pod("start-error", ref, fabrictest.RestartPolicy(corev1.RestartPolicyNever)))
 	p := f.WaitPod("start-error", 60*time.Second, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
 	term := app(p).State.Terminated
-	if term == nil || term.Reason != "StartError" || term.ExitCode != 128 || !strings.Contains(term.Message, "_start") {
+	if term == nil || term.Reason != reasons.StartError || term.ExitCode != 128 || !strings.Contains(term.Message, "_start") {
 		t.Errorf("state: got %+v, want terminated StartError, exit code 128, a message about _start", app(p).State)
 	}
-	ev := f.WaitEvent("start-error", "Failed", 30*time.Second)
+	ev := f.WaitEvent("start-error", reasons.Failed, 30*time.Second)
 	if ev.Type != corev1.EventTypeWarning || !strings.HasPrefix(ev.Message, "Error: ") || !strings.Contains(ev.Message, "_start") {
 		t.Errorf("Failed event: %s %q", ev.Type, ev.Message)
 	}

@@ -37,6 +37,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/edgefabric/edgefabric/pkg/agent/logs"
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	"github.com/edgefabric/edgefabric/test/kubetest"
 	"github.com/edgefabric/edgefabric/test/ocitest"
 )
@@ -304,7 +305,7 @@ func (f *Fabric) CreateToken(name, token, account, expiration string) {
 	}
 	if _, err := f.Client.CoreV1().Secrets("edgefabric-system").Create(f.t.Context(), &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Type:       "edgefabric.io/bootstrap-token",
+		Type:       efv1.SecretTypeBootstrapToken,
 		StringData: data,
 	}, metav1.CreateOptions{}); err != nil {
 		f.t.Fatal(err)
@@ -687,7 +688,7 @@ func (f *Fabric) Pod(name, image string, mutate ...func(*corev1.Pod)) *corev1.Po
 		Spec: corev1.PodSpec{
 			NodeName:                      f.NodeName,
 			TerminationGracePeriodSeconds: new(int64(2)),
-			Tolerations:                   []corev1.Toleration{{Key: "virtual-kubelet.io/provider", Operator: corev1.TolerationOpEqual, Value: "edgefabric", Effect: corev1.TaintEffectNoSchedule}},
+			Tolerations:                   []corev1.Toleration{{Key: efv1.TaintKey, Operator: corev1.TolerationOpEqual, Value: efv1.TaintValue, Effect: corev1.TaintEffectNoSchedule}},
 			Containers:                    []corev1.Container{{Name: "app", Image: image}},
 		},
 	}
@@ -833,7 +834,7 @@ func FileSize(path string) int64 {
 // DeviceOf returns the agent the pod was placed on.
 func (f *Fabric) DeviceOf(p *corev1.Pod) *Agent {
 	f.t.Helper()
-	dev := p.Annotations["edgefabric.io/device"]
+	dev := p.Annotations[efv1.AnnotationDevice]
 	a := f.Agent(dev)
 	if a == nil {
 		f.t.Fatalf("pod %s is annotated with device %q, which is not an agent of the fabric", p.Name, dev)

@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	"github.com/edgefabric/edgefabric/test/fabrictest"
 	"github.com/edgefabric/edgefabric/test/ocitest"
 )
@@ -152,7 +153,7 @@ func fabricFormed(nodes []corev1.Node) bool {
 		if !fabrictest.NodeReady(&n) {
 			return false
 		}
-		switch n.Labels["edgefabric.io/scope"] {
+		switch n.Labels[efv1.LabelScope] {
 		case "account":
 			account = fabrictest.ReadyDevices(&n) == 4
 		case "network":
@@ -170,7 +171,7 @@ func nodeSummary(nodes *corev1.NodeList) []string {
 	}
 	var out []string
 	for _, n := range nodes.Items {
-		out = append(out, n.Name+" "+n.Labels["edgefabric.io/scope"])
+		out = append(out, n.Name+" "+n.Labels[efv1.LabelScope])
 	}
 	return out
 }

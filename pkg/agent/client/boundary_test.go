@@ -136,6 +136,27 @@ func TestDesiredStateLargerThanFourMiB(t *testing.T) {
 	}
 }
 
+// TestDesiredStateLargerThanOneMessage gives a device more than one
+// message can hold (three workloads of 30 MiB, with a message at most
+// 64 MiB): the hub sends the state in parts and the device gets all of it
+// in its first session.
+func TestDesiredStateLargerThanOneMessage(t *testing.T) {
+	fab := fabric.New(slog.New(slog.DiscardHandler))
+	for _, uid := range []string{"uid-1", "uid-2", "uid-3"} {
+		fab.Assign("acme", "pi-1", withSecret(uid, "big", 30<<20))
+	}
+	fab.MarkReady()
+	w := &recording{updates: make(chan struct{})}
+	cl := hubAndClient(t, fab, w, nil)
+	poll.Until(t, 30*time.Second, func() bool { x, _ := w.get("uid-3"); return x != nil })
+	for _, uid := range []string{"uid-1", "uid-2", "uid-3"} {
+		x, desired := w.get(uid)
+		if got := len(x.GetVolumes()[0].GetFiles()[0].GetData()); got != 30<<20 || desired != 1 || !cl.Connected() {
+			t.Errorf("%s: got %d bytes after %d desired states (connected %v); want 30 MiB from one state in the first session", uid, got, desired, cl.Connected())
+		}
+	}
+}
+
 // TestHandlersRecoverFromPanics makes every handler of what the hub sends
 // panic: the client logs it, answers the stream with an error, and keeps its
 // session (and its process).

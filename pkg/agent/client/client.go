@@ -475,6 +475,7 @@ func (c *Client) sendLoop(ctx context.Context, stream grpc.BidiStreamingClient[h
 func (c *Client) recvLoop(ctx context.Context, hub hubv1.HubClient, stream grpc.BidiStreamingClient[hubv1.AgentMessage, hubv1.HubMessage]) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	var parts hubv1.DesiredParts // of a desired state sent in parts, per stream
 	for {
 		m, err := stream.Recv()
 		if err != nil {
@@ -489,10 +490,23 @@ func (c *Client) recvLoop(ctx context.Context, hub hubv1.HubClient, stream grpc.
 		c.touch()
 		switch m := m.GetMsg().(type) {
 		case *hubv1.HubMessage_Desired:
-			if err := c.setDesired(m.Desired); err != nil {
+			full, err := parts.Add(m.Desired)
+			if err != nil {
+				c.log.Error("assemble desired state", "err", err)
+			}
+			if full == nil {
+				continue
+			}
+			if err := c.setDesired(full); err != nil {
 				c.log.Error("apply desired state", "err", err)
 			}
 		case *hubv1.HubMessage_Delta:
+			if parts.Pending() {
+				// The hub sends every part of a state before any change
+				// to it; a change amid them says the parts are not whole.
+				c.log.Error("assemble desired state", "err", errors.New("a workload change came amid the parts of a desired state; they are dropped"))
+				parts.Reset()
+			}
 			if err := c.apply(m.Delta); err != nil {
 				c.log.Error("apply workload change", "err", err)
 			}

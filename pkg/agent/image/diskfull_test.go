@@ -2,43 +2,23 @@ package image_test
 
 import (
 	"errors"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/edgefabric/edgefabric/pkg/agent/image"
+	"github.com/edgefabric/edgefabric/test/disktest"
 	"github.com/edgefabric/edgefabric/test/ocitest"
 	"github.com/edgefabric/edgefabric/test/poll"
 )
-
-// smallDisk mounts a tmpfs of size on a new directory, or skips the test
-// where it cannot (not root, not Linux).
-func smallDisk(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a small tmpfs needs root")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("mount a tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
 
 // TestDiskFull: a pull that fills the device's disk fails with an error
 // that says so and names the image, leaves no partial download behind,
 // and has the GC remove the images no workload uses at once, whatever
 // the budget, so that the next try can succeed.
 func TestDiskFull(t *testing.T) {
-	disk := smallDisk(t, "2m")
+	disk := disktest.Small(t, "2m")
 	reg := ocitest.Serve(t)
 	refs := pushPadded(t, reg, "full", 2, 1<<10) // two images of 1 MiB
 	dir := filepath.Join(disk, "images")

@@ -24,6 +24,7 @@ import (
 
 	"github.com/edgefabric/edgefabric/pkg/agent/image"
 	"github.com/edgefabric/edgefabric/pkg/agent/runtime/wasm"
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 	"github.com/edgefabric/edgefabric/test/ocitest"
 )
 
@@ -62,7 +63,7 @@ func run(t *testing.T, rt *wasm.Runtime, a *image.Artifact, args ...string) stri
 		inst.Stop(0)
 		t.Fatal("module did not exit")
 	}
-	if res := inst.Result(); res.Reason != wasm.ReasonCompleted {
+	if res := inst.Result(); res.Reason != reasons.Completed {
 		t.Fatalf("module ended with %+v", res)
 	}
 	return stdout.String()
@@ -138,7 +139,7 @@ func TestPullGoExampleFromIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-inst.Done()
-	if res := inst.Result(); res.Reason != wasm.ReasonCompleted {
+	if res := inst.Result(); res.Reason != reasons.Completed {
 		t.Fatalf("result %+v", res)
 	}
 	if want := "hello from pulled\nargs: [\"x\"]\n"; !strings.HasPrefix(stdout.String(), want) {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 )
 
 func serve(t *testing.T, path string, st Status) (stop func() error) {
@@ -99,7 +101,7 @@ func TestWrite(t *testing.T) {
 		{"not joined", Status{Device: "d", Hub: "h:1", Started: now.Add(-time.Minute)},
 			[]string{"Account:              (not joined yet)", "none (not joined yet)", "h:1, disconnected (reconnecting)", "Clusters:             (none yet)", "Workloads: 0"}},
 		{"running", Status{Device: "d", Account: "a", Hub: "h:1", Connected: true, CertificateExpires: now.Add(90 * time.Minute), Clusters: []string{"account a"},
-			Workloads: []Workload{{Namespace: "ns", Name: "p", Phase: "Running", Containers: []Container{{Name: "app", State: "Waiting", Reason: "CrashLoopBackOff", Restarts: 3}}}}},
+			Workloads: []Workload{{Namespace: "ns", Name: "p", Phase: "Running", Containers: []Container{{Name: "app", State: "Waiting", Reason: reasons.CrashLoopBackOff, Restarts: 3}}}}},
 			[]string{"2026-01-02T13:30:00Z (in 1h30m0s)", "h:1, connected", "account a", "Workloads: 1", "ns/p", "Waiting (CrashLoopBackOff)", "3"}},
 		{"expired", Status{Device: "d", Account: "a", CertificateExpires: now.Add(-time.Hour)}, []string{"EXPIRED"}},
 	} {

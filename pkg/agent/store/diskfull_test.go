@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -15,26 +14,8 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+	"github.com/edgefabric/edgefabric/test/disktest"
 )
-
-// smallDisk mounts a tmpfs of size bytes on a new directory, or skips the
-// test where it cannot (not root, not Linux).
-func smallDisk(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a small tmpfs needs root")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("mount a tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
 
 // fill writes a file at path until the disk is full.
 func fill(t *testing.T, path string) {
@@ -66,7 +47,7 @@ func workload(uid string, envBytes int) *hubv1.Workload {
 // also after a reopen, and the write-behind queue writes the change once
 // there is room again.
 func TestDiskFullKeepsDesiredState(t *testing.T) {
-	disk := smallDisk(t, "2m")
+	disk := disktest.Small(t, "2m")
 	path := filepath.Join(disk, "agent.db")
 	s, err := Open(path)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 )
 
 // Fencing on partition. A workload with fence_on_partition must never run on
@@ -20,10 +21,6 @@ import (
 // before the grace ends. Both sides measure elapsed time on their own
 // monotonic clocks: no clock sync is needed, only clocks that run at about
 // the same rate.
-
-// ReasonFenced is the reason of a fenced workload's container states and of
-// its event.
-const ReasonFenced = "Fenced"
 
 // fenceCheckEvery is how often the supervisor looks for workloads to fence.
 const fenceCheckEvery = 200 * time.Millisecond
@@ -161,7 +158,7 @@ func (w *workload) halt(why string) {
 	since := time.Now()
 	w.stop(false)
 	w.markFenced(why, since)
-	w.event("", "Warning", ReasonFenced, "%s", why)
+	w.event("", "Warning", reasons.Fenced, "%s", why)
 }
 
 // markFenced sets the state of every container that was running, waiting,
@@ -179,14 +176,14 @@ func (w *workload) markFenced(why string, since time.Time) {
 				continue
 			}
 			cs.State = &hubv1.ContainerState{State: &hubv1.ContainerState_Terminated_{Terminated: &hubv1.ContainerState_Terminated{
-				ExitCode: t.GetExitCode(), Reason: ReasonFenced, Message: why, StartedAt: t.GetStartedAt(), FinishedAt: t.GetFinishedAt(),
+				ExitCode: t.GetExitCode(), Reason: reasons.Fenced, Message: why, StartedAt: t.GetStartedAt(), FinishedAt: t.GetFinishedAt(),
 			}}}
 		case st.GetRunning() != nil:
 			cs.State = &hubv1.ContainerState{State: &hubv1.ContainerState_Terminated_{Terminated: &hubv1.ContainerState_Terminated{
-				ExitCode: 137, Reason: ReasonFenced, Message: why, StartedAt: st.GetRunning().GetStartedAt(), FinishedAt: timestamppb.Now(),
+				ExitCode: 137, Reason: reasons.Fenced, Message: why, StartedAt: st.GetRunning().GetStartedAt(), FinishedAt: timestamppb.Now(),
 			}}}
 		default:
-			cs.State = waiting(ReasonFenced, why)
+			cs.State = waiting(reasons.Fenced, why)
 		}
 	}
 	w.mu.Unlock()
@@ -199,7 +196,7 @@ func (w *workload) idle(why string) {
 	close(w.started)
 	close(w.done)
 	w.markFenced(why, time.Now())
-	w.event("", "Warning", ReasonFenced, "%s", why)
+	w.event("", "Warning", reasons.Fenced, "%s", why)
 }
 
 // endFenced reports the containers of a fenced workload that was removed
@@ -216,7 +213,7 @@ func (w *workload) endFenced() {
 		if st := cs.GetState(); st.GetTerminated() == nil {
 			now := timestamppb.Now()
 			cs.State = &hubv1.ContainerState{State: &hubv1.ContainerState_Terminated_{Terminated: &hubv1.ContainerState_Terminated{
-				Reason: ReasonFenced, Message: why, FinishedAt: now,
+				Reason: reasons.Fenced, Message: why, FinishedAt: now,
 			}}}
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/edgefabric/edgefabric/pkg/agent/runtime/wasm"
 	"github.com/edgefabric/edgefabric/pkg/agent/store"
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 	"github.com/edgefabric/edgefabric/test/poll"
 )
 
@@ -130,7 +131,7 @@ func TestFenceStopsOnlyOptedInWorkloadsUntilTheHubWantsThem(t *testing.T) {
 	// Contact lapsed for longer than grace − margin (8s − 2s).
 	f.setContact(time.Now().Add(-7 * time.Second))
 	st1 := waitStatus(t, f.sup, "fenced", func(st *hubv1.WorkloadStatus) bool {
-		return container(st).GetState().GetTerminated().GetReason() == ReasonFenced
+		return container(st).GetState().GetTerminated().GetReason() == reasons.Fenced
 	})
 	if msg := container(st1).GetState().GetTerminated().GetMessage(); !strings.Contains(msg, "no contact with the hub") {
 		t.Errorf("fenced message: got %q", msg)
@@ -142,7 +143,7 @@ func TestFenceStopsOnlyOptedInWorkloadsUntilTheHubWantsThem(t *testing.T) {
 	var sawEvent bool
 	poll.Until(t, 20*time.Second, func() bool {
 		for _, e := range f.sup.TakeReport().GetEvents() {
-			if e.GetReason() == ReasonFenced && e.GetWorkloadUid() == "fenced" && e.GetType() == "Warning" {
+			if e.GetReason() == reasons.Fenced && e.GetWorkloadUid() == "fenced" && e.GetType() == "Warning" {
 				sawEvent = true
 			}
 		}
@@ -180,7 +181,7 @@ func TestFenceStopsOnlyOptedInWorkloadsUntilTheHubWantsThem(t *testing.T) {
 	// Fenced again, then the hub no longer wants it here: it is removed.
 	f.setContact(time.Now().Add(-7 * time.Second))
 	waitStatus(t, f.sup, "fenced", func(st *hubv1.WorkloadStatus) bool {
-		return container(st).GetState().GetTerminated().GetReason() == ReasonFenced
+		return container(st).GetState().GetTerminated().GetReason() == reasons.Fenced
 	})
 	f.setContact(time.Now())
 	f.sup.TakeReport()
@@ -225,7 +226,7 @@ func TestFencedWorkloadStaysStoppedAcrossRestart(t *testing.T) {
 	waitStatus(t, f.sup, "w", isRunning)
 	f.setContact(time.Now().Add(-time.Minute))
 	waitStatus(t, f.sup, "w", func(st *hubv1.WorkloadStatus) bool {
-		return container(st).GetState().GetTerminated().GetReason() == ReasonFenced
+		return container(st).GetState().GetTerminated().GetReason() == reasons.Fenced
 	})
 	f.stop()
 
@@ -236,7 +237,7 @@ func TestFencedWorkloadStaysStoppedAcrossRestart(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			g := startFence(t, st, dir, c.contact)
 			s := waitStatus(t, g.sup, "w", func(st *hubv1.WorkloadStatus) bool {
-				return container(st).GetState().GetWaiting().GetReason() == ReasonFenced
+				return container(st).GetState().GetWaiting().GetReason() == reasons.Fenced
 			})
 			time.Sleep(500 * time.Millisecond)
 			if s := statusOf(g.sup, "w"); isRunning(s) {
@@ -257,7 +258,7 @@ func TestFencedWorkloadStaysStoppedAcrossRestart(t *testing.T) {
 	}
 	g := startFence(t, st, dir, false)
 	waitStatus(t, g.sup, "w", func(st *hubv1.WorkloadStatus) bool {
-		return container(st).GetState().GetWaiting().GetReason() == ReasonFenced
+		return container(st).GetState().GetWaiting().GetReason() == reasons.Fenced
 	})
 	g.setContact(time.Now())
 	if err := g.sup.SetDesired(2, []*hubv1.Workload{w}); err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/edgefabric/edgefabric/pkg/agent/runtime/wasm"
 	"github.com/edgefabric/edgefabric/pkg/agent/store"
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 	"github.com/edgefabric/edgefabric/test/ocitest"
 	"github.com/edgefabric/edgefabric/test/poll"
 )
@@ -229,7 +230,7 @@ func TestInitContainerFailure(t *testing.T) {
 				t.Fatal(err)
 			}
 			st := waitStatus(t, f.sup, uid, tt.check)
-			if app := named(st.GetContainers(), "app"); app.GetState().GetWaiting().GetReason() != "PodInitializing" {
+			if app := named(st.GetContainers(), "app"); app.GetState().GetWaiting().GetReason() != reasons.PodInitializing {
 				t.Errorf("app: got %v, want waiting PodInitializing", app)
 			}
 		})
@@ -294,8 +295,8 @@ func TestLivenessRestart(t *testing.T) {
 	}
 	var unhealthy, killing bool
 	for _, e := range f.sup.TakeReport().GetEvents() {
-		unhealthy = unhealthy || (e.GetReason() == "Unhealthy" && strings.Contains(e.GetMessage(), "Liveness probe failed"))
-		killing = killing || (e.GetReason() == "Killing" && strings.Contains(e.GetMessage(), "failed liveness probe, will be restarted"))
+		unhealthy = unhealthy || (e.GetReason() == reasons.Unhealthy && strings.Contains(e.GetMessage(), "Liveness probe failed"))
+		killing = killing || (e.GetReason() == reasons.Killing && strings.Contains(e.GetMessage(), "failed liveness probe, will be restarted"))
 	}
 	if !unhealthy || !killing {
 		t.Errorf("events: got Unhealthy %v, Killing %v; want both", unhealthy, killing)
@@ -425,7 +426,7 @@ func TestOOMKilledProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := waitStatus(t, f.sup, "oom", func(st *hubv1.WorkloadStatus) bool { return container(st).GetState().GetTerminated() != nil })
-	if term := container(st).GetState().GetTerminated(); term.GetReason() != "OOMKilled" || term.GetExitCode() != 137 {
+	if term := container(st).GetState().GetTerminated(); term.GetReason() != reasons.OOMKilled || term.GetExitCode() != 137 {
 		t.Errorf("got %v, want OOMKilled 137", term)
 	}
 }
@@ -455,10 +456,10 @@ func TestRuntimeChoice(t *testing.T) {
 			}
 			st := waitStatus(t, f.sup, uid, func(st *hubv1.WorkloadStatus) bool { return container(st).GetState().GetTerminated() != nil })
 			term := container(st).GetState().GetTerminated()
-			if tt.want == "" && term.GetReason() == "StartError" {
+			if tt.want == "" && term.GetReason() == reasons.StartError {
 				t.Errorf("got %v, want it started", term)
 			}
-			if tt.want != "" && (term.GetReason() != "StartError" || !strings.Contains(term.GetMessage(), tt.want)) {
+			if tt.want != "" && (term.GetReason() != reasons.StartError || !strings.Contains(term.GetMessage(), tt.want)) {
 				t.Errorf("got %v, want StartError containing %q", term, tt.want)
 			}
 		})
@@ -515,11 +516,11 @@ func TestRunAsNonRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := waitStatus(t, f.sup, "nonroot", func(st *hubv1.WorkloadStatus) bool { return container(st).GetState().GetTerminated() != nil })
-	if term := container(st).GetState().GetTerminated(); term.GetReason() != "StartError" || !strings.Contains(term.GetMessage(), "runAsNonRoot and image will run as root") {
+	if term := container(st).GetState().GetTerminated(); term.GetReason() != reasons.StartError || !strings.Contains(term.GetMessage(), "runAsNonRoot and image will run as root") {
 		t.Errorf("root under runAsNonRoot: got %v, want a StartError", term)
 	}
 	st = waitStatus(t, f.sup, "asuser", func(st *hubv1.WorkloadStatus) bool { return container(st).GetState().GetTerminated() != nil })
-	if term := container(st).GetState().GetTerminated(); term.GetReason() == "StartError" {
+	if term := container(st).GetState().GetTerminated(); term.GetReason() == reasons.StartError {
 		t.Errorf("user 65534 under runAsNonRoot: got %v, want it started", term)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 )
 
 // probeHost is where probes without a host reach a container: containers
@@ -38,7 +39,7 @@ func (w *workload) runProbes(ctx context.Context, c *hubv1.Container, inst Insta
 				passed = successes >= int(max(p.GetSuccessThreshold(), 1))
 				return !passed
 			}
-			w.event(name, "Warning", "Unhealthy", "Startup probe failed: %s", msg)
+			w.event(name, "Warning", reasons.Unhealthy, "Startup probe failed: %s", msg)
 			if failures >= int(max(p.GetFailureThreshold(), 1)) {
 				sendKill(kill, fmt.Sprintf("Container %s failed startup probe, will be restarted", name))
 				return false
@@ -67,7 +68,7 @@ func (w *workload) runProbes(ctx context.Context, c *hubv1.Container, inst Insta
 				case ok && successes >= int(max(p.GetSuccessThreshold(), 1)):
 					w.setReady(name, true)
 				case !ok:
-					w.event(name, "Warning", "Unhealthy", "Readiness probe failed: %s", msg)
+					w.event(name, "Warning", reasons.Unhealthy, "Readiness probe failed: %s", msg)
 					if failures >= int(max(p.GetFailureThreshold(), 1)) {
 						w.setReady(name, false)
 					}
@@ -84,7 +85,7 @@ func (w *workload) runProbes(ctx context.Context, c *hubv1.Container, inst Insta
 				if ok {
 					return true
 				}
-				w.event(name, "Warning", "Unhealthy", "Liveness probe failed: %s", msg)
+				w.event(name, "Warning", reasons.Unhealthy, "Liveness probe failed: %s", msg)
 				if failures >= int(max(p.GetFailureThreshold(), 1)) {
 					sendKill(kill, fmt.Sprintf("Container %s failed liveness probe, will be restarted", name))
 					return false

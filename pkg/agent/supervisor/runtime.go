@@ -13,6 +13,7 @@ import (
 	"github.com/edgefabric/edgefabric/pkg/agent/ldisc"
 	"github.com/edgefabric/edgefabric/pkg/agent/runtime/process"
 	"github.com/edgefabric/edgefabric/pkg/agent/runtime/wasm"
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 )
 
 // Runtime names, as workloads and the hello carry them.
@@ -236,7 +237,7 @@ func (i wasmInstance) ExecModule(ctx context.Context, module string, argv []stri
 
 func (i wasmInstance) Result() Result {
 	if i.term != nil && i.term.Interrupted() {
-		return Result{ExitCode: 128 + 2, Reason: process.ReasonError, Message: "interrupted: ^C on its terminal"}
+		return Result{ExitCode: 128 + 2, Reason: reasons.Error, Message: "interrupted: ^C on its terminal"}
 	}
 	r := i.Instance.Result()
 	return Result{ExitCode: r.ExitCode, Reason: r.Reason, Message: r.Message}

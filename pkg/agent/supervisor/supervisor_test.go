@@ -21,6 +21,7 @@ import (
 	"github.com/edgefabric/edgefabric/pkg/agent/runtime/wasm"
 	"github.com/edgefabric/edgefabric/pkg/agent/store"
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 	"github.com/edgefabric/edgefabric/test/ocitest"
 	"github.com/edgefabric/edgefabric/test/poll"
 )
@@ -141,7 +142,7 @@ func TestRunsToCompletionWithNever(t *testing.T) {
 	}
 	st := waitStatus(t, f.sup, "a", func(st *hubv1.WorkloadStatus) bool { return container(st).GetState().GetTerminated() != nil })
 	term := container(st).GetState().GetTerminated()
-	if term.GetExitCode() != 3 || term.GetReason() != "Error" || container(st).GetRestartCount() != 0 {
+	if term.GetExitCode() != 3 || term.GetReason() != reasons.Error || container(st).GetRestartCount() != 0 {
 		t.Errorf("got %v, want exit 3 reason Error and no restart", container(st))
 	}
 	if container(st).GetImageId() != "sha256:feed" || st.GetPodIp() != "10.0.0.9" {
@@ -162,7 +163,7 @@ func TestCrashLoopBacksOffAndCountsRestarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := waitStatus(t, f.sup, "b", func(st *hubv1.WorkloadStatus) bool {
-		return container(st).GetState().GetWaiting().GetReason() == "CrashLoopBackOff" && container(st).GetRestartCount() >= 2
+		return container(st).GetState().GetWaiting().GetReason() == reasons.CrashLoopBackOff && container(st).GetRestartCount() >= 2
 	})
 	if last := container(st).GetLastState().GetTerminated(); last.GetExitCode() != 1 {
 		t.Errorf("last state: got %v", container(st).GetLastState())
@@ -171,12 +172,12 @@ func TestCrashLoopBacksOffAndCountsRestarts(t *testing.T) {
 		t.Errorf("persisted restarts: got %d", n)
 	}
 	r := f.sup.TakeReport()
-	reasons := map[string]bool{}
+	seen := map[string]bool{}
 	for _, e := range r.GetEvents() {
-		reasons[e.GetReason()] = true
+		seen[e.GetReason()] = true
 	}
-	for _, want := range []string{"Pulling", "Pulled", "Started", "BackOff"} {
-		if !reasons[want] {
+	for _, want := range []string{reasons.Pulling, reasons.Pulled, reasons.Started, reasons.BackOff} {
+		if !seen[want] {
 			t.Errorf("no %s event in %v", want, r.GetEvents())
 		}
 	}
@@ -188,10 +189,10 @@ func TestPullFailureReportsErrImagePullThenBackOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitStatus(t, f.sup, "c", func(st *hubv1.WorkloadStatus) bool {
-		return container(st).GetState().GetWaiting().GetReason() == "ErrImagePull"
+		return container(st).GetState().GetWaiting().GetReason() == reasons.ErrImagePull
 	})
 	waitStatus(t, f.sup, "c", func(st *hubv1.WorkloadStatus) bool {
-		return container(st).GetState().GetWaiting().GetReason() == "ImagePullBackOff"
+		return container(st).GetState().GetWaiting().GetReason() == reasons.ImagePullBackOff
 	})
 }
 

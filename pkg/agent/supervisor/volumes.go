@@ -12,6 +12,7 @@ import (
 	"time"
 
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 )
 
 // dataDir is the symbolic link, inside a volume with files, to the current
@@ -191,7 +192,7 @@ func (w *workload) updateVolumes(spec *hubv1.Workload) {
 		}
 		if err := writeFiles(p, v.GetFiles()); err != nil {
 			w.s.log.Warn("update volume", "pod", w.key(), "volume", v.GetName(), "err", err)
-			w.event("", "Warning", "FailedMount", "MountVolume.SetUp failed for volume %q: %v", v.GetName(), err)
+			w.event("", "Warning", reasons.FailedMount, "MountVolume.SetUp failed for volume %q: %v", v.GetName(), err)
 		}
 	}
 }

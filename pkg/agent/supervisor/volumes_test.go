@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 	"github.com/edgefabric/edgefabric/test/ocitest"
 )
 
@@ -206,7 +207,7 @@ func TestEscapeModuleRestartRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := waitStatus(t, f.sup, "esc", func(st *hubv1.WorkloadStatus) bool {
-		return container(st).GetLastState().GetTerminated().GetReason() == "StartError"
+		return container(st).GetLastState().GetTerminated().GetReason() == reasons.StartError
 	})
 	if msg := container(st).GetLastState().GetTerminated().GetMessage(); !strings.Contains(msg, "leads out of volume") {
 		t.Errorf("restart: got %q, want a StartError saying the subPath leads out of its volume", msg)

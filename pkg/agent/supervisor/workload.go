@@ -16,6 +16,7 @@ import (
 	"github.com/edgefabric/edgefabric/pkg/agent/runtime/process"
 	"github.com/edgefabric/edgefabric/pkg/agent/runtime/wasm"
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 )
 
 // workload runs the containers of one pod.
@@ -58,14 +59,14 @@ func newWorkload(s *Supervisor, spec *hubv1.Workload, resumed bool) *workload {
 		running:    map[string]*running{},
 		startTime:  timestamppb.Now(),
 	}
-	appWaiting := "ContainerCreating"
+	appWaiting := reasons.ContainerCreating
 	if len(spec.GetInitContainers()) > 0 {
-		appWaiting = "PodInitializing"
+		appWaiting = reasons.PodInitializing
 	}
 	for _, c := range spec.GetInitContainers() {
 		w.containers[c.GetName()] = &hubv1.ContainerStatus{
 			Name: c.GetName(), Image: c.GetImage(),
-			State: waiting("ContainerCreating", ""),
+			State: waiting(reasons.ContainerCreating, ""),
 		}
 	}
 	for _, c := range spec.GetContainers() {
@@ -115,10 +116,10 @@ func (w *workload) run(parent context.Context) {
 		}
 	}()
 	if err != nil {
-		w.event("", "Warning", "FailedMount", "MountVolume.SetUp failed: %v", err)
+		w.event("", "Warning", reasons.FailedMount, "MountVolume.SetUp failed: %v", err)
 		w.mu.Lock()
 		for _, cs := range w.containers {
-			cs.State = waiting("CreateContainerConfigError", err.Error())
+			cs.State = waiting(reasons.CreateContainerConfigError, err.Error())
 		}
 		w.mu.Unlock()
 		w.publish()
@@ -299,13 +300,13 @@ func (w *workload) runContainer(ctx context.Context, c *hubv1.Container, kind co
 		w.saveRestarts(c.GetName(), restarts)
 		if delay > 0 {
 			// The event first: whoever sees the CrashLoopBackOff status finds it.
-			w.event(c.GetName(), "Warning", "BackOff", "Back-off restarting failed container %s in pod %s", c.GetName(), w.key())
+			w.event(c.GetName(), "Warning", reasons.BackOff, "Back-off restarting failed container %s in pod %s", c.GetName(), w.key())
 		}
 		w.update(c.GetName(), func(cs *hubv1.ContainerStatus) {
 			cs.LastState, cs.RestartCount, cs.Ready, cs.Started = term, restarts, false, false
 			cs.State = term
 			if delay > 0 {
-				cs.State = waiting("CrashLoopBackOff", fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", delay, c.GetName(), w.key()))
+				cs.State = waiting(reasons.CrashLoopBackOff, fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", delay, c.GetName(), w.key()))
 			}
 		})
 		if delay > 0 {
@@ -354,7 +355,7 @@ func (w *workload) pull(ctx context.Context, c *hubv1.Container) *image.Artifact
 	for failures := 0; ; failures++ {
 		if policy != image.PullPolicy("Always") {
 			if art, err := w.s.images.Lookup(ref); err == nil {
-				w.event(name, "Normal", "Pulled", "Container image %q already present on machine", ref)
+				w.event(name, "Normal", reasons.Pulled, "Container image %q already present on machine", ref)
 				return art
 			}
 		}
@@ -362,14 +363,14 @@ func (w *workload) pull(ctx context.Context, c *hubv1.Container) *image.Artifact
 		var err error
 		if policy == image.PullPolicy("Never") {
 			err = fmt.Errorf("container image %q is not present with pull policy of Never", ref)
-			w.update(name, func(cs *hubv1.ContainerStatus) { cs.State = waiting("ErrImageNeverPull", err.Error()) })
-			w.event(name, "Warning", "ErrImageNeverPull", "%v", err)
+			w.update(name, func(cs *hubv1.ContainerStatus) { cs.State = waiting(reasons.ErrImageNeverPull, err.Error()) })
+			w.event(name, "Warning", reasons.ErrImageNeverPull, "%v", err)
 		} else {
-			w.event(name, "Normal", "Pulling", "Pulling image %q", ref)
+			w.event(name, "Normal", reasons.Pulling, "Pulling image %q", ref)
 			t0 := time.Now()
 			art, err = w.s.images.Pull(ctx, ref, policy)
 			if err == nil {
-				w.event(name, "Normal", "Pulled", "Successfully pulled image %q in %s", ref, time.Since(t0).Round(time.Millisecond))
+				w.event(name, "Normal", reasons.Pulled, "Successfully pulled image %q in %s", ref, time.Since(t0).Round(time.Millisecond))
 				return art
 			}
 			if ctx.Err() != nil {
@@ -378,13 +379,13 @@ func (w *workload) pull(ctx context.Context, c *hubv1.Container) *image.Artifact
 			var pe *image.PlatformError
 			errors.As(err, &pe)
 			w.update(name, func(cs *hubv1.ContainerStatus) {
-				cs.State = waiting("ErrImagePull", err.Error())
+				cs.State = waiting(reasons.ErrImagePull, err.Error())
 				cs.ImagePlatforms = nil
 				if pe != nil {
 					cs.ImagePlatforms = pe.Platforms
 				}
 			})
-			w.event(name, "Warning", "Failed", "Failed to pull image %q: %v", ref, err)
+			w.event(name, "Warning", reasons.Failed, "Failed to pull image %q: %v", ref, err)
 		}
 		delay := max(w.backoff(failures+1), time.Second)
 		if !sleep(ctx, min(delay/2, 2*time.Second)) {
@@ -392,9 +393,9 @@ func (w *workload) pull(ctx context.Context, c *hubv1.Container) *image.Artifact
 		}
 		if policy != image.PullPolicy("Never") {
 			w.update(name, func(cs *hubv1.ContainerStatus) {
-				cs.State = waiting("ImagePullBackOff", fmt.Sprintf("Back-off pulling image %q: %v", ref, err))
+				cs.State = waiting(reasons.ImagePullBackOff, fmt.Sprintf("Back-off pulling image %q: %v", ref, err))
 			})
-			w.event(name, "Normal", "BackOff", "Back-off pulling image %q", ref)
+			w.event(name, "Normal", reasons.BackOff, "Back-off pulling image %q", ref)
 		}
 		if !sleep(ctx, delay) {
 			return nil
@@ -479,7 +480,7 @@ func (w *workload) runOnce(ctx context.Context, c *hubv1.Container, art *image.A
 		cs.Started = c.GetStartupProbe() == nil
 		cs.Ready = cs.Started && c.GetReadinessProbe() == nil
 	})
-	w.event(name, "Normal", "Started", "Started container %s", name)
+	w.event(name, "Normal", reasons.Started, "Started container %s", name)
 
 	probeCtx, stopProbes := context.WithCancel(ctx)
 	probesDone := make(chan struct{})
@@ -492,7 +493,7 @@ func (w *workload) runOnce(ctx context.Context, c *hubv1.Container, art *image.A
 	select {
 	case <-inst.Done():
 	case <-ctx.Done():
-		w.event(name, "Normal", "Killing", "Stopping container %s", name)
+		w.event(name, "Normal", reasons.Killing, "Stopping container %s", name)
 		inst.Stop(w.stopGrace(grace))
 	case why := <-kill:
 		for _, p := range []*hubv1.Probe{c.GetLivenessProbe(), c.GetStartupProbe()} {
@@ -500,18 +501,18 @@ func (w *workload) runOnce(ctx context.Context, c *hubv1.Container, art *image.A
 				grace = time.Duration(p.GetTerminationGraceSeconds()) * time.Second
 			}
 		}
-		w.event(name, "Normal", "Killing", "%s", why)
+		w.event(name, "Normal", reasons.Killing, "%s", why)
 		inst.Stop(grace)
 	}
 	stopProbes()
 	<-probesDone
 	res := inst.Result()
 	msg := res.Message
-	if res.Reason == "OOMKilled" {
+	if res.Reason == reasons.OOMKilled {
 		if c.GetMemoryLimitBytes() > 0 {
-			w.event(name, "Warning", "OOMKilled", "Container %s exceeded its memory limit of %d bytes", name, c.GetMemoryLimitBytes())
+			w.event(name, "Warning", reasons.OOMKilled, "Container %s exceeded its memory limit of %d bytes", name, c.GetMemoryLimitBytes())
 		} else {
-			w.event(name, "Warning", "OOMKilled", "Container %s exceeded the device's memory limit for containers that set none: %s", name, res.Message)
+			w.event(name, "Warning", reasons.OOMKilled, "Container %s exceeded the device's memory limit for containers that set none: %s", name, res.Message)
 		}
 	}
 	return &hubv1.ContainerState{State: &hubv1.ContainerState_Terminated_{Terminated: &hubv1.ContainerState_Terminated{
@@ -545,9 +546,9 @@ func (w *workload) runtimeFor(art *image.Artifact) (Runtime, error) {
 // startFailed reports a container that could not start (a bad module, say) as
 // terminated with exit code 128, as the kubelet reports a runtime start error.
 func (w *workload) startFailed(name string, started *timestamppb.Timestamp, err error) *hubv1.ContainerState {
-	w.event(name, "Warning", "Failed", "Error: %v", err)
+	w.event(name, "Warning", reasons.Failed, "Error: %v", err)
 	return &hubv1.ContainerState{State: &hubv1.ContainerState_Terminated_{Terminated: &hubv1.ContainerState_Terminated{
-		ExitCode: 128, Reason: "StartError", Message: err.Error(), StartedAt: started, FinishedAt: timestamppb.Now(),
+		ExitCode: 128, Reason: reasons.StartError, Message: err.Error(), StartedAt: started, FinishedAt: timestamppb.Now(),
 	}}}
 }
 

@@ -4,9 +4,11 @@
 // enrolled device ID, so a token enrols new devices and never takes over an
 // enrolled one. Records are kept in a revocation.Backend (a ConfigMap in the
 // provider's namespace, or a file in its state directory) so that a
-// restarted provider, or a new leader, still knows them. A Store is safe for
-// concurrent use; changes write through to the backend, lookups are served
-// from memory.
+// restarted provider, or a new leader, still knows them; OpenSharded spreads
+// them over several backends by a hash of the device, so that no ConfigMap
+// passes Kubernetes' 1 MiB and a change writes one shard, not every record.
+// A Store is safe for concurrent use; changes write through to the backend,
+// lookups are served from memory.
 package enrollment
 
 import (
@@ -14,7 +16,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"sync"
 	"time"
@@ -43,7 +47,7 @@ func TokenSum(token string) string {
 
 // Store is the set of enrolled devices.
 type Store struct {
-	b revocation.Backend
+	shards []revocation.Backend
 
 	mu      sync.Mutex
 	records map[string]Record // by account/id
@@ -51,18 +55,74 @@ type Store struct {
 
 // Open loads the records kept in b, dropping those lapsed at now.
 func Open(ctx context.Context, b revocation.Backend, now time.Time) (*Store, error) {
-	data, err := b.Load(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("load enrollments: %w", err)
+	return OpenSharded(ctx, []revocation.Backend{b}, now)
+}
+
+// OpenSharded loads the records kept in shards, dropping those lapsed at
+// now; a record is kept in the shard its device hashes to. Records found
+// in another shard (written with another number of shards) are moved to
+// theirs; of two records of one device the newer is kept.
+func OpenSharded(ctx context.Context, shards []revocation.Backend, now time.Time) (*Store, error) {
+	if len(shards) == 0 {
+		return nil, errors.New("enrollments: no backend")
 	}
-	records := map[string]Record{}
-	if len(data) > 0 {
+	s := &Store{shards: shards, records: map[string]Record{}}
+	moved := map[int]bool{}
+	for i, b := range shards {
+		data, err := b.Load(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("load enrollments (shard %d): %w", i, err)
+		}
+		if len(data) == 0 {
+			continue
+		}
+		var records map[string]Record
 		if err := json.Unmarshal(data, &records); err != nil {
-			return nil, fmt.Errorf("decode enrollments: %w", err)
+			return nil, fmt.Errorf("decode enrollments (shard %d): %w", i, err)
+		}
+		for k, r := range records {
+			if !now.Before(r.Until) {
+				continue
+			}
+			if home := s.shard(k); home != i {
+				moved[i], moved[home] = true, true
+			}
+			if old, ok := s.records[k]; !ok || r.Issued.After(old.Issued) {
+				s.records[k] = r
+			}
 		}
 	}
-	maps.DeleteFunc(records, func(_ string, r Record) bool { return !now.Before(r.Until) })
-	return &Store{b: b, records: records}, nil
+	for i := range moved {
+		if err := s.write(ctx, i, s.records); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// shard is the index of the shard that keeps the record of key k.
+func (s *Store) shard(k string) int {
+	h := fnv.New32a()
+	h.Write([]byte(k))
+	return int(h.Sum32() % uint32(len(s.shards)))
+}
+
+// write saves to shard i the records of records that belong there.
+func (s *Store) write(ctx context.Context, i int, records map[string]Record) error {
+	mine := map[string]Record{}
+	for k, r := range records {
+		if s.shard(k) == i {
+			mine[k] = r
+		}
+	}
+	data, err := json.Marshal(mine)
+	if err != nil {
+		return err
+	}
+	if err := s.shards[i].Save(ctx, data); err != nil {
+		return fmt.Errorf("save enrollments (shard %d): %w", i, err)
+	}
+	return nil
 }
 
 func key(d identity.Device) string { return d.Account + "/" + d.ID }
@@ -118,18 +178,15 @@ func (s *Store) Seen(ctx context.Context, d identity.Device, issued, until, now 
 	return s.save(ctx, d, r, now)
 }
 
-// save sets d's record to r, drops lapsed records and writes them all; s.mu
-// is held.
+// save sets d's record to r, drops lapsed records and writes the shard of
+// d; s.mu is held. Lapsed records of other shards leave their backend when
+// it is next written, and are dropped when it is loaded.
 func (s *Store) save(ctx context.Context, d identity.Device, r Record, now time.Time) error {
 	next := maps.Clone(s.records)
 	maps.DeleteFunc(next, func(_ string, r Record) bool { return !now.Before(r.Until) })
 	next[key(d)] = r
-	data, err := json.Marshal(next)
-	if err != nil {
+	if err := s.write(ctx, s.shard(key(d)), next); err != nil {
 		return err
-	}
-	if err := s.b.Save(ctx, data); err != nil {
-		return fmt.Errorf("save enrollments: %w", err)
 	}
 	s.records = next
 	return nil

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 	"github.com/edgefabric/edgefabric/pkg/identity"
 	"github.com/edgefabric/edgefabric/pkg/scopes"
 	"github.com/edgefabric/edgefabric/pkg/scopes/proximity"
@@ -80,7 +81,7 @@ func FuzzAgentMessage(f *testing.F) {
 	seed(&hubv1.AgentMessage{Msg: &hubv1.AgentMessage_Scopes{Scopes: &hubv1.Scopes{Seq: 9, NetworkId: "lan1", Peers: []*hubv1.LANPeer{{DeviceId: "pi-1", RttMs: 1}},
 		Coordinate: &hubv1.Coordinate{Vec: []float64{1, 2}}}}})
 	seed(&hubv1.AgentMessage{Msg: &hubv1.AgentMessage_Status{Status: &hubv1.StatusReport{Statuses: []*hubv1.WorkloadStatus{{Uid: "uid-1", Phase: "Running"}},
-		Events: []*hubv1.Event{{WorkloadUid: "uid-1", Reason: "Fenced"}}}}})
+		Events: []*hubv1.Event{{WorkloadUid: "uid-1", Reason: reasons.Fenced}}}}})
 	seed(&hubv1.AgentMessage{Msg: &hubv1.AgentMessage_Heartbeat{Heartbeat: &hubv1.Heartbeat{Usage: []*hubv1.WorkloadUsage{{}}}}})
 	log := slog.New(slog.DiscardHandler)
 	pi1, pi2 := identity.Device{ID: "pi-1", Account: "acme"}, identity.Device{ID: "pi-2", Account: "acme"}

@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 	"github.com/edgefabric/edgefabric/pkg/identity"
 	"github.com/edgefabric/edgefabric/pkg/provider/placement"
 )
@@ -330,10 +331,6 @@ func sameShape(a, b *hubv1.Scopes) bool {
 	return true
 }
 
-// reasonFenced is the reason of the event of a device that stopped a workload
-// because it was cut off from the hub (supervisor.ReasonFenced).
-const reasonFenced = "Fenced"
-
 // Report passes a device's status report to the listener. Statuses of
 // workloads the device does not own (any more) are dropped; before the fabric
 // is ready, statuses are also kept for MarkReady, which passes on those of
@@ -361,7 +358,7 @@ func (f *Fabric) Report(id identity.Device, r *hubv1.StatusReport) {
 		// A device that was cut off says it stopped its copy of a pod that
 		// fences on partition once it is back, when the pod may run
 		// elsewhere already: that event still belongs to the pod.
-		fencedHere := ok && ev.GetReason() == reasonFenced && strings.HasPrefix(owner, id.Account+"/")
+		fencedHere := ok && ev.GetReason() == reasons.Fenced && strings.HasPrefix(owner, id.Account+"/")
 		if owner == k || fencedHere {
 			evs = append(evs, ev)
 		}

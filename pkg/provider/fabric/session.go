@@ -130,7 +130,10 @@ func (s *Session) Next(ctx context.Context) ([]*hubv1.HubMessage, error) {
 		}
 		s.replies = nil
 		if s.full != nil {
-			out = append(out, &hubv1.HubMessage{Msg: &hubv1.HubMessage_Desired{Desired: s.full}})
+			// In parts if it is too large for one message.
+			for _, part := range hubv1.SplitDesired(s.full, hubv1.MaxDesiredPartBytes) {
+				out = append(out, &hubv1.HubMessage{Msg: &hubv1.HubMessage_Desired{Desired: part}})
+			}
 			s.full = nil
 		}
 		ds := make([]*hubv1.WorkloadDelta, 0, len(s.deltas))

@@ -322,7 +322,7 @@ func (w *Writer) write(ctx context.Context, name string, st efv1.EdgeDeviceStatu
 		if wasWritten && w.cfg.Decommission != nil {
 			return "", errDeleted
 		}
-		obj := &efv1.EdgeDevice{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{scopeLabelAccount: st.Account}}, Status: st}
+		obj := &efv1.EdgeDevice{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{efv1.LabelAccount: st.Account}}, Status: st}
 		if err := w.c.Create(ctx, obj); err != nil {
 			return "", fmt.Errorf("create EdgeDevice %s: %w", name, err)
 		}
@@ -334,7 +334,7 @@ func (w *Writer) write(ctx context.Context, name string, st efv1.EdgeDeviceStatu
 	if cur.Labels == nil {
 		cur.Labels = map[string]string{}
 	}
-	cur.Labels[scopeLabelAccount] = st.Account
+	cur.Labels[efv1.LabelAccount] = st.Account
 	if err := w.c.Update(ctx, &cur); err != nil {
 		return "", fmt.Errorf("update EdgeDevice %s: %w", name, err)
 	}
@@ -442,6 +442,3 @@ func (w *Writer) deleteOwn(ctx context.Context, name string) {
 		w.log.Warn("delete EdgeDevice", "name", name, "err", err)
 	}
 }
-
-// scopeLabelAccount labels each object with its account, for selectors.
-const scopeLabelAccount = "edgefabric.io/account"

@@ -28,6 +28,15 @@ type BootstrapLimits struct {
 	TotalBurst int
 }
 
+// Validate reports a limit that cannot work: a negative rate or burst.
+func (l BootstrapLimits) Validate() error {
+	if l.PerSource < 0 || l.Total < 0 || l.PerSourceBurst < 0 || l.TotalBurst < 0 {
+		return fmt.Errorf("bootstrap limits: rates and bursts must not be negative (per source %g/s burst %d, total %g/s burst %d)",
+			l.PerSource, l.PerSourceBurst, l.Total, l.TotalBurst)
+	}
+	return nil
+}
+
 func (l *BootstrapLimits) defaults() {
 	if l.PerSource == 0 {
 		l.PerSource = 1

@@ -28,7 +28,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
 
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 	"github.com/edgefabric/edgefabric/pkg/provider/fabric"
 	"github.com/edgefabric/edgefabric/pkg/provider/placement"
 	"github.com/edgefabric/edgefabric/pkg/provider/translate"
@@ -301,20 +303,6 @@ func (n *accountNode) retryLoop(ctx context.Context) {
 	}
 }
 
-// Annotations of device loss and fencing.
-const (
-	// AnnotationDeviceLossGrace is how long a pod's device may be offline
-	// before the pod is placed again on another device (a Go duration, e.g.
-	// "30s"); Config.DeviceLossGrace if absent.
-	AnnotationDeviceLossGrace = translate.AnnotationDeviceLossGrace
-	// AnnotationFencingEpoch is the fencing epoch of the pod's assignment.
-	AnnotationFencingEpoch = "edgefabric.io/fencing-epoch"
-)
-
-// ReasonDeviceRemoved is the event reason of a pod placed again because its
-// device was removed from the fleet (decommissioned or forgotten).
-const ReasonDeviceRemoved = "DeviceRemoved"
-
 // lossGrace is the pod's device-loss grace.
 func (n *accountNode) lossGrace(pod *corev1.Pod) time.Duration {
 	if d, ok, err := translate.DeviceLossGrace(pod); ok && err == nil {
@@ -405,28 +393,17 @@ func (n *accountNode) moveFrom(now time.Time, gone, why string) {
 		switch {
 		case mv.left:
 			n.m.log.Info("device left the cluster, placing pod again", "pod", mv.pod.Namespace+"/"+mv.pod.Name, "device", mv.device, "node", n.name)
-			n.recorder.Eventf(mv.pod, corev1.EventTypeWarning, ReasonDeviceLeftCluster, "Device %s left %s cluster %s %s ago; placing the pod on a device of the cluster", mv.device, n.key.Scope, n.key.ID, mv.offline.Round(time.Second))
+			n.recorder.Eventf(mv.pod, corev1.EventTypeWarning, efv1.ReasonDeviceLeftCluster, "Device %s left %s cluster %s %s ago; placing the pod on a device of the cluster", mv.device, n.key.Scope, n.key.ID, mv.offline.Round(time.Second))
 		case mv.removed:
 			n.m.log.Info("device removed from the fleet, placing pod again", "pod", mv.pod.Namespace+"/"+mv.pod.Name, "device", mv.device, "why", why)
-			n.recorder.Eventf(mv.pod, corev1.EventTypeWarning, ReasonDeviceRemoved, "Device %s %s; placing the pod on another device", mv.device, why)
+			n.recorder.Eventf(mv.pod, corev1.EventTypeWarning, efv1.ReasonDeviceRemoved, "Device %s %s; placing the pod on another device", mv.device, why)
 		default:
 			n.m.log.Info("device lost, placing pod again", "pod", mv.pod.Namespace+"/"+mv.pod.Name, "device", mv.device, "offline", mv.offline.Round(time.Second))
-			n.recorder.Eventf(mv.pod, corev1.EventTypeWarning, "DeviceLost", "Device %s offline for %s; placing the pod on another device", mv.device, mv.offline.Round(time.Second))
+			n.recorder.Eventf(mv.pod, corev1.EventTypeWarning, efv1.ReasonDeviceLost, "Device %s offline for %s; placing the pod on another device", mv.device, mv.offline.Round(time.Second))
 		}
 		n.place(context.Background(), mv.uid)
 	}
 }
-
-// Reasons of the events of pods moved because their cluster changed.
-const (
-	// ReasonDeviceLeftCluster: the pod's device is no longer a member of
-	// its node's cluster; the pod is placed on a member.
-	ReasonDeviceLeftCluster = "DeviceLeftCluster"
-	// ReasonClusterDissolved: no device forms the pod's node's cluster any
-	// longer; the pod is deleted, as a node's pods are evicted, so that its
-	// controller creates it again wherever the scheduler finds room.
-	ReasonClusterDissolved = "ClusterDissolved"
-)
 
 // evict deletes a pod of a dissolved cluster's node, as the node lifecycle
 // controller evicts the pods of a node that is gone: its device stops it
@@ -434,7 +411,7 @@ const (
 // replaces it.
 func (n *accountNode) evict(pod *corev1.Pod, dissolvedFor time.Duration) {
 	n.m.log.Info("cluster dissolved, evicting pod", "pod", pod.Namespace+"/"+pod.Name, "node", n.name)
-	n.recorder.Eventf(pod, corev1.EventTypeWarning, ReasonClusterDissolved, "No device has formed %s cluster %s for %s; evicting the pod from node %s so that its controller places it again", n.key.Scope, n.key.ID, dissolvedFor.Round(time.Second), n.name)
+	n.recorder.Eventf(pod, corev1.EventTypeWarning, efv1.ReasonClusterDissolved, "No device has formed %s cluster %s for %s; evicting the pod from node %s so that its controller places it again", n.key.Scope, n.key.ID, dissolvedFor.Round(time.Second), n.name)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := n.m.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{Preconditions: metav1.NewUIDPreconditions(string(pod.UID))})
@@ -520,7 +497,7 @@ func (n *accountNode) CreatePod(ctx context.Context, pod *corev1.Pod) error {
 	}
 	if err != nil {
 		var ue *translate.UnsupportedError
-		reason := "Unsupported"
+		reason := efv1.ReasonUnsupported
 		if errors.As(err, &ue) {
 			reason = ue.Reason
 		}
@@ -536,11 +513,11 @@ func (n *accountNode) CreatePod(ctx context.Context, pod *corev1.Pod) error {
 		return err // tried again by the pod controller
 	}
 	if why != "" {
-		n.recorder.Event(pod, corev1.EventTypeWarning, ReasonAccountMismatch, why)
+		n.recorder.Event(pod, corev1.EventTypeWarning, efv1.ReasonAccountMismatch, why)
 		n.mu.Lock()
 		st.failed = true
 		n.mu.Unlock()
-		n.setStatus(uid, translate.FailedStatus(pod, ReasonAccountMismatch, why, time.Now()))
+		n.setStatus(uid, translate.FailedStatus(pod, efv1.ReasonAccountMismatch, why, time.Now()))
 		return nil
 	}
 	n.place(ctx, uid)
@@ -571,14 +548,14 @@ func (n *accountNode) place(ctx context.Context, uid string) {
 	}
 	w, err := translate.Workload(pod, envSource{n.m}, ip)
 	if err != nil {
-		n.wait(uid, "CreateContainerConfigError", err.Error())
+		n.wait(uid, reasons.CreateContainerConfigError, err.Error())
 		return
 	}
 	if dev == "" {
 		var why string
 		opts, err := n.placeOptions(pod)
 		if err != nil {
-			n.wait(uid, "Unschedulable", err.Error())
+			n.wait(uid, efv1.ReasonUnschedulable, err.Error())
 			return
 		}
 		dev, why = n.m.fab.PlaceWith(n.account, w, opts)
@@ -589,13 +566,13 @@ func (n *accountNode) place(ctx context.Context, uid string) {
 					return
 				}
 			}
-			n.wait(uid, "Unschedulable", why)
+			n.wait(uid, efv1.ReasonUnschedulable, why)
 			return
 		}
 		if d, ok := n.m.fab.Device(n.account, dev); ok && d.IP() != "" {
 			if w, err = translate.Workload(pod, envSource{n.m}, d.IP()); err != nil {
 				n.m.fab.Remove(uid) // give up the device's room PlaceWith held
-				n.wait(uid, "CreateContainerConfigError", err.Error())
+				n.wait(uid, reasons.CreateContainerConfigError, err.Error())
 				return
 			}
 		}
@@ -605,7 +582,7 @@ func (n *accountNode) place(ctx context.Context, uid string) {
 		// its own would hold this pod sync worker for an API round trip
 		// per pod and cost the API server a write: under a burst of pods
 		// it was most of their start latency (docs/benchmarks.md).
-		n.recorder.Eventf(pod, corev1.EventTypeNormal, "Scheduled", "Scheduled to device %s", dev)
+		n.recorder.Eventf(pod, corev1.EventTypeNormal, efv1.ReasonScheduled, "Scheduled to device %s", dev)
 	}
 	n.mu.Lock()
 	if st.device != dev {
@@ -647,7 +624,7 @@ func (n *accountNode) creating(uid, dev string) {
 	case held != nil:
 		n.setStatus(uid, *held)
 	case seq == 0:
-		n.setStatus(uid, translate.PendingStatus(pod, "ContainerCreating", "", time.Now()))
+		n.setStatus(uid, translate.PendingStatus(pod, reasons.ContainerCreating, "", time.Now()))
 	}
 }
 
@@ -657,7 +634,7 @@ func onlyCreating(ws *hubv1.WorkloadStatus) bool {
 	for _, c := range append(slices.Clone(ws.GetInitContainers()), ws.GetContainers()...) {
 		w := c.GetState().GetWaiting()
 		if w == nil || w.GetMessage() != "" || c.GetRestartCount() != 0 ||
-			(w.GetReason() != translate.ReasonContainerCreating && w.GetReason() != translate.ReasonPodInitializing) {
+			(w.GetReason() != reasons.ContainerCreating && w.GetReason() != reasons.PodInitializing) {
 			return false
 		}
 	}
@@ -703,10 +680,10 @@ func (n *accountNode) wait(uid, reason, message string) {
 
 func eventReason(waiting string) string {
 	switch waiting {
-	case "Unschedulable":
-		return "FailedScheduling"
-	case "CreateContainerConfigError":
-		return "Failed"
+	case efv1.ReasonUnschedulable:
+		return efv1.ReasonFailedScheduling
+	case reasons.CreateContainerConfigError:
+		return reasons.Failed
 	}
 	return waiting
 }
@@ -889,7 +866,7 @@ func terminalStatus(pod *corev1.Pod, last *hubv1.WorkloadStatus, now time.Time) 
 		if r == nil || r.GetState().GetTerminated() == nil {
 			r = &hubv1.ContainerStatus{Name: c.Name, RestartCount: r.GetRestartCount(), ImageId: r.GetImageId(), State: &hubv1.ContainerState{
 				State: &hubv1.ContainerState_Terminated_{Terminated: &hubv1.ContainerState_Terminated{
-					ExitCode: 137, Reason: "Killed", Message: "pod deleted", FinishedAt: timestamppb.New(now),
+					ExitCode: 137, Reason: reasons.Killed, Message: "pod deleted", FinishedAt: timestamppb.New(now),
 				}},
 			}}
 		}
@@ -1016,7 +993,7 @@ func (n *accountNode) moveMisplaced() {
 		for _, c := range mv.pod.Spec.Containers {
 			images = append(images, c.Image)
 		}
-		n.recorder.Eventf(mv.pod, corev1.EventTypeWarning, "ImagePlatform", "Device %s (%s/%s) cannot run image %s: placing the pod on a device that can",
+		n.recorder.Eventf(mv.pod, corev1.EventTypeWarning, efv1.ReasonImagePlatform, "Device %s (%s/%s) cannot run image %s: placing the pod on a device that can",
 			mv.device, d.OS, d.Arch, strings.Join(images, ", "))
 		n.place(context.Background(), mv.uid)
 	}
@@ -1126,10 +1103,6 @@ func (n *accountNode) initialNode() *corev1.Node {
 	return n.nodeStatus()
 }
 
-// AnnotationDeviceSelector holds a pod's device selector: a Kubernetes label
-// selector over the labels of the cluster's devices.
-const AnnotationDeviceSelector = "edgefabric.io/device-selector"
-
 // placeOptions narrows placement to the cluster's members and the pod's
 // device selector, and spreads the replicas of the pod's owner.
 func (n *accountNode) placeOptions(pod *corev1.Pod) (fabric.PlaceOptions, error) {
@@ -1137,10 +1110,10 @@ func (n *accountNode) placeOptions(pod *corev1.Pod) (fabric.PlaceOptions, error)
 	if opts.Platforms != nil && len(opts.Platforms) == 0 {
 		return opts, errors.New("the pod's images have no os/arch platform in common")
 	}
-	if s, ok := pod.Annotations[AnnotationDeviceSelector]; ok {
+	if s, ok := pod.Annotations[efv1.AnnotationDeviceSelector]; ok {
 		sel, err := labels.Parse(s)
 		if err != nil {
-			return opts, fmt.Errorf("annotation %s: %w", AnnotationDeviceSelector, err)
+			return opts, fmt.Errorf("annotation %s: %w", efv1.AnnotationDeviceSelector, err)
 		}
 		opts.Selector = sel
 	}
@@ -1281,12 +1254,12 @@ func (n *accountNode) nodeStatus() *corev1.Node {
 		"type":                   "virtual-kubelet",
 		"kubernetes.io/role":     "edge",
 		"kubernetes.io/hostname": n.name,
-		LabelAccount:             n.account,
-		LabelScope:               string(scopes.Account),
-		LabelCluster:             n.name,
+		efv1.LabelAccount:        n.account,
+		efv1.LabelScope:          string(scopes.Account),
+		efv1.LabelCluster:        n.name,
 	}
 	if n.key.Scope != scopes.Account {
-		labels[LabelScope], labels[LabelCluster] = string(n.key.Scope), n.key.ID
+		labels[efv1.LabelScope], labels[efv1.LabelCluster] = string(n.key.Scope), n.key.ID
 	}
 	osName, arch := "", ""
 	if len(oses) == 1 {
@@ -1302,16 +1275,16 @@ func (n *accountNode) nodeStatus() *corev1.Node {
 		labels["kubernetes.io/arch"] = arch
 	}
 	ready := corev1.ConditionFalse
-	reason, msg := "NoDeviceConnected", fmt.Sprintf("0/%d devices of account %s are connected", len(devs), n.account)
+	reason, msg := efv1.ReasonNoDeviceConnected, fmt.Sprintf("0/%d devices of account %s are connected", len(devs), n.account)
 	if n.key.Scope != scopes.Account {
 		msg = fmt.Sprintf("0/%d devices of %s cluster %s are connected", len(devs), n.key.Scope, n.key.ID)
 	}
 	switch {
 	case dissolved:
-		reason, msg = "ClusterDissolved", fmt.Sprintf("%s cluster %s is no longer formed by any device", n.key.Scope, n.key.ID)
+		reason, msg = efv1.ReasonClusterDissolved, fmt.Sprintf("%s cluster %s is no longer formed by any device", n.key.Scope, n.key.ID)
 	case len(online) > 0:
 		ready = corev1.ConditionTrue
-		reason = "DevicesReady"
+		reason = efv1.ReasonDevicesReady
 		msg = fmt.Sprintf("%d/%d devices ready: %s", len(online), len(devs), deviceNames(online))
 	}
 	now := metav1.Now()
@@ -1320,15 +1293,15 @@ func (n *accountNode) nodeStatus() *corev1.Node {
 	}
 	var annotations map[string]string
 	if members != nil {
-		annotations = map[string]string{AnnotationClusterMembers: strings.Join(members, ",")}
+		annotations = map[string]string{efv1.AnnotationClusterMembers: strings.Join(members, ",")}
 		if claim != "" {
-			annotations[AnnotationClusterClaim] = claim
+			annotations[efv1.AnnotationClusterClaim] = claim
 		}
 	}
 	return &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: n.name, Labels: labels, Annotations: annotations},
 		Spec: corev1.NodeSpec{
-			Taints: []corev1.Taint{{Key: TaintKey, Value: TaintValue, Effect: corev1.TaintEffectNoSchedule}},
+			Taints: []corev1.Taint{{Key: efv1.TaintKey, Value: efv1.TaintValue, Effect: corev1.TaintEffectNoSchedule}},
 		},
 		Status: corev1.NodeStatus{
 			Phase:       corev1.NodeRunning,
@@ -1336,10 +1309,10 @@ func (n *accountNode) nodeStatus() *corev1.Node {
 			Allocatable: allocatable,
 			Conditions: []corev1.NodeCondition{
 				cond(corev1.NodeReady, ready, reason, msg),
-				cond(corev1.NodeMemoryPressure, corev1.ConditionFalse, "NoPressure", ""),
-				cond(corev1.NodeDiskPressure, corev1.ConditionFalse, "NoPressure", ""),
-				cond(corev1.NodePIDPressure, corev1.ConditionFalse, "NoPressure", ""),
-				cond(corev1.NodeNetworkUnavailable, corev1.ConditionFalse, "RouteCreated", ""),
+				cond(corev1.NodeMemoryPressure, corev1.ConditionFalse, efv1.ReasonNoPressure, ""),
+				cond(corev1.NodeDiskPressure, corev1.ConditionFalse, efv1.ReasonNoPressure, ""),
+				cond(corev1.NodePIDPressure, corev1.ConditionFalse, efv1.ReasonNoPressure, ""),
+				cond(corev1.NodeNetworkUnavailable, corev1.ConditionFalse, efv1.ReasonRouteCreated, ""),
 			},
 			Addresses: []corev1.NodeAddress{
 				{Type: corev1.NodeInternalIP, Address: n.m.cfg.NodeIP},

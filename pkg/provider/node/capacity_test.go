@@ -14,11 +14,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
 	"github.com/edgefabric/edgefabric/pkg/identity"
 	"github.com/edgefabric/edgefabric/pkg/provider/fabric"
 	"github.com/edgefabric/edgefabric/pkg/provider/node"
-	"github.com/edgefabric/edgefabric/pkg/provider/placement"
 	"github.com/edgefabric/edgefabric/test/kubetest"
 )
 
@@ -91,7 +91,7 @@ func TestNodesShareTheirDevices(t *testing.T) {
 		createPod(t, env, fmt.Sprintf("acct-%d", i), onNode("edge-acme"))
 	}
 	for i := range 4 {
-		waitPod(t, env, fmt.Sprintf("acct-%d", i), func(p *corev1.Pod) bool { return p.Annotations[node.AnnotationDevice] != "" })
+		waitPod(t, env, fmt.Sprintf("acct-%d", i), func(p *corev1.Pod) bool { return p.Annotations[efv1.AnnotationDevice] != "" })
 	}
 	n := waitNode(t, env, lan, func(n *corev1.Node) bool { return allocatablePods(n) == 6 })
 	if got := n.Status.Capacity.Pods().Value(); got != 10 {
@@ -108,15 +108,15 @@ func TestNodesShareTheirDevices(t *testing.T) {
 	placed, rejected := 0, 0
 	for i := range 8 {
 		p := waitPod(t, env, fmt.Sprintf("lan-%d", i), func(p *corev1.Pod) bool {
-			return p.Annotations[node.AnnotationDevice] != "" || p.Status.Phase == corev1.PodFailed
+			return p.Annotations[efv1.AnnotationDevice] != "" || p.Status.Phase == corev1.PodFailed
 		})
 		switch p.Status.Phase {
 		case corev1.PodFailed:
 			rejected++
-			if p.Status.Reason != placement.ReasonOutOfPods || !strings.HasPrefix(p.Status.Message, "Pod was rejected: Too many pods") {
-				t.Errorf("pod %s rejected with %q: %q, want %s", p.Name, p.Status.Reason, p.Status.Message, placement.ReasonOutOfPods)
+			if p.Status.Reason != efv1.ReasonOutOfPods || !strings.HasPrefix(p.Status.Message, "Pod was rejected: Too many pods") {
+				t.Errorf("pod %s rejected with %q: %q, want %s", p.Name, p.Status.Reason, p.Status.Message, efv1.ReasonOutOfPods)
 			}
-			waitEvent(t, env, p.Name, placement.ReasonOutOfPods)
+			waitEvent(t, env, p.Name, efv1.ReasonOutOfPods)
 		default:
 			placed++
 		}
@@ -156,7 +156,7 @@ func TestClusterIDsSurviveProviderRestart(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 		defer cancel()
 		for ctx.Err() == nil {
-			l, err := env.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "edgefabric.io/scope=network"})
+			l, err := env.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: efv1.LabelScope + "=network"})
 			if err == nil {
 				names = names[:0]
 				for _, n := range l.Items {
@@ -184,7 +184,7 @@ func TestClusterIDsSurviveProviderRestart(t *testing.T) {
 	if !slices.Contains(before, "edge-acme-net-home") {
 		t.Fatalf("network nodes %v: want edge-acme-net-home for the LAN of two", before)
 	}
-	waitNode(t, env, "edge-acme-net-home", func(n *corev1.Node) bool { return n.Annotations[node.AnnotationClusterMembers] == "a1,a2" })
+	waitNode(t, env, "edge-acme-net-home", func(n *corev1.Node) bool { return n.Annotations[efv1.AnnotationClusterMembers] == "a1,a2" })
 	stop()
 
 	// The smaller LAN comes back first, and grows larger than the other.
@@ -199,7 +199,7 @@ func TestClusterIDsSurviveProviderRestart(t *testing.T) {
 	if !slices.Equal(before, after) {
 		t.Errorf("network nodes after the provider restarted: %v, want %v", after, before)
 	}
-	waitNode(t, env, "edge-acme-net-home", func(n *corev1.Node) bool { return n.Annotations[node.AnnotationClusterMembers] == "a1,a2" })
+	waitNode(t, env, "edge-acme-net-home", func(n *corev1.Node) bool { return n.Annotations[efv1.AnnotationClusterMembers] == "a1,a2" })
 	// The devices' own reports settle it: wait for the second LAN's node to
 	// say it has three devices, then check the names once more.
 	for _, name := range after {
@@ -230,7 +230,7 @@ func TestClusterChanges(t *testing.T) {
 	onDevice := func(nodeName, device string) func(*corev1.Pod) {
 		return func(p *corev1.Pod) {
 			p.Spec.NodeName = nodeName
-			p.Annotations = map[string]string{node.AnnotationDeviceSelector: "kubernetes.io/hostname=" + device}
+			p.Annotations = map[string]string{efv1.AnnotationDeviceSelector: "kubernetes.io/hostname=" + device}
 		}
 	}
 	for _, d := range []string{"d1", "d2", "d3"} {
@@ -244,8 +244,8 @@ func TestClusterChanges(t *testing.T) {
 	}
 	createPod(t, env, "on-d2", onDevice(lan1, "d2"))
 	createPod(t, env, "on-d3", onDevice(lan2, "d3"))
-	waitPod(t, env, "on-d2", func(p *corev1.Pod) bool { return p.Annotations[node.AnnotationDevice] == "d2" })
-	waitPod(t, env, "on-d3", func(p *corev1.Pod) bool { return p.Annotations[node.AnnotationDevice] == "d3" })
+	waitPod(t, env, "on-d2", func(p *corev1.Pod) bool { return p.Annotations[efv1.AnnotationDevice] == "d2" })
+	waitPod(t, env, "on-d3", func(p *corev1.Pod) bool { return p.Annotations[efv1.AnnotationDevice] == "d3" })
 
 	// d2 moves to LAN 2 and d3 now sees it: LAN 1 is d1 alone, LAN 2 is d2
 	// and d3. on-d2's device left lan1: after its grace the pod is taken
@@ -254,8 +254,8 @@ func TestClusterChanges(t *testing.T) {
 	fab.ReportScopes(dev("d2"), lanHello("d2", "lan2", 10, "d3").GetScopes())
 	waitNode(t, env, lan1, func(n *corev1.Node) bool { return readyMessage(n) == "1/1 devices ready: d1" })
 	waitNode(t, env, lan2, func(n *corev1.Node) bool { return readyMessage(n) == "2/2 devices ready: d2, d3" })
-	waitEvent(t, env, "on-d2", node.ReasonDeviceLeftCluster)
-	waitPod(t, env, "on-d2", func(p *corev1.Pod) bool { return waitingReason(p) == "Unschedulable" })
+	waitEvent(t, env, "on-d2", efv1.ReasonDeviceLeftCluster)
+	waitPod(t, env, "on-d2", func(p *corev1.Pod) bool { return waitingReason(p) == efv1.ReasonUnschedulable })
 	if got, _ := fab.Device("acme", "d2"); got.Workloads != 0 {
 		t.Errorf("d2 still holds %d workloads after leaving lan1", got.Workloads)
 	}
@@ -266,10 +266,10 @@ func TestClusterChanges(t *testing.T) {
 	fab.ReportScopes(dev("d2"), lanHello("d2", "lan1", 10, "d1").GetScopes())
 	fab.ReportScopes(dev("d3"), lanHello("d3", "lan1", 10, "d1").GetScopes())
 	waitNode(t, env, lan2, func(n *corev1.Node) bool { return !ready(n) })
-	waitEvent(t, env, "on-d3", node.ReasonClusterDissolved)
+	waitEvent(t, env, "on-d3", efv1.ReasonClusterDissolved)
 	waitPod(t, env, "on-d3", func(p *corev1.Pod) bool { return p.DeletionTimestamp != nil })
 	// on-d2 fits on d2 again, a member of lan1 once more.
 	waitPod(t, env, "on-d2", func(p *corev1.Pod) bool {
-		return p.Annotations[node.AnnotationDevice] == "d2" && waitingReason(p) != "Unschedulable"
+		return p.Annotations[efv1.AnnotationDevice] == "d2" && waitingReason(p) != efv1.ReasonUnschedulable
 	})
 }

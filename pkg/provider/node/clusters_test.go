@@ -9,6 +9,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
 	"github.com/edgefabric/edgefabric/pkg/identity"
 	"github.com/edgefabric/edgefabric/pkg/provider/fabric"
@@ -44,7 +45,7 @@ func TestClusterNodesOnRealAPIServer(t *testing.T) {
 
 	lan1 := waitNode(t, env, "edge-acme-net-lan1aaaaaa", func(n *corev1.Node) bool { return ready(n) && readyMessage(n) == "2/2 devices ready: d1, d2" })
 	for k, v := range map[string]string{
-		"edgefabric.io/scope": "network", "edgefabric.io/cluster": "lan1aaaaaa", "edgefabric.io/account": "acme",
+		efv1.LabelScope: "network", efv1.LabelCluster: "lan1aaaaaa", efv1.LabelAccount: "acme",
 		"type": "virtual-kubelet", "kubernetes.io/arch": "arm64", "kubernetes.io/os": "linux",
 	} {
 		if lan1.Labels[k] != v {

@@ -6,6 +6,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/util/flowcontrol"
+
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 )
 
 // countingSink records the events written to it.
@@ -27,7 +29,7 @@ func (s *countingSink) Patch(ev *corev1.Event, _ []byte) (*corev1.Event, error) 
 }
 
 func TestRateLimitedSink(t *testing.T) {
-	ev := &corev1.Event{Reason: "Started"}
+	ev := &corev1.Event{Reason: reasons.Started}
 	t.Run("writes through while the limiter allows", func(t *testing.T) {
 		inner := &countingSink{}
 		s := &rateLimitedSink{ctx: t.Context(), limiter: flowcontrol.NewTokenBucketRateLimiter(1000, 10), sink: inner}

@@ -33,26 +33,11 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/flowcontrol"
 
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
 	"github.com/edgefabric/edgefabric/pkg/provider/fabric"
 	"github.com/edgefabric/edgefabric/pkg/provider/kubeletapi"
 	"github.com/edgefabric/edgefabric/pkg/scopes"
-)
-
-// Well-known names on Kubernetes objects.
-const (
-	LabelAccount     = "edgefabric.io/account"
-	LabelScope       = "edgefabric.io/scope"
-	LabelCluster     = "edgefabric.io/cluster"
-	AnnotationDevice = "edgefabric.io/device"
-	// AnnotationClusterMembers lists the devices of a network or proximity
-	// cluster's node (comma-separated, sorted), and AnnotationClusterClaim
-	// what a network cluster's ID was chosen for: a restarted provider
-	// forms the clusters again from them, so that their IDs stay.
-	AnnotationClusterMembers = "edgefabric.io/cluster-members"
-	AnnotationClusterClaim   = "edgefabric.io/cluster-claim"
-	TaintKey                 = "virtual-kubelet.io/provider"
-	TaintValue               = "edgefabric"
 )
 
 // Config configures the Manager.
@@ -444,13 +429,13 @@ func (m *Manager) removeDissolved(ctx context.Context, now time.Time) {
 // recover rebuilds the fabric's desired state from the nodes and pods in
 // Kubernetes, so devices that reconnect keep what they run.
 func (m *Manager) recover(ctx context.Context) error {
-	nodes, err := m.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: LabelAccount})
+	nodes, err := m.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: efv1.LabelAccount})
 	if err != nil {
 		return fmt.Errorf("list nodes: %w", err)
 	}
 	for _, n := range nodes.Items {
-		account := n.Labels[LabelAccount]
-		key := fabric.ClusterKey{Account: account, Scope: scopes.Scope(n.Labels[LabelScope]), ID: n.Labels[LabelCluster]}
+		account := n.Labels[efv1.LabelAccount]
+		key := fabric.ClusterKey{Account: account, Scope: scopes.Scope(n.Labels[efv1.LabelScope]), ID: n.Labels[efv1.LabelCluster]}
 		switch key.Scope {
 		case scopes.Network, scopes.Proximity:
 			if n.Name != key.NodeName() {
@@ -464,8 +449,8 @@ func (m *Manager) recover(ctx context.Context) error {
 		}
 		if key.Scope != scopes.Account {
 			// Its members as last published, until the clusters form again.
-			c := fabric.Cluster{ClusterKey: key, Claim: n.Annotations[AnnotationClusterClaim]}
-			if s := n.Annotations[AnnotationClusterMembers]; s != "" {
+			c := fabric.Cluster{ClusterKey: key, Claim: n.Annotations[efv1.AnnotationClusterClaim]}
+			if s := n.Annotations[efv1.AnnotationClusterMembers]; s != "" {
 				c.Members = strings.Split(s, ",")
 				slices.Sort(c.Members)
 			}
@@ -672,10 +657,6 @@ func (m *Manager) removePod(pod *corev1.Pod) {
 	}
 }
 
-// ReasonAccountMismatch is the reason of the status and event of a pod that
-// may not run on the devices of the node it was bound to.
-const ReasonAccountMismatch = "AccountMismatch"
-
 // tenancy says why a pod of namespace ns may not run on account's devices, or
 // "" if it may. A namespace labelled edgefabric.io/account=<a> runs pods on
 // a's devices only; once any namespace is labelled for an account, that
@@ -692,15 +673,15 @@ func (m *Manager) tenancy(ctx context.Context, ns, account string) (string, erro
 	if err != nil {
 		return "", fmt.Errorf("read namespace %s for its account: %w", ns, err)
 	}
-	if a := nsObj.Labels[LabelAccount]; a != "" {
+	if a := nsObj.Labels[efv1.LabelAccount]; a != "" {
 		if a != account {
-			return fmt.Sprintf("namespace %s belongs to account %s (label %s); its pods may not run on the devices of account %s", ns, a, LabelAccount, account), nil
+			return fmt.Sprintf("namespace %s belongs to account %s (label %s); its pods may not run on the devices of account %s", ns, a, efv1.LabelAccount, account), nil
 		}
 		return "", nil
 	}
-	all, err := lister.List(labels.SelectorFromSet(labels.Set{LabelAccount: account}))
+	all, err := lister.List(labels.SelectorFromSet(labels.Set{efv1.LabelAccount: account}))
 	if err == nil && len(all) > 0 {
-		return fmt.Sprintf("the devices of account %s run pods of namespaces labelled %s=%s only (e.g. %s); namespace %s is not", account, LabelAccount, account, all[0].Name, ns), nil
+		return fmt.Sprintf("the devices of account %s run pods of namespaces labelled %s=%s only (e.g. %s); namespace %s is not", account, efv1.LabelAccount, account, all[0].Name, ns), nil
 	}
 	return "", nil
 }

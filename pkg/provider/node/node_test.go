@@ -21,11 +21,12 @@ import (
 	vklog "github.com/virtual-kubelet/virtual-kubelet/log"
 	vkslog "github.com/virtual-kubelet/virtual-kubelet/log/slog"
 
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 	"github.com/edgefabric/edgefabric/pkg/identity"
 	"github.com/edgefabric/edgefabric/pkg/provider/fabric"
 	"github.com/edgefabric/edgefabric/pkg/provider/node"
-	"github.com/edgefabric/edgefabric/pkg/provider/placement"
 	"github.com/edgefabric/edgefabric/test/kubetest"
 )
 
@@ -66,7 +67,7 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 	})
 
 	n := waitNode(t, env, "edge-acme", func(n *corev1.Node) bool { return ready(n) })
-	for k, v := range map[string]string{"type": "virtual-kubelet", "edgefabric.io/account": "acme", "edgefabric.io/scope": "account", "kubernetes.io/arch": "arm64"} {
+	for k, v := range map[string]string{"type": "virtual-kubelet", efv1.LabelAccount: "acme", efv1.LabelScope: "account", "kubernetes.io/arch": "arm64"} {
 		if n.Labels[k] != v {
 			t.Errorf("node label %s: got %q, want %q", k, n.Labels[k], v)
 		}
@@ -88,8 +89,8 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 		}
 		// A device that has not reported within the pending delay leaves the
 		// pod ContainerCreating, recorded on its device.
-		got := waitPod(t, env, "web", func(p *corev1.Pod) bool { return p.Annotations["edgefabric.io/device"] == "pi-1" })
-		if got.Status.Phase != corev1.PodPending || waitingReason(got) != "ContainerCreating" {
+		got := waitPod(t, env, "web", func(p *corev1.Pod) bool { return p.Annotations[efv1.AnnotationDevice] == "pi-1" })
+		if got.Status.Phase != corev1.PodPending || waitingReason(got) != reasons.ContainerCreating {
 			t.Errorf("before any report: phase %s, waiting %q", got.Status.Phase, waitingReason(got))
 		}
 		started := timestamppb.New(time.Now().Add(-time.Second))
@@ -98,13 +99,13 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 			Containers: []*hubv1.ContainerStatus{{Name: "app", Ready: true, ImageId: "sha256:abc", State: &hubv1.ContainerState{
 				State: &hubv1.ContainerState_Running_{Running: &hubv1.ContainerState_Running{StartedAt: started}},
 			}}},
-		}}, Events: []*hubv1.Event{{WorkloadUid: w.GetUid(), Type: "Normal", Reason: "Started", Message: "Started container app"}}})
+		}}, Events: []*hubv1.Event{{WorkloadUid: w.GetUid(), Type: "Normal", Reason: reasons.Started, Message: "Started container app"}}})
 		got = waitPod(t, env, "web", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
 		if got.Status.PodIP != "10.1.2.3" || got.Status.ContainerStatuses[0].ImageID != "sha256:abc" {
 			t.Errorf("status: got %+v", got.Status)
 		}
-		waitEvent(t, env, "web", "Scheduled")
-		waitEvent(t, env, "web", "Started")
+		waitEvent(t, env, "web", efv1.ReasonScheduled)
+		waitEvent(t, env, "web", reasons.Started)
 
 		// Delete: the device is told, and the pod goes once it confirms.
 		if err := env.Client.CoreV1().Pods("default").Delete(t.Context(), "web", metav1.DeleteOptions{}); err != nil {
@@ -117,7 +118,7 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 		fab.Report(dev, &hubv1.StatusReport{Statuses: []*hubv1.WorkloadStatus{{
 			Uid: w.GetUid(), Seq: 3, Phase: "Failed",
 			Containers: []*hubv1.ContainerStatus{{Name: "app", State: &hubv1.ContainerState{
-				State: &hubv1.ContainerState_Terminated_{Terminated: &hubv1.ContainerState_Terminated{ExitCode: 137, Reason: "Killed"}},
+				State: &hubv1.ContainerState_Terminated_{Terminated: &hubv1.ContainerState_Terminated{ExitCode: 137, Reason: reasons.Killed}},
 			}}},
 		}}})
 		waitGone(t, env, "web")
@@ -138,17 +139,17 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 		if got.Status.PodIP != "10.1.2.3" || got.Status.HostIP != "10.1.2.3" {
 			t.Errorf("pod IP %q, host IP %q; want the device's address 10.1.2.3 for both", got.Status.PodIP, got.Status.HostIP)
 		}
-		waitEvent(t, env, "spoof", node.ReasonPodIPRejected)
+		waitEvent(t, env, "spoof", efv1.ReasonPodIPRejected)
 		deletePod(t, env, fab, sess, dev, w.GetUid(), "spoof")
 	})
 
 	t.Run("a user's device annotation does not bypass placement", func(t *testing.T) {
 		forged := func(device string) func(*corev1.Pod) {
 			return func(p *corev1.Pod) {
-				p.Annotations = map[string]string{"edgefabric.io/device": device, "edgefabric.io/fencing-epoch": "7"}
+				p.Annotations = map[string]string{efv1.AnnotationDevice: device, efv1.AnnotationFencingEpoch: "7"}
 				// A status sent with the pod is not the provider's record.
 				p.Status.HostIP = "10.1.2.3"
-				p.Status.Conditions = []corev1.PodCondition{{Type: node.ConditionPlaced, Status: corev1.ConditionTrue, Reason: "Placed", Message: "device " + device + ", fencing epoch 7"}}
+				p.Status.Conditions = []corev1.PodCondition{{Type: efv1.ConditionPlaced, Status: corev1.ConditionTrue, Reason: efv1.ReasonPlaced, Message: "device " + device + ", fencing epoch 7"}}
 			}
 		}
 		// A device that is not in the cluster: the pod goes where placement puts it.
@@ -156,8 +157,8 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 		if w := nextUpsert(t, sess); w.GetUid() != string(p.UID) {
 			t.Fatalf("workload sent to pi-1: got %v", w)
 		}
-		got := waitPod(t, env, "forged", func(p *corev1.Pod) bool { return p.Annotations["edgefabric.io/device"] == "pi-1" })
-		if e := got.Annotations["edgefabric.io/fencing-epoch"]; e != "1" {
+		got := waitPod(t, env, "forged", func(p *corev1.Pod) bool { return p.Annotations[efv1.AnnotationDevice] == "pi-1" })
+		if e := got.Annotations[efv1.AnnotationFencingEpoch]; e != "1" {
 			t.Errorf("fencing epoch %q, want 1 (the pod's first assignment)", e)
 		}
 		deletePod(t, env, fab, sess, dev, string(p.UID), "forged")
@@ -167,7 +168,7 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 		createPod(t, env, "forged-big", forged("pi-1"), func(p *corev1.Pod) {
 			p.Spec.Containers[0].Resources.Requests = corev1.ResourceList{corev1.ResourceMemory: *resourceQuantity("64Gi")}
 		})
-		waitEvent(t, env, "forged-big", placement.ReasonOutOfMemory)
+		waitEvent(t, env, "forged-big", efv1.ReasonOutOfMemory)
 		if err := env.Client.CoreV1().Pods("default").Delete(t.Context(), "forged-big", metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -187,8 +188,8 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 			seen = append(seen, string(p.Status.Phase)+"/"+waitingReason(p))
 			return p.Status.Phase == corev1.PodRunning
 		})
-		if got.Annotations["edgefabric.io/device"] != "pi-1" {
-			t.Errorf("device annotation: got %q", got.Annotations["edgefabric.io/device"])
+		if got.Annotations[efv1.AnnotationDevice] != "pi-1" {
+			t.Errorf("device annotation: got %q", got.Annotations[efv1.AnnotationDevice])
 		}
 		if slices.Contains(seen, "Pending/ContainerCreating") {
 			t.Errorf("pod was written ContainerCreating although its device reported at once: %v", seen)
@@ -205,7 +206,7 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 		return &hubv1.StatusReport{Statuses: []*hubv1.WorkloadStatus{{
 			Uid: uid, Seq: seq,
 			Containers: []*hubv1.ContainerStatus{{Name: "app", State: &hubv1.ContainerState{
-				State: &hubv1.ContainerState_Waiting_{Waiting: &hubv1.ContainerState_Waiting{Reason: "ContainerCreating"}},
+				State: &hubv1.ContainerState_Waiting_{Waiting: &hubv1.ContainerState_Waiting{Reason: reasons.ContainerCreating}},
 			}}},
 		}}}
 	}
@@ -256,8 +257,8 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 		createPod(t, env, "slowpull")
 		w := nextUpsert(t, sess)
 		fab.Report(dev, creatingReport(w.GetUid(), 1))
-		got := waitPod(t, env, "slowpull", func(p *corev1.Pod) bool { return p.Annotations["edgefabric.io/device"] == "pi-1" })
-		if got.Status.Phase != corev1.PodPending || waitingReason(got) != "ContainerCreating" {
+		got := waitPod(t, env, "slowpull", func(p *corev1.Pod) bool { return p.Annotations[efv1.AnnotationDevice] == "pi-1" })
+		if got.Status.Phase != corev1.PodPending || waitingReason(got) != reasons.ContainerCreating {
 			t.Errorf("phase %s, waiting %q; want Pending, ContainerCreating", got.Status.Phase, waitingReason(got))
 		}
 		deletePod(t, env, fab, sess, dev, w.GetUid(), "slowpull")
@@ -266,10 +267,10 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 	t.Run("unsupported pod fails with a reason", func(t *testing.T) {
 		createPod(t, env, "hostnet", func(p *corev1.Pod) { p.Spec.HostNetwork = true })
 		got := waitPod(t, env, "hostnet", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
-		if got.Status.Reason != "HostNetworkUnsupported" {
+		if got.Status.Reason != efv1.ReasonHostNetworkUnsupported {
 			t.Errorf("reason: got %q (%s)", got.Status.Reason, got.Status.Message)
 		}
-		waitEvent(t, env, "hostnet", "HostNetworkUnsupported")
+		waitEvent(t, env, "hostnet", efv1.ReasonHostNetworkUnsupported)
 	})
 
 	t.Run("pod no device has room for is rejected, as a kubelet rejects it", func(t *testing.T) {
@@ -277,26 +278,26 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 			p.Spec.Containers[0].Resources.Requests = corev1.ResourceList{corev1.ResourceMemory: *resourceQuantity("64Gi")}
 		})
 		got := waitPod(t, env, "huge", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
-		if got.Status.Reason != placement.ReasonOutOfMemory || !strings.Contains(got.Status.Message, "Insufficient memory") {
-			t.Errorf("status: %s: %s, want %s naming the memory", got.Status.Reason, got.Status.Message, placement.ReasonOutOfMemory)
+		if got.Status.Reason != efv1.ReasonOutOfMemory || !strings.Contains(got.Status.Message, "Insufficient memory") {
+			t.Errorf("status: %s: %s, want %s naming the memory", got.Status.Reason, got.Status.Message, efv1.ReasonOutOfMemory)
 		}
-		waitEvent(t, env, "huge", placement.ReasonOutOfMemory)
+		waitEvent(t, env, "huge", efv1.ReasonOutOfMemory)
 	})
 
 	t.Run("pod that no device matches waits and says why", func(t *testing.T) {
 		createPod(t, env, "picky", func(p *corev1.Pod) {
-			p.Annotations = map[string]string{node.AnnotationDeviceSelector: "camera=yes"}
+			p.Annotations = map[string]string{efv1.AnnotationDeviceSelector: "camera=yes"}
 		})
 		got := waitPod(t, env, "picky", func(p *corev1.Pod) bool {
 			for _, c := range p.Status.Conditions {
-				if c.Type == corev1.ContainersReady && c.Reason == "Unschedulable" {
+				if c.Type == corev1.ContainersReady && c.Reason == efv1.ReasonUnschedulable {
 					return true
 				}
 			}
 			return false
 		})
 		t.Logf("status: %+v", got.Status.Conditions)
-		waitEvent(t, env, "picky", "FailedScheduling")
+		waitEvent(t, env, "picky", efv1.ReasonFailedScheduling)
 	})
 
 	t.Run("an image for another platform moves the pod to a device that can run it", func(t *testing.T) {
@@ -320,13 +321,13 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 		fab.Report(idOf[first], &hubv1.StatusReport{Statuses: []*hubv1.WorkloadStatus{{
 			Uid: string(p.UID), Seq: 1,
 			Containers: []*hubv1.ContainerStatus{{Name: "app", Image: "reg/native:1", ImagePlatforms: []string{platform[other]},
-				State: &hubv1.ContainerState{State: &hubv1.ContainerState_Waiting_{Waiting: &hubv1.ContainerState_Waiting{Reason: "ErrImagePull", Message: "image is for " + platform[other]}}}}},
+				State: &hubv1.ContainerState{State: &hubv1.ContainerState_Waiting_{Waiting: &hubv1.ContainerState_Waiting{Reason: reasons.ErrImagePull, Message: "image is for " + platform[other]}}}}},
 		}}})
 		if got, _ := upsertOn(t, string(p.UID), map[string]*fabric.Session{other: devs[other]}); got != other {
 			t.Fatalf("moved to %s, want %s", got, other)
 		}
-		waitEvent(t, env, "native", "ImagePlatform")
-		waitPod(t, env, "native", func(p *corev1.Pod) bool { return p.Annotations["edgefabric.io/device"] == other })
+		waitEvent(t, env, "native", efv1.ReasonImagePlatform)
+		waitPod(t, env, "native", func(p *corev1.Pod) bool { return p.Annotations[efv1.AnnotationDevice] == other })
 
 		// The platform is known now: the next pod of that image goes
 		// straight to a device that can run it.
@@ -340,13 +341,13 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 	t.Run("provider restart keeps placed pods on their device", func(t *testing.T) {
 		p := createPod(t, env, "keep")
 		w := nextUpsert(t, sess)
-		waitPod(t, env, "keep", func(p *corev1.Pod) bool { return p.Annotations["edgefabric.io/device"] == "pi-1" })
+		waitPod(t, env, "keep", func(p *corev1.Pod) bool { return p.Annotations[efv1.AnnotationDevice] == "pi-1" })
 		// A user moves another placed pod's annotation to a device of
 		// their choosing: after the restart it is not taken as placed.
 		createPod(t, env, "moved")
 		nextUpsert(t, sess)
-		moved := waitPod(t, env, "moved", func(p *corev1.Pod) bool { return p.Annotations["edgefabric.io/device"] == "pi-1" })
-		moved.Annotations["edgefabric.io/device"] = "elsewhere"
+		moved := waitPod(t, env, "moved", func(p *corev1.Pod) bool { return p.Annotations[efv1.AnnotationDevice] == "pi-1" })
+		moved.Annotations[efv1.AnnotationDevice] = "elsewhere"
 		if _, err := env.Client.CoreV1().Pods("default").Update(t.Context(), moved, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -367,7 +368,7 @@ func TestManagerOnRealAPIServer(t *testing.T) {
 		if !found {
 			t.Errorf("full state after restart lacks the placed pod: %v", msgs)
 		}
-		waitPod(t, env, "moved", func(p *corev1.Pod) bool { return p.Annotations["edgefabric.io/device"] == "pi-1" })
+		waitPod(t, env, "moved", func(p *corev1.Pod) bool { return p.Annotations[efv1.AnnotationDevice] == "pi-1" })
 		sess = sess2
 	})
 
@@ -529,7 +530,7 @@ func deletePod(t *testing.T, env *kubetest.Env, fab *fabric.Fabric, sess *fabric
 	fab.Report(dev, &hubv1.StatusReport{Statuses: []*hubv1.WorkloadStatus{{
 		Uid: uid, Seq: 100, Phase: "Failed",
 		Containers: []*hubv1.ContainerStatus{{Name: "app", State: &hubv1.ContainerState{
-			State: &hubv1.ContainerState_Terminated_{Terminated: &hubv1.ContainerState_Terminated{ExitCode: 137, Reason: "Killed"}},
+			State: &hubv1.ContainerState_Terminated_{Terminated: &hubv1.ContainerState_Terminated{ExitCode: 137, Reason: reasons.Killed}},
 		}}},
 	}}})
 	waitGone(t, env, name)

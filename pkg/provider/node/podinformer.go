@@ -6,11 +6,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	corev1informers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/tools/cache"
+
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 )
 
 // ownAnnotations are the annotations the provider writes itself, with a pod's
 // status (see place).
-var ownAnnotations = []string{AnnotationDevice, AnnotationFencingEpoch}
+var ownAnnotations = []string{efv1.AnnotationDevice, efv1.AnnotationFencingEpoch}
 
 // podInformer is the pod informer given to virtual-kubelet's pod controller.
 // It differs from the one it wraps in one way: an update whose only change to

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	"github.com/edgefabric/edgefabric/test/poll"
 )
 
@@ -26,20 +27,20 @@ func TestOwnAnnotationsHidden(t *testing.T) {
 			Status:     corev1.PodStatus{Phase: phase},
 		}
 	}
-	placed := map[string]string{"user": "x", AnnotationDevice: "dev-1", AnnotationFencingEpoch: "1"}
+	placed := map[string]string{"user": "x", efv1.AnnotationDevice: "dev-1", efv1.AnnotationFencingEpoch: "1"}
 	tests := []struct {
 		name     string
 		old, new map[string]string
 		hidden   bool // the handler gets an old pod with new's annotations
 	}{
 		{name: "device recorded", old: map[string]string{"user": "x"}, new: placed, hidden: true},
-		{name: "device recorded on a pod without annotations", old: nil, new: map[string]string{AnnotationDevice: "dev-1"}, hidden: true},
-		{name: "device moved", old: placed, new: map[string]string{"user": "x", AnnotationDevice: "dev-2", AnnotationFencingEpoch: "2"}, hidden: true},
+		{name: "device recorded on a pod without annotations", old: nil, new: map[string]string{efv1.AnnotationDevice: "dev-1"}, hidden: true},
+		{name: "device moved", old: placed, new: map[string]string{"user": "x", efv1.AnnotationDevice: "dev-2", efv1.AnnotationFencingEpoch: "2"}, hidden: true},
 		{name: "own annotation removed", old: placed, new: map[string]string{"user": "x"}, hidden: true},
 		{name: "no annotation changed", old: placed, new: placed},
-		{name: "user annotation changed", old: placed, new: map[string]string{"user": "y", AnnotationDevice: "dev-1", AnnotationFencingEpoch: "1"}},
-		{name: "user annotation added with the device", old: nil, new: map[string]string{"user": "x", AnnotationDevice: "dev-1"}},
-		{name: "user annotation removed with the device", old: map[string]string{"user": "x"}, new: map[string]string{AnnotationDevice: "dev-1"}},
+		{name: "user annotation changed", old: placed, new: map[string]string{"user": "y", efv1.AnnotationDevice: "dev-1", efv1.AnnotationFencingEpoch: "1"}},
+		{name: "user annotation added with the device", old: nil, new: map[string]string{"user": "x", efv1.AnnotationDevice: "dev-1"}},
+		{name: "user annotation removed with the device", old: map[string]string{"user": "x"}, new: map[string]string{efv1.AnnotationDevice: "dev-1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -184,12 +185,12 @@ func TestPodControllerSkipsOwnAnnotations(t *testing.T) {
 	}
 
 	before := provider.getCount()
-	annotate(map[string]string{"user": "x", AnnotationDevice: "dev-1", AnnotationFencingEpoch: "1"})
+	annotate(map[string]string{"user": "x", efv1.AnnotationDevice: "dev-1", efv1.AnnotationFencingEpoch: "1"})
 	time.Sleep(500 * time.Millisecond)
 	if got := provider.getCount(); got != before {
 		t.Errorf("the pod controller asked the provider for the pod %d more times after only the device annotation changed, want none", got-before)
 	}
 	before = provider.getCount()
-	annotate(map[string]string{"user": "y", AnnotationDevice: "dev-1", AnnotationFencingEpoch: "1"})
+	annotate(map[string]string{"user": "y", efv1.AnnotationDevice: "dev-1", efv1.AnnotationFencingEpoch: "1"})
 	poll.Until(t, 10*time.Second, func() bool { return provider.getCount() > before })
 }

@@ -12,12 +12,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
 )
-
-// ReasonPodIPRejected is the reason of the warning event of a pod whose
-// device reported a pod IP that is not one of the device's own addresses.
-const ReasonPodIPRejected = "PodIPRejected"
 
 // reportedPodIP is the pod IP to publish for a device's report: the IP the
 // device reported if it is one of the device's own addresses (as its hello
@@ -57,7 +54,7 @@ func (n *accountNode) checkPodIP(pod *corev1.Pod, dev string, ws *hubv1.Workload
 	ip, rejected := reportedPodIP(ws.GetPodIp(), d.Addresses)
 	if rejected != "" {
 		n.m.log.Warn("device reported a pod IP not its own; using the device's address", "pod", pod.Namespace+"/"+pod.Name, "device", dev, "reported", rejected, "addresses", d.Addresses)
-		n.recorder.Eventf(pod, corev1.EventTypeWarning, ReasonPodIPRejected, "Device %s reported pod IP %q, which is not one of its addresses (%v); the pod IP is the device's address %s", dev, rejected, d.Addresses, ip)
+		n.recorder.Eventf(pod, corev1.EventTypeWarning, efv1.ReasonPodIPRejected, "Device %s reported pod IP %q, which is not one of its addresses (%v); the pod IP is the device's address %s", dev, rejected, d.Addresses, ip)
 	}
 	if ip != ws.GetPodIp() {
 		ws = proto.CloneOf(ws)
@@ -66,38 +63,30 @@ func (n *accountNode) checkPodIP(pod *corev1.Pod, dev string, ws *hubv1.Workload
 	return ws, d.IP()
 }
 
-// ConditionPlaced is the pod condition that records, where only the pod's
-// node may write (its status), the device and fencing epoch the provider
-// placed the pod on. The edgefabric.io/device and fencing-epoch annotations
-// say the same for people; anyone who may edit the pod may change them, so
-// only annotations this condition confirms are taken as a placement (after a
-// provider restart).
-const ConditionPlaced corev1.PodConditionType = "edgefabric.io/placed"
-
-// placedMessage is the message of ConditionPlaced for a placement.
+// placedMessage is the message of efv1.ConditionPlaced for a placement.
 func placedMessage(dev string, epoch uint64) string {
 	return fmt.Sprintf("device %s, fencing epoch %d", dev, epoch)
 }
 
 // markPlaced records on pod that it is placed on device dev with fencing
-// epoch epoch: the annotations, and ConditionPlaced in its status. Both are
+// epoch epoch: the annotations, and efv1.ConditionPlaced in its status. Both are
 // written with the pod's next status write.
 func markPlaced(pod *corev1.Pod, dev string, epoch uint64) {
 	e := strconv.FormatUint(epoch, 10)
-	if pod.Annotations[AnnotationDevice] != dev || pod.Annotations[AnnotationFencingEpoch] != e {
+	if pod.Annotations[efv1.AnnotationDevice] != dev || pod.Annotations[efv1.AnnotationFencingEpoch] != e {
 		pod.Annotations = maps.Clone(pod.Annotations)
 		if pod.Annotations == nil {
 			pod.Annotations = map[string]string{}
 		}
-		pod.Annotations[AnnotationDevice] = dev
-		pod.Annotations[AnnotationFencingEpoch] = e
+		pod.Annotations[efv1.AnnotationDevice] = dev
+		pod.Annotations[efv1.AnnotationFencingEpoch] = e
 	}
 	cond := corev1.PodCondition{
-		Type: ConditionPlaced, Status: corev1.ConditionTrue, Reason: "Placed",
+		Type: efv1.ConditionPlaced, Status: corev1.ConditionTrue, Reason: efv1.ReasonPlaced,
 		Message: placedMessage(dev, epoch), LastTransitionTime: metav1.Now(),
 	}
 	for i, c := range pod.Status.Conditions {
-		if c.Type != ConditionPlaced {
+		if c.Type != efv1.ConditionPlaced {
 			continue
 		}
 		if c.Status == cond.Status && c.Message == cond.Message {
@@ -111,17 +100,17 @@ func markPlaced(pod *corev1.Pod, dev string, epoch uint64) {
 }
 
 // recordedPlacement returns the device and fencing epoch the provider
-// recorded on pod: its annotations, if its ConditionPlaced (status, which
+// recorded on pod: its annotations, if its efv1.ConditionPlaced (status, which
 // only the pod's node writes) says the same. ok is false for a pod the
 // provider never placed, or whose annotations someone else wrote.
 func recordedPlacement(pod *corev1.Pod) (dev string, epoch uint64, ok bool) {
-	dev = pod.Annotations[AnnotationDevice]
-	epoch, err := strconv.ParseUint(pod.Annotations[AnnotationFencingEpoch], 10, 64)
+	dev = pod.Annotations[efv1.AnnotationDevice]
+	epoch, err := strconv.ParseUint(pod.Annotations[efv1.AnnotationFencingEpoch], 10, 64)
 	if dev == "" || err != nil {
 		return "", 0, false
 	}
 	for _, c := range pod.Status.Conditions {
-		if c.Type == ConditionPlaced {
+		if c.Type == efv1.ConditionPlaced {
 			return dev, epoch, c.Status == corev1.ConditionTrue && c.Message == placedMessage(dev, epoch)
 		}
 	}
@@ -137,7 +126,7 @@ func recordedPlacement(pod *corev1.Pod) (dev string, epoch uint64, ok bool) {
 func (n *accountNode) adopt(pod *corev1.Pod) (string, uint64) {
 	dev, epoch, ok := recordedPlacement(pod)
 	if !ok {
-		if a := pod.Annotations[AnnotationDevice]; a != "" {
+		if a := pod.Annotations[efv1.AnnotationDevice]; a != "" {
 			n.m.log.Info("device annotation not recorded by the provider; placing the pod", "pod", pod.Namespace+"/"+pod.Name, "annotation", a)
 		}
 		return "", 0

@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	"github.com/edgefabric/edgefabric/pkg/provider/fabric"
 )
 
@@ -41,7 +42,7 @@ func TestReportedPodIP(t *testing.T) {
 // TestTenancyOfUncachedNamespace: a namespace the informer has not seen yet
 // is read from the API server, not taken as unlabelled.
 func TestTenancyOfUncachedNamespace(t *testing.T) {
-	client := fake.NewClientset(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-b", Labels: map[string]string{LabelAccount: "other"}}})
+	client := fake.NewClientset(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-b", Labels: map[string]string{efv1.LabelAccount: "other"}}})
 	m, err := NewManager(Config{NodeIP: "127.0.0.1"}, client, fabric.New(slog.New(slog.DiscardHandler)), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/labels"
+
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 )
 
 // Resources is an amount of CPU, memory and pod slots.
@@ -116,27 +118,20 @@ func mismatch(c Candidate, req Request) string {
 func short(c Candidate, req Request) (msg, reason string) {
 	switch {
 	case c.Capacity.Pods > 0 && c.Allocated.Pods+1 > c.Capacity.Pods:
-		return "Too many pods", ReasonOutOfPods
+		return "Too many pods", efv1.ReasonOutOfPods
 	case c.Allocated.CPUMillis+req.Resources.CPUMillis > c.Capacity.CPUMillis:
-		return "Insufficient cpu", ReasonOutOfCPU
+		return "Insufficient cpu", efv1.ReasonOutOfCPU
 	case c.Allocated.MemoryBytes+req.Resources.MemoryBytes > c.Capacity.MemoryBytes:
-		return "Insufficient memory", ReasonOutOfMemory
+		return "Insufficient memory", efv1.ReasonOutOfMemory
 	}
 	return "", ""
 }
-
-// The reasons a kubelet gives a pod it rejects for want of a resource.
-const (
-	ReasonOutOfCPU    = "OutOfcpu"
-	ReasonOutOfMemory = "OutOfmemory"
-	ReasonOutOfPods   = "OutOfpods"
-)
 
 // Admission is what a node does with a pod bound to it that no device can
 // take now.
 type Admission struct {
 	// Reject is the reason to reject the pod with, as a kubelet rejects a
-	// pod it cannot admit (ReasonOutOfCPU, ...): a connected device could
+	// pod it cannot admit (efv1.ReasonOutOfCPU, ...): a connected device could
 	// run it but for room that is taken. "" means the pod may wait.
 	Reject string
 	// Message says why, naming the resource, for the pod's status.

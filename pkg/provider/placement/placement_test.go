@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/labels"
+
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 )
 
 func TestChoose(t *testing.T) {
@@ -130,18 +132,18 @@ func TestAdmissible(t *testing.T) {
 		{name: "fits now", cands: []Candidate{dev("a", true, 0, 0)}, req: req},
 		{
 			name: "every pod slot taken", cands: []Candidate{dev("a", true, 0, 10), dev("b", true, 0, 10)}, req: req,
-			wantReject: ReasonOutOfPods,
+			wantReject: efv1.ReasonOutOfPods,
 			wantMsg:    "Pod was rejected: Too many pods on device a (0/2 devices are available: 2 Too many pods.)",
 		},
 		{
 			name: "cpu taken", cands: []Candidate{dev("a", true, 950, 1)}, req: req,
-			wantReject: ReasonOutOfCPU,
+			wantReject: efv1.ReasonOutOfCPU,
 			wantMsg:    "Pod was rejected: Insufficient cpu on device a (0/1 devices are available: 1 Insufficient cpu.)",
 		},
 		{name: "an offline device with room may come back", cands: []Candidate{dev("a", true, 0, 10), dev("b", false, 0, 0)}, req: req},
 		{
 			name: "an offline device that is full too does not hold the pod", cands: []Candidate{dev("a", true, 0, 10), dev("b", false, 0, 10)}, req: req,
-			wantReject: ReasonOutOfPods,
+			wantReject: efv1.ReasonOutOfPods,
 			wantMsg:    "Pod was rejected: Too many pods on device a (0/2 devices are available: 1 Too many pods, 1 offline.)",
 		},
 		{name: "no device connected: waits", cands: []Candidate{dev("a", false, 0, 10)}, req: req},
@@ -149,7 +151,7 @@ func TestAdmissible(t *testing.T) {
 		{name: "selector matches nothing: waits for a device that does", cands: []Candidate{dev("a", true, 0, 10)}, req: Request{Runtime: "wasm", Selector: selector(t, "camera=yes")}},
 		{
 			name: "only devices of the right runtime count", cands: []Candidate{dev("a", true, 0, 10), {ID: "b", Online: true, Runtimes: []string{"process"}, Capacity: Resources{CPUMillis: 1000, MemoryBytes: 1 << 30, Pods: 10}}}, req: req,
-			wantReject: ReasonOutOfPods,
+			wantReject: efv1.ReasonOutOfPods,
 			wantMsg:    "Pod was rejected: Too many pods on device a (0/2 devices are available: 1 Too many pods, 1 no wasm runtime.)",
 		},
 	} {

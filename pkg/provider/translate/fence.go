@@ -4,23 +4,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-)
 
-// Annotations of device loss and fencing that a pod may carry.
-const (
-	// AnnotationDeviceLossGrace is how long a pod's device may be offline
-	// before the pod is placed again on another device: a Go duration such
-	// as "30s", not negative. The provider's --device-loss-grace if absent.
-	AnnotationDeviceLossGrace = "edgefabric.io/device-loss-grace"
-	// AnnotationFenceOnPartition, "true" or "false", has the device stop the
-	// pod when it has been cut off from the hub for nearly its device-loss
-	// grace, so that it never runs on two devices at once.
-	AnnotationFenceOnPartition = "edgefabric.io/fence-on-partition"
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 )
-
-// ReasonInvalidAnnotation is the reason of an *UnsupportedError for an
-// edgefabric annotation whose value cannot be used.
-const ReasonInvalidAnnotation = "InvalidAnnotation"
 
 // MinFenceGrace is the shortest device-loss grace a pod that fences on
 // partition may have: the device stops it a margin (a quarter of the grace,
@@ -31,14 +17,14 @@ const MinFenceGrace = 2 * time.Second
 // DeviceLossGrace returns the pod's device-loss grace annotation, ok false if
 // it has none, and an *UnsupportedError if it is not a duration ≥ 0.
 func DeviceLossGrace(pod *corev1.Pod) (d time.Duration, ok bool, err error) {
-	v, ok := pod.Annotations[AnnotationDeviceLossGrace]
+	v, ok := pod.Annotations[efv1.AnnotationDeviceLossGrace]
 	if !ok {
 		return 0, false, nil
 	}
 	d, perr := time.ParseDuration(v)
 	if perr != nil || d < 0 {
-		return 0, true, unsupported(ReasonInvalidAnnotation,
-			"annotation %s: %q is not a duration of zero or more (such as \"30s\" or \"2m\")", AnnotationDeviceLossGrace, v)
+		return 0, true, unsupported(efv1.ReasonInvalidAnnotation,
+			"annotation %s: %q is not a duration of zero or more (such as \"30s\" or \"2m\")", efv1.AnnotationDeviceLossGrace, v)
 	}
 	return d, true, nil
 }
@@ -46,14 +32,14 @@ func DeviceLossGrace(pod *corev1.Pod) (d time.Duration, ok bool, err error) {
 // FenceOnPartition returns whether the pod asks to be fenced on partition,
 // and an *UnsupportedError if its annotation is neither "true" nor "false".
 func FenceOnPartition(pod *corev1.Pod) (bool, error) {
-	switch v, ok := pod.Annotations[AnnotationFenceOnPartition]; {
+	switch v, ok := pod.Annotations[efv1.AnnotationFenceOnPartition]; {
 	case !ok || v == "false":
 		return false, nil
 	case v == "true":
 		return true, nil
 	default:
-		return false, unsupported(ReasonInvalidAnnotation,
-			"annotation %s: %q is neither \"true\" nor \"false\"", AnnotationFenceOnPartition, v)
+		return false, unsupported(efv1.ReasonInvalidAnnotation,
+			"annotation %s: %q is neither \"true\" nor \"false\"", efv1.AnnotationFenceOnPartition, v)
 	}
 }
 
@@ -71,8 +57,8 @@ func validateAnnotations(pod *corev1.Pod) error {
 // default) shorter than MinFenceGrace, and nil otherwise.
 func FenceGraceError(pod *corev1.Pod, grace time.Duration) error {
 	if on, _ := FenceOnPartition(pod); on && grace < MinFenceGrace {
-		return unsupported(ReasonInvalidAnnotation,
-			"annotation %s needs a device-loss grace of at least %s; the pod's is %s", AnnotationFenceOnPartition, MinFenceGrace, grace)
+		return unsupported(efv1.ReasonInvalidAnnotation,
+			"annotation %s needs a device-loss grace of at least %s; the pod's is %s", efv1.AnnotationFenceOnPartition, MinFenceGrace, grace)
 	}
 	return nil
 }

@@ -8,7 +8,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 )
 
 func TestFencingAnnotations(t *testing.T) {
@@ -20,14 +22,14 @@ func TestFencingAnnotations(t *testing.T) {
 		wantErr     string // in the message of an InvalidAnnotation error; "" for none
 	}{
 		{name: "none", grace: time.Minute},
-		{name: "fence true", annotations: map[string]string{AnnotationFenceOnPartition: "true"}, grace: time.Minute, wantFence: true},
-		{name: "fence false", annotations: map[string]string{AnnotationFenceOnPartition: "false"}, grace: 0},
-		{name: "fence yes is refused", annotations: map[string]string{AnnotationFenceOnPartition: "yes"}, wantErr: `"yes" is neither "true" nor "false"`},
-		{name: "fence True is refused", annotations: map[string]string{AnnotationFenceOnPartition: "True"}, wantErr: AnnotationFenceOnPartition},
-		{name: "grace not a duration", annotations: map[string]string{AnnotationDeviceLossGrace: "soon"}, wantErr: `"soon" is not a duration`},
-		{name: "grace negative", annotations: map[string]string{AnnotationDeviceLossGrace: "-5s"}, wantErr: AnnotationDeviceLossGrace},
-		{name: "grace fine", annotations: map[string]string{AnnotationDeviceLossGrace: "8s", AnnotationFenceOnPartition: "true"}, grace: 8 * time.Second, wantFence: true},
-		{name: "fence with a grace too short", annotations: map[string]string{AnnotationDeviceLossGrace: "1s", AnnotationFenceOnPartition: "true"}, grace: time.Second, wantFence: true, wantErr: "needs a device-loss grace of at least 2s; the pod's is 1s"},
+		{name: "fence true", annotations: map[string]string{efv1.AnnotationFenceOnPartition: "true"}, grace: time.Minute, wantFence: true},
+		{name: "fence false", annotations: map[string]string{efv1.AnnotationFenceOnPartition: "false"}, grace: 0},
+		{name: "fence yes is refused", annotations: map[string]string{efv1.AnnotationFenceOnPartition: "yes"}, wantErr: `"yes" is neither "true" nor "false"`},
+		{name: "fence True is refused", annotations: map[string]string{efv1.AnnotationFenceOnPartition: "True"}, wantErr: efv1.AnnotationFenceOnPartition},
+		{name: "grace not a duration", annotations: map[string]string{efv1.AnnotationDeviceLossGrace: "soon"}, wantErr: `"soon" is not a duration`},
+		{name: "grace negative", annotations: map[string]string{efv1.AnnotationDeviceLossGrace: "-5s"}, wantErr: efv1.AnnotationDeviceLossGrace},
+		{name: "grace fine", annotations: map[string]string{efv1.AnnotationDeviceLossGrace: "8s", efv1.AnnotationFenceOnPartition: "true"}, grace: 8 * time.Second, wantFence: true},
+		{name: "fence with a grace too short", annotations: map[string]string{efv1.AnnotationDeviceLossGrace: "1s", efv1.AnnotationFenceOnPartition: "true"}, grace: time.Second, wantFence: true, wantErr: "needs a device-loss grace of at least 2s; the pod's is 1s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -53,8 +55,8 @@ func TestFencingAnnotations(t *testing.T) {
 				return
 			}
 			var ue *UnsupportedError
-			if !errors.As(err, &ue) || ue.Reason != ReasonInvalidAnnotation || !strings.Contains(ue.Message, tt.wantErr) {
-				t.Fatalf("got %v, want an %s error saying %q", err, ReasonInvalidAnnotation, tt.wantErr)
+			if !errors.As(err, &ue) || ue.Reason != efv1.ReasonInvalidAnnotation || !strings.Contains(ue.Message, tt.wantErr) {
+				t.Fatalf("got %v, want an %s error saying %q", err, efv1.ReasonInvalidAnnotation, tt.wantErr)
 			}
 		})
 	}
@@ -62,9 +64,9 @@ func TestFencingAnnotations(t *testing.T) {
 
 func TestPodStatusFencedIsNoCrash(t *testing.T) {
 	fencedTerm := &hubv1.ContainerState{State: &hubv1.ContainerState_Terminated_{Terminated: &hubv1.ContainerState_Terminated{
-		ExitCode: 137, Reason: ReasonFenced, Message: "no contact with the hub",
+		ExitCode: 137, Reason: reasons.Fenced, Message: "no contact with the hub",
 	}}}
-	fencedWait := &hubv1.ContainerState{State: &hubv1.ContainerState_Waiting_{Waiting: &hubv1.ContainerState_Waiting{Reason: ReasonFenced}}}
+	fencedWait := &hubv1.ContainerState{State: &hubv1.ContainerState_Waiting_{Waiting: &hubv1.ContainerState_Waiting{Reason: reasons.Fenced}}}
 	tests := []struct {
 		name    string
 		restart corev1.RestartPolicy
@@ -90,7 +92,7 @@ func TestPodStatusFencedIsNoCrash(t *testing.T) {
 			if cs.Ready || (cs.State.Terminated == nil && cs.State.Waiting == nil) {
 				t.Errorf("container status: got %+v, want not ready, stopped", cs)
 			}
-			if r := cs.State.Waiting; r != nil && r.Reason == "CrashLoopBackOff" {
+			if r := cs.State.Waiting; r != nil && r.Reason == reasons.CrashLoopBackOff {
 				t.Errorf("fenced container shown as crashing: %+v", cs)
 			}
 		})

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 )
 
 func TestWorkloadProbes(t *testing.T) {
@@ -343,32 +344,32 @@ func TestPodStatusInitContainers(t *testing.T) {
 			wantPhase:       corev1.PodPending,
 			wantInitialized: corev1.ConditionFalse,
 			wantInitMsg:     "containers with incomplete status: [migrate proxy]",
-			wantAppWaiting:  ReasonPodInitializing,
+			wantAppWaiting:  reasons.PodInitializing,
 		},
 		{
 			name: "init container crash looping",
 			pod:  initPod(corev1.RestartPolicyAlways),
 			inits: []*hubv1.ContainerStatus{{
-				Name: "migrate", State: waitingState("CrashLoopBackOff", "back-off"), LastState: terminatedState(1, "Error"), RestartCount: 2,
+				Name: "migrate", State: waitingState(reasons.CrashLoopBackOff, "back-off"), LastState: terminatedState(1, reasons.Error), RestartCount: 2,
 			}},
 			wantPhase:       corev1.PodPending,
 			wantInitialized: corev1.ConditionFalse,
 			wantInitMsg:     "containers with incomplete status: [migrate proxy]",
-			wantAppWaiting:  ReasonPodInitializing,
+			wantAppWaiting:  reasons.PodInitializing,
 		},
 		{
 			name:            "init container failed under Never",
 			pod:             initPod(corev1.RestartPolicyNever),
-			inits:           []*hubv1.ContainerStatus{{Name: "migrate", State: terminatedState(3, "Error")}},
+			inits:           []*hubv1.ContainerStatus{{Name: "migrate", State: terminatedState(3, reasons.Error)}},
 			wantPhase:       corev1.PodFailed,
 			wantInitialized: corev1.ConditionFalse,
 			wantInitMsg:     "containers with incomplete status: [migrate proxy]",
-			wantAppWaiting:  ReasonPodInitializing,
+			wantAppWaiting:  reasons.PodInitializing,
 		},
 		{
 			name:            "init done, sidecar started, app running",
 			pod:             initPod(corev1.RestartPolicyAlways),
-			inits:           []*hubv1.ContainerStatus{{Name: "migrate", State: terminatedState(0, "Completed")}, running},
+			inits:           []*hubv1.ContainerStatus{{Name: "migrate", State: terminatedState(0, reasons.Completed)}, running},
 			apps:            []*hubv1.ContainerStatus{{Name: "app", State: runningState(started), Ready: true, Started: true}},
 			wantPhase:       corev1.PodRunning,
 			wantInitialized: corev1.ConditionTrue,
@@ -376,11 +377,11 @@ func TestPodStatusInitContainers(t *testing.T) {
 		{
 			name:            "sidecar not started yet",
 			pod:             initPod(corev1.RestartPolicyAlways),
-			inits:           []*hubv1.ContainerStatus{{Name: "migrate", State: terminatedState(0, "Completed")}, {Name: "proxy", State: waitingState("ContainerCreating", "")}},
+			inits:           []*hubv1.ContainerStatus{{Name: "migrate", State: terminatedState(0, reasons.Completed)}, {Name: "proxy", State: waitingState(reasons.ContainerCreating, "")}},
 			wantPhase:       corev1.PodPending,
 			wantInitialized: corev1.ConditionFalse,
 			wantInitMsg:     "containers with incomplete status: [proxy]",
-			wantAppWaiting:  ReasonPodInitializing,
+			wantAppWaiting:  reasons.PodInitializing,
 		},
 	}
 	for _, tt := range tests {

@@ -4,21 +4,8 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
-)
 
-// Reasons for securityContext fields (and hostUsers) a runtime cannot honour;
-// see [securityAsks].
-const (
-	ReasonReadOnlyRootFilesystemUnsupported = "ReadOnlyRootFilesystemUnsupported"
-	ReasonSeccompProfileUnsupported         = "SeccompProfileUnsupported"
-	ReasonFSGroupUnsupported                = "FSGroupUnsupported"
-	ReasonSupplementalGroupsUnsupported     = "SupplementalGroupsUnsupported"
-	ReasonSysctlsUnsupported                = "SysctlsUnsupported"
-	ReasonSELinuxUnsupported                = "SELinuxUnsupported"
-	ReasonAppArmorProfileUnsupported        = "AppArmorProfileUnsupported"
-	ReasonProcMountUnsupported              = "ProcMountUnsupported"
-	ReasonHostUsersUnsupported              = "HostUsersUnsupported"
-	ReasonHostProcessUnsupported            = "HostProcessUnsupported"
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 )
 
 // securityAsk is one thing a pod's securityContext asks of the runtime that
@@ -52,17 +39,17 @@ func securityAsks(pod *corev1.Pod) []securityAsk {
 		out = append(out, securityAsk{reason: reason, message: fmt.Sprintf(format, args...), wasm: wasm, process: process})
 	}
 	if pod.Spec.HostUsers != nil && !*pod.Spec.HostUsers {
-		ask(ReasonHostUsersUnsupported, true, false,
+		ask(efv1.ReasonHostUsersUnsupported, true, false,
 			"hostUsers: false asks for a user namespace, which the process runtime does not make; a WASM module has no users to map")
 	}
 	seccomp := func(where string, p *corev1.SeccompProfile) {
 		switch {
 		case p == nil, p.Type == corev1.SeccompProfileTypeUnconfined:
 		case p.Type == corev1.SeccompProfileTypeRuntimeDefault:
-			ask(ReasonSeccompProfileUnsupported, true, false,
+			ask(efv1.ReasonSeccompProfileUnsupported, true, false,
 				"%s.seccompProfile RuntimeDefault is not applied by the process runtime; a WASM module (runtimeClassName %s) makes no system calls and satisfies it", where, RuntimeClassWASM)
 		default:
-			ask(ReasonSeccompProfileUnsupported, false, false,
+			ask(efv1.ReasonSeccompProfileUnsupported, false, false,
 				"%s.seccompProfile %s is not supported: devices have no seccomp profiles of their own", where, p.Type)
 		}
 	}
@@ -70,32 +57,32 @@ func securityAsks(pod *corev1.Pod) []securityAsk {
 		switch {
 		case p == nil, p.Type == corev1.AppArmorProfileTypeUnconfined:
 		case p.Type == corev1.AppArmorProfileTypeRuntimeDefault:
-			ask(ReasonAppArmorProfileUnsupported, true, false,
+			ask(efv1.ReasonAppArmorProfileUnsupported, true, false,
 				"%s.appArmorProfile RuntimeDefault is not applied by the process runtime; a WASM module (runtimeClassName %s) satisfies it", where, RuntimeClassWASM)
 		default:
-			ask(ReasonAppArmorProfileUnsupported, false, false,
+			ask(efv1.ReasonAppArmorProfileUnsupported, false, false,
 				"%s.appArmorProfile %s is not supported: devices have no AppArmor profiles of their own", where, p.Type)
 		}
 	}
 	if psc := pod.Spec.SecurityContext; psc != nil {
 		const where = "pod securityContext"
 		if psc.FSGroup != nil {
-			ask(ReasonFSGroupUnsupported, true, false,
+			ask(efv1.ReasonFSGroupUnsupported, true, false,
 				"%s.fsGroup is not applied to volumes by the process runtime; a WASM module (runtimeClassName %s) reads and writes its volumes whatever their group", where, RuntimeClassWASM)
 		}
 		if len(psc.SupplementalGroups) > 0 {
-			ask(ReasonSupplementalGroupsUnsupported, true, false,
+			ask(efv1.ReasonSupplementalGroupsUnsupported, true, false,
 				"%s.supplementalGroups are not given to processes by the process runtime; a WASM module (runtimeClassName %s) has no groups", where, RuntimeClassWASM)
 		}
 		if len(psc.Sysctls) > 0 {
-			ask(ReasonSysctlsUnsupported, false, false,
+			ask(efv1.ReasonSysctlsUnsupported, false, false,
 				"%s.sysctls (%s) are not supported: pods on a device share its kernel settings", where, psc.Sysctls[0].Name)
 		}
 		if psc.SELinuxOptions != nil {
-			ask(ReasonSELinuxUnsupported, false, false, "%s.seLinuxOptions are not supported: devices apply no SELinux labels", where)
+			ask(efv1.ReasonSELinuxUnsupported, false, false, "%s.seLinuxOptions are not supported: devices apply no SELinux labels", where)
 		}
 		if w := psc.WindowsOptions; w != nil && w.HostProcess != nil && *w.HostProcess {
-			ask(ReasonHostProcessUnsupported, false, false, "%s.windowsOptions.hostProcess is not supported", where)
+			ask(efv1.ReasonHostProcessUnsupported, false, false, "%s.windowsOptions.hostProcess is not supported", where)
 		}
 		seccomp(where, psc.SeccompProfile)
 		appArmor(where, psc.AppArmorProfile)
@@ -107,17 +94,17 @@ func securityAsks(pod *corev1.Pod) []securityAsk {
 		}
 		where := fmt.Sprintf("%s %q securityContext", c.kind, c.name)
 		if sc.ReadOnlyRootFilesystem != nil && *sc.ReadOnlyRootFilesystem {
-			ask(ReasonReadOnlyRootFilesystemUnsupported, true, false,
+			ask(efv1.ReasonReadOnlyRootFilesystemUnsupported, true, false,
 				"%s.readOnlyRootFilesystem is not enforced by the process runtime; a WASM module (runtimeClassName %s) has no root filesystem to write, only its volumes", where, RuntimeClassWASM)
 		}
 		if sc.SELinuxOptions != nil {
-			ask(ReasonSELinuxUnsupported, false, false, "%s.seLinuxOptions are not supported: devices apply no SELinux labels", where)
+			ask(efv1.ReasonSELinuxUnsupported, false, false, "%s.seLinuxOptions are not supported: devices apply no SELinux labels", where)
 		}
 		if sc.ProcMount != nil && *sc.ProcMount != corev1.DefaultProcMount {
-			ask(ReasonProcMountUnsupported, false, false, "%s.procMount %s is not supported", where, *sc.ProcMount)
+			ask(efv1.ReasonProcMountUnsupported, false, false, "%s.procMount %s is not supported", where, *sc.ProcMount)
 		}
 		if w := sc.WindowsOptions; w != nil && w.HostProcess != nil && *w.HostProcess {
-			ask(ReasonHostProcessUnsupported, false, false, "%s.windowsOptions.hostProcess is not supported", where)
+			ask(efv1.ReasonHostProcessUnsupported, false, false, "%s.windowsOptions.hostProcess is not supported", where)
 		}
 		seccomp(where, sc.SeccompProfile)
 		appArmor(where, sc.AppArmorProfile)

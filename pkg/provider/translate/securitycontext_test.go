@@ -7,6 +7,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 )
 
 // TestValidateSecurityContext: every securityContext field is honoured on
@@ -45,33 +47,33 @@ func TestValidateSecurityContext(t *testing.T) {
 		{"allowPrivilegeEscalation false", pod(&corev1.SecurityContext{AllowPrivilegeEscalation: new(false)}), [3]string{ok, ok, ok}},
 		{"allowPrivilegeEscalation true", pod(&corev1.SecurityContext{AllowPrivilegeEscalation: new(true)}), [3]string{ok, ok, ok}},
 		{"capabilities dropped", pod(&corev1.SecurityContext{Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}}), [3]string{ok, ok, ok}},
-		{"capabilities added", pod(&corev1.SecurityContext{Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN"}}}), [3]string{ReasonCapabilitiesUnsupported, ReasonCapabilitiesUnsupported, ReasonCapabilitiesUnsupported}},
-		{"privileged", pod(&corev1.SecurityContext{Privileged: new(true)}), [3]string{ReasonPrivilegedUnsupported, ReasonPrivilegedUnsupported, ReasonPrivilegedUnsupported}},
+		{"capabilities added", pod(&corev1.SecurityContext{Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN"}}}), [3]string{efv1.ReasonCapabilitiesUnsupported, efv1.ReasonCapabilitiesUnsupported, efv1.ReasonCapabilitiesUnsupported}},
+		{"privileged", pod(&corev1.SecurityContext{Privileged: new(true)}), [3]string{efv1.ReasonPrivilegedUnsupported, efv1.ReasonPrivilegedUnsupported, efv1.ReasonPrivilegedUnsupported}},
 		{"privileged false", pod(&corev1.SecurityContext{Privileged: new(false)}), [3]string{ok, ok, ok}},
-		{"readOnlyRootFilesystem", pod(&corev1.SecurityContext{ReadOnlyRootFilesystem: new(true)}), [3]string{ok, ok, ReasonReadOnlyRootFilesystemUnsupported}},
-		{"seccomp RuntimeDefault, pod", podSC(&corev1.PodSecurityContext{SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}}), [3]string{ok, ok, ReasonSeccompProfileUnsupported}},
-		{"seccomp RuntimeDefault, container", pod(&corev1.SecurityContext{SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}}), [3]string{ok, ok, ReasonSeccompProfileUnsupported}},
+		{"readOnlyRootFilesystem", pod(&corev1.SecurityContext{ReadOnlyRootFilesystem: new(true)}), [3]string{ok, ok, efv1.ReasonReadOnlyRootFilesystemUnsupported}},
+		{"seccomp RuntimeDefault, pod", podSC(&corev1.PodSecurityContext{SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}}), [3]string{ok, ok, efv1.ReasonSeccompProfileUnsupported}},
+		{"seccomp RuntimeDefault, container", pod(&corev1.SecurityContext{SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}}), [3]string{ok, ok, efv1.ReasonSeccompProfileUnsupported}},
 		{"seccomp Unconfined", pod(&corev1.SecurityContext{SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeUnconfined}}), [3]string{ok, ok, ok}},
-		{"seccomp Localhost", pod(&corev1.SecurityContext{SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeLocalhost, LocalhostProfile: new("x.json")}}), [3]string{ReasonSeccompProfileUnsupported, ReasonSeccompProfileUnsupported, ReasonSeccompProfileUnsupported}},
-		{"fsGroup", podSC(&corev1.PodSecurityContext{FSGroup: new(int64(2000))}), [3]string{ok, ok, ReasonFSGroupUnsupported}},
-		{"supplementalGroups", podSC(&corev1.PodSecurityContext{SupplementalGroups: []int64{3000}}), [3]string{ok, ok, ReasonSupplementalGroupsUnsupported}},
-		{"sysctls", podSC(&corev1.PodSecurityContext{Sysctls: []corev1.Sysctl{{Name: "net.core.somaxconn", Value: "1024"}}}), [3]string{ReasonSysctlsUnsupported, ReasonSysctlsUnsupported, ReasonSysctlsUnsupported}},
-		{"seLinuxOptions", pod(&corev1.SecurityContext{SELinuxOptions: &corev1.SELinuxOptions{Type: "spc_t"}}), [3]string{ReasonSELinuxUnsupported, ReasonSELinuxUnsupported, ReasonSELinuxUnsupported}},
-		{"appArmor RuntimeDefault", pod(&corev1.SecurityContext{AppArmorProfile: &corev1.AppArmorProfile{Type: corev1.AppArmorProfileTypeRuntimeDefault}}), [3]string{ok, ok, ReasonAppArmorProfileUnsupported}},
-		{"appArmor Localhost", podSC(&corev1.PodSecurityContext{AppArmorProfile: &corev1.AppArmorProfile{Type: corev1.AppArmorProfileTypeLocalhost, LocalhostProfile: new("p")}}), [3]string{ReasonAppArmorProfileUnsupported, ReasonAppArmorProfileUnsupported, ReasonAppArmorProfileUnsupported}},
-		{"procMount Unmasked", pod(&corev1.SecurityContext{ProcMount: new(corev1.UnmaskedProcMount)}), [3]string{ReasonProcMountUnsupported, ReasonProcMountUnsupported, ReasonProcMountUnsupported}},
-		{"hostUsers false", func(p *corev1.Pod) { p.Spec.HostUsers = new(false) }, [3]string{ok, ok, ReasonHostUsersUnsupported}},
-		{"windows hostProcess", pod(&corev1.SecurityContext{WindowsOptions: &corev1.WindowsSecurityContextOptions{HostProcess: new(true)}}), [3]string{ReasonHostProcessUnsupported, ReasonHostProcessUnsupported, ReasonHostProcessUnsupported}},
-		{"hostNetwork", func(p *corev1.Pod) { p.Spec.HostNetwork = true }, [3]string{ReasonHostNetworkUnsupported, ReasonHostNetworkUnsupported, ReasonHostNetworkUnsupported}},
-		{"hostPID", func(p *corev1.Pod) { p.Spec.HostPID = true }, [3]string{ReasonHostPIDUnsupported, ReasonHostPIDUnsupported, ReasonHostPIDUnsupported}},
-		{"hostIPC", func(p *corev1.Pod) { p.Spec.HostIPC = true }, [3]string{ReasonHostIPCUnsupported, ReasonHostIPCUnsupported, ReasonHostIPCUnsupported}},
+		{"seccomp Localhost", pod(&corev1.SecurityContext{SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeLocalhost, LocalhostProfile: new("x.json")}}), [3]string{efv1.ReasonSeccompProfileUnsupported, efv1.ReasonSeccompProfileUnsupported, efv1.ReasonSeccompProfileUnsupported}},
+		{"fsGroup", podSC(&corev1.PodSecurityContext{FSGroup: new(int64(2000))}), [3]string{ok, ok, efv1.ReasonFSGroupUnsupported}},
+		{"supplementalGroups", podSC(&corev1.PodSecurityContext{SupplementalGroups: []int64{3000}}), [3]string{ok, ok, efv1.ReasonSupplementalGroupsUnsupported}},
+		{"sysctls", podSC(&corev1.PodSecurityContext{Sysctls: []corev1.Sysctl{{Name: "net.core.somaxconn", Value: "1024"}}}), [3]string{efv1.ReasonSysctlsUnsupported, efv1.ReasonSysctlsUnsupported, efv1.ReasonSysctlsUnsupported}},
+		{"seLinuxOptions", pod(&corev1.SecurityContext{SELinuxOptions: &corev1.SELinuxOptions{Type: "spc_t"}}), [3]string{efv1.ReasonSELinuxUnsupported, efv1.ReasonSELinuxUnsupported, efv1.ReasonSELinuxUnsupported}},
+		{"appArmor RuntimeDefault", pod(&corev1.SecurityContext{AppArmorProfile: &corev1.AppArmorProfile{Type: corev1.AppArmorProfileTypeRuntimeDefault}}), [3]string{ok, ok, efv1.ReasonAppArmorProfileUnsupported}},
+		{"appArmor Localhost", podSC(&corev1.PodSecurityContext{AppArmorProfile: &corev1.AppArmorProfile{Type: corev1.AppArmorProfileTypeLocalhost, LocalhostProfile: new("p")}}), [3]string{efv1.ReasonAppArmorProfileUnsupported, efv1.ReasonAppArmorProfileUnsupported, efv1.ReasonAppArmorProfileUnsupported}},
+		{"procMount Unmasked", pod(&corev1.SecurityContext{ProcMount: new(corev1.UnmaskedProcMount)}), [3]string{efv1.ReasonProcMountUnsupported, efv1.ReasonProcMountUnsupported, efv1.ReasonProcMountUnsupported}},
+		{"hostUsers false", func(p *corev1.Pod) { p.Spec.HostUsers = new(false) }, [3]string{ok, ok, efv1.ReasonHostUsersUnsupported}},
+		{"windows hostProcess", pod(&corev1.SecurityContext{WindowsOptions: &corev1.WindowsSecurityContextOptions{HostProcess: new(true)}}), [3]string{efv1.ReasonHostProcessUnsupported, efv1.ReasonHostProcessUnsupported, efv1.ReasonHostProcessUnsupported}},
+		{"hostNetwork", func(p *corev1.Pod) { p.Spec.HostNetwork = true }, [3]string{efv1.ReasonHostNetworkUnsupported, efv1.ReasonHostNetworkUnsupported, efv1.ReasonHostNetworkUnsupported}},
+		{"hostPID", func(p *corev1.Pod) { p.Spec.HostPID = true }, [3]string{efv1.ReasonHostPIDUnsupported, efv1.ReasonHostPIDUnsupported, efv1.ReasonHostPIDUnsupported}},
+		{"hostIPC", func(p *corev1.Pod) { p.Spec.HostIPC = true }, [3]string{efv1.ReasonHostIPCUnsupported, efv1.ReasonHostIPCUnsupported, efv1.ReasonHostIPCUnsupported}},
 		{"hostPath", func(p *corev1.Pod) {
 			p.Spec.Volumes = []corev1.Volume{{Name: "h", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/"}}}}
-		}, [3]string{ReasonHostPathUnsupported, ReasonHostPathUnsupported, ReasonHostPathUnsupported}},
-		{"restricted pod", restricted, [3]string{ok, ok, ReasonSeccompProfileUnsupported}},
+		}, [3]string{efv1.ReasonHostPathUnsupported, efv1.ReasonHostPathUnsupported, efv1.ReasonHostPathUnsupported}},
+		{"restricted pod", restricted, [3]string{ok, ok, efv1.ReasonSeccompProfileUnsupported}},
 		{"init container", func(p *corev1.Pod) {
 			p.Spec.InitContainers = []corev1.Container{{Name: "init", Image: "i", SecurityContext: &corev1.SecurityContext{ReadOnlyRootFilesystem: new(true)}}}
-		}, [3]string{ok, ok, ReasonReadOnlyRootFilesystemUnsupported}},
+		}, [3]string{ok, ok, efv1.ReasonReadOnlyRootFilesystemUnsupported}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var got [3]string

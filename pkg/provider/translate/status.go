@@ -10,33 +10,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
-)
-
-// Reasons in pod and container statuses, as the kubelet writes them.
-const (
-	// ReasonContainerCreating is the waiting reason of a container that has
-	// not started yet.
-	ReasonContainerCreating = "ContainerCreating"
-	// ReasonCreateContainerConfigError is the waiting reason of a container
-	// whose environment cannot be resolved (an error from [Workload]).
-	ReasonCreateContainerConfigError = "CreateContainerConfigError"
-	// ReasonContainersNotReady is the reason of a False ContainersReady or
-	// Ready condition while some container is not ready.
-	ReasonContainersNotReady = "ContainersNotReady"
-	// ReasonReadinessGatesNotReady is the reason of a False Ready condition
-	// while some readiness gate of the pod is not satisfied.
-	ReasonReadinessGatesNotReady = "ReadinessGatesNotReady"
-	// ReasonPodCompleted is the reason of the ready conditions of a Succeeded pod.
-	ReasonPodCompleted = "PodCompleted"
-	// ReasonPodFailed is the reason of the ready conditions of a Failed pod.
-	ReasonPodFailed = "PodFailed"
-	// ReasonContainersNotInitialized is the reason of a False Initialized
-	// condition while some init container has not completed.
-	ReasonContainersNotInitialized = "ContainersNotInitialized"
-	// ReasonPodInitializing is the waiting reason of app containers while
-	// init containers run.
-	ReasonPodInitializing = "PodInitializing"
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 )
 
 // exitCodeKilled is the exit code of a container that was killed (128+SIGKILL).
@@ -98,7 +74,7 @@ func PodStatus(pod *corev1.Pod, ws *hubv1.WorkloadStatus, deviceIP string, now t
 	for _, c := range pod.Spec.InitContainers {
 		cs, ok := initReported[c.Name]
 		if !ok {
-			initStatuses = append(initStatuses, waitingStatus(c, ReasonContainerCreating, ""))
+			initStatuses = append(initStatuses, waitingStatus(c, reasons.ContainerCreating, ""))
 			continue
 		}
 		initStatuses = append(initStatuses, containerStatus(c, cs))
@@ -109,9 +85,9 @@ func PodStatus(pod *corev1.Pod, ws *hubv1.WorkloadStatus, deviceIP string, now t
 		cs, ok := reported[c.Name]
 		switch {
 		case !ok && !initialized:
-			statuses = append(statuses, waitingStatus(c, ReasonPodInitializing, ""))
+			statuses = append(statuses, waitingStatus(c, reasons.PodInitializing, ""))
 		case !ok:
-			statuses = append(statuses, waitingStatus(c, ReasonContainerCreating, ""))
+			statuses = append(statuses, waitingStatus(c, reasons.ContainerCreating, ""))
 		default:
 			statuses = append(statuses, containerStatus(c, cs))
 		}
@@ -162,9 +138,9 @@ func PodStatus(pod *corev1.Pod, ws *hubv1.WorkloadStatus, deviceIP string, now t
 	ready := readyCondition{status: corev1.ConditionTrue}
 	switch phase {
 	case corev1.PodSucceeded:
-		ready = readyCondition{status: corev1.ConditionFalse, reason: ReasonPodCompleted}
+		ready = readyCondition{status: corev1.ConditionFalse, reason: efv1.ReasonPodCompleted}
 	case corev1.PodFailed:
-		ready = readyCondition{status: corev1.ConditionFalse, reason: ReasonPodFailed}
+		ready = readyCondition{status: corev1.ConditionFalse, reason: efv1.ReasonPodFailed}
 	default:
 		var unready []string
 		for i, cs := range initStatuses {
@@ -180,7 +156,7 @@ func PodStatus(pod *corev1.Pod, ws *hubv1.WorkloadStatus, deviceIP string, now t
 		if len(unready) > 0 {
 			ready = readyCondition{
 				status:  corev1.ConditionFalse,
-				reason:  ReasonContainersNotReady,
+				reason:  efv1.ReasonContainersNotReady,
 				message: fmt.Sprintf("containers with unready status: %s", unready),
 			}
 		}
@@ -189,7 +165,7 @@ func PodStatus(pod *corev1.Pod, ws *hubv1.WorkloadStatus, deviceIP string, now t
 	if !initialized {
 		init = readyCondition{
 			status:  corev1.ConditionFalse,
-			reason:  ReasonContainersNotInitialized,
+			reason:  efv1.ReasonContainersNotInitialized,
 			message: fmt.Sprintf("containers with incomplete status: %s", pendingInits),
 		}
 	}
@@ -230,7 +206,7 @@ func initProgress(pod *corev1.Pod, statuses []corev1.ContainerStatus) (initializ
 // PendingStatus is the status of a pod that is not running on any device:
 // phase Pending, PodScheduled and Initialized True, ContainersReady and Ready
 // False with reason and message, and every container Waiting with reason and
-// message. Use it with ReasonContainerCreating while the pod waits for its
+// message. Use it with reasons.ContainerCreating while the pod waits for its
 // device, and with a reason such as "Unschedulable" or an UnsupportedError's
 // reason for a pod that cannot run (yet). Restart counts, last termination
 // states, startTime and qosClass are kept from pod.Status.
@@ -287,7 +263,7 @@ func FailedStatus(pod *corev1.Pod, reason, message string, now time.Time) corev1
 		}
 		status.ContainerStatuses = append(status.ContainerStatuses, cs)
 	}
-	ready := readyCondition{status: corev1.ConditionFalse, reason: ReasonPodFailed}
+	ready := readyCondition{status: corev1.ConditionFalse, reason: efv1.ReasonPodFailed}
 	status.Conditions = conditions(pod, status.Conditions, ready, now)
 	return status
 }
@@ -347,7 +323,7 @@ func waitingStatus(c corev1.Container, reason, message string) corev1.ContainerS
 func containerStatus(c corev1.Container, cs *hubv1.ContainerStatus) corev1.ContainerStatus {
 	state := containerState(cs.GetState())
 	if state == (corev1.ContainerState{}) {
-		state.Waiting = &corev1.ContainerStateWaiting{Reason: ReasonContainerCreating}
+		state.Waiting = &corev1.ContainerStateWaiting{Reason: reasons.ContainerCreating}
 	}
 	running := state.Running != nil
 	// Started follows the startup probe; a container without one has
@@ -381,9 +357,9 @@ func containerState(s *hubv1.ContainerState) corev1.ContainerState {
 		reason := t.GetReason()
 		if reason == "" {
 			// What container runtimes report when they give no reason.
-			reason = "Completed"
+			reason = reasons.Completed
 			if t.GetExitCode() != 0 {
-				reason = "Error"
+				reason = reasons.Error
 			}
 		}
 		return corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
@@ -477,7 +453,7 @@ func conditionsInit(pod *corev1.Pod, old []corev1.PodCondition, initialized, con
 		if len(unready) > 0 {
 			ready = readyCondition{
 				status:  corev1.ConditionFalse,
-				reason:  ReasonReadinessGatesNotReady,
+				reason:  efv1.ReasonReadinessGatesNotReady,
 				message: strings.Join(unready, ", "),
 			}
 		}
@@ -571,14 +547,10 @@ func requirementsQOS(r *corev1.ResourceRequirements) corev1.PodQOSClass {
 	return qos
 }
 
-// ReasonFenced is the reason a device gives the containers it stopped, or
-// did not start, because it lost the hub and the pod fences on partition.
-const ReasonFenced = "Fenced"
-
 // fencedReport reports whether the device says it fenced the workload.
 func fencedReport(ws *hubv1.WorkloadStatus) bool {
 	for _, c := range append(slices.Clone(ws.GetInitContainers()), ws.GetContainers()...) {
-		if c.GetState().GetTerminated().GetReason() == ReasonFenced || c.GetState().GetWaiting().GetReason() == ReasonFenced {
+		if c.GetState().GetTerminated().GetReason() == reasons.Fenced || c.GetState().GetWaiting().GetReason() == reasons.Fenced {
 			return true
 		}
 	}

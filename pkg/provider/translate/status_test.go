@@ -11,7 +11,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 )
 
 var (
@@ -75,7 +77,7 @@ func TestPodStatus(t *testing.T) {
 		// Reported in another order than the spec's.
 		Containers: []*hubv1.ContainerStatus{
 			{Name: "a", State: runningState(started), Ready: true, RestartCount: 2, ImageId: "sha256:aaa", Image: "ignored",
-				LastState: terminatedState(1, "OOMKilled")},
+				LastState: terminatedState(1, reasons.OOMKilled)},
 			{Name: "b", State: runningState(started), Ready: true, ImageId: "sha256:bbb"},
 		},
 		StartTime: timestamppb.New(started),
@@ -110,7 +112,7 @@ func TestPodStatus(t *testing.T) {
 				Image:                "registry.example/a:1",
 				ImageID:              "sha256:aaa",
 				State:                corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: startedAPI}},
-				LastTerminationState: corev1.ContainerState{Terminated: apiTerminated(1, "OOMKilled")},
+				LastTerminationState: corev1.ContainerState{Terminated: apiTerminated(1, reasons.OOMKilled)},
 				RestartCount:         2,
 				Ready:                true,
 				Started:              new(true),
@@ -135,8 +137,8 @@ func TestPodStatusContainers(t *testing.T) {
 			name:     "nothing reported",
 			wantPods: corev1.PodPending,
 			want: []corev1.ContainerStatus{
-				{Name: "b", Image: "registry.example/b:1", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}, Started: new(false)},
-				{Name: "a", Image: "registry.example/a:1", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}, Started: new(false)},
+				{Name: "b", Image: "registry.example/b:1", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reasons.ContainerCreating}}, Started: new(false)},
+				{Name: "a", Image: "registry.example/a:1", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reasons.ContainerCreating}}, Started: new(false)},
 			},
 			wantMsg: "containers with unready status: [b a]",
 		},
@@ -148,7 +150,7 @@ func TestPodStatusContainers(t *testing.T) {
 			},
 			wantPods: corev1.PodPending,
 			want: []corev1.ContainerStatus{
-				{Name: "b", Image: "registry.example/b:1", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}, Started: new(false)},
+				{Name: "b", Image: "registry.example/b:1", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reasons.ContainerCreating}}, Started: new(false)},
 				{Name: "a", Image: "registry.example/a:1", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: startedAPI}}, Ready: true, Started: new(true)},
 			},
 			wantMsg: "containers with unready status: [b]",
@@ -161,11 +163,11 @@ func TestPodStatusContainers(t *testing.T) {
 			},
 			wantPods: corev1.PodPending,
 			want: []corev1.ContainerStatus{
-				{Name: "b", Image: "registry.example/b:1", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}, Started: new(false)},
+				{Name: "b", Image: "registry.example/b:1", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reasons.ContainerCreating}}, Started: new(false)},
 				{
 					Name: "a", Image: "registry.example/a:1",
-					State:                corev1.ContainerState{Terminated: apiTerminated(3, "Error")},
-					LastTerminationState: corev1.ContainerState{Terminated: apiTerminated(0, "Completed")},
+					State:                corev1.ContainerState{Terminated: apiTerminated(3, reasons.Error)},
+					LastTerminationState: corev1.ContainerState{Terminated: apiTerminated(0, reasons.Completed)},
 					Started:              new(false),
 				},
 			},
@@ -175,15 +177,15 @@ func TestPodStatusContainers(t *testing.T) {
 			name: "crash loop",
 			reported: []*hubv1.ContainerStatus{
 				{Name: "b", State: runningState(started), Ready: true},
-				{Name: "a", State: waitingState("CrashLoopBackOff", "back-off 40s restarting failed container"), RestartCount: 4, LastState: terminatedState(2, "Error")},
+				{Name: "a", State: waitingState(reasons.CrashLoopBackOff, "back-off 40s restarting failed container"), RestartCount: 4, LastState: terminatedState(2, reasons.Error)},
 			},
 			wantPods: corev1.PodRunning,
 			want: []corev1.ContainerStatus{
 				{Name: "b", Image: "registry.example/b:1", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: startedAPI}}, Ready: true, Started: new(true)},
 				{
 					Name: "a", Image: "registry.example/a:1",
-					State:                corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: "back-off 40s restarting failed container"}},
-					LastTerminationState: corev1.ContainerState{Terminated: apiTerminated(2, "Error")},
+					State:                corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reasons.CrashLoopBackOff, Message: "back-off 40s restarting failed container"}},
+					LastTerminationState: corev1.ContainerState{Terminated: apiTerminated(2, reasons.Error)},
 					RestartCount:         4,
 					Started:              new(false),
 				},
@@ -201,8 +203,8 @@ func TestPodStatusContainers(t *testing.T) {
 				t.Errorf("phase: got %s, want %s", got.Phase, tt.wantPods)
 			}
 			wantConds := []corev1.PodCondition{
-				cond(corev1.ContainersReady, corev1.ConditionFalse, "ContainersNotReady", tt.wantMsg, nowAPI),
-				cond(corev1.PodReady, corev1.ConditionFalse, "ContainersNotReady", tt.wantMsg, nowAPI),
+				cond(corev1.ContainersReady, corev1.ConditionFalse, efv1.ReasonContainersNotReady, tt.wantMsg, nowAPI),
+				cond(corev1.PodReady, corev1.ConditionFalse, efv1.ReasonContainersNotReady, tt.wantMsg, nowAPI),
 			}
 			if diff := cmp.Diff(wantConds, got.Conditions[2:]); diff != "" {
 				t.Errorf("ready conditions (-want +got):\n%s", diff)
@@ -234,15 +236,15 @@ func TestPodStatusPhase(t *testing.T) {
 		wantWhy  string // reason of the ready conditions
 	}{
 		{name: "all running", reported: []*hubv1.ContainerStatus{running("a"), running("b")}, want: corev1.PodRunning},
-		{name: "one not started", reported: []*hubv1.ContainerStatus{running("a")}, want: corev1.PodPending, wantWhy: "ContainersNotReady"},
-		{name: "Never: all exited 0", restart: corev1.RestartPolicyNever, reported: []*hubv1.ContainerStatus{exited("a", 0), exited("b", 0)}, want: corev1.PodSucceeded, wantWhy: "PodCompleted"},
-		{name: "OnFailure: all exited 0", restart: corev1.RestartPolicyOnFailure, reported: []*hubv1.ContainerStatus{exited("a", 0), exited("b", 0)}, want: corev1.PodSucceeded, wantWhy: "PodCompleted"},
-		{name: "Always: all exited 0 restart", restart: corev1.RestartPolicyAlways, reported: []*hubv1.ContainerStatus{exited("a", 0), exited("b", 0)}, want: corev1.PodRunning, wantWhy: "ContainersNotReady"},
-		{name: "unset policy is Always", reported: []*hubv1.ContainerStatus{exited("a", 0), exited("b", 0)}, want: corev1.PodRunning, wantWhy: "ContainersNotReady"},
-		{name: "Never: one failed, all stopped", restart: corev1.RestartPolicyNever, reported: []*hubv1.ContainerStatus{exited("a", 1), exited("b", 0)}, want: corev1.PodFailed, wantWhy: "PodFailed"},
-		{name: "Never: one failed, one still running (as the kubelet)", restart: corev1.RestartPolicyNever, reported: []*hubv1.ContainerStatus{exited("a", 1), running("b")}, want: corev1.PodRunning, wantWhy: "ContainersNotReady"},
-		{name: "OnFailure: one failed restarts", restart: corev1.RestartPolicyOnFailure, reported: []*hubv1.ContainerStatus{exited("a", 1), exited("b", 0)}, want: corev1.PodRunning, wantWhy: "ContainersNotReady"},
-		{name: "the device's phase wins", restart: corev1.RestartPolicyNever, phase: "Failed", reported: []*hubv1.ContainerStatus{running("a"), running("b")}, want: corev1.PodFailed, wantWhy: "PodFailed"},
+		{name: "one not started", reported: []*hubv1.ContainerStatus{running("a")}, want: corev1.PodPending, wantWhy: efv1.ReasonContainersNotReady},
+		{name: "Never: all exited 0", restart: corev1.RestartPolicyNever, reported: []*hubv1.ContainerStatus{exited("a", 0), exited("b", 0)}, want: corev1.PodSucceeded, wantWhy: efv1.ReasonPodCompleted},
+		{name: "OnFailure: all exited 0", restart: corev1.RestartPolicyOnFailure, reported: []*hubv1.ContainerStatus{exited("a", 0), exited("b", 0)}, want: corev1.PodSucceeded, wantWhy: efv1.ReasonPodCompleted},
+		{name: "Always: all exited 0 restart", restart: corev1.RestartPolicyAlways, reported: []*hubv1.ContainerStatus{exited("a", 0), exited("b", 0)}, want: corev1.PodRunning, wantWhy: efv1.ReasonContainersNotReady},
+		{name: "unset policy is Always", reported: []*hubv1.ContainerStatus{exited("a", 0), exited("b", 0)}, want: corev1.PodRunning, wantWhy: efv1.ReasonContainersNotReady},
+		{name: "Never: one failed, all stopped", restart: corev1.RestartPolicyNever, reported: []*hubv1.ContainerStatus{exited("a", 1), exited("b", 0)}, want: corev1.PodFailed, wantWhy: efv1.ReasonPodFailed},
+		{name: "Never: one failed, one still running (as the kubelet)", restart: corev1.RestartPolicyNever, reported: []*hubv1.ContainerStatus{exited("a", 1), running("b")}, want: corev1.PodRunning, wantWhy: efv1.ReasonContainersNotReady},
+		{name: "OnFailure: one failed restarts", restart: corev1.RestartPolicyOnFailure, reported: []*hubv1.ContainerStatus{exited("a", 1), exited("b", 0)}, want: corev1.PodRunning, wantWhy: efv1.ReasonContainersNotReady},
+		{name: "the device's phase wins", restart: corev1.RestartPolicyNever, phase: "Failed", reported: []*hubv1.ContainerStatus{running("a"), running("b")}, want: corev1.PodFailed, wantWhy: efv1.ReasonPodFailed},
 		{name: "an unknown device phase is ignored", phase: "Exploded", reported: []*hubv1.ContainerStatus{running("a"), running("b")}, want: corev1.PodRunning},
 	}
 	for _, tt := range tests {
@@ -283,8 +285,8 @@ func TestPodStatusConditions(t *testing.T) {
 			old: []corev1.PodCondition{
 				{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: t0},
 				{Type: corev1.PodInitialized, Status: corev1.ConditionTrue, LastTransitionTime: t0},
-				{Type: corev1.ContainersReady, Status: corev1.ConditionFalse, Reason: "ContainersNotReady", LastTransitionTime: t0},
-				{Type: corev1.PodReady, Status: corev1.ConditionFalse, Reason: "ContainersNotReady", LastTransitionTime: t0},
+				{Type: corev1.ContainersReady, Status: corev1.ConditionFalse, Reason: efv1.ReasonContainersNotReady, LastTransitionTime: t0},
+				{Type: corev1.PodReady, Status: corev1.ConditionFalse, Reason: efv1.ReasonContainersNotReady, LastTransitionTime: t0},
 			},
 			report: allReady,
 			want: []corev1.PodCondition{
@@ -297,15 +299,15 @@ func TestPodStatusConditions(t *testing.T) {
 		{
 			name: "a new reason or message is no transition",
 			old: []corev1.PodCondition{
-				{Type: corev1.ContainersReady, Status: corev1.ConditionFalse, Reason: "ContainerCreating", LastTransitionTime: t0},
-				{Type: corev1.PodReady, Status: corev1.ConditionFalse, Reason: "ContainerCreating", LastTransitionTime: t0},
+				{Type: corev1.ContainersReady, Status: corev1.ConditionFalse, Reason: reasons.ContainerCreating, LastTransitionTime: t0},
+				{Type: corev1.PodReady, Status: corev1.ConditionFalse, Reason: reasons.ContainerCreating, LastTransitionTime: t0},
 			},
 			report: &hubv1.WorkloadStatus{},
 			want: []corev1.PodCondition{
 				cond(corev1.PodScheduled, corev1.ConditionTrue, "", "", nowAPI),
 				cond(corev1.PodInitialized, corev1.ConditionTrue, "", "", nowAPI),
-				cond(corev1.ContainersReady, corev1.ConditionFalse, "ContainersNotReady", "containers with unready status: [a b]", t0),
-				cond(corev1.PodReady, corev1.ConditionFalse, "ContainersNotReady", "containers with unready status: [a b]", t0),
+				cond(corev1.ContainersReady, corev1.ConditionFalse, efv1.ReasonContainersNotReady, "containers with unready status: [a b]", t0),
+				cond(corev1.PodReady, corev1.ConditionFalse, efv1.ReasonContainersNotReady, "containers with unready status: [a b]", t0),
 			},
 		},
 		{
@@ -332,7 +334,7 @@ func TestPodStatusConditions(t *testing.T) {
 				cond(corev1.PodScheduled, corev1.ConditionTrue, "", "", nowAPI),
 				cond(corev1.PodInitialized, corev1.ConditionTrue, "", "", nowAPI),
 				cond(corev1.ContainersReady, corev1.ConditionTrue, "", "", nowAPI),
-				cond(corev1.PodReady, corev1.ConditionFalse, "ReadinessGatesNotReady", `corresponding condition of pod readiness gate "example.com/lb" does not exist.`, nowAPI),
+				cond(corev1.PodReady, corev1.ConditionFalse, efv1.ReasonReadinessGatesNotReady, `corresponding condition of pod readiness gate "example.com/lb" does not exist.`, nowAPI),
 				{Type: "DisruptionTarget", Status: corev1.ConditionFalse, LastTransitionTime: t0},
 			},
 		},
@@ -347,7 +349,7 @@ func TestPodStatusConditions(t *testing.T) {
 				cond(corev1.PodScheduled, corev1.ConditionTrue, "", "", nowAPI),
 				cond(corev1.PodInitialized, corev1.ConditionTrue, "", "", nowAPI),
 				cond(corev1.ContainersReady, corev1.ConditionTrue, "", "", nowAPI),
-				cond(corev1.PodReady, corev1.ConditionFalse, "ReadinessGatesNotReady", `the status of pod readiness gate "example.com/lb" is not "True", but False`, nowAPI),
+				cond(corev1.PodReady, corev1.ConditionFalse, efv1.ReasonReadinessGatesNotReady, `the status of pod readiness gate "example.com/lb" is not "True", but False`, nowAPI),
 				{Type: "example.com/lb", Status: corev1.ConditionFalse, LastTransitionTime: t0},
 			},
 		},
@@ -482,30 +484,30 @@ func TestPendingStatus(t *testing.T) {
 		StartTime: &t0,
 		HostIP:    "10.0.0.1",
 		ContainerStatuses: []corev1.ContainerStatus{
-			{Name: "a", RestartCount: 3, LastTerminationState: corev1.ContainerState{Terminated: apiTerminated(1, "Error")}},
+			{Name: "a", RestartCount: 3, LastTerminationState: corev1.ContainerState{Terminated: apiTerminated(1, reasons.Error)}},
 		},
 		Conditions: []corev1.PodCondition{
 			{Type: corev1.PodReady, Status: corev1.ConditionFalse, LastTransitionTime: t0},
 		},
 	}
 
-	got := PendingStatus(pod, "Unschedulable", "no device of the cluster has 2 free CPUs", now)
-	waiting := corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "Unschedulable", Message: "no device of the cluster has 2 free CPUs"}}
+	got := PendingStatus(pod, efv1.ReasonUnschedulable, "no device of the cluster has 2 free CPUs", now)
+	waiting := corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: efv1.ReasonUnschedulable, Message: "no device of the cluster has 2 free CPUs"}}
 	want := corev1.PodStatus{
 		ObservedGeneration: 3,
 		Phase:              corev1.PodPending,
 		Conditions: []corev1.PodCondition{
 			cond(corev1.PodScheduled, corev1.ConditionTrue, "", "", nowAPI),
 			cond(corev1.PodInitialized, corev1.ConditionTrue, "", "", nowAPI),
-			cond(corev1.ContainersReady, corev1.ConditionFalse, "Unschedulable", "no device of the cluster has 2 free CPUs", nowAPI),
-			cond(corev1.PodReady, corev1.ConditionFalse, "Unschedulable", "no device of the cluster has 2 free CPUs", t0),
+			cond(corev1.ContainersReady, corev1.ConditionFalse, efv1.ReasonUnschedulable, "no device of the cluster has 2 free CPUs", nowAPI),
+			cond(corev1.PodReady, corev1.ConditionFalse, efv1.ReasonUnschedulable, "no device of the cluster has 2 free CPUs", t0),
 		},
 		StartTime: &t0,
 		ContainerStatuses: []corev1.ContainerStatus{
 			{Name: "b", Image: "registry.example/b:1", State: waiting, Started: new(false)},
 			{
 				Name: "a", Image: "registry.example/a:1", State: waiting, Started: new(false),
-				RestartCount: 3, LastTerminationState: corev1.ContainerState{Terminated: apiTerminated(1, "Error")},
+				RestartCount: 3, LastTerminationState: corev1.ContainerState{Terminated: apiTerminated(1, reasons.Error)},
 			},
 		},
 		QOSClass: corev1.PodQOSGuaranteed,
@@ -528,7 +530,7 @@ func TestFailedStatus(t *testing.T) {
 		QOSClass:  corev1.PodQOSGuaranteed,
 		ContainerStatuses: []corev1.ContainerStatus{
 			{Name: "a", ImageID: "sha256:aaa", RestartCount: 1, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: startedAPI}}, Ready: true, Started: new(true)},
-			{Name: "b", State: corev1.ContainerState{Terminated: apiTerminated(0, "Completed")}},
+			{Name: "b", State: corev1.ContainerState{Terminated: apiTerminated(0, reasons.Completed)}},
 		},
 		Conditions: []corev1.PodCondition{
 			{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: t0},
@@ -536,17 +538,17 @@ func TestFailedStatus(t *testing.T) {
 	}
 	const msg = "ephemeral containers are not supported on edgefabric"
 
-	got := FailedStatus(pod, ReasonEphemeralContainersUnsupported, msg, now)
+	got := FailedStatus(pod, efv1.ReasonEphemeralContainersUnsupported, msg, now)
 	want := corev1.PodStatus{
 		ObservedGeneration: 3,
 		Phase:              corev1.PodFailed,
-		Reason:             ReasonEphemeralContainersUnsupported,
+		Reason:             efv1.ReasonEphemeralContainersUnsupported,
 		Message:            msg,
 		Conditions: []corev1.PodCondition{
 			cond(corev1.PodScheduled, corev1.ConditionTrue, "", "", nowAPI),
 			cond(corev1.PodInitialized, corev1.ConditionTrue, "", "", nowAPI),
-			cond(corev1.ContainersReady, corev1.ConditionFalse, "PodFailed", "", nowAPI),
-			cond(corev1.PodReady, corev1.ConditionFalse, "PodFailed", "", nowAPI),
+			cond(corev1.ContainersReady, corev1.ConditionFalse, efv1.ReasonPodFailed, "", nowAPI),
+			cond(corev1.PodReady, corev1.ConditionFalse, efv1.ReasonPodFailed, "", nowAPI),
 		},
 		HostIP:    "10.0.0.7",
 		HostIPs:   []corev1.HostIP{{IP: "10.0.0.7"}},
@@ -556,17 +558,17 @@ func TestFailedStatus(t *testing.T) {
 		ContainerStatuses: []corev1.ContainerStatus{
 			{
 				Name: "b", Image: "registry.example/b:1", Started: new(false),
-				State: corev1.ContainerState{Terminated: apiTerminated(0, "Completed")},
+				State: corev1.ContainerState{Terminated: apiTerminated(0, reasons.Completed)},
 			},
 			{
 				Name: "a", Image: "registry.example/a:1", ImageID: "sha256:aaa", RestartCount: 1, Started: new(false),
 				State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
-					ExitCode: 137, Reason: ReasonEphemeralContainersUnsupported, Message: msg, StartedAt: startedAPI, FinishedAt: nowAPI,
+					ExitCode: 137, Reason: efv1.ReasonEphemeralContainersUnsupported, Message: msg, StartedAt: startedAPI, FinishedAt: nowAPI,
 				}},
 			},
 			{
 				Name: "c", Image: "registry.example/c:1", Started: new(false),
-				State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: ReasonEphemeralContainersUnsupported, Message: msg}},
+				State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: efv1.ReasonEphemeralContainersUnsupported, Message: msg}},
 			},
 		},
 		QOSClass: corev1.PodQOSGuaranteed,
@@ -583,10 +585,10 @@ func TestFailedStatus(t *testing.T) {
 			t.Fatal("Validate: want an *UnsupportedError")
 		}
 		got := FailedStatus(pod, err.Reason, err.Message, now)
-		wantState := corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: ReasonHostNetworkUnsupported, Message: err.Message}}
-		if got.Phase != corev1.PodFailed || got.Reason != ReasonHostNetworkUnsupported || got.HostIP != "" || got.StartTime != nil {
+		wantState := corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: efv1.ReasonHostNetworkUnsupported, Message: err.Message}}
+		if got.Phase != corev1.PodFailed || got.Reason != efv1.ReasonHostNetworkUnsupported || got.HostIP != "" || got.StartTime != nil {
 			t.Errorf("FailedStatus: got phase %s, reason %s, hostIP %q, startTime %v; want Failed, %s, no host IP, no start time",
-				got.Phase, got.Reason, got.HostIP, got.StartTime, ReasonHostNetworkUnsupported)
+				got.Phase, got.Reason, got.HostIP, got.StartTime, efv1.ReasonHostNetworkUnsupported)
 		}
 		if diff := cmp.Diff(wantState, got.ContainerStatuses[0].State); diff != "" {
 			t.Errorf("container state (-want +got):\n%s", diff)

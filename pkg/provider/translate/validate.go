@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 )
 
 // Runtimes a workload can ask for.
@@ -27,28 +29,12 @@ const (
 	RuntimeClassProcess = "edgefabric-process"
 )
 
-// Reasons carried by [UnsupportedError]. They are CamelCase so they can be used
-// as event and status reasons.
-const (
-	ReasonHostNetworkUnsupported         = "HostNetworkUnsupported"
-	ReasonHostPIDUnsupported             = "HostPIDUnsupported"
-	ReasonHostIPCUnsupported             = "HostIPCUnsupported"
-	ReasonPrivilegedUnsupported          = "PrivilegedUnsupported"
-	ReasonCapabilitiesUnsupported        = "CapabilitiesUnsupported"
-	ReasonHostPathUnsupported            = "HostPathUnsupported"
-	ReasonHostPortUnsupported            = "HostPortUnsupported"
-	ReasonUnknownRuntimeClass            = "UnknownRuntimeClass"
-	ReasonRuntimeClassUnsupported        = "RuntimeClassUnsupported"
-	ReasonEphemeralContainersUnsupported = "EphemeralContainersUnsupported"
-	ReasonVolumeTypeUnsupported          = "VolumeTypeUnsupported"
-	ReasonFileKeyRefUnsupported          = "FileKeyRefUnsupported"
-)
-
 // UnsupportedError says why a pod cannot run on edgefabric. It is permanent:
 // the same pod spec will never run.
 type UnsupportedError struct {
-	// Reason is a CamelCase reason for events and status, one of the Reason...
-	// constants of this package.
+	// Reason is a CamelCase reason for events and status, one of the
+	// Reason...Unsupported constants of pkg/apis/edgefabric/v1alpha1 (or
+	// ReasonInvalidAnnotation, ReasonUnknownRuntimeClass).
 	Reason string
 	// Message is a sentence for humans that says what in the pod is the problem.
 	Message string
@@ -75,7 +61,7 @@ func Runtime(pod *corev1.Pod) (string, error) {
 	case RuntimeClassProcess:
 		return RuntimeProcess, nil
 	default:
-		return "", unsupported(ReasonUnknownRuntimeClass,
+		return "", unsupported(efv1.ReasonUnknownRuntimeClass,
 			"runtimeClassName %q is not known to edgefabric; use %q, %q or leave runtimeClassName unset",
 			name, RuntimeClassWASM, RuntimeClassProcess)
 	}
@@ -100,13 +86,13 @@ func Validate(pod *corev1.Pod) error {
 	spec := &pod.Spec
 	switch {
 	case spec.HostNetwork:
-		return unsupported(ReasonHostNetworkUnsupported,
+		return unsupported(efv1.ReasonHostNetworkUnsupported,
 			"hostNetwork is not supported: lite containers cannot share the device's network namespace")
 	case spec.HostPID:
-		return unsupported(ReasonHostPIDUnsupported,
+		return unsupported(efv1.ReasonHostPIDUnsupported,
 			"hostPID is not supported: lite containers cannot share the device's process namespace")
 	case spec.HostIPC:
-		return unsupported(ReasonHostIPCUnsupported,
+		return unsupported(efv1.ReasonHostIPCUnsupported,
 			"hostIPC is not supported: lite containers cannot share the device's IPC namespace")
 	}
 
@@ -117,11 +103,11 @@ func Validate(pod *corev1.Pod) error {
 			continue
 		}
 		if sc.Privileged != nil && *sc.Privileged {
-			return unsupported(ReasonPrivilegedUnsupported,
+			return unsupported(efv1.ReasonPrivilegedUnsupported,
 				"%s %q is privileged; lite containers cannot run privileged", c.kind, c.name)
 		}
 		if sc.Capabilities != nil && len(sc.Capabilities.Add) > 0 {
-			return unsupported(ReasonCapabilitiesUnsupported,
+			return unsupported(efv1.ReasonCapabilitiesUnsupported,
 				"%s %q adds capabilities %v; lite containers cannot be granted capabilities", c.kind, c.name, sc.Capabilities.Add)
 		}
 	}
@@ -137,7 +123,7 @@ func Validate(pod *corev1.Pod) error {
 
 	for _, v := range spec.Volumes {
 		if v.HostPath != nil {
-			return unsupported(ReasonHostPathUnsupported,
+			return unsupported(efv1.ReasonHostPathUnsupported,
 				"volume %q is a hostPath volume; pods on edgefabric cannot mount paths of the device", v.Name)
 		}
 	}
@@ -145,7 +131,7 @@ func Validate(pod *corev1.Pod) error {
 	for _, c := range containers {
 		for _, p := range c.ports {
 			if p.HostPort != 0 {
-				return unsupported(ReasonHostPortUnsupported,
+				return unsupported(efv1.ReasonHostPortUnsupported,
 					"%s %q asks for hostPort %d (containerPort %d); hostPort is not supported on edgefabric", c.kind, c.name, p.HostPort, p.ContainerPort)
 			}
 		}
@@ -156,7 +142,7 @@ func Validate(pod *corev1.Pod) error {
 	}
 
 	if len(spec.EphemeralContainers) > 0 {
-		return unsupported(ReasonEphemeralContainersUnsupported,
+		return unsupported(efv1.ReasonEphemeralContainersUnsupported,
 			"ephemeral containers are not supported on edgefabric (pod has %q)", spec.EphemeralContainers[0].Name)
 	}
 
@@ -166,7 +152,7 @@ func Validate(pod *corev1.Pod) error {
 		case "", "emptyDir", "configMap", "secret", "projected", "downwardAPI":
 			// "" is a volume with no source, which the API server defaults to emptyDir.
 		default:
-			return unsupported(ReasonVolumeTypeUnsupported,
+			return unsupported(efv1.ReasonVolumeTypeUnsupported,
 				"volume %q is of type %s, which edgefabric does not support; supported volume types are emptyDir, configMap, secret, projected and downwardAPI", v.Name, source)
 		}
 	}
@@ -174,7 +160,7 @@ func Validate(pod *corev1.Pod) error {
 	for _, c := range slices.Concat(spec.InitContainers, spec.Containers) {
 		for _, e := range c.Env {
 			if e.ValueFrom != nil && e.ValueFrom.FileKeyRef != nil {
-				return unsupported(ReasonFileKeyRefUnsupported,
+				return unsupported(efv1.ReasonFileKeyRefUnsupported,
 					"container %q reads env %s from a file (fileKeyRef), which edgefabric does not support", c.Name, e.Name)
 			}
 		}

@@ -8,6 +8,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 )
 
 // testPod returns a small pod that edgefabric can run.
@@ -19,7 +21,7 @@ func testPod() *corev1.Pod {
 			UID:         "uid-1",
 			Generation:  3,
 			Labels:      map[string]string{"app": "web", "tier": "front"},
-			Annotations: map[string]string{"edgefabric.io/device": "pi-1"},
+			Annotations: map[string]string{efv1.AnnotationDevice: "pi-1"},
 		},
 		Spec: corev1.PodSpec{
 			NodeName:           "edge-acme",
@@ -79,19 +81,19 @@ func TestValidate(t *testing.T) {
 		{
 			name:       "hostNetwork",
 			mutate:     func(p *corev1.Pod) { p.Spec.HostNetwork = true },
-			wantReason: ReasonHostNetworkUnsupported,
+			wantReason: efv1.ReasonHostNetworkUnsupported,
 			wantInMsg:  "hostNetwork",
 		},
 		{
 			name:       "hostPID",
 			mutate:     func(p *corev1.Pod) { p.Spec.HostPID = true },
-			wantReason: ReasonHostPIDUnsupported,
+			wantReason: efv1.ReasonHostPIDUnsupported,
 			wantInMsg:  "hostPID",
 		},
 		{
 			name:       "hostIPC",
 			mutate:     func(p *corev1.Pod) { p.Spec.HostIPC = true },
-			wantReason: ReasonHostIPCUnsupported,
+			wantReason: efv1.ReasonHostIPCUnsupported,
 			wantInMsg:  "hostIPC",
 		},
 		{
@@ -100,14 +102,14 @@ func TestValidate(t *testing.T) {
 				p.Spec.HostNetwork = true
 				p.Spec.Volumes = []corev1.Volume{{Name: "root", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/"}}}}
 			},
-			wantReason: ReasonHostNetworkUnsupported,
+			wantReason: efv1.ReasonHostNetworkUnsupported,
 		},
 		{
 			name: "privileged container",
 			mutate: func(p *corev1.Pod) {
 				p.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{Privileged: new(true)}
 			},
-			wantReason: ReasonPrivilegedUnsupported,
+			wantReason: efv1.ReasonPrivilegedUnsupported,
 			wantInMsg:  `container "app" is privileged`,
 		},
 		{
@@ -115,7 +117,7 @@ func TestValidate(t *testing.T) {
 			mutate: func(p *corev1.Pod) {
 				p.Spec.InitContainers = []corev1.Container{{Name: "setup", Image: "setup", SecurityContext: &corev1.SecurityContext{Privileged: new(true)}}}
 			},
-			wantReason: ReasonPrivilegedUnsupported,
+			wantReason: efv1.ReasonPrivilegedUnsupported,
 			wantInMsg:  `init container "setup"`,
 		},
 		{
@@ -125,7 +127,7 @@ func TestValidate(t *testing.T) {
 					Name: "debug", SecurityContext: &corev1.SecurityContext{Privileged: new(true)},
 				}}}
 			},
-			wantReason: ReasonPrivilegedUnsupported,
+			wantReason: efv1.ReasonPrivilegedUnsupported,
 			wantInMsg:  `ephemeral container "debug"`,
 		},
 		{
@@ -135,7 +137,7 @@ func TestValidate(t *testing.T) {
 					Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN"}},
 				}
 			},
-			wantReason: ReasonCapabilitiesUnsupported,
+			wantReason: efv1.ReasonCapabilitiesUnsupported,
 			wantInMsg:  "NET_ADMIN",
 		},
 		{
@@ -143,7 +145,7 @@ func TestValidate(t *testing.T) {
 			mutate: func(p *corev1.Pod) {
 				p.Spec.Volumes = []corev1.Volume{kubeAPIAccess, {Name: "logs", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/var/log"}}}}
 			},
-			wantReason: ReasonHostPathUnsupported,
+			wantReason: efv1.ReasonHostPathUnsupported,
 			wantInMsg:  `volume "logs"`,
 		},
 		{
@@ -151,13 +153,13 @@ func TestValidate(t *testing.T) {
 			mutate: func(p *corev1.Pod) {
 				p.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 8080, HostPort: 80}}
 			},
-			wantReason: ReasonHostPortUnsupported,
+			wantReason: efv1.ReasonHostPortUnsupported,
 			wantInMsg:  "hostPort 80",
 		},
 		{
 			name:       "unknown runtime class",
 			mutate:     func(p *corev1.Pod) { p.Spec.RuntimeClassName = new("gvisor") },
-			wantReason: ReasonUnknownRuntimeClass,
+			wantReason: efv1.ReasonUnknownRuntimeClass,
 			wantInMsg:  `"gvisor" is not known`,
 		},
 		{
@@ -175,7 +177,7 @@ func TestValidate(t *testing.T) {
 			mutate: func(p *corev1.Pod) {
 				p.Spec.EphemeralContainers = []corev1.EphemeralContainer{{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "debug"}}}
 			},
-			wantReason: ReasonEphemeralContainersUnsupported,
+			wantReason: efv1.ReasonEphemeralContainersUnsupported,
 			wantInMsg:  `"debug"`,
 		},
 		{
@@ -185,7 +187,7 @@ func TestValidate(t *testing.T) {
 					PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"},
 				}}}
 			},
-			wantReason: ReasonVolumeTypeUnsupported,
+			wantReason: efv1.ReasonVolumeTypeUnsupported,
 			wantInMsg:  `volume "data" is of type persistentVolumeClaim`,
 		},
 		{
@@ -193,7 +195,7 @@ func TestValidate(t *testing.T) {
 			mutate: func(p *corev1.Pod) {
 				p.Spec.Volumes = []corev1.Volume{{Name: "secrets-store", VolumeSource: corev1.VolumeSource{CSI: &corev1.CSIVolumeSource{Driver: "x"}}}}
 			},
-			wantReason: ReasonVolumeTypeUnsupported,
+			wantReason: efv1.ReasonVolumeTypeUnsupported,
 			wantInMsg:  "of type csi",
 		},
 		{
@@ -203,7 +205,7 @@ func TestValidate(t *testing.T) {
 					FileKeyRef: &corev1.FileKeySelector{VolumeName: "v", Path: "env", Key: "TOKEN"},
 				}}}
 			},
-			wantReason: ReasonFileKeyRefUnsupported,
+			wantReason: efv1.ReasonFileKeyRefUnsupported,
 			wantInMsg:  "TOKEN",
 		},
 	}
@@ -246,7 +248,7 @@ func TestRuntime(t *testing.T) {
 		{name: "empty", class: new(""), want: RuntimeWASM},
 		{name: "wasm class", class: new(RuntimeClassWASM), want: RuntimeWASM},
 		{name: "process class", class: new(RuntimeClassProcess), want: RuntimeProcess},
-		{name: "other class", class: new("kata"), wantReason: ReasonUnknownRuntimeClass},
+		{name: "other class", class: new("kata"), wantReason: efv1.ReasonUnknownRuntimeClass},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -119,6 +120,10 @@ func Workload(pod *corev1.Pod, env EnvSource, deviceIP string) (*hubv1.Workload,
 	w.FenceOnPartition, _ = FenceOnPartition(pod)
 	w.SpecHash = specHash(w)
 	w.VolumesHash = volumesHash(volumes)
+	if n := proto.Size(w); n > hubv1.MaxDesiredPartBytes {
+		return nil, fmt.Errorf("the pod is %d MiB with its configMap and secret volumes, more than the %d MiB a device is sent one workload in",
+			n>>20, hubv1.MaxDesiredPartBytes>>20)
+	}
 	return w, nil
 }
 

@@ -1,7 +1,9 @@
 package translate
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -12,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 
+	efv1 "github.com/edgefabric/edgefabric/pkg/apis/edgefabric/v1alpha1"
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
 )
 
@@ -213,8 +216,8 @@ func TestWorkloadRejectsUnsupportedPod(t *testing.T) {
 	pod.Spec.HostNetwork = true
 	_, err := Workload(pod, newSource(), "10.0.0.7")
 	var ue *UnsupportedError
-	if !errors.As(err, &ue) || ue.Reason != ReasonHostNetworkUnsupported {
-		t.Errorf("Workload: got error %v, want *UnsupportedError with reason %s", err, ReasonHostNetworkUnsupported)
+	if !errors.As(err, &ue) || ue.Reason != efv1.ReasonHostNetworkUnsupported {
+		t.Errorf("Workload: got error %v, want *UnsupportedError with reason %s", err, efv1.ReasonHostNetworkUnsupported)
 	}
 }
 
@@ -608,5 +611,30 @@ func TestSpecHashCoversContainer(t *testing.T) {
 				t.Errorf("%s has %d fields, want %d: decide whether specHash covers the new ones, then update this test", d.FullName(), got, tt.want)
 			}
 		})
+	}
+}
+
+// TestWorkloadTooLargeToSend: a pod whose secret volumes pass what one
+// message to a device holds is refused with an error that says so, rather
+// than sent and refused by the transport at every reconnect.
+func TestWorkloadTooLargeToSend(t *testing.T) {
+	src := &fakeSource{secrets: map[string]*corev1.Secret{}}
+	pod := testPod()
+	blob := bytes.Repeat([]byte{'s'}, 1<<20) // a Secret's most
+	for i := range hubv1.MaxDesiredPartBytes>>20 + 2 {
+		name := fmt.Sprintf("s%d", i)
+		src.secrets["shop/"+name] = &corev1.Secret{Data: map[string][]byte{"blob": blob}}
+		pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: name}}})
+		pod.Spec.Containers[0].VolumeMounts = append(pod.Spec.Containers[0].VolumeMounts, corev1.VolumeMount{Name: name, MountPath: "/" + name})
+	}
+	_, err := Workload(pod, src, "10.0.0.7")
+	if err == nil || !strings.Contains(err.Error(), "MiB with its configMap and secret volumes, more than the 63 MiB a device is sent one workload in") {
+		t.Errorf("got %v, want the pod refused as too large to send", err)
+	}
+	// A few fewer fit.
+	pod.Spec.Volumes = pod.Spec.Volumes[:hubv1.MaxDesiredPartBytes>>20-2]
+	pod.Spec.Containers[0].VolumeMounts = pod.Spec.Containers[0].VolumeMounts[:len(pod.Spec.Volumes)]
+	if _, err := Workload(pod, src, "10.0.0.7"); err != nil {
+		t.Errorf("with %d MiB of secrets: %v", len(pod.Spec.Volumes), err)
 	}
 }

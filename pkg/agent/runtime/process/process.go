@@ -42,13 +42,8 @@ import (
 	"strings"
 	"sync"
 	"time"
-)
 
-// Reasons a Result gives, with the meaning of a container's terminated state.
-const (
-	ReasonCompleted = "Completed" // exited with status 0
-	ReasonError     = "Error"     // exited with another status or was killed
-	ReasonOOMKilled = "OOMKilled" // went over its memory limit and was killed
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 )
 
 // Result is how a container ended.
@@ -56,7 +51,9 @@ type Result struct {
 	// ExitCode is the process's exit status, or 128+signal if a signal
 	// ended it (137 for SIGKILL).
 	ExitCode int
-	// Reason is one of the Reason constants.
+	// Reason is reasons.Completed (exited with status 0), reasons.Error
+	// (exited with another status or was killed) or reasons.OOMKilled (went
+	// over its memory limit and was killed).
 	Reason string
 	// Message explains an OOMKilled or signalled container.
 	Message string
@@ -572,17 +569,17 @@ func (i *Instance) wait() {
 	err := i.cmd.Wait()
 	// The main process ended: end whatever it left behind.
 	killGroup(i.cmd.Process.Pid)
-	res := Result{ExitCode: 0, Reason: ReasonCompleted}
+	res := Result{ExitCode: 0, Reason: reasons.Completed}
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
 			res.ExitCode = exitCode(ee.ProcessState)
-			res.Reason = ReasonError
+			res.Reason = reasons.Error
 			if sig := signalOf(ee.ProcessState); sig != "" {
 				res.Message = "killed by " + sig
 			}
 		} else {
-			res = Result{ExitCode: 128, Reason: ReasonError, Message: err.Error()}
+			res = Result{ExitCode: 128, Reason: reasons.Error, Message: err.Error()}
 		}
 	}
 	i.mu.Lock()
@@ -592,7 +589,7 @@ func (i *Instance) wait() {
 		oom = i.cg.oomKilled()
 	}
 	if oom && res.ExitCode != 0 {
-		res = Result{ExitCode: 137, Reason: ReasonOOMKilled, Message: fmt.Sprintf("memory limit of %d bytes reached", i.spec.MemoryLimitBytes)}
+		res = Result{ExitCode: 137, Reason: reasons.OOMKilled, Message: fmt.Sprintf("memory limit of %d bytes reached", i.spec.MemoryLimitBytes)}
 	}
 	if i.term != nil {
 		i.term.drain()

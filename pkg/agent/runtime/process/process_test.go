@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/edgefabric/edgefabric/pkg/agent/runtime/process"
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 )
 
 var (
@@ -162,7 +163,7 @@ func TestRunInfo(t *testing.T) {
 				t.Fatalf("Start: %v", err)
 			}
 			res := wait(t, inst, 30*time.Second)
-			if res.ExitCode != 3 || res.Reason != process.ReasonError {
+			if res.ExitCode != 3 || res.Reason != reasons.Error {
 				t.Errorf("result: got %+v, want exit 3 Error", res)
 			}
 			got := out.String()
@@ -246,7 +247,7 @@ func TestMemoryLimit(t *testing.T) {
 				t.Fatalf("Start: %v", err)
 			}
 			res := wait(t, inst, 60*time.Second)
-			if res.Reason != process.ReasonOOMKilled || res.ExitCode != 137 {
+			if res.Reason != reasons.OOMKilled || res.ExitCode != 137 {
 				t.Errorf("result: got %+v, want OOMKilled 137", res)
 			}
 		})

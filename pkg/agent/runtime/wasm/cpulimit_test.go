@@ -3,6 +3,8 @@ package wasm
 import (
 	"testing"
 	"time"
+
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 )
 
 // TestCPULimit runs a module that computes without end, with and without a
@@ -26,7 +28,7 @@ func TestCPULimit(t *testing.T) {
 		time.Sleep(time.Second)
 		used := time.Duration(inst.Usage().CPUNanos - start)
 		inst.Stop(0)
-		if got := inst.Result().Reason; got != ReasonKilled {
+		if got := inst.Result().Reason; got != reasons.Killed {
 			t.Errorf("limit %dm: result %v, want Killed by Stop", limit, got)
 		}
 		return used

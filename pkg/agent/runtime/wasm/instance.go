@@ -14,14 +14,8 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/sys"
-)
 
-// Reasons a Result gives, with the meaning of a container's terminated state.
-const (
-	ReasonCompleted = "Completed" // exited with status 0
-	ReasonError     = "Error"     // exited with another status, or trapped
-	ReasonOOMKilled = "OOMKilled" // needed more memory than Spec.MemoryLimitBytes
-	ReasonKilled    = "Killed"    // ended by Stop
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 )
 
 // exitKilled is the exit code of killed modules, as for SIGKILL (128+9).
@@ -45,7 +39,10 @@ type Result struct {
 	// when _start returned, 1 after a trap and 137 when OOMKilled or
 	// Killed.
 	ExitCode int
-	// Reason is one of the Reason constants.
+	// Reason is reasons.Completed (exited with status 0), reasons.Error
+	// (exited with another status, or trapped), reasons.OOMKilled (needed
+	// more memory than Spec.MemoryLimitBytes) or reasons.Killed (ended by
+	// Stop).
 	Reason string
 	// Message explains an OOMKilled, Killed or trapped instance; it is
 	// empty after a plain exit.
@@ -238,16 +235,16 @@ func (i *Instance) classify(err error) Result {
 	oom := i.memory.hit.Load()
 	oomResult := Result{
 		ExitCode: exitKilled,
-		Reason:   ReasonOOMKilled,
+		Reason:   reasons.OOMKilled,
 	}
 	if i.memory.limit > 0 {
 		oomResult.Message = fmt.Sprintf("linear memory limit of %d bytes reached", i.memory.limit)
 	}
-	killed := Result{ExitCode: exitKilled, Reason: ReasonKilled, Message: "stopped"}
+	killed := Result{ExitCode: exitKilled, Reason: reasons.Killed, Message: "stopped"}
 	stopped := i.stopped.Load()
 
 	if err == nil {
-		return Result{ExitCode: 0, Reason: ReasonCompleted}
+		return Result{ExitCode: 0, Reason: reasons.Completed}
 	}
 	var exit *sys.ExitError
 	if errors.As(err, &exit) {
@@ -258,16 +255,16 @@ func (i *Instance) classify(err error) Result {
 		code := exit.ExitCode()
 		switch {
 		case code == 0:
-			return Result{ExitCode: 0, Reason: ReasonCompleted}
+			return Result{ExitCode: 0, Reason: reasons.Completed}
 		case stopped:
 			// Cancelled, or failed once Stop closed its sockets.
 			return killed
 		case oom:
 			return oomResult
 		case code&0xff == 0:
-			return Result{ExitCode: 0, Reason: ReasonCompleted}
+			return Result{ExitCode: 0, Reason: reasons.Completed}
 		default:
-			return Result{ExitCode: int(code & 0xff), Reason: ReasonError}
+			return Result{ExitCode: int(code & 0xff), Reason: reasons.Error}
 		}
 	}
 	switch {
@@ -280,7 +277,7 @@ func (i *Instance) classify(err error) Result {
 	if len(msg) > maxMessage {
 		msg = msg[:maxMessage]
 	}
-	return Result{ExitCode: 1, Reason: ReasonError, Message: msg}
+	return Result{ExitCode: 1, Reason: reasons.Error, Message: msg}
 }
 
 // sleep is the module's nanosleep: real time, but interrupted by Stop so that

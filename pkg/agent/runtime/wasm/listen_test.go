@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 	"github.com/edgefabric/edgefabric/test/ocitest"
 )
 
@@ -83,7 +84,7 @@ func TestListeners(t *testing.T) {
 	}
 
 	inst.Stop(0)
-	if res := inst.Result(); res.Reason != ReasonKilled {
+	if res := inst.Result(); res.Reason != reasons.Killed {
 		t.Errorf("result after Stop: got %+v", res)
 	}
 	// The listener is closed with the module: the port is free again.

@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 )
 
 func TestLinearMemory(t *testing.T) {
@@ -73,10 +75,10 @@ func TestDefaultMemoryLimit(t *testing.T) {
 		spec Spec
 		want Result
 	}{
-		{"memory bomb, no limit of its own", Spec{ModulePath: grow}, Result{ExitCode: 137, Reason: ReasonOOMKilled}},
-		{"over the default at start", Spec{ModulePath: bigmem}, Result{ExitCode: 137, Reason: ReasonOOMKilled}},
-		{"its own limit above the default", Spec{ModulePath: bigmem, MemoryLimitBytes: 4 << 20}, Result{ExitCode: 0, Reason: ReasonCompleted}},
-		{"its own limit below the default", Spec{ModulePath: grow, MemoryLimitBytes: 10 * pageSize}, Result{ExitCode: 137, Reason: ReasonOOMKilled}},
+		{"memory bomb, no limit of its own", Spec{ModulePath: grow}, Result{ExitCode: 137, Reason: reasons.OOMKilled}},
+		{"over the default at start", Spec{ModulePath: bigmem}, Result{ExitCode: 137, Reason: reasons.OOMKilled}},
+		{"its own limit above the default", Spec{ModulePath: bigmem, MemoryLimitBytes: 4 << 20}, Result{ExitCode: 0, Reason: reasons.Completed}},
+		{"its own limit below the default", Spec{ModulePath: grow, MemoryLimitBytes: 10 * pageSize}, Result{ExitCode: 137, Reason: reasons.OOMKilled}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			inst, err := r.Start(t.Context(), tt.spec)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 	"github.com/edgefabric/edgefabric/test/ocitest"
 )
 
@@ -137,7 +138,7 @@ func TestPollStop(t *testing.T) {
 	if d := time.Since(t0); d > 2*time.Second {
 		t.Errorf("Stop took %s", d)
 	}
-	if res := inst.Result(); res.Reason != ReasonKilled {
+	if res := inst.Result(); res.Reason != reasons.Killed {
 		t.Errorf("result after Stop: got %+v, want Killed", res)
 	}
 }

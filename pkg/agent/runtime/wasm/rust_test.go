@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 	"github.com/edgefabric/edgefabric/test/ocitest"
 )
 
@@ -59,7 +60,7 @@ func TestRustHello(t *testing.T) {
 			args: []string{"rusthello", "run", "a b", "ü"},
 			env:  []string{"GREETING=hej", "READ_FILE=/config/greeting", "WRITE_DIR=/scratch", "SLEEP_MS=300"},
 			spec: mounts,
-			want: Result{ExitCode: 0, Reason: ReasonCompleted},
+			want: Result{ExitCode: 0, Reason: reasons.Completed},
 			wantStdout: []string{
 				"hello from rust\n",
 				`args: ["rusthello", "run", "a b", "ü"]` + "\n",
@@ -72,35 +73,35 @@ func TestRustHello(t *testing.T) {
 		},
 		{
 			name:       "no args",
-			want:       Result{ExitCode: 0, Reason: ReasonCompleted},
+			want:       Result{ExitCode: 0, Reason: reasons.Completed},
 			wantStdout: []string{"hello from rust\n", `args: ["module.wasm"]`, "done\n"},
 		},
 		{
 			name:       "exit code from env",
 			env:        []string{"EXIT_CODE=3"},
-			want:       Result{ExitCode: 3, Reason: ReasonError},
+			want:       Result{ExitCode: 3, Reason: reasons.Error},
 			wantStdout: []string{"hello from rust\n", "exiting with 3\n"},
 		},
 		{
 			name: "exit",
 			args: []string{"rusthello", "exit", "42"},
-			want: Result{ExitCode: 42, Reason: ReasonError},
+			want: Result{ExitCode: 42, Reason: reasons.Error},
 		},
 		// Exit codes as a POSIX wait status keeps them: the low 8 bits.
-		{name: "exit -1", args: []string{"rusthello", "exit", "-1"}, want: Result{ExitCode: 255, Reason: ReasonError}},
-		{name: "exit -2", args: []string{"rusthello", "exit", "-2"}, want: Result{ExitCode: 254, Reason: ReasonError}},
-		{name: "exit 300", args: []string{"rusthello", "exit", "300"}, want: Result{ExitCode: 44, Reason: ReasonError}},
-		{name: "exit 256", args: []string{"rusthello", "exit", "256"}, want: Result{ExitCode: 0, Reason: ReasonCompleted}},
+		{name: "exit -1", args: []string{"rusthello", "exit", "-1"}, want: Result{ExitCode: 255, Reason: reasons.Error}},
+		{name: "exit -2", args: []string{"rusthello", "exit", "-2"}, want: Result{ExitCode: 254, Reason: reasons.Error}},
+		{name: "exit 300", args: []string{"rusthello", "exit", "300"}, want: Result{ExitCode: 44, Reason: reasons.Error}},
+		{name: "exit 256", args: []string{"rusthello", "exit", "256"}, want: Result{ExitCode: 0, Reason: reasons.Completed}},
 		{
 			name:       "panic",
 			args:       []string{"rusthello", "panic", "on", "request"},
-			want:       Result{ExitCode: 1, Reason: ReasonError, Message: "<trap>"},
+			want:       Result{ExitCode: 1, Reason: reasons.Error, Message: "<trap>"},
 			wantStderr: []string{"panicked at 'on request'"},
 		},
 		{
 			name:       "panic from env",
 			env:        []string{"PANIC=boom"},
-			want:       Result{ExitCode: 1, Reason: ReasonError, Message: "<trap>"},
+			want:       Result{ExitCode: 1, Reason: reasons.Error, Message: "<trap>"},
 			wantStdout: []string{"hello from rust\n"},
 			wantStderr: []string{"panicked at 'boom'"},
 		},
@@ -108,52 +109,52 @@ func TestRustHello(t *testing.T) {
 			name:       "read-only volume",
 			env:        []string{"WRITE_DIR=/config"},
 			spec:       mounts,
-			want:       Result{ExitCode: 1, Reason: ReasonError},
+			want:       Result{ExitCode: 1, Reason: reasons.Error},
 			wantStderr: []string{"rusthello: write in /config: "},
 		},
 		{
 			name:       "stdin",
 			args:       []string{"rusthello", "cat", "-"},
 			spec:       func(s *Spec) { s.Stdin = strings.NewReader("from stdin\n") },
-			want:       Result{ExitCode: 0, Reason: ReasonCompleted},
+			want:       Result{ExitCode: 0, Reason: reasons.Completed},
 			wantStdout: []string{"read -: from stdin\n"},
 		},
 		{
 			name:       "missing file",
 			args:       []string{"rusthello", "cat", "/config/nope"},
 			spec:       mounts,
-			want:       Result{ExitCode: 1, Reason: ReasonError},
+			want:       Result{ExitCode: 1, Reason: reasons.Error},
 			wantStderr: []string{"rusthello: read /config/nope: No such file or directory"},
 		},
 		{
 			name:       "no filesystem",
 			args:       []string{"rusthello", "cat", "/config/greeting"},
-			want:       Result{ExitCode: 1, Reason: ReasonError},
+			want:       Result{ExitCode: 1, Reason: reasons.Error},
 			wantStderr: []string{"rusthello: read /config/greeting: "},
 		},
 		{
 			name:       "serve without a socket",
 			args:       []string{"rusthello", "serve"},
-			want:       Result{ExitCode: 1, Reason: ReasonError},
+			want:       Result{ExitCode: 1, Reason: reasons.Error},
 			wantStderr: []string{"no preopened listening socket"},
 		},
 		{
 			name:       "alloc",
 			args:       []string{"rusthello", "alloc", "16"},
 			spec:       func(s *Spec) { s.MemoryLimitBytes = 64 << 20 },
-			want:       Result{ExitCode: 0, Reason: ReasonCompleted},
+			want:       Result{ExitCode: 0, Reason: reasons.Completed},
 			wantStdout: []string{"allocated 16 MiB, sum 4096\n"},
 		},
 		{
 			name: "alloc over the memory limit",
 			args: []string{"rusthello", "alloc", "128"},
 			spec: func(s *Spec) { s.MemoryLimitBytes = 64 << 20 },
-			want: Result{ExitCode: 137, Reason: ReasonOOMKilled, Message: "linear memory limit of 67108864 bytes reached"},
+			want: Result{ExitCode: 137, Reason: reasons.OOMKilled, Message: "linear memory limit of 67108864 bytes reached"},
 		},
 		{
 			name:       "unknown command",
 			args:       []string{"rusthello", "fly"},
-			want:       Result{ExitCode: 2, Reason: ReasonError},
+			want:       Result{ExitCode: 2, Reason: reasons.Error},
 			wantStderr: []string{`unknown command "fly"`},
 		},
 	}
@@ -218,7 +219,7 @@ func TestRustSleep(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := wait(t, inst); got != (Result{Reason: ReasonCompleted}) {
+			if got := wait(t, inst); got != (Result{Reason: reasons.Completed}) {
 				t.Fatalf("got %+v, output %q", got, out)
 			}
 			took := time.Since(start)
@@ -373,7 +374,7 @@ func TestRustServerStop(t *testing.T) {
 			if took := time.Since(start); took > 5*time.Second {
 				t.Errorf("Stop took %v", took)
 			}
-			if diff := cmp.Diff(Result{ExitCode: 137, Reason: ReasonKilled, Message: "stopped"}, inst.Result()); diff != "" {
+			if diff := cmp.Diff(Result{ExitCode: 137, Reason: reasons.Killed, Message: "stopped"}, inst.Result()); diff != "" {
 				t.Errorf("result mismatch (-want +got):\n%s", diff)
 			}
 		})
@@ -401,10 +402,10 @@ func TestRustPreopensWithSockets(t *testing.T) {
 		want        Result
 		wantOut     string
 	}{
-		{"/", "/data/x.txt", Result{Reason: ReasonCompleted}, "read /data/x.txt: x\n"},
-		{"/", "data/x.txt", Result{Reason: ReasonCompleted}, "read data/x.txt: x\n"},
-		{"/mnt", "/mnt/data/x.txt", Result{Reason: ReasonCompleted}, "read /mnt/data/x.txt: x\n"},
-		{"/mnt", "/data/x.txt", Result{ExitCode: 1, Reason: ReasonError}, "rusthello: read /data/x.txt: failed to find a pre-opened file descriptor"},
+		{"/", "/data/x.txt", Result{Reason: reasons.Completed}, "read /data/x.txt: x\n"},
+		{"/", "data/x.txt", Result{Reason: reasons.Completed}, "read data/x.txt: x\n"},
+		{"/mnt", "/mnt/data/x.txt", Result{Reason: reasons.Completed}, "read /mnt/data/x.txt: x\n"},
+		{"/mnt", "/data/x.txt", Result{ExitCode: 1, Reason: reasons.Error}, "rusthello: read /data/x.txt: failed to find a pre-opened file descriptor"},
 	} {
 		t.Run(tt.mount+" "+tt.path, func(t *testing.T) {
 			out := newSyncBuffer()

@@ -22,6 +22,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 	"github.com/edgefabric/edgefabric/test/ocitest"
 )
 
@@ -186,15 +187,15 @@ func TestWASICheckExitCodes(t *testing.T) {
 		wantCode   int
 		wantReason string
 	}{
-		{[]string{"exit", "0"}, 0, ReasonCompleted},
-		{[]string{"exit", "1"}, 1, ReasonError},
-		{[]string{"exit", "42"}, 42, ReasonError},
-		{[]string{"exit", "255"}, 255, ReasonError},
-		{[]string{"return", "0"}, 0, ReasonCompleted},
-		{[]string{"return", "1"}, 1, ReasonError},
-		{[]string{"return", "42"}, 42, ReasonError},
-		{[]string{"return", "255"}, 255, ReasonError},
-		{[]string{"no-such-command"}, 2, ReasonError},
+		{[]string{"exit", "0"}, 0, reasons.Completed},
+		{[]string{"exit", "1"}, 1, reasons.Error},
+		{[]string{"exit", "42"}, 42, reasons.Error},
+		{[]string{"exit", "255"}, 255, reasons.Error},
+		{[]string{"return", "0"}, 0, reasons.Completed},
+		{[]string{"return", "1"}, 1, reasons.Error},
+		{[]string{"return", "42"}, 42, reasons.Error},
+		{[]string{"return", "255"}, 255, reasons.Error},
+		{[]string{"no-such-command"}, 2, reasons.Error},
 	} {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			got := runWasicheck(t, r, Spec{}, tt.args...)

@@ -45,6 +45,8 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/experimental/sock"
+
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 )
 
 // Config configures a Runtime.
@@ -286,7 +288,7 @@ func (r *Runtime) start(ctx context.Context, spec Spec) (*Instance, error) {
 		_ = inst.mod.Close(ctx)
 		inst.finish(Result{
 			ExitCode: exitKilled,
-			Reason:   ReasonOOMKilled,
+			Reason:   reasons.OOMKilled,
 			Message:  fmt.Sprintf("module needs %d bytes of linear memory at start, over the limit of %d", inst.memory.startSize, inst.memory.limit),
 		})
 		return inst, nil
@@ -296,7 +298,7 @@ func (r *Runtime) start(ctx context.Context, spec Spec) (*Instance, error) {
 	if r.closed {
 		r.mu.Unlock()
 		_ = inst.mod.Close(ctx)
-		inst.finish(Result{ExitCode: exitKilled, Reason: ReasonKilled, Message: "runtime closed"})
+		inst.finish(Result{ExitCode: exitKilled, Reason: reasons.Killed, Message: "runtime closed"})
 		return nil, errors.New("runtime is closed")
 	}
 	r.instances[inst] = struct{}{}

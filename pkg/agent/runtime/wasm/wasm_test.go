@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"go.uber.org/goleak"
 
+	"github.com/edgefabric/edgefabric/pkg/apis/hub/v1/reasons"
 	"github.com/edgefabric/edgefabric/test/ocitest"
 )
 
@@ -161,14 +162,14 @@ func TestHello(t *testing.T) {
 			name:       "args and env reach the module",
 			args:       []string{"hello", "a b", "c"},
 			env:        []string{"HOSTNAME=device-1", "COUNT=2", "INTERVAL=1ms"},
-			want:       Result{ExitCode: 0, Reason: ReasonCompleted},
+			want:       Result{ExitCode: 0, Reason: reasons.Completed},
 			wantStdout: []string{"hello from device-1\n", "args: [\"a b\" \"c\"]\n", "\n1 ", "\n2 "},
 			wantStderr: "hello: starting\n",
 		},
 		{
 			name:       "default name and no args",
 			env:        []string{"COUNT=1", "INTERVAL=1ms"},
-			want:       Result{ExitCode: 0, Reason: ReasonCompleted},
+			want:       Result{ExitCode: 0, Reason: reasons.Completed},
 			wantStdout: []string{"hello from edgefabric\n", "args: []\n"},
 			wantStderr: "hello: starting\n",
 		},
@@ -176,7 +177,7 @@ func TestHello(t *testing.T) {
 			name:       "exit code",
 			args:       []string{"hello"},
 			env:        []string{"COUNT=1", "INTERVAL=1ms", "EXIT_CODE=3"},
-			want:       Result{ExitCode: 3, Reason: ReasonError},
+			want:       Result{ExitCode: 3, Reason: reasons.Error},
 			wantStdout: []string{"\n1 "},
 			wantStderr: "hello: starting\n",
 		},
@@ -185,7 +186,7 @@ func TestHello(t *testing.T) {
 			args:       []string{"hello"},
 			env:        []string{"COUNT=1", "INTERVAL=1ms", "ALLOC_MB=8"},
 			limit:      64 << 20,
-			want:       Result{ExitCode: 0, Reason: ReasonCompleted},
+			want:       Result{ExitCode: 0, Reason: reasons.Completed},
 			wantStdout: []string{"allocated 8 MiB\n"},
 			wantStderr: "hello: starting\n",
 		},
@@ -194,7 +195,7 @@ func TestHello(t *testing.T) {
 			args:       []string{"hello"},
 			env:        []string{"COUNT=1", "INTERVAL=1ms", "ALLOC_MB=64"},
 			limit:      32<<20 + 1000, // rounded down to pages
-			want:       Result{ExitCode: 137, Reason: ReasonOOMKilled, Message: "linear memory limit of 33554432 bytes reached"},
+			want:       Result{ExitCode: 137, Reason: reasons.OOMKilled, Message: "linear memory limit of 33554432 bytes reached"},
 			wantStdout: []string{"hello from edgefabric\n"},
 			wantStderr: "hello: starting\n",
 		},
@@ -243,7 +244,7 @@ func TestClocksAndSleepAreReal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := wait(t, inst); got.Reason != ReasonCompleted {
+	if got := wait(t, inst); got.Reason != reasons.Completed {
 		t.Fatalf("result %+v", got)
 	}
 	end := time.Now()
@@ -298,7 +299,7 @@ func TestStop(t *testing.T) {
 	default:
 		t.Fatal("Done not closed after Stop returned")
 	}
-	want := Result{ExitCode: 137, Reason: ReasonKilled, Message: "stopped"}
+	want := Result{ExitCode: 137, Reason: reasons.Killed, Message: "stopped"}
 	if diff := cmp.Diff(want, inst.Result()); diff != "" {
 		t.Errorf("result mismatch (-want +got):\n%s", diff)
 	}
@@ -326,7 +327,7 @@ func TestStopSleepingEndsAtOnce(t *testing.T) {
 			t.Skip("the instance's CPU time is not measured here")
 		}
 		inst.Stop(10 * time.Second)
-		if got := inst.Result(); got.Reason != ReasonKilled || got.ExitCode != 137 {
+		if got := inst.Result(); got.Reason != reasons.Killed || got.ExitCode != 137 {
 			t.Errorf("result after Stop: %+v, want Killed (137)", got)
 		}
 		// Thread CPU time, not wall time: a loaded machine does not add to it.
@@ -356,7 +357,7 @@ func TestPauseExample(t *testing.T) {
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("Stop took %v, want the module to end in its sleep", took)
 	}
-	if got := inst.Result(); got.Reason != ReasonKilled || got.ExitCode != 137 {
+	if got := inst.Result(); got.Reason != reasons.Killed || got.ExitCode != 137 {
 		t.Errorf("result after Stop: %+v, want Killed (137)", got)
 	}
 	if got := stdout.String(); got != "pause\n" {
@@ -379,7 +380,7 @@ func TestStopBlockedInStdin(t *testing.T) {
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("Stop took %v", took)
 	}
-	if diff := cmp.Diff(Result{ExitCode: 137, Reason: ReasonKilled, Message: "stopped"}, inst.Result()); diff != "" {
+	if diff := cmp.Diff(Result{ExitCode: 137, Reason: reasons.Killed, Message: "stopped"}, inst.Result()); diff != "" {
 		t.Errorf("result mismatch (-want +got):\n%s", diff)
 	}
 }
@@ -403,7 +404,7 @@ func TestStopBusyLoop(t *testing.T) {
 		t.Fatal(err)
 	}
 	inst.Stop(0)
-	if got := inst.Result(); got.Reason != ReasonKilled {
+	if got := inst.Result(); got.Reason != reasons.Killed {
 		t.Errorf("result %+v, want Killed", got)
 	}
 }
@@ -425,7 +426,7 @@ func TestStopSpinning(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("a spinning module did not end after Stop")
 	}
-	if got := inst.Result(); got.Reason != ReasonKilled {
+	if got := inst.Result(); got.Reason != reasons.Killed {
 		t.Errorf("result %+v, want Killed", got)
 	}
 }
@@ -494,7 +495,7 @@ func TestStopAfterExitKeepsResult(t *testing.T) {
 	}
 	wait(t, inst)
 	inst.Stop(time.Second)
-	if diff := cmp.Diff(Result{ExitCode: 7, Reason: ReasonError}, inst.Result()); diff != "" {
+	if diff := cmp.Diff(Result{ExitCode: 7, Reason: reasons.Error}, inst.Result()); diff != "" {
 		t.Errorf("result mismatch (-want +got):\n%s", diff)
 	}
 }
@@ -513,7 +514,7 @@ func TestCloseStopsInstances(t *testing.T) {
 	if err := r.Close(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if got := wait(t, inst); got.Reason != ReasonKilled {
+	if got := wait(t, inst); got.Reason != reasons.Killed {
 		t.Errorf("result after Close = %+v, want Killed", got)
 	}
 	if _, err := r.Start(t.Context(), Spec{ModulePath: hello(t)}); err == nil || !strings.Contains(err.Error(), "closed") {
@@ -538,55 +539,55 @@ func TestModules(t *testing.T) {
 		{
 			name:       "tiny example",
 			file:       "examples/tiny/tiny.wat",
-			want:       Result{ExitCode: 0, Reason: ReasonCompleted},
+			want:       Result{ExitCode: 0, Reason: reasons.Completed},
 			wantStdout: "tiny\n",
 		},
 		{
 			name: "function table from element segments",
 			file: "elements.wat",
-			want: Result{ExitCode: 19, Reason: ReasonError},
+			want: Result{ExitCode: 19, Reason: reasons.Error},
 		},
 		{
 			name: "proc_exit status",
 			file: "exit.wat",
-			want: Result{ExitCode: 7, Reason: ReasonError},
+			want: Result{ExitCode: 7, Reason: reasons.Error},
 		},
 		{
 			name:      "trap",
 			file:      "trap.wat",
-			want:      Result{ExitCode: 1, Reason: ReasonError},
+			want:      Result{ExitCode: 1, Reason: reasons.Error},
 			wantInMsg: "unreachable",
 		},
 		{
 			name: "memory.grow refused at the limit",
 			file: "grow.wat",
 			spec: Spec{MemoryLimitBytes: 10 * pageSize},
-			want: Result{ExitCode: 137, Reason: ReasonOOMKilled},
+			want: Result{ExitCode: 137, Reason: reasons.OOMKilled},
 		},
 		{
 			name:      "initial memory over the limit",
 			file:      "bigmem.wat",
 			spec:      Spec{MemoryLimitBytes: 1 << 20},
-			want:      Result{ExitCode: 137, Reason: ReasonOOMKilled},
+			want:      Result{ExitCode: 137, Reason: reasons.OOMKilled},
 			wantInMsg: "at start",
 		},
 		{
 			name: "initial memory within the limit",
 			file: "bigmem.wat",
 			spec: Spec{MemoryLimitBytes: 4 << 20},
-			want: Result{ExitCode: 0, Reason: ReasonCompleted},
+			want: Result{ExitCode: 0, Reason: reasons.Completed},
 		},
 		{
 			name:       "preopened directory",
 			file:       "cat.wat",
 			spec:       Spec{Dirs: map[string]string{"/data": data}},
-			want:       Result{ExitCode: 0, Reason: ReasonCompleted},
+			want:       Result{ExitCode: 0, Reason: reasons.Completed},
 			wantStdout: "from the host\n",
 		},
 		{
 			name: "no preopened directory",
 			file: "cat.wat",
-			want: Result{ExitCode: 10, Reason: ReasonError},
+			want: Result{ExitCode: 10, Reason: reasons.Error},
 		},
 	}
 	for _, tt := range tests {
@@ -656,7 +657,7 @@ func TestCompiledOncePerDigest(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				if got := wait(t, inst); got.Reason != ReasonCompleted {
+				if got := wait(t, inst); got.Reason != reasons.Completed {
 					t.Errorf("result %+v", got)
 				}
 			})
@@ -706,7 +707,7 @@ func TestCompilationCacheDir(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := wait(t, inst); got.Reason != ReasonCompleted || stdout.String() != "tiny\n" {
+		if got := wait(t, inst); got.Reason != reasons.Completed || stdout.String() != "tiny\n" {
 			t.Fatalf("result %+v, stdout %q", got, stdout)
 		}
 	}

@@ -6,6 +6,10 @@
 // devices"). Nothing else is read back to decide anything. The CRD manifest is
 // deploy/helm/edgefabric/crds/edgefabric.io_edgedevices.yaml.
 //
+// It also declares, in names.go, every label, annotation, taint, condition
+// type, secret type and reason edgefabric writes to Kubernetes objects, but
+// for the reasons devices report, which are in pkg/apis/hub/v1/reasons.
+//
 // The agent must not import this package: it links the Kubernetes API types.
 package v1alpha1
 

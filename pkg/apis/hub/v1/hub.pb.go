@@ -1049,10 +1049,16 @@ func (x *Welcome) GetServerTime() *timestamppb.Timestamp {
 
 // DesiredState is everything the device should run. Workloads it names are kept or
 // started; workloads it does not name are stopped and forgotten.
+//
+// A state too large for one message (MaxMessageBytes) is sent in parts, one
+// after another, each with the same generation and more set on all but the
+// last; the device applies the workloads of all the parts together once the
+// last is in. A state that fits is one message with more unset, as before.
 type DesiredState struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Generation    uint64                 `protobuf:"varint,1,opt,name=generation,proto3" json:"generation,omitempty"`
 	Workloads     []*Workload            `protobuf:"bytes,2,rep,name=workloads,proto3" json:"workloads,omitempty"`
+	More          bool                   `protobuf:"varint,3,opt,name=more,proto3" json:"more,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1099,6 +1105,13 @@ func (x *DesiredState) GetWorkloads() []*Workload {
 		return x.Workloads
 	}
 	return nil
+}
+
+func (x *DesiredState) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
 }
 
 // WorkloadDelta changes one workload; generation is the desired-state generation after it.
@@ -4221,12 +4234,13 @@ const file_pkg_apis_hub_v1_hub_proto_rawDesc = "" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12\x1b\n" +
 	"\tnode_name\x18\x02 \x01(\tR\bnodeName\x12;\n" +
 	"\vserver_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"serverTime\"i\n" +
+	"serverTime\"}\n" +
 	"\fDesiredState\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x01 \x01(\x04R\n" +
 	"generation\x129\n" +
-	"\tworkloads\x18\x02 \x03(\v2\x1b.edgefabric.hub.v1.WorkloadR\tworkloads\"\x83\x01\n" +
+	"\tworkloads\x18\x02 \x03(\v2\x1b.edgefabric.hub.v1.WorkloadR\tworkloads\x12\x12\n" +
+	"\x04more\x18\x03 \x01(\bR\x04more\"\x83\x01\n" +
 	"\rWorkloadDelta\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x01 \x01(\x04R\n" +
