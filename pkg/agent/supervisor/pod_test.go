@@ -332,15 +332,15 @@ func TestNoUserNamespaceEvent(t *testing.T) {
 			waitStatus(t, f.sup, "userns", func(st *hubv1.WorkloadStatus) bool { return container(st).GetState().GetTerminated() != nil })
 			var got []string
 			for _, e := range f.sup.TakeReport().GetEvents() {
-				if e.GetReason() == ReasonNoUserNamespace {
+				if e.GetReason() == reasons.NoUserNamespace {
 					got = append(got, e.GetType()+" "+e.GetMessage())
 				}
 			}
 			if tt.wantEvent && (len(got) != 1 || !strings.Contains(got[0], "Warning runs without a user namespace") || !strings.Contains(got[0], "idmapped mounts")) {
-				t.Errorf("events %s: got %q, want one warning with the reason", ReasonNoUserNamespace, got)
+				t.Errorf("events %s: got %q, want one warning with the reason", reasons.NoUserNamespace, got)
 			}
 			if !tt.wantEvent && len(got) != 0 {
-				t.Errorf("events %s: got %q, want none", ReasonNoUserNamespace, got)
+				t.Errorf("events %s: got %q, want none", reasons.NoUserNamespace, got)
 			}
 		})
 	}

@@ -330,14 +330,9 @@ func (r processRuntime) Start(ctx context.Context, spec ContainerSpec) (Instance
 	return pi, nil
 }
 
-// ReasonNoUserNamespace is the reason of the warning event of a native
-// container that runs without the user namespace its device's owner asked
-// for where the kernel allows one (edgeagent --native-userns=auto): its
-// root is the device's root, in the sandbox.
-const ReasonNoUserNamespace = "NoUserNamespace"
-
 // sandboxNoter is an instance whose sandbox is weaker than its device's
-// owner asked for: SandboxNote says how, for the pod's events.
+// owner asked for: SandboxNote says how, for the pod's warning event
+// (reasons.NoUserNamespace).
 type sandboxNoter interface{ SandboxNote() string }
 
 type processInstance struct {

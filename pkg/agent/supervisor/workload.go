@@ -457,7 +457,7 @@ func (w *workload) runOnce(ctx context.Context, c *hubv1.Container, art *image.A
 		return w.startFailed(name, started, err)
 	}
 	if n, ok := inst.(sandboxNoter); ok && n.SandboxNote() != "" {
-		w.event(name, "Warning", ReasonNoUserNamespace, "%s", n.SandboxNote())
+		w.event(name, "Warning", reasons.NoUserNamespace, "%s", n.SandboxNote())
 	}
 	var usage func() wasm.Usage
 	if u, ok := inst.(interface{ Usage() wasm.Usage }); ok {
