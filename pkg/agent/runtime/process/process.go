@@ -197,6 +197,9 @@ type Runtime struct {
 	instances map[*Instance]struct{}
 	starter   *starter // started by the first onStarter
 	ranges    []bool   // user namespace ranges taken, by index
+	// usernsOf holds the user namespace of each range used so far, for
+	// the idmapped mounts of the range's next containers.
+	usernsOf map[int]*os.File
 }
 
 // starter is a goroutine locked to its thread for the runtime's life, which
@@ -346,6 +349,10 @@ func (r *Runtime) Close() error {
 	}
 	r.mu.Lock()
 	st := r.starter
+	for k, f := range r.usernsOf {
+		f.Close()
+		delete(r.usernsOf, k)
+	}
 	r.mu.Unlock()
 	if st != nil {
 		select {

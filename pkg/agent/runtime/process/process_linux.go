@@ -38,11 +38,9 @@ func (i *Instance) prepare() error {
 			return err
 		}
 		i.idBase, i.rangeIdx = base, k
-		if userns, err = newUserNS(base); err != nil {
+		if userns, err = i.r.userNS(k, base); err != nil {
 			return err
 		}
-		// The idmapped mounts keep the namespace they were made with.
-		defer userns.Close()
 		if err := i.prepareUserNS(userns); err != nil {
 			return err
 		}
@@ -105,6 +103,33 @@ func (i *Instance) prepare() error {
 		}
 	}
 	return nil
+}
+
+// userNS returns a user namespace of range k (first id base) for the
+// idmapped mounts of its container: the one made for the range's first
+// container, kept while the runtime runs (making one costs a process).
+func (r *Runtime) userNS(k int, base uint32) (*os.File, error) {
+	r.mu.Lock()
+	f := r.usernsOf[k]
+	r.mu.Unlock()
+	if f != nil {
+		return f, nil
+	}
+	f, err := newUserNS(base)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		f.Close()
+		return nil, errors.New("process runtime is closed")
+	}
+	if r.usernsOf == nil {
+		r.usernsOf = map[int]*os.File{}
+	}
+	r.usernsOf[k] = f
+	return f, nil
 }
 
 // prepareRoot builds the root of a container without a user namespace: an
