@@ -8,11 +8,14 @@
 // goes over its limit. On Linux, as root, a container is a real lite
 // container: it runs chrooted into an overlay of the image's root filesystem
 // (writes go to a per-container layer, never the shared image), in its own
-// mount and PID namespaces, with its volumes bind-mounted at their mount
-// paths, pivot_root'ed into that root by its init (the agent's binary
+// user namespace where the kernel allows it (Config.UserNS: its ids 0-65535
+// a range of the device's of its own, the image and volumes idmapped
+// mounts), mount and PID namespaces, with its volumes bind-mounted at their
+// mount paths, pivot_root'ed into that root by its init (the agent's binary
 // re-executed, see runInit) and confined: Docker's capabilities at most,
 // no_new_privs, a seccomp filter (see docs/security.md). Exec'd processes
-// join its namespaces and confinement. Elsewhere it runs in the unpacked
+// join its namespaces and confinement (in a user namespace, through the
+// joiner, see runJoin). Elsewhere it runs in the unpacked
 // image directory with its volume paths given in the environment
 // (EDGEFABRIC_VOLUME_<NAME>), with no_new_privs and the filter on Linux.
 //
