@@ -158,6 +158,10 @@ $(GOLANGCI_LINT): hack/tools/lint/go.mod hack/tools/lint/go.sum
 	@echo "building golangci-lint ($$(cd hack/tools/lint && go list -m -f '{{.Version}}' github.com/golangci/golangci-lint/v2)) into $@"
 	cd hack/tools/lint && go build -o $@ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 
+.PHONY: deps
+deps: ## Rewrite the lists of the packages each binary links (cmd/*/deps.txt) after a change of dependencies; read the diff; see docs/dependencies.md
+	go test ./test/deps -run TestLinkedPackages -update -count=1
+
 .PHONY: vulncheck
 vulncheck: ## govulncheck over the provider and the agent, offline against the vulnerability database pinned in hack/tools/vuln (VULNDB=latest: the newest); fails on reachable findings
 	@VULNDB="$(VULNDB)" bash hack/vulncheck.sh $(VULNCHECK_FLAGS)

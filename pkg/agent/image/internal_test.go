@@ -6,15 +6,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-
-	"github.com/edgefabric/edgefabric/test/ocitest"
 )
 
 func TestSchemePolicy(t *testing.T) {
@@ -71,27 +68,6 @@ func TestSchemePolicy(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-// TestAgentDependencies keeps the device-side packages free of the
-// Kubernetes libraries, which the agent must not link.
-func TestAgentDependencies(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs go list")
-	}
-	cmd := exec.Command("go", "list", "-deps", "./pkg/agent/image", "./pkg/agent/runtime/wasm", "./pkg/agent/logs")
-	cmd.Dir = ocitest.RepoRoot(t)
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("go list: %v", err)
-	}
-	for _, dep := range strings.Fields(string(out)) {
-		for _, banned := range []string{"k8s.io/", "sigs.k8s.io/", "github.com/virtual-kubelet/"} {
-			if strings.HasPrefix(dep, banned) {
-				t.Errorf("agent package depends on %s", dep)
-			}
-		}
-	}
-}
 
 // TestPickPlatformReportsTheImagesPlatforms: an index with nothing this
 // device can run says which platforms it has, as os/arch, once each.
