@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/edgefabric/edgefabric/pkg/agent"
 	"github.com/edgefabric/edgefabric/pkg/identity"
 )
 
@@ -25,7 +26,7 @@ restartBackoff: 2s
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, _, _, err := parse([]string{"--config", file, "--token", "from-flag", "--labels", "zone=a,floor=1"})
+	cfg, _, _, err := parse([]string{"--config", file, "--token", "from-flag", "--labels", "zone=a,floor=1", "--pods", "7"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,6 +41,28 @@ restartBackoff: 2s
 	}
 	if cfg.RestartBackoff != 2*time.Second {
 		t.Errorf("restart back-off: got %s", cfg.RestartBackoff)
+	}
+	if cfg.Pods != 7 || cfg.NativeWorkloads != "" || cfg.NoRootImages {
+		t.Errorf("pods %d, native workloads %q, no root images %v: want the flag's 7, and the file's zero values for flags not given", cfg.Pods, cfg.NativeWorkloads, cfg.NoRootImages)
+	}
+}
+
+// TestFlagsUnchanged: the flags' names, types, defaults and help texts are
+// those of testdata/flags.txt (edgeagent -h before the flags were bound to
+// the configuration's fields); a change to them is a change to the
+// command's interface, made on purpose by updating the file.
+func TestFlagsUnchanged(t *testing.T) {
+	want, err := os.ReadFile(filepath.Join("testdata", "flags.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg agent.Config
+	fs := newFlagSet(&cfg, &agentFlags{})
+	var got strings.Builder
+	fs.SetOutput(&got)
+	fs.PrintDefaults()
+	if diff := cmp.Diff(string(want), got.String()); diff != "" {
+		t.Errorf("flags (-want +got):\n%s", diff)
 	}
 }
 

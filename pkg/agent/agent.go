@@ -23,15 +23,18 @@ import (
 	goruntime "runtime"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/edgefabric/edgefabric/pkg/agent/client"
+	"github.com/edgefabric/edgefabric/pkg/agent/clock"
 	"github.com/edgefabric/edgefabric/pkg/agent/image"
 	"github.com/edgefabric/edgefabric/pkg/agent/logs"
 	"github.com/edgefabric/edgefabric/pkg/agent/mesh"
 	"github.com/edgefabric/edgefabric/pkg/agent/runtime/process"
 	"github.com/edgefabric/edgefabric/pkg/agent/runtime/wasm"
+	"github.com/edgefabric/edgefabric/pkg/agent/scopewatch"
 	"github.com/edgefabric/edgefabric/pkg/agent/store"
 	"github.com/edgefabric/edgefabric/pkg/agent/supervisor"
 	"github.com/edgefabric/edgefabric/pkg/agent/workingset"
@@ -268,6 +271,9 @@ func (c Config) Validate() error {
 	if c.LogMaxBytes < 0 || c.LogMaxFiles < 0 {
 		errs = append(errs, fmt.Errorf("log rotation: max bytes %d and max files %d must not be negative", c.LogMaxBytes, c.LogMaxFiles))
 	}
+	if c.RestartBackoff < 0 || c.HeartbeatInterval < 0 || c.ProbeInterval < 0 || c.LANInterval < 0 || c.DiscoveryInterval < 0 {
+		errs = append(errs, errors.New("restart back-off, heartbeat, probe, LAN and discovery intervals must not be negative"))
+	}
 	if c.ImageCacheBytes < 0 || c.ImagePullProgressTimeout < 0 || c.ImagePullTimeout < 0 || c.ImageMaxUnusedAge < 0 || c.ImageGCInterval < 0 {
 		errs = append(errs, errors.New("image cache size, pull timeouts, unused age and GC interval must not be negative"))
 	}
@@ -349,18 +355,31 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	defer prt.Close()
 
-	// The supervisor fences workloads on partition by the hub client's last
-	// contact; the client is made below, before either runs.
-	var cl *client.Client
+	// The values the parts share are made first, and every part after the
+	// parts and values it needs: the supervisor (fencing by the contact with
+	// the hub, asking for a resync once it fenced), the mesh (proving the
+	// device by its credentials, sending its coordinate), the scope watcher
+	// (probing over the mesh once the device joined), and last the hub
+	// client, which records the contact and the credentials and drives the
+	// supervisor.
+	clk := clock.Real{}
+	contact := client.NewContact(clk)
+	creds := client.NewCredentials()
+	viv, err := proximity.NewClient(proximity.Config{})
+	if err != nil {
+		return err
+	}
+
 	sup := supervisor.New(supervisor.Config{
 		LogDir: filepath.Join(cfg.DataDir, "logs"), PodIP: cfg.AdvertiseAddress, BackoffBase: cfg.RestartBackoff,
 		LogMaxBytes: cfg.LogMaxBytes, LogMaxFiles: cfg.LogMaxFiles,
 		VolumeDir: filepath.Join(cfg.DataDir, "volumes"), SharedMemoryDir: sharedMemoryDir(),
-		LastContact: func() time.Time { return cl.LastContact() },
+		LastContact: contact.Last,
 		// Fenced while the session looked up: it was not (no word from
 		// the hub for too long). A new session brings the full desired
 		// state, which alone starts fenced workloads again.
-		Fenced: func() { cl.Resync() },
+		Fenced: contact.Resync,
+		Clock:  clk,
 	}, images, supervisor.Runtimes{
 		supervisor.RuntimeWASM:    supervisor.WASM(rt),
 		supervisor.RuntimeProcess: supervisor.Process(prt, cfg.processPolicy()),
@@ -372,25 +391,26 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		log.Info("native containers not offered", "nativeWorkloads", cfg.NativeWorkloads, "isolated", prt.Isolated())
 	}
 
-	loc, _ := cfg.location() // checked by Validate
-	// The mesh and the scope watcher need each other and the hub client; all
-	// three are wired up before any of them runs.
-	var watcher *scopeWatcher
 	mh, err := mesh.New(mesh.Config{
 		Listen: cfg.MeshListen,
 		Identity: func() (mesh.Identity, bool) {
-			cert, ca, account, ok := cl.MeshIdentity()
+			cert, ca, account, ok := creds.Get()
 			return mesh.Identity{Certificate: cert, CA: ca, Account: account, DeviceID: cfg.DeviceID}, ok
 		},
-		Coordinate: func() *proximity.Coordinate { return watcher.coordinate() },
+		Coordinate: func() *proximity.Coordinate {
+			c := viv.Coordinate()
+			return &c
+		},
 	}, log.With("component", "mesh"))
 	if err != nil {
 		return err
 	}
-	watcher, err = newScopeWatcher(scopeConfig{
+	loc, _ := cfg.location() // checked by Validate
+	watcher, err := scopewatch.New(scopewatch.Config{
 		DeviceID: cfg.DeviceID, Network: cfg.Network, Location: loc,
 		ProbeInterval: cfg.ProbeInterval, BrowseInterval: cfg.DiscoveryInterval, LANInterval: cfg.LANInterval,
-	}, mh, log.With("component", "scopes"))
+		Vivaldi: viv,
+	}, mh, creds, log.With("component", "scopes"))
 	if err != nil {
 		return err
 	}
@@ -408,12 +428,16 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 			Scopes:       watcher.Scopes(),
 		}
 	}
-	cl, err = client.New(client.Config{
+	reserved := append(slices.Clone(cfg.ReservedPorts), int32(mh.Port()))
+	cl, err := client.New(client.Config{
 		Hub: cfg.Hub, HubCA: pool, Token: cfg.Token, TokenFile: cfg.TokenFile, DeviceID: cfg.DeviceID, Hello: hello,
 		HeartbeatInterval: cfg.HeartbeatInterval,
-		Scopes:            func() *hubv1.Scopes { return watcher.Scopes() },
+		Clock:             clk,
+		Contact:           contact,
+		Credentials:       creds,
+		Scopes:            watcher.Scopes,
 		ScopesChanged:     watcher.Changed(),
-		HubRTT:            func(rtt time.Duration) { watcher.HubRTT(rtt) },
+		HubRTT:            watcher.HubRTT,
 		ContactInterval:   sup.FenceLease,
 		// The pods run elsewhere now: none of them may keep running here.
 		Decommissioned: func(string) {
@@ -421,53 +445,52 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 				log.Error("stop workloads of a decommissioned device", "err", err)
 			}
 		},
-	}, st, sup, tunnelHandler(sup, cfg.AdvertiseAddress, func() []int32 {
-		return append(slices.Clone(cfg.ReservedPorts), int32(mh.Port()))
-	}, streamHandler(sup)), log.With("component", "hub-client"))
+	}, st, sup, tunnelHandler(sup, cfg.AdvertiseAddress, func() []int32 { return reserved }, streamHandler(sup)), log.With("component", "hub-client"))
 	if err != nil {
 		return err
 	}
-	watcher.cl = cl
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		_ = sup.Run(ctx)
-	}()
-	wg.Go(func() {
+	// The parts run until ctx ends or one of them fails; Run returns once
+	// every one has ended, with the first failure.
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return sup.Run(ctx) })
+	g.Go(func() error {
 		if err := mh.Run(ctx); err != nil {
-			log.Error("device mesh stopped", "err", err)
+			return fmt.Errorf("device mesh: %w", err)
 		}
+		return nil
 	})
-	wg.Go(func() {
+	g.Go(func() error {
 		if err := watcher.Run(ctx); err != nil {
-			log.Error("scope watcher stopped", "err", err)
+			return fmt.Errorf("scope watcher: %w", err)
 		}
+		return nil
 	})
 	// Give the pages of the binary that starting, pulling and compiling
 	// touched back to the kernel whenever the agent goes idle.
 	if !cfg.KeepIdlePages {
-		wg.Go(func() { _ = workingset.Run(ctx, workingset.Config{}, log.With("component", "working-set")) })
+		g.Go(func() error { return workingset.Run(ctx, workingset.Config{}, log.With("component", "working-set")) })
 	}
 	// The image cache's GC keeps what the desired workloads need: known
 	// once the stored ones were resumed.
-	wg.Go(func() {
+	g.Go(func() error {
 		select {
 		case <-sup.Resumed():
-			_ = images.RunGC(ctx, cfg.ImageGCInterval, sup.ImagesInUse)
+			return images.RunGC(ctx, cfg.ImageGCInterval, sup.ImagesInUse)
 		case <-ctx.Done():
+			return nil
 		}
 	})
-	wg.Go(func() { serveLocalAPI(ctx, cfg, st, cl, sup, watcher.Clusters, log.With("component", "local-api")) })
+	g.Go(func() error {
+		serveLocalAPI(ctx, cfg, st, cl, sup, watcher.Clusters, log.With("component", "local-api"))
+		return nil
+	})
+	g.Go(func() error { return cl.Run(ctx) })
 	log.Info("agent started", "hub", cfg.Hub, "dataDir", cfg.DataDir, "address", cfg.AdvertiseAddress, "version", version.Version, "meshPort", mh.Port())
-	err = cl.Run(ctx)
-	cancel()
-	wg.Wait()
-	return err
+	return g.Wait()
 }
+
+var _ scopewatch.Credentials = (*client.Credentials)(nil)
 
 // streamHandler serves the hub's log requests from the container log files.
 func streamHandler(sup *supervisor.Supervisor) client.StreamHandler {

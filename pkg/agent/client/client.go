@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/edgefabric/edgefabric/pkg/agent/clock"
 	"github.com/edgefabric/edgefabric/pkg/agent/store"
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
 	"github.com/edgefabric/edgefabric/pkg/boundary"
@@ -74,8 +75,17 @@ type Config struct {
 	// token.
 	TokenFile string
 	// Now is the clock the certificate's age is judged by; nil means
-	// time.Now.
+	// Clock's Now.
 	Now func() time.Time
+	// Clock times the contact with the hub, the probes, the heartbeats and
+	// the reconnect back-off; nil means the system clock.
+	Clock clock.Clock
+	// Contact records the contact with the hub and serves the requests to
+	// resync; nil means one of the client's own (see LastContact, Resync).
+	Contact *Contact
+	// Credentials receive the device's mesh identity as it joins and
+	// renews; nil means the client's own (see MeshIdentity).
+	Credentials *Credentials
 	// DeviceID is the device's ID. Required.
 	DeviceID string
 	// Hello returns the hello to send on each connect (device_id and
@@ -131,14 +141,13 @@ type Client struct {
 	cert      *tls.Certificate
 	connected bool
 	lastErr   error
-	// lastContact is when the newest message from the hub arrived (zero:
-	// none since the client started); endSession ends the current session.
-	lastContact time.Time
-	endSession  context.CancelFunc
-	refused     bool // refused as decommissioned since the client started
+	// endSession ends the current session.
+	endSession context.CancelFunc
+	refused    bool // refused as decommissioned since the client started
 
-	joined     chan struct{}
-	joinedOnce sync.Once
+	clock   clock.Clock
+	contact *Contact
+	creds   *Credentials
 
 	probeMu sync.Mutex
 	nonce   uint64
@@ -162,10 +171,20 @@ func New(cfg Config, st *store.Store, work Workloads, streams StreamHandler, log
 	if cfg.Hello == nil {
 		cfg.Hello = func() *hubv1.Hello { return &hubv1.Hello{} }
 	}
+	clk := clock.Or(cfg.Clock)
 	if cfg.Now == nil {
-		cfg.Now = time.Now
+		cfg.Now = clk.Now
 	}
-	return &Client{cfg: cfg, store: st, work: work, streams: streams, log: log, joined: make(chan struct{}), probes: map[uint64]time.Time{}}, nil
+	if cfg.Contact == nil {
+		cfg.Contact = NewContact(clk)
+	}
+	if cfg.Credentials == nil {
+		cfg.Credentials = NewCredentials()
+	}
+	return &Client{
+		cfg: cfg, store: st, work: work, streams: streams, log: log,
+		clock: clk, contact: cfg.Contact, creds: cfg.Credentials, probes: map[uint64]time.Time{},
+	}, nil
 }
 
 // isDecommissioned reports whether err is the hub's refusal of a device
@@ -232,17 +251,7 @@ func (c *Client) Connected() bool {
 // hub counts from then starts no earlier than LastContact less the message's
 // way over the network. Both are local clocks' elapsed times; no clock sync
 // is needed.
-func (c *Client) LastContact() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.lastContact
-}
-
-func (c *Client) touch() {
-	c.mu.Lock()
-	c.lastContact = time.Now()
-	c.mu.Unlock()
-}
+func (c *Client) LastContact() time.Time { return c.contact.Last() }
 
 // Resync ends the current control session, if any; the client connects again
 // at once and the hub sends its full desired state.
@@ -265,11 +274,17 @@ func (c *Client) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		c.RenewLoop(ctx)
-	}()
+	wg.Go(func() { c.RenewLoop(ctx) })
+	wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-c.contact.resync:
+				c.Resync()
+			}
+		}
+	})
 	backoff := c.cfg.MinBackoff
 	for {
 		err := c.session(ctx)
@@ -289,10 +304,12 @@ func (c *Client) Run(ctx context.Context) error {
 		}
 		// Full jitter keeps a fleet that lost the hub together from returning together.
 		wait := backoff/2 + rand.N(backoff/2+1)
+		t := c.clock.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return nil
-		case <-time.After(wait):
+		case <-t.C():
 		}
 		backoff = min(backoff*2, c.cfg.MaxBackoff)
 		if err == nil {
@@ -349,8 +366,9 @@ func (c *Client) session(ctx context.Context) error {
 		return errors.New("hub did not welcome the device")
 	}
 	c.mu.Lock()
-	c.connected, c.lastErr, c.lastContact = true, nil, time.Now()
+	c.connected, c.lastErr = true, nil
 	c.mu.Unlock()
+	c.contact.touch()
 	c.log.Info("connected to hub", "hub", c.cfg.Hub, "account", first.GetWelcome().GetAccount())
 	// Events raised while the hub was away still go out; the statuses taken
 	// with them are superseded by the hello's.
@@ -402,7 +420,7 @@ func (c *Client) probe() *hubv1.AgentMessage {
 		clear(c.probes)
 	}
 	c.nonce++
-	c.probes[c.nonce] = time.Now()
+	c.probes[c.nonce] = c.clock.Now()
 	return &hubv1.AgentMessage{Msg: &hubv1.AgentMessage_Probe{Probe: &hubv1.HubProbe{Nonce: c.nonce}}}
 }
 
@@ -413,23 +431,23 @@ func (c *Client) probed(nonce uint64) {
 	delete(c.probes, nonce)
 	c.probeMu.Unlock()
 	if ok && c.cfg.HubRTT != nil {
-		c.cfg.HubRTT(time.Since(sent))
+		c.cfg.HubRTT(c.clock.Since(sent))
 	}
 }
 
 func (c *Client) sendLoop(ctx context.Context, stream grpc.BidiStreamingClient[hubv1.AgentMessage, hubv1.HubMessage]) error {
-	t := time.NewTicker(c.cfg.HeartbeatInterval)
+	t := c.clock.NewTicker(c.cfg.HeartbeatInterval)
 	defer t.Stop()
 	if err := stream.Send(c.probe()); err != nil {
 		return err
 	}
-	probeT := time.NewTimer(c.contactProbeEvery())
+	probeT := c.clock.NewTimer(c.contactProbeEvery())
 	defer probeT.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-probeT.C:
+		case <-probeT.C():
 			every := c.contactProbeEvery()
 			probeT.Reset(every)
 			if every >= c.cfg.HeartbeatInterval {
@@ -447,8 +465,8 @@ func (c *Client) sendLoop(ctx context.Context, stream grpc.BidiStreamingClient[h
 					return err
 				}
 			}
-		case <-t.C:
-			hb := &hubv1.Heartbeat{Time: timestamppb.Now()}
+		case <-t.C():
+			hb := &hubv1.Heartbeat{Time: timestamppb.New(c.clock.Now())}
 			if u, ok := c.work.(UsageReporter); ok {
 				hb.Usage = u.Usage()
 			}
@@ -487,7 +505,7 @@ func (c *Client) recvLoop(ctx context.Context, hub hubv1.HubClient, stream grpc.
 			}
 			return err
 		}
-		c.touch()
+		c.contact.touch()
 		switch m := m.GetMsg().(type) {
 		case *hubv1.HubMessage_Desired:
 			full, err := parts.Add(m.Desired)

@@ -12,11 +12,13 @@ import (
 	"time"
 
 	"github.com/edgefabric/edgefabric/pkg/agent/client"
+	"github.com/edgefabric/edgefabric/pkg/agent/clock/clocktest"
 	"github.com/edgefabric/edgefabric/pkg/agent/store"
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
 	"github.com/edgefabric/edgefabric/pkg/identity"
 	"github.com/edgefabric/edgefabric/pkg/provider/fabric"
 	"github.com/edgefabric/edgefabric/pkg/provider/hub"
+	"github.com/edgefabric/edgefabric/test/poll"
 )
 
 type tokens map[string]string
@@ -43,9 +45,10 @@ func (w *work) Statuses() []*hubv1.WorkloadStatus          { return nil }
 func (w *work) Updates() <-chan struct{}                   { return w.updates }
 func (w *work) TakeReport() *hubv1.StatusReport            { return nil }
 
-// TestContactAndResync runs the client against a real hub: it hears from
-// the hub at least every ContactInterval although heartbeats are rare, and
-// Resync ends the session, so that the hub sends its full desired state
+// TestContactAndResync runs the client, on a clock the test steps, against
+// a real hub: it probes the hub, and so hears from it, every third of the
+// ContactInterval although heartbeats are rare, and a resync asked for on
+// its Contact ends the session, so that the hub sends its full desired state
 // again on the next.
 func TestContactAndResync(t *testing.T) {
 	ca, err := identity.NewCA("test", time.Now())
@@ -75,11 +78,15 @@ func TestContactAndResync(t *testing.T) {
 	}
 	defer st.Close()
 	w := &work{updates: make(chan struct{})}
+	clk := clocktest.New(time.Now())
+	contact := client.NewContact(clk)
 	cl, err := client.New(client.Config{
 		Hub: lis.Addr().String(), HubCA: ca.Pool(), Token: "good", DeviceID: "pi-1",
 		Hello:             func() *hubv1.Hello { return &hubv1.Hello{} },
 		HeartbeatInterval: time.Minute,
 		ContactInterval:   func() time.Duration { return 600 * time.Millisecond },
+		Clock:             clk,
+		Contact:           contact,
 	}, st, w, nil, log)
 	if err != nil {
 		t.Fatal(err)
@@ -89,25 +96,32 @@ func TestContactAndResync(t *testing.T) {
 	}
 	wg.Go(func() { _ = cl.Run(ctx) })
 
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: timed out", what)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+	poll.Until(t, 20*time.Second, func() bool { return w.desired.Load() == 1 && cl.Connected() })
+	if got, want := contact.Last(), clk.Now(); !got.Equal(want) {
+		t.Fatalf("last contact after the welcome: got %v, want the clock's now %v", got, want)
 	}
-	waitFor("first desired state", func() bool { return w.desired.Load() == 1 })
-	// Heartbeats come every minute; the probes every 200 ms keep the
-	// contact fresh.
-	for range 3 {
-		time.Sleep(700 * time.Millisecond)
-		if ago := time.Since(cl.LastContact()); ago > 600*time.Millisecond {
-			t.Fatalf("last contact %v ago, want less than the contact interval 600ms", ago)
-		}
+	// Heartbeats come every minute; a probe every 200 ms keeps the contact
+	// fresh: its reply comes at the time it was sent, the clock standing
+	// still meanwhile. The session's ticker and probe timer, the renewal's
+	// ticker and nothing else are pending.
+	if !clk.WaitForWaiters(t.Context(), 3) {
+		t.Fatal("the session's timers are not pending")
 	}
-	cl.Resync()
-	waitFor("desired state of a new session after Resync", func() bool { return w.desired.Load() == 2 && cl.Connected() })
+	for i := range 3 {
+		clk.Step(199 * time.Millisecond)
+		if clk.Since(contact.Last()) != 199*time.Millisecond {
+			t.Fatalf("step %d: heard from the hub before the probe was due", i)
+		}
+		clk.Step(time.Millisecond)
+		poll.Until(t, 20*time.Second, func() bool { return contact.Last().Equal(clk.Now()) })
+	}
+	contact.Resync()
+	// The next session starts after a back-off of at most 500 ms.
+	poll.Until(t, 20*time.Second, func() bool {
+		if w.desired.Load() == 2 && cl.Connected() {
+			return true
+		}
+		clk.Step(50 * time.Millisecond)
+		return false
+	})
 }

@@ -51,36 +51,26 @@ func (c *Client) loadIdentity() error {
 		return errors.New("device key is not ECDSA")
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.id, c.key = id, key
 	if id.CertDER != nil {
 		c.cert = &tls.Certificate{Certificate: [][]byte{id.CertDER}, PrivateKey: key}
-		c.joinedOnce.Do(func() { close(c.joined) })
 	}
+	cert := c.cert
+	c.mu.Unlock()
+	c.creds.set(cert, id.CADER, id.Account)
 	return nil
 }
 
 // Joined is closed once the device holds a certificate (from its store or
 // the first bootstrap).
-func (c *Client) Joined() <-chan struct{} { return c.joined }
+func (c *Client) Joined() <-chan struct{} { return c.creds.Joined() }
 
 // MeshIdentity returns what the device mesh needs to prove this device to its
 // peers and check theirs: the device certificate as it is now (renewals
 // replace it), the fabric's CA and the device's account. ok is false before
 // the device joined.
 func (c *Client) MeshIdentity() (cert *tls.Certificate, ca *x509.CertPool, account string, ok bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.cert == nil || c.id.CADER == nil {
-		return nil, nil, "", false
-	}
-	caCert, err := x509.ParseCertificate(c.id.CADER)
-	if err != nil {
-		return nil, nil, "", false
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(caCert)
-	return c.cert, pool, c.id.Account, true
+	return c.creds.Get()
 }
 
 // certLeft is how much of the certificate's life is left, as a fraction.
@@ -234,10 +224,11 @@ func (c *Client) saveCert(resp *hubv1.BootstrapResponse) error {
 	c.id.Decommissioned, c.id.DecommissionedToken = "", nil
 	c.refused = false
 	id, key := c.id, c.key
-	c.cert = &tls.Certificate{Certificate: [][]byte{id.CertDER}, PrivateKey: key}
+	cert := &tls.Certificate{Certificate: [][]byte{id.CertDER}, PrivateKey: key}
+	c.cert = cert
 	c.mu.Unlock()
 	err := c.store.SetIdentity(id)
-	c.joinedOnce.Do(func() { close(c.joined) })
+	c.creds.set(cert, id.CADER, id.Account)
 	return err
 }
 
@@ -245,13 +236,13 @@ func (c *Client) saveCert(resp *hubv1.BootstrapResponse) error {
 // life have passed, even while the control stream stays up. It returns when
 // ctx ends.
 func (c *Client) RenewLoop(ctx context.Context) {
-	t := time.NewTicker(time.Minute)
+	t := c.clock.NewTicker(time.Minute)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
 			if left := c.certLeft(c.cfg.Now()); left > 0 && left <= 1.0/3 {
 				if err := c.renew(ctx); err != nil {
 					c.log.Warn("certificate renewal failed", "err", err)

@@ -87,14 +87,14 @@ func (s *Supervisor) FenceLease() time.Duration {
 
 // fenceLoop stops the workloads whose fence is due until ctx ends.
 func (s *Supervisor) fenceLoop(ctx context.Context) {
-	t := time.NewTicker(fenceCheckEvery)
+	t := s.clock.NewTicker(fenceCheckEvery)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-			s.checkFences(time.Now())
+		case <-t.C():
+			s.checkFences(s.clock.Now())
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgefabric/edgefabric/pkg/agent/clock/clocktest"
 	"github.com/edgefabric/edgefabric/pkg/agent/runtime/wasm"
 	"github.com/edgefabric/edgefabric/pkg/agent/store"
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
@@ -51,9 +52,11 @@ func TestFenceDue(t *testing.T) {
 	}
 }
 
-// fenceFixture is a supervisor whose last contact with the hub the test sets.
+// fenceFixture is a supervisor on a clock the test steps, whose last
+// contact with the hub the test sets.
 type fenceFixture struct {
 	sup     *Supervisor
+	clk     *clocktest.Fake
 	contact atomic.Int64 // unix nanos; 0: never
 	fenced  atomic.Int32 // calls of Config.Fenced
 	cancel  context.CancelFunc
@@ -70,9 +73,9 @@ func startFence(t *testing.T, st *store.Store, dir string, contact bool) *fenceF
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fenceFixture{}
+	f := &fenceFixture{clk: clocktest.New(time.Now())}
 	if contact {
-		f.setContact(time.Now())
+		f.setContact(f.clk.Now())
 	}
 	f.sup = New(Config{
 		LogDir: filepath.Join(dir, "logs"), BackoffBase: 200 * time.Millisecond,
@@ -83,6 +86,7 @@ func startFence(t *testing.T, st *store.Store, dir string, contact bool) *fenceF
 			return time.Time{}
 		},
 		Fenced: func() { f.fenced.Add(1) },
+		Clock:  f.clk,
 	}, images{module: hello(t)}, Runtimes{RuntimeWASM: WASM(rt)}, st, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	f.cancel = cancel
@@ -92,7 +96,22 @@ func startFence(t *testing.T, st *store.Store, dir string, contact bool) *fenceF
 		rt.Close(context.Background())
 	})
 	poll.Until(t, 20*time.Second, func() bool { f.sup.mu.Lock(); defer f.sup.mu.Unlock(); return f.sup.ctx != nil })
+	// The fence loop's ticker, started after the stored workloads resumed.
+	<-f.sup.Resumed()
+	if !f.clk.WaitForWaiters(t.Context(), 1) {
+		t.Fatal("fence loop not started")
+	}
 	return f
+}
+
+// pass steps the clock d on, a fence check's interval at a time, and checks
+// the fences after each step as the fence loop does, so that every check is
+// done when it returns.
+func (f *fenceFixture) pass(d time.Duration) {
+	for ; d > 0; d -= fenceCheckEvery {
+		f.clk.Step(min(d, fenceCheckEvery))
+		f.sup.checkFences(f.clk.Now())
+	}
 }
 
 func (f *fenceFixture) stop() {
@@ -129,7 +148,7 @@ func TestFenceStopsOnlyOptedInWorkloadsUntilTheHubWantsThem(t *testing.T) {
 	f.sup.TakeReport()
 
 	// Contact lapsed for longer than grace − margin (8s − 2s).
-	f.setContact(time.Now().Add(-7 * time.Second))
+	f.clk.Step(7 * time.Second)
 	st1 := waitStatus(t, f.sup, "fenced", func(st *hubv1.WorkloadStatus) bool {
 		return container(st).GetState().GetTerminated().GetReason() == reasons.Fenced
 	})
@@ -151,7 +170,7 @@ func TestFenceStopsOnlyOptedInWorkloadsUntilTheHubWantsThem(t *testing.T) {
 	})
 	// It stays stopped, the other keeps running: autonomy for those that
 	// did not opt in.
-	time.Sleep(time.Second)
+	f.pass(time.Second)
 	for _, s := range f.sup.Statuses() {
 		switch s.GetUid() {
 		case "fenced":
@@ -165,8 +184,8 @@ func TestFenceStopsOnlyOptedInWorkloadsUntilTheHubWantsThem(t *testing.T) {
 		}
 	}
 	// Contact again; a delta alone does not start it, only a desired state.
-	f.setContact(time.Now())
-	time.Sleep(500 * time.Millisecond)
+	f.setContact(f.clk.Now())
+	f.pass(500 * time.Millisecond)
 	if s := statusOf(f.sup, "fenced"); isRunning(s) {
 		t.Errorf("fenced workload restarted before a desired state: %v", s)
 	}
@@ -179,11 +198,11 @@ func TestFenceStopsOnlyOptedInWorkloadsUntilTheHubWantsThem(t *testing.T) {
 	}
 
 	// Fenced again, then the hub no longer wants it here: it is removed.
-	f.setContact(time.Now().Add(-7 * time.Second))
+	f.clk.Step(7 * time.Second)
 	waitStatus(t, f.sup, "fenced", func(st *hubv1.WorkloadStatus) bool {
 		return container(st).GetState().GetTerminated().GetReason() == reasons.Fenced
 	})
-	f.setContact(time.Now())
+	f.setContact(f.clk.Now())
 	f.sup.TakeReport()
 	if err := f.sup.SetDesired(3, []*hubv1.Workload{plain}); err != nil {
 		t.Fatal(err)
@@ -224,7 +243,7 @@ func TestFencedWorkloadStaysStoppedAcrossRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitStatus(t, f.sup, "w", isRunning)
-	f.setContact(time.Now().Add(-time.Minute))
+	f.clk.Step(time.Minute)
 	waitStatus(t, f.sup, "w", func(st *hubv1.WorkloadStatus) bool {
 		return container(st).GetState().GetTerminated().GetReason() == reasons.Fenced
 	})
@@ -239,7 +258,7 @@ func TestFencedWorkloadStaysStoppedAcrossRestart(t *testing.T) {
 			s := waitStatus(t, g.sup, "w", func(st *hubv1.WorkloadStatus) bool {
 				return container(st).GetState().GetWaiting().GetReason() == reasons.Fenced
 			})
-			time.Sleep(500 * time.Millisecond)
+			g.pass(500 * time.Millisecond)
 			if s := statusOf(g.sup, "w"); isRunning(s) {
 				t.Fatalf("fenced workload resurrected by a restart: %v", s)
 			}
@@ -260,7 +279,7 @@ func TestFencedWorkloadStaysStoppedAcrossRestart(t *testing.T) {
 	waitStatus(t, g.sup, "w", func(st *hubv1.WorkloadStatus) bool {
 		return container(st).GetState().GetWaiting().GetReason() == reasons.Fenced
 	})
-	g.setContact(time.Now())
+	g.setContact(g.clk.Now())
 	if err := g.sup.SetDesired(2, []*hubv1.Workload{w}); err != nil {
 		t.Fatal(err)
 	}

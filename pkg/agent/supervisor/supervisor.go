@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/edgefabric/edgefabric/pkg/agent/clock"
 	"github.com/edgefabric/edgefabric/pkg/agent/image"
 	"github.com/edgefabric/edgefabric/pkg/agent/store"
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
@@ -62,6 +63,9 @@ type Config struct {
 	// Fenced, if not nil, is called after workloads were fenced. Only a
 	// desired state from the hub starts them again.
 	Fenced func()
+	// Clock times the fencing (LastContact is on it) and the back-off of
+	// restarts and pulls; nil means the system clock.
+	Clock clock.Clock
 }
 
 func (c *Config) defaults() {
@@ -87,6 +91,7 @@ const maxEvents = 512
 // Supervisor runs workloads. Create it with New, then call Run.
 type Supervisor struct {
 	cfg      Config
+	clock    clock.Clock
 	images   Images
 	runtimes Runtimes
 	store    *store.Store
@@ -111,7 +116,7 @@ type Supervisor struct {
 func New(cfg Config, images Images, runtimes Runtimes, st *store.Store, log *slog.Logger) *Supervisor {
 	cfg.defaults()
 	s := &Supervisor{
-		cfg: cfg, images: images, runtimes: runtimes, store: st, log: log,
+		cfg: cfg, clock: clock.Or(cfg.Clock), images: images, runtimes: runtimes, store: st, log: log,
 		pending:   store.NewWriteBehind(st, log),
 		resumed:   make(chan struct{}),
 		workloads: map[string]*workload{},
@@ -302,7 +307,7 @@ func (s *Supervisor) upsert(spec *hubv1.Workload, resumed bool) {
 	ctx := s.ctx
 	why := s.fenced[spec.GetUid()]
 	if why == "" && w.fence.on && s.cfg.LastContact != nil {
-		if last, now := s.cfg.LastContact(), time.Now(); FenceDue(last, w.fence.grace, now) {
+		if last, now := s.cfg.LastContact(), s.clock.Now(); FenceDue(last, w.fence.grace, now) {
 			why = fenceWhy(last, w.fence.grace, now)
 			s.fenced[spec.GetUid()] = why
 		}

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/edgefabric/edgefabric/pkg/agent/clock"
 	"github.com/edgefabric/edgefabric/pkg/agent/image"
 	"github.com/edgefabric/edgefabric/pkg/agent/logs"
 	"github.com/edgefabric/edgefabric/pkg/agent/runtime/process"
@@ -310,7 +311,7 @@ func (w *workload) runContainer(ctx context.Context, c *hubv1.Container, kind co
 			}
 		})
 		if delay > 0 {
-			if !sleep(ctx, delay) {
+			if !sleepOn(ctx, w.s.clock, delay) {
 				w.update(c.GetName(), func(cs *hubv1.ContainerStatus) { cs.State = term })
 				return false
 			}
@@ -388,7 +389,7 @@ func (w *workload) pull(ctx context.Context, c *hubv1.Container) *image.Artifact
 			w.event(name, "Warning", reasons.Failed, "Failed to pull image %q: %v", ref, err)
 		}
 		delay := max(w.backoff(failures+1), time.Second)
-		if !sleep(ctx, min(delay/2, 2*time.Second)) {
+		if !sleepOn(ctx, w.s.clock, min(delay/2, 2*time.Second)) {
 			return nil
 		}
 		if policy != image.PullPolicy("Never") {
@@ -397,7 +398,7 @@ func (w *workload) pull(ctx context.Context, c *hubv1.Container) *image.Artifact
 			})
 			w.event(name, "Normal", reasons.BackOff, "Back-off pulling image %q", ref)
 		}
-		if !sleep(ctx, delay) {
+		if !sleepOn(ctx, w.s.clock, delay) {
 			return nil
 		}
 	}
@@ -600,10 +601,15 @@ func waiting(reason, msg string) *hubv1.ContainerState {
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
+	return sleepOn(ctx, clock.Real{}, d)
+}
+
+// sleepOn waits d on clk; it reports false if ctx ended first.
+func sleepOn(ctx context.Context, clk clock.Clock, d time.Duration) bool {
+	t := clk.NewTimer(d)
 	defer t.Stop()
 	select {
-	case <-t.C:
+	case <-t.C():
 		return true
 	case <-ctx.Done():
 		return false

@@ -1,7 +1,17 @@
-package agent
+// Package scopewatch observes what the fabric's cluster formation needs
+// from a device: its LAN and the network claim derived from it, its
+// same-account peers on the LAN (announced over mDNS, proven over the device
+// mesh, their liveness tracked locally so that it survives an uplink outage),
+// and its Vivaldi coordinate from the round trips to peers and to the hub.
+//
+// The agent makes a Watcher with New, hands Scopes, Changed and HubRTT to
+// the hub client, and runs it with Run, which waits until the device joined.
+package scopewatch
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,7 +23,6 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/edgefabric/edgefabric/pkg/agent/client"
 	"github.com/edgefabric/edgefabric/pkg/agent/mesh"
 	hubv1 "github.com/edgefabric/edgefabric/pkg/apis/hub/v1"
 	"github.com/edgefabric/edgefabric/pkg/scopes/membership"
@@ -23,8 +32,33 @@ import (
 	"github.com/edgefabric/edgefabric/pkg/version"
 )
 
-// scopeConfig configures the scope watcher.
-type scopeConfig struct {
+// Mesh is the device mesh the watcher announces and probes peers over;
+// *mesh.Mesh implements it. Its methods are safe for concurrent use; Probe
+// blocks for up to the mesh's timeout.
+type Mesh interface {
+	// Port is the mesh's listen port.
+	Port() int
+	// Probe proves the device at addr to be id and measures the round trip.
+	Probe(ctx context.Context, addr, id string) (mesh.Result, error)
+	// Forget drops the connection to addr.
+	Forget(addr string)
+}
+
+var _ Mesh = (*mesh.Mesh)(nil)
+
+// Credentials are the device's mesh identity; *client.Credentials
+// implements it. Its methods are safe for concurrent use and do not block.
+type Credentials interface {
+	// Joined is closed once the device joined the fabric.
+	Joined() <-chan struct{}
+	// Get returns the device's certificate, the fabric's CA and the
+	// device's account; ok is false before the device joined.
+	Get() (cert *tls.Certificate, ca *x509.CertPool, account string, ok bool)
+}
+
+// Config configures a Watcher.
+type Config struct {
+	// DeviceID is the device's ID. Required.
 	DeviceID string
 	// Network is the operator's network name (--network); "" derives it.
 	Network string
@@ -40,6 +74,9 @@ type scopeConfig struct {
 	// LANInterval is how often the LAN's facts are read again; zero means
 	// 1 min.
 	LANInterval time.Duration
+	// Vivaldi holds the device's coordinate, which the watcher updates and
+	// the mesh sends to peers; nil means one of the watcher's own.
+	Vivaldi *proximity.Client
 }
 
 // peerInfo is what the watcher knows of a verified LAN peer.
@@ -49,17 +86,14 @@ type peerInfo struct {
 	lastSeen time.Time
 }
 
-// scopeWatcher observes what cluster formation needs: the device's LAN and
-// the claim derived from it, the same-account peers on the LAN (announced
-// over mDNS, proven over the device mesh, their liveness tracked locally so
-// it survives an uplink outage), and the device's Vivaldi coordinate from
-// the round trips to peers and to the hub. Scopes is what the hub client
-// sends; Changed signals when it changed in a way the provider must hear.
-type scopeWatcher struct {
-	cfg  scopeConfig
-	cl   *client.Client
-	mesh *mesh.Mesh
-	log  *slog.Logger
+// Watcher observes the device's scopes (see the package doc). Scopes is
+// what the hub client sends; Changed signals when it changed in a way the
+// provider must hear. Its methods are safe for concurrent use.
+type Watcher struct {
+	cfg   Config
+	creds Credentials
+	mesh  Mesh
+	log   *slog.Logger
 
 	changed  chan struct{} // capacity 1, coalesced
 	probeNow chan struct{} // capacity 1: a new peer was announced
@@ -82,8 +116,9 @@ type scopeWatcher struct {
 	probeCursor int
 }
 
-// newScopeWatcher returns a watcher; set cl before Run.
-func newScopeWatcher(cfg scopeConfig, m *mesh.Mesh, log *slog.Logger) (*scopeWatcher, error) {
+// New returns a watcher that probes peers over m once creds say the device
+// joined; it reads the LAN's facts at once. Call Run.
+func New(cfg Config, m Mesh, creds Credentials, log *slog.Logger) (*Watcher, error) {
 	if cfg.ProbeInterval == 0 {
 		cfg.ProbeInterval = 2 * time.Second
 	}
@@ -99,11 +134,13 @@ func newScopeWatcher(cfg scopeConfig, m *mesh.Mesh, log *slog.Logger) (*scopeWat
 	if err != nil {
 		return nil, err
 	}
-	viv, err := proximity.NewClient(proximity.Config{})
-	if err != nil {
-		return nil, err
+	viv := cfg.Vivaldi
+	if viv == nil {
+		if viv, err = proximity.NewClient(proximity.Config{}); err != nil {
+			return nil, err
+		}
 	}
-	w := &scopeWatcher{cfg: cfg, mesh: m, log: log, changed: make(chan struct{}, 1), probeNow: make(chan struct{}, 1), table: table, peers: map[string]peerInfo{}, viv: viv}
+	w := &Watcher{cfg: cfg, creds: creds, mesh: m, log: log, changed: make(chan struct{}, 1), probeNow: make(chan struct{}, 1), table: table, peers: map[string]peerInfo{}, viv: viv}
 	w.readLAN()
 	return w, nil
 }
@@ -111,7 +148,7 @@ func newScopeWatcher(cfg scopeConfig, m *mesh.Mesh, log *slog.Logger) (*scopeWat
 // readLAN reads the device's LAN facts and derives its claim. It reports
 // whether the claim changed: the device moved to another LAN (the facts the
 // claim is made of do not change while the LAN stays the same).
-func (w *scopeWatcher) readLAN() bool {
+func (w *Watcher) readLAN() bool {
 	lan, err := network.DiscoverLAN()
 	if err != nil {
 		w.log.Debug("read LAN facts", "err", err)
@@ -129,9 +166,9 @@ func (w *scopeWatcher) readLAN() bool {
 }
 
 // Changed signals that Scopes has news for the hub.
-func (w *scopeWatcher) Changed() <-chan struct{} { return w.changed }
+func (w *Watcher) Changed() <-chan struct{} { return w.changed }
 
-func (w *scopeWatcher) signal() {
+func (w *Watcher) signal() {
 	select {
 	case w.changed <- struct{}{}:
 	default:
@@ -140,7 +177,7 @@ func (w *scopeWatcher) signal() {
 
 // HubRTT feeds a round trip to the hub into the coordinate. The hub has no
 // coordinate of its own: it stands at the origin, a fixed landmark.
-func (w *scopeWatcher) HubRTT(rtt time.Duration) {
+func (w *Watcher) HubRTT(rtt time.Duration) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.hubRTT = rtt
@@ -149,16 +186,8 @@ func (w *scopeWatcher) HubRTT(rtt time.Duration) {
 	_, _ = w.viv.Update("hub", origin, rtt)
 }
 
-// coordinate returns the device's coordinate, for the mesh to send to peers.
-func (w *scopeWatcher) coordinate() *proximity.Coordinate {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	c := w.viv.Coordinate()
-	return &c
-}
-
 // Scopes returns the observations to send, with a new sequence number.
-func (w *scopeWatcher) Scopes() *hubv1.Scopes {
+func (w *Watcher) Scopes() *hubv1.Scopes {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	sc := &hubv1.Scopes{
@@ -204,14 +233,14 @@ func (w *scopeWatcher) Scopes() *hubv1.Scopes {
 
 // nextSeqLocked numbers a report: the wall clock in nanoseconds, so that it
 // grows across agent restarts too, and never less than the last one plus one.
-func (w *scopeWatcher) nextSeqLocked() uint64 {
+func (w *Watcher) nextSeqLocked() uint64 {
 	w.lastSeq = max(w.lastSeq+1, uint64(time.Now().UnixNano()))
 	return w.lastSeq
 }
 
 // Clusters describes the network cluster the device claims and the LAN
 // peers it verified, for edgeagent status.
-func (w *scopeWatcher) Clusters() []string {
+func (w *Watcher) Clusters() []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.claim == "" {
@@ -228,7 +257,7 @@ func (w *scopeWatcher) Clusters() []string {
 }
 
 // aliveLocked returns the IDs of the peers that have not left, sorted.
-func (w *scopeWatcher) aliveLocked() []string {
+func (w *Watcher) aliveLocked() []string {
 	var out []string
 	for _, m := range w.table.Members() {
 		if m.State != membership.Left {
@@ -241,13 +270,13 @@ func (w *scopeWatcher) aliveLocked() []string {
 
 // Run waits until the device joined, then announces it on the LAN, browses
 // for its peers and probes them until ctx ends.
-func (w *scopeWatcher) Run(ctx context.Context) error {
+func (w *Watcher) Run(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 		return nil
-	case <-w.cl.Joined():
+	case <-w.creds.Joined():
 	}
-	_, _, account, ok := w.cl.MeshIdentity()
+	_, _, account, ok := w.creds.Get()
 	if !ok {
 		return errors.New("joined without an identity")
 	}
@@ -304,7 +333,7 @@ const settleDelay = time.Second
 const settleWithoutMDNS = 15 * time.Second
 
 // probeSoon asks probeLoop for a round now.
-func (w *scopeWatcher) probeSoon() {
+func (w *Watcher) probeSoon() {
 	select {
 	case w.probeNow <- struct{}{}:
 	default:
@@ -314,7 +343,7 @@ func (w *scopeWatcher) probeSoon() {
 // probeLoop probes the announced peers every ProbeInterval and whenever a
 // new one is announced, tracks their liveness, and re-reads the LAN now and
 // then.
-func (w *scopeWatcher) probeLoop(ctx context.Context, disc *mdns.Discovery) {
+func (w *Watcher) probeLoop(ctx context.Context, disc *mdns.Discovery) {
 	t := time.NewTicker(w.cfg.ProbeInterval)
 	defer t.Stop()
 	lanTick := time.NewTicker(w.cfg.LANInterval)
@@ -404,7 +433,7 @@ func roundPeers(peers []mdns.Peer, self string, known func(id string) bool, limi
 // time a peer would turn suspect, however many peers are announced, so that
 // a flood of announcements cannot delay the probes that keep the verified
 // peers alive.
-func (w *scopeWatcher) probeAll(ctx context.Context, peers []mdns.Peer) {
+func (w *Watcher) probeAll(ctx context.Context, peers []mdns.Peer) {
 	ctx, cancel := context.WithTimeout(ctx, 3*w.cfg.ProbeInterval)
 	defer cancel()
 	w.mu.Lock()
@@ -440,7 +469,7 @@ func (w *scopeWatcher) probeAll(ctx context.Context, peers []mdns.Peer) {
 	wg.Wait()
 }
 
-func (w *scopeWatcher) probe(ctx context.Context, p mdns.Peer) error {
+func (w *Watcher) probe(ctx context.Context, p mdns.Peer) error {
 	addrs := slices.Clone(p.Addrs)
 	// IPv4 first: link-local IPv6 needs a zone the announcement does not carry.
 	slices.SortStableFunc(addrs, func(a, b netip.Addr) int {
