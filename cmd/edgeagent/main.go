@@ -31,6 +31,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/edgefabric/edgefabric/pkg/agent"
+	"github.com/edgefabric/edgefabric/pkg/agent/runtime/process"
 	"github.com/edgefabric/edgefabric/pkg/debugserver"
 	"github.com/edgefabric/edgefabric/pkg/version"
 )
@@ -98,6 +99,7 @@ type agentFlags struct {
 	configFile, labels, insecure, level, debugListen, imageCacheSize string
 	meshPort                                                         int
 	allowRoot                                                        bool
+	usernsBase                                                       uint64
 }
 
 // newFlagSet returns the agent's flag set, every flag that is one field of
@@ -134,6 +136,9 @@ func newFlagSet(cfg *agent.Config, f *agentFlags) *flag.FlagSet {
 	fs.IntVar(&cfg.WASMDefaultMemoryPercent, "wasm-default-memory-percent", 0, "memory limit of a WASM container that sets none, in percent of --memory-bytes (default 25)")
 	fs.StringVar(&cfg.NativeWorkloads, "native-workloads", agent.NativeIsolated, "where native containers run: isolated (only in their sandbox: Linux, the agent as root), unisolated (also elsewhere, as the agent's user, able to read the agent's store and key) or off")
 	fs.BoolVar(&f.allowRoot, "allow-root-images", true, "run native containers as root (uid 0, in their sandbox) when their image or pod says so; false refuses them")
+	fs.StringVar(&cfg.NativeUserNS, "native-userns", process.UserNSAuto, "run isolated native containers in user namespaces, their root an unprivileged range of the device's uids: auto (where the kernel allows it; else without, with a warning), required (the agent does not start without) or off")
+	fs.Uint64Var(&f.usernsBase, "userns-base", 0, "first host uid and gid of the native containers' user namespace ranges, one range of 65536 ids per running container (default 1073741824, 2^30)")
+	fs.IntVar(&cfg.UserNSRanges, "userns-ranges", 0, "how many user namespace ranges there are: the most native containers that run at once (default 1024)")
 	fs.StringVar(&f.imageCacheSize, "image-cache-size", "", "budget of the image cache: bytes, or with a suffix Ki, Mi, Gi, Ti (1024s) or K, M, G, T (1000s); past it, images no pod uses are removed, least recently used first (default 2Gi)")
 	fs.DurationVar(&cfg.ImagePullProgressTimeout, "image-pull-progress-timeout", 0, "give up on an image pull that receives nothing from the registry for this long (default 1m)")
 	fs.DurationVar(&cfg.ImagePullTimeout, "image-pull-timeout", 0, "give up on an image pull that takes longer than this (default: no limit but the progress timeout)")
@@ -169,6 +174,12 @@ func (f *agentFlags) apply(cfg *agent.Config) error {
 		cfg.InsecureRegistries = strings.Split(f.insecure, ",")
 	}
 	cfg.NoRootImages = !f.allowRoot
+	if f.usernsBase > 1<<32-1 {
+		return fmt.Errorf("--userns-base %d: past the last uid", f.usernsBase)
+	}
+	if f.usernsBase != 0 {
+		cfg.UserNSBase = uint32(f.usernsBase)
+	}
 	if f.imageCacheSize != "" {
 		n, err := parseSize(f.imageCacheSize)
 		if err != nil {
@@ -225,6 +236,8 @@ func parseWith(args []string, getenv func(string) string, warn io.Writer) (agent
 				cfg.MeshListen = fromFlags.MeshListen
 			case "allow-root-images":
 				cfg.NoRootImages = fromFlags.NoRootImages
+			case "userns-base":
+				cfg.UserNSBase = fromFlags.UserNSBase
 			case "image-cache-size":
 				cfg.ImageCacheBytes = fromFlags.ImageCacheBytes
 			}

@@ -117,6 +117,50 @@ func TestParseNativeWorkloadFlags(t *testing.T) {
 	}
 }
 
+// TestParseUserNSFlags: the user namespace choices, from flags and from the
+// file, flags winning.
+func TestParseUserNSFlags(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "agent.yaml")
+	if err := os.WriteFile(file, []byte("nativeUserNS: off\nuserNSBase: 200000\nuserNSRanges: 4\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	type userns struct {
+		Mode   string
+		Base   uint32
+		Ranges int
+	}
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		want    userns
+		wantErr string
+	}{
+		{name: "defaults", want: userns{Mode: "auto"}},
+		{name: "flags", args: []string{"--native-userns", "required", "--userns-base", "131072", "--userns-ranges", "8"}, want: userns{"required", 131072, 8}},
+		{name: "file", args: []string{"--config", file}, want: userns{"off", 200000, 4}},
+		{name: "flags over the file", args: []string{"--config", file, "--native-userns", "auto"}, want: userns{"auto", 200000, 4}},
+		{name: "base past the last uid", args: []string{"--userns-base", "4294967296"}, wantErr: "past the last uid"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, _, _, err := parse(tc.args)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("got %v, want an error containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := userns{cfg.NativeUserNS, cfg.UserNSBase, cfg.UserNSRanges}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("user namespace configuration (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestParseToken(t *testing.T) {
 	dir := t.TempDir()
 	withToken := filepath.Join(dir, "token.yaml")

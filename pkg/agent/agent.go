@@ -145,6 +145,19 @@ type Config struct {
 	// (--allow-root-images=false); by default they run as root in their
 	// sandbox, as under Docker.
 	NoRootImages bool `json:"noRootImages" yaml:"noRootImages"`
+	// NativeUserNS says whether isolated native containers run in user
+	// namespaces, their root an unprivileged range of the device's uids
+	// (--native-userns): process.UserNSAuto (empty means it) where the
+	// kernel allows it, process.UserNSRequired the same but the agent does
+	// not start where it does not, process.UserNSOff never.
+	NativeUserNS string `json:"nativeUserNS" yaml:"nativeUserNS"`
+	// UserNSBase is the first host uid (and gid) of the containers' ranges
+	// (--userns-base); zero means process.DefaultUserNSBase.
+	UserNSBase uint32 `json:"userNSBase" yaml:"userNSBase"`
+	// UserNSRanges is how many ranges of process.UserNSSize ids there are,
+	// one per running native container (--userns-ranges); zero means
+	// process.DefaultUserNSRanges.
+	UserNSRanges int `json:"userNSRanges" yaml:"userNSRanges"`
 	// ReservedPorts are TCP ports of the device's own services (the debug
 	// server, say) that kubectl port-forward never reaches, not even for a
 	// pod that declares one. The mesh port is always reserved; nil means it
@@ -174,6 +187,14 @@ func (c Config) processPolicy() supervisor.ProcessPolicy {
 		Off:        c.NativeWorkloads == NativeOff,
 		Unisolated: c.NativeWorkloads == NativeUnisolated,
 		NoRoot:     c.NoRootImages,
+	}
+}
+
+// processConfig is the process runtime's configuration.
+func (c Config) processConfig() process.Config {
+	return process.Config{
+		StateDir: filepath.Join(c.DataDir, "containers"),
+		UserNS:   c.NativeUserNS, UserNSBase: c.UserNSBase, UserNSRanges: c.UserNSRanges,
 	}
 }
 
@@ -270,6 +291,9 @@ func (c Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("native workloads %q: want %s, %s or %s", c.NativeWorkloads, NativeIsolated, NativeUnisolated, NativeOff))
 	}
+	if err := c.processConfig().Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.MeshListen != "" {
 		if _, _, err := net.SplitHostPort(c.MeshListen); err != nil {
 			errs = append(errs, fmt.Errorf("mesh listen address %q: %w", c.MeshListen, err))
@@ -325,7 +349,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	defer rt.Close(context.WithoutCancel(ctx))
-	prt, err := process.New(process.Config{StateDir: filepath.Join(cfg.DataDir, "containers")}, log.With("component", "process"))
+	prt, err := process.New(cfg.processConfig(), log.With("component", "process"))
 	if err != nil {
 		return err
 	}

@@ -82,6 +82,13 @@ func (i podImages) Lookup(string) (*image.Artifact, error) { return nil, image.E
 // hello example, or the module file given.
 func startPods(t *testing.T, module ...string) *fixture {
 	t.Helper()
+	return startPodsWith(t, process.Config{}, module...)
+}
+
+// startPodsWith is startPods with the process runtime configured as cfg
+// (its StateDir, if empty, in the test's directory).
+func startPodsWith(t *testing.T, cfg process.Config, module ...string) *fixture {
+	t.Helper()
 	root := nativeRoot(t)
 	mod := hello(t)
 	if len(module) > 0 {
@@ -96,7 +103,10 @@ func startPods(t *testing.T, module ...string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prt, err := process.New(process.Config{StateDir: filepath.Join(dir, "containers")}, slog.New(slog.DiscardHandler))
+	if cfg.StateDir == "" {
+		cfg.StateDir = filepath.Join(dir, "containers")
+	}
+	prt, err := process.New(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,6 +300,49 @@ func TestLivenessRestart(t *testing.T) {
 	}
 	if !unhealthy || !killing {
 		t.Errorf("events: got Unhealthy %v, Killing %v; want both", unhealthy, killing)
+	}
+}
+
+// TestNoUserNamespaceEvent: a native container that runs without the user
+// namespace the device's owner asked for where possible (the state
+// directory's file system, ramfs, has no idmapped mounts) runs, and its pod
+// gets a warning event saying so and why; with one, no such event.
+func TestNoUserNamespaceEvent(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("isolation needs root")
+	}
+	ramfs := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "ramfs", "ramfs", ramfs).CombinedOutput(); err != nil {
+		t.Skipf("mount ramfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", ramfs).Run() })
+	for _, tt := range []struct {
+		name      string
+		stateDir  string
+		wantEvent bool
+	}{
+		{name: "without", stateDir: ramfs, wantEvent: true},
+		{name: "with", wantEvent: false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := startPodsWith(t, process.Config{StateDir: tt.stateDir})
+			if err := f.sup.SetDesired(1, []*hubv1.Workload{pod("userns", "Never", nil, native("app", "info"))}); err != nil {
+				t.Fatal(err)
+			}
+			waitStatus(t, f.sup, "userns", func(st *hubv1.WorkloadStatus) bool { return container(st).GetState().GetTerminated() != nil })
+			var got []string
+			for _, e := range f.sup.TakeReport().GetEvents() {
+				if e.GetReason() == reasons.NoUserNamespace {
+					got = append(got, e.GetType()+" "+e.GetMessage())
+				}
+			}
+			if tt.wantEvent && (len(got) != 1 || !strings.Contains(got[0], "Warning runs without a user namespace") || !strings.Contains(got[0], "idmapped mounts")) {
+				t.Errorf("events %s: got %q, want one warning with the reason", reasons.NoUserNamespace, got)
+			}
+			if !tt.wantEvent && len(got) != 0 {
+				t.Errorf("events %s: got %q, want none", reasons.NoUserNamespace, got)
+			}
+		})
 	}
 }
 

@@ -323,10 +323,24 @@ func (r processRuntime) Start(ctx context.Context, spec ContainerSpec) (Instance
 	if err != nil {
 		return nil, err
 	}
-	return processInstance{inst}, nil
+	pi := processInstance{Instance: inst}
+	if userns, why := r.rt.UserNamespaces(); r.rt.Isolated() && !userns && why != "" {
+		pi.note = "runs without a user namespace, its root the device's (in the sandbox): " + why
+	}
+	return pi, nil
 }
 
-type processInstance struct{ *process.Instance }
+// sandboxNoter is an instance whose sandbox is weaker than its device's
+// owner asked for: SandboxNote says how, for the pod's warning event
+// (reasons.NoUserNamespace).
+type sandboxNoter interface{ SandboxNote() string }
+
+type processInstance struct {
+	*process.Instance
+	note string
+}
+
+func (i processInstance) SandboxNote() string { return i.note }
 
 func (i processInstance) Result() Result {
 	r := i.Instance.Result()
@@ -339,7 +353,9 @@ var (
 	_ Instance = wasmInstance{}
 	_ Instance = processInstance{}
 	_ Execer   = processInstance{}
-	_ Execer   = wasmInstance{}
+
+	_ sandboxNoter = processInstance{}
+	_ Execer       = wasmInstance{}
 
 	_ terminalExecer = processInstance{}
 	_ resizer        = processInstance{}

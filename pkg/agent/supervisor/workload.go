@@ -457,6 +457,9 @@ func (w *workload) runOnce(ctx context.Context, c *hubv1.Container, art *image.A
 	if err != nil {
 		return w.startFailed(name, started, err)
 	}
+	if n, ok := inst.(sandboxNoter); ok && n.SandboxNote() != "" {
+		w.event(name, "Warning", reasons.NoUserNamespace, "%s", n.SandboxNote())
+	}
 	var usage func() wasm.Usage
 	if u, ok := inst.(interface{ Usage() wasm.Usage }); ok {
 		usage = u.Usage

@@ -8,11 +8,14 @@
 // goes over its limit. On Linux, as root, a container is a real lite
 // container: it runs chrooted into an overlay of the image's root filesystem
 // (writes go to a per-container layer, never the shared image), in its own
-// mount and PID namespaces, with its volumes bind-mounted at their mount
-// paths, pivot_root'ed into that root by its init (the agent's binary
+// user namespace where the kernel allows it (Config.UserNS: its ids 0-65535
+// a range of the device's of its own, the image and volumes idmapped
+// mounts), mount and PID namespaces, with its volumes bind-mounted at their
+// mount paths, pivot_root'ed into that root by its init (the agent's binary
 // re-executed, see runInit) and confined: Docker's capabilities at most,
 // no_new_privs, a seccomp filter (see docs/security.md). Exec'd processes
-// join its namespaces and confinement. Elsewhere it runs in the unpacked
+// join its namespaces and confinement (in a user namespace, through the
+// joiner, see runJoin). Elsewhere it runs in the unpacked
 // image directory with its volume paths given in the environment
 // (EDGEFABRIC_VOLUME_<NAME>), with no_new_privs and the filter on Linux.
 //
@@ -25,6 +28,7 @@
 package process
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -124,6 +128,58 @@ type Config struct {
 	// WatchInterval is how often the memory watchdog samples a container
 	// without a cgroup; zero means 250 ms.
 	WatchInterval time.Duration
+	// UserNS says whether isolated containers run in a user namespace, so
+	// that their root is an unprivileged user of the device: UserNSAuto
+	// (empty means it) where the kernel allows it (user namespaces and
+	// idmapped mounts of the state directory's file system), UserNSRequired
+	// the same but New fails where it does not, UserNSOff never.
+	UserNS string
+	// UserNSBase is the first host uid (and gid) of the ranges containers
+	// are mapped to; zero means DefaultUserNSBase. Each running container
+	// takes a range of its own of UserNSSize ids: its uid k is the host's
+	// UserNSBase + n*UserNSSize + k.
+	UserNSBase uint32
+	// UserNSRanges is how many ranges there are, the most containers that
+	// run at once in user namespaces; zero means DefaultUserNSRanges. A
+	// container started when all are taken fails to start.
+	UserNSRanges int
+}
+
+// Values of Config.UserNS.
+const (
+	UserNSAuto     = "auto"
+	UserNSRequired = "required"
+	UserNSOff      = "off"
+)
+
+// Defaults of the user namespace ranges: 1024 ranges of 65536 ids from
+// 2^30, far above the ids distributions give users and the subordinate
+// ranges they write to /etc/subuid (100000 and up), so that no container
+// shares a host uid with a person or another container engine.
+const (
+	UserNSSize          = 65536
+	DefaultUserNSBase   = 1 << 30
+	DefaultUserNSRanges = 1024
+)
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	switch c.UserNS {
+	case "", UserNSAuto, UserNSRequired, UserNSOff:
+	default:
+		return fmt.Errorf("user namespaces %q: want %s, %s or %s", c.UserNS, UserNSAuto, UserNSRequired, UserNSOff)
+	}
+	if c.UserNSRanges < 0 {
+		return fmt.Errorf("user namespace ranges %d: want at least 1", c.UserNSRanges)
+	}
+	base, n := uint64(cmp.Or(c.UserNSBase, DefaultUserNSBase)), uint64(cmp.Or(c.UserNSRanges, DefaultUserNSRanges))
+	if base < UserNSSize {
+		return fmt.Errorf("user namespace base %d: below %d, the ids a container maps itself", base, UserNSSize)
+	}
+	if base+n*UserNSSize > 1<<32-1 {
+		return fmt.Errorf("user namespace base %d with %d ranges of %d: past the last uid %d", base, n, UserNSSize, uint64(1<<32-2))
+	}
+	return nil
 }
 
 // Runtime starts containers. It is safe for concurrent use.
@@ -134,11 +190,19 @@ type Runtime struct {
 	cgroups cgroupDriver // nil: no cgroups
 	// cgroupPrefix keeps the cgroups of agents sharing a machine apart.
 	cgroupPrefix string
+	// userns: isolated containers run in user namespaces; else usernsWhy
+	// says why not (empty: not asked for, or not isolated).
+	userns    bool
+	usernsWhy string
 
 	mu        sync.Mutex
 	closed    bool
 	instances map[*Instance]struct{}
 	starter   *starter // started by the first onStarter
+	ranges    []bool   // user namespace ranges taken, by index
+	// usernsOf holds the user namespace of each range used so far, for
+	// the idmapped mounts of the range's next containers.
+	usernsOf map[int]*os.File
 }
 
 // starter is a goroutine locked to its thread for the runtime's life, which
@@ -193,6 +257,11 @@ func New(cfg Config, log *slog.Logger) (*Runtime, error) {
 	if cfg.StateDir == "" {
 		return nil, errors.New("process runtime: state dir is required")
 	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("process runtime: %w", err)
+	}
+	cfg.UserNSBase = cmp.Or(cfg.UserNSBase, DefaultUserNSBase)
+	cfg.UserNSRanges = cmp.Or(cfg.UserNSRanges, DefaultUserNSRanges)
 	if cfg.WatchInterval == 0 {
 		cfg.WatchInterval = 250 * time.Millisecond
 	}
@@ -211,6 +280,22 @@ func New(cfg Config, log *slog.Logger) (*Runtime, error) {
 			}
 		}
 	}
+	switch {
+	case cfg.UserNS == UserNSOff:
+	case !r.isolate && cfg.UserNS == UserNSRequired:
+		return nil, errors.New("process runtime: user namespaces are required, but containers are not isolated here (Linux, the agent as root)")
+	case r.isolate:
+		if err := probeUserNS(cfg.StateDir, cfg.UserNSBase); err != nil {
+			if cfg.UserNS == UserNSRequired {
+				return nil, fmt.Errorf("process runtime: user namespaces are required: %w", err)
+			}
+			r.usernsWhy = err.Error()
+			log.Warn("native containers run without a user namespace: their root is the device's", "err", err)
+		} else {
+			r.userns = true
+			r.ranges = make([]bool, cfg.UserNSRanges)
+		}
+	}
 	if !cfg.NoCgroups {
 		r.cgroups = detectCgroups(log)
 	}
@@ -218,12 +303,40 @@ func New(cfg Config, log *slog.Logger) (*Runtime, error) {
 	if r.cgroups != nil {
 		cg = r.cgroups.name()
 	}
-	log.Info("process runtime ready", "isolation", r.isolate, "cgroups", cg)
+	log.Info("process runtime ready", "isolation", r.isolate, "userNamespaces", r.userns, "cgroups", cg)
 	return r, nil
 }
 
 // Isolated reports whether containers run in their own namespaces and root.
 func (r *Runtime) Isolated() bool { return r.isolate }
+
+// UserNamespaces reports whether isolated containers run in user
+// namespaces, their root an unprivileged user of the device, and if not,
+// why not: the kernel's refusal, or "" when they were turned off or
+// containers are not isolated at all.
+func (r *Runtime) UserNamespaces() (bool, string) { return r.userns, r.usernsWhy }
+
+// takeRange reserves a user namespace range and returns its first host id.
+func (r *Runtime) takeRange() (uint32, int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, taken := range r.ranges {
+		if !taken {
+			r.ranges[k] = true
+			return r.cfg.UserNSBase + uint32(k)*UserNSSize, k, nil
+		}
+	}
+	return 0, -1, fmt.Errorf("all %d user namespace ranges are taken by running containers", len(r.ranges))
+}
+
+// releaseRange gives back what takeRange reserved.
+func (r *Runtime) releaseRange(k int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if k >= 0 && k < len(r.ranges) {
+		r.ranges[k] = false
+	}
+}
 
 // Close kills every running container and waits for them to end.
 func (r *Runtime) Close() error {
@@ -239,6 +352,10 @@ func (r *Runtime) Close() error {
 	}
 	r.mu.Lock()
 	st := r.starter
+	for k, f := range r.usernsOf {
+		f.Close()
+		delete(r.usernsOf, k)
+	}
 	r.mu.Unlock()
 	if st != nil {
 		select {
@@ -274,6 +391,9 @@ func (r *Runtime) start(ctx context.Context, spec Spec) (*Instance, error) {
 	if _, err := Capabilities(spec.Security); err != nil {
 		return nil, err
 	}
+	if u := spec.User; r.userns && u != nil && (u.UID >= UserNSSize || u.GID >= UserNSSize) {
+		return nil, fmt.Errorf("user %d:%d: a container's user namespace maps ids 0 to %d only", u.UID, u.GID, UserNSSize-1)
+	}
 	if spec.Security.ReadOnlyRootFS && !r.isolate {
 		return nil, errors.New("readOnlyRootFilesystem: this device runs native containers without isolation (the agent is not root on Linux), so their root file system cannot be made read-only")
 	}
@@ -281,11 +401,12 @@ func (r *Runtime) start(ctx context.Context, spec Spec) (*Instance, error) {
 		return nil, err
 	}
 	inst := &Instance{
-		r:      r,
-		spec:   spec,
-		done:   make(chan struct{}),
-		stopCh: make(chan struct{}),
-		dir:    filepath.Join(r.cfg.StateDir, spec.ID),
+		r:        r,
+		spec:     spec,
+		done:     make(chan struct{}),
+		stopCh:   make(chan struct{}),
+		dir:      filepath.Join(r.cfg.StateDir, spec.ID),
+		rangeIdx: -1,
 	}
 	if err := inst.prepare(); err != nil {
 		inst.cleanup()
@@ -349,16 +470,20 @@ func (r *Runtime) start(ctx context.Context, spec Spec) (*Instance, error) {
 
 // Instance is one running container. Its methods are safe for concurrent use.
 type Instance struct {
-	r       *Runtime
-	spec    Spec
-	dir     string // scratch directory
-	root    string // the container's root: merged overlay (isolated) or RootFS
-	mounts  []string
-	cg      cgroup
-	ns      []*os.File // the main process's mount and PID namespaces (isolated, Linux)
-	cmd     *exec.Cmd
-	started time.Time
-	term    *terminal // with Spec.TTY
+	r      *Runtime
+	spec   Spec
+	dir    string // scratch directory
+	root   string // the container's root: merged overlay (isolated) or RootFS
+	mounts []string
+	cg     cgroup
+	ns     []*os.File // the main process's mount, PID (isolated, Linux) and user namespaces
+	// idBase is the host id of the container's uid 0 in its user
+	// namespace (range rangeIdx); 0: no user namespace.
+	idBase   uint32
+	rangeIdx int
+	cmd      *exec.Cmd
+	started  time.Time
+	term     *terminal // with Spec.TTY
 
 	stopOnce sync.Once
 	stopCh   chan struct{}

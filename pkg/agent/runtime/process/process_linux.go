@@ -31,43 +31,35 @@ func (i *Instance) prepare() error {
 	if err := clearStale(i.dir); err != nil {
 		return err
 	}
-	upper, work, merged := filepath.Join(i.dir, "upper"), filepath.Join(i.dir, "work"), filepath.Join(i.dir, "merged")
-	for _, d := range []string{upper, work, merged} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+	var userns *os.File
+	if i.r.userns {
+		base, k, err := i.r.takeRange()
+		if err != nil {
 			return err
 		}
+		i.idBase, i.rangeIdx = base, k
+		if userns, err = i.r.userNS(k, base); err != nil {
+			return err
+		}
+		if err := i.prepareUserNS(userns); err != nil {
+			return err
+		}
+	} else if err := i.prepareRoot(); err != nil {
+		return err
 	}
-	i.root = merged
-	opts := "lowerdir=" + i.spec.RootFS + ",upperdir=" + upper + ",workdir=" + work
-	if err := unix.Mount("overlay", merged, "overlay", 0, opts); err != nil {
-		// No overlayfs: the image read-only, with a writable /tmp.
-		if err := unix.Mount(i.spec.RootFS, merged, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-			return fmt.Errorf("mount root filesystem: %w", err)
-		}
-		i.mounts = append(i.mounts, merged)
-		if err := unix.Mount("", merged, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
-			return fmt.Errorf("mount root filesystem read-only: %w", err)
-		}
-		if tmp, err := mountPoint(merged, "/tmp", true); err == nil {
-			if err := unix.Mount("tmpfs", tmp, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777"); err == nil {
-				i.mounts = append(i.mounts, tmp)
-			}
-		}
-	} else {
-		i.mounts = append(i.mounts, merged)
-	}
+	merged := i.root
 	if err := i.mountDev(merged); err != nil {
 		return err
 	}
 	// Where the container's init mounts its /proc; an image with something
 	// else there runs without one.
-	_, _ = mountPoint(merged, "/proc", true)
+	_, _ = mountPoint(merged, "/proc", true, i.owner())
 	// Name resolution as on the device: its resolv.conf and hosts, read-only.
 	for _, f := range []string{"/etc/resolv.conf", "/etc/hosts"} {
 		if fi, err := os.Stat(f); err != nil || !fi.Mode().IsRegular() {
 			continue
 		}
-		target, err := mountPoint(merged, f, false)
+		target, err := mountPoint(merged, f, false, i.owner())
 		if err != nil {
 			continue // the image has something odd there: leave it
 		}
@@ -86,9 +78,19 @@ func (i *Instance) prepare() error {
 		if err != nil {
 			return fmt.Errorf("volume %s: %w", m.Name, err)
 		}
-		target, err := mountPoint(merged, m.Target, fi.IsDir())
+		target, err := mountPoint(merged, m.Target, fi.IsDir(), i.owner())
 		if err != nil {
 			return fmt.Errorf("volume %s at %s: %w", m.Name, m.Target, err)
+		}
+		if userns != nil {
+			// Its files as the container's ids, and on disk what the
+			// container's ids are inside: the same for every container
+			// of the pod, whatever its range.
+			if err := idmappedBind(source, target, userns, m.ReadOnly); err != nil {
+				return fmt.Errorf("mount volume %s at %s: %w", m.Name, m.Target, err)
+			}
+			i.mounts = append(i.mounts, target)
+			continue
 		}
 		if err := unix.Mount(source, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 			return fmt.Errorf("mount volume %s at %s: %w", m.Name, m.Target, err)
@@ -103,10 +105,68 @@ func (i *Instance) prepare() error {
 	return nil
 }
 
+// userNS returns a user namespace of range k (first id base) for the
+// idmapped mounts of its container: the one made for the range's first
+// container, kept while the runtime runs (making one costs a process).
+func (r *Runtime) userNS(k int, base uint32) (*os.File, error) {
+	r.mu.Lock()
+	f := r.usernsOf[k]
+	r.mu.Unlock()
+	if f != nil {
+		return f, nil
+	}
+	f, err := newUserNS(base)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		f.Close()
+		return nil, errors.New("process runtime is closed")
+	}
+	if r.usernsOf == nil {
+		r.usernsOf = map[int]*os.File{}
+	}
+	r.usernsOf[k] = f
+	return f, nil
+}
+
+// prepareRoot builds the root of a container without a user namespace: an
+// overlay of the image, or a read-only bind of it and a tmpfs at /tmp.
+func (i *Instance) prepareRoot() error {
+	upper, work, merged := filepath.Join(i.dir, "upper"), filepath.Join(i.dir, "work"), filepath.Join(i.dir, "merged")
+	for _, d := range []string{upper, work, merged} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	i.root = merged
+	opts := "lowerdir=" + i.spec.RootFS + ",upperdir=" + upper + ",workdir=" + work
+	if err := unix.Mount("overlay", merged, "overlay", 0, opts); err != nil {
+		// No overlayfs: the image read-only, with a writable /tmp.
+		if err := unix.Mount(i.spec.RootFS, merged, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("mount root filesystem: %w", err)
+		}
+		i.mounts = append(i.mounts, merged)
+		if err := unix.Mount("", merged, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+			return fmt.Errorf("mount root filesystem read-only: %w", err)
+		}
+		if tmp, err := mountPoint(merged, "/tmp", true, -1); err == nil {
+			if err := unix.Mount("tmpfs", tmp, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777"); err == nil {
+				i.mounts = append(i.mounts, tmp)
+			}
+		}
+	} else {
+		i.mounts = append(i.mounts, merged)
+	}
+	return nil
+}
+
 // mountDev gives the container a small /dev: a tmpfs with null, zero, full,
 // random, urandom and tty bound from the host, and /dev/shm.
 func (i *Instance) mountDev(root string) error {
-	dev, err := mountPoint(root, "/dev", true)
+	dev, err := mountPoint(root, "/dev", true, i.owner())
 	if err != nil {
 		return fmt.Errorf("/dev: %w", err)
 	}
@@ -125,15 +185,31 @@ func (i *Instance) mountDev(root string) error {
 			i.mounts = append(i.mounts, target)
 		}
 	}
-	_ = os.MkdirAll(filepath.Join(dev, "shm"), 0o1777)
+	shm := filepath.Join(dev, "shm")
+	_ = os.MkdirAll(shm, 0o1777)
+	if owner := i.owner(); owner >= 0 {
+		// The container's root owns its /dev, as it would have mounted it.
+		_ = os.Chown(dev, owner, owner)
+		_ = os.Chown(shm, owner, owner)
+	}
 	return nil
+}
+
+// owner is the host uid (and gid) of the container's root in its user
+// namespace, or -1 without one.
+func (i *Instance) owner() int {
+	if i.idBase == 0 {
+		return -1
+	}
+	return int(i.idBase)
 }
 
 // mountPoint returns the host path of target inside root, creating it (a
 // directory, or an empty file when dir is false) and its parents as needed.
 // It refuses a target whose path crosses a symbolic link of the image, so
-// that an image cannot redirect a mount outside its root.
-func mountPoint(root, target string, dir bool) (string, error) {
+// that an image cannot redirect a mount outside its root. What it creates
+// belongs to owner (uid and gid), unless owner is -1.
+func mountPoint(root, target string, dir bool, owner int) (string, error) {
 	target = path.Clean("/" + target)
 	cur := root
 	parts := strings.Split(strings.TrimPrefix(target, "/"), "/")
@@ -154,6 +230,11 @@ func mountPoint(root, target string, dir bool) (string, error) {
 				f.Close()
 			} else if err := os.Mkdir(cur, 0o755); err != nil {
 				return "", err
+			}
+			if owner >= 0 {
+				if err := os.Lchown(cur, owner, owner); err != nil {
+					return "", err
+				}
 			}
 		case err != nil:
 			return "", err
@@ -190,6 +271,14 @@ func (i *Instance) command(argv []string, stdin io.Reader, stdout, stderr io.Wri
 		}
 		if main {
 			attr.Cloneflags = unix.CLONE_NEWNS | unix.CLONE_NEWPID
+			if i.idBase != 0 {
+				// The container's ids 0..UserNSSize-1 are its range
+				// of the host's; its init, root in the namespace,
+				// sets up its mounts there.
+				attr.Cloneflags |= unix.CLONE_NEWUSER
+				attr.UidMappings, attr.GidMappings = idMap(i.idBase), idMap(i.idBase)
+				attr.GidMappingsEnableSetgroups = true
+			}
 		} else {
 			// Exec'd processes join the container's mount namespace,
 			// whose root is the container's (see startCmd).
@@ -279,6 +368,10 @@ func (i *Instance) cleanup() {
 	}
 	if i.cg != nil {
 		i.cg.remove()
+	}
+	if i.rangeIdx >= 0 {
+		i.r.releaseRange(i.rangeIdx)
+		i.rangeIdx = -1
 	}
 }
 

@@ -125,14 +125,17 @@ func waitOutput(t *testing.T, out *syncBuffer, want string) {
 func modes(t *testing.T) []process.Config {
 	modes := []process.Config{{NoIsolation: true, NoCgroups: true}}
 	if os.Geteuid() == 0 {
-		modes = append(modes, process.Config{})
+		modes = append(modes, process.Config{}, process.Config{UserNS: process.UserNSOff})
 	}
 	return modes
 }
 
 func modeName(c process.Config) string {
-	if c.NoIsolation {
+	switch {
+	case c.NoIsolation:
 		return "plain"
+	case c.UserNS == process.UserNSOff:
+		return "isolated-no-userns"
 	}
 	return "isolated"
 }

@@ -32,8 +32,15 @@ const (
 )
 
 func init() {
-	if len(os.Args) > 0 && os.Args[0] == initArg0 {
-		runInit()
+	if len(os.Args) > 0 {
+		switch os.Args[0] {
+		case initArg0:
+			runInit()
+		case joinArg0:
+			runJoin()
+		case usernsArg0:
+			runUserNSHolder()
+		}
 	}
 	// Exec'd processes are started from threads that join a container's
 	// namespaces and confinement and are then thrown away (startJoined).
@@ -57,7 +64,9 @@ type initConfig struct {
 	Args []string
 	Env  []string
 	Dir  string
-	// SetUser switches to UID and GID, with no supplementary groups.
+	// SetUser switches to UID and GID, with no supplementary groups. In a
+	// user namespace it is always set: until it switches, init is the
+	// device's root (unmapped) holding capabilities in the namespace only.
 	SetUser  bool
 	UID, GID uint32
 	// Caps is the capability bounding set, by bit.
@@ -131,11 +140,17 @@ func enterRoot(root string, readOnly bool) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make mounts private: %w", err)
 	}
+	// The root, bound on itself, is a mount of this namespace: in a user
+	// namespace the mounts it was given are locked, and pivot_root refuses
+	// to make one of them the root.
+	if err := unix.Mount(root, root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind the root file system: %w", err)
+	}
 	if err := mountProc(root); err != nil {
 		return err
 	}
 	if readOnly {
-		if err := unix.Mount("", root, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+		if err := remountReadOnly(root); err != nil {
 			return fmt.Errorf("mount the root file system read-only: %w", err)
 		}
 	}
@@ -149,6 +164,27 @@ func enterRoot(root string, readOnly bool) error {
 		return fmt.Errorf("unmount the host's root: %w", err)
 	}
 	return unix.Chdir("/")
+}
+
+// remountReadOnly makes the mount at target read-only, keeping its other
+// flags: in a user namespace the flags a more privileged one set
+// (nosuid, nodev, noexec, atime) are locked, and a remount that would clear
+// one is refused.
+func remountReadOnly(target string) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(target, &st); err != nil {
+		return err
+	}
+	flags := uintptr(unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY)
+	for _, f := range []struct{ st, ms uintptr }{
+		{unix.ST_NOSUID, unix.MS_NOSUID}, {unix.ST_NODEV, unix.MS_NODEV}, {unix.ST_NOEXEC, unix.MS_NOEXEC},
+		{unix.ST_NOATIME, unix.MS_NOATIME}, {unix.ST_NODIRATIME, unix.MS_NODIRATIME}, {unix.ST_RELATIME, unix.MS_RELATIME},
+	} {
+		if uintptr(st.Flags)&f.st != 0 {
+			flags |= f.ms
+		}
+	}
+	return unix.Mount("", target, "", flags, "")
 }
 
 // maskedProc are the paths of /proc that Docker hides (bound to /dev/null,

@@ -133,6 +133,12 @@ func checkConfined(t *testing.T, out string) {
 	}
 }
 
+// isolatedModes are the ways a root agent isolates containers: in user
+// namespaces (where this machine has them) and without.
+func isolatedModes() []process.Config {
+	return []process.Config{{}, {UserNS: process.UserNSOff}}
+}
+
 // agentDB makes a file like the agent's store: readable by root only.
 func agentDB(t *testing.T) string {
 	t.Helper()
@@ -184,41 +190,45 @@ func TestSandboxExec(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("isolation needs root")
 	}
-	r := newRuntime(t, process.Config{})
-	var out syncBuffer
-	inst, err := r.Start(t.Context(), process.Spec{ID: uniqueID("nsexec"), RootFS: rootfs(t), Args: []string{"/bin/app", "serve"}, Stdout: &out, MemoryLimitBytes: 256 << 20})
-	if err != nil {
-		t.Fatalf("Start: %v", err)
+	for _, cfg := range isolatedModes() {
+		t.Run(modeName(cfg), func(t *testing.T) {
+			r := newRuntime(t, cfg)
+			var out syncBuffer
+			inst, err := r.Start(t.Context(), process.Spec{ID: uniqueID("nsexec"), RootFS: rootfs(t), Args: []string{"/bin/app", "serve"}, Stdout: &out, MemoryLimitBytes: 256 << 20})
+			if err != nil {
+				t.Fatalf("Start: %v", err)
+			}
+			defer inst.Stop(0)
+			waitOutput(t, &out, "running")
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			var got syncBuffer
+			if code, err := inst.Exec(ctx, []string{"/bin/app", "ns"}, nil, &got, &got); err != nil || code != 0 {
+				t.Fatalf("Exec ns: got (%d, %v), output %q", code, err, got.String())
+			}
+			rep := report(got.String())
+			for _, ns := range []string{"mnt", "pid"} {
+				want, err := os.Readlink(filepath.Join("/proc", strconv.Itoa(inst.Pid()), "ns", ns))
+				if err != nil {
+					t.Fatal(err)
+				}
+				self, _ := os.Readlink("/proc/self/ns/" + ns)
+				if want == self {
+					t.Fatalf("the container shares the test's %s namespace", ns)
+				}
+				if g, _, _ := strings.Cut(rep[ns], " "); g != want {
+					t.Errorf("exec'd process's %s namespace: got %q, want the container's %q", ns, g, want)
+				}
+			}
+			db := agentDB(t)
+			var sb syncBuffer
+			if _, err := inst.Exec(ctx, []string{"/bin/app", "sandbox"}, nil, &sb, &sb); err != nil {
+				t.Fatalf("Exec sandbox: %v", err)
+			}
+			checkConfined(t, sb.String())
+			_ = db
+		})
 	}
-	defer inst.Stop(0)
-	waitOutput(t, &out, "running")
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	var got syncBuffer
-	if code, err := inst.Exec(ctx, []string{"/bin/app", "ns"}, nil, &got, &got); err != nil || code != 0 {
-		t.Fatalf("Exec ns: got (%d, %v), output %q", code, err, got.String())
-	}
-	rep := report(got.String())
-	for _, ns := range []string{"mnt", "pid"} {
-		want, err := os.Readlink(filepath.Join("/proc", strconv.Itoa(inst.Pid()), "ns", ns))
-		if err != nil {
-			t.Fatal(err)
-		}
-		self, _ := os.Readlink("/proc/self/ns/" + ns)
-		if want == self {
-			t.Fatalf("the container shares the test's %s namespace", ns)
-		}
-		if g, _, _ := strings.Cut(rep[ns], " "); g != want {
-			t.Errorf("exec'd process's %s namespace: got %q, want the container's %q", ns, g, want)
-		}
-	}
-	db := agentDB(t)
-	var sb syncBuffer
-	if _, err := inst.Exec(ctx, []string{"/bin/app", "sandbox"}, nil, &sb, &sb); err != nil {
-		t.Fatalf("Exec sandbox: %v", err)
-	}
-	checkConfined(t, sb.String())
-	_ = db
 }
 
 // TestSecurityContext: what a pod's securityContext asks is what the
@@ -227,53 +237,57 @@ func TestSecurityContext(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("isolation needs root")
 	}
-	r := newRuntime(t, process.Config{})
-	tests := []struct {
-		name    string
-		sec     process.Security
-		user    *process.User
-		mode    string
-		check   func(t *testing.T, rep map[string]string)
-		wantErr string
-	}{
-		{name: "drop all", sec: process.Security{CapDrop: []string{"ALL"}}, mode: "sandbox", check: func(t *testing.T, rep map[string]string) {
-			if capBits(t, rep, "CapBnd") != 0 || capBits(t, rep, "CapEff") != 0 {
-				t.Errorf("capabilities: got bounding %s effective %s, want none", rep["CapBnd"], rep["CapEff"])
-			}
-		}},
-		{name: "non-root user holds none", user: &process.User{UID: 1000, GID: 1000}, mode: "sandbox", check: func(t *testing.T, rep map[string]string) {
-			if capBits(t, rep, "CapEff") != 0 || capBits(t, rep, "CapPrm") != 0 {
-				t.Errorf("capabilities: got permitted %s effective %s, want none", rep["CapPrm"], rep["CapEff"])
-			}
-		}},
-		{name: "read-only root", sec: process.Security{ReadOnlyRootFS: true}, mode: "info", check: func(t *testing.T, rep map[string]string) {
-			if !strings.Contains(rep["write-root-err"], "read-only file system") {
-				t.Errorf("write to /: got %q, want a read-only file system", rep["write-root-err"])
-			}
-		}},
-		{name: "add beyond Docker's", sec: process.Security{CapAdd: []string{"SYS_ADMIN"}}, mode: "sandbox", wantErr: "beyond Docker's default set"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var out syncBuffer
-			inst, err := r.Start(t.Context(), process.Spec{
-				ID: uniqueID("secctx"), RootFS: rootfs(t), Args: []string{"/bin/app", tt.mode},
-				Security: tt.sec, User: tt.user, Stdout: &out, Stderr: &out,
-			})
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					if inst != nil {
-						inst.Stop(0)
+	for _, cfg := range isolatedModes() {
+		t.Run(modeName(cfg), func(t *testing.T) {
+			r := newRuntime(t, cfg)
+			tests := []struct {
+				name    string
+				sec     process.Security
+				user    *process.User
+				mode    string
+				check   func(t *testing.T, rep map[string]string)
+				wantErr string
+			}{
+				{name: "drop all", sec: process.Security{CapDrop: []string{"ALL"}}, mode: "sandbox", check: func(t *testing.T, rep map[string]string) {
+					if capBits(t, rep, "CapBnd") != 0 || capBits(t, rep, "CapEff") != 0 {
+						t.Errorf("capabilities: got bounding %s effective %s, want none", rep["CapBnd"], rep["CapEff"])
 					}
-					t.Fatalf("Start: got %v, want an error containing %q", err, tt.wantErr)
-				}
-				return
+				}},
+				{name: "non-root user holds none", user: &process.User{UID: 1000, GID: 1000}, mode: "sandbox", check: func(t *testing.T, rep map[string]string) {
+					if capBits(t, rep, "CapEff") != 0 || capBits(t, rep, "CapPrm") != 0 {
+						t.Errorf("capabilities: got permitted %s effective %s, want none", rep["CapPrm"], rep["CapEff"])
+					}
+				}},
+				{name: "read-only root", sec: process.Security{ReadOnlyRootFS: true}, mode: "info", check: func(t *testing.T, rep map[string]string) {
+					if !strings.Contains(rep["write-root-err"], "read-only file system") {
+						t.Errorf("write to /: got %q, want a read-only file system", rep["write-root-err"])
+					}
+				}},
+				{name: "add beyond Docker's", sec: process.Security{CapAdd: []string{"SYS_ADMIN"}}, mode: "sandbox", wantErr: "beyond Docker's default set"},
 			}
-			if err != nil {
-				t.Fatalf("Start: %v", err)
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					var out syncBuffer
+					inst, err := r.Start(t.Context(), process.Spec{
+						ID: uniqueID("secctx"), RootFS: rootfs(t), Args: []string{"/bin/app", tt.mode},
+						Security: tt.sec, User: tt.user, Stdout: &out, Stderr: &out,
+					})
+					if tt.wantErr != "" {
+						if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+							if inst != nil {
+								inst.Stop(0)
+							}
+							t.Fatalf("Start: got %v, want an error containing %q", err, tt.wantErr)
+						}
+						return
+					}
+					if err != nil {
+						t.Fatalf("Start: %v", err)
+					}
+					wait(t, inst, 30*time.Second)
+					tt.check(t, report(out.String()))
+				})
 			}
-			wait(t, inst, 30*time.Second)
-			tt.check(t, report(out.String()))
 		})
 	}
 }

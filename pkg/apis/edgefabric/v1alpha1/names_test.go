@@ -100,6 +100,7 @@ var wireNames = map[string]string{
 	"reasons.Killing":                         "Killing",
 	"reasons.Unhealthy":                       "Unhealthy",
 	"reasons.FailedMount":                     "FailedMount",
+	"reasons.NoUserNamespace":                 "NoUserNamespace",
 }
 
 // declaredNames parses the string constants of a Go file, each under prefix

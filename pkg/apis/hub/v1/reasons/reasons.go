@@ -83,4 +83,9 @@ const (
 	Unhealthy = "Unhealthy"
 	// FailedMount: a volume could not be set up.
 	FailedMount = "FailedMount"
+	// NoUserNamespace (edgefabric's own): a native container runs without
+	// the user namespace its device's owner asked for where the kernel
+	// allows one (edgeagent --native-userns=auto), its root the device's
+	// root in the sandbox; a warning, with the kernel's reason.
+	NoUserNamespace = "NoUserNamespace"
 )

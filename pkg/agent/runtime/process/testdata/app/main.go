@@ -109,5 +109,7 @@ func main() {
 		sandbox()
 	case "ns":
 		namespaces()
+	case "userns":
+		userns()
 	}
 }
