@@ -41,7 +41,7 @@ var benchModules = []struct {
 }{
 	{"wat", tinyWAT, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
-		io.WriteString(w, "hello from wat\n")
+		_, _ = io.WriteString(w, "hello from wat\n")
 	}},
 	{"c", echoC, nativeEcho},
 	{"go", echoGo, nativeEcho},
@@ -52,7 +52,7 @@ func nativeEcho(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain")
 	w.Header().Set("X-Function", "echo-native")
 	fmt.Fprintf(w, "%s %s?%s\n", r.Method, r.URL.Path, r.URL.RawQuery)
-	io.Copy(w, r.Body)
+	_, _ = io.Copy(w, r.Body)
 }
 
 // firstByteWriter notes when the response header is written.
@@ -69,7 +69,7 @@ func (w *firstByteWriter) WriteHeader(code int) {
 	}
 }
 func (w *firstByteWriter) Write(p []byte) (int, error) {
-	w.WriteHeader(200)
+	w.WriteHeader(http.StatusOK)
 	return len(p), nil
 }
 func (w *firstByteWriter) Flush() {}
@@ -84,7 +84,7 @@ func BenchmarkColdStart(b *testing.B) {
 	for _, m := range benchModules {
 		b.Run(m.name, func(b *testing.B) {
 			f, _ := deploy(b, m.module(b), nil)
-			req := httptest.NewRequest("GET", "/fn/x", nil)
+			req := httptest.NewRequest(http.MethodGet, "/fn/x", nil)
 			measure := func(h func(w http.ResponseWriter, r *http.Request)) []time.Duration {
 				d := make([]time.Duration, 0, b.N)
 				for range b.N {
@@ -149,9 +149,9 @@ func BenchmarkThroughput(b *testing.B) {
 								b.Error(err)
 								return
 							}
-							io.Copy(io.Discard, resp.Body)
+							_, _ = io.Copy(io.Discard, resp.Body)
 							resp.Body.Close()
-							if resp.StatusCode != 200 {
+							if resp.StatusCode != http.StatusOK {
 								b.Errorf("status %d", resp.StatusCode)
 								return
 							}
@@ -209,7 +209,7 @@ func BenchmarkIdleMemory(b *testing.B) {
 		b.ReportMetric(n, "functions")
 		// Every one still serves.
 		w := httptest.NewRecorder()
-		fns[n-1].Serve(b.Context(), w, httptest.NewRequest("GET", "/", nil), "/")
+		fns[n-1].Serve(b.Context(), w, httptest.NewRequest(http.MethodGet, "/", nil), "/")
 		if w.Code != 200 {
 			b.Fatalf("function %d: status %d", n-1, w.Code)
 		}

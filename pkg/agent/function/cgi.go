@@ -240,5 +240,5 @@ func isCtl(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }
 // badNameRune reports runes a header name must not have to become an
 // environment variable.
 func badNameRune(r rune) bool {
-	return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-')
+	return (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && (r < '0' || r > '9') && r != '-'
 }

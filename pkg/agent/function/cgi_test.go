@@ -23,7 +23,7 @@ func TestEnv(t *testing.T) {
 	}{{
 		name: "GET with query and headers",
 		req: func() *http.Request {
-			r := httptest.NewRequest("GET", "http://edge.local:8083/ns/fn/a/b?x=1&y=2", nil)
+			r := httptest.NewRequest(http.MethodGet, "http://edge.local:8083/ns/fn/a/b?x=1&y=2", nil)
 			r.RemoteAddr = "10.0.0.9:51000"
 			r.Header.Set("User-Agent", "curl/8")
 			r.Header.Add("Accept", "text/plain")
@@ -55,7 +55,7 @@ func TestEnv(t *testing.T) {
 	}, {
 		name: "POST body, TLS, no port, request variables replace the function's",
 		req: func() *http.Request {
-			r := httptest.NewRequest("POST", "https://edge.local/fn", strings.NewReader("hello"))
+			r := httptest.NewRequest(http.MethodPost, "https://edge.local/fn", strings.NewReader("hello"))
 			r.TLS = &tls.ConnectionState{}
 			r.RemoteAddr = "[fe80::1]:7"
 			r.Header.Set("Content-Type", "text/plain")
@@ -85,7 +85,7 @@ func TestEnv(t *testing.T) {
 	}, {
 		name: "Proxy (httpoxy), underscores and control characters dropped",
 		req: func() *http.Request {
-			r := httptest.NewRequest("GET", "http://h/p", nil)
+			r := httptest.NewRequest(http.MethodGet, "http://h/p", nil)
 			r.RemoteAddr = "pipe"
 			r.Header.Set("Proxy", "http://evil")
 			r.Header["X_Forwarded"] = []string{"smuggled"}
@@ -232,7 +232,7 @@ func FuzzEnv(f *testing.F) {
 	f.Add("Proxy", "http://evil", "proxy", "/", "")
 	f.Add("X_A", "a\x00b", "X-A", "/a/b", "/b")
 	f.Fuzz(func(t *testing.T, name, value, name2, target, pathInfo string) {
-		r := httptest.NewRequest("GET", "http://h/", nil)
+		r := httptest.NewRequest(http.MethodGet, "http://h/", nil)
 		if u, err := r.URL.Parse(target); err == nil {
 			r.URL = u
 		}

@@ -117,7 +117,7 @@ func TestTinyWAT(t *testing.T) {
 	}
 	for i := range 3 {
 		w := httptest.NewRecorder()
-		f.Serve(t.Context(), w, httptest.NewRequest("GET", "/fn/x", nil), "/x")
+		f.Serve(t.Context(), w, httptest.NewRequest(http.MethodGet, "/fn/x", nil), "/x")
 		if w.Code != 200 || w.Body.String() != "hello from wat\n" || w.Header().Get("Content-Type") != "text/plain" {
 			t.Fatalf("request %d: got %d %v %q", i, w.Code, w.Header(), w.Body)
 		}
@@ -231,7 +231,7 @@ func slicesEqual(a, b []string) bool { return strings.Join(a, "\x00") == strings
 func TestTimeoutStopsLoopingFunction(t *testing.T) {
 	f, log := deploy(t, ocitest.Wat2Wasm(t, "testdata/loop.wat"), func(c *Config) { c.Timeout = 200 * time.Millisecond })
 	w := httptest.NewRecorder()
-	f.Serve(t.Context(), w, httptest.NewRequest("GET", "/fn", nil), "")
+	f.Serve(t.Context(), w, httptest.NewRequest(http.MethodGet, "/fn", nil), "")
 	if w.Code != http.StatusGatewayTimeout || !strings.Contains(w.Body.String(), "no response within 200ms") {
 		t.Errorf("got %d %q, want 504", w.Code, w.Body)
 	}
@@ -256,7 +256,7 @@ func TestMemoryLimit(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f, _ := deploy(t, tc.module(t), func(c *Config) { c.MemoryLimitBytes = 32 << 20 })
 			w := httptest.NewRecorder()
-			f.Serve(t.Context(), w, httptest.NewRequest("GET", tc.target, nil), "")
+			f.Serve(t.Context(), w, httptest.NewRequest(http.MethodGet, tc.target, nil), "")
 			if w.Code != http.StatusBadGateway || !strings.Contains(w.Body.String(), "function test failed: OOMKilled") {
 				t.Errorf("got %d %q, want 502 OOMKilled", w.Code, w.Body)
 			}
@@ -266,7 +266,7 @@ func TestMemoryLimit(t *testing.T) {
 	t.Run("under the limit", func(t *testing.T) {
 		f, _ := deploy(t, echoGo(t), func(c *Config) { c.MemoryLimitBytes = 64 << 20 })
 		w := httptest.NewRecorder()
-		f.Serve(t.Context(), w, httptest.NewRequest("GET", "/fn?alloc=8", nil), "")
+		f.Serve(t.Context(), w, httptest.NewRequest(http.MethodGet, "/fn?alloc=8", nil), "")
 		if w.Code != 200 {
 			t.Errorf("got %d %q, want 200", w.Code, w.Body)
 		}
@@ -283,7 +283,7 @@ func TestConcurrencyLimit(t *testing.T) {
 	f.onQueue = func() { queued <- struct{}{} }
 	srv := serve(t, f)
 	post := func(body io.Reader) (*http.Response, error) {
-		req, err := http.NewRequestWithContext(t.Context(), "POST", srv.URL+"/fn/", body)
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL+"/fn/", body)
 		if err != nil {
 			return nil, err
 		}
@@ -359,7 +359,7 @@ func (panicWriter) Write([]byte) (int, error) { panic("writer broke") }
 func TestPanicRecovers(t *testing.T) {
 	f, log := deploy(t, tinyWAT(t), nil)
 	w := panicWriter{httptest.NewRecorder()}
-	f.Serve(t.Context(), w, httptest.NewRequest("GET", "/fn", nil), "")
+	f.Serve(t.Context(), w, httptest.NewRequest(http.MethodGet, "/fn", nil), "")
 	if !strings.Contains(log.String(), "function test panicked serving GET /fn: writer broke") {
 		t.Errorf("log %q tells of no panic", log)
 	}
@@ -380,7 +380,7 @@ func TestClientGoneStopsFunction(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	body, write := io.Pipe()
 	defer write.Close()
-	req, err := http.NewRequestWithContext(ctx, "POST", srv.URL, body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,7 +398,7 @@ func TestClosedFunction(t *testing.T) {
 	f, _ := deploy(t, tinyWAT(t), nil)
 	f.Close()
 	w := httptest.NewRecorder()
-	f.Serve(t.Context(), w, httptest.NewRequest("GET", "/fn", nil), "")
+	f.Serve(t.Context(), w, httptest.NewRequest(http.MethodGet, "/fn", nil), "")
 	if w.Code != http.StatusServiceUnavailable {
 		t.Errorf("got %d, want 503", w.Code)
 	}
@@ -407,7 +407,7 @@ func TestClosedFunction(t *testing.T) {
 func TestControlCharacterInPath(t *testing.T) {
 	f, _ := deploy(t, tinyWAT(t), nil)
 	w := httptest.NewRecorder()
-	f.Serve(t.Context(), w, httptest.NewRequest("GET", "/fn/a%0Ab", nil), "/a\nb")
+	f.Serve(t.Context(), w, httptest.NewRequest(http.MethodGet, "/fn/a%0Ab", nil), "/a\nb")
 	if w.Code != http.StatusBadRequest {
 		t.Errorf("got %d, want 400", w.Code)
 	}

@@ -181,7 +181,7 @@ func forkJoin(userFD, mntFD, exeFD, statusFD uintptr, empty *byte, argv, envv **
 		return int(r1), 0
 	}
 	// The child.
-	syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0, 0, 0, 0)
+	_, _, _ = syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0, 0, 0, 0)
 	msg := msgs.tty
 	if tty != 0 {
 		_, _, e = syscall.RawSyscall6(syscall.SYS_SETSID, 0, 0, 0, 0, 0, 0)
@@ -218,10 +218,10 @@ func forkJoin(userFD, mntFD, exeFD, statusFD uintptr, empty *byte, argv, envv **
 			break
 		}
 	}
-	syscall.RawSyscall6(syscall.SYS_WRITE, statusFD, uintptr(unsafe.Pointer(unsafe.StringData(msg))), uintptr(len(msg)), 0, 0, 0)
-	syscall.RawSyscall6(syscall.SYS_WRITE, statusFD, uintptr(unsafe.Pointer(&digits[k])), uintptr(len(digits)-k), 0, 0, 0)
+	_, _, _ = syscall.RawSyscall6(syscall.SYS_WRITE, statusFD, uintptr(unsafe.Pointer(unsafe.StringData(msg))), uintptr(len(msg)), 0, 0, 0)
+	_, _, _ = syscall.RawSyscall6(syscall.SYS_WRITE, statusFD, uintptr(unsafe.Pointer(&digits[k])), uintptr(len(digits)-k), 0, 0, 0)
 	for {
-		syscall.RawSyscall6(syscall.SYS_EXIT_GROUP, 127, 0, 0, 0, 0, 0)
+		_, _, _ = syscall.RawSyscall6(syscall.SYS_EXIT_GROUP, 127, 0, 0, 0, 0, 0)
 	}
 }
 
