@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,19 +17,9 @@ import (
 	"github.com/edgefabric/edgefabric/pkg/identity"
 	"github.com/edgefabric/edgefabric/pkg/provider/fabric"
 	"github.com/edgefabric/edgefabric/pkg/provider/hub"
+	"github.com/edgefabric/edgefabric/pkg/provider/hub/hubtest"
 	"github.com/edgefabric/edgefabric/test/poll"
 )
-
-type tokens map[string]string
-
-func (t tokens) Account(_ context.Context, tok string) (string, error) {
-	if a, ok := t[tok]; ok {
-		return a, nil
-	}
-	return "", errors.New("unknown token")
-}
-
-func (t tokens) Spend(context.Context, string) error { return nil }
 
 // startHub serves a hub that knows the bootstrap token "good" until the
 // test ends, and returns its address and the file of its CA.
@@ -52,32 +40,11 @@ func startHub(t *testing.T) (addr, caFile string) {
 	log := slog.New(slog.DiscardHandler)
 	fab := fabric.New(log)
 	fab.MarkReady()
-	srv, err := hub.New(hub.Config{CA: ca, Tokens: tokens{"good": "acme"}}, fab, log)
+	srv, err := hub.New(hub.Config{CA: ca, Tokens: hubtest.Tokens{"good": "acme"}}, fab, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = srv.Serve(ctx, lis) })
-	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-	})
-	// Serving once a connection is taken: the hub's goroutines exist
-	// before the test looks for leaks (goleak.IgnoreCurrent).
-	conn, err := net.Dial("tcp", lis.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	_, _ = conn.Write([]byte("x"))
-	_, _ = conn.Read(make([]byte, 1)) // the hub's TLS alert or close: it accepted
-	conn.Close()
-	return lis.Addr().String(), caFile
+	return hubtest.Serve(t, srv), caFile
 }
 
 // testConfig configures an agent of its own device (named after the test).

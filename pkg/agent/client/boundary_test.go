@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	"github.com/edgefabric/edgefabric/pkg/identity"
 	"github.com/edgefabric/edgefabric/pkg/provider/fabric"
 	"github.com/edgefabric/edgefabric/pkg/provider/hub"
+	"github.com/edgefabric/edgefabric/pkg/provider/hub/hubtest"
 	"github.com/edgefabric/edgefabric/test/poll"
 )
 
@@ -86,20 +86,17 @@ func hubAndClient(t *testing.T, fab *fabric.Fabric, work client.Workloads, strea
 		t.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
-	srv, err := hub.New(hub.Config{CA: ca, Tokens: tokens{"good": "acme"}}, fab, log)
+	srv, err := hub.New(hub.Config{CA: ca, Tokens: hubtest.Tokens{"good": "acme"}}, fab, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	addr := hubtest.Serve(t, srv)
 	st, err := store.Open(filepath.Join(t.TempDir(), "agent.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cl, err := client.New(client.Config{
-		Hub: lis.Addr().String(), HubCA: ca.Pool(), Token: "good", DeviceID: "pi-1",
+		Hub: addr, HubCA: ca.Pool(), Token: "good", DeviceID: "pi-1",
 		Hello: func() *hubv1.Hello { return &hubv1.Hello{} }, HeartbeatInterval: time.Minute,
 	}, st, work, streams, log)
 	if err != nil {
@@ -107,7 +104,6 @@ func hubAndClient(t *testing.T, fab *fabric.Fabric, work client.Workloads, strea
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Go(func() { _ = srv.Serve(ctx, lis) })
 	wg.Go(func() { _ = cl.Run(ctx) })
 	t.Cleanup(func() {
 		cancel()

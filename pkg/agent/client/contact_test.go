@@ -2,9 +2,7 @@ package client_test
 
 import (
 	"context"
-	"errors"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -18,19 +16,9 @@ import (
 	"github.com/edgefabric/edgefabric/pkg/identity"
 	"github.com/edgefabric/edgefabric/pkg/provider/fabric"
 	"github.com/edgefabric/edgefabric/pkg/provider/hub"
+	"github.com/edgefabric/edgefabric/pkg/provider/hub/hubtest"
 	"github.com/edgefabric/edgefabric/test/poll"
 )
-
-type tokens map[string]string
-
-func (t tokens) Account(_ context.Context, tok string) (string, error) {
-	if a, ok := t[tok]; ok {
-		return a, nil
-	}
-	return "", errors.New("unknown token")
-}
-
-func (t tokens) Spend(context.Context, string) error { return nil }
 
 // work counts the desired states the client hands it.
 type work struct {
@@ -58,19 +46,15 @@ func TestContactAndResync(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	fab := fabric.New(log)
 	fab.MarkReady()
-	srv, err := hub.New(hub.Config{CA: ca, Tokens: tokens{"good": "acme"}}, fab, log)
+	srv, err := hub.New(hub.Config{CA: ca, Tokens: hubtest.Tokens{"good": "acme"}}, fab, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	addr := hubtest.Serve(t, srv)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	wg.Go(func() { _ = srv.Serve(ctx, lis) })
 
 	st, err := store.Open(filepath.Join(t.TempDir(), "agent.db"))
 	if err != nil {
@@ -81,7 +65,7 @@ func TestContactAndResync(t *testing.T) {
 	clk := clocktest.New(time.Now())
 	contact := client.NewContact(clk)
 	cl, err := client.New(client.Config{
-		Hub: lis.Addr().String(), HubCA: ca.Pool(), Token: "good", DeviceID: "pi-1",
+		Hub: addr, HubCA: ca.Pool(), Token: "good", DeviceID: "pi-1",
 		Hello:             func() *hubv1.Hello { return &hubv1.Hello{} },
 		HeartbeatInterval: time.Minute,
 		ContactInterval:   func() time.Duration { return 600 * time.Millisecond },

@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"github.com/edgefabric/edgefabric/pkg/identity"
 	"github.com/edgefabric/edgefabric/pkg/provider/fabric"
 	"github.com/edgefabric/edgefabric/pkg/provider/hub"
+	"github.com/edgefabric/edgefabric/pkg/provider/hub/hubtest"
 	"github.com/edgefabric/edgefabric/test/poll"
 )
 
@@ -44,19 +44,12 @@ func TestTokenFileAndRenewalAfterExpiry(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	fab := fabric.New(log)
 	fab.MarkReady()
-	srv, err := hub.New(hub.Config{CA: ca, Tokens: tokens{"good": "acme"}, CertTTL: ttl, RenewalGrace: grace, Now: clk.Now}, fab, log)
+	srv, err := hub.New(hub.Config{CA: ca, Tokens: hubtest.Tokens{"good": "acme"}, CertTTL: ttl, RenewalGrace: grace, Now: clk.Now}, fab, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	wg.Go(func() { _ = srv.Serve(ctx, lis) })
+	addr := hubtest.Serve(t, srv)
+	ctx := t.Context()
 
 	dir := t.TempDir()
 	st, err := store.Open(filepath.Join(dir, "agent.db"))
@@ -88,7 +81,7 @@ func TestTokenFileAndRenewalAfterExpiry(t *testing.T) {
 	run := func() error {
 		t.Helper()
 		cl, err := client.New(client.Config{
-			Hub: lis.Addr().String(), HubCA: ca.Pool(), TokenFile: tokenFile, DeviceID: "pi-1", Now: clk.Now,
+			Hub: addr, HubCA: ca.Pool(), TokenFile: tokenFile, DeviceID: "pi-1", Now: clk.Now,
 			HeartbeatInterval: time.Minute, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
 		}, st, &work{updates: make(chan struct{})}, nil, log)
 		if err != nil {
